@@ -1,0 +1,32 @@
+# Every target creates the virtual environment and installs the project when it needs to.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+DEMO_OUT ?= out/emails
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint render clean
+
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+demo: $(INSTALLED) ## write every course email for a sample subscriber to out/emails and show where
+	$(BIN)/course render --out $(DEMO_OUT)
+
+test: $(INSTALLED) ## run the test suite
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED) ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+clean: ## remove the virtual environment and generated files
+	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

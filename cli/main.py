@@ -1,0 +1,64 @@
+"""The ``course`` command: one entry point that wires the rooms together for operators.
+
+It lives outside ``course/`` because it reaches every room (``course`` must not import ``emails``),
+and each subcommand only parses arguments and calls into the room that does the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from course.curriculum import load_course
+from course.settings import get_settings
+from emails.compiler import TemplateError
+from emails.preview import write_previews
+from emails.rendering import Renderer
+
+
+def _render(arguments: argparse.Namespace) -> int:
+    settings = get_settings()
+    course = load_course(settings.course_slug)
+    names = Renderer(course, settings).email_names()
+    only = None
+    if arguments.day is not None:
+        if not 1 <= arguments.day <= len(course.days):
+            print(f"course render: --day takes 1..{len(course.days)}, not {arguments.day}", file=sys.stderr)
+            return 2
+        only = [course.step(arguments.day).email]
+    try:
+        written = write_previews(course, settings, arguments.out, only=only)
+    except TemplateError as error:
+        print(f"course render: {error}", file=sys.stderr)
+        return 1
+    for email in written:
+        print(f"{email.eml}  {email.subject}")
+    print(f"{len(written)} of {len(names)} emails written; open {arguments.out / 'index.html'} in a browser.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description="Run and inspect the email course.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    render = commands.add_parser(
+        "render",
+        help="write every course email as a complete .eml file for a sample subscriber",
+        description="Write every course email (confirmation, welcome, each day, completion) as the .eml "
+        "file that would be sent to a sample subscriber, with its HTML and text parts and an index.html.",
+    )
+    render.add_argument("--out", type=Path, required=True, help="folder to write into (created if missing)")
+    render.add_argument("--day", type=int, help="only this course day (1..18)")
+    render.set_defaults(handler=_render)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    handler = arguments.handler
+    return int(handler(arguments))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

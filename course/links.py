@@ -1,0 +1,104 @@
+"""Signed links for the emails: one salt per purpose, so a token made for one cannot open another.
+
+A token carries the subscriber, the course step and a value (a checklist band, a resource key...).
+It is signed with HMAC (itsdangerous) and time-stamped; whether it has expired depends on its purpose.
+Unsubscribe tokens never expire: an old email's unsubscribe link must always work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+
+class Purpose(StrEnum):
+    CONFIRM = "confirm"
+    EXERCISE_DONE = "exercise-done"
+    ANSWER = "answer"
+    CONSULTATION = "consultation"
+    RESOURCE = "resource"
+    UNSUBSCRIBE = "unsubscribe"
+    PREFERENCES = "preferences"
+
+
+# The path each purpose's link opens under BASE_URL.
+LINK_PATHS: dict[Purpose, str] = {
+    Purpose.CONFIRM: "confirm",
+    Purpose.EXERCISE_DONE: "exercise",
+    Purpose.ANSWER: "answer",
+    Purpose.CONSULTATION: "consultation",
+    Purpose.RESOURCE: "resource",
+    Purpose.UNSUBSCRIBE: "unsubscribe",
+    Purpose.PREFERENCES: "preferences",
+}
+
+# None: never expires. A confirmation is for now or not at all; the preferences page opens personal
+# data, so its link does not live for ever; every other link keeps working in an old email.
+LINK_LIFETIMES: dict[Purpose, timedelta | None] = {
+    Purpose.CONFIRM: timedelta(days=7),
+    Purpose.EXERCISE_DONE: None,
+    Purpose.ANSWER: None,
+    Purpose.CONSULTATION: None,
+    Purpose.RESOURCE: None,
+    Purpose.UNSUBSCRIBE: None,
+    Purpose.PREFERENCES: timedelta(days=180),
+}
+
+
+class InvalidLink(ValueError):
+    """The token was not made by us for this purpose (tampered, truncated or meant for another link)."""
+
+
+class ExpiredLink(InvalidLink):
+    """The token is genuine but older than its purpose allows."""
+
+
+@dataclass(frozen=True)
+class LinkClaim:
+    purpose: Purpose
+    subscriber_id: int
+    step: int | None
+    value: str | None
+    issued_at: float
+
+
+class LinkSigner:
+    def __init__(self, secret_key: str, base_url: str) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(secret_key, salt=f"course-link.{purpose.value}") for purpose in Purpose
+        }
+
+    def token(self, purpose: Purpose, subscriber_id: int, step: int | None = None, value: str | None = None) -> str:
+        return self._serializers[purpose].dumps([subscriber_id, step, value])
+
+    def url(self, purpose: Purpose, subscriber_id: int, step: int | None = None, value: str | None = None) -> str:
+        return f"{self._base_url}/{LINK_PATHS[purpose]}/{self.token(purpose, subscriber_id, step, value)}"
+
+    def verify(self, purpose: Purpose, token: str, *, now: float | None = None) -> LinkClaim:
+        try:
+            payload, signed_at = self._serializers[purpose].loads(token, return_timestamp=True)
+        except BadSignature:
+            raise InvalidLink(f"not a valid {purpose.value} link") from None
+        if not _is_payload(payload):
+            # Only we can sign, so this means our own format changed: still never trust it.
+            raise InvalidLink(f"not a valid {purpose.value} link")
+        subscriber_id, step, value = payload
+        issued_at = signed_at.timestamp()
+        lifetime = LINK_LIFETIMES[purpose]
+        if lifetime is not None and (time.time() if now is None else now) - issued_at > lifetime.total_seconds():
+            raise ExpiredLink(f"this {purpose.value} link has expired")
+        return LinkClaim(purpose, subscriber_id, step, value, issued_at)
+
+
+def _is_payload(payload: object) -> bool:
+    if not (isinstance(payload, list) and len(payload) == 3):
+        return False
+    subscriber_id, step, value = payload
+    return (
+        type(subscriber_id) is int and (step is None or type(step) is int) and (value is None or isinstance(value, str))
+    )

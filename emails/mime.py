@@ -1,0 +1,169 @@
+"""MIME assembly: a rendered email and a recipient in, the bytes to hand to SMTP out.
+
+``email.message.EmailMessage`` costs about 3 ms a message, which would cap a core near 300 emails a
+second. The parts of a message that are the same for every subscriber (From, Reply-To, List-Id) are
+built once per :class:`MessageBuilder`; per message we only encode the two bodies (quoted-printable
+through ``binascii``, a fraction of a millisecond) and a handful of headers. Tests parse the result
+with the standard library's parser to hold this fast path to the standard.
+
+What the output guarantees: CRLF line ends, no line over 78 octets in the bodies (RFC 5322 allows
+998; quoted-printable keeps 76), UTF-8 bodies, RFC 2047 encoded words for non-ASCII header text, and
+no header injection: a CR, LF or NUL in any value we are given is refused, never passed through.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+
+from course.settings import Settings
+from emails.rendering import RenderedEmail
+
+CRLF = b"\r\n"
+
+
+class UnsafeHeaderValue(ValueError):
+    """A value for a header holds a character that would end the header (CR, LF) or a NUL."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+def _check(value: str, what: str) -> str:
+    if any(char in value for char in "\r\n\0"):
+        raise UnsafeHeaderValue(f"{what} contains a line break or NUL: {value!r}")
+    return value
+
+
+def _header(name: str, value: str) -> bytes:
+    """One header, RFC 2047-encoded when it is not ASCII, folded below 78 columns."""
+    _check(value, name)
+    if value.isascii() and len(name) + len(value) + 2 <= 78:
+        return f"{name}: {value}".encode("ascii") + CRLF
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    encoded = Header(value, charset, header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}".encode("ascii") + CRLF
+
+
+MAX_NAME_LENGTH = 200
+
+
+def _address(name: str | None, address: str, what: str) -> str:
+    _check(address, what)
+    _check(name or "", what)
+    if name and len(name) > MAX_NAME_LENGTH:
+        # An encoded word cannot be folded: a huge name could break the 998-octet line limit.
+        raise UnsafeHeaderValue(f"{what}: the name is longer than {MAX_NAME_LENGTH} characters")
+    if not address.isascii() or address.count("@") != 1 or parseaddr(address)[1] != address:
+        # Internationalised local parts need SMTPUTF8; addresses are stored in ASCII form.
+        raise UnsafeHeaderValue(f"{what} is not a plain ASCII address: {address!r}")
+    return formataddr((name or "", address), charset="utf-8")
+
+
+def _quoted_printable(text: str) -> bytes:
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
+
+
+def message_id_for(secret_key: str, course_slug: str, subscriber_id: int, step: int | str, domain: str) -> str:
+    """A Message-ID fixed for one (subscriber, step): a resend carries the same id and can be recognised.
+
+    Keyed with the secret so that it does not reveal subscriber numbers.
+    """
+    digest = hmac.new(
+        secret_key.encode(), f"{course_slug}:{subscriber_id}:{step}".encode(), hashlib.sha256
+    ).hexdigest()[:24]
+    return f"<{course_slug}.{step}.{digest}@{domain}>"
+
+
+class MessageBuilder:
+    def __init__(self, settings: Settings, course_slug: str, course_title: str) -> None:
+        self.settings = settings
+        self.course_slug = course_slug
+        sender = settings.sender
+        self.mail_from = sender.addr_spec
+        self.domain = settings.sending_domain
+        reply_name, reply_address = parseaddr(settings.reply_to)
+        # Built once: these are the same for every subscriber of this course.
+        self._fixed = b"".join(
+            [
+                _header("From", _address(sender.display_name, sender.addr_spec, "MAIL_FROM")),
+                _header("Reply-To", _address(reply_name, reply_address, "MAIL_REPLY_TO")),
+                _header("List-Id", formataddr((course_title, f"{course_slug}.{self.domain}"))),
+                # RFC 8058: a POST to the HTTPS URL with this body unsubscribes, with no page to visit.
+                b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF,
+                b"MIME-Version: 1.0" + CRLF,
+            ]
+        )
+
+    def message_id(self, subscriber_id: int, step: int | str) -> str:
+        return message_id_for(self.settings.secret_key, self.course_slug, subscriber_id, step, self.domain)
+
+    def build(
+        self,
+        rendered: RenderedEmail,
+        *,
+        to_address: str,
+        to_name: str | None,
+        message_id: str,
+        date: datetime,
+    ) -> Envelope:
+        _check(message_id, "Message-ID")
+        # The mailto form carries the same signed token, so a reply-based unsubscribe names its subscriber.
+        token = rendered.unsubscribe_url.rsplit("/", 1)[-1]
+        unsubscribe_mailto = f"mailto:{self.settings.unsubscribe_mailbox}?subject=unsubscribe%20{token}"
+        # The boundary cannot occur in quoted-printable text: "=_" is never produced by the encoder.
+        boundary = "=_" + hashlib.sha1(message_id.encode(), usedforsecurity=False).hexdigest()
+        head = b"".join(
+            [
+                self._fixed,
+                _header("To", _address(to_name, to_address, "the recipient")),
+                _header("Subject", rendered.subject),
+                _header("Date", format_datetime(date)),
+                _header("Message-ID", message_id),
+                b"List-Unsubscribe: <"
+                + _check(rendered.unsubscribe_url, "List-Unsubscribe").encode("ascii")
+                + b">,"
+                + CRLF
+                + b" <"
+                + unsubscribe_mailto.encode("ascii")
+                + b">"
+                + CRLF,
+                _header("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+            ]
+        )
+        part_head = (
+            b"Content-Type: text/%s; charset=utf-8"
+            + CRLF
+            + b"Content-Transfer-Encoding: quoted-printable"
+            + CRLF
+            + CRLF
+        )
+        delimiter = b"--" + boundary.encode("ascii")
+        data = b"".join(
+            [
+                head,
+                CRLF,
+                b"This is a multipart message in MIME format." + CRLF,
+                delimiter + CRLF,
+                part_head % b"plain",
+                _quoted_printable(rendered.text),
+                CRLF,
+                delimiter + CRLF,
+                part_head % b"html",
+                _quoted_printable(rendered.html),
+                CRLF,
+                delimiter + b"--" + CRLF,
+            ]
+        )
+        return Envelope(mail_from=self.mail_from, recipient=to_address, message_id=message_id, data=data)

@@ -1,0 +1,158 @@
+"""Render one course email for one subscriber: a one-line subject, a plain-text part and an HTML part.
+
+The course data is dumped to plain dicts once per renderer; per subscriber only the links (signed
+tokens) and the greeting change. Every link is absolute, on BASE_URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+
+from course.curriculum import Course
+from course.links import LinkSigner, Purpose
+from course.settings import Settings
+from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
+
+CONFIRMATION = "confirmation"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    subscriber_id: int
+    email: str
+    first_name: str | None = None
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    email: str  # the template folder, e.g. "day-03"
+    step: int | None  # the course step; None for the confirmation
+    template_version: str
+    subject: str
+    text: str
+    html: str
+    unsubscribe_url: str
+
+
+class Renderer:
+    """Renders a course's emails with one template set; build one per process and reuse it."""
+
+    def __init__(self, course: Course, settings: Settings, templates: TemplateSet | None = None) -> None:
+        self.course = course
+        self.settings = settings
+        self.templates = templates or default_templates()
+        self.signer = LinkSigner(settings.secret_key, str(settings.base_url))
+        self._course_data = course.model_dump(mode="json")
+        self._steps = {step.email: step for step in course.steps}
+
+    def email_names(self) -> list[str]:
+        """Every email of the course in the order a subscriber meets them."""
+        return [CONFIRMATION] + [step.email for step in self.course.steps]
+
+    def render(self, email: str, recipient: Recipient) -> RenderedEmail:
+        compiled = compile_email(self.templates, email)
+        context = self.context(email, recipient)
+        subject = _render(compiled.subject, context, email, "subject.txt")
+        subject = " ".join(subject.split())
+        if not subject:
+            raise TemplateError(email, "subject.txt", "the subject is empty")
+        context["subject"] = subject
+        text = _tidy_text(_render(compiled.text, context, email, "body.txt"))
+        html = _render(compiled.html, context, email, "body.mjml")
+        return RenderedEmail(
+            email=email,
+            step=context["step"]["number"],
+            template_version=compiled.version,
+            subject=subject,
+            text=text,
+            html=html,
+            unsubscribe_url=context["links"]["unsubscribe"],
+        )
+
+    def context(self, email: str, recipient: Recipient) -> dict[str, Any]:
+        course = self._course_data
+        sign = self.signer.url
+        subscriber_id = recipient.subscriber_id
+        links: dict[str, Any] = {
+            "preferences": sign(Purpose.PREFERENCES, subscriber_id),
+        }
+        context: dict[str, Any] = {
+            "course": course,
+            "subscriber": {"first_name": recipient.first_name, "email": recipient.email},
+            "postal_address": self.settings.practice_postal_address,
+            "links": links,
+            "day": None,
+            "category": None,
+            "letter": None,
+            "checklist": None,
+            "resources": [],
+            "faq": [],
+        }
+        if email == CONFIRMATION:
+            context["step"] = {"number": None, "kind": "confirmation", "email": email}
+            context["letter"] = course["confirmation"]
+            context["preview"] = course["confirmation"]["preview"]
+            links["confirm"] = sign(Purpose.CONFIRM, subscriber_id)
+            links["unsubscribe"] = sign(Purpose.UNSUBSCRIBE, subscriber_id)
+            return context
+
+        step = self._steps.get(email)
+        if step is None:
+            raise TemplateError(email, "", f"{self.course.slug} has no email called {email!r}")
+        number = step.number
+        links["unsubscribe"] = sign(Purpose.UNSUBSCRIBE, subscriber_id, number)
+        links["consultation"] = sign(Purpose.CONSULTATION, subscriber_id, number)
+        if step.day_number is not None:
+            day = course["days"][step.day_number - 1]
+            source = day
+            context["step"] = {"number": number, "kind": "day", "email": email}
+            context["day"] = day
+            context["category"] = next(c for c in course["categories"] if c["key"] == day["category"])
+            context["preview"] = day["teaching"][0].get("paragraphs", [day["title"]])[0]
+            links["exercise_done"] = sign(Purpose.EXERCISE_DONE, subscriber_id, number)
+        else:
+            source = course[email]
+            context["step"] = {"number": number, "kind": email, "email": email}
+            context["letter"] = source
+            context["preview"] = source["preview"]
+        shown_in = step.day_number if step.day_number is not None else email
+        context["faq"] = [entry for entry in course["faq"] if entry["shown_in"] == shown_in]
+        context["resources"] = [
+            {**course["resources"][key], "key": key, "url": sign(Purpose.RESOURCE, subscriber_id, number, key)}
+            for key in source["resources"]
+        ]
+        if step.checklist is not None:
+            checklist = course["checklists"][step.checklist]
+            context["checklist"] = {
+                **checklist,
+                "page_url": sign(Purpose.ANSWER, subscriber_id, number),
+                "bands": [
+                    {**band, "url": sign(Purpose.ANSWER, subscriber_id, number, band["key"])}
+                    for band in checklist["bands"]
+                ],
+            }
+        return context
+
+
+def _render(template: jinja2.Template, context: dict[str, Any], email: str, file: str) -> str:
+    try:
+        return template.render(context)
+    except jinja2.UndefinedError as error:
+        raise TemplateError(email, file, f"undefined: {error.message}") from None
+    except jinja2.TemplateError as error:
+        raise TemplateError(email, file, f"Jinja: {error.message}") from None
+
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
+
+
+def _tidy_text(text: str) -> str:
+    # Jinja's block tags leave stray blank lines; a reader wants at most one between paragraphs.
+    # The signature separator "-- " keeps its space (RFC 3676), so it is restored after stripping.
+    text = _TRAILING_SPACE.sub("", text).replace("\n--\n", "\n-- \n")
+    return _BLANK_RUNS.sub("\n\n", text).strip() + "\n"

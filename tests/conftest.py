@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+
+from course.curriculum import Course, load_course
+from course.settings import Settings, load_settings
+
+TEST_SECRET = "test-secret-key-0123456789abcdef-0123456789"  # noqa: S105 - a test key
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "base_url": "https://course.example.org",
+        "secret_key": TEST_SECRET,
+        "mail_from": "South Denver Therapy <course@mail.example.org>",
+        "mail_reply_to": "Kayla Crane <care@example.org>",
+        "practice_postal_address": "100 Example Street, Castle Rock, CO 80104",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture(scope="session")
+def course() -> Course:
+    return load_course()

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from course.links import LINK_PATHS, ExpiredLink, InvalidLink, LinkSigner, Purpose
+
+from ..conftest import TEST_SECRET
+
+BASE_URL = "https://course.example.org"
+signer = LinkSigner(TEST_SECRET, BASE_URL)
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_a_link_carries_subscriber_step_and_value(purpose: Purpose) -> None:
+    claim = signer.verify(purpose, signer.token(purpose, 42, 7, "significant"))
+    assert (claim.purpose, claim.subscriber_id, claim.step, claim.value) == (purpose, 42, 7, "significant")
+
+
+@pytest.mark.parametrize("purpose", list(Purpose))
+def test_a_link_is_an_absolute_url_on_base_url(purpose: Purpose) -> None:
+    url = signer.url(purpose, 42, 3)
+    prefix = f"{BASE_URL}/{LINK_PATHS[purpose]}/"
+    assert url.startswith(prefix)
+    assert signer.verify(purpose, url.removeprefix(prefix)).subscriber_id == 42
+
+
+@pytest.mark.parametrize("made_for", list(Purpose))
+def test_a_token_made_for_one_purpose_opens_no_other(made_for: Purpose) -> None:
+    token = signer.token(made_for, 42, 3, "x")
+    for purpose in Purpose:
+        if purpose is not made_for:
+            with pytest.raises(InvalidLink):
+                signer.verify(purpose, token)
+
+
+def test_a_token_signed_with_another_secret_is_refused() -> None:
+    other = LinkSigner("another-secret-key-0123456789abcdef-000", BASE_URL)
+    with pytest.raises(InvalidLink):
+        signer.verify(Purpose.UNSUBSCRIBE, other.token(Purpose.UNSUBSCRIBE, 42))
+
+
+@given(position=st.integers(min_value=0), replacement=st.sampled_from("AZaz09-_."))
+def test_any_altered_character_makes_the_token_invalid(position: int, replacement: str) -> None:
+    token = signer.token(Purpose.ANSWER, 42, 0, "normal")
+    position %= len(token)
+    tampered = token[:position] + replacement + token[position + 1 :]
+    if tampered == token:
+        return
+    with pytest.raises(InvalidLink):
+        signer.verify(Purpose.ANSWER, tampered)
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_input_is_refused_cleanly(garbage: str) -> None:
+    with pytest.raises(InvalidLink):
+        signer.verify(Purpose.EXERCISE_DONE, garbage)
+
+
+def test_a_forged_subscriber_id_in_the_payload_is_refused() -> None:
+    # A token is payload.timestamp.signature: graft another subscriber's payload onto a real signature.
+    _, timestamp, signature = signer.token(Purpose.EXERCISE_DONE, 42, 3).split(".")
+    other_payload = signer.token(Purpose.EXERCISE_DONE, 43, 3).split(".")[0]
+    with pytest.raises(InvalidLink):
+        signer.verify(Purpose.EXERCISE_DONE, f"{other_payload}.{timestamp}.{signature}")
+
+
+def test_unsubscribe_links_never_expire() -> None:
+    token = signer.token(Purpose.UNSUBSCRIBE, 42, 5)
+    ten_years_on = time.time() + timedelta(days=3650).total_seconds()
+    assert signer.verify(Purpose.UNSUBSCRIBE, token, now=ten_years_on).subscriber_id == 42
+
+
+def test_a_confirmation_link_expires_after_a_week() -> None:
+    token = signer.token(Purpose.CONFIRM, 42)
+    six_days_on = time.time() + timedelta(days=6).total_seconds()
+    eight_days_on = time.time() + timedelta(days=8).total_seconds()
+    assert signer.verify(Purpose.CONFIRM, token, now=six_days_on).subscriber_id == 42
+    with pytest.raises(ExpiredLink):
+        signer.verify(Purpose.CONFIRM, token, now=eight_days_on)
+
+
+def test_an_expired_link_is_still_an_invalid_link() -> None:
+    # Callers that only care "can I act on this?" catch InvalidLink and get expiry too.
+    assert issubclass(ExpiredLink, InvalidLink)

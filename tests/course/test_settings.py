@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from course.settings import DEVELOPMENT_SECRET_KEY, SettingsError, load_settings
+
+from ..conftest import make_settings
+
+
+def test_the_development_secret_stops_a_production_process() -> None:
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        make_settings(environment="production", secret_key=DEVELOPMENT_SECRET_KEY)
+
+
+def test_a_bad_base_url_is_named_in_the_error() -> None:
+    with pytest.raises(SettingsError, match="BASE_URL"):
+        make_settings(base_url="not a url")
+
+
+def test_a_bad_sender_address_is_named_in_the_error() -> None:
+    with pytest.raises(SettingsError, match="MAIL_FROM"):
+        make_settings(mail_from="South Denver Therapy")
+
+
+def test_a_sender_with_a_line_break_is_refused() -> None:
+    with pytest.raises(SettingsError, match="MAIL_FROM"):
+        make_settings(mail_from="Practice <course@example.org>\r\nBcc: victim@example.org")
+
+
+def test_production_needs_the_real_postal_address() -> None:
+    with pytest.raises(SettingsError, match="PRACTICE_POSTAL_ADDRESS"):
+        load_settings(environment="production", secret_key="x" * 40)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BASE_URL", "https://learn.example.net/")
+    monkeypatch.setenv("MAIL_FROM", "Care Team <hello@send.example.net>")
+    settings = load_settings()
+    assert settings.absolute_url("/unsubscribe/abc") == "https://learn.example.net/unsubscribe/abc"
+    assert settings.sending_domain == "send.example.net"
+    assert settings.unsubscribe_mailbox == "unsubscribe@send.example.net"
+    assert settings.reply_to == "Care Team <hello@send.example.net>"
