@@ -113,6 +113,8 @@ class Figure(_Data):
 
 
 class FiguresBlock(_Block):
+    """Research figures; ``source`` names the sources (templates write the "Sources:" label)."""
+
     kind: Literal["figures"] = "figures"
     figures: list[Figure] = Field(min_length=1)
     source: str
@@ -302,6 +304,10 @@ class Course(_Data):
             if not category.first_day <= day.number <= category.last_day:
                 raise ValueError(f"day {day.number} lies outside its category {category.key!r}")
             owners.append((f"day {day.number}", day.checklist, day.resources))
+        places = {"welcome", "completion", *range(1, len(self.days) + 1)}
+        for question in self.faq:
+            if question.shown_in is not None and question.shown_in not in places:
+                raise ValueError(f"question {question.question!r}: shown_in {question.shown_in!r} is not an email")
         for owner, checklist_key, resource_keys in owners:
             if checklist_key is not None and checklist_key not in self.checklists:
                 raise ValueError(f"{owner}: unknown checklist {checklist_key!r}")

@@ -48,7 +48,10 @@ def _check(value: str, what: str) -> str:
 def _header(name: str, value: str) -> bytes:
     """One header, RFC 2047-encoded when it is not ASCII, folded below 78 columns."""
     _check(value, name)
-    if value.isascii() and len(name) + len(value) + 2 <= 78:
+    if value.isascii() and (len(name) + len(value) + 2 <= 78 or " " not in value):
+        # Short, or one token (a Message-ID) that folding could only push onto a line of its own.
+        if len(name) + len(value) + 2 > 998:
+            raise UnsafeHeaderValue(f"{name} is longer than a header line may be")
         return f"{name}: {value}".encode("ascii") + CRLF
     charset = "us-ascii" if value.isascii() else "utf-8"
     encoded = Header(value, charset, header_name=name).encode(linesep="\r\n")

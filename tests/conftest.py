@@ -5,7 +5,7 @@ import pytest
 from course.curriculum import Course, load_course
 from course.settings import Settings, load_settings
 
-TEST_SECRET = "test-secret-key-0123456789abcdef-0123456789"  # noqa: S105 - a test key
+TEST_SECRET = "test-secret-key-0123456789abcdef-0123456789"
 
 
 def make_settings(**overrides: object) -> Settings:

@@ -480,3 +480,19 @@ def test_days_out_of_order_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(pydantic.ValidationError, match=r"days must be numbered 1\.\.18 in order, got \[2, 1, 3"):
         load_course_file(_write_broken(tmp_path, swap_the_first_two))
+
+
+def test_a_question_placed_in_an_email_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    def misplace(data: dict[str, Any]) -> None:
+        data["faq"][0]["shown_in"] = 19
+
+    with pytest.raises(pydantic.ValidationError, match=r"shown_in 19 is not an email"):
+        load_course_file(_write_broken(tmp_path, misplace))
+
+
+def test_an_unknown_field_is_a_typo_not_an_extension(tmp_path: Path) -> None:
+    def misspell(data: dict[str, Any]) -> None:
+        data["days"][2]["teazer"] = data["days"][2].pop("teaser")
+
+    with pytest.raises(pydantic.ValidationError, match=r"teazer"):
+        load_course_file(_write_broken(tmp_path, misspell))

@@ -1,0 +1,68 @@
+"""The emails in a real browser engine: readable on a 375 px phone and held to 600 px on a desktop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from emails.rendering import RenderedEmail
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # No skip: a missing browser is a broken machine, and CI installs Debian's chromium.
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("name", ["welcome", "day-02", "day-10", "day-16", "day-18", "completion"])
+def test_it_fits_a_phone_without_sideways_scrolling_and_its_buttons_are_easy_to_tap(
+    browser: Browser, rendered_emails: dict[str, RenderedEmail], name: str
+) -> None:
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+    page.set_content(rendered_emails[name].html)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    heights = page.eval_on_selector_all("td[bgcolor] > a", "links => links.map(a => a.getBoundingClientRect().height)")
+    assert heights, "no buttons found"
+    assert min(heights) >= 44, heights
+    body_size = page.eval_on_selector("h1", "h => parseFloat(getComputedStyle(h.closest('div')).fontSize)")
+    assert body_size >= 22
+    page.close()
+
+
+@pytest.mark.parametrize("name", ["day-01", "completion"])
+def test_on_a_desktop_the_email_is_a_600px_column(
+    browser: Browser, rendered_emails: dict[str, RenderedEmail], name: str
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_content(rendered_emails[name].html)
+    widths = page.eval_on_selector_all("div.card", "cards => cards.map(c => c.getBoundingClientRect().width)")
+    assert widths and max(widths) <= 600
+    page.close()
+
+
+def test_in_dark_mode_the_text_stays_light_on_dark(browser: Browser, rendered_emails: dict[str, RenderedEmail]) -> None:
+    page = browser.new_page(viewport={"width": 375, "height": 800}, color_scheme="dark")
+    page.set_content(rendered_emails["day-05"].html)
+    colours = page.eval_on_selector(
+        "div.card p",
+        "p => [getComputedStyle(p).color, getComputedStyle(p.closest('div.card')).backgroundColor]",
+    )
+    assert colours == ["rgb(243, 235, 228)", "rgb(42, 36, 32)"]
+    page.close()
