@@ -121,6 +121,7 @@ def test_every_email_shows_a_visible_unsubscribe_link_and_the_postal_address(
 def test_the_wording_is_calm_not_spammy(rendered_emails: dict[str, RenderedEmail], name: str) -> None:
     email = rendered_emails[name]
     for text in (email.subject, email.text, plain(email.html)):
+        text = re.sub(r"https?://\S+", "", text)  # signed tokens are random letters, not wording
         assert "!!" not in text
         assert not re.search(r"\bFREE\b", text)
         # No shouting: an all-caps word of four letters or more. The seed's own "YOUR" in a quoted
