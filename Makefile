@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_OUT ?= out/emails
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint render clean
+.PHONY: help demo test lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ lint: $(INSTALLED) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+bench: $(INSTALLED) ## print how fast one process renders and assembles each email
+	$(BIN)/course bench
 
 clean: ## remove the virtual environment and generated files
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

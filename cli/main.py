@@ -12,7 +12,9 @@ from pathlib import Path
 
 from course.curriculum import load_course
 from course.settings import get_settings
+from emails.benchmark import measure
 from emails.compiler import TemplateError
+from emails.mime import MessageBuilder
 from emails.preview import write_previews
 from emails.rendering import Renderer
 
@@ -38,6 +40,22 @@ def _render(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(arguments: argparse.Namespace) -> int:
+    settings = get_settings()
+    course = load_course(settings.course_slug)
+    renderer = Renderer(course, settings)
+    builder = MessageBuilder(settings, course.slug, course.title)
+    print(f"{'email':<14}{'render ms':>10}{'MIME ms':>10}{'msgs/s':>9}{'HTML KB':>9}{'message KB':>12}")
+    for email in arguments.emails or renderer.email_names():
+        figures = measure(renderer, builder, email, arguments.count)
+        print(
+            f"{figures.email:<14}{figures.render_ms:>10.3f}{figures.mime_ms:>10.3f}"
+            f"{figures.messages_per_second:>9.0f}{figures.html_bytes / 1024:>9.1f}{figures.message_bytes / 1024:>12.1f}"
+        )
+    print(f"({arguments.count} messages each, one process, one core; compile time excluded)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Run and inspect the email course.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -51,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", type=Path, required=True, help="folder to write into (created if missing)")
     render.add_argument("--day", type=int, help="only this course day (1..18)")
     render.set_defaults(handler=_render)
+
+    bench = commands.add_parser(
+        "bench",
+        help="print how fast this process renders and assembles course emails",
+        description="Render and assemble COUNT messages of each email for distinct subscribers and print "
+        "the time per message of each stage. A measurement, not a test: nothing is asserted.",
+    )
+    bench.add_argument("--count", type=int, default=500, help="messages per email (default 500)")
+    bench.add_argument("emails", nargs="*", help="only these emails (e.g. day-05 welcome)")
+    bench.set_defaults(handler=_bench)
     return parser
 
 

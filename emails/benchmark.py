@@ -1,0 +1,55 @@
+"""How fast one process turns a subscriber into message bytes: render, then MIME assembly.
+
+Speed is measured here and printed by ``course bench``, never asserted by a timed test.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from emails.mime import MessageBuilder
+from emails.rendering import Recipient, Renderer
+
+
+@dataclass(frozen=True)
+class Measurement:
+    email: str
+    count: int
+    render_ms: float  # per message
+    mime_ms: float  # per message
+    html_bytes: int
+    message_bytes: int
+
+    @property
+    def messages_per_second(self) -> float:
+        return 1000 / (self.render_ms + self.mime_ms)
+
+
+def measure(renderer: Renderer, builder: MessageBuilder, email: str, count: int) -> Measurement:
+    recipients = [Recipient(number, f"reader{number}@example.com", "Alex") for number in range(count)]
+    renderer.render(email, recipients[0])  # compile outside the timing: that happens once per version
+    date = datetime.now(UTC)
+    started = time.perf_counter()
+    rendered = [renderer.render(email, recipient) for recipient in recipients]
+    rendered_at = time.perf_counter()
+    envelopes = [
+        builder.build(
+            message,
+            to_address=recipient.email,
+            to_name=recipient.first_name,
+            message_id=builder.message_id(recipient.subscriber_id, email),
+            date=date,
+        )
+        for message, recipient in zip(rendered, recipients, strict=True)
+    ]
+    finished = time.perf_counter()
+    return Measurement(
+        email=email,
+        count=count,
+        render_ms=1000 * (rendered_at - started) / count,
+        mime_ms=1000 * (finished - rendered_at) / count,
+        html_bytes=len(rendered[0].html.encode()),
+        message_bytes=len(envelopes[0].data),
+    )
