@@ -40,6 +40,29 @@ class Settings(BaseSettings):
     practice_postal_address: str = "Castle Rock, Colorado"
     course_slug: str = "building-emotional-intimacy"
 
+    # --- Delivery -------------------------------------------------------------------------------
+    # postgresql://... (psycopg 3 is used) or sqlite:///path for the embedded demo.
+    database_url: str = "sqlite:///var/course.sqlite3"
+    # redis://host:port/db for production; memory:// runs broker and worker inside one process (demo).
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    # Where Redis-backed helpers (the send-rate token bucket) live; defaults to BROKER_URL when it is Redis.
+    redis_url: str | None = None
+    # smtp://user:pass@host:port, smtp+starttls://..., smtps://...; outbox:///path writes .eml files;
+    # memory:// keeps messages in the process (tests).
+    smtp_url: str = "outbox:///var/outbox"
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    # How long a course day lasts. Unset: a real day that follows the subscriber's local calendar.
+    course_day_seconds: int | None = Field(None, ge=1)
+    # The provider's quota: messages a second across every worker (a token bucket in Redis).
+    send_rate_per_second: float = Field(20.0, gt=0)
+    # Subscribers claimed per beat tick and deliveries per send_batch task.
+    claim_batch_size: int = Field(200, ge=1, le=10_000)
+    send_batch_size: int = Field(50, ge=1, le=1_000)
+    # How often the beat tick runs when days are real; with COURSE_DAY_SECONDS it runs more often.
+    tick_seconds: float = Field(30.0, gt=0)
+    # A delivery claimed or being sent for longer than this is taken to be abandoned and retried.
+    delivery_lease_seconds: int = Field(600, ge=5)
+
     @field_validator("mail_from", "mail_reply_to", "mail_unsubscribe")
     @classmethod
     def _is_an_address(cls, value: str | None) -> str | None:
@@ -48,6 +71,31 @@ class Settings(BaseSettings):
         _, address = parseaddr(value)
         if "@" not in address or any(char in value for char in "\r\n\0"):
             raise ValueError(f"not an email address: {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, value: str) -> str:
+        # Operators write postgresql://; we talk to it with psycopg 3.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value.removeprefix(prefix)
+        if not value.startswith(("postgresql+psycopg://", "sqlite://")):
+            raise ValueError("use postgresql://user@host/db or sqlite:///path")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "memory://")):
+            raise ValueError("use redis://host:port/db, or memory:// for the embedded demo")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str) -> str:
+        if not value.startswith(("smtp://", "smtp+starttls://", "smtps://", "outbox://", "memory://")):
+            raise ValueError("use smtp://, smtp+starttls://, smtps://, outbox:///folder or memory://")
         return value
 
     @field_validator("base_url")
@@ -83,6 +131,23 @@ class Settings(BaseSettings):
     @property
     def unsubscribe_mailbox(self) -> str:
         return self.mail_unsubscribe or f"unsubscribe@{self.sending_domain}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def redis(self) -> str | None:
+        if self.redis_url:
+            return self.redis_url
+        return self.broker_url if self.broker_url.startswith(("redis://", "rediss://")) else None
+
+    @property
+    def tick_interval_seconds(self) -> float:
+        """The beat's period: often enough that a compressed day still goes out within a quarter of its length."""
+        if self.course_day_seconds is None:
+            return self.tick_seconds
+        return max(0.1, min(self.tick_seconds, self.course_day_seconds / 8))
 
     def absolute_url(self, path: str) -> str:
         return str(self.base_url).rstrip("/") + "/" + path.lstrip("/")

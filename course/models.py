@@ -1,0 +1,218 @@
+"""The database: subscribers and their journey, deliveries, events, the suppression list.
+
+Every timestamp is stored and returned as an aware UTC datetime, on PostgreSQL and on SQLite alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, time
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Time,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints, so that migrations can refer to them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime in and out. SQLite would otherwise hand back naive values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store aware UTC datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime}
+
+
+def _values(enum: type[StrEnum]) -> str:
+    return ", ".join(f"'{member.value}'" for member in enum)
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"  # signed up, not yet confirmed
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class DeliveryState(StrEnum):
+    CLAIMED = "claimed"  # created by the beat, waiting for a worker (or for its retry time)
+    SENDING = "sending"  # a worker is handing it to SMTP
+    SENT = "sent"
+    FAILED = "failed"  # permanently refused
+    SKIPPED = "skipped"  # not sent on purpose: unsubscribed, suppressed, paused in the meantime
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        UniqueConstraint("course_slug", "email", name="uq_subscribers_course_email"),
+        CheckConstraint(f"status IN ({_values(SubscriberStatus)})", name="status"),
+        # The beat's question, "who is due?", reads only this index.
+        Index("ix_subscribers_due", "status", "next_send_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    course_slug: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(320))  # normalised: see subscriptions.normalise_email
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))  # an IANA name
+    send_time: Mapped[time] = mapped_column(Time(), default=time(8, 0))  # local, preferred
+    status: Mapped[str] = mapped_column(String(20), default=SubscriberStatus.PENDING.value)
+    # The last course step sent (0 the welcome); None before the welcome.
+    current_step: Mapped[int | None] = mapped_column(Integer)
+    next_send_at: Mapped[datetime | None]
+    last_sent_at: Mapped[datetime | None]
+    paused_until: Mapped[datetime | None]
+    confirmation_sent_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    # Consent, as the law asks us to be able to show it: when, from where, with what, on which form.
+    consent_at: Mapped[datetime | None]
+    consent_ip: Mapped[str | None] = mapped_column(String(45))
+    consent_user_agent: Mapped[str | None] = mapped_column(String(500))
+    consent_form: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    updated_at: Mapped[datetime] = mapped_column(
+        default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+    )
+
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscriber", passive_deletes=True)
+
+
+class Delivery(Base):
+    """One email to one subscriber. A course step is delivered at most once: UNIQUE(subscriber, step).
+
+    Confirmations have no step (NULL), so a confirmation can be sent again after an hour.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "step", name="uq_deliveries_subscriber_step"),
+        CheckConstraint(f"state IN ({_values(DeliveryState)})", name="state"),
+        Index("ix_deliveries_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    step: Mapped[int | None] = mapped_column(Integer)
+    email: Mapped[str] = mapped_column(String(40))  # the template folder: "day-03", "confirmation"
+    template_version: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(20), default=DeliveryState.CLAIMED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))  # not attempted before this
+    lease_until: Mapped[datetime | None]  # while queued or sending; after it, taken to be abandoned
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    sent_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(
+        default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
+    )
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")
+
+
+class EventKind(StrEnum):
+    CONFIRMED = "confirmed"
+    CLICK = "click"
+    ANSWER = "answer"
+    EXERCISE_DONE = "exercise-done"
+    CONSULTATION = "consultation"
+    RESOURCE = "resource"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_kind_created", "kind", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(30))
+    step: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[str | None] = mapped_column(String(200))
+    automated: Mapped[bool] = mapped_column(Boolean, default=False)  # a scanner, not a person
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    seconds_since_delivery: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+
+class Suppression(Base):
+    """Addresses never to be mailed. Keyed by a hash so that an erased subscriber stays suppressed."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(30))  # bounce, complaint, erased
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+
+class SendingPause(Base):
+    """Sending is paused while a row's ``until`` lies ahead: the provider refused us (5.7.x)."""
+
+    __tablename__ = "sending_pauses"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    until: Mapped[datetime]
+
+
+def email_hash(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
