@@ -47,9 +47,9 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Where Redis-backed helpers (the send-rate token bucket) live; defaults to BROKER_URL when it is Redis.
     redis_url: str | None = None
-    # smtp://user:pass@host:port, smtp+starttls://..., smtps://...; outbox:///path writes .eml files;
-    # memory:// keeps messages in the process (tests).
-    smtp_url: str = "outbox:///var/outbox"
+    # smtp://user:pass@host:port, smtp+starttls://..., smtps://...; outbox:folder writes .eml files
+    # (outbox:///absolute/folder); memory:// keeps messages in the process (tests).
+    smtp_url: str = "outbox:var/outbox"
     smtp_timeout_seconds: float = Field(30.0, gt=0)
     # How long a course day lasts. Unset: a real day that follows the subscriber's local calendar.
     course_day_seconds: int | None = Field(None, ge=1)
@@ -61,7 +61,11 @@ class Settings(BaseSettings):
     # How often the beat tick runs when days are real; with COURSE_DAY_SECONDS it runs more often.
     tick_seconds: float = Field(30.0, gt=0)
     # A delivery claimed or being sent for longer than this is taken to be abandoned and retried.
-    delivery_lease_seconds: int = Field(600, ge=5)
+    delivery_lease_seconds: int = Field(600, ge=2)
+    # How long sending stops after the provider refuses us (5.7.x) before it is tried again.
+    sending_pause_seconds: int = Field(900, ge=1)
+    # The Celery queue; also prefixes this deployment's Redis keys (tests give each run its own).
+    celery_queue: str = Field("course", pattern=r"^[A-Za-z0-9_.-]+$")
 
     @field_validator("mail_from", "mail_reply_to", "mail_unsubscribe")
     @classmethod
@@ -94,8 +98,8 @@ class Settings(BaseSettings):
     @field_validator("smtp_url")
     @classmethod
     def _smtp(cls, value: str) -> str:
-        if not value.startswith(("smtp://", "smtp+starttls://", "smtps://", "outbox://", "memory://")):
-            raise ValueError("use smtp://, smtp+starttls://, smtps://, outbox:///folder or memory://")
+        if not value.startswith(("smtp://", "smtp+starttls://", "smtps://", "outbox:", "memory://")):
+            raise ValueError("use smtp://, smtp+starttls://, smtps://, outbox:folder or memory://")
         return value
 
     @field_validator("base_url")

@@ -80,7 +80,7 @@ def test_a_whole_course_takes_nineteen_consecutive_local_days(schedule: Schedule
 
 
 def at(zone_name: str, *args: int) -> datetime:
-    return datetime(*args, tzinfo=ZoneInfo(zone_name))  # type: ignore[misc]
+    return datetime(*args, tzinfo=ZoneInfo(zone_name))  # type: ignore[arg-type,misc]
 
 
 def test_the_missing_spring_forward_hour_sends_when_the_clock_has_jumped() -> None:

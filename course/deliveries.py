@@ -1,0 +1,308 @@
+"""The life of a delivery: claimed -> sending -> sent | failed | skipped, and the subscriber's journey with it.
+
+Assume two of everything run at once: two beats, a task delivered twice, a worker killed mid-batch.
+- Claiming due subscribers takes row locks with ``FOR UPDATE SKIP LOCKED`` and clears
+  ``next_send_at`` in the same transaction, so a subscriber is claimed once per step; and
+  UNIQUE(subscriber, step) stops a second delivery row even if that were to fail.
+- A worker moves a delivery from ``claimed`` to ``sending`` with a conditional UPDATE and only sends
+  what it moved, so a task delivered twice sends nothing twice.
+- ``sending`` is committed before SMTP and ``sent`` right after, message by message: a worker killed
+  between the two can duplicate only that one message. A delivery whose lease ran out (queued but
+  lost, or stuck in ``sending``) is handed out again by the beat; nothing is ever lost.
+
+Functions here change the session; the caller commits, and enqueues only after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from course.curriculum import Course, load_course
+from course.models import (
+    Delivery,
+    DeliveryState,
+    Event,
+    EventKind,
+    SendingPause,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    email_hash,
+)
+from course.schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+CONFIRMATION_EMAIL = "confirmation"
+MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The engine's clock settings (from Settings): day length, leases, backoff, pauses."""
+
+    day_seconds: int | None = None
+    lease_seconds: int = 600
+    sending_pause_seconds: int = 900
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        """Minutes at first, doubling, capped at an hour (or proportionally shorter with compressed days)."""
+        base, cap = (60.0, 3600.0) if self.day_seconds is None else (self.day_seconds / 16, self.day_seconds / 4)
+        return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+
+
+def schedule_for(subscriber: Subscriber, timing: Timing) -> Schedule:
+    return Schedule.for_subscriber(subscriber.timezone, subscriber.send_time, timing.day_seconds)
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    return session.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(email))) is not None
+
+
+def suppress(session: Session, email: str, reason: str, detail: str | None, now: datetime) -> None:
+    if not is_suppressed(session, email):
+        session.add(Suppression(email_hash=email_hash(email), reason=reason, detail=detail, created_at=now))
+
+
+# --- Creating deliveries --------------------------------------------------------------------------
+
+
+def queue_confirmation(session: Session, subscriber: Subscriber, now: datetime, timing: Timing) -> Delivery:
+    delivery = Delivery(
+        subscriber=subscriber,
+        step=None,
+        email=CONFIRMATION_EMAIL,
+        state=DeliveryState.CLAIMED.value,
+        due_at=now,
+        lease_until=now + timing.lease,
+        created_at=now,
+    )
+    session.add(delivery)
+    return delivery
+
+
+def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, timing: Timing) -> Delivery | None:
+    """Create the delivery of the subscriber's next course email (the caller holds the row lock)."""
+    course = load_course(subscriber.course_slug)
+    step_number = 0 if subscriber.current_step is None else subscriber.current_step + 1
+    subscriber.next_send_at = None
+    if step_number >= len(course.steps):
+        _complete(subscriber, now)
+        return None
+    existing = session.scalar(
+        select(Delivery).where(Delivery.subscriber_id == subscriber.id, Delivery.step == step_number)
+    )
+    if existing is not None:
+        if existing.state != DeliveryState.SKIPPED.value:
+            return None  # claimed or sent already: never a second delivery of one step
+        # Skipped when they paused or unsubscribed before it went out: it goes now instead.
+        existing.state = DeliveryState.CLAIMED.value
+        existing.due_at = now
+        existing.lease_until = now + timing.lease
+        existing.last_reply = None
+        return existing
+    delivery = Delivery(
+        subscriber=subscriber,
+        step=step_number,
+        email=course.step(step_number).email,
+        state=DeliveryState.CLAIMED.value,
+        due_at=now,
+        lease_until=now + timing.lease,
+        created_at=now,
+    )
+    session.add(delivery)
+    return delivery
+
+
+def claim_due_subscribers(session: Session, now: datetime, limit: int, timing: Timing) -> list[Delivery]:
+    """The beat's work: lock due subscribers nobody else holds, and create their deliveries."""
+    due = session.scalars(
+        select(Subscriber)
+        .where(Subscriber.status == SubscriberStatus.ACTIVE.value, Subscriber.next_send_at <= now)
+        .order_by(Subscriber.next_send_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    deliveries = [delivery for subscriber in due if (delivery := claim_next_step(session, subscriber, now, timing))]
+    session.flush()
+    return deliveries
+
+
+def release_abandoned(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:
+    """Deliveries whose lease ran out: a lost task, or a worker that died while sending. Hand them out again."""
+    stale = session.scalars(
+        select(Delivery)
+        .where(
+            or_(
+                and_(
+                    Delivery.state == DeliveryState.CLAIMED.value,
+                    Delivery.due_at <= now,
+                    or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
+                ),
+                and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now),
+            )
+        )
+        .order_by(Delivery.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for delivery in stale:
+        if delivery.state == DeliveryState.SENDING.value:
+            # It may or may not have reached the server: sending again risks this one duplicate.
+            log.warning("delivery %s was stuck in sending; sending it again", delivery.id)
+            delivery.state = DeliveryState.CLAIMED.value
+        delivery.lease_until = now + timing.lease
+    session.flush()
+    return [delivery.id for delivery in stale]
+
+
+# --- Sending --------------------------------------------------------------------------------------
+
+
+def begin_sending(session: Session, delivery_ids: list[int], now: datetime, timing: Timing) -> list[int]:
+    """claimed -> sending, for the deliveries nobody else has taken; returns the ones this worker owns."""
+    if not delivery_ids:
+        return []
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(delivery_ids),
+            Delivery.state == DeliveryState.CLAIMED.value,
+            Delivery.due_at <= now,
+        )
+        .values(state=DeliveryState.SENDING.value, attempts=Delivery.attempts + 1, lease_until=now + timing.lease)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    owned = sorted(row[0] for row in result)
+    session.expire_all()
+    return owned
+
+
+def active_pause(session: Session, now: datetime) -> SendingPause | None:
+    return session.scalar(
+        select(SendingPause).where(SendingPause.until > now).order_by(SendingPause.until.desc()).limit(1)
+    )
+
+
+def reason_not_to_send(session: Session, delivery: Delivery) -> str | None:
+    """Why this delivery must not go out now, read at the last moment before SMTP; None: send it."""
+    subscriber = delivery.subscriber
+    if is_suppressed(session, subscriber.email):
+        return "the address is suppressed"
+    if delivery.step is None:
+        if subscriber.status != SubscriberStatus.PENDING.value:
+            return f"a confirmation for a subscriber who is {subscriber.status}"
+    elif subscriber.status != SubscriberStatus.ACTIVE.value:
+        return f"the subscriber is {subscriber.status}"
+    return None
+
+
+def mark_skipped(delivery: Delivery, reason: str, now: datetime) -> None:
+    delivery.state = DeliveryState.SKIPPED.value
+    delivery.last_reply = reason
+    delivery.lease_until = None
+    delivery.updated_at = now
+
+
+def hold_for_pause(delivery: Delivery, pause: SendingPause) -> None:
+    """Back to the queue until the pause ends; the attempt does not count against the subscriber."""
+    delivery.state = DeliveryState.CLAIMED.value
+    delivery.attempts = max(0, delivery.attempts - 1)
+    delivery.due_at = pause.until
+    delivery.lease_until = None
+
+
+def mark_sent(delivery: Delivery, message_id: str, reply: str, now: datetime, timing: Timing) -> None:
+    delivery.state = DeliveryState.SENT.value
+    delivery.message_id = message_id
+    delivery.last_reply = reply
+    delivery.sent_at = now
+    delivery.lease_until = None
+    subscriber = delivery.subscriber
+    if delivery.step is None:
+        subscriber.confirmation_sent_at = now
+        return
+    _advance(subscriber, delivery.step, now, timing)
+
+
+def mark_failed(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> None:
+    """A permanent refusal of this one message: record it; the course goes on tomorrow."""
+    delivery.state = DeliveryState.FAILED.value
+    delivery.last_reply = reply
+    delivery.lease_until = None
+    session.add(Event(subscriber_id=delivery.subscriber_id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
+                      step=delivery.step, value="failed", detail=reply, created_at=now))  # fmt: skip
+    if delivery.step is not None:
+        _advance(delivery.subscriber, delivery.step, now, timing)
+
+
+def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: datetime) -> None:
+    """5.1.x: the mailbox does not exist. Suppress the address; nothing more goes to it."""
+    delivery.state = DeliveryState.FAILED.value
+    delivery.last_reply = reply
+    delivery.lease_until = None
+    subscriber = delivery.subscriber
+    subscriber.status = SubscriberStatus.BOUNCED.value
+    subscriber.next_send_at = None
+    suppress(session, subscriber.email, "bounce", reply, now)
+    session.add(Event(subscriber_id=subscriber.id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
+                      step=delivery.step, value="bad-address", detail=reply, created_at=now))  # fmt: skip
+
+
+def retry_later(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> None:
+    """A transient refusal (4xx, a dropped connection): back off, but never past the next day's slot."""
+    if delivery.attempts >= MAX_ATTEMPTS:
+        mark_failed(session, delivery, f"gave up after {delivery.attempts} attempts: {reply}", now, timing)
+        return
+    due = now + timing.retry_delay(delivery.attempts)
+    if delivery.step is not None:
+        # A day that cannot go out before the next day's slot waits for that slot instead: the
+        # course moves on by one day, and the subscriber never gets two course emails at once.
+        next_slot = schedule_for(delivery.subscriber, timing).next_after(delivery.created_at)
+        due = min(due, next_slot)
+    delivery.state = DeliveryState.CLAIMED.value
+    delivery.last_reply = reply
+    delivery.due_at = due
+    delivery.lease_until = None
+
+
+def pause_sending(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> SendingPause:
+    """5.7.x: the provider refuses *us* (authentication, reputation, policy). Stop everything and alert."""
+    pause = SendingPause(reason=reply, created_at=now, until=now + timedelta(seconds=timing.sending_pause_seconds))
+    session.add(pause)
+    hold_for_pause(delivery, pause)
+    delivery.last_reply = reply
+    log.error(
+        "ALERT sending paused until %s: the mail provider refused our message (%s). "
+        "This is a problem on the sender's side (authentication, SPF/DKIM/DMARC, reputation); "
+        "no recipient was suppressed.",
+        pause.until.isoformat(),
+        reply,
+    )
+    return pause
+
+
+def _advance(subscriber: Subscriber, step: int, now: datetime, timing: Timing) -> None:
+    course: Course = load_course(subscriber.course_slug)
+    subscriber.current_step = max(step, subscriber.current_step if subscriber.current_step is not None else -1)
+    subscriber.last_sent_at = now
+    if step >= len(course.steps) - 1:
+        _complete(subscriber, now)
+    elif subscriber.status == SubscriberStatus.ACTIVE.value:
+        subscriber.next_send_at = schedule_for(subscriber, timing).next_after(now)
+
+
+def _complete(subscriber: Subscriber, now: datetime) -> None:
+    subscriber.status = SubscriberStatus.COMPLETED.value
+    subscriber.completed_at = now
+    subscriber.next_send_at = None

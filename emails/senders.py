@@ -1,0 +1,233 @@
+"""Senders: one small interface, three implementations, chosen by SMTP_URL.
+
+    smtp://user:pass@host:port          plain SMTP (AUTH if a user is given)
+    smtp+starttls://user:pass@host:587  STARTTLS before AUTH
+    smtps://user:pass@host:465          TLS from the first byte
+    outbox:var/outbox, outbox:///abs    one .eml file per message in a folder (the demo)
+    memory://                           kept in the process (tests)
+
+A batch opens one connection (``with sender.connect() as connection``) and reuses it for every
+message; a dropped connection is reopened for the next message. Each message gets a
+:class:`SendResult` that says what the worker should do with the delivery.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from emails.mime import Envelope
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    RETRY = "retry"  # 4xx, a timeout, a dropped connection: try again later
+    BAD_ADDRESS = "bad-address"  # 5.1.x: the mailbox does not exist; suppress it
+    FAILED = "failed"  # another permanent refusal of this one message
+    SENDER_BLOCKED = "sender-blocked"  # 5.7.x or AUTH: a problem on our side; pause, never blame the reader
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    code: int | None = None
+    reply: str = ""
+
+    def describe(self) -> str:
+        return f"{self.code} {self.reply}".strip() if self.code else self.reply
+
+
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def classify(code: int, reply: str) -> SendResult:
+    """Turn an SMTP reply into what to do about it (RFC 5321 reply codes, RFC 3463 enhanced codes)."""
+    if 200 <= code < 300:
+        return SendResult(Outcome.ACCEPTED, code, reply)
+    if 400 <= code < 500:
+        return SendResult(Outcome.RETRY, code, reply)
+    enhanced = _ENHANCED.search(reply)
+    if enhanced and enhanced.group(1) == "5":
+        subject = enhanced.group(2)
+        if subject == "1":
+            return SendResult(Outcome.BAD_ADDRESS, code, reply)
+        if subject == "7":
+            return SendResult(Outcome.SENDER_BLOCKED, code, reply)
+        return SendResult(Outcome.FAILED, code, reply)
+    if code in (530, 534, 535, 538):  # authentication required or refused: our configuration
+        return SendResult(Outcome.SENDER_BLOCKED, code, reply)
+    if code in (550, 551, 553):  # mailbox unavailable, not local, name not allowed
+        return SendResult(Outcome.BAD_ADDRESS, code, reply)
+    return SendResult(Outcome.FAILED, code, reply)
+
+
+class Connection(Protocol):
+    def send(self, envelope: Envelope) -> SendResult: ...
+
+
+class Sender(Protocol):
+    def connect(self) -> AbstractContextManager[Connection]: ...
+
+
+# --- SMTP -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: str  # "none", "starttls" or "tls"
+    username: str | None
+    password: str | None
+    timeout: float
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float) -> SmtpConfig:
+        parts = urlsplit(url)
+        security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "tls"}[parts.scheme]
+        default_port = {"none": 25, "starttls": 587, "tls": 465}[security]
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or default_port,
+            security=security,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            timeout=timeout,
+        )
+
+
+class SmtpConnection:
+    def __init__(self, config: SmtpConfig, tls_context: ssl.SSLContext | None) -> None:
+        self._config = config
+        self._tls_context = tls_context
+        self._client: smtplib.SMTP | None = None
+
+    def _open(self) -> smtplib.SMTP:
+        config = self._config
+        client: smtplib.SMTP
+        if config.security == "tls":
+            client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=self._tls_context)
+        else:
+            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            if config.security == "starttls":
+                client.starttls(context=self._tls_context)
+                client.ehlo()
+        if config.username:
+            client.login(config.username, config.password or "")
+        return client
+
+    def send(self, envelope: Envelope) -> SendResult:
+        try:
+            if self._client is None:
+                self._client = self._open()
+            refused = self._client.sendmail(envelope.mail_from, [envelope.recipient], envelope.data)
+        except smtplib.SMTPRecipientsRefused as error:
+            code, reply = next(iter(error.recipients.values()))
+            return classify(code, _text(reply))
+        except smtplib.SMTPResponseException as error:  # sender refused, data refused, auth refused
+            if error.smtp_code == -1 or not 200 <= error.smtp_code < 600:
+                self.close()
+                return SendResult(Outcome.RETRY, None, _text(error.smtp_error) or "connection lost")
+            self._reset()
+            return classify(error.smtp_code, _text(error.smtp_error))
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, TimeoutError) as error:
+            # The connection dropped (perhaps during DATA): we cannot know whether it was accepted.
+            self.close()
+            return SendResult(Outcome.RETRY, None, f"connection lost: {error or type(error).__name__}")
+        if refused:
+            code, reply = next(iter(refused.values()))
+            return classify(code, _text(reply))
+        return SendResult(Outcome.ACCEPTED, 250, "accepted")
+
+    def _reset(self) -> None:
+        # After a refusal the server expects RSET before the next MAIL FROM.
+        try:
+            if self._client is not None:
+                self._client.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+
+
+class SmtpSender:
+    def __init__(self, config: SmtpConfig, tls_context: ssl.SSLContext | None = None) -> None:
+        self.config = config
+        self.tls_context = tls_context or ssl.create_default_context()
+
+    @contextmanager
+    def connect(self) -> Iterator[SmtpConnection]:
+        connection = SmtpConnection(self.config, self.tls_context)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+# --- Outbox and memory ----------------------------------------------------------------------------
+
+
+class OutboxSender:
+    """Writes each message to ``folder/<time>-<recipient>-<id>.eml``: the demo's inbox reads them."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @contextmanager
+    def connect(self) -> Iterator[OutboxSender]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        yield self
+
+    def send(self, envelope: Envelope) -> SendResult:
+        safe_id = re.sub(r"[^A-Za-z0-9.-]", "_", envelope.message_id.strip("<>"))
+        path = self.folder / f"{envelope.recipient}-{safe_id}.eml"
+        temporary = path.with_suffix(".part")
+        temporary.write_bytes(envelope.data)
+        temporary.replace(path)  # readers never see half a message
+        return SendResult(Outcome.ACCEPTED, 250, f"written to {path.name}")
+
+
+class MemorySender:
+    def __init__(self) -> None:
+        self.sent: list[Envelope] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connect(self) -> Iterator[MemorySender]:
+        yield self
+
+    def send(self, envelope: Envelope) -> SendResult:
+        with self._lock:
+            self.sent.append(envelope)
+        return SendResult(Outcome.ACCEPTED, 250, "kept in memory")
+
+
+def sender_from_url(url: str, timeout: float = 30.0) -> SmtpSender | OutboxSender | MemorySender:
+    scheme = urlsplit(url).scheme
+    if scheme in ("smtp", "smtp+starttls", "smtps"):
+        return SmtpSender(SmtpConfig.from_url(url, timeout))
+    if scheme == "outbox":
+        return OutboxSender(Path(unquote(urlsplit(url).path) or "."))
+    if scheme == "memory":
+        return MemorySender()
+    raise ValueError(f"SMTP_URL: unknown scheme {scheme!r}")
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply

@@ -1,0 +1,197 @@
+"""What the beat tick and the send_batch task do, free of Celery so that tests can drive it directly.
+
+A :class:`Runtime` holds one process's resources (database, sender, throttle, renderers); the Celery
+tasks in :mod:`workers.tasks` build one per worker process and call :func:`tick` and
+:func:`send_batch`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+import redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from course.curriculum import load_course
+from course.db import make_engine, make_sessionmaker
+from course.deliveries import (
+    CONFIRMATION_EMAIL,
+    Timing,
+    active_pause,
+    begin_sending,
+    claim_due_subscribers,
+    hold_for_pause,
+    mark_bad_address,
+    mark_failed,
+    mark_sent,
+    mark_skipped,
+    pause_sending,
+    reason_not_to_send,
+    release_abandoned,
+    retry_later,
+)
+from course.models import Delivery, Subscriber
+from course.settings import Settings
+from emails.compiler import TemplateError
+from emails.mime import Envelope, MessageBuilder, UnsafeHeaderValue
+from emails.rendering import Recipient, Renderer
+from emails.senders import Connection, Outcome, Sender, SendResult, sender_from_url
+from workers.throttle import LocalTokenBucket, RedisTokenBucket, Throttle
+
+log = logging.getLogger(__name__)
+
+# How many claim rounds one tick may run before leaving the rest to the next tick.
+MAX_ROUNDS_PER_TICK = 20
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sender: Sender | None = None,
+        throttle: Throttle | None = None,
+        enqueue: Callable[[list[int]], None] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sessions: sessionmaker[Session] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.timing = Timing(
+            day_seconds=settings.course_day_seconds,
+            lease_seconds=settings.delivery_lease_seconds,
+            sending_pause_seconds=settings.sending_pause_seconds,
+        )
+        self.sessions = sessions or make_sessionmaker(make_engine(settings.database_url))
+        self.sender: Sender = sender or sender_from_url(settings.smtp_url, settings.smtp_timeout_seconds)
+        self.throttle = throttle or make_throttle(settings)
+        self._enqueue = enqueue
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._writers: dict[str, tuple[Renderer, MessageBuilder]] = {}
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def enqueue(self, delivery_ids: Iterable[int]) -> None:
+        """Queue send_batch tasks, in batches. Call only after the transaction that made them committed."""
+        ids = list(delivery_ids)
+        size = self.settings.send_batch_size
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            if self._enqueue is not None:
+                self._enqueue(chunk)
+            else:
+                from workers.tasks import send_batch  # the Celery task; imported late: tasks import us
+
+                send_batch.delay(chunk)
+
+    def writers(self, course_slug: str) -> tuple[Renderer, MessageBuilder]:
+        if course_slug not in self._writers:
+            course = load_course(course_slug)
+            self._writers[course_slug] = (
+                Renderer(course, self.settings),
+                MessageBuilder(self.settings, course.slug, course.title),
+            )
+        return self._writers[course_slug]
+
+    def envelope_for(self, delivery: Delivery, subscriber: Subscriber, now: datetime) -> Envelope:
+        renderer, builder = self.writers(subscriber.course_slug)
+        rendered = renderer.render(delivery.email, Recipient(subscriber.id, subscriber.email, subscriber.first_name))
+        delivery.template_version = rendered.template_version
+        key = f"{CONFIRMATION_EMAIL}-{delivery.id}" if delivery.step is None else delivery.step
+        return builder.build(
+            rendered,
+            to_address=subscriber.email,
+            to_name=subscriber.first_name,
+            message_id=builder.message_id(subscriber.id, key),
+            date=now,
+        )
+
+
+def make_throttle(settings: Settings) -> Throttle:
+    if settings.redis is None:
+        return LocalTokenBucket(settings.send_rate_per_second)
+    client = redis.Redis.from_url(settings.redis)
+    return RedisTokenBucket(client, f"{settings.celery_queue}:send-rate", settings.send_rate_per_second)
+
+
+def tick(runtime: Runtime) -> int:
+    """The beat: claim due subscribers and abandoned deliveries, commit, then enqueue. Returns how many."""
+    queued = 0
+    for _ in range(MAX_ROUNDS_PER_TICK):
+        now = runtime.now()
+        with runtime.sessions() as session:
+            pause = active_pause(session, now)
+            if pause is not None:
+                log.warning("sending is paused until %s: %s", pause.until.isoformat(), pause.reason)
+                return queued
+            limit = runtime.settings.claim_batch_size
+            claimed = [delivery.id for delivery in claim_due_subscribers(session, now, limit, runtime.timing)]
+            released = release_abandoned(session, now, limit, runtime.timing)
+            session.commit()
+        runtime.enqueue(claimed + released)  # only now: a worker must find them committed
+        queued += len(claimed) + len(released)
+        if len(claimed) < limit and len(released) < limit:
+            break
+    return queued
+
+
+def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
+    """Send the deliveries this worker manages to take; safe to run twice, and two at once."""
+    tally: dict[str, int] = {}
+    with runtime.sessions() as session:
+        owned = begin_sending(session, delivery_ids, runtime.now(), runtime.timing)
+        session.commit()  # "sending" is on disk before anything reaches SMTP
+        if not owned:
+            return tally
+        with runtime.sender.connect() as connection:
+            for delivery_id in owned:
+                outcome = _send_one(runtime, session, connection, delivery_id)
+                session.commit()  # "sent" right after SMTP accepted it: a crash duplicates one at most
+                tally[outcome] = tally.get(outcome, 0) + 1
+    return tally
+
+
+def _send_one(runtime: Runtime, session: Session, connection: Connection, delivery_id: int) -> str:
+    now = runtime.now()
+    delivery = session.get(Delivery, delivery_id, populate_existing=True)
+    if delivery is None:  # erased with its subscriber in the meantime
+        return "gone"
+    subscriber = delivery.subscriber
+    session.refresh(subscriber)  # an unsubscribe a moment ago must be seen here, before SMTP
+    reason = reason_not_to_send(session, delivery)
+    if reason is not None:
+        mark_skipped(delivery, reason, now)
+        return "skipped"
+    pause = active_pause(session, now)
+    if pause is not None:
+        hold_for_pause(delivery, pause)
+        return "held"
+    try:
+        envelope = runtime.envelope_for(delivery, subscriber, now)
+    except UnsafeHeaderValue as error:
+        mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing)
+        return "failed"
+    except TemplateError as error:
+        log.error("delivery %s: template %s is broken: %s", delivery.id, delivery.email, error)
+        retry_later(session, delivery, f"template error: {error}", now, runtime.timing)
+        return "retry"
+    runtime.throttle.acquire()
+    result: SendResult = connection.send(envelope)
+    now = runtime.now()
+    reply = result.describe()
+    if result.outcome is Outcome.ACCEPTED:
+        mark_sent(delivery, envelope.message_id, reply, now, runtime.timing)
+    elif result.outcome is Outcome.RETRY:
+        log.info("delivery %s: temporary failure, retrying: %s", delivery.id, reply)
+        retry_later(session, delivery, reply, now, runtime.timing)
+    elif result.outcome is Outcome.BAD_ADDRESS:
+        log.info("delivery %s: the address does not exist, suppressing it: %s", delivery.id, reply)
+        mark_bad_address(session, delivery, reply, now)
+    elif result.outcome is Outcome.SENDER_BLOCKED:
+        pause_sending(session, delivery, reply, now, runtime.timing)
+    else:
+        log.info("delivery %s: refused for good: %s", delivery.id, reply)
+        mark_failed(session, delivery, reply, now, runtime.timing)
+    return result.outcome.value

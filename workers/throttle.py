@@ -1,0 +1,80 @@
+"""The per-sender rate limit: a token bucket, shared by every worker through Redis.
+
+A provider's quota (say 14 messages a second) is for the whole account, not per process, so the
+bucket lives in Redis and is updated atomically by a Lua script. The embedded demo has no Redis and
+one process: it uses the same bucket in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+# KEYS[1]: the bucket. ARGV: rate (tokens/s), capacity, now (s). Returns the seconds to wait (0: go).
+_TAKE = """
+local rate = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or capacity
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
+return tostring(wait)
+"""
+
+
+class Throttle(Protocol):
+    def acquire(self) -> None: ...
+
+
+class RedisTokenBucket:
+    def __init__(self, client: redis.Redis, key: str, rate: float, capacity: float | None = None) -> None:
+        self._client = client
+        self._key = key
+        self._rate = rate
+        self._capacity = capacity if capacity is not None else max(1.0, rate)
+        self._take = client.register_script(_TAKE)
+
+    def try_acquire(self) -> float:
+        """Take a token if there is one; else return how long until there is (and take nothing)."""
+        now = self._client.time()  # the server's clock: every worker agrees on it
+        wait = float(self._take(keys=[self._key], args=[self._rate, self._capacity, now[0] + now[1] / 1e6]))
+        return wait
+
+    def acquire(self) -> None:
+        while (wait := self.try_acquire()) > 0:
+            time.sleep(wait)
+
+
+class LocalTokenBucket:
+    def __init__(self, rate: float, capacity: float | None = None) -> None:
+        self._rate = rate
+        self._capacity = capacity if capacity is not None else max(1.0, rate)
+        self._tokens = self._capacity
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._capacity, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return 0.0
+            return (1 - self._tokens) / self._rate
+
+    def acquire(self) -> None:
+        while (wait := self.try_acquire()) > 0:
+            time.sleep(wait)
