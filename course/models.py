@@ -120,9 +120,7 @@ class Subscriber(Base):
     consent_user_agent: Mapped[str | None] = mapped_column(String(500))
     consent_form: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
-    updated_at: Mapped[datetime] = mapped_column(
-        default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
-    )
+    updated_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC))
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscriber", passive_deletes=True)
 
@@ -153,9 +151,7 @@ class Delivery(Base):
     last_reply: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
     sent_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(
-        default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)
-    )
+    updated_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")
 
@@ -177,9 +173,7 @@ class Event(Base):
     __table_args__ = (Index("ix_events_kind_created", "kind", "created_at"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    subscriber_id: Mapped[int | None] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
-    )
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(30))
     step: Mapped[int | None] = mapped_column(Integer)

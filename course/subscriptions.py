@@ -115,9 +115,7 @@ def subscribe(
     if is_suppressed(session, address):
         return Result(SubscribeOutcome.SUPPRESSED)
     subscriber = session.scalar(
-        select(Subscriber)
-        .where(Subscriber.course_slug == course_slug, Subscriber.email == address)
-        .with_for_update()
+        select(Subscriber).where(Subscriber.course_slug == course_slug, Subscriber.email == address).with_for_update()
     )
     if subscriber is None:
         subscriber = Subscriber(course_slug=course_slug, email=address, created_at=now)

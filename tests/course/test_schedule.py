@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from course.schedule import Schedule, UnknownTimezone, zone
 
 ZONES = sorted(available_timezones())
-instants = st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2045, 12, 31)).map(
+instants = st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2045, 12, 31)).map(  # noqa: DTZ001
     lambda naive: naive.replace(tzinfo=UTC)
 )
 send_times = st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45, 59]))
