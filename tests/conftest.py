@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from course.curriculum import Course, load_course
 from course.settings import Settings, load_settings
+
+from .support.databases import database_from, template_database
+from .support.smtp import ScriptedHandler, smtp_server
 
 TEST_SECRET = "test-secret-key-0123456789abcdef-0123456789"
 
@@ -29,3 +34,22 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def course() -> Course:
     return load_course()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """One database migrated with Alembic per run; each test gets a copy of it."""
+    with template_database() as name:
+        yield name
+
+
+@pytest.fixture
+def database_url(postgres_template: str) -> Iterator[str]:
+    with database_from(postgres_template) as url:
+        yield url
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[ScriptedHandler, int]]:
+    with smtp_server() as server:
+        yield server

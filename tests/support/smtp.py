@@ -1,0 +1,111 @@
+"""A real SMTP server on loopback (aiosmtpd) whose replies a test can script, message by message.
+
+    server.plan("alex@example.com", "rcpt", "550 5.1.1 No such user")
+    server.plan("alex@example.com", "data", "451 4.3.0 Try again later")
+    server.plan("alex@example.com", "drop")  # close the connection in the middle of DATA
+
+Each planned reply is used once, in order, for messages to that address; then messages are accepted.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    recipient: str
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.data, policy=default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+
+class ScriptedHandler:
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.refused: list[tuple[str, str]] = []
+        self._plans: dict[str, deque[tuple[str, str | None]]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def plan(self, recipient: str, stage: str, reply: str | None = None) -> None:
+        with self._lock:
+            self._plans[recipient.lower()].append((stage, reply))
+
+    def _next(self, recipient: str, stage: str) -> tuple[str, str | None] | None:
+        with self._lock:
+            plan = self._plans.get(recipient.lower())
+            if plan and plan[0][0] == stage or (plan and stage == "data" and plan[0][0] == "drop"):
+                return plan.popleft()
+        return None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        planned = self._next(address, "rcpt")
+        if planned is not None:
+            self.refused.append((address, planned[1] or ""))
+            return planned[1] or "550 5.1.1 refused"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        recipient = envelope.rcpt_tos[0]
+        planned = self._next(recipient, "data")
+        if planned is not None and planned[0] == "drop":
+            self.refused.append((recipient, "dropped"))
+            server.transport.close()  # the client sees the connection vanish before the reply
+            return "421 closing"
+        if planned is not None:
+            self.refused.append((recipient, planned[1] or ""))
+            return planned[1] or "451 4.3.0 try later"
+        with self._lock:
+            self.received.append(Received(envelope.mail_from, recipient, bytes(envelope.original_content)))
+        return "250 2.0.0 Queued"
+
+    def to(self, recipient: str) -> list[Received]:
+        with self._lock:
+            return [message for message in self.received if message.recipient == recipient]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[ScriptedHandler, int]]:
+    handler = ScriptedHandler()
+    # aiosmtpd checks its own readiness by connecting to the port it was given, so port 0 will not do.
+    for _ in range(5):
+        port = _free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        try:
+            controller.start()
+            break
+        except OSError:  # taken between the probe and the bind: try another
+            continue
+    else:
+        raise RuntimeError("no free port for the test SMTP server")
+    try:
+        yield handler, port
+    finally:
+        controller.stop()

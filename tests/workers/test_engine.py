@@ -1,0 +1,296 @@
+"""The delivery engine against a real PostgreSQL and a real SMTP server, with injected time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from course.models import Delivery, DeliveryState, SendingPause, Subscriber, SubscriberStatus, Suppression
+from course.subscriptions import Consent, SubscribeOutcome, confirm, subscribe, unsubscribe
+from workers.engine import send_batch, tick
+
+from .conftest import Harness
+
+SUBJECTS = (
+    ["Please confirm your place in Building Emotional Intimacy", "Welcome to Building Emotional Intimacy: where you stand today"]
+    + [f"Day {n}: " for n in range(1, 19)]
+    + ["You finished Building Emotional Intimacy: the 18 ways at a glance"]
+)  # fmt: skip
+
+
+def enrol(
+    harness: Harness, email: str, *, timezone: str = "Europe/Paris", send_time: time = time(8, 0), confirm_it: bool = True
+) -> int:
+    runtime = harness.runtime
+    with runtime.sessions() as session:
+        result = subscribe(
+            session,
+            course_slug="building-emotional-intimacy",
+            email=email,
+            first_name="Alex",
+            timezone=timezone,
+            send_time=send_time,
+            consent=Consent(at=harness.clock(), ip="203.0.113.9", user_agent="pytest", form="test"),
+            timing=runtime.timing,
+        )
+        session.commit()
+    assert result.outcome is SubscribeOutcome.CONFIRMATION_QUEUED and result.subscriber_id
+    runtime.enqueue(result.delivery_ids)
+    harness.drain()
+    if confirm_it:
+        with runtime.sessions() as session:
+            confirmed = confirm(session, result.subscriber_id, now=harness.clock(), timing=runtime.timing)
+            session.commit()
+        runtime.enqueue(confirmed.delivery_ids)
+        harness.drain()
+    return result.subscriber_id
+
+
+def subscriber(harness: Harness, subscriber_id: int) -> Subscriber:
+    with harness.runtime.sessions() as session:
+        found = session.get(Subscriber, subscriber_id)
+        assert found is not None
+        return found
+
+
+def deliveries(harness: Harness, subscriber_id: int) -> list[Delivery]:
+    with harness.runtime.sessions() as session:
+        return list(session.scalars(select(Delivery).where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id)))
+
+
+def run_course_by_the_clock(harness: Harness, subscriber_id: int) -> None:
+    for _ in range(40):
+        current = subscriber(harness, subscriber_id)
+        if current.status == SubscriberStatus.COMPLETED.value:
+            return
+        assert current.next_send_at is not None
+        harness.clock.to(max(harness.clock(), current.next_send_at))
+        harness.tick_and_send()
+    raise AssertionError("the course did not finish")
+
+
+def test_a_subscriber_receives_the_whole_course_once_each_in_order_one_a_local_day(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com", timezone="America/New_York", send_time=time(7, 30))
+    run_course_by_the_clock(harness, alex)
+    received = harness.smtp.to("alex@example.com")
+    subjects = [message.subject for message in received]
+    assert len(subjects) == 21
+    for expected, subject in zip(SUBJECTS, subjects, strict=True):
+        assert subject.startswith(expected)
+    assert len({message.message["Message-ID"] for message in received}) == 21
+    # Days 1-18 and the completion each at 07:30 New York time, on consecutive local days.
+    new_york = ZoneInfo("America/New_York")
+    sent = [message.message["Date"].datetime.astimezone(new_york) for message in received[2:]]
+    assert all(moment.time() == time(7, 30) for moment in sent)
+    assert [moment.date() for moment in sent] == [sent[0].date() + timedelta(days=n) for n in range(19)]
+    assert sent[0].date() == harness.clock.now.astimezone(new_york).date() - timedelta(days=18)
+    assert subscriber(harness, alex).status == SubscriberStatus.COMPLETED.value
+
+
+def test_day_one_comes_the_next_local_morning_after_the_welcome(harness: Harness) -> None:
+    # 15:00 UTC is 16:00 in Paris: the welcome now, day 1 tomorrow at 08:00 Paris time.
+    alex = enrol(harness, "alex@example.com")
+    assert subscriber(harness, alex).next_send_at == datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+    harness.clock.advance(hours=15, minutes=59)  # 06:59 UTC: not yet
+    harness.tick_and_send()
+    assert len(harness.smtp.to("alex@example.com")) == 2
+    harness.clock.advance(minutes=1)
+    harness.tick_and_send()
+    assert harness.smtp.to("alex@example.com")[-1].subject == "Day 1: Practice Daily Check-Ins"
+
+
+def test_a_send_batch_delivered_twice_sends_once(harness: Harness) -> None:
+    enrol(harness, "alex@example.com", confirm_it=False)
+    ids = [delivery.id for delivery in deliveries(harness, 1)]
+    send_batch(harness.runtime, ids)  # the broker hands the same task out again
+    send_batch(harness.runtime, ids)
+    assert len(harness.smtp.to("alex@example.com")) == 1
+
+
+def test_two_workers_running_the_same_batch_at_once_send_each_message_once(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory()
+    for number in range(30):
+        enrol(harness, f"reader{number}@example.com")
+    harness.clock.advance(days=1)
+    tick(harness.runtime)
+    ids = [delivery_id for batch in harness.queued for delivery_id in batch]
+    harness.queued.clear()
+    assert len(ids) == 30
+    workers = [threading.Thread(target=send_batch, args=(harness.runtime, ids)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1:"))
+    assert sorted(day_one.values()) == [1] * 30
+
+
+def test_two_beats_ticking_at_once_claim_each_subscriber_once(harness_factory: Callable[..., Harness]) -> None:
+    harness = harness_factory(claim_batch_size=7)  # several rounds per tick, interleaved between the two
+    for number in range(40):
+        enrol(harness, f"reader{number}@example.com")
+    harness.clock.advance(days=1)
+    start = threading.Barrier(2)
+
+    def beat() -> None:
+        start.wait()
+        tick(harness.runtime)
+
+    beats = [threading.Thread(target=beat) for _ in range(2)]
+    for thread in beats:
+        thread.start()
+    for thread in beats:
+        thread.join(timeout=60)
+    queued = [delivery_id for batch in harness.queued for delivery_id in batch]
+    assert len(queued) == len(set(queued)) == 40
+    with harness.runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery).where(Delivery.step == 1)) == 40
+
+
+def test_temporary_failures_are_retried_with_backoff_then_sent_once(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com")
+    harness.smtp.plan("alex@example.com", "data", "421 4.7.0 Try again later")
+    harness.smtp.plan("alex@example.com", "data", "451 4.3.0 Mail server temporarily rejected message")
+    harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
+    harness.tick_and_send()
+    (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
+    assert day_one.state == DeliveryState.CLAIMED.value and day_one.attempts == 1
+    assert day_one.due_at == harness.clock() + timedelta(minutes=1)  # minutes at first
+    assert "421" in (day_one.last_reply or "")
+    harness.clock.advance(minutes=1)
+    harness.tick_and_send()
+    (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
+    assert day_one.attempts == 2 and day_one.due_at == harness.clock() + timedelta(minutes=2)  # doubling
+    harness.clock.advance(minutes=2)
+    harness.tick_and_send()
+    (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
+    assert day_one.state == DeliveryState.SENT.value and day_one.attempts == 3
+    assert [m.subject for m in harness.smtp.to("alex@example.com")].count("Day 1: Practice Daily Check-Ins") == 1
+
+
+def test_a_day_that_cannot_go_before_the_next_slot_waits_for_it_and_never_doubles_up(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory()
+    alex = enrol(harness, "alex@example.com")
+    for _ in range(12):
+        harness.smtp.plan("alex@example.com", "data", "452 4.2.2 Mailbox full")
+    day_one_slot = subscriber(harness, alex).next_send_at
+    assert day_one_slot is not None
+    harness.clock.to(day_one_slot)
+    for _ in range(7):  # retries through the day: 1, 2, 4, 8, 16, 32, 60 minutes
+        harness.tick_and_send()
+        (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
+        harness.clock.to(max(harness.clock(), day_one.due_at))
+    (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
+    assert day_one.state == DeliveryState.CLAIMED.value
+    # Next attempt is capped at an hour; none of this lets day 2 be claimed the same local day.
+    assert [d.step for d in deliveries(harness, alex)] == [None, 0, 1]
+
+
+def test_a_mailbox_that_does_not_exist_is_suppressed_and_never_mailed_again(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com")
+    harness.smtp.plan("alex@example.com", "rcpt", "550 5.1.1 The email account that you tried to reach does not exist")
+    harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
+    harness.tick_and_send()
+    gone = subscriber(harness, alex)
+    assert gone.status == SubscriberStatus.BOUNCED.value and gone.next_send_at is None
+    with harness.runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 1
+        again = subscribe(
+            session, course_slug="building-emotional-intimacy", email="ALEX@example.com",
+            consent=Consent(at=harness.clock()), timing=harness.runtime.timing,
+        )  # fmt: skip
+        assert again.outcome is SubscribeOutcome.SUPPRESSED
+    harness.clock.advance(days=3)
+    harness.tick_and_send()
+    assert len(harness.smtp.to("alex@example.com")) == 2  # the confirmation and the welcome, nothing after
+
+
+def test_a_sender_side_refusal_pauses_sending_and_never_blames_the_reader(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    alex = enrol(harness, "alex@example.com")
+    sam = enrol(harness, "sam@example.com")
+    harness.smtp.plan("alex@example.com", "data", "550 5.7.26 Unauthenticated email is not accepted (DMARC)")
+    harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR, logger="course.deliveries"):
+        harness.tick_and_send()
+    assert any("ALERT sending paused" in record.message and "5.7.26" in record.message for record in caplog.records)
+    for reader in (alex, sam):
+        assert subscriber(harness, reader).status == SubscriberStatus.ACTIVE.value
+    with harness.runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 0
+        (pause,) = session.scalars(select(SendingPause))
+    # Nothing goes while paused, for anyone.
+    harness.clock.advance(minutes=5)
+    harness.tick_and_send()
+    assert not any(m.subject.startswith("Day 1") for m in harness.smtp.received)
+    harness.clock.to(pause.until + timedelta(seconds=1))
+    harness.tick_and_send()
+    day_ones = sorted(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1"))
+    assert day_ones == ["alex@example.com", "sam@example.com"]
+
+
+def test_a_connection_dropped_during_data_is_retried_and_the_batch_goes_on(harness: Harness) -> None:
+    for name in ("alex", "sam", "kim"):
+        enrol(harness, f"{name}@example.com")
+    harness.smtp.plan("sam@example.com", "drop")
+    harness.clock.advance(days=1)
+    harness.tick_and_send()
+    day_one = sorted(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1"))
+    assert day_one == ["alex@example.com", "kim@example.com"]  # the connection was opened again for kim
+    harness.clock.advance(minutes=1)
+    harness.tick_and_send()
+    day_one = sorted(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1"))
+    assert day_one == ["alex@example.com", "kim@example.com", "sam@example.com"]
+
+
+def test_an_unsubscribe_stops_a_delivery_already_claimed(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com")
+    harness.clock.advance(days=1)
+    tick(harness.runtime)  # claimed and queued, not yet sent
+    with harness.runtime.sessions() as session:
+        unsubscribe(session, alex, now=harness.clock())
+        session.commit()
+    harness.drain()
+    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == []
+    assert [d.state for d in deliveries(harness, alex) if d.step == 1] == [DeliveryState.SKIPPED.value]
+
+
+def test_a_delivery_stuck_in_sending_is_recovered_after_its_lease(harness_factory: Callable[..., Harness]) -> None:
+    harness = harness_factory(delivery_lease_seconds=60)
+    alex = enrol(harness, "alex@example.com")
+    harness.clock.advance(days=1)
+    tick(harness.runtime)
+    harness.queued.clear()  # the task was lost with its worker
+    with harness.runtime.sessions() as session:
+        (day_one,) = session.scalars(select(Delivery).where(Delivery.step == 1))
+        day_one.state = DeliveryState.SENDING.value  # the worker died between "sending" and "sent"
+        session.commit()
+    harness.tick_and_send()
+    assert not any(m.subject.startswith("Day 1") for m in harness.smtp.received)  # lease still running
+    harness.clock.advance(seconds=61)
+    harness.tick_and_send()
+    assert [m.subject for m in harness.smtp.to("alex@example.com")][-1].startswith("Day 1")
+    assert subscriber(harness, alex).current_step == 1
+
+
+def test_after_downtime_each_subscriber_gets_one_email_then_one_a_day(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com")
+    harness.clock.advance(days=5)  # nobody ran the beat for five days
+    harness.tick_and_send()
+    harness.tick_and_send()
+    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: Practice Daily Check-Ins"]
+    resumed = subscriber(harness, alex).next_send_at
+    assert resumed is not None and resumed > harness.clock()
+    assert resumed.astimezone(ZoneInfo("Europe/Paris")).time() == time(8, 0)
