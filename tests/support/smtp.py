@@ -10,6 +10,7 @@ Each planned reply is used once, in order, for messages to that address; then me
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from email.policy import default
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Received:
     mail_from: str
     recipient: str
     data: bytes
+    peer: tuple[str, int] = ("", 0)  # the client's address and port: one per SMTP connection
 
     @property
     def message(self) -> EmailMessage:
@@ -77,7 +80,9 @@ class ScriptedHandler:
             self.refused.append((recipient, planned[1] or ""))
             return planned[1] or "451 4.3.0 try later"
         with self._lock:
-            self.received.append(Received(envelope.mail_from, recipient, bytes(envelope.original_content)))
+            self.received.append(
+                Received(envelope.mail_from, recipient, bytes(envelope.original_content), tuple(session.peer))
+            )
         return "250 2.0.0 Queued"
 
     def to(self, recipient: str) -> list[Received]:
@@ -92,12 +97,36 @@ def _free_port() -> int:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[ScriptedHandler, int]]:
+def smtp_server(
+    *,
+    tls: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    credentials: tuple[str, str] | None = None,
+) -> Iterator[tuple[ScriptedHandler, int]]:
+    """The server; with ``tls`` it offers STARTTLS (and requires it), or speaks TLS from the start
+    (``implicit_tls``); with ``credentials`` it requires AUTH with them."""
     handler = ScriptedHandler()
+    options: dict[str, Any] = {}
+    if tls is not None and not implicit_tls:
+        options.update(tls_context=tls, require_starttls=True)
+    if credentials is not None:
+
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+            login = (data.login.decode(), data.password.decode())
+            return AuthResult(success=login == credentials, handled=False)  # aiosmtpd answers 535
+
+        options.update(auth_required=True, authenticator=authenticate, auth_require_tls=tls is not None)
     # aiosmtpd checks its own readiness by connecting to the port it was given, so port 0 will not do.
     for _ in range(5):
         port = _free_port()
-        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller = Controller(
+            handler,
+            hostname="127.0.0.1",
+            port=port,
+            ssl_context=tls if implicit_tls else None,
+            server_hostname="localhost",
+            **options,
+        )
         try:
             controller.start()
             break

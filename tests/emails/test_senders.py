@@ -1,0 +1,204 @@
+"""The senders against a real SMTP server on loopback: TLS, AUTH, replies, drops and timeouts."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from emails.mime import Envelope
+from emails.senders import (
+    MemorySender,
+    Outcome,
+    OutboxSender,
+    SmtpConfig,
+    SmtpSender,
+    classify,
+    sender_from_url,
+)
+
+from ..support.smtp import smtp_server
+
+
+def envelope(recipient: str = "alex@example.com", number: int = 1) -> Envelope:
+    data = (
+        f"From: course@mail.example.org\r\nTo: {recipient}\r\nSubject: Day {number}\r\n"
+        f"Message-ID: <{number}@mail.example.org>\r\n\r\nHello\r\n"
+    ).encode()
+    return Envelope("course@mail.example.org", recipient, f"<{number}@mail.example.org>", data)
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_tls(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture(scope="module")
+def client_tls(authority: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    return context
+
+
+@pytest.mark.parametrize(
+    ("code", "reply", "outcome"),
+    [
+        (250, "2.0.0 OK", Outcome.ACCEPTED),
+        (421, "4.7.0 Try again later, closing connection", Outcome.RETRY),
+        (451, "4.3.0 Temporary server error", Outcome.RETRY),
+        (452, "4.2.2 The email account that you tried to reach is over quota", Outcome.RETRY),
+        (550, "5.1.1 The email account that you tried to reach does not exist", Outcome.BAD_ADDRESS),
+        (550, "5.7.26 This mail has been blocked because the sender is unauthenticated", Outcome.SENDER_BLOCKED),
+        (554, "5.7.1 Message rejected under suspicion of SPAM", Outcome.SENDER_BLOCKED),
+        (552, "5.3.4 Message size exceeds fixed limit", Outcome.FAILED),
+        (550, "Requested action not taken: mailbox unavailable", Outcome.BAD_ADDRESS),
+        (535, "Authentication credentials invalid", Outcome.SENDER_BLOCKED),
+        (554, "Transaction failed", Outcome.FAILED),
+    ],
+)
+def test_smtp_replies_are_classified(code: int, reply: str, outcome: Outcome) -> None:
+    assert classify(code, reply).outcome is outcome
+
+
+def test_one_connection_carries_a_whole_batch() -> None:
+    with smtp_server() as (server, port):
+        sender = sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5)
+        with sender.connect() as connection:
+            results = [connection.send(envelope(f"reader{n}@example.com", n)) for n in range(5)]
+        assert [result.outcome for result in results] == [Outcome.ACCEPTED] * 5
+        assert len(server.received) == 5
+        assert len({message.peer for message in server.received}) == 1
+
+
+def test_after_a_refusal_the_same_connection_goes_on(tmp_path: Path) -> None:
+    with smtp_server() as (server, port):
+        server.plan("gone@example.com", "rcpt", "550 5.1.1 No such user")
+        server.plan("full@example.com", "data", "452 4.2.2 Mailbox full")
+        sender = sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5)
+        with sender.connect() as connection:
+            outcomes = [
+                connection.send(envelope("gone@example.com", 1)).outcome,
+                connection.send(envelope("full@example.com", 2)).outcome,
+                connection.send(envelope("alex@example.com", 3)).outcome,
+            ]
+        assert outcomes == [Outcome.BAD_ADDRESS, Outcome.RETRY, Outcome.ACCEPTED]
+        assert [m.recipient for m in server.received] == ["alex@example.com"]
+
+
+def test_a_dropped_connection_is_a_retry_and_the_next_message_reconnects() -> None:
+    with smtp_server() as (server, port):
+        server.plan("alex@example.com", "drop")
+        sender = sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5)
+        with sender.connect() as connection:
+            first = connection.send(envelope("alex@example.com", 1))
+            second = connection.send(envelope("sam@example.com", 2))
+        assert first.outcome is Outcome.RETRY and "connection" in first.reply
+        assert second.outcome is Outcome.ACCEPTED
+
+
+def test_starttls_with_auth(server_tls: ssl.SSLContext, client_tls: ssl.SSLContext) -> None:
+    with smtp_server(tls=server_tls, credentials=("course", "s3cret/pass")) as (server, port):
+        config = SmtpConfig.from_url(f"smtp+starttls://course:s3cret%2Fpass@127.0.0.1:{port}", timeout=5)
+        assert (config.security, config.username, config.password) == ("starttls", "course", "s3cret/pass")
+        with SmtpSender(config, client_tls).connect() as connection:
+            assert connection.send(envelope()).outcome is Outcome.ACCEPTED
+        assert len(server.received) == 1
+
+
+def test_wrong_credentials_are_a_problem_on_our_side(server_tls: ssl.SSLContext, client_tls: ssl.SSLContext) -> None:
+    with smtp_server(tls=server_tls, credentials=("course", "right")) as (server, port):
+        config = SmtpConfig.from_url(f"smtp+starttls://course:wrong@127.0.0.1:{port}", timeout=5)
+        with SmtpSender(config, client_tls).connect() as connection:
+            result = connection.send(envelope())
+        assert result.outcome is Outcome.SENDER_BLOCKED and result.code == 535
+        assert server.received == []
+
+
+def test_smtps_speaks_tls_from_the_first_byte(server_tls: ssl.SSLContext, client_tls: ssl.SSLContext) -> None:
+    with smtp_server(tls=server_tls, implicit_tls=True) as (server, port):
+        config = SmtpConfig.from_url(f"smtps://127.0.0.1:{port}", timeout=5)
+        with SmtpSender(config, client_tls).connect() as connection:
+            assert connection.send(envelope()).outcome is Outcome.ACCEPTED
+        assert len(server.received) == 1
+
+
+def test_a_certificate_we_do_not_trust_is_refused(server_tls: ssl.SSLContext) -> None:
+    with smtp_server(tls=server_tls) as (server, port):
+        config = SmtpConfig.from_url(f"smtp+starttls://127.0.0.1:{port}", timeout=5)
+        with SmtpSender(config).connect() as connection:  # the system's CAs: ours is unknown to them
+            result = connection.send(envelope())
+        assert result.outcome is Outcome.RETRY
+        assert server.received == []
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """Accepts TCP connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in accepted:
+        connection.close()
+    listener.close()
+
+
+def test_a_server_that_never_answers_times_out_as_a_retry(silent_server: int) -> None:
+    sender = sender_from_url(f"smtp://127.0.0.1:{silent_server}", timeout=0.5)
+    with sender.connect() as connection:
+        result = connection.send(envelope())
+    assert result.outcome is Outcome.RETRY
+
+
+def test_nobody_listening_is_a_retry() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with sender_from_url(f"smtp://127.0.0.1:{port}", timeout=2).connect() as connection:
+        assert connection.send(envelope()).outcome is Outcome.RETRY
+
+
+def test_the_outbox_writes_one_complete_file_per_message(tmp_path: Path) -> None:
+    sender = sender_from_url(f"outbox://{tmp_path}/mail")
+    assert isinstance(sender, OutboxSender)
+    with sender.connect() as connection:
+        connection.send(envelope("alex@example.com", 1))
+        connection.send(envelope("alex@example.com", 2))
+    files = sorted((tmp_path / "mail").iterdir())
+    assert [path.suffix for path in files] == [".eml", ".eml"]
+    assert files[0].read_bytes() == envelope("alex@example.com", 1).data
+
+
+def test_memory_keeps_what_it_was_given() -> None:
+    sender = sender_from_url("memory://")
+    assert isinstance(sender, MemorySender)
+    with sender.connect() as connection:
+        connection.send(envelope())
+    assert sender.sent == [envelope()]
