@@ -56,6 +56,61 @@ def _bench(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _db(arguments: argparse.Namespace) -> int:
+    from cli import database
+
+    settings = get_settings()
+    if arguments.action == "upgrade":
+        database.upgrade(settings.database_url)
+        print("The database schema is up to date.")
+        return 0
+    drift = database.check(settings.database_url)
+    if drift:
+        print(f"course db check: the models and the migrations differ: {drift}", file=sys.stderr)
+        return 1
+    print("The models and the migrations agree.")
+    return 0
+
+
+def _web(arguments: argparse.Namespace) -> int:
+    import uvicorn
+
+    from web.app import create_app
+
+    uvicorn.run(create_app(get_settings()), host=arguments.host, port=arguments.port, proxy_headers=True)
+    return 0
+
+
+def _worker(arguments: argparse.Namespace) -> int:
+    from workers.app import app
+
+    settings = get_settings()
+    app.worker_main(
+        ["worker", "-Q", settings.celery_queue, f"--concurrency={arguments.concurrency}",
+         f"--pool={arguments.pool}", f"--loglevel={arguments.loglevel}", "--without-gossip", "--without-mingle"]
+    )  # fmt: skip
+    return 0
+
+
+def _beat(arguments: argparse.Namespace) -> int:
+    from workers.app import app
+
+    app.start(["beat", f"--loglevel={arguments.loglevel}", f"--schedule={arguments.schedule}"])
+    return 0
+
+
+def _demo(arguments: argparse.Namespace) -> int:
+    from cli import demo
+
+    return demo.run(
+        day_seconds=arguments.day_seconds,
+        port=arguments.port,
+        fresh=not arguments.keep,
+        until_complete=arguments.until_complete,
+        email=arguments.email,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Run and inspect the email course.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -79,6 +134,39 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--count", type=int, default=500, help="messages per email (default 500)")
     bench.add_argument("emails", nargs="*", help="only these emails (e.g. day-05 welcome)")
     bench.set_defaults(handler=_bench)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run everything in one process on this machine and watch the course arrive",
+        description="SQLite, an in-process broker, worker and beat, and the web app with an inbox page that "
+        "shows every email sent. A sample subscriber signs up and the course arrives in minutes.",
+    )
+    demo.add_argument("--day-seconds", type=int, default=10, help="length of a course day (default 10)")
+    demo.add_argument("--port", type=int, default=8000, help="web port (default 8000)")
+    demo.add_argument("--email", default="you@example.com", help="the sample subscriber's address")
+    demo.add_argument("--keep", action="store_true", help="keep the previous demo's data instead of starting afresh")
+    demo.add_argument("--until-complete", action="store_true", help="stop once the whole course has been sent")
+    demo.set_defaults(handler=_demo)
+
+    web = commands.add_parser("web", help="serve the web app (uvicorn)")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+    web.set_defaults(handler=_web)
+
+    worker = commands.add_parser("worker", help="run a Celery worker that sends the course")
+    worker.add_argument("--concurrency", type=int, default=2)
+    worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(handler=_worker)
+
+    beat = commands.add_parser("beat", help="run the beat that claims due emails (one per deployment)")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.add_argument("--schedule", default="var/beat-schedule", help="the beat's state file")
+    beat.set_defaults(handler=_beat)
+
+    db = commands.add_parser("db", help="the database schema")
+    db.add_argument("action", choices=["upgrade", "check"], help="upgrade: migrate to the latest; check: drift")
+    db.set_defaults(handler=_db)
     return parser
 
 

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         """The beat's period: often enough that a compressed day still goes out within a quarter of its length."""
         if self.course_day_seconds is None:
             return self.tick_seconds
-        return max(0.1, min(self.tick_seconds, self.course_day_seconds / 8))
+        return max(0.25, min(self.tick_seconds, self.course_day_seconds / 8))
 
     def absolute_url(self, path: str) -> str:
         return str(self.base_url).rstrip("/") + "/" + path.lstrip("/")

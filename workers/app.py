@@ -27,9 +27,16 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue=settings.celery_queue,
         broker_connection_retry_on_startup=True,
         # Tasks are short; an hour covers any batch, and no course task waits in the queue for a time.
-        broker_transport_options={"visibility_timeout": 3600},
+        # The in-process broker of the demo polls: ask it to look often.
+        broker_transport_options={"visibility_timeout": 3600, "polling_interval": 0.1},
         beat_schedule={
-            "tick": {"task": "workers.tasks.tick", "schedule": settings.tick_interval_seconds},
+            "tick": {
+                "task": "workers.tasks.tick",
+                "schedule": settings.tick_interval_seconds,
+                # A tick that waited longer than the next one is pointless: drop it rather than let
+                # ticks pile up in front of the send_batch tasks.
+                "options": {"expires": settings.tick_interval_seconds},
+            },
         },
         # The tick is frequent; the beat's own file is not needed to stay on schedule.
         beat_max_loop_interval=max(1.0, settings.tick_interval_seconds),

@@ -46,15 +46,32 @@ def sign_up(session: Session, email: str = "alex@example.com", at: datetime = NO
 
 
 def test_subscribing_creates_a_pending_subscriber_with_consent_and_a_confirmation(session: Session) -> None:
-    result = sign_up(session, "  Alex@Example.COM ", first_name=" Alex ", timezone="Asia/Kolkata", send_time=time(6, 45))
+    result = sign_up(
+        session, "  Alex@Example.COM ", first_name=" Alex ", timezone="Asia/Kolkata", send_time=time(6, 45)
+    )
     assert result.outcome is SubscribeOutcome.CONFIRMATION_QUEUED
     alex = session.get(Subscriber, result.subscriber_id)
     assert alex is not None
-    assert (alex.email, alex.first_name, alex.timezone, alex.send_time) == ("alex@example.com", "Alex", "Asia/Kolkata", time(6, 45))
+    assert (alex.email, alex.first_name, alex.timezone, alex.send_time) == (
+        "alex@example.com",
+        "Alex",
+        "Asia/Kolkata",
+        time(6, 45),
+    )
     assert alex.status == SubscriberStatus.PENDING.value
-    assert (alex.consent_at, alex.consent_ip, alex.consent_user_agent, alex.consent_form) == (NOW, "203.0.113.9", "Mozilla/5.0", "landing")
+    assert (alex.consent_at, alex.consent_ip, alex.consent_user_agent, alex.consent_form) == (
+        NOW,
+        "203.0.113.9",
+        "Mozilla/5.0",
+        "landing",
+    )
     (delivery,) = session.scalars(select(Delivery))
-    assert (delivery.id, delivery.email, delivery.step, delivery.state) == (result.delivery_ids[0], "confirmation", None, "claimed")
+    assert (delivery.id, delivery.email, delivery.step, delivery.state) == (
+        result.delivery_ids[0],
+        "confirmation",
+        None,
+        "claimed",
+    )
 
 
 def test_at_most_one_confirmation_an_hour_per_address(session: Session) -> None:

@@ -14,8 +14,8 @@ import trustme
 from emails.mime import Envelope
 from emails.senders import (
     MemorySender,
-    Outcome,
     OutboxSender,
+    Outcome,
     SmtpConfig,
     SmtpSender,
     classify,

@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine
+
+from alembic import command
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPOSITORY = Path(__file__).resolve().parents[2]

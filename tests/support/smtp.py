@@ -57,7 +57,7 @@ class ScriptedHandler:
     def _next(self, recipient: str, stage: str) -> tuple[str, str | None] | None:
         with self._lock:
             plan = self._plans.get(recipient.lower())
-            if plan and plan[0][0] == stage or (plan and stage == "data" and plan[0][0] == "drop"):
+            if (plan and plan[0][0] == stage) or (plan and stage == "data" and plan[0][0] == "drop"):
                 return plan.popleft()
         return None
 

@@ -56,9 +56,7 @@ class Harness:
 
 
 @pytest.fixture
-def harness_factory(
-    database_url: str, smtp: tuple[ScriptedHandler, int]
-) -> Iterator[Callable[..., Harness]]:
+def harness_factory(database_url: str, smtp: tuple[ScriptedHandler, int]) -> Iterator[Callable[..., Harness]]:
     engines = []
 
     def build(**overrides: object) -> Harness:

@@ -18,15 +18,21 @@ from workers.engine import send_batch, tick
 
 from .conftest import Harness
 
-SUBJECTS = (
-    ["Please confirm your place in Building Emotional Intimacy", "Welcome to Building Emotional Intimacy: where you stand today"]
-    + [f"Day {n}: " for n in range(1, 19)]
-    + ["You finished Building Emotional Intimacy: the 18 ways at a glance"]
-)  # fmt: skip
+SUBJECTS = [
+    "Please confirm your place in Building Emotional Intimacy",
+    "Welcome to Building Emotional Intimacy: where you stand today",
+    *[f"Day {n}: " for n in range(1, 19)],
+    "You finished Building Emotional Intimacy: the 18 ways at a glance",
+]
 
 
 def enrol(
-    harness: Harness, email: str, *, timezone: str = "Europe/Paris", send_time: time = time(8, 0), confirm_it: bool = True
+    harness: Harness,
+    email: str,
+    *,
+    timezone: str = "Europe/Paris",
+    send_time: time = time(8, 0),
+    confirm_it: bool = True,
 ) -> int:
     runtime = harness.runtime
     with runtime.sessions() as session:
@@ -62,7 +68,9 @@ def subscriber(harness: Harness, subscriber_id: int) -> Subscriber:
 
 def deliveries(harness: Harness, subscriber_id: int) -> list[Delivery]:
     with harness.runtime.sessions() as session:
-        return list(session.scalars(select(Delivery).where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id)))
+        return list(
+            session.scalars(select(Delivery).where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id))
+        )
 
 
 def run_course_by_the_clock(harness: Harness, subscriber_id: int) -> None:
