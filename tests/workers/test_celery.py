@@ -1,0 +1,218 @@
+"""The real thing: `course worker` and `course beat` processes on Redis, sending to an SMTP server.
+
+Each test has its own PostgreSQL database and its own Celery queue, so runs never see each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from sqlalchemy import select
+
+from course.db import make_engine, make_sessionmaker
+from course.models import Delivery, DeliveryState, Subscriber, SubscriberStatus
+from course.settings import Settings
+from course.subscriptions import Consent, confirm, subscribe
+from workers.app import create_app
+from workers.engine import Runtime
+
+from ..conftest import TEST_SECRET, make_settings
+from ..support.processes import Processes, processes
+from ..support.smtp import ScriptedHandler
+from ..support.waiting import wait_until
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SLUG = "building-emotional-intimacy"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def redis_is_there() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        raise RuntimeError(
+            f"Redis is not reachable at {REDIS_URL} ({error}). Start it: redis-server --daemonize yes "
+            '--bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no'
+        ) from None
+
+
+class Deployment:
+    """One test's deployment: settings in the environment, processes, and a way to enqueue."""
+
+    def __init__(self, settings: Settings, environment: dict[str, str], running: Processes) -> None:
+        self.settings = settings
+        self.environment = environment
+        self.processes = running
+        self.celery: Celery = create_app(settings)
+        self.engine = make_engine(settings.database_url)
+        self.runtime = Runtime(settings, sessions=make_sessionmaker(self.engine), enqueue=self.enqueue)
+
+    def enqueue(self, delivery_ids: list[int]) -> None:
+        self.celery.send_task("workers.tasks.send_batch", args=[delivery_ids], queue=self.settings.celery_queue)
+
+    def worker(self, name: str = "worker") -> Any:
+        return self.processes.start(name, "worker", "--pool=threads", "--concurrency=2", "--loglevel=INFO")
+
+    def beat(self, name: str = "beat") -> Any:
+        schedule = self.processes.logs / f"{name}-schedule"
+        return self.processes.start(name, "beat", "--loglevel=INFO", f"--schedule={schedule}")
+
+
+@pytest.fixture
+def deploy(
+    database_url: str, smtp: tuple[ScriptedHandler, int], tmp_path: Path
+) -> Iterator[Callable[..., Deployment]]:
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    made: list[Deployment] = []
+    contexts = []
+
+    def build(**overrides: str) -> Deployment:
+        environment = {
+            "ENVIRONMENT": "test",
+            "DATABASE_URL": database_url,
+            "BROKER_URL": REDIS_URL,
+            "CELERY_QUEUE": queue,
+            "SMTP_URL": f"smtp://127.0.0.1:{smtp[1]}",
+            "SECRET_KEY": TEST_SECRET,
+            "BASE_URL": "https://course.example.org",
+            "MAIL_FROM": "South Denver Therapy <course@mail.example.org>",
+            "PRACTICE_POSTAL_ADDRESS": "100 Example Street, Castle Rock, CO 80104",
+            "SEND_RATE_PER_SECOND": "1000",
+            **overrides,
+        }
+        settings = make_settings(**{key.lower(): value for key, value in environment.items()})
+        context = processes(tmp_path, environment)
+        contexts.append(context)
+        deployment = Deployment(settings, environment, context.__enter__())
+        made.append(deployment)
+        return deployment
+
+    yield build
+    for context in contexts:
+        context.__exit__(None, None, None)
+    for deployment in made:
+        deployment.engine.dispose()
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(queue, f"_kombu.binding.{queue}", f"{queue}:send-rate")
+
+
+def enrol(deployment: Deployment, email: str) -> int:
+    runtime = deployment.runtime
+    with runtime.sessions() as session:
+        result = subscribe(
+            session, course_slug=SLUG, email=email, first_name="Alex", timezone="Pacific/Chatham",
+            consent=Consent(at=datetime.now(UTC), form="test"), timing=runtime.timing,
+        )  # fmt: skip
+        session.commit()
+    assert result.subscriber_id is not None
+    runtime.enqueue(result.delivery_ids)
+    return result.subscriber_id
+
+
+def confirm_now(deployment: Deployment, subscriber_id: int) -> None:
+    runtime = deployment.runtime
+    with runtime.sessions() as session:
+        result = confirm(session, subscriber_id, now=datetime.now(UTC), timing=runtime.timing)
+        session.commit()
+    runtime.enqueue(result.delivery_ids)
+
+
+def test_a_subscriber_goes_through_the_whole_course_on_a_real_worker(
+    deploy: Callable[..., Deployment], smtp: tuple[ScriptedHandler, int]
+) -> None:
+    server, _ = smtp
+    deployment = deploy(COURSE_DAY_SECONDS="2")  # the beat ticks every 0.25 s
+    deployment.worker()
+    deployment.beat("beat-1")
+    deployment.beat("beat-2")  # two beats at once, as a misconfigured deployment would run
+    alex = enrol(deployment, "alex@example.com")
+    try:
+        wait_until(lambda: server.to("alex@example.com"), timeout=60, what="the confirmation")
+        confirm_now(deployment, alex)
+        wait_until(lambda: len(server.to("alex@example.com")) >= 21, timeout=150, what="the whole course")
+    except AssertionError:
+        raise AssertionError(deployment.processes.tails()) from None
+    received = server.to("alex@example.com")
+    subjects = [message.subject for message in received]
+    assert subjects[0] == "Please confirm your place in Building Emotional Intimacy"
+    assert subjects[1].startswith("Welcome to Building Emotional Intimacy")
+    assert [subject.split(":")[0] for subject in subjects[2:20]] == [f"Day {n}" for n in range(1, 19)]
+    assert subjects[20].startswith("You finished Building Emotional Intimacy")
+    assert len(received) == 21, "each exactly once"
+    with deployment.runtime.sessions() as session:
+        subscriber = session.get(Subscriber, alex)
+        assert subscriber is not None and subscriber.status == SubscriberStatus.COMPLETED.value
+        sent = session.scalars(
+            select(Delivery.sent_at).where(Delivery.subscriber_id == alex, Delivery.step.is_not(None))
+            .order_by(Delivery.step)
+        ).all()  # fmt: skip
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(sent, sent[1:], strict=False)]
+    assert min(gaps) >= 2.0, "never two course emails within one (compressed) day"
+
+
+def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_one_in_flight(
+    deploy: Callable[..., Deployment], smtp: tuple[ScriptedHandler, int]
+) -> None:
+    server, _ = smtp
+    # Four messages a second, so a batch of twelve is still going when the worker dies; a short lease
+    # and a quick tick so that the beat hands the batch out again soon after.
+    deployment = deploy(SEND_RATE_PER_SECOND="4", SEND_BATCH_SIZE="12", DELIVERY_LEASE_SECONDS="3", TICK_SECONDS="0.5")
+    readers = [f"reader{number}@example.com" for number in range(12)]
+    with deployment.runtime.sessions() as session:
+        for email in readers:
+            session.add(Subscriber(course_slug=SLUG, email=email, timezone="UTC", status=SubscriberStatus.ACTIVE.value,
+                                   next_send_at=datetime.now(UTC), confirmed_at=datetime.now(UTC)))  # fmt: skip
+        session.commit()
+    first = deployment.worker("worker-1")
+    deployment.beat()
+    try:
+        wait_until(lambda: len(server.received) >= 3, timeout=60, what="the batch to be under way")
+        deployment.processes.kill(first)
+        killed_at = len(server.received)
+        assert killed_at < 12, "the batch finished before the worker could be killed"
+        deployment.worker("worker-2")
+        wait_until(lambda: {m.recipient for m in server.received} == set(readers), timeout=90, what="every welcome")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
+    counts = Counter(message.recipient for message in server.received)
+    assert sum(count - 1 for count in counts.values()) <= 1, counts
+    with deployment.runtime.sessions() as session:
+        states = session.scalars(select(Delivery.state).where(Delivery.step == 0)).all()
+    assert sorted(states) == [DeliveryState.SENT.value] * 12
+
+
+def test_a_task_delivered_twice_sends_its_message_once(
+    deploy: Callable[..., Deployment], smtp: tuple[ScriptedHandler, int]
+) -> None:
+    server, _ = smtp
+    deployment = deploy()
+    with deployment.runtime.sessions() as session:
+        result = subscribe(session, course_slug=SLUG, email="alex@example.com", consent=Consent(at=datetime.now(UTC)),
+                           timing=deployment.runtime.timing)  # fmt: skip
+        session.commit()
+    deployment.enqueue(result.delivery_ids)
+    deployment.enqueue(result.delivery_ids)  # the broker redelivers the same task
+    deployment.worker()
+    log = deployment.processes.logs / "worker.log"
+
+    def finished() -> list[str]:
+        lines = log.read_text(errors="replace").splitlines()
+        return [line.split("s: ", 1)[-1].strip() for line in lines if "send_batch[" in line and "succeeded" in line]
+
+    def both_tasks_ran() -> bool:
+        return len(finished()) >= 2
+
+    try:
+        wait_until(both_tasks_ran, timeout=60, what="both deliveries of the task to run")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
+    assert sorted(finished()) == ["{'accepted': 1}", "{}"]  # the second found nothing left to send
+    assert len(server.to("alex@example.com")) == 1
