@@ -40,3 +40,32 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.sending_domain == "send.example.net"
     assert settings.unsubscribe_mailbox == "unsubscribe@send.example.net"
     assert settings.reply_to == "Care Team <hello@send.example.net>"
+
+
+def test_postgresql_urls_use_psycopg() -> None:
+    assert make_settings(database_url="postgresql://course@db/course").database_url == (
+        "postgresql+psycopg://course@db/course"
+    )
+    assert make_settings(database_url="postgres://course@db/course").database_url.startswith("postgresql+psycopg://")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "mysql://db/course"),
+        ("BROKER_URL", "amqp://guest@localhost//"),
+        ("SMTP_URL", "http://mail.example.org"),
+        ("COURSE_DAY_SECONDS", "0"),
+        ("SEND_RATE_PER_SECOND", "-1"),
+        ("CELERY_QUEUE", "course queue; rm -rf"),
+    ],
+)
+def test_each_bad_delivery_setting_is_named(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        make_settings(**{variable.lower(): value})
+
+
+def test_compressed_days_make_the_beat_tick_often_enough() -> None:
+    assert make_settings().tick_interval_seconds == 30
+    assert make_settings(course_day_seconds=10).tick_interval_seconds == 1.25  # an eighth of a day
+    assert make_settings(course_day_seconds=1).tick_interval_seconds == 0.25  # but no faster than that

@@ -67,9 +67,7 @@ class Deployment:
 
 
 @pytest.fixture
-def deploy(
-    database_url: str, smtp: tuple[ScriptedHandler, int], tmp_path: Path
-) -> Iterator[Callable[..., Deployment]]:
+def deploy(database_url: str, smtp: tuple[ScriptedHandler, int], tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
     queue = f"test-{uuid.uuid4().hex[:12]}"
     made: list[Deployment] = []
     contexts = []

@@ -1,0 +1,65 @@
+"""`course demo`, the README's first command: the whole course arrives, and the inbox page shows it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+
+from ..support.waiting import wait_until
+
+COURSE = Path(sys.executable).parent / "course"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own local server
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_the_demo_sends_the_whole_course_and_shows_it_in_the_inbox(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "demo.log").open("wb")
+    demo = subprocess.Popen(  # noqa: S603 - our own console script
+        [str(COURSE), "demo", "--day-seconds", "1", "--until-complete", "--port", str(port)],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    inbox = f"http://127.0.0.1:{port}/inbox"
+    try:
+        status, page = wait_until(lambda: (r := get(inbox))[0] == 200 and "Welcome to" in r[1] and r, timeout=60)
+        assert "Please confirm your place in Building Emotional Intimacy" in page
+        first = page.split('href="/inbox/', 1)[1].split('"', 1)[0]
+        status, shown = get(f"{inbox}/{first}")
+        assert status == 200 and "Its links" in shown and "/unsubscribe/" in shown
+        assert get(f"{inbox}/..%2F..%2Fcourse.sqlite3")[0] == 404
+        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        assert demo.wait(timeout=120) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    outbox = tmp_path / "var" / "demo" / "outbox"
+    paths = sorted(outbox.glob("*.eml"), key=lambda path: path.stat().st_mtime_ns)  # Date has whole seconds
+    messages = [message_from_bytes(path.read_bytes(), policy=default) for path in paths]
+    subjects = [str(message["Subject"]) for message in messages]
+    assert len(subjects) == 21, (tmp_path / "demo.log").read_text()
+    assert subjects[0].startswith("Please confirm")
+    assert subjects[1].startswith("Welcome")
+    assert [subject.split(":")[0] for subject in subjects[2:20]] == [f"Day {n}" for n in range(1, 19)]
+    assert subjects[20].startswith("You finished")
+    assert all(str(message["List-Unsubscribe"]).startswith(f"<http://127.0.0.1:{port}/") for message in messages)
