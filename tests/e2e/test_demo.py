@@ -41,7 +41,12 @@ def test_the_demo_sends_the_whole_course_and_shows_it_in_the_inbox(tmp_path: Pat
     )  # fmt: skip
     inbox = f"http://127.0.0.1:{port}/inbox"
     try:
-        status, page = wait_until(lambda: (r := get(inbox))[0] == 200 and "Welcome to" in r[1] and r, timeout=60)
+
+        def inbox_with_welcome() -> str:
+            status, page = get(inbox)
+            return page if status == 200 and "Welcome to" in page else ""
+
+        page = wait_until(inbox_with_welcome, timeout=60, what="the welcome in the inbox page")
         assert "Please confirm your place in Building Emotional Intimacy" in page
         first = page.split('href="/inbox/', 1)[1].split('"', 1)[0]
         status, shown = get(f"{inbox}/{first}")
