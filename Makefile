@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_OUT ?= out/emails
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint bench clean
+.PHONY: help demo render test lint compose-check bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,7 +17,10 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
-demo: $(INSTALLED) ## write every course email for a sample subscriber to out/emails and show where
+demo: $(INSTALLED) ## run the whole course on this machine; watch it arrive at http://127.0.0.1:8000/inbox
+	$(BIN)/course demo
+
+render: $(INSTALLED) ## write every course email for a sample subscriber to out/emails (open index.html)
 	$(BIN)/course render --out $(DEMO_OUT)
 
 test: $(INSTALLED) ## run the test suite
@@ -27,6 +30,10 @@ lint: $(INSTALLED) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+compose-check: ## validate docker-compose.yml (needs docker compose or docker-compose)
+	@if docker compose version >/dev/null 2>&1; then compose="docker compose"; else compose="docker-compose"; fi; \
+	SECRET_KEY=check PRACTICE_POSTAL_ADDRESS=check $$compose -f docker-compose.yml config --quiet && echo "docker-compose.yml is valid"
 
 bench: $(INSTALLED) ## print how fast one process renders and assembles each email
 	$(BIN)/course bench

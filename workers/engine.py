@@ -116,6 +116,23 @@ def make_throttle(settings: Settings) -> Throttle:
     return RedisTokenBucket(client, f"{settings.celery_queue}:send-rate", settings.send_rate_per_second)
 
 
+def _last_tick_key(settings: Settings) -> str:
+    return f"{settings.celery_queue}:last-tick"
+
+
+def record_tick(settings: Settings) -> None:
+    """Note that a tick ran, for the beat's health check (beat -> broker -> worker -> database)."""
+    if settings.redis is not None:
+        redis.Redis.from_url(settings.redis).set(_last_tick_key(settings), datetime.now(UTC).timestamp(), ex=86400)
+
+
+def seconds_since_last_tick(settings: Settings) -> float | None:
+    if settings.redis is None:
+        return None
+    value = redis.Redis.from_url(settings.redis, socket_timeout=3).get(_last_tick_key(settings))
+    return None if value is None else datetime.now(UTC).timestamp() - float(value)
+
+
 def tick(runtime: Runtime) -> int:
     """The beat: claim due subscribers and abandoned deliveries, commit, then enqueue. Returns how many."""
     queued = 0

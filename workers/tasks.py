@@ -19,7 +19,9 @@ def runtime() -> Runtime:
 
 @app.task(name="workers.tasks.tick", acks_late=True, ignore_result=True)
 def tick() -> int:
-    return tick_now(runtime())
+    queued = tick_now(runtime())
+    record_tick(runtime().settings)
+    return queued
 
 
 # No Celery retry (it would use a countdown): if the database or Redis is away, the task fails and

@@ -1,0 +1,19 @@
+# One image for web, worker and beat: `course web`, `course worker`, `course beat`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+RUN useradd --create-home --uid 10001 course
+WORKDIR /app
+
+COPY pyproject.toml README.md alembic.ini ./
+COPY cli ./cli
+COPY course ./course
+COPY emails ./emails
+COPY workers ./workers
+COPY web ./web
+COPY alembic ./alembic
+RUN pip install --editable . && mkdir -p var && chown course var
+
+USER course
+EXPOSE 8000
+CMD ["course", "web", "--host", "0.0.0.0", "--port", "8000"]
