@@ -6,7 +6,7 @@ import functools
 
 from course.settings import get_settings
 from workers.app import app
-from workers.engine import Runtime
+from workers.engine import Runtime, record_tick
 from workers.engine import send_batch as send_batch_now
 from workers.engine import tick as tick_now
 
