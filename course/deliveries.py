@@ -235,13 +235,19 @@ def mark_sent(delivery: Delivery, message_id: str, reply: str, now: datetime, ti
     _advance(subscriber, delivery.step, now, timing)
 
 
-def mark_failed(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> None:
-    """A permanent refusal of this one message: record it; the course goes on tomorrow."""
+def mark_failed(
+    session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing, *, bounced: bool = True
+) -> None:
+    """A permanent failure of this one message: record it; the course goes on tomorrow.
+
+    ``bounced``: the receiving server refused it (a bounce event), rather than our not being able to build it.
+    """
     delivery.state = DeliveryState.FAILED.value
     delivery.last_reply = reply
     delivery.lease_until = None
-    session.add(Event(subscriber_id=delivery.subscriber_id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
-                      step=delivery.step, value="failed", detail=reply, created_at=now))  # fmt: skip
+    if bounced:
+        session.add(Event(subscriber_id=delivery.subscriber_id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
+                          step=delivery.step, value="failed", detail=reply, created_at=now))  # fmt: skip
     if delivery.step is not None:
         _advance(delivery.subscriber, delivery.step, now, timing)
 

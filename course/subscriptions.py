@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.deliveries import (
@@ -118,8 +119,12 @@ def subscribe(
         select(Subscriber).where(Subscriber.course_slug == course_slug, Subscriber.email == address).with_for_update()
     )
     if subscriber is None:
-        subscriber = Subscriber(course_slug=course_slug, email=address, created_at=now)
-        session.add(subscriber)
+        subscriber = Subscriber(course_slug=course_slug, email=address, timezone=timezone, created_at=now)
+        try:
+            with session.begin_nested():  # two sign-ups of one new address at once: the second loses here
+                session.add(subscriber)
+        except IntegrityError:
+            return Result(SubscribeOutcome.CONFIRMATION_RECENTLY_SENT)
     elif subscriber.status in (
         SubscriberStatus.ACTIVE.value,
         SubscriberStatus.PAUSED.value,
@@ -204,6 +209,19 @@ def resume(session: Session, subscriber_id: int, *, now: datetime, timing: Timin
     subscriber.status = SubscriberStatus.ACTIVE.value
     subscriber.paused_until = None
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
+
+
+def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limit: int) -> int:
+    """Subscribers who paused "for a week" come back by themselves when the week is over."""
+    ended = session.scalars(
+        select(Subscriber.id)
+        .where(Subscriber.status == SubscriberStatus.PAUSED.value, Subscriber.paused_until <= now)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for subscriber_id in ended:
+        resume(session, subscriber_id, now=now, timing=timing)
+    return len(ended)
 
 
 def _skip_waiting_deliveries(session: Session, subscriber_id: int, reason: str, now: datetime) -> None:

@@ -139,6 +139,13 @@ class SmtpConnection:
                 return SendResult(Outcome.RETRY, None, _text(error.smtp_error) or "connection lost")
             self._reset()
             return classify(error.smtp_code, _text(error.smtp_error))
+        except smtplib.SMTPNotSupportedError as error:  # STARTTLS or AUTH not offered: our configuration
+            self.close()
+            return SendResult(Outcome.SENDER_BLOCKED, None, f"{error}")
+        except ssl.SSLCertVerificationError as error:
+            # Our configuration or the relay's certificate: retrying will not help, people must.
+            self.close()
+            return SendResult(Outcome.SENDER_BLOCKED, None, f"TLS certificate refused: {error}")
         except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, TimeoutError) as error:
             # The connection dropped (perhaps during DATA): we cannot know whether it was accepted.
             self.close()
@@ -195,8 +202,9 @@ class OutboxSender:
         yield self
 
     def send(self, envelope: Envelope) -> SendResult:
-        safe_id = re.sub(r"[^A-Za-z0-9.-]", "_", envelope.message_id.strip("<>"))
-        path = self.folder / f"{envelope.recipient}-{safe_id}.eml"
+        # Only safe characters reach the file name ("a/b@example.com" is a valid address).
+        name = re.sub(r"[^A-Za-z0-9@.+-]", "_", f"{envelope.recipient}-{envelope.message_id.strip('<>')}")
+        path = self.folder / f"{name.lstrip('.')}.eml"
         temporary = path.with_suffix(".part")
         temporary.write_bytes(envelope.data)
         temporary.replace(path)  # readers never see half a message

@@ -34,6 +34,7 @@ from course.deliveries import (
 )
 from course.models import Delivery, Subscriber
 from course.settings import Settings
+from course.subscriptions import resume_ended_pauses
 from emails.compiler import TemplateError
 from emails.mime import Envelope, MessageBuilder, UnsafeHeaderValue
 from emails.rendering import Recipient, Renderer
@@ -144,6 +145,7 @@ def tick(runtime: Runtime) -> int:
                 log.warning("sending is paused until %s: %s", pause.until.isoformat(), pause.reason)
                 return queued
             limit = runtime.settings.claim_batch_size
+            resume_ended_pauses(session, now=now, timing=runtime.timing, limit=limit)
             claimed = [delivery.id for delivery in claim_due_subscribers(session, now, limit, runtime.timing)]
             released = release_abandoned(session, now, limit, runtime.timing)
             session.commit()
@@ -188,7 +190,7 @@ def _send_one(runtime: Runtime, session: Session, connection: Connection, delive
     try:
         envelope = runtime.envelope_for(delivery, subscriber, now)
     except UnsafeHeaderValue as error:
-        mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing)
+        mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing, bounced=False)
         return "failed"
     except TemplateError as error:
         log.error("delivery %s: template %s is broken: %s", delivery.id, delivery.email, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
@@ -173,3 +174,30 @@ def test_bad_input_is_refused_with_the_field_named_and_nothing_stored(
 
 def test_addresses_are_compared_in_one_form() -> None:
     assert normalise_email(" Alex@Bücher.Example ") == "alex@xn--bcher-kva.example"
+
+
+def test_two_sign_ups_of_one_new_address_at_once_queue_one_confirmation(database_url: str) -> None:
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    start = threading.Barrier(2)
+    outcomes: list[SubscribeOutcome] = []
+
+    def sign_up_in_own_session() -> None:
+        with sessions() as session:
+            start.wait()
+            result = subscribe(session, course_slug=SLUG, email="alex@example.com", consent=Consent(at=NOW),
+                               timing=TIMING)  # fmt: skip
+            session.commit()
+            outcomes.append(result.outcome)
+
+    threads = [threading.Thread(target=sign_up_in_own_session) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == sorted(
+        [SubscribeOutcome.CONFIRMATION_QUEUED, SubscribeOutcome.CONFIRMATION_RECENTLY_SENT]
+    )
+    with sessions() as session:
+        assert len(session.scalars(select(Delivery)).all()) == 1
+    engine.dispose()

@@ -134,12 +134,21 @@ def test_smtps_speaks_tls_from_the_first_byte(server_tls: ssl.SSLContext, client
         assert len(server.received) == 1
 
 
-def test_a_certificate_we_do_not_trust_is_refused(server_tls: ssl.SSLContext) -> None:
+def test_a_certificate_we_do_not_trust_stops_sending_rather_than_retrying(server_tls: ssl.SSLContext) -> None:
     with smtp_server(tls=server_tls) as (server, port):
         config = SmtpConfig.from_url(f"smtp+starttls://127.0.0.1:{port}", timeout=5)
         with SmtpSender(config).connect() as connection:  # the system's CAs: ours is unknown to them
             result = connection.send(envelope())
-        assert result.outcome is Outcome.RETRY
+        assert result.outcome is Outcome.SENDER_BLOCKED and "certificate" in result.reply
+        assert server.received == []
+
+
+def test_starttls_asked_of_a_server_without_it_is_a_configuration_problem() -> None:
+    with smtp_server() as (server, port):
+        config = SmtpConfig.from_url(f"smtp+starttls://127.0.0.1:{port}", timeout=5)
+        with SmtpSender(config).connect() as connection:
+            result = connection.send(envelope())
+        assert result.outcome is Outcome.SENDER_BLOCKED and "STARTTLS" in result.reply
         assert server.received == []
 
 
@@ -194,6 +203,14 @@ def test_the_outbox_writes_one_complete_file_per_message(tmp_path: Path) -> None
     files = sorted((tmp_path / "mail").iterdir())
     assert [path.suffix for path in files] == [".eml", ".eml"]
     assert files[0].read_bytes() == envelope("alex@example.com", 1).data
+
+
+def test_an_outbox_file_name_cannot_leave_the_folder(tmp_path: Path) -> None:
+    sender = OutboxSender(tmp_path / "mail")
+    with sender.connect() as connection:
+        connection.send(envelope("a/../../b@example.com"))
+    (written,) = (tmp_path / "mail").iterdir()
+    assert written.parent == tmp_path / "mail" and "/" not in written.name
 
 
 def test_memory_keeps_what_it_was_given() -> None:

@@ -100,7 +100,7 @@ def deploy(database_url: str, smtp: tuple[ScriptedHandler, int], tmp_path: Path)
     for deployment in made:
         deployment.engine.dispose()
     client = redis.Redis.from_url(REDIS_URL)
-    client.delete(queue, f"_kombu.binding.{queue}", f"{queue}:send-rate")
+    client.delete(queue, f"_kombu.binding.{queue}", f"{queue}:send-rate", f"{queue}:last-tick")
 
 
 def enrol(deployment: Deployment, email: str) -> int:

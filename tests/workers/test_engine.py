@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from course.models import Delivery, DeliveryState, SendingPause, Subscriber, SubscriberStatus, Suppression
-from course.subscriptions import Consent, SubscribeOutcome, confirm, subscribe, unsubscribe
+from course.subscriptions import Consent, SubscribeOutcome, confirm, pause, subscribe, unsubscribe
 from workers.engine import send_batch, tick
 
 from .conftest import Harness
@@ -302,3 +302,21 @@ def test_after_downtime_each_subscriber_gets_one_email_then_one_a_day(harness: H
     resumed = subscriber(harness, alex).next_send_at
     assert resumed is not None and resumed > harness.clock()
     assert resumed.astimezone(ZoneInfo("Europe/Paris")).time() == time(8, 0)
+
+
+def test_a_pause_for_a_week_ends_by_itself_and_the_course_resumes_one_a_day(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com")
+    with harness.runtime.sessions() as session:
+        pause(session, alex, now=harness.clock(), until=harness.clock() + timedelta(days=7))
+        session.commit()
+    harness.clock.advance(days=6)
+    harness.tick_and_send()
+    assert subscriber(harness, alex).status == SubscriberStatus.PAUSED.value
+    assert len(harness.smtp.to("alex@example.com")) == 2
+    harness.clock.advance(days=1)
+    harness.tick_and_send()  # the pause ends: back to active, day 1 at the next 08:00 Paris time
+    resumed = subscriber(harness, alex)
+    assert resumed.status == SubscriberStatus.ACTIVE.value and resumed.next_send_at is not None
+    harness.clock.to(resumed.next_send_at)
+    harness.tick_and_send()
+    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: Practice Daily Check-Ins"]
