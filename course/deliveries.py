@@ -99,7 +99,11 @@ def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, tim
         _complete(subscriber, now)
         return None
     existing = session.scalar(
-        select(Delivery).where(Delivery.subscriber_id == subscriber.id, Delivery.step == step_number)
+        select(Delivery).where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.enrolment == subscriber.enrolment,
+            Delivery.step == step_number,
+        )
     )
     if existing is not None:
         if existing.state != DeliveryState.SKIPPED.value:
@@ -112,6 +116,7 @@ def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, tim
         return existing
     delivery = Delivery(
         subscriber=subscriber,
+        enrolment=subscriber.enrolment,
         step=step_number,
         email=course.step(step_number).email,
         state=DeliveryState.CLAIMED.value,

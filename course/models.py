@@ -105,6 +105,8 @@ class Subscriber(Base):
     timezone: Mapped[str] = mapped_column(String(64))  # an IANA name
     send_time: Mapped[time] = mapped_column(Time(), default=time(8, 0))  # local, preferred
     status: Mapped[str] = mapped_column(String(20), default=SubscriberStatus.PENDING.value)
+    # Which time through the course this is: restarting the course starts enrolment 2, and so on.
+    enrolment: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The last course step sent (0 the welcome); None before the welcome.
     current_step: Mapped[int | None] = mapped_column(Integer)
     next_send_at: Mapped[datetime | None]
@@ -126,20 +128,22 @@ class Subscriber(Base):
 
 
 class Delivery(Base):
-    """One email to one subscriber. A course step is delivered at most once: UNIQUE(subscriber, step).
+    """One email to one subscriber. A course step is delivered at most once per time through the course:
+    UNIQUE(subscriber, enrolment, step).
 
     Confirmations have no step (NULL), so a confirmation can be sent again after an hour.
     """
 
     __tablename__ = "deliveries"
     __table_args__ = (
-        UniqueConstraint("subscriber_id", "step", name="uq_deliveries_subscriber_step"),
+        UniqueConstraint("subscriber_id", "enrolment", "step", name="uq_deliveries_subscriber_enrolment_step"),
         CheckConstraint(f"state IN ({_values(DeliveryState)})", name="state"),
         Index("ix_deliveries_state_due", "state", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    enrolment: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     step: Mapped[int | None] = mapped_column(Integer)
     email: Mapped[str] = mapped_column(String(40))  # the template folder: "day-03", "confirmation"
     template_version: Mapped[str | None] = mapped_column(String(32))
@@ -182,6 +186,24 @@ class Event(Base):
     user_agent: Mapped[str | None] = mapped_column(String(500))
     seconds_since_delivery: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+
+class Answer(Base):
+    """A checklist answer. Every save is a new row, so a changed answer keeps its history; the latest
+    row per (subscriber, enrolment, step) is the current answer."""
+
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_subscriber_step", "subscriber_id", "enrolment", "step", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    enrolment: Mapped[int] = mapped_column(Integer, default=1)
+    step: Mapped[int] = mapped_column(Integer)  # which occurrence: the welcome's baseline, the completion's retake
+    checklist: Mapped[str] = mapped_column(String(100))
+    band: Mapped[str] = mapped_column(String(50))
+    score: Mapped[int | None] = mapped_column(Integer)  # known when the items were ticked one by one
+    items: Mapped[str | None] = mapped_column(Text)  # the ticked items' numbers, comma-separated
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 

@@ -211,6 +211,25 @@ def resume(session: Session, subscriber_id: int, *, now: datetime, timing: Timin
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
 
 
+def restart(session: Session, subscriber_id: int, *, now: datetime, timing: Timing) -> bool:
+    """Go through the course again from the welcome: a new enrolment, one email a day from a new local day."""
+    subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if subscriber is None or subscriber.status not in (
+        SubscriberStatus.ACTIVE.value,
+        SubscriberStatus.PAUSED.value,
+        SubscriberStatus.COMPLETED.value,
+    ):
+        return False
+    _skip_waiting_deliveries(session, subscriber.id, "restarted", now)
+    subscriber.enrolment += 1
+    subscriber.current_step = None
+    subscriber.status = SubscriberStatus.ACTIVE.value
+    subscriber.completed_at = None
+    subscriber.paused_until = None
+    subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
+    return True
+
+
 def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limit: int) -> int:
     """Subscribers who paused "for a week" come back by themselves when the week is over."""
     ended = session.scalars(

@@ -100,7 +100,11 @@ class Runtime:
         renderer, builder = self.writers(subscriber.course_slug)
         rendered = renderer.render(delivery.email, Recipient(subscriber.id, subscriber.email, subscriber.first_name))
         delivery.template_version = rendered.template_version
-        key = f"{CONFIRMATION_EMAIL}-{delivery.id}" if delivery.step is None else delivery.step
+        # Fixed per (subscriber, enrolment, step): a resend of one delivery carries the same Message-ID.
+        if delivery.step is None:
+            key: int | str = f"{CONFIRMATION_EMAIL}-{delivery.id}"
+        else:
+            key = delivery.step if delivery.enrolment == 1 else f"{delivery.enrolment}.{delivery.step}"
         return builder.build(
             rendered,
             to_address=subscriber.email,

@@ -15,7 +15,7 @@ from cli import database
 from ..support.databases import alembic_config
 
 COURSE = Path(sys.executable).parent / "course"
-TABLES = {"alembic_version", "deliveries", "events", "sending_pauses", "subscribers", "suppressions"}
+TABLES = {"alembic_version", "answers", "deliveries", "events", "sending_pauses", "subscribers", "suppressions"}
 
 
 def test_postgresql_has_no_drift_between_models_and_migrations(database_url: str) -> None:

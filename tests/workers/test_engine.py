@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from course.models import Delivery, DeliveryState, SendingPause, Subscriber, SubscriberStatus, Suppression
-from course.subscriptions import Consent, SubscribeOutcome, confirm, pause, subscribe, unsubscribe
+from course.subscriptions import Consent, SubscribeOutcome, confirm, pause, restart, subscribe, unsubscribe
 from workers.engine import send_batch, tick
 
 from .conftest import Harness
@@ -320,3 +320,19 @@ def test_a_pause_for_a_week_ends_by_itself_and_the_course_resumes_one_a_day(harn
     harness.clock.to(resumed.next_send_at)
     harness.tick_and_send()
     assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: Practice Daily Check-Ins"]
+
+
+def test_restarting_the_course_sends_it_again_from_the_welcome_with_new_message_ids(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com")
+    run_course_by_the_clock(harness, alex)
+    first_run = {m.message["Message-ID"] for m in harness.smtp.to("alex@example.com")}
+    with harness.runtime.sessions() as session:
+        assert restart(session, alex, now=harness.clock(), timing=harness.runtime.timing) is True
+        session.commit()
+    harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
+    harness.tick_and_send()
+    again = harness.smtp.to("alex@example.com")[21:]
+    assert [m.subject for m in again] == ["Welcome to Building Emotional Intimacy: where you stand today"]
+    assert again[0].message["Message-ID"] not in first_run
+    run_course_by_the_clock(harness, alex)
+    assert len(harness.smtp.to("alex@example.com")) == 21 + 20
