@@ -180,6 +180,7 @@ class Event(Base):
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(30))
+    enrolment: Mapped[int | None] = mapped_column(Integer)
     step: Mapped[int | None] = mapped_column(Integer)
     value: Mapped[str | None] = mapped_column(String(200))
     automated: Mapped[bool] = mapped_column(Boolean, default=False)  # a scanner, not a person

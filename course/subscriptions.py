@@ -230,6 +230,20 @@ def restart(session: Session, subscriber_id: int, *, now: datetime, timing: Timi
     return True
 
 
+def change_schedule(
+    session: Session, subscriber_id: int, *, send_time: time, timezone: str, now: datetime, timing: Timing
+) -> None:
+    """A new hour or time zone, from the next email on; never two emails on one local day."""
+    timezone = check_timezone(timezone)
+    subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if subscriber is None:
+        raise LookupError(f"no subscriber {subscriber_id}")
+    subscriber.send_time = send_time
+    subscriber.timezone = timezone
+    if subscriber.status == SubscriberStatus.ACTIVE.value and subscriber.next_send_at is not None:
+        subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
+
+
 def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limit: int) -> int:
     """Subscribers who paused "for a week" come back by themselves when the week is over."""
     ended = session.scalars(

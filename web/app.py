@@ -2,24 +2,101 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from course.curriculum import load_course
+from course.db import make_engine, make_sessionmaker
+from course.links import LinkSigner
 from course.settings import Settings, get_settings
-from web import health, inbox
+from web import health, inbox, links, metrics, pages, preferences
+from web.context import WebContext
+from web.links import LinkProblem
+from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+HERE = Path(__file__).parent
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def celery_enqueue(settings: Settings) -> Callable[[Iterable[int]], None]:
+    def enqueue(delivery_ids: Iterable[int]) -> None:
+        from workers.tasks import send_batch  # the Celery task: the workers send, the web only queues
+
+        ids = list(delivery_ids)
+        for start in range(0, len(ids), settings.send_batch_size):
+            send_batch.delay(ids[start : start + settings.send_batch_size])
+
+    return enqueue
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessions: sessionmaker[Session] | None = None,
+    enqueue: Callable[[Iterable[int]], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Course mailer", docs_url=None, redoc_url=None)
+    course = load_course(settings.course_slug)
+    templates = Jinja2Templates(directory=HERE / "templates", context_processors=[lambda request: {"course": course}])
+    limiter: RateLimiter = (
+        RedisRateLimiter(redis.Redis.from_url(settings.redis), f"{settings.celery_queue}:rate")
+        if settings.redis
+        else MemoryRateLimiter()
+    )
+    web = WebContext(
+        settings=settings,
+        course=course,
+        sessions=sessions or make_sessionmaker(make_engine(settings.database_url)),
+        signer=LinkSigner(settings.secret_key, str(settings.base_url)),
+        templates=templates,
+        limiter=limiter,
+        enqueue=enqueue or celery_enqueue(settings),
+    )
+    if clock is not None:
+        web.clock = clock
+
+    app = FastAPI(title=f"{course.title}: the subscriber's web", docs_url=None, redoc_url=None)
     app.state.settings = settings
-    app.state.templates = TEMPLATES
-    app.include_router(health.router)
+    app.state.templates = templates
+    app.state.context = web
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for module in (pages, links, preferences, health, metrics):
+        app.include_router(module.router)
     if inbox.outbox_folder(settings) is not None:
         # Only where mail is written to a folder (the demo): the inbox shows what would have been sent.
         app.include_router(inbox.router)
+
+    def problem(request: Request, status_code: int, title: str, message: str) -> Response:
+        return templates.TemplateResponse(
+            request, "error.html", {"title": title, "message": message}, status_code=status_code
+        )
+
+    @app.exception_handler(LinkProblem)
+    async def link_problem(request: Request, error: LinkProblem) -> Response:
+        return problem(request, error.status_code, error.title, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, error: RequestValidationError) -> Response:
+        return problem(request, 400, "Something in that request was not right", "Go back and try again.")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404:
+            return problem(request, 404, "There is nothing here", "The page may have moved. Start from the home page.")
+        headers: dict[str, Any] = dict(error.headers or {})
+        response = problem(request, error.status_code, "That did not work", str(error.detail))
+        response.headers.update(headers)
+        return response
+
     return app

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from course.settings import Settings
@@ -85,11 +85,6 @@ def _captured(request: Request, name: str) -> Captured:
     if not _SAFE_NAME.fullmatch(name) or not path.is_file():
         raise HTTPException(status_code=404, detail="No such message in the inbox")
     return _read(path)
-
-
-@router.get("/")
-def home() -> RedirectResponse:
-    return RedirectResponse("/inbox", status_code=307)
 
 
 @router.get("/inbox", response_class=HTMLResponse)

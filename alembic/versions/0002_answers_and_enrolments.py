@@ -1,5 +1,7 @@
 """Checklist answers with their history, and enrolments (a subscriber may go through the course again).
 
+Events record the enrolment too, so that "exercise done" is once per time through the course.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-27 10:07:57.864843
@@ -41,6 +43,8 @@ def upgrade() -> None:
     # Batch mode: SQLite (the demo) cannot alter a constraint in place; PostgreSQL just runs the ALTERs.
     with op.batch_alter_table("subscribers") as batch:
         batch.add_column(sa.Column("enrolment", sa.Integer(), server_default="1", nullable=False))
+    with op.batch_alter_table("events") as batch:
+        batch.add_column(sa.Column("enrolment", sa.Integer(), nullable=True))
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("enrolment", sa.Integer(), server_default="1", nullable=False))
         batch.drop_constraint("uq_deliveries_subscriber_step", type_="unique")
@@ -55,6 +59,8 @@ def downgrade() -> None:
         batch.create_unique_constraint("uq_deliveries_subscriber_step", ["subscriber_id", "step"])
         batch.drop_column("enrolment")
     with op.batch_alter_table("subscribers") as batch:
+        batch.drop_column("enrolment")
+    with op.batch_alter_table("events") as batch:
         batch.drop_column("enrolment")
     op.drop_index("ix_answers_subscriber_step", table_name="answers")
     op.drop_table("answers")

@@ -1,0 +1,106 @@
+"""The web app on a real PostgreSQL, sending through the real engine to a real SMTP server."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from course.db import make_engine, make_sessionmaker
+from course.models import Subscriber
+from web.app import create_app
+from workers.engine import Runtime, send_batch, tick
+from workers.throttle import LocalTokenBucket
+
+from ..conftest import make_settings
+from ..support.smtp import ScriptedHandler
+from ..workers.conftest import Clock
+
+BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
+
+
+class _Hrefs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a" and (href := dict(attrs).get("href")):
+            self.hrefs.append(href)
+
+
+@dataclass
+class Site:
+    client: TestClient
+    runtime: Runtime
+    clock: Clock
+    smtp: ScriptedHandler
+
+    def session(self) -> Session:
+        return self.runtime.sessions()
+
+    def deliver(self, ids: list[int]) -> None:
+        send_batch(self.runtime, list(ids))
+
+    def tick(self) -> None:
+        tick(self.runtime)
+
+    def links(self, recipient: str, subject_starts: str = "") -> list[str]:
+        """The links of the latest email to ``recipient`` (whose subject starts so), as paths."""
+        messages = [m for m in self.smtp.to(recipient) if m.subject.startswith(subject_starts)]
+        assert messages, f"no email to {recipient} starting {subject_starts!r}"
+        html = messages[-1].message.get_body(preferencelist=("html",))
+        assert html is not None
+        parser = _Hrefs()
+        parser.feed(html.get_content())
+        return [re.sub(r"^https://course\.example\.org", "", href) for href in parser.hrefs]
+
+    def link(self, recipient: str, prefix: str, subject_starts: str = "") -> str:
+        found = [href for href in self.links(recipient, subject_starts) if href.startswith(prefix)]
+        assert found, f"no {prefix} link"
+        return found[0]
+
+    def subscriber(self, email: str) -> Subscriber:
+        with self.session() as session:
+            found = session.query(Subscriber).filter_by(email=email).one()
+            session.expunge(found)
+            return found
+
+    def sign_up_and_confirm(self, email: str = "alex@example.com", timezone: str = "Europe/Paris") -> Subscriber:
+        response = self.client.post(
+            "/subscribe", data={"email": email, "first_name": "Alex", "send_time": "08:00", "timezone": timezone}
+        )
+        assert response.status_code == 200 and "Check your inbox" in response.text
+        confirm = self.link(email, "/confirm/")
+        self.clock.advance(minutes=2)
+        assert self.client.post(confirm).status_code == 200
+        return self.subscriber(email)
+
+
+@pytest.fixture
+def site(database_url: str, smtp: tuple[ScriptedHandler, int]) -> Iterator[Site]:
+    handler, port = smtp
+    settings = make_settings(
+        database_url=database_url,
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        broker_url="memory://",
+        consultation_url="https://booking.example.org/free-consultation?from=course",
+        resource_urls={"stonewalling-quiz": "https://quiz.example.org/stonewalling"},
+    )
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    clock = Clock()
+
+    def send_now(delivery_ids: list[int]) -> None:  # the worker's job, done inline
+        send_batch(runtime, delivery_ids)
+
+    runtime = Runtime(settings, sessions=sessions, throttle=LocalTokenBucket(10_000), clock=clock, enqueue=send_now)
+    app = create_app(settings, sessions=sessions, enqueue=runtime.enqueue, clock=clock)
+    with TestClient(app, base_url="https://course.example.org", headers={"User-Agent": BROWSER}) as client:
+        yield Site(client, runtime, clock, handler)
+    engine.dispose()

@@ -1,0 +1,276 @@
+"""Where the links in the emails lead: confirm, exercise done, checklist answers, consultation,
+resources, unsubscribe. Every link carries a signed token (course/links.py).
+
+Mail scanners open every link, and some run JavaScript: a GET shows a page and records a click
+(flagged as automated when it looks like a machine) but changes nothing; a change happens on POST,
+from a button on that page. The one exception is RFC 8058's one-click unsubscribe, which is a POST.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from course.curriculum import CourseStep
+from course.engagement import (
+    baseline_and_retake,
+    current_answer,
+    exercise_done,
+    record_click,
+    record_exercise_done,
+    records_for,
+    save_answer,
+    score_items,
+    seconds_since_delivery,
+)
+from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
+from course.models import EventKind, Subscriber, SubscriberStatus
+from course.subscriptions import ConfirmOutcome, confirm, unsubscribe
+from web.context import WebContext, context
+from web.scanners import is_automated
+
+router = APIRouter()
+Token = Annotated[str, Path(max_length=400, pattern=r"^[A-Za-z0-9_.-]+$")]
+Web = Annotated[WebContext, Depends(context)]
+
+
+class LinkProblem(Exception):
+    """Rendered as a friendly page (web/app.py), never a 500."""
+
+    def __init__(self, status_code: int, title: str, message: str) -> None:
+        self.status_code, self.title, self.message = status_code, title, message
+        super().__init__(message)
+
+
+def verify(web: WebContext, purpose: Purpose, token: str) -> LinkClaim:
+    try:
+        return web.signer.verify(purpose, token)
+    except ExpiredLink:
+        raise LinkProblem(
+            400, "This link has expired", "It is older than we accept for this kind of link. Sign up again below."
+        ) from None
+    except InvalidLink:
+        raise LinkProblem(
+            400, "This link does not work", "It may have been cut short or changed. Try the link in the email again."
+        ) from None
+
+
+def load_subscriber(session: Session, claim: LinkClaim) -> Subscriber:
+    subscriber = session.get(Subscriber, claim.subscriber_id)
+    if subscriber is None:
+        raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
+    return subscriber
+
+
+def course_step(web: WebContext, claim: LinkClaim) -> CourseStep:
+    if claim.step is None:
+        raise LinkProblem(404, "We do not know this link", "It does not belong to an email of the course.")
+    try:
+        return web.course.step(claim.step)
+    except KeyError:
+        raise LinkProblem(404, "We do not know this link", "It does not belong to an email of the course.") from None
+
+
+def note_click(
+    web: WebContext, request: Request, session: Session, subscriber: Subscriber, claim: LinkClaim,
+    kind: EventKind, value: str | None,
+) -> bool:  # fmt: skip
+    """Record the click; returns whether it looked automated."""
+    now = web.clock()
+    elapsed = seconds_since_delivery(session, subscriber, claim.step, now)
+    user_agent = request.headers.get("user-agent")
+    automated = is_automated(request.method, user_agent, elapsed)
+    record_click(session, subscriber, kind=kind, step=claim.step, value=value, user_agent=user_agent,
+                 automated=automated, elapsed=elapsed, now=now)  # fmt: skip
+    session.commit()
+    return automated
+
+
+def page(web: WebContext, request: Request, template: str, status_code: int = 200, **values: Any) -> Response:
+    return web.templates.TemplateResponse(request, template, values, status_code=status_code)
+
+
+# --- Confirm --------------------------------------------------------------------------------------
+
+
+@router.api_route("/confirm/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+def confirm_page(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.CONFIRM, token)
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        already = subscriber.status in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value)
+        return page(web, request, "confirm.html", token=token, already=already, subscriber=subscriber)
+
+
+@router.post("/confirm/{token}", response_class=HTMLResponse)
+def confirm_now(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.CONFIRM, token)
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        result = confirm(session, subscriber.id, now=web.clock(), timing=web.timing)
+        session.commit()
+    web.enqueue(result.delivery_ids)
+    if result.outcome is ConfirmOutcome.NOT_PENDING:
+        raise LinkProblem(
+            400, "This confirmation is no longer valid", "You left the course after it was sent. Sign up again below."
+        )
+    return page(web, request, "confirmed.html", already=result.outcome is ConfirmOutcome.ALREADY_CONFIRMED)
+
+
+# --- Exercise done --------------------------------------------------------------------------------
+
+
+def _day_of(web: WebContext, step: CourseStep) -> dict[str, Any]:
+    if step.day_number is None:
+        raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
+    return web.course.day(step.day_number).model_dump(mode="json")
+
+
+@router.api_route("/exercise/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+def exercise_page(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.EXERCISE_DONE, token)
+    day = _day_of(web, course_step(web, claim))
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        note_click(web, request, session, subscriber, claim, EventKind.CLICK, "exercise")
+        done = exercise_done(session, subscriber, day["number"])
+        return page(web, request, "exercise.html", token=token, day=day, done=done, recording=records_for(subscriber))
+
+
+@router.post("/exercise/{token}", response_class=HTMLResponse)
+def exercise_done_now(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.EXERCISE_DONE, token)
+    day = _day_of(web, course_step(web, claim))
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        record_exercise_done(session, subscriber, day["number"], web.clock())
+        session.commit()
+        return page(web, request, "exercise.html", token=token, day=day, done=True, recording=records_for(subscriber))
+
+
+# --- Checklist answers ----------------------------------------------------------------------------
+
+
+def _checklist_of(web: WebContext, step: CourseStep) -> Any:
+    if step.checklist is None:
+        raise LinkProblem(404, "We do not know this link", "This email has no checklist.")
+    return web.course.checklists[step.checklist]
+
+
+def _answer_page(
+    web: WebContext, request: Request, session: Session, subscriber: Subscriber, claim: LinkClaim, token: str,
+    *, saved: bool = False, ticked: list[int] | None = None, band_key: str | None = None,
+) -> Response:  # fmt: skip
+    step = course_step(web, claim)
+    checklist = _checklist_of(web, step)
+    band = checklist.band(band_key) if band_key else None
+    answer = current_answer(session, subscriber, step.number)
+    comparison = baseline_and_retake(session, subscriber, web.course) if step == web.course.steps[-1] else None
+    return page(
+        web, request, "answer.html",
+        token=token, checklist=checklist, band=band, saved=saved, ticked=ticked or [],
+        answer=answer, saved_band=checklist.band(answer.band) if answer else None,
+        comparison=comparison, recording=records_for(subscriber), occurrence=step.email,
+        checklist_url=web.signer.url(Purpose.ANSWER, subscriber.id, step.number),
+    )  # fmt: skip
+
+
+@router.api_route("/answer/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+def answer_page(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.ANSWER, token)
+    checklist = _checklist_of(web, course_step(web, claim))
+    if claim.value is not None and checklist.band(claim.value) is None:
+        raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        note_click(web, request, session, subscriber, claim, EventKind.CLICK, claim.value or "checklist")
+        return _answer_page(web, request, session, subscriber, claim, token, band_key=claim.value)
+
+
+@router.post("/answer/{token}", response_class=HTMLResponse)
+def save_answer_now(
+    request: Request, web: Web, token: Token, items: Annotated[list[int] | None, Form(max_length=100)] = None
+) -> Response:
+    claim = verify(web, Purpose.ANSWER, token)
+    step = course_step(web, claim)
+    checklist = _checklist_of(web, step)
+    ticked: list[int] | None = None
+    if claim.value is not None:  # a score-band link: the answer is in the link
+        band = checklist.band(claim.value)
+        if band is None:
+            raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
+    else:  # the interactive checklist: the answer is the ticked items
+        ticked = sorted({number for number in items or [] if 1 <= number <= len(checklist.items)})
+        _, band = score_items(checklist, ticked)
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        save_answer(session, subscriber, step=step.number, checklist=checklist, band=band, ticked=ticked,
+                    now=web.clock())  # fmt: skip
+        session.commit()
+        return _answer_page(web, request, session, subscriber, claim, token, saved=True, ticked=ticked,
+                            band_key=band.key)  # fmt: skip
+
+
+# --- Consultation and resources -------------------------------------------------------------------
+
+
+def _with_utm(url: str, email: str, course_slug: str) -> str:
+    parts = urlsplit(url)
+    utm = urlencode({"utm_source": "email-course", "utm_medium": "email", "utm_campaign": course_slug,
+                     "utm_content": email})  # fmt: skip
+    return urlunsplit(parts._replace(query=f"{parts.query}&{utm}" if parts.query else utm))
+
+
+@router.api_route("/consultation/{token}", methods=["GET", "HEAD"])
+def consultation(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.CONSULTATION, token)
+    step = course_step(web, claim)
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        note_click(web, request, session, subscriber, claim, EventKind.CONSULTATION, None)
+    # Only ever the configured booking page: never a destination taken from the request.
+    return RedirectResponse(_with_utm(str(web.settings.consultation_url), step.email, web.course.slug), 303)
+
+
+@router.api_route("/resource/{token}", methods=["GET", "HEAD"])
+def resource(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.RESOURCE, token)
+    step = course_step(web, claim)
+    if claim.value is None or claim.value not in web.course.resources:
+        raise LinkProblem(404, "We do not know this link", "It names a guide we do not have.")
+    target = web.settings.resource_urls.get(claim.value) or web.course.resources[claim.value].url
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        note_click(web, request, session, subscriber, claim, EventKind.RESOURCE, claim.value)
+    return RedirectResponse(_with_utm(str(target), step.email, web.course.slug), 303)
+
+
+# --- Unsubscribe ----------------------------------------------------------------------------------
+
+
+@router.api_route("/unsubscribe/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+def unsubscribe_page(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.UNSUBSCRIBE, token)
+    with web.session() as session:
+        subscriber = session.get(Subscriber, claim.subscriber_id)
+        gone = subscriber is None or subscriber.status == SubscriberStatus.UNSUBSCRIBED.value
+        if subscriber is not None:
+            note_click(web, request, session, subscriber, claim, EventKind.CLICK, "unsubscribe")
+        preferences = web.signer.url(Purpose.PREFERENCES, claim.subscriber_id) if subscriber else None
+        return page(web, request, "unsubscribe.html", token=token, gone=gone, preferences_url=preferences)
+
+
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+def unsubscribe_now(request: Request, web: Web, token: Token) -> Response:
+    """RFC 8058 one-click (body ``List-Unsubscribe=One-Click``, no cookie, no login) and our own button."""
+    claim = verify(web, Purpose.UNSUBSCRIBE, token)
+    with web.session() as session:
+        if session.get(Subscriber, claim.subscriber_id) is not None:
+            unsubscribe(session, claim.subscriber_id, now=web.clock())
+            session.commit()
+    # Erased already, or unsubscribed twice: the answer is the same, it is done.
+    return page(web, request, "unsubscribed.html")

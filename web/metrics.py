@@ -1,0 +1,73 @@
+"""Prometheus /metrics: the funnel and the delivery engine, read from the database at scrape time.
+
+Counting from the database (not from counters in each process) gives the same answer from every web
+process and survives restarts; the queries are a handful of GROUP BYs over indexed columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from course.models import Delivery, Event, EventKind, SendingPause, Subscriber
+from web.context import WebContext, context
+
+router = APIRouter()
+
+
+class CourseCollector(Collector):
+    def __init__(self, web: WebContext) -> None:
+        self.web = web
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = self.web.clock()
+        with self.web.session() as session:
+            subscribers = GaugeMetricFamily("course_subscribers", "Subscribers by status", labels=["status"])
+            for status, count in session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)):
+                subscribers.add_metric([status], count)
+            yield subscribers
+
+            confirmations = GaugeMetricFamily("course_confirmations", "Subscriptions confirmed (double opt-in)")
+            confirmations.add_metric(
+                [], session.scalar(select(func.count()).where(Event.kind == EventKind.CONFIRMED.value)) or 0
+            )
+            yield confirmations
+
+            sends = GaugeMetricFamily("course_deliveries", "Deliveries by email and state", labels=["email", "state"])
+            rows = session.execute(
+                select(Delivery.email, Delivery.state, func.count()).group_by(Delivery.email, Delivery.state)
+            )
+            for email, state, count in rows:
+                sends.add_metric([email, state], count)
+            yield sends
+
+            clicks = GaugeMetricFamily(
+                "course_clicks", "Link clicks by kind, people and machines apart", labels=["kind", "who"]
+            )
+            rows = session.execute(
+                select(Event.kind, Event.automated, func.count())
+                .where(Event.kind.in_([EventKind.CLICK.value, EventKind.CONSULTATION.value, EventKind.RESOURCE.value,
+                                       EventKind.EXERCISE_DONE.value, EventKind.ANSWER.value]))
+                .group_by(Event.kind, Event.automated)
+            )  # fmt: skip
+            for kind, automated, count in rows:
+                clicks.add_metric([kind, "automated" if automated else "human"], count)
+            yield clicks
+
+            paused = GaugeMetricFamily("course_sending_paused", "1 while the provider refused us (5.7.x)")
+            paused.add_metric([], 1 if session.scalar(select(func.count()).where(SendingPause.until > now)) else 0)
+            yield paused
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(web: Annotated[WebContext, Depends(context)]) -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CourseCollector(web))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,46 @@
+"""Fixed-window rate limits against list-bombing: per client IP and per target address.
+
+Redis when the deployment has it (every web process shares the count), memory otherwise (the demo).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+import redis
+
+
+class RateLimiter(Protocol):
+    def allow(self, key: str, limit: int, window_seconds: int) -> bool: ...
+
+
+class RedisRateLimiter:
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._client = client
+        self._prefix = prefix
+
+    def allow(self, key: str, limit: int, window_seconds: int) -> bool:
+        window = int(time.time() // window_seconds)
+        name = f"{self._prefix}:{key}:{window}"
+        pipeline = self._client.pipeline()
+        pipeline.incr(name)
+        pipeline.expire(name, window_seconds + 5)
+        count, _ = pipeline.execute()
+        return int(count) <= limit
+
+
+class MemoryRateLimiter:
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, limit: int, window_seconds: int) -> bool:
+        window = int(time.time() // window_seconds)
+        name = f"{key}:{window}"
+        with self._lock:
+            if len(self._counts) > 10_000:  # old windows: forget them
+                self._counts = {k: v for k, v in self._counts.items() if k.endswith(f":{window}")}
+            self._counts[name] = self._counts.get(name, 0) + 1
+            return self._counts[name] <= limit

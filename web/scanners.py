@@ -1,0 +1,26 @@
+"""Telling people from machines. Mail security scanners open (and some render) every link in an
+email, usually within seconds of delivery; their clicks must not count as a person's."""
+
+from __future__ import annotations
+
+import re
+
+# Agents of link scanners, previewers and scripts (Barracuda, Mimecast, Proofpoint, Microsoft Safe
+# Links, ...), and the generic words they share.
+SCANNER_AGENTS = re.compile(
+    r"bot\b|crawler|spider|preview|scanner|barracuda|mimecast|proofpoint|messagelabs|symantec|safelinks|"
+    r"microsoft office|ms-office|skypeuripreview|python-requests|python-urllib|httpx|aiohttp|curl/|wget|"
+    r"go-http-client|java/|okhttp|libwww|headlesschrome|phantomjs|slurp|facebookexternalhit|trendmicro|"
+    r"forcepoint|fireeye|ironport|sophos|zscaler|cisco|checkpoint|bitdefender|kaspersky|avast|urlscan",
+    re.IGNORECASE,
+)
+# A person needs a few seconds at least to open an email and tap a link in it.
+HUMAN_DELAY_SECONDS = 10.0
+
+
+def is_automated(method: str, user_agent: str | None, seconds_since_delivery: float | None) -> bool:
+    if method.upper() == "HEAD":
+        return True
+    if not user_agent or SCANNER_AGENTS.search(user_agent):
+        return True
+    return seconds_since_delivery is not None and seconds_since_delivery < HUMAN_DELAY_SECONDS
