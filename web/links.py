@@ -31,6 +31,7 @@ from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
 from course.models import EventKind, Subscriber, SubscriberStatus
 from course.subscriptions import ConfirmOutcome, confirm, unsubscribe
 from web.context import WebContext, context
+from web.routing import get_and_head
 from web.scanners import is_automated
 
 router = APIRouter()
@@ -97,7 +98,7 @@ def page(web: WebContext, request: Request, template: str, status_code: int = 20
 # --- Confirm --------------------------------------------------------------------------------------
 
 
-@router.api_route("/confirm/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@get_and_head(router, "/confirm/{token}", response_class=HTMLResponse)
 def confirm_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.CONFIRM, token)
     with web.session() as session:
@@ -130,7 +131,7 @@ def _day_of(web: WebContext, step: CourseStep) -> dict[str, Any]:
     return web.course.day(step.day_number).model_dump(mode="json")
 
 
-@router.api_route("/exercise/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)
 def exercise_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.EXERCISE_DONE, token)
     day = _day_of(web, course_step(web, claim))
@@ -179,7 +180,7 @@ def _answer_page(
     )  # fmt: skip
 
 
-@router.api_route("/answer/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@get_and_head(router, "/answer/{token}", response_class=HTMLResponse)
 def answer_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.ANSWER, token)
     checklist = _checklist_of(web, course_step(web, claim))
@@ -225,7 +226,7 @@ def _with_utm(url: str, email: str, course_slug: str) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{utm}" if parts.query else utm))
 
 
-@router.api_route("/consultation/{token}", methods=["GET", "HEAD"])
+@get_and_head(router, "/consultation/{token}")
 def consultation(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.CONSULTATION, token)
     step = course_step(web, claim)
@@ -236,7 +237,7 @@ def consultation(request: Request, web: Web, token: Token) -> Response:
     return RedirectResponse(_with_utm(str(web.settings.consultation_url), step.email, web.course.slug), 303)
 
 
-@router.api_route("/resource/{token}", methods=["GET", "HEAD"])
+@get_and_head(router, "/resource/{token}")
 def resource(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.RESOURCE, token)
     step = course_step(web, claim)
@@ -252,7 +253,7 @@ def resource(request: Request, web: Web, token: Token) -> Response:
 # --- Unsubscribe ----------------------------------------------------------------------------------
 
 
-@router.api_route("/unsubscribe/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@get_and_head(router, "/unsubscribe/{token}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.UNSUBSCRIBE, token)
     with web.session() as session:

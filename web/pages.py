@@ -19,6 +19,7 @@ from course.subscriptions import (
 )
 from web.context import WebContext, context
 from web.inbox import outbox_folder
+from web.routing import get_and_head
 
 router = APIRouter()
 
@@ -45,7 +46,7 @@ def _landing(request: Request, web: WebContext, *, errors: dict[str, str] | None
     )
 
 
-@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@get_and_head(router, "/", response_class=HTMLResponse)
 def landing(request: Request, web: Annotated[WebContext, Depends(context)]) -> Response:
     return _landing(request, web)
 
@@ -104,6 +105,6 @@ def sign_up(
     return RedirectResponse("/check-your-inbox", status_code=303)
 
 
-@router.api_route("/check-your-inbox", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@get_and_head(router, "/check-your-inbox", response_class=HTMLResponse)
 def check_your_inbox(request: Request, web: Annotated[WebContext, Depends(context)]) -> Response:
     return web.templates.TemplateResponse(request, "check-inbox.html", {})

@@ -15,6 +15,7 @@ from course.models import SubscriberStatus
 from course.subscriptions import InvalidSubscription, change_schedule, pause, restart, resume
 from web.links import LinkProblem, Token, Web, load_subscriber, page, verify
 from web.pages import SEND_TIMES, TIMEZONES
+from web.routing import get_and_head
 
 router = APIRouter()
 
@@ -31,7 +32,7 @@ def _back(token: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"/preferences/{token}?done={done}", status_code=303)
 
 
-@router.api_route("/preferences/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@get_and_head(router, "/preferences/{token}", response_class=HTMLResponse)
 def preferences(request: Request, web: Web, token: Token, done: str | None = None) -> Response:
     claim = verify(web, Purpose.PREFERENCES, token)
     with web.session() as session:
@@ -103,7 +104,7 @@ def restart_now(web: Web, token: Token) -> Response:
     return _back(token, "restarted")
 
 
-@router.api_route("/preferences/{token}/data", methods=["GET", "HEAD"])
+@get_and_head(router, "/preferences/{token}/data")
 def download(web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.PREFERENCES, token)
     with web.session() as session:
