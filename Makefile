@@ -23,7 +23,13 @@ demo: $(INSTALLED) ## run the whole course on this machine; watch it arrive at h
 render: $(INSTALLED) ## write every course email for a sample subscriber to out/emails (open index.html)
 	$(BIN)/course render --out $(DEMO_OUT)
 
-test: $(INSTALLED) ## run the test suite
+AXE := tests/e2e/node_modules/axe-core/axe.min.js
+
+$(AXE): tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --silent --no-audit --no-fund
+	touch $(AXE)
+
+test: $(INSTALLED) $(AXE) ## run the test suite
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED) ## ruff check, ruff format --check, mypy

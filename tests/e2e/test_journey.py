@@ -30,6 +30,7 @@ from ..web.conftest import _Hrefs
 from ..workers.conftest import Clock
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "journey"
+AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def free_port() -> int:
@@ -60,11 +61,18 @@ class Journey:
         return found[0]
 
     def shot(self, page: Page, name: str) -> None:
+        """Keep a screenshot, and check the page: no sideways scrolling, no serious accessibility problem."""
         self.shots += 1
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTEFACTS / f"{self.shots:02d}-{name}.png"), full_page=True)
-        # At phone width nothing may scroll sideways.
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
+        assert AXE.exists(), f"{AXE} is missing: npm ci --prefix tests/e2e (make test does it)"
+        page.add_script_tag(path=str(AXE))
+        violations = page.evaluate(
+            "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+            ".filter(v => ['serious', 'critical'].includes(v.impact)).map(v => v.id + ': ' + v.help)"
+        )
+        assert violations == [], f"{name}: {violations}"
 
     def subscriber(self) -> Subscriber:
         with self.runtime.sessions() as session:
