@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
 from course.db import make_engine
 from course.models import Base
 from course.settings import get_settings

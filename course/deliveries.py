@@ -76,11 +76,14 @@ def suppress(session: Session, email: str, reason: str, detail: str | None, now:
 # --- Creating deliveries --------------------------------------------------------------------------
 
 
-def queue_confirmation(session: Session, subscriber: Subscriber, now: datetime, timing: Timing) -> Delivery:
+def _claimed(session: Session, subscriber: Subscriber, step: int | None, email: str, now: datetime,
+             timing: Timing) -> Delivery:  # fmt: skip
+    """A new delivery, claimed and due now; its lease covers the time until a worker takes it."""
     delivery = Delivery(
         subscriber=subscriber,
-        step=None,
-        email=CONFIRMATION_EMAIL,
+        enrolment=subscriber.enrolment,
+        step=step,
+        email=email,
         state=DeliveryState.CLAIMED.value,
         due_at=now,
         lease_until=now + timing.lease,
@@ -88,6 +91,10 @@ def queue_confirmation(session: Session, subscriber: Subscriber, now: datetime, 
     )
     session.add(delivery)
     return delivery
+
+
+def queue_confirmation(session: Session, subscriber: Subscriber, now: datetime, timing: Timing) -> Delivery:
+    return _claimed(session, subscriber, None, CONFIRMATION_EMAIL, now, timing)
 
 
 def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, timing: Timing) -> Delivery | None:
@@ -105,27 +112,16 @@ def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, tim
             Delivery.step == step_number,
         )
     )
-    if existing is not None:
-        if existing.state != DeliveryState.SKIPPED.value:
-            return None  # claimed or sent already: never a second delivery of one step
-        # Skipped when they paused or unsubscribed before it went out: it goes now instead.
-        existing.state = DeliveryState.CLAIMED.value
-        existing.due_at = now
-        existing.lease_until = now + timing.lease
-        existing.last_reply = None
-        return existing
-    delivery = Delivery(
-        subscriber=subscriber,
-        enrolment=subscriber.enrolment,
-        step=step_number,
-        email=course.step(step_number).email,
-        state=DeliveryState.CLAIMED.value,
-        due_at=now,
-        lease_until=now + timing.lease,
-        created_at=now,
-    )
-    session.add(delivery)
-    return delivery
+    if existing is None:
+        return _claimed(session, subscriber, step_number, course.step(step_number).email, now, timing)
+    if existing.state != DeliveryState.SKIPPED.value:
+        return None  # claimed or sent already: never a second delivery of one step
+    # Skipped when they paused or unsubscribed before it went out: it goes now instead.
+    existing.state = DeliveryState.CLAIMED.value
+    existing.due_at = now
+    existing.lease_until = now + timing.lease
+    existing.last_reply = None
+    return existing
 
 
 def claim_due_subscribers(session: Session, now: datetime, limit: int, timing: Timing) -> list[Delivery]:

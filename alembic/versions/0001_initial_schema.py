@@ -9,7 +9,6 @@ Create Date: 2026-11-27 09:36:03.246258
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 # revision identifiers, used by Alembic.

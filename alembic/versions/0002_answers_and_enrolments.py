@@ -11,7 +11,6 @@ Create Date: 2026-11-27 10:07:57.864843
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "0002"

@@ -9,10 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, inspect
 
-from alembic import command
 from cli import database
-
-from ..support.databases import alembic_config
 
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {"alembic_version", "answers", "deliveries", "events", "sending_pauses", "subscribers", "suppressions"}
@@ -24,12 +21,8 @@ def test_postgresql_has_no_drift_between_models_and_migrations(database_url: str
 
 
 def test_the_migrations_go_down_and_up_again(database_url: str) -> None:
-    engine = create_engine(database_url)
-    with engine.begin() as connection:
-        config = alembic_config(database_url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
-    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    database.downgrade(database_url, "base")
+    assert set(inspect(create_engine(database_url)).get_table_names()) == {"alembic_version"}
     database.upgrade(database_url)
     assert set(inspect(create_engine(database_url)).get_table_names()) == TABLES
     assert database.check(database_url) is None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
 from course.curriculum import load_course
@@ -23,7 +23,6 @@ from workers.engine import Runtime, send_batch, tick
 from workers.throttle import LocalTokenBucket
 
 from ..conftest import make_settings
-from ..emails.test_layout import CHROMIUM, CHROMIUM_ARGS
 from ..support.smtp import ScriptedHandler
 from ..support.waiting import wait_until
 from ..web.conftest import _Hrefs
@@ -137,15 +136,6 @@ def journey(database_url: str, smtp: tuple[ScriptedHandler, int], booking_site: 
     server.should_exit = True
     thread.join(timeout=30)
     engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 def test_a_subscriber_goes_from_sign_up_to_unsubscribe_on_a_phone(journey: Journey, browser: Browser) -> None:

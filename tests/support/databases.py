@@ -9,16 +9,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
-from alembic.config import Config
-from sqlalchemy import create_engine
 
-from alembic import command
+from cli.database import upgrade
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def sqlalchemy_url(database: str) -> str:
@@ -36,28 +32,13 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
         ) from None
 
 
-def alembic_config(url: str) -> Config:
-    config = Config(str(REPOSITORY / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", url)
-    return config
-
-
-def migrate(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        config = alembic_config(url)
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    engine.dispose()
-
-
 @contextmanager
 def template_database() -> Iterator[str]:
     name = f"course_template_{uuid.uuid4().hex[:10]}"
     with _admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        migrate(sqlalchemy_url(name))
+        upgrade(sqlalchemy_url(name))
         yield name
     finally:
         with _admin() as admin:
