@@ -179,7 +179,10 @@ class Comparison:
 
     @property
     def direction(self) -> str | None:
-        """ "closer", "same" or "further" (from the baseline to the retake); None without both answers."""
+        """From the baseline to the retake: fewer signs ("closer"), "same" or more ("further").
+
+        None until both answers are in.
+        """
         if self.baseline is None or self.retake is None:
             return None
         order = [band.key for band in self.checklist.bands]
