@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from web.links import LinkProblem
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 
 
 def celery_enqueue(settings: Settings) -> Callable[[Iterable[int]], None]:
@@ -33,8 +35,11 @@ def celery_enqueue(settings: Settings) -> Callable[[Iterable[int]], None]:
         from workers.tasks import send_batch  # the Celery task: the workers send, the web only queues
 
         ids = list(delivery_ids)
-        for start in range(0, len(ids), settings.send_batch_size):
-            send_batch.delay(ids[start : start + settings.send_batch_size])
+        try:
+            for start in range(0, len(ids), settings.send_batch_size):
+                send_batch.delay(ids[start : start + settings.send_batch_size])
+        except Exception:  # the broker is away: the deliveries are committed, so nothing is lost
+            log.warning("could not queue deliveries %s now; the beat will hand them out", ids, exc_info=True)
 
     return enqueue
 
@@ -50,7 +55,10 @@ def create_app(
     course = load_course(settings.course_slug)
     templates = Jinja2Templates(directory=HERE / "templates", context_processors=[lambda request: {"course": course}])
     limiter: RateLimiter = (
-        RedisRateLimiter(redis.Redis.from_url(settings.redis), f"{settings.celery_queue}:rate")
+        RedisRateLimiter(
+            redis.Redis.from_url(settings.redis, socket_timeout=2, socket_connect_timeout=2),
+            f"{settings.celery_queue}:rate",
+        )
         if settings.redis
         else MemoryRateLimiter()
     )

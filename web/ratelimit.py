@@ -5,11 +5,14 @@ Redis when the deployment has it (every web process shares the count), memory ot
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Protocol
 
 import redis
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter(Protocol):
@@ -27,7 +30,13 @@ class RedisRateLimiter:
         pipeline = self._client.pipeline()
         pipeline.incr(name)
         pipeline.expire(name, window_seconds + 5)
-        count, _ = pipeline.execute()
+        try:
+            count, _ = pipeline.execute()
+        except redis.RedisError:
+            # Redis away: let people sign up (the database still allows one confirmation an hour per
+            # address) rather than turn everyone away.
+            log.warning("rate limit unavailable (Redis unreachable); allowing %s", key)
+            return True
         return int(count) <= limit
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from course.models import Subscriber, SubscriberStatus
+from course.db import make_engine, make_sessionmaker
+from course.models import Delivery, Subscriber, SubscriberStatus
+from web.app import create_app
 
+from ..conftest import make_settings
 from .conftest import Site
 
 
@@ -114,3 +118,18 @@ def test_confirming_needs_a_press_of_the_button_not_a_visit(site: Site) -> None:
     again = site.client.post(confirm)
     assert again.status_code == 200 and "already confirmed" in again.text
     assert len(site.smtp.to("alex@example.com")) == 2
+
+
+def test_a_broker_that_is_away_loses_no_sign_up(database_url: str) -> None:
+    # Redis on a port where nothing listens: queueing fails, the sign-up does not.
+    settings = make_settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/subscribe", data={"email": "alex@example.com", "timezone": "UTC"}, follow_redirects=False
+        )
+    assert response.status_code == 303
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        (delivery,) = session.scalars(select(Delivery))
+    assert (delivery.email, delivery.state) == ("confirmation", "claimed")  # the beat hands it out later
+    engine.dispose()
