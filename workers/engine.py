@@ -32,7 +32,7 @@ from course.deliveries import (
     release_abandoned,
     retry_later,
 )
-from course.models import Delivery, Subscriber
+from course.models import Delivery, SendingPause, Subscriber
 from course.settings import Settings
 from course.subscriptions import resume_ended_pauses
 from emails.compiler import TemplateError
@@ -168,38 +168,41 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
         session.commit()  # "sending" is on disk before anything reaches SMTP
         if not owned:
             return tally
+        # Looked up once a batch, and set by the batch itself on a 5.7.x: then the rest waits too.
+        pause = active_pause(session, runtime.now())
         with runtime.sender.connect() as connection:
             for delivery_id in owned:
-                outcome = _send_one(runtime, session, connection, delivery_id)
+                outcome, pause = _send_one(runtime, session, connection, delivery_id, pause)
                 session.commit()  # "sent" right after SMTP accepted it: a crash duplicates one at most
                 tally[outcome] = tally.get(outcome, 0) + 1
     return tally
 
 
-def _send_one(runtime: Runtime, session: Session, connection: Connection, delivery_id: int) -> str:
+def _send_one(
+    runtime: Runtime, session: Session, connection: Connection, delivery_id: int, pause: SendingPause | None
+) -> tuple[str, SendingPause | None]:
     now = runtime.now()
     delivery = session.get(Delivery, delivery_id, populate_existing=True)
     if delivery is None:  # erased with its subscriber in the meantime
-        return "gone"
+        return "gone", pause
     subscriber = delivery.subscriber
     session.refresh(subscriber)  # an unsubscribe a moment ago must be seen here, before SMTP
     reason = reason_not_to_send(session, delivery)
     if reason is not None:
         mark_skipped(delivery, reason, now)
-        return "skipped"
-    pause = active_pause(session, now)
-    if pause is not None:
+        return "skipped", pause
+    if pause is not None and pause.until > now:
         hold_for_pause(delivery, pause)
-        return "held"
+        return "held", pause
     try:
         envelope = runtime.envelope_for(delivery, subscriber, now)
     except UnsafeHeaderValue as error:
         mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing, bounced=False)
-        return "failed"
+        return "failed", pause
     except TemplateError as error:
         log.error("delivery %s: template %s is broken: %s", delivery.id, delivery.email, error)
         retry_later(session, delivery, f"template error: {error}", now, runtime.timing)
-        return "retry"
+        return "retry", pause
     runtime.throttle.acquire()
     result: SendResult = connection.send(envelope)
     now = runtime.now()
@@ -213,8 +216,8 @@ def _send_one(runtime: Runtime, session: Session, connection: Connection, delive
         log.info("delivery %s: the address does not exist, suppressing it: %s", delivery.id, reply)
         mark_bad_address(session, delivery, reply, now)
     elif result.outcome is Outcome.SENDER_BLOCKED:
-        pause_sending(session, delivery, reply, now, runtime.timing)
+        pause = pause_sending(session, delivery, reply, now, runtime.timing)
     else:
         log.info("delivery %s: refused for good: %s", delivery.id, reply)
         mark_failed(session, delivery, reply, now, runtime.timing)
-    return result.outcome.value
+    return result.outcome.value, pause
