@@ -188,21 +188,28 @@ def test_temporary_failures_are_retried_with_backoff_then_sent_once(harness: Har
 def test_a_day_that_cannot_go_before_the_next_slot_waits_for_it_and_never_doubles_up(
     harness_factory: Callable[..., Harness],
 ) -> None:
-    harness = harness_factory()
+    # Sixteen-second days: retries back off 1, 2, 4, 4, ... seconds (a sixteenth of a day, capped at a
+    # quarter), so the fifth retry would fall after the next day's slot.
+    harness = harness_factory(course_day_seconds=16)
     alex = enrol(harness, "alex@example.com")
     for _ in range(12):
         harness.smtp.plan("alex@example.com", "data", "452 4.2.2 Mailbox full")
     day_one_slot = subscriber(harness, alex).next_send_at
     assert day_one_slot is not None
+    next_slot = day_one_slot + timedelta(seconds=16)
     harness.clock.to(day_one_slot)
-    for _ in range(7):  # retries through the day: 1, 2, 4, 8, 16, 32, 60 minutes
+    dues = []
+    for _ in range(6):
         harness.tick_and_send()
         (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
+        dues.append((day_one.due_at - day_one_slot).total_seconds())
         harness.clock.to(max(harness.clock(), day_one.due_at))
+    assert dues == [1, 3, 7, 11, 15, 16]  # the last wait is cut short at the next day's slot
     (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
-    assert day_one.state == DeliveryState.CLAIMED.value
-    # Next attempt is capped at an hour; none of this lets day 2 be claimed the same local day.
+    assert day_one.state == DeliveryState.CLAIMED.value and day_one.due_at == next_slot
+    # One delivery outstanding, and day 2 not claimed alongside it: nothing piles up.
     assert [d.step for d in deliveries(harness, alex)] == [None, 0, 1]
+    assert subscriber(harness, alex).next_send_at is None
 
 
 def test_a_mailbox_that_does_not_exist_is_suppressed_and_never_mailed_again(harness: Harness) -> None:
