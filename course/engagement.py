@@ -108,20 +108,6 @@ def record_exercise_done(session: Session, subscriber: Subscriber, step: int, no
     return True
 
 
-def exercises_done(session: Session, subscriber: Subscriber) -> int:
-    return len(
-        session.scalars(
-            select(Event.step)
-            .where(
-                Event.subscriber_id == subscriber.id,
-                Event.enrolment == subscriber.enrolment,
-                Event.kind == EventKind.EXERCISE_DONE.value,
-            )
-            .distinct()
-        ).all()
-    )
-
-
 # --- Checklist answers ----------------------------------------------------------------------------
 
 

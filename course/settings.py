@@ -137,10 +137,6 @@ class Settings(BaseSettings):
         return self.mail_unsubscribe or f"unsubscribe@{self.sending_domain}"
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def redis(self) -> str | None:
         if self.redis_url:
             return self.redis_url
@@ -152,9 +148,6 @@ class Settings(BaseSettings):
         if self.course_day_seconds is None:
             return self.tick_seconds
         return max(0.25, min(self.tick_seconds, self.course_day_seconds / 8))
-
-    def absolute_url(self, path: str) -> str:
-        return str(self.base_url).rstrip("/") + "/" + path.lstrip("/")
 
 
 def load_settings(**overrides: object) -> Settings:

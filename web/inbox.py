@@ -93,7 +93,7 @@ def inbox(request: Request) -> Response:
     paths = sorted(folder.glob("*.eml"), key=lambda path: path.stat().st_mtime, reverse=True) if folder.is_dir() else []
     messages = [_read(path) for path in paths]
     templates: Jinja2Templates = request.app.state.templates
-    return templates.TemplateResponse(request, "inbox.html", {"messages": messages, "folder": folder})
+    return templates.TemplateResponse(request, "inbox.html", {"messages": messages})
 
 
 @router.get("/inbox/{name}", response_class=HTMLResponse)

@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from course.engagement import erase, export_json
 from course.links import Purpose
-from course.models import SubscriberStatus
 from course.subscriptions import InvalidSubscription, change_schedule, pause, restart, resume
 from web.links import LinkProblem, Token, Web, load_subscriber, page, verify
 from web.pages import SEND_TIMES, TIMEZONES
@@ -44,7 +43,6 @@ def preferences(request: Request, web: Web, token: Token, done: str | None = Non
             "send_times": SEND_TIMES,
             "timezones": TIMEZONES,
             "unsubscribe_url": web.signer.url(Purpose.UNSUBSCRIBE, subscriber.id),
-            "statuses": SubscriberStatus,
         }
         return page(web, request, "preferences.html", **values)
 

@@ -45,14 +45,29 @@ def test_a_token_signed_with_another_secret_is_refused() -> None:
 
 
 @given(position=st.integers(min_value=0), replacement=st.sampled_from("AZaz09-_."))
-def test_any_altered_character_makes_the_token_invalid(position: int, replacement: str) -> None:
+def test_no_altered_character_forges_a_different_link(position: int, replacement: str) -> None:
     token = signer.token(Purpose.ANSWER, 42, 0, "normal")
+    original = signer.verify(Purpose.ANSWER, token)
     position %= len(token)
     tampered = token[:position] + replacement + token[position + 1 :]
     if tampered == token:
         return
-    with pytest.raises(InvalidLink):
-        signer.verify(Purpose.ANSWER, tampered)
+    try:
+        claim = signer.verify(Purpose.ANSWER, tampered)
+    except InvalidLink:
+        return
+    # The last character of a base64 segment carries spare bits: changing only those decodes to the
+    # same bytes. Such a token is accepted, but it says exactly what the original said.
+    assert (claim.subscriber_id, claim.step, claim.value) == (original.subscriber_id, 0, "normal")
+
+
+def test_a_changed_payload_character_is_refused() -> None:
+    token = signer.token(Purpose.ANSWER, 42, 0, "normal")
+    payload, rest = token.split(".", 1)
+    for position in range(len(payload) - 1):  # every character that carries whole bits of the payload
+        replacement = "A" if payload[position] != "A" else "B"
+        with pytest.raises(InvalidLink):
+            signer.verify(Purpose.ANSWER, payload[:position] + replacement + payload[position + 1 :] + "." + rest)
 
 
 @given(st.text(max_size=300))
