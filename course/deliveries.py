@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
@@ -29,6 +29,7 @@ from course.models import (
     Event,
     EventKind,
     SendingPause,
+    SignupRequest,
     Subscriber,
     SubscriberStatus,
     Suppression,
@@ -39,13 +40,19 @@ from course.schedule import Schedule
 log = logging.getLogger(__name__)
 
 CONFIRMATION_EMAIL = "confirmation"
+# Sent on request to the address on file: a fresh link to the preferences page (data download and erase).
+PREFERENCES_LINK_EMAIL = "preferences-link"
 MAX_ATTEMPTS = 8
+# Suppressions that are for good; "erased" only stops mail until the person signs up again and confirms.
+PERMANENT_SUPPRESSIONS = ("bounce", "complaint")
 
 
 @dataclass(frozen=True)
 class Timing:
-    """The engine's clock settings (from Settings): day length, leases, backoff, pauses."""
+    """The engine's settings (from Settings): its clock (day length, leases, backoff, pauses) and the
+    key of the keyed address hashes (suppressions, mailbox pacing)."""
 
+    address_key: bytes
     day_seconds: int | None = None
     lease_seconds: int = 600
     sending_pause_seconds: int = 900
@@ -64,13 +71,28 @@ def schedule_for(subscriber: Subscriber, timing: Timing) -> Schedule:
     return Schedule.for_subscriber(subscriber.timezone, subscriber.send_time, timing.day_seconds)
 
 
-def is_suppressed(session: Session, email: str) -> bool:
-    return session.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(email))) is not None
+def suppression_reason(session: Session, email: str, key: bytes) -> str | None:
+    """Why this address is on the suppression list (bounce, complaint, erased), or None."""
+    return session.scalar(select(Suppression.reason).where(Suppression.email_hash == email_hash(email, key)))
 
 
-def suppress(session: Session, email: str, reason: str, detail: str | None, now: datetime) -> None:
-    if not is_suppressed(session, email):
-        session.add(Suppression(email_hash=email_hash(email), reason=reason, detail=detail, created_at=now))
+def is_suppressed(session: Session, email: str, key: bytes) -> bool:
+    return suppression_reason(session, email, key) is not None
+
+
+def suppress(session: Session, email: str, key: bytes, reason: str, detail: str | None, now: datetime) -> None:
+    existing = session.scalar(select(Suppression).where(Suppression.email_hash == email_hash(email, key)))
+    if existing is None:
+        session.add(Suppression(email_hash=email_hash(email, key), reason=reason, detail=detail, created_at=now))
+    elif existing.reason not in PERMANENT_SUPPRESSIONS and reason in PERMANENT_SUPPRESSIONS:
+        existing.reason, existing.detail = reason, detail  # a bounce after an erasure is for good
+
+
+def lift_erasure(session: Session, email: str, key: bytes) -> None:
+    """The person who erased their data confirmed a new sign-up: their own choice wins over the old erasure."""
+    session.execute(
+        delete(Suppression).where(Suppression.email_hash == email_hash(email, key), Suppression.reason == "erased")
+    )
 
 
 # --- Creating deliveries --------------------------------------------------------------------------
@@ -93,8 +115,24 @@ def _claimed(session: Session, subscriber: Subscriber, step: int | None, email: 
     return delivery
 
 
-def queue_confirmation(session: Session, subscriber: Subscriber, now: datetime, timing: Timing) -> Delivery:
-    return _claimed(session, subscriber, None, CONFIRMATION_EMAIL, now, timing)
+def queue_service_email(
+    session: Session, subscriber: Subscriber, email: str, now: datetime, due: datetime, timing: Timing
+) -> Delivery:
+    """A confirmation or a preferences link. Due now, it is handed to a worker at once (the caller enqueues
+    it); due later (confirmations are paced per mailbox), the beat hands it out when its time comes."""
+    delivery = _claimed(session, subscriber, None, email, now, timing)
+    if due > now:
+        delivery.due_at = due
+        delivery.lease_until = None
+    return delivery
+
+
+def queue_confirmation(
+    session: Session, subscriber: Subscriber, request: SignupRequest, now: datetime, due: datetime, timing: Timing
+) -> Delivery:
+    delivery = queue_service_email(session, subscriber, CONFIRMATION_EMAIL, now, due, timing)
+    delivery.signup_request_id = request.id
+    return delivery
 
 
 def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, timing: Timing) -> Delivery | None:
@@ -195,15 +233,26 @@ def active_pause(session: Session, now: datetime) -> SendingPause | None:
     )
 
 
-def reason_not_to_send(session: Session, delivery: Delivery) -> str | None:
+def reason_not_to_send(session: Session, delivery: Delivery, timing: Timing) -> str | None:
     """Why this delivery must not go out now, read at the last moment before SMTP; None: send it."""
     subscriber = delivery.subscriber
-    if is_suppressed(session, subscriber.email):
+    suppressed = suppression_reason(session, subscriber.email, timing.address_key)
+    if delivery.step is not None:
+        if suppressed is not None:
+            return "the address is suppressed"
+        if subscriber.status != SubscriberStatus.ACTIVE.value:
+            return f"the subscriber is {subscriber.status}"
+        return None
+    # Emails the person asked for just now. An erasure does not stop them: they are the way back in.
+    if suppressed in PERMANENT_SUPPRESSIONS:
         return "the address is suppressed"
-    if delivery.step is None:
-        if subscriber.status != SubscriberStatus.PENDING.value:
-            return f"a confirmation for a subscriber who is {subscriber.status}"
-    elif subscriber.status != SubscriberStatus.ACTIVE.value:
+    # Someone who unsubscribed stays unsubscribed until they confirm again: their confirmation may go.
+    if delivery.email == CONFIRMATION_EMAIL and subscriber.status not in (
+        SubscriberStatus.PENDING.value,
+        SubscriberStatus.UNSUBSCRIBED.value,
+    ):
+        return f"a confirmation for a subscriber who is {subscriber.status}"
+    if subscriber.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
         return f"the subscriber is {subscriber.status}"
     return None
 
@@ -231,7 +280,8 @@ def mark_sent(delivery: Delivery, message_id: str, reply: str, now: datetime, ti
     delivery.lease_until = None
     subscriber = delivery.subscriber
     if delivery.step is None:
-        subscriber.confirmation_sent_at = now
+        if delivery.email == CONFIRMATION_EMAIL:
+            subscriber.confirmation_sent_at = now
         return
     _advance(subscriber, delivery.step, now, timing)
 
@@ -253,7 +303,7 @@ def mark_failed(
         _advance(delivery.subscriber, delivery.step, now, timing)
 
 
-def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: datetime) -> None:
+def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> None:
     """5.1.x: the mailbox does not exist. Suppress the address; nothing more goes to it."""
     delivery.state = DeliveryState.FAILED.value
     delivery.last_reply = reply
@@ -261,7 +311,7 @@ def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: date
     subscriber = delivery.subscriber
     subscriber.status = SubscriberStatus.BOUNCED.value
     subscriber.next_send_at = None
-    suppress(session, subscriber.email, "bounce", reply, now)
+    suppress(session, subscriber.email, timing.address_key, "bounce", reply, now)
     session.add(Event(subscriber_id=subscriber.id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
                       step=delivery.step, value="bad-address", detail=reply, created_at=now))  # fmt: skip
 

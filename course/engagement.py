@@ -23,6 +23,7 @@ from course.models import (
     DeliveryState,
     Event,
     EventKind,
+    SignupRequest,
     Subscriber,
     SubscriberStatus,
 )
@@ -207,6 +208,9 @@ def export(session: Session, subscriber: Subscriber) -> dict[str, Any]:
     ).all()
     answers = session.scalars(select(Answer).where(Answer.subscriber_id == subscriber.id).order_by(Answer.id)).all()
     events = session.scalars(select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.id)).all()
+    requests = session.scalars(
+        select(SignupRequest).where(SignupRequest.subscriber_id == subscriber.id).order_by(SignupRequest.id)
+    ).all()
     return {
         "profile": {
             "email": subscriber.email,
@@ -229,6 +233,19 @@ def export(session: Session, subscriber: Subscriber) -> dict[str, Any]:
                 "user_agent": subscriber.consent_user_agent,
                 "form": subscriber.consent_form,
             }
+        ],
+        "sign_up_requests": [
+            {
+                "at": when(r.created_at),
+                "first_name": r.first_name,
+                "timezone": r.timezone,
+                "send_time": r.send_time.strftime("%H:%M"),
+                "ip": r.consent_ip,
+                "user_agent": r.consent_user_agent,
+                "form": r.consent_form,
+                "confirmed_at": when(r.confirmed_at),
+            }
+            for r in requests
         ],
         "deliveries": [
             {
@@ -271,11 +288,12 @@ def export_json(session: Session, subscriber: Subscriber) -> str:
     return json.dumps(export(session, subscriber), indent=2, ensure_ascii=False)
 
 
-def erase(session: Session, subscriber: Subscriber, now: datetime) -> None:
-    """Delete every personal record; keep only a hash of the address on the suppression list, so that
-    nothing is ever mailed to it again by accident."""
-    suppress(session, subscriber.email, "erased", None, now)
+def erase(session: Session, subscriber: Subscriber, now: datetime, address_key: bytes) -> None:
+    """Delete every personal record; keep only a keyed hash of the address on the suppression list, so
+    that nothing is mailed to it by accident. Signing up again and confirming lifts it."""
+    suppress(session, subscriber.email, address_key, "erased", None, now)
     session.execute(delete(Answer).where(Answer.subscriber_id == subscriber.id))
+    session.execute(delete(SignupRequest).where(SignupRequest.subscriber_id == subscriber.id))
     session.execute(delete(Event).where(Event.subscriber_id == subscriber.id))
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
     session.delete(subscriber)

@@ -6,6 +6,7 @@ Every timestamp is stored and returned as an aware UTC datetime, on PostgreSQL a
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime, time
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -127,6 +128,31 @@ class Subscriber(Base):
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscriber", passive_deletes=True)
 
 
+class SignupRequest(Base):
+    """One sign-up form sent for an address, kept apart from the subscriber until the address confirms.
+
+    Anyone can type anyone's address into the form, so a request changes nothing about an existing
+    subscriber: its values (name, time, time zone, consent) are applied only when a confirmation link
+    made for this very request is used. ``mailbox_hash`` (a keyed hash of the address without its
+    +tag, see :func:`mailbox_hash`) paces confirmations per mailbox against list bombing.
+    """
+
+    __tablename__ = "signup_requests"
+    __table_args__ = (Index("ix_signup_requests_mailbox_created", "mailbox_hash", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    mailbox_hash: Mapped[str] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    send_time: Mapped[time] = mapped_column(Time())
+    consent_ip: Mapped[str | None] = mapped_column(String(45))
+    consent_user_agent: Mapped[str | None] = mapped_column(String(500))
+    consent_form: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    confirmed_at: Mapped[datetime | None]
+
+
 class Delivery(Base):
     """One email to one subscriber. A course step is delivered at most once per time through the course:
     UNIQUE(subscriber, enrolment, step).
@@ -147,6 +173,8 @@ class Delivery(Base):
     step: Mapped[int | None] = mapped_column(Integer)
     email: Mapped[str] = mapped_column(String(40))  # the template folder: "day-03", "confirmation"
     template_version: Mapped[str | None] = mapped_column(String(32))
+    # A confirmation's sign-up request: its link confirms that request, its greeting is that request's name.
+    signup_request_id: Mapped[int | None] = mapped_column(ForeignKey("signup_requests.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(20), default=DeliveryState.CLAIMED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))  # not attempted before this
@@ -158,6 +186,7 @@ class Delivery(Base):
     updated_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")
+    signup_request: Mapped[SignupRequest | None] = relationship()
 
 
 class EventKind(StrEnum):
@@ -209,7 +238,12 @@ class Answer(Base):
 
 
 class Suppression(Base):
-    """Addresses never to be mailed. Keyed by a hash so that an erased subscriber stays suppressed."""
+    """Addresses not to be mailed, by a keyed hash (:func:`email_hash`) so that the list itself holds no
+    address and cannot be tested against one without the key.
+
+    ``bounce`` and ``complaint`` are for good; ``erased`` stops accidental mail to a person who deleted
+    their data, and is lifted when that person signs up again and confirms.
+    """
 
     __tablename__ = "suppressions"
 
@@ -231,5 +265,29 @@ class SendingPause(Base):
     until: Mapped[datetime]
 
 
-def email_hash(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+def email_hash(email: str, key: bytes) -> str:
+    """HMAC-SHA256 of the normalised address: without the key, nobody can test an address against it."""
+    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+# Providers that ignore dots in the local part: a.b@gmail.com is ab@gmail.com.
+DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def mailbox(email: str) -> str:
+    """The mailbox an address reaches: without its +tag, and without dots where the provider ignores them.
+
+    ``victim+1@example.com`` and ``v.i.c.t.i.m@gmail.com`` are one inbox, so they share one pace of
+    confirmations.
+    """
+    local, _, domain = email.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain == "googlemail.com":
+        domain = "gmail.com"
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
+
+
+def mailbox_hash(email: str, key: bytes) -> str:
+    return email_hash(mailbox(email), key)

@@ -16,11 +16,19 @@ instead, for demos and tests.
 from __future__ import annotations
 
 import functools
+import importlib.resources
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_SEND_TIME = time(8, 0)
+
+# The IANA areas of places where people live. Names outside them ("localtime", "Factory", "EST5EDT",
+# "US/Eastern", "Etc/GMT+5") are not places, or are legacy spellings, and are refused.
+REGIONS = ("Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian",
+           "Pacific")  # fmt: skip
+# What a device may report for UTC.
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Etc/Zulu"})
 
 
 class UnknownTimezone(ValueError):
@@ -28,16 +36,55 @@ class UnknownTimezone(ValueError):
 
 
 @functools.cache
-def _known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+def _zone_names() -> tuple[tuple[str, ...], dict[str, str]]:
+    """The canonical zones, and the older names of places that now link to one (Asia/Calcutta, Europe/Kiev).
+
+    Read from the ``tzdata`` package, so the list is the same on every machine whatever the system's own
+    zoneinfo holds: ``zone.tab`` names a zone for every country's place (Europe/Amsterdam, which
+    ``tzdata.zi`` has merged into Europe/Brussels, is still the name a Dutch reader expects), and
+    ``tzdata.zi`` adds the other zones (Z lines) and the older names that link to them (L lines).
+    """
+    data = importlib.resources.files("tzdata") / "zoneinfo"
+    canonical = {
+        fields[2]
+        for line in (data / "zone.tab").read_text(encoding="utf-8").splitlines()
+        if not line.startswith("#") and len(fields := line.split("\t")) >= 3
+    }
+    source = data / "tzdata.zi"
+    links: dict[str, str] = {}
+    for line in source.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "Z" and parts[1].startswith(tuple(f"{r}/" for r in REGIONS)):
+            canonical.add(parts[1])
+        elif len(parts) == 3 and parts[0] == "L" and parts[2].startswith(tuple(f"{r}/" for r in REGIONS)):
+            links[parts[2]] = parts[1]
+    return tuple(sorted(canonical | {"UTC"})), {
+        name: target for name, target in links.items() if target in canonical and name not in canonical
+    }
+
+
+def canonical_timezones() -> tuple[str, ...]:
+    """Every time zone a subscriber may choose: "UTC" and the canonical Area/Place names."""
+    return _zone_names()[0]
+
+
+def canonical_timezone(name: str) -> str:
+    """The canonical IANA name for ``name``: itself, or the zone an older name of the same place links
+    to (browsers still report Asia/Calcutta). Anything else is refused."""
+    canonical, links = _zone_names()
+    if name in UTC_NAMES:
+        return "UTC"
+    if name in links:
+        return links[name]
+    if name in canonical:
+        return name
+    raise UnknownTimezone(f"not an IANA time zone name: {name!r}")
 
 
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone called ``name``; anything else (a path, an abbreviation like "PST") is refused."""
-    if name not in _known_timezones():
-        raise UnknownTimezone(f"not an IANA time zone name: {name!r}")
+    """The IANA zone called ``name`` (canonical, or an older name of a place); anything else is refused."""
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(canonical_timezone(name))
     except (ZoneInfoNotFoundError, ValueError):
         raise UnknownTimezone(f"not an IANA time zone name: {name!r}") from None
 

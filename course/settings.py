@@ -7,6 +7,9 @@ outside development, because a known secret lets anyone forge unsubscribe and an
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import ipaddress
 from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import Literal
@@ -67,6 +70,11 @@ class Settings(BaseSettings):
     # The Celery queue; also prefixes this deployment's Redis keys (tests give each run its own).
     celery_queue: str = Field("course", pattern=r"^[A-Za-z0-9_.-]+$")
 
+    # --- The web --------------------------------------------------------------------------------
+    # The proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated
+    # ("10.0.0.0/8,127.0.0.1"). Empty: none, the client is whoever connected.
+    forwarded_allow_ips: str = ""
+
     @field_validator("mail_from", "mail_reply_to", "mail_unsubscribe")
     @classmethod
     def _is_an_address(cls, value: str | None) -> str | None:
@@ -109,6 +117,17 @@ class Settings(BaseSettings):
             raise ValueError("BASE_URL takes no query or fragment")
         return value
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or network: {part.strip()!r}") from None
+        return value
+
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
         if self.environment == "production":
@@ -117,6 +136,19 @@ class Settings(BaseSettings):
             if self.practice_postal_address == Settings.model_fields["practice_postal_address"].default:
                 raise ValueError("PRACTICE_POSTAL_ADDRESS must be the practice's full postal address in production")
         return self
+
+    @property
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in self.forwarded_allow_ips.split(",")
+            if part.strip()
+        )
+
+    @property
+    def address_key(self) -> bytes:
+        """The key of the keyed hashes of addresses (suppressions, mailbox pacing), derived from SECRET_KEY."""
+        return hmac.new(self.secret_key.encode(), b"course.address-hash", hashlib.sha256).digest()
 
     @property
     def sender(self) -> Address:

@@ -1,13 +1,20 @@
 """A subscriber's lifecycle: subscribe (pending), confirm (active), unsubscribe, pause and resume.
 
-Double opt-in: subscribing sends a confirmation, at most one an hour per address; only a confirmed
-subscriber receives the course. An active subscriber never gets a second course, a suppressed address
-(bounced, complained, erased) is never mailed, and someone who unsubscribed comes back only through a
-new confirmation. The caller commits, then enqueues the returned delivery ids.
+Double opt-in, and a form anyone can fill in with anyone's address:
+- a sign-up is a :class:`SignupRequest`; it changes nothing about an existing subscriber (their name,
+  time, time zone, consent, status). Its values are applied only when that address confirms with the
+  link made for this request;
+- confirmations are paced per mailbox (the address without its +tag): at most one an hour and three a
+  day. A request over the pace is not dropped: its confirmation goes when the pace allows, so someone
+  who floods a stranger's address delays that person's own sign-up but cannot cancel it;
+- an active subscriber never gets a second course; a bounced or complained address is never mailed; a
+  person who erased their data may come back through a new confirmation.
+The caller commits, then enqueues the returned delivery ids.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -15,23 +22,51 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.deliveries import (
+    CONFIRMATION_EMAIL,
+    PERMANENT_SUPPRESSIONS,
+    PREFERENCES_LINK_EMAIL,
     Timing,
     claim_next_step,
-    is_suppressed,
+    lift_erasure,
     queue_confirmation,
+    queue_service_email,
     schedule_for,
+    suppression_reason,
 )
-from course.models import Delivery, DeliveryState, Event, EventKind, Subscriber, SubscriberStatus
-from course.schedule import DEFAULT_SEND_TIME, UnknownTimezone, zone
+from course.models import (
+    Delivery,
+    DeliveryState,
+    Event,
+    EventKind,
+    SignupRequest,
+    Subscriber,
+    SubscriberStatus,
+    mailbox_hash,
+)
+from course.schedule import DEFAULT_SEND_TIME, UnknownTimezone, canonical_timezone
 
-CONFIRMATION_INTERVAL = timedelta(hours=1)
 OutcomeT = TypeVar("OutcomeT")
-MAX_FIRST_NAME_LENGTH = 100
+
+# The pace of confirmations to one mailbox: enough for a person who mistyped or lost the email, too
+# slow to bury anyone's inbox.
+CONFIRMATION_INTERVAL = timedelta(hours=1)
+CONFIRMATIONS_PER_DAY = 3
+# Requests kept per subscriber (the newest); older unconfirmed ones go, and their links confirm with
+# the subscriber's own values.
+REQUESTS_KEPT = 10
+
+# A first name: 1 to 40 characters, at most three words of letters (any script, with their accents),
+# joined by single spaces, hyphens, apostrophes or a full stop ("Mary-Jane", "O'Neil", "J. R.", "José",
+# "李小龙"). No digits, no punctuation that a link, an address or a phone number needs: the name is
+# printed in an email to the address typed next to it, which need not be the typist's.
+MAX_FIRST_NAME_LENGTH = 40
+MAX_FIRST_NAME_WORDS = 3
+_NAME_JOINERS = " -'’."
 
 
 class InvalidSubscription(ValueError):
@@ -52,7 +87,8 @@ class Consent:
 
 class SubscribeOutcome(StrEnum):
     CONFIRMATION_QUEUED = "confirmation-queued"
-    CONFIRMATION_RECENTLY_SENT = "confirmation-recently-sent"  # within the hour: not another one
+    CONFIRMATION_PACED = "confirmation-paced"  # over the mailbox's pace: it goes later
+    CONFIRMATION_UPDATED = "confirmation-updated"  # one was waiting: it now carries this request
     ALREADY_SUBSCRIBED = "already-subscribed"  # active, paused or finished: not a second course
     SUPPRESSED = "suppressed"
 
@@ -71,7 +107,13 @@ class Result(Generic[OutcomeT]):
 
 
 def normalise_email(raw: str) -> str:
-    """A comparable, sendable address: syntax checked (no DNS), domain in ASCII, lower case."""
+    """A comparable, sendable address: syntax checked (no DNS), domain in ASCII, lower case.
+
+    RFC 2047 encoded words (``=?utf-8?q?...?=``) are refused: they mean nothing in an address, and a
+    mail parser would decode them (a CR LF included) when the address is written into a header.
+    """
+    if "=?" in raw:
+        raise InvalidSubscription("email", "encoded words are not allowed in an address")
     try:
         checked = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as error:
@@ -80,22 +122,41 @@ def normalise_email(raw: str) -> str:
 
 
 def clean_first_name(raw: str | None) -> str | None:
+    """The first name as typed, tidied, or InvalidSubscription; see MAX_FIRST_NAME_LENGTH for the rule."""
     if raw is None:
         return None
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co") for char in raw if char not in " \t"):
-        raise InvalidSubscription("first_name", "contains control characters")
-    name = " ".join(raw.split())
+    name = unicodedata.normalize("NFC", " ".join(raw.split()))
+    if not name:
+        return None
     if len(name) > MAX_FIRST_NAME_LENGTH:
         raise InvalidSubscription("first_name", f"longer than {MAX_FIRST_NAME_LENGTH} characters")
-    return name or None
+    for char in name:
+        if char not in _NAME_JOINERS and unicodedata.category(char)[0] not in "LM":
+            raise InvalidSubscription("first_name", f"{char!r} is not a letter")
+    if not unicodedata.category(name[0]).startswith("L") or re.search(r"[-'’.]{2,}|[-'’.] [-'’]", name):
+        raise InvalidSubscription("first_name", "not a name")
+    if len(name.split()) > MAX_FIRST_NAME_WORDS:
+        raise InvalidSubscription("first_name", f"more than {MAX_FIRST_NAME_WORDS} words")
+    return name
 
 
 def check_timezone(name: str) -> str:
+    """The canonical IANA name for ``name`` (see course.schedule.canonical_timezone)."""
     try:
-        zone(name)
+        return canonical_timezone(name)
     except UnknownTimezone as error:
         raise InvalidSubscription("timezone", str(error)) from None
-    return name
+
+
+_SEND_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_send_time(raw: str) -> time:
+    """A local time of day in whole minutes, written HH:MM (24-hour)."""
+    match = _SEND_TIME.fullmatch(raw.strip())
+    if match is None:
+        raise InvalidSubscription("send_time", f"not a time of day in whole minutes (HH:MM): {raw!r}")
+    return time(int(match.group(1)), int(match.group(2)))
 
 
 def subscribe(
@@ -112,60 +173,163 @@ def subscribe(
     address = normalise_email(email)
     name = clean_first_name(first_name)
     timezone = check_timezone(timezone)
+    if send_time.second or send_time.microsecond:
+        raise InvalidSubscription("send_time", "a send time is in whole minutes")
     now = consent.at
-    if is_suppressed(session, address):
+    if suppression_reason(session, address, timing.address_key) in PERMANENT_SUPPRESSIONS:
         return Result(SubscribeOutcome.SUPPRESSED)
     subscriber = session.scalar(
         select(Subscriber).where(Subscriber.course_slug == course_slug, Subscriber.email == address).with_for_update()
     )
     if subscriber is None:
-        subscriber = Subscriber(course_slug=course_slug, email=address, timezone=timezone, created_at=now)
+        # Nobody to protect yet: the new row starts from this request's values (confirming applies them again).
+        subscriber = Subscriber(course_slug=course_slug, email=address, first_name=name, timezone=timezone,
+                                send_time=send_time, status=SubscriberStatus.PENDING.value, created_at=now)  # fmt: skip
         try:
-            with session.begin_nested():  # two sign-ups of one new address at once: the second loses here
+            with session.begin_nested():  # two sign-ups of one new address at once: the second waits its turn
                 session.add(subscriber)
         except IntegrityError:
-            return Result(SubscribeOutcome.CONFIRMATION_RECENTLY_SENT)
-    elif subscriber.status in (
+            subscriber = session.scalar(
+                select(Subscriber)
+                .where(Subscriber.course_slug == course_slug, Subscriber.email == address)
+                .with_for_update()
+            )
+            assert subscriber is not None  # noqa: S101 - the other sign-up's row made the insert fail
+    if subscriber.status in (
         SubscriberStatus.ACTIVE.value,
         SubscriberStatus.PAUSED.value,
         SubscriberStatus.COMPLETED.value,
     ):
         return Result(SubscribeOutcome.ALREADY_SUBSCRIBED, subscriber.id)
-    elif subscriber.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
+    if subscriber.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
         return Result(SubscribeOutcome.SUPPRESSED, subscriber.id)
-    elif subscriber.confirmation_sent_at is not None and now - subscriber.confirmation_sent_at < CONFIRMATION_INTERVAL:
-        return Result(SubscribeOutcome.CONFIRMATION_RECENTLY_SENT, subscriber.id)
 
-    # New, still pending, or unsubscribed: (back) to pending, and a confirmation on its way.
-    subscriber.status = SubscriberStatus.PENDING.value
-    subscriber.first_name = name
-    subscriber.timezone = timezone
-    subscriber.send_time = send_time
-    subscriber.next_send_at = None
-    subscriber.confirmation_sent_at = now  # counts from the request, so a flood cannot queue many
-    subscriber.consent_at = consent.at
-    subscriber.consent_ip = consent.ip
-    subscriber.consent_user_agent = (consent.user_agent or "")[:500] or None
-    subscriber.consent_form = consent.form
-    delivery = queue_confirmation(session, subscriber, now, timing)
+    # Pending or unsubscribed: the request is kept apart; the subscriber's row does not change.
+    mailbox = mailbox_hash(address, timing.address_key)
+    request = SignupRequest(
+        subscriber_id=subscriber.id, mailbox_hash=mailbox, first_name=name, timezone=timezone, send_time=send_time,
+        consent_ip=consent.ip, consent_user_agent=(consent.user_agent or "")[:500] or None, consent_form=consent.form,
+        created_at=now,
+    )  # fmt: skip
+    session.add(request)
     session.flush()
+    _forget_old_requests(session, subscriber.id)
+    waiting = session.scalar(
+        update(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.email == CONFIRMATION_EMAIL,
+            Delivery.state == DeliveryState.CLAIMED.value,
+        )
+        .values(signup_request_id=request.id)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    if waiting is not None:
+        return Result(SubscribeOutcome.CONFIRMATION_UPDATED, subscriber.id)
+    due = next_confirmation_at(session, mailbox, now)
+    delivery = queue_confirmation(session, subscriber, request, now, due, timing)
+    session.flush()
+    if due > now:
+        return Result(SubscribeOutcome.CONFIRMATION_PACED, subscriber.id)
     return Result(SubscribeOutcome.CONFIRMATION_QUEUED, subscriber.id, [delivery.id])
 
 
-def confirm(session: Session, subscriber_id: int, *, now: datetime, timing: Timing) -> Result[ConfirmOutcome]:
-    """Activate a pending subscriber; the welcome is claimed at once (the caller enqueues it)."""
+def next_confirmation_at(session: Session, mailbox: str, now: datetime) -> datetime:
+    """The earliest a new confirmation may go to this mailbox: an hour after the last, and a day after
+    the third last."""
+    recent = sorted(
+        session.scalars(
+            select(Delivery.due_at)
+            .join(SignupRequest, Delivery.signup_request_id == SignupRequest.id)
+            .where(
+                SignupRequest.mailbox_hash == mailbox,
+                Delivery.email == CONFIRMATION_EMAIL,
+                Delivery.state != DeliveryState.SKIPPED.value,
+                Delivery.due_at > now - timedelta(days=1),
+            )
+        ).all()
+    )
+    due = now
+    if recent:
+        due = max(due, recent[-1] + CONFIRMATION_INTERVAL)
+    if len(recent) >= CONFIRMATIONS_PER_DAY:
+        due = max(due, recent[-CONFIRMATIONS_PER_DAY] + timedelta(days=1))
+    return due
+
+
+def _forget_old_requests(session: Session, subscriber_id: int) -> None:
+    kept = (
+        select(SignupRequest.id)
+        .where(SignupRequest.subscriber_id == subscriber_id)
+        .order_by(SignupRequest.created_at.desc(), SignupRequest.id.desc())
+        .limit(REQUESTS_KEPT)
+    )
+    session.execute(
+        delete(SignupRequest)
+        .where(
+            SignupRequest.subscriber_id == subscriber_id,
+            SignupRequest.confirmed_at.is_(None),
+            SignupRequest.id.not_in(kept.scalar_subquery()),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def confirm(
+    session: Session,
+    subscriber_id: int,
+    *,
+    now: datetime,
+    timing: Timing,
+    request_id: int | None = None,
+) -> Result[ConfirmOutcome]:
+    """Activate a subscriber from a confirmation link; the welcome is claimed at once (the caller enqueues it).
+
+    The link's sign-up request (``request_id``) gives the name, time, time zone and consent. Someone who
+    unsubscribed comes back only through a request made after they left: an old link does not.
+    """
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None:
         raise LookupError(f"no subscriber {subscriber_id}")
     if subscriber.status in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value,
                              SubscriberStatus.COMPLETED.value):  # fmt: skip
         return Result(ConfirmOutcome.ALREADY_CONFIRMED, subscriber.id)
-    if subscriber.status != SubscriberStatus.PENDING.value or is_suppressed(session, subscriber.email):
+    request = _request_for(session, subscriber, request_id)
+    if subscriber.status == SubscriberStatus.UNSUBSCRIBED.value:
+        if request is None or subscriber.unsubscribed_at is None or request.created_at <= subscriber.unsubscribed_at:
+            return Result(ConfirmOutcome.NOT_PENDING, subscriber.id)
+    elif subscriber.status != SubscriberStatus.PENDING.value:
         return Result(ConfirmOutcome.NOT_PENDING, subscriber.id)
+    suppressed = suppression_reason(session, subscriber.email, timing.address_key)
+    if suppressed in PERMANENT_SUPPRESSIONS:
+        return Result(ConfirmOutcome.NOT_PENDING, subscriber.id)
+    if suppressed is not None:
+        lift_erasure(session, subscriber.email, timing.address_key)
+    if request is not None:
+        subscriber.first_name = request.first_name
+        subscriber.timezone = request.timezone
+        subscriber.send_time = request.send_time
+        subscriber.consent_at = request.created_at
+        subscriber.consent_ip = request.consent_ip
+        subscriber.consent_user_agent = request.consent_user_agent
+        subscriber.consent_form = request.consent_form
+        request.confirmed_at = now
     subscriber.status = SubscriberStatus.ACTIVE.value
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     session.add(Event(subscriber_id=subscriber.id, kind=EventKind.CONFIRMED.value, created_at=now))
+    # Confirmations still waiting (a paced one, say) have nothing left to do.
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.email == CONFIRMATION_EMAIL,
+            Delivery.state == DeliveryState.CLAIMED.value,
+        )
+        .values(state=DeliveryState.SKIPPED.value, last_reply="confirmed already", lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
     if subscriber.current_step is None:
         delivery = claim_next_step(session, subscriber, now, timing)  # the welcome, right away
         session.flush()
@@ -174,6 +338,40 @@ def confirm(session: Session, subscriber_id: int, *, now: datetime, timing: Timi
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
     session.flush()
     return Result(ConfirmOutcome.CONFIRMED, subscriber.id)
+
+
+def _request_for(session: Session, subscriber: Subscriber, request_id: int | None) -> SignupRequest | None:
+    """The link's request; when it was forgotten (or the link predates requests), none: the subscriber's
+    own values stand."""
+    if request_id is None:
+        return None
+    request = session.get(SignupRequest, request_id)
+    if request is None or request.subscriber_id != subscriber.id:
+        return None
+    return request
+
+
+def send_preferences_link(session: Session, subscriber_id: int, *, now: datetime, timing: Timing) -> list[int]:
+    """Email a fresh preferences link (data download and erase) to the address on file, at most one an hour.
+
+    The way to one's data from an old email: an unsubscribe link never expires, so it must not open the
+    data itself; the address's owner gets a new link instead. Returns the delivery to enqueue, if any.
+    """
+    subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if subscriber is None or subscriber.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
+        return []
+    recent = session.scalar(
+        select(Delivery.id).where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.email == PREFERENCES_LINK_EMAIL,
+            Delivery.created_at > now - CONFIRMATION_INTERVAL,
+        )
+    )
+    if recent is not None:
+        return []
+    delivery = queue_service_email(session, subscriber, PREFERENCES_LINK_EMAIL, now, now, timing)
+    session.flush()
+    return [delivery.id]
 
 
 def unsubscribe(session: Session, subscriber_id: int, *, now: datetime) -> bool:

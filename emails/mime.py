@@ -67,9 +67,15 @@ def _address(name: str | None, address: str, what: str) -> str:
     if name and len(name) > MAX_NAME_LENGTH:
         # An encoded word cannot be folded: a huge name could break the 998-octet line limit.
         raise UnsafeHeaderValue(f"{what}: the name is longer than {MAX_NAME_LENGTH} characters")
-    if not address.isascii() or address.count("@") != 1 or parseaddr(address)[1] != address:
-        # Internationalised local parts need SMTPUTF8; addresses are stored in ASCII form.
+    if not address.isascii() or address.count("@") != 1 or parseaddr(address)[1] != address or "=?" in address:
+        # Internationalised local parts need SMTPUTF8; addresses are stored in ASCII form. An encoded
+        # word ("=?utf-8?q?...?=") in an address would be decoded by the reader's parser.
         raise UnsafeHeaderValue(f"{what} is not a plain ASCII address: {address!r}")
+    if name and "=?" in name:
+        # Text that looks like an encoded word is encoded by us, so a parser decodes it back to the
+        # very same text and never to what the encoded word says (a CR LF and a Bcc, say).
+        encoded = Header(name, "utf-8").encode(linesep="\r\n")
+        return f"{encoded} <{address}>"
     return formataddr((name or "", address), charset="utf-8")
 
 

@@ -18,6 +18,9 @@ from course.settings import Settings
 from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
 
 CONFIRMATION = "confirmation"
+PREFERENCES_LINK = "preferences-link"
+# Emails a person asks for, outside the course's steps.
+SERVICE_EMAILS = (CONFIRMATION, PREFERENCES_LINK)
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,8 @@ class Recipient:
     subscriber_id: int
     email: str
     first_name: str | None = None
+    # For a confirmation: the sign-up request its link confirms.
+    signup_request_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,8 @@ class Renderer:
         self._steps = {step.email: step for step in course.steps}
 
     def email_names(self) -> list[str]:
-        """Every email of the course in the order a subscriber meets them."""
-        return [CONFIRMATION] + [step.email for step in self.course.steps]
+        """Every email of the course in the order a subscriber meets them, then the one sent on request."""
+        return [CONFIRMATION] + [step.email for step in self.course.steps] + [PREFERENCES_LINK]
 
     def render(self, email: str, recipient: Recipient) -> RenderedEmail:
         compiled = compile_email(self.templates, email)
@@ -96,7 +101,13 @@ class Renderer:
             context["step"] = {"number": None, "kind": "confirmation", "email": email}
             context["letter"] = course["confirmation"]
             context["preview"] = course["confirmation"]["preview"]
-            links["confirm"] = sign(Purpose.CONFIRM, subscriber_id)
+            request = None if recipient.signup_request_id is None else str(recipient.signup_request_id)
+            links["confirm"] = sign(Purpose.CONFIRM, subscriber_id, None, request)
+            links["unsubscribe"] = sign(Purpose.UNSUBSCRIBE, subscriber_id)
+            return context
+        if email == PREFERENCES_LINK:
+            context["step"] = {"number": None, "kind": "preferences-link", "email": email}
+            context["preview"] = "The link you asked for: your course settings and your data."
             links["unsubscribe"] = sign(Purpose.UNSUBSCRIBE, subscriber_id)
             return context
 

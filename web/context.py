@@ -32,6 +32,7 @@ class WebContext:
     @property
     def timing(self) -> Timing:
         return Timing(
+            address_key=self.settings.address_key,
             day_seconds=self.settings.course_day_seconds,
             lease_seconds=self.settings.delivery_lease_seconds,
             sending_pause_seconds=self.settings.sending_pause_seconds,

@@ -8,6 +8,7 @@ from a button on that page. The one exception is RFC 8058's one-click unsubscrib
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -28,8 +29,17 @@ from course.engagement import (
     seconds_since_delivery,
 )
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
-from course.models import EventKind, Subscriber, SubscriberStatus
-from course.subscriptions import ConfirmOutcome, confirm, unsubscribe
+from course.models import EventKind, SignupRequest, Subscriber, SubscriberStatus
+from course.subscriptions import (
+    ConfirmOutcome,
+    Consent,
+    confirm,
+    pause,
+    send_preferences_link,
+    subscribe,
+    unsubscribe,
+)
+from web.clients import client_ip
 from web.context import WebContext, context
 from web.routing import get_and_head
 from web.scanners import is_automated
@@ -98,21 +108,36 @@ def page(web: WebContext, request: Request, template: str, status_code: int = 20
 # --- Confirm --------------------------------------------------------------------------------------
 
 
+def _confirmation_request(claim: LinkClaim) -> int | None:
+    """The sign-up request a confirmation link confirms (links sent before requests existed name none)."""
+    if claim.value is None:
+        return None
+    if not claim.value.isdigit():
+        raise LinkProblem(400, "This link does not work", "It may have been cut short or changed.")
+    return int(claim.value)
+
+
 @get_and_head(router, "/confirm/{token}", response_class=HTMLResponse)
 def confirm_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.CONFIRM, token)
+    request_id = _confirmation_request(claim)
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
         already = subscriber.status in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value)
-        return page(web, request, "confirm.html", token=token, already=already, subscriber=subscriber)
+        # What confirming will set: this request's choices, so that the owner of the address sees them
+        # (and can change them later) whoever typed them.
+        signup = session.get(SignupRequest, request_id) if request_id is not None else None
+        chosen = signup if signup is not None and signup.subscriber_id == subscriber.id else subscriber
+        return page(web, request, "confirm.html", token=token, already=already, chosen=chosen)
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
 def confirm_now(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.CONFIRM, token)
+    request_id = _confirmation_request(claim)
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
-        result = confirm(session, subscriber.id, now=web.clock(), timing=web.timing)
+        result = confirm(session, subscriber.id, now=web.clock(), timing=web.timing, request_id=request_id)
         session.commit()
     web.enqueue(result.delivery_ids)
     if result.outcome is ConfirmOutcome.NOT_PENDING:
@@ -253,6 +278,11 @@ def resource(request: Request, web: Web, token: Token) -> Response:
 # --- Unsubscribe ----------------------------------------------------------------------------------
 
 
+# The unsubscribe link never expires (RFC 8058: an old email must always let one leave), so it opens
+# nothing personal: no preferences page, no data. It may stop the emails, pause them, ask for a new
+# confirmation, or have a fresh preferences link sent to the address itself.
+
+
 @get_and_head(router, "/unsubscribe/{token}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.UNSUBSCRIBE, token)
@@ -261,8 +291,9 @@ def unsubscribe_page(request: Request, web: Web, token: Token) -> Response:
         gone = subscriber is None or subscriber.status == SubscriberStatus.UNSUBSCRIBED.value
         if subscriber is not None:
             note_click(web, request, session, subscriber, claim, EventKind.CLICK, "unsubscribe")
-        preferences = web.signer.url(Purpose.PREFERENCES, claim.subscriber_id) if subscriber else None
-        return page(web, request, "unsubscribe.html", token=token, gone=gone, preferences_url=preferences)
+        can_pause = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE.value
+        return page(web, request, "unsubscribe.html", token=token, gone=gone, known=subscriber is not None,
+                    can_pause=can_pause)  # fmt: skip
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -270,8 +301,51 @@ def unsubscribe_now(request: Request, web: Web, token: Token) -> Response:
     """RFC 8058 one-click (body ``List-Unsubscribe=One-Click``, no cookie, no login) and our own button."""
     claim = verify(web, Purpose.UNSUBSCRIBE, token)
     with web.session() as session:
-        if session.get(Subscriber, claim.subscriber_id) is not None:
+        known = session.get(Subscriber, claim.subscriber_id) is not None
+        if known:
             unsubscribe(session, claim.subscriber_id, now=web.clock())
             session.commit()
     # Erased already, or unsubscribed twice: the answer is the same, it is done.
-    return page(web, request, "unsubscribed.html")
+    return page(web, request, "unsubscribed.html", token=token, known=known)
+
+
+@router.post("/unsubscribe/{token}/pause", response_class=HTMLResponse)
+def pause_instead(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.UNSUBSCRIBE, token)
+    now = web.clock()
+    with web.session() as session:
+        if session.get(Subscriber, claim.subscriber_id) is not None:
+            pause(session, claim.subscriber_id, now=now, until=now + timedelta(days=7))
+            session.commit()
+    return page(web, request, "unsubscribe-done.html", done="paused")
+
+
+@router.post("/unsubscribe/{token}/resubscribe", response_class=HTMLResponse)
+def resubscribe(request: Request, web: Web, token: Token) -> Response:
+    """Back in, through a new confirmation sent to the address (the link may have been forwarded)."""
+    claim = verify(web, Purpose.UNSUBSCRIBE, token)
+    delivery_ids: list[int] = []
+    with web.session() as session:
+        subscriber = session.get(Subscriber, claim.subscriber_id)
+        if subscriber is not None:
+            consent = Consent(at=web.clock(), ip=client_ip(request, web.settings),
+                              user_agent=request.headers.get("user-agent"), form="unsubscribe page")  # fmt: skip
+            result = subscribe(session, course_slug=subscriber.course_slug, email=subscriber.email,
+                               first_name=subscriber.first_name, timezone=subscriber.timezone,
+                               send_time=subscriber.send_time, consent=consent, timing=web.timing)  # fmt: skip
+            session.commit()
+            delivery_ids = result.delivery_ids
+    web.enqueue(delivery_ids)
+    return page(web, request, "unsubscribe-done.html", done="confirmation")
+
+
+@router.post("/unsubscribe/{token}/preferences-link", response_class=HTMLResponse)
+def email_preferences_link(request: Request, web: Web, token: Token) -> Response:
+    claim = verify(web, Purpose.UNSUBSCRIBE, token)
+    delivery_ids: list[int] = []
+    with web.session() as session:
+        if session.get(Subscriber, claim.subscriber_id) is not None:
+            delivery_ids = send_preferences_link(session, claim.subscriber_id, now=web.clock(), timing=web.timing)
+            session.commit()
+    web.enqueue(delivery_ids)
+    return page(web, request, "unsubscribe-done.html", done="preferences-link")

@@ -2,31 +2,52 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import time
 from typing import Annotated
-from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from course.schedule import canonical_timezones
 from course.subscriptions import (
     Consent,
     InvalidSubscription,
     check_timezone,
     clean_first_name,
     normalise_email,
+    parse_send_time,
     subscribe,
 )
+from web.clients import client_ip
 from web.context import WebContext, context
 from web.inbox import outbox_folder
 from web.routing import get_and_head
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
-TIMEZONES = sorted(name for name in available_timezones() if "/" in name and not name.startswith(("Etc/", "SystemV/")))
+TIMEZONES = canonical_timezones()
 SEND_TIMES = [time(hour, minute) for hour in range(5, 23) for minute in (0, 30)]
-# Per client address and per target address: enough for a person who mistyped, too few to list-bomb.
-LIMITS = {"ip": (10, 3600), "address": (3, 86400)}
+# Sign-ups one client may send an hour: enough for a household that mistyped, too few to sign up the
+# world. (Confirmations to one mailbox are paced by the database, whoever sends them.)
+CLIENT_LIMIT = (10, 3600)
+ERRORS = {
+    "email": "Please check the email address.",
+    "first_name": "Please use just your first name: letters, up to three words and 40 characters.",
+    "timezone": "Choose a time zone from the list.",
+    "send_time": "Choose a time of day from the list (or any whole minute, as HH:MM).",
+}
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    first_name: str | None
+    timezone: str
+    send_time: time
+    consent: Consent
 
 
 def _landing(request: Request, web: WebContext, *, errors: dict[str, str] | None = None,
@@ -54,6 +75,7 @@ def landing(request: Request, web: Annotated[WebContext, Depends(context)]) -> R
 @router.post("/subscribe", response_class=HTMLResponse)
 def sign_up(
     request: Request,
+    background: BackgroundTasks,
     web: Annotated[WebContext, Depends(context)],
     email: Annotated[str, Form(max_length=320)] = "",
     first_name: Annotated[str, Form(max_length=200)] = "",
@@ -66,43 +88,42 @@ def sign_up(
         # A bot filled the hidden field: answer as if all went well, send nothing.
         return RedirectResponse("/check-your-inbox", status_code=303)
     try:
-        chosen_time = time.fromisoformat(send_time)
-    except ValueError:
-        return _landing(request, web, errors={"send_time": "Choose a time of day."}, values=values, status_code=400)
-    client = request.client.host if request.client else "unknown"
+        # Validation first, so that a typo gets a helpful answer before any limit is spent.
+        chosen_time = parse_send_time(send_time)
+        address = normalise_email(email)
+        name = clean_first_name(first_name or None)
+        zone_name = check_timezone(timezone)
+    except InvalidSubscription as error:
+        return _landing(request, web, errors={error.field: ERRORS[error.field]}, values=values, status_code=400)
     now = web.clock()
+    ip = client_ip(request, web.settings)
+    if web.limiter.allow(f"ip:{ip or 'unknown'}", *CLIENT_LIMIT, now):
+        consent = Consent(at=now, ip=ip, user_agent=request.headers.get("user-agent"), form="landing")
+        # After the answer has gone: a new address and a known one take the same time to answer, so the
+        # form does not tell a stranger who is on the list.
+        background.add_task(_sign_up_now, web, SignUp(address, name, zone_name, chosen_time, consent))
+    # The same answer whatever happens (new, already subscribed, suppressed, limited).
+    return RedirectResponse("/check-your-inbox", status_code=303)
+
+
+def _sign_up_now(web: WebContext, sign_up: SignUp) -> None:
     try:
         with web.session() as session:
-            # Validation first, so that a typo gets a helpful answer before any limit is spent.
-            address = normalise_email(email)
-            clean_first_name(first_name or None)
-            check_timezone(timezone)
-            allowed = web.limiter.allow(f"ip:{client}", *LIMITS["ip"]) and web.limiter.allow(
-                f"address:{address}", *LIMITS["address"]
+            result = subscribe(
+                session,
+                course_slug=web.course.slug,
+                email=sign_up.email,
+                first_name=sign_up.first_name,
+                timezone=sign_up.timezone,
+                send_time=sign_up.send_time,
+                consent=sign_up.consent,
+                timing=web.timing,
             )
-            if allowed:
-                result = subscribe(
-                    session,
-                    course_slug=web.course.slug,
-                    email=address,
-                    first_name=first_name or None,
-                    timezone=timezone,
-                    send_time=chosen_time,
-                    consent=Consent(at=now, ip=client, user_agent=request.headers.get("user-agent"), form="landing"),
-                    timing=web.timing,
-                )
-                session.commit()
-                web.enqueue(result.delivery_ids)
-    except InvalidSubscription as error:
-        message = {
-            "email": "Please check the email address.",
-            "first_name": "Please use letters, spaces and punctuation only (at most 100 characters).",
-            "timezone": "Choose a time zone from the list.",
-        }[error.field]
-        return _landing(request, web, errors={error.field: message}, values=values, status_code=400)
-    # The same answer whatever happened (new, already subscribed, suppressed, limited): a sign-up form
-    # must not tell a stranger who is on the list.
-    return RedirectResponse("/check-your-inbox", status_code=303)
+            session.commit()
+    except Exception:
+        log.exception("a sign-up could not be stored (%s)", sign_up.consent.at.isoformat())
+        return
+    web.enqueue(result.delivery_ids)
 
 
 @get_and_head(router, "/check-your-inbox", response_class=HTMLResponse)

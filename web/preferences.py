@@ -3,7 +3,7 @@ time zone, restart the course, download or delete one's data."""
 
 from __future__ import annotations
 
-from datetime import time, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
@@ -11,9 +11,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from course.engagement import erase, export_json
 from course.links import Purpose
-from course.subscriptions import InvalidSubscription, change_schedule, pause, restart, resume
+from course.subscriptions import InvalidSubscription, change_schedule, parse_send_time, pause, restart, resume
 from web.links import LinkProblem, Token, Web, load_subscriber, page, verify
-from web.pages import SEND_TIMES, TIMEZONES
+from web.pages import ERRORS, SEND_TIMES, TIMEZONES
 from web.routing import get_and_head
 
 router = APIRouter()
@@ -78,9 +78,9 @@ def change_time(
 ) -> Response:
     claim = verify(web, Purpose.PREFERENCES, token)
     try:
-        chosen = time.fromisoformat(send_time)
-    except ValueError:
-        raise LinkProblem(400, "That time did not work", "Choose a time of day from the list.") from None
+        chosen = parse_send_time(send_time)
+    except InvalidSubscription:
+        raise LinkProblem(400, "That time did not work", ERRORS["send_time"]) from None
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
         try:
@@ -124,6 +124,6 @@ def erase_now(
         raise LinkProblem(400, "Nothing was deleted", "Tick the box to confirm that you want your data deleted.")
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
-        erase(session, subscriber, web.clock())
+        erase(session, subscriber, web.clock(), web.settings.address_key)
         session.commit()
     return page(web, request, "erased.html")

@@ -1,13 +1,15 @@
-"""Fixed-window rate limits against list-bombing: per client IP and per target address.
+"""Fixed-window rate limits: how many sign-ups one client may send.
 
-Redis when the deployment has it (every web process shares the count), memory otherwise (the demo).
+(The pace of confirmations to one mailbox is the database's job: course/subscriptions.py.) Redis when
+the deployment has it (every web process shares the count), memory otherwise (the demo). The window
+is read from the caller's clock, so that tests can move time.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
+from datetime import datetime
 from typing import Protocol
 
 import redis
@@ -16,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class RateLimiter(Protocol):
-    def allow(self, key: str, limit: int, window_seconds: int) -> bool: ...
+    def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool: ...
 
 
 class RedisRateLimiter:
@@ -24,8 +26,8 @@ class RedisRateLimiter:
         self._client = client
         self._prefix = prefix
 
-    def allow(self, key: str, limit: int, window_seconds: int) -> bool:
-        window = int(time.time() // window_seconds)
+    def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool:
+        window = int(now.timestamp() // window_seconds)
         name = f"{self._prefix}:{key}:{window}"
         pipeline = self._client.pipeline()
         pipeline.incr(name)
@@ -33,8 +35,8 @@ class RedisRateLimiter:
         try:
             count, _ = pipeline.execute()
         except redis.RedisError:
-            # Redis away: let people sign up (the database still allows one confirmation an hour per
-            # address) rather than turn everyone away.
+            # Redis away: let people sign up (the database still paces confirmations per mailbox)
+            # rather than turn everyone away.
             log.warning("rate limit unavailable (Redis unreachable); allowing %s", key)
             return True
         return int(count) <= limit
@@ -45,8 +47,8 @@ class MemoryRateLimiter:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def allow(self, key: str, limit: int, window_seconds: int) -> bool:
-        window = int(time.time() // window_seconds)
+    def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool:
+        window = int(now.timestamp() // window_seconds)
         name = f"{key}:{window}"
         with self._lock:
             if len(self._counts) > 10_000:  # old windows: forget them

@@ -60,6 +60,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.timing = Timing(
+            address_key=settings.address_key,
             day_seconds=settings.course_day_seconds,
             lease_seconds=settings.delivery_lease_seconds,
             sending_pause_seconds=settings.sending_pause_seconds,
@@ -98,17 +99,23 @@ class Runtime:
 
     def envelope_for(self, delivery: Delivery, subscriber: Subscriber, now: datetime) -> Envelope:
         renderer, builder = self.writers(subscriber.course_slug)
-        rendered = renderer.render(delivery.email, Recipient(subscriber.id, subscriber.email, subscriber.first_name))
+        first_name = subscriber.first_name
+        if delivery.email == CONFIRMATION_EMAIL:
+            # Only what this confirmation's requester typed: the address may not be theirs.
+            request = delivery.signup_request
+            first_name = request.first_name if request is not None else None
+        recipient = Recipient(subscriber.id, subscriber.email, first_name, delivery.signup_request_id)
+        rendered = renderer.render(delivery.email, recipient)
         delivery.template_version = rendered.template_version
         # Fixed per (subscriber, enrolment, step): a resend of one delivery carries the same Message-ID.
         if delivery.step is None:
-            key: int | str = f"{CONFIRMATION_EMAIL}-{delivery.id}"
+            key: int | str = f"{delivery.email}-{delivery.id}"
         else:
             key = delivery.step if delivery.enrolment == 1 else f"{delivery.enrolment}.{delivery.step}"
         return builder.build(
             rendered,
             to_address=subscriber.email,
-            to_name=subscriber.first_name,
+            to_name=first_name,
             message_id=builder.message_id(subscriber.id, key),
             date=now,
         )
@@ -187,7 +194,7 @@ def _send_one(
         return "gone", pause
     subscriber = delivery.subscriber
     session.refresh(subscriber)  # an unsubscribe a moment ago must be seen here, before SMTP
-    reason = reason_not_to_send(session, delivery)
+    reason = reason_not_to_send(session, delivery, runtime.timing)
     if reason is not None:
         mark_skipped(delivery, reason, now)
         return "skipped", pause
@@ -214,7 +221,7 @@ def _send_one(
         retry_later(session, delivery, reply, now, runtime.timing)
     elif result.outcome is Outcome.BAD_ADDRESS:
         log.info("delivery %s: the address does not exist, suppressing it: %s", delivery.id, reply)
-        mark_bad_address(session, delivery, reply, now)
+        mark_bad_address(session, delivery, reply, now, runtime.timing)
     elif result.outcome is Outcome.SENDER_BLOCKED:
         pause = pause_sending(session, delivery, reply, now, runtime.timing)
     else:

@@ -40,7 +40,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("render")
     result = run("render", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "21 of 21 emails written" in result.stdout
+    assert "22 of 22 emails written" in result.stdout
     return out
 
 
@@ -50,9 +50,10 @@ def parse(path: Path) -> EmailMessage:
     return message
 
 
-def test_it_writes_the_twenty_one_messages(rendered: Path) -> None:
+def test_it_writes_every_message(rendered: Path) -> None:
     names = sorted(path.stem for path in rendered.glob("*.eml"))
-    assert names == sorted(["confirmation", "welcome", "completion", *[f"day-{n:02d}" for n in range(1, 19)]])
+    expected = ["confirmation", "welcome", "completion", "preferences-link", *[f"day-{n:02d}" for n in range(1, 19)]]
+    assert names == sorted(expected)
 
 
 @pytest.mark.parametrize("name", ["confirmation", "welcome", "day-01", "day-09", "day-18", "completion"])

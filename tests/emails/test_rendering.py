@@ -15,7 +15,13 @@ from emails.rendering import Recipient, RenderedEmail, Renderer
 
 from .conftest import ALEX
 
-EMAIL_NAMES = ["confirmation", "welcome", *[f"day-{n:02d}" for n in range(1, 19)], "completion"]
+EMAIL_NAMES = [
+    "confirmation",
+    "welcome",
+    *[f"day-{n:02d}" for n in range(1, 19)],
+    "completion",
+    "preferences-link",
+]
 
 
 class _Anchors(HTMLParser):
@@ -62,7 +68,7 @@ def strings_of(value: object) -> list[str]:
     return []
 
 
-def test_the_course_has_the_twenty_one_emails(renderer: Renderer) -> None:
+def test_the_course_has_its_twenty_one_emails_and_the_preferences_link(renderer: Renderer) -> None:
     assert renderer.email_names() == EMAIL_NAMES
 
 

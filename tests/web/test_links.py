@@ -203,9 +203,11 @@ def test_one_click_unsubscribe_is_immediate_idempotent_and_stops_a_claimed_email
     assert not any(m.subject.startswith("Day 1") for m in site.smtp.received)
 
 
-def test_the_unsubscribe_page_offers_the_button_and_the_preferences(site: Site) -> None:
+def test_the_unsubscribe_page_offers_the_button_a_pause_and_no_way_into_the_data(site: Site) -> None:
     site.sign_up_and_confirm()
     page = site.client.get(site.link("alex@example.com", "/unsubscribe/", "Welcome"))
     assert 'name="List-Unsubscribe" value="One-Click"' in page.text
-    assert "/preferences/" in page.text
+    assert "Pause for a week instead" in page.text and "Email me a link to my settings" in page.text
+    # The unsubscribe link never expires: it must not hand out a (fresh) preferences link itself.
+    assert "/preferences/" not in page.text
     assert site.subscriber("alex@example.com").status == SubscriberStatus.ACTIVE.value
