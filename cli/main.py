@@ -77,7 +77,9 @@ def _web(arguments: argparse.Namespace) -> int:
 
     from web.app import create_app
 
-    uvicorn.run(create_app(get_settings()), host=arguments.host, port=arguments.port, proxy_headers=True)
+    # uvicorn's own X-Forwarded-For handling stays off: the app believes the header only from the
+    # proxies in FORWARDED_ALLOW_IPS (web/clients.py), and keeps the peer's address otherwise.
+    uvicorn.run(create_app(get_settings()), host=arguments.host, port=arguments.port, proxy_headers=False)
     return 0
 
 

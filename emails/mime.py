@@ -74,7 +74,8 @@ def _address(name: str | None, address: str, what: str) -> str:
     if name and "=?" in name:
         # Text that looks like an encoded word is encoded by us, so a parser decodes it back to the
         # very same text and never to what the encoded word says (a CR LF and a Bcc, say).
-        encoded = Header(name, "utf-8").encode(linesep="\r\n")
+        # Several encoded words, one space apart: the To header folds between them.
+        encoded = Header(name, "utf-8").encode(linesep="\r\n").replace("\r\n ", " ")
         return f"{encoded} <{address}>"
     return formataddr((name or "", address), charset="utf-8")
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from cli import database
+from course.models import email_hash
+from course.settings import get_settings
 
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
@@ -53,3 +56,27 @@ def test_course_db_check_reports_drift(tmp_path: Path) -> None:
         timeout=120, check=False,
     )  # fmt: skip
     assert drift.returncode == 1
+
+
+def test_suppressions_are_re_keyed_and_erasures_that_cannot_be_are_dropped(database_url: str) -> None:
+    database.downgrade(database_url, "0002")
+    engine = create_engine(database_url)
+    plain = {email: hashlib.sha256(email.encode()).hexdigest() for email in ("gone@example.com", "erased@example.com")}
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO subscribers (course_slug, email, timezone, send_time, status, enrolment, created_at, "
+                "updated_at) VALUES ('c', 'gone@example.com', 'UTC', '08:00', 'bounced', 1, now(), now())"
+            )
+        )
+        for email, reason in (("gone@example.com", "bounce"), ("erased@example.com", "erased")):
+            connection.execute(
+                text("INSERT INTO suppressions (email_hash, reason, created_at) VALUES (:hash, :reason, now())"),
+                {"hash": plain[email], "reason": reason},
+            )
+    database.upgrade(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT email_hash, reason FROM suppressions")).all()
+    engine.dispose()
+    # The bounce is kept under the keyed hash; the erasure's address is gone, so its plain hash goes too.
+    assert rows == [(email_hash("gone@example.com", get_settings().address_key), "bounce")]

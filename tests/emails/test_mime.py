@@ -130,8 +130,28 @@ def test_a_name_with_a_line_break_or_nul_is_refused(
 
 
 @pytest.mark.parametrize(
+    "name",
+    ["=?utf-8?q?Alex=0D=0ABcc:_victim@example.org?=", "=?utf-8?b?QWxleA0KQmNjOiB2aWN0aW1AZXhhbXBsZS5vcmc=?= Jones"],
+)
+def test_a_name_that_looks_like_an_encoded_word_reads_back_as_typed_and_adds_no_header(
+    builder: MessageBuilder, rendered_emails: dict[str, RenderedEmail], name: str
+) -> None:
+    message = parse(build(builder, rendered_emails["day-01"], name=name).data)
+    assert message["Bcc"] is None
+    (recipient,) = message["To"].addresses
+    # Read back as typed (folding may double a space between words, as for any long name).
+    assert (recipient.display_name.split(), recipient.addr_spec) == (name.split(), "alex@example.com")
+
+
+@pytest.mark.parametrize(
     "address",
-    ["alex@example.com\r\nBcc: victim@example.org", "alex@exa\nmple.com", "not-an-address", "zoë@example.com"],
+    [
+        "alex@example.com\r\nBcc: victim@example.org",
+        "alex@exa\nmple.com",
+        "not-an-address",
+        "zoë@example.com",
+        "=?utf-8?q?alex?=@example.com",
+    ],
 )
 def test_an_address_that_is_not_plain_is_refused(
     builder: MessageBuilder, rendered_emails: dict[str, RenderedEmail], address: str
