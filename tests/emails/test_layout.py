@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import Browser
 
 from emails.rendering import RenderedEmail
 
+ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "emails"
 
-@pytest.mark.parametrize("name", ["welcome", "day-02", "day-10", "day-16", "day-18", "completion"])
+
+@pytest.mark.parametrize(
+    "name", ["confirmation", "welcome", "day-02", "day-10", "day-16", "day-18", "completion", "preferences-link"]
+)
 def test_it_fits_a_phone_without_sideways_scrolling_and_its_buttons_are_easy_to_tap(
     browser: Browser, rendered_emails: dict[str, RenderedEmail], name: str
 ) -> None:
@@ -42,4 +48,16 @@ def test_in_dark_mode_the_text_stays_light_on_dark(browser: Browser, rendered_em
         "p => [getComputedStyle(p).color, getComputedStyle(p.closest('div.card')).backgroundColor]",
     )
     assert colours == ["rgb(243, 235, 228)", "rgb(42, 36, 32)"]
+    page.close()
+
+
+def test_the_preferences_link_email_leads_to_the_settings_page(
+    browser: Browser, rendered_emails: dict[str, RenderedEmail]
+) -> None:
+    page = browser.new_page(viewport={"width": 375, "height": 800})
+    page.set_content(rendered_emails["preferences-link"].html)
+    href = page.get_by_role("link", name="Open my settings").get_attribute("href", timeout=5000)
+    assert href is not None and href.startswith("https://course.example.org/preferences/")
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / "preferences-link.png"), full_page=True)
     page.close()
