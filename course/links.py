@@ -54,7 +54,11 @@ class InvalidLink(ValueError):
 
 
 class ExpiredLink(InvalidLink):
-    """The token is genuine but older than its purpose allows."""
+    """The token is genuine but older than its purpose allows; ``claim`` says what it was made for."""
+
+    def __init__(self, message: str, claim: LinkClaim) -> None:
+        super().__init__(message)
+        self.claim = claim
 
 
 @dataclass(frozen=True)
@@ -88,11 +92,11 @@ class LinkSigner:
             # Only we can sign, so this means our own format changed: still never trust it.
             raise InvalidLink(f"not a valid {purpose.value} link")
         subscriber_id, step, value = payload
-        issued_at = signed_at.timestamp()
+        claim = LinkClaim(purpose, subscriber_id, step, value, signed_at.timestamp())
         lifetime = LINK_LIFETIMES[purpose]
-        if lifetime is not None and (time.time() if now is None else now) - issued_at > lifetime.total_seconds():
-            raise ExpiredLink(f"this {purpose.value} link has expired")
-        return LinkClaim(purpose, subscriber_id, step, value, issued_at)
+        if lifetime is not None and (time.time() if now is None else now) - claim.issued_at > lifetime.total_seconds():
+            raise ExpiredLink(f"this {purpose.value} link has expired", claim)
+        return claim
 
 
 def _is_payload(payload: object) -> bool:

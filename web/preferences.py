@@ -10,8 +10,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from course.engagement import erase, export_json
-from course.links import Purpose
-from course.subscriptions import InvalidSubscription, change_schedule, parse_send_time, pause, restart, resume
+from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
+from course.models import Subscriber
+from course.subscriptions import (
+    InvalidSubscription,
+    change_schedule,
+    parse_send_time,
+    pause,
+    restart,
+    resume,
+    send_preferences_link,
+)
 from web.links import LinkProblem, Token, Web, load_subscriber, page, verify
 from web.pages import ERRORS, SEND_TIMES, TIMEZONES
 from web.routing import get_and_head
@@ -31,8 +40,22 @@ def _back(token: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"/preferences/{token}?done={done}", status_code=303)
 
 
+def _expired_claim(web: Web, token: str) -> LinkClaim | None:
+    """The claim of a genuine preferences link that has only expired; None when it is still good."""
+    try:
+        web.signer.verify(Purpose.PREFERENCES, token)
+    except ExpiredLink as expired:
+        return expired.claim
+    except InvalidLink:
+        pass  # verify() below answers with the right page
+    return None
+
+
 @get_and_head(router, "/preferences/{token}", response_class=HTMLResponse)
 def preferences(request: Request, web: Web, token: Token, done: str | None = None) -> Response:
+    if _expired_claim(web, token) is not None:
+        # An old email's link: it opens nothing, but the address's owner may have a fresh one sent.
+        return page(web, request, "preferences-expired.html", token=token)
     claim = verify(web, Purpose.PREFERENCES, token)
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
@@ -45,6 +68,19 @@ def preferences(request: Request, web: Web, token: Token, done: str | None = Non
             "unsubscribe_url": web.signer.url(Purpose.UNSUBSCRIBE, subscriber.id),
         }
         return page(web, request, "preferences.html", **values)
+
+
+@router.post("/preferences/{token}/renew", response_class=HTMLResponse)
+def renew(request: Request, web: Web, token: Token) -> Response:
+    """Email a fresh link to the address on file: a genuine but expired link may ask for that, and only that."""
+    claim = _expired_claim(web, token) or verify(web, Purpose.PREFERENCES, token)
+    delivery_ids: list[int] = []
+    with web.session() as session:
+        if session.get(Subscriber, claim.subscriber_id) is not None:
+            delivery_ids = send_preferences_link(session, claim.subscriber_id, now=web.clock(), timing=web.timing)
+            session.commit()
+    web.enqueue(delivery_ids)
+    return page(web, request, "unsubscribe-done.html", done="preferences-link")
 
 
 @router.post("/preferences/{token}/pause", response_class=HTMLResponse)

@@ -3,12 +3,16 @@ confirmation, or have a fresh settings link sent to the address. Never open the 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from unittest import mock
 
 from sqlalchemy import select
 
+from course.links import LinkSigner, Purpose
 from course.models import Delivery, SubscriberStatus
 
+from ..conftest import TEST_SECRET
 from .conftest import Site
 
 
@@ -72,3 +76,21 @@ def test_a_person_who_deleted_their_data_can_sign_up_again(site: Site) -> None:
     assert site.smtp.to("alex@example.com")[-1].subject.startswith("Welcome")
     with site.session() as session:
         assert session.scalars(select(Delivery.email).order_by(Delivery.id)).all() == ["confirmation", "welcome"]
+
+
+def test_an_expired_settings_link_opens_nothing_but_can_have_a_fresh_one_sent(site: Site) -> None:
+    alex = site.sign_up_and_confirm()
+    signer = LinkSigner(TEST_SECRET, "https://course.example.org")
+    half_a_year_ago = time.time() - timedelta(days=200).total_seconds()
+    with mock.patch("itsdangerous.timed.time.time", return_value=half_a_year_ago):
+        old = signer.url(Purpose.PREFERENCES, alex.id).removeprefix("https://course.example.org")
+    page = site.client.get(old)
+    assert "This link has expired" in page.text and "alex@example.com" not in page.text
+    assert site.client.get(f"{old}/data").status_code == 400  # the data stays shut
+    assert site.client.post(f"{old}/erase", data={"sure": "yes"}).status_code == 400
+    sent = site.client.post(f"{old}/renew")
+    assert sent.status_code == 200 and "on its way to your address" in sent.text
+    fresh = site.link("alex@example.com", "/preferences/", "Your link")
+    assert "alex@example.com" in site.client.get(fresh).text
+    # A forged token gets nothing sent.
+    assert site.client.post("/preferences/forged.token.value/renew").status_code == 400
