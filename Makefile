@@ -44,5 +44,7 @@ compose-check: ## validate docker-compose.yml (needs docker compose or docker-co
 bench: $(INSTALLED) ## print how fast one process renders and assembles each email
 	$(BIN)/course bench
 
-clean: ## remove the virtual environment and generated files
-	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache
+clean: ## remove the virtual environment and everything the targets create
+	rm -rf $(VENV) out var test-artefacts .hypothesis tests/e2e/node_modules *.egg-info \
+		.mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

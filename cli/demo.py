@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -38,7 +40,29 @@ def configure_environment(day_seconds: int, port: int, folder: Path) -> None:
     )
 
 
+class PortInUse(Exception):
+    pass
+
+
+def _listen(port: int) -> socket.socket:
+    """The web app's socket, bound before anything starts: a port in use stops the demo with a clear message."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.1", port))
+    except OSError as error:
+        listener.close()
+        raise PortInUse(f"port {port} is in use ({error.strerror}); try course demo --port {port + 1}") from None
+    listener.listen(128)
+    return listener
+
+
 def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email: str) -> int:
+    try:
+        listener = _listen(port)
+    except PortInUse as error:
+        print(f"course demo: {error}", file=sys.stderr)
+        return 1
     if fresh and DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
@@ -61,8 +85,8 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
     subscriber_id = _enrol_sample_subscriber(email)
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, name="web", daemon=True).start()
-    beat = EmbeddedService(celery_app, thread=True, schedule_filename=str(DEMO_DIR / "beat-schedule"))
+    threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="web", daemon=True).start()
+    beat = EmbeddedService(celery_app, thread=True, scheduler_cls=celery_app.conf.beat_scheduler)
     beat.start()
     print(
         f"\n  The course is on its way to {email}: one email every {day_seconds} seconds.\n"

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from course.curriculum import load_course
-from course.settings import get_settings
+from course.db import UPGRADE_HINT, describe
+from course.settings import Settings, get_settings
 from emails.benchmark import measure
 from emails.compiler import TemplateError
 from emails.mime import MessageBuilder
@@ -72,10 +73,31 @@ def _db(arguments: argparse.Namespace) -> int:
     return 0
 
 
+class CommandError(Exception):
+    """A problem the operator can fix, said in one line (the command exits 1)."""
+
+
+def _require_schema(settings: Settings) -> None:
+    """Refuse to start a process that needs tables the database does not have yet."""
+    from course.db import make_engine, schema_state, sqlite_file_missing
+
+    if sqlite_file_missing(settings.database_url):
+        raise CommandError(f"there is no database yet at {describe(settings.database_url)}: {UPGRADE_HINT}")
+    engine = make_engine(settings.database_url)
+    try:
+        state = schema_state(engine)
+    finally:
+        engine.dispose()
+    if not state.up_to_date:
+        raise CommandError(f"the database ({describe(settings.database_url)}) has {state.describe()}")
+
+
 def _web(arguments: argparse.Namespace) -> int:
     import uvicorn
 
     from web.app import create_app
+
+    _require_schema(get_settings())
 
     # uvicorn's own X-Forwarded-For handling stays off: the app believes the header only from the
     # proxies in FORWARDED_ALLOW_IPS (web/clients.py), and keeps the peer's address otherwise.
@@ -87,6 +109,7 @@ def _worker(arguments: argparse.Namespace) -> int:
     from workers.app import app
 
     settings = get_settings()
+    _require_schema(settings)
     app.worker_main(
         ["worker", "-Q", settings.celery_queue, f"--concurrency={arguments.concurrency}",
          f"--pool={arguments.pool}", f"--loglevel={arguments.loglevel}", "--without-gossip", "--without-mingle"]
@@ -97,7 +120,10 @@ def _worker(arguments: argparse.Namespace) -> int:
 def _beat(arguments: argparse.Namespace) -> int:
     from workers.app import app
 
-    app.start(["beat", f"--loglevel={arguments.loglevel}", f"--schedule={arguments.schedule}"])
+    # The tick is the beat's only entry and it runs every few seconds, so the schedule lives in memory
+    # (celery.beat:Scheduler, set in workers/app.py): no state file, so the beat starts from any folder.
+    # The beat only publishes ticks; it needs the broker, not the database.
+    app.start(["beat", f"--loglevel={arguments.loglevel}"])
     return 0
 
 
@@ -181,7 +207,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     beat = commands.add_parser("beat", help="run the beat that claims due emails (one per deployment)")
     beat.add_argument("--loglevel", default="INFO")
-    beat.add_argument("--schedule", default="var/beat-schedule", help="the beat's state file")
     beat.set_defaults(handler=_beat)
 
     health = commands.add_parser("health", help="exit 0 when the database and broker answer (for health checks)")
@@ -195,9 +220,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sqlalchemy.exc import OperationalError
+
     arguments = build_parser().parse_args(argv)
     handler = arguments.handler
-    return int(handler(arguments))
+    try:
+        return int(handler(arguments))
+    except CommandError as error:
+        print(f"{_name(arguments)}: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        # One line with where and why, not a driver's traceback.
+        print(
+            f"{_name(arguments)}: cannot use the database ({describe(get_settings().database_url)}): "
+            f"{_reason(error)}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _name(arguments: argparse.Namespace) -> str:
+    action = getattr(arguments, "action", None)
+    return f"course {arguments.command}" + (f" {action}" if action else "")
+
+
+def _reason(error: Exception) -> str:
+    """The driver's own words, on one line: "Connection refused", "database "x" does not exist"."""
+    cause = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    meaningful = [line for line in lines if not line.startswith(("(Background", "[SQL", "Is the server"))]
+    return (meaningful or lines or [type(cause).__name__])[-1]
 
 
 if __name__ == "__main__":

@@ -1,19 +1,28 @@
-"""Engines and sessions for PostgreSQL (production, tests) and SQLite (the embedded demo)."""
+"""Engines and sessions for PostgreSQL (production, tests) and SQLite (the embedded demo), and whether a
+database's schema is the one this code expects."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+# The migrations, beside the packages in the repository (and in the container image).
+MIGRATIONS = Path(__file__).resolve().parents[1] / "alembic"
+UPGRADE_HINT = "run `course db upgrade`"
 
-def make_engine(database_url: str, **options: Any) -> Engine:
+
+def make_engine(database_url: str, *, create_folder: bool = True, **options: Any) -> Engine:
+    """An engine. For SQLite, ``create_folder`` makes the file's folder (only what creates a database should)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
+        if create_folder and url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # The demo's web app, worker and beat are threads of one process sharing this file.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **options)
@@ -32,3 +41,51 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def describe(database_url: str) -> str:
+    """Where the database is, for messages: host, port and name, never the password."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite file {Path(str(url.database)).resolve()}"
+    return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
+
+
+def sqlite_file_missing(database_url: str) -> bool:
+    url: URL = make_url(database_url)
+    return (
+        url.get_backend_name() == "sqlite"
+        and bool(url.database)
+        and url.database != ":memory:"
+        and not Path(str(url.database)).is_file()
+    )
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """How the database's schema compares with the migrations this code ships with."""
+
+    current: tuple[str, ...]
+    expected: tuple[str, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        return set(self.current) == set(self.expected)
+
+    def describe(self) -> str:
+        if self.up_to_date:
+            return "ok"
+        if not self.current:
+            return f"no schema yet: {UPGRADE_HINT}"
+        return f"schema at {', '.join(self.current)}, this version needs {', '.join(self.expected)}: {UPGRADE_HINT}"
+
+
+def expected_revisions() -> tuple[str, ...]:
+    return tuple(ScriptDirectory(str(MIGRATIONS)).get_heads())
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """Read the database's Alembic revision (connecting raises when the database is unreachable)."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_heads()
+    return SchemaState(tuple(current), expected_revisions())

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     course_slug: str = "building-emotional-intimacy"
 
     # --- Delivery -------------------------------------------------------------------------------
-    # postgresql://... (psycopg 3 is used) or sqlite:///path for the embedded demo.
+    # postgresql://... (psycopg 3 is used) or sqlite:///path for the embedded demo. The default is a file
+    # under var/ in the folder the command runs from; production must say where its database is.
     database_url: str = "sqlite:///var/course.sqlite3"
     # redis://host:port/db for production; memory:// runs broker and worker inside one process (demo).
     broker_url: str = "redis://127.0.0.1:6379/0"
@@ -131,10 +132,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
         if self.environment == "production":
+            problems = []
             if self.secret_key == DEVELOPMENT_SECRET_KEY:
-                raise ValueError("SECRET_KEY must be set to a long random value outside development")
+                problems.append("SECRET_KEY must be set to a long random value outside development")
             if self.practice_postal_address == Settings.model_fields["practice_postal_address"].default:
-                raise ValueError("PRACTICE_POSTAL_ADDRESS must be the practice's full postal address in production")
+                problems.append("PRACTICE_POSTAL_ADDRESS must be the practice's full postal address in production")
+            if "database_url" not in self.model_fields_set:
+                problems.append("DATABASE_URL must be set in production (the default is a SQLite file to try it out)")
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
     @property

@@ -1,4 +1,5 @@
-"""/healthz: is the database reachable, and the broker? For load balancers and docker compose."""
+"""/healthz: is the database reachable with the schema this code expects, and the broker? For load
+balancers, uptime monitors (which send HEAD) and docker compose."""
 
 from __future__ import annotations
 
@@ -7,29 +8,32 @@ import functools
 import redis
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from course.db import make_engine
+from course.db import UPGRADE_HINT, make_engine, schema_state, sqlite_file_missing
 from course.settings import Settings
+from web.routing import get_and_head
 
 router = APIRouter()
 
 
 @functools.cache
 def _engine(database_url: str) -> Engine:
-    return (
-        make_engine(database_url, pool_size=2) if not database_url.startswith("sqlite") else make_engine(database_url)
-    )
+    # A health check never creates a database (nor its folder): it reports that there is none.
+    if database_url.startswith("sqlite"):
+        return make_engine(database_url, create_folder=False)
+    return make_engine(database_url, pool_size=2)
 
 
 def check(settings: Settings) -> dict[str, str]:
     checks: dict[str, str] = {}
-    try:
-        with _engine(settings.database_url).connect() as connection:
-            connection.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as error:
-        checks["database"] = f"unreachable: {type(error).__name__}"
+    if sqlite_file_missing(settings.database_url):
+        checks["database"] = f"missing: no database file yet: {UPGRADE_HINT}"
+    else:
+        try:
+            checks["database"] = schema_state(_engine(settings.database_url)).describe()
+        except Exception as error:
+            checks["database"] = f"unreachable: {type(error).__name__}"
     if settings.broker_url.startswith(("redis://", "rediss://")):
         try:
             redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2).ping()
@@ -41,7 +45,7 @@ def check(settings: Settings) -> dict[str, str]:
     return checks
 
 
-@router.get("/healthz", include_in_schema=False)
+@get_and_head(router, "/healthz", include_in_schema=False)
 def healthz(request: Request) -> JSONResponse:
     checks = check(request.app.state.settings)
     healthy = all(value.startswith("ok") for value in checks.values())

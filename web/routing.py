@@ -15,7 +15,7 @@ def get_and_head(router: APIRouter, path: str, **options: Any) -> Callable[[Endp
 
     def register(endpoint: Endpoint) -> Endpoint:
         router.add_api_route(path, endpoint, methods=["GET"], **options)
-        router.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False, **options)
+        router.add_api_route(path, endpoint, methods=["HEAD"], **{**options, "include_in_schema": False})
         return endpoint
 
     return register

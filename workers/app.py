@@ -38,7 +38,9 @@ def create_app(settings: Settings) -> Celery:
                 "options": {"expires": settings.tick_interval_seconds},
             },
         },
-        # The tick is frequent; the beat's own file is not needed to stay on schedule.
+        # The tick is the only entry and it is frequent: the schedule lives in memory, with no state
+        # file (Celery's default shelve file fails in a folder that does not exist, and is not needed).
+        beat_scheduler="celery.beat:Scheduler",
         beat_max_loop_interval=max(1.0, settings.tick_interval_seconds),
         enable_utc=True,
         timezone="UTC",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -11,10 +12,12 @@ from pathlib import Path
 import redis
 from fastapi.testclient import TestClient
 
+from cli import database
 from web.app import create_app
 from workers.engine import record_tick
 
 from ..conftest import make_settings
+from ..support.databases import empty_database
 
 COURSE = Path(sys.executable).parent / "course"
 
@@ -63,3 +66,68 @@ def test_healthz_answers_200_when_all_is_well(database_url: str) -> None:
     response = TestClient(create_app(settings)).get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def run(*arguments: str, cwd: Path | None = None, **environment: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own console script
+        [str(COURSE), *arguments], env={**os.environ, **environment}, capture_output=True, text=True,
+        timeout=60, check=False, cwd=cwd,
+    )  # fmt: skip
+
+
+def test_a_health_check_on_a_fresh_machine_says_there_is_no_database_and_creates_none(tmp_path: Path) -> None:
+    result = run("health", cwd=tmp_path, BROKER_URL="memory://")
+    assert result.returncode == 1
+    assert "database: missing: no database file yet: run `course db upgrade`" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no var/, no SQLite file
+
+
+def test_health_says_the_schema_is_missing_before_course_db_upgrade() -> None:
+    with empty_database() as url:
+        result = run("health", DATABASE_URL=url, BROKER_URL="memory://")
+        assert result.returncode == 1
+        assert "database: no schema yet: run `course db upgrade`" in result.stdout
+        response = TestClient(create_app(make_settings(database_url=url, broker_url="memory://"))).get("/healthz")
+        assert response.status_code == 503 and response.json()["database"].startswith("no schema yet")
+
+
+def test_health_says_the_schema_is_behind_after_an_older_version(database_url: str) -> None:
+    database.downgrade(database_url, "0002")
+    result = run("health", DATABASE_URL=database_url, BROKER_URL="memory://")
+    assert result.returncode == 1
+    assert "database: schema at 0002, this version needs 0003: run `course db upgrade`" in result.stdout
+
+
+def test_commands_that_need_the_schema_say_so_in_one_line_and_stop() -> None:
+    with empty_database() as url:
+        for command in (["web", "--port", "1"], ["worker"]):
+            result = run(*command, DATABASE_URL=url, BROKER_URL="memory://")
+            assert result.returncode == 1, result.stderr
+            (line,) = result.stderr.strip().splitlines()
+            assert line.startswith(f"course {command[0]}: the database (PostgreSQL at 127.0.0.1:5432/course_empty_")
+            assert line.endswith("has no schema yet: run `course db upgrade`")
+
+
+def test_an_unreachable_database_is_one_line_with_where_and_why() -> None:
+    result = run("db", "upgrade", DATABASE_URL="postgresql://course@127.0.0.1:1/course")
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("course db upgrade: cannot use the database (PostgreSQL at 127.0.0.1:1/course): ")
+    assert "Connection refused" in line
+
+
+def test_uptime_monitors_may_ask_with_head(database_url: str) -> None:
+    settings = make_settings(database_url=database_url, broker_url="memory://")
+    response = TestClient(create_app(settings)).head("/healthz")
+    assert response.status_code == 200 and response.content == b""
+
+
+def test_the_demo_stops_at_once_when_its_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("demo", "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"course demo: port {port} is in use" in result.stderr and f"--port {port + 1}" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # it stopped before creating anything

@@ -16,6 +16,10 @@ COURSE = Path(sys.executable).parent / "course"
 class Processes:
     def __init__(self, logs: Path, environment: dict[str, str]) -> None:
         self.logs = logs
+        # Every process starts in an empty folder of its own, as on a fresh machine: nothing may rely
+        # on a var/ (or anything else) in the folder it is run from.
+        self.workdir = logs / "workdir"
+        self.workdir.mkdir(exist_ok=True)
         self.environment = {**os.environ, **environment}
         self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
 
@@ -23,7 +27,7 @@ class Processes:
         log = (self.logs / f"{name}.log").open("wb")
         process = subprocess.Popen(  # noqa: S603 - our own console script
             [str(COURSE), *arguments], env=self.environment, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, cwd=self.workdir,
         )  # fmt: skip
         self.running.append((name, process))
         return process

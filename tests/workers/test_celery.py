@@ -63,8 +63,7 @@ class Deployment:
         return self.processes.start(name, "worker", "--pool=threads", "--concurrency=2", "--loglevel=INFO")
 
     def beat(self, name: str = "beat") -> Any:
-        schedule = self.processes.logs / f"{name}-schedule"
-        return self.processes.start(name, "beat", "--loglevel=INFO", f"--schedule={schedule}")
+        return self.processes.start(name, "beat", "--loglevel=INFO")
 
 
 @pytest.fixture
@@ -146,9 +145,15 @@ def test_a_subscriber_goes_through_the_whole_course_on_a_real_worker(
     assert [subject.split(":")[0] for subject in subjects[2:20]] == [f"Day {n}" for n in range(1, 19)]
     assert subjects[20].startswith("You finished Building Emotional Intimacy")
     assert len(received) == 21, "each exactly once"
+
+    def status() -> str | None:
+        with deployment.runtime.sessions() as session:
+            subscriber = session.get(Subscriber, alex)
+            return None if subscriber is None else subscriber.status
+
+    # The last "sent" (and with it "completed") is committed just after the server's 250: wait for it.
+    wait_until(lambda: status() == SubscriberStatus.COMPLETED.value, timeout=30, what="the course to be completed")
     with deployment.runtime.sessions() as session:
-        subscriber = session.get(Subscriber, alex)
-        assert subscriber is not None and subscriber.status == SubscriberStatus.COMPLETED.value
         sent = session.scalars(
             select(Delivery.sent_at).where(Delivery.subscriber_id == alex, Delivery.step.is_not(None))
             .order_by(Delivery.step)
@@ -185,9 +190,13 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_one_
         raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
     counts = Counter(message.recipient for message in server.received)
     assert sum(count - 1 for count in counts.values()) <= 1, counts
-    with deployment.runtime.sessions() as session:
-        states = session.scalars(select(Delivery.state).where(Delivery.step == 0)).all()
-    assert sorted(states) == [DeliveryState.SENT.value] * 12
+
+    def states() -> list[str]:
+        with deployment.runtime.sessions() as session:
+            return sorted(session.scalars(select(Delivery.state).where(Delivery.step == 0)))
+
+    # The worker commits "sent" just after the server's 250: wait for that, not only for the messages.
+    wait_until(lambda: states() == [DeliveryState.SENT.value] * 12, timeout=60, what=f"every welcome sent ({states()})")
 
 
 def test_a_task_delivered_twice_sends_its_message_once(
@@ -217,3 +226,16 @@ def test_a_task_delivered_twice_sends_its_message_once(
         raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
     assert sorted(finished()) == ["{'accepted': 1}", "{}"]  # the second found nothing left to send
     assert len(server.to("alex@example.com")) == 1
+
+
+def test_the_beat_starts_from_an_empty_folder_and_keeps_no_state_file(deploy: Callable[..., Deployment]) -> None:
+    deployment = deploy(COURSE_DAY_SECONDS="2")  # a tick every 0.25 s
+    deployment.beat()
+    queue = redis.Redis.from_url(REDIS_URL)
+    try:
+        wait_until(lambda: queue.llen(deployment.settings.celery_queue) > 0, timeout=60, what="a tick on the queue")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
+    finally:
+        queue.delete(deployment.settings.celery_queue)
+    assert list(deployment.processes.workdir.iterdir()) == []  # no var/, no beat-schedule file
