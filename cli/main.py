@@ -232,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     except OperationalError as error:
         # One line with where and why, not a driver's traceback.
         print(
-            f"{_name(arguments)}: cannot use the database ({describe(get_settings().database_url)}): "
-            f"{_reason(error)}",
+            f"{_name(arguments)}: cannot use the database ({describe(get_settings().database_url)}): {_reason(error)}",
             file=sys.stderr,
         )
         return 1
