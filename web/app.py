@@ -74,15 +74,25 @@ def create_app(
     if clock is not None:
         web.clock = clock
 
-    app = FastAPI(title=f"{course.title}: the subscriber's web", docs_url=None, redoc_url=None)
+    production = settings.environment == "production"
+    app = FastAPI(
+        title=f"{course.title}: the subscriber's web",
+        docs_url=None,
+        redoc_url=None,
+        # The schema maps every form: for the tests' fuzzing and for developers, not for the public.
+        openapi_url=None if production else "/openapi.json",
+    )
     app.state.settings = settings
     app.state.templates = templates
     app.state.context = web
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (pages, links, preferences, health, metrics):
+    for module in (pages, links, preferences, health):
         app.include_router(module.router)
-    if inbox.outbox_folder(settings) is not None:
-        # Only where mail is written to a folder (the demo): the inbox shows what would have been sent.
+    if settings.metrics_token is not None or not production:
+        # In production only behind its bearer token: the figures are the business's own.
+        app.include_router(metrics.router)
+    if inbox.enabled(settings):
+        # Only in `course demo` (or development with DEMO_INBOX): it shows every subscriber's links.
         app.include_router(inbox.router)
 
     def problem(request: Request, status_code: int, title: str, message: str) -> Response:

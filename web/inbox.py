@@ -1,4 +1,9 @@
-"""The demo's inbox: the messages the outbox sender wrote, listed and shown with their links live."""
+"""The demo's inbox: the messages the outbox sender wrote, listed and shown with their links live.
+
+It shows every subscriber's address and signed links to whoever opens it, so it exists only where the
+settings ask for it (``DEMO_INBOX``, which ``course demo`` sets and which is refused outside
+development), never because mail happens to go to a folder.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,11 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._+-]{1,200}\.eml$")
 def outbox_folder(settings: Settings) -> Path | None:
     parts = urlsplit(settings.smtp_url)
     return Path(unquote(parts.path) or ".") if parts.scheme == "outbox" else None
+
+
+def enabled(settings: Settings) -> bool:
+    """Whether the inbox is served (and the landing page links to it)."""
+    return settings.demo_inbox and settings.environment == "development" and outbox_folder(settings) is not None
 
 
 @dataclass(frozen=True)
