@@ -25,6 +25,7 @@ from web import health, inbox, links, metrics, pages, preferences
 from web.context import WebContext
 from web.links import LinkProblem
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from web.security import BODY_LIMIT_BYTES, BodyLimit, SecuredFastAPI, slash_redirect
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -75,13 +76,17 @@ def create_app(
         web.clock = clock
 
     production = settings.environment == "production"
-    app = FastAPI(
+    app = SecuredFastAPI(
         title=f"{course.title}: the subscriber's web",
         docs_url=None,
         redoc_url=None,
         # The schema maps every form: for the tests' fuzzing and for developers, not for the public.
         openapi_url=None if production else "/openapi.json",
+        # Starlette's own trailing-slash redirect takes its host from the Host header: ours (slash_redirect,
+        # in the 404 handler below) starts from BASE_URL.
+        redirect_slashes=False,
     )
+    app.https = settings.base_url.scheme == "https"
     app.state.settings = settings
     app.state.templates = templates
     app.state.context = web
@@ -100,6 +105,8 @@ def create_app(
             request, "error.html", {"title": title, "message": message}, status_code=status_code
         )
 
+    app.add_middleware(BodyLimit, limit=BODY_LIMIT_BYTES, problem=problem)
+
     @app.exception_handler(LinkProblem)
     async def link_problem(request: Request, error: LinkProblem) -> Response:
         return problem(request, error.status_code, error.title, error.message)
@@ -111,6 +118,9 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
+            moved = slash_redirect(request, str(settings.base_url))
+            if moved is not None:
+                return moved
             return problem(request, 404, "There is nothing here", "The page may have moved. Start from the home page.")
         headers: dict[str, Any] = dict(error.headers or {})
         response = problem(request, error.status_code, "That did not work", str(error.detail))

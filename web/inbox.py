@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from course.settings import Settings
+from web.security import EMAIL_HEADERS, FRAMING_PAGE_POLICY
 
 router = APIRouter(include_in_schema=False)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._+-]{1,200}\.eml$")
@@ -116,10 +117,11 @@ def message(request: Request, name: str) -> Response:
         request,
         "inbox-message.html",
         {"captured": captured, "links": parser.links, "text": captured.part("plain")},
+        headers={"Content-Security-Policy": FRAMING_PAGE_POLICY},
     )
 
 
 @router.get("/inbox/{name}/html", response_class=HTMLResponse)
 def message_html(request: Request, name: str) -> HTMLResponse:
     # Shown in a sandboxed iframe on the message page, exactly as a mail client would get it.
-    return HTMLResponse(_captured(request, name).part("html"))
+    return HTMLResponse(_captured(request, name).part("html"), headers=EMAIL_HEADERS)

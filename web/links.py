@@ -177,6 +177,7 @@ def _answer_page(
         answer=answer, saved_band=checklist.band(answer.band) if answer else None,
         comparison=comparison, recording=records_for(subscriber), occurrence=step.email,
         checklist_url=web.signer.url(Purpose.ANSWER, subscriber.id, step.number),
+        live_bands=[{"min": b.min, "max": b.max, "text": f"{b.label}: {b.title}"} for b in checklist.bands],
     )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """The demo inbox shows every subscriber's address and signed links: it exists only where the settings
-ask for it in development, never in production or test, whatever the sender."""
+ask for it in development, never in production or test, whatever the sender; and its framing of an
+email's HTML is the one exception to "framed by nobody"."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from web.app import create_app
+from web.security import EMAIL_POLICY, FRAMING_PAGE_POLICY, PAGE_POLICY
 
 from ..conftest import make_settings
 
@@ -59,12 +61,27 @@ def test_the_demo_inbox_shows_the_mail_in_development_when_asked(tmp_path: Path,
         assert 'href="/inbox"' in web.get("/").text
         listing = web.get("/inbox")
         assert listing.status_code == 200 and "Welcome to Building Emotional Intimacy" in listing.text
+        assert listing.headers["content-security-policy"] == PAGE_POLICY
+        assert listing.headers["cache-control"] == "no-store"
+        assert "strict-transport-security" not in listing.headers  # BASE_URL is http here
 
         page = web.get(f"/inbox/{NAME}")
         assert page.status_code == 200 and "/unsubscribe/secret-token" in page.text
+        # The message page may frame our own URLs, and nobody may frame it.
+        assert page.headers["content-security-policy"] == FRAMING_PAGE_POLICY
+        assert "frame-src 'self'" in FRAMING_PAGE_POLICY and "frame-ancestors 'none'" in FRAMING_PAGE_POLICY
+        assert page.headers["x-frame-options"] == "DENY"
         assert f'<iframe src="/inbox/{NAME}/html"' in page.text and 'sandbox="allow-popups' in page.text
 
         html = web.get(f"/inbox/{NAME}/html")
         assert html.status_code == 200 and 'style="color:#a3472a"' in html.text
+        # Only our own page frames the email; its inline styles work; it runs no script, even opened alone.
+        assert html.headers["content-security-policy"] == EMAIL_POLICY
+        directives = dict(part.strip().split(" ", 1) for part in EMAIL_POLICY.split(";"))
+        assert directives["frame-ancestors"] == "'self'" and directives["default-src"] == "'none'"
+        assert "script-src" not in directives and "allow-scripts" not in directives["sandbox"]
+        assert html.headers["x-frame-options"] == "SAMEORIGIN"
+        assert html.headers["x-content-type-options"] == "nosniff"
+        assert html.headers["cache-control"] == "no-store"
 
         assert web.get("/inbox/..%2F..%2Fcourse.sqlite3").status_code == 404
