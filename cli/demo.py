@@ -30,6 +30,7 @@ def configure_environment(day_seconds: int, port: int, folder: Path) -> None:
             "DATABASE_URL": f"sqlite:///{folder / 'course.sqlite3'}",
             "BROKER_URL": "memory://",
             "SMTP_URL": f"outbox:{folder / 'outbox'}",
+            "DEMO_INBOX": "true",  # the inbox page; refused outside development
             "COURSE_DAY_SECONDS": str(day_seconds),
             "BASE_URL": f"http://127.0.0.1:{port}",
             "CELERY_QUEUE": DEMO_QUEUE,

@@ -1,18 +1,19 @@
 """What subscribers do with the course: clicks, exercises done, checklist answers; and their data.
 
 Every click is an event, flagged ``automated`` when a mail scanner (not a person) made it, so that
-the funnel counts people. A subscriber who has unsubscribed can still open a link and read it, but
-nothing is recorded for them.
+the funnel counts people. A link opened again and again counts once a minute, and at most
+``CLICKS_KEPT_PER_LINK`` times, so that nobody can fill the table (or the figures) by repeating it.
+A subscriber who has unsubscribed can still open a link and read it, but nothing is recorded for them.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from course.curriculum import Checklist, Course, ScoreBand
@@ -30,6 +31,12 @@ from course.models import (
 
 # Someone who has left (or never confirmed) may read a page, but we keep no record of it.
 RECORDING_STATUSES = {SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value, SubscriberStatus.COMPLETED.value}
+# The same link (subscriber, time through the course, kind, step, value), opened again within this
+# long of its last recorded click, is the same click.
+REPEAT_CLICK_WINDOW = timedelta(seconds=60)
+# And however spread out, one link keeps at most this many clicks (people and machines apart): a
+# person opens a link a few times, a script holding it must not grow the table without end.
+CLICKS_KEPT_PER_LINK = 50
 
 
 def records_for(subscriber: Subscriber) -> bool:
@@ -62,7 +69,20 @@ def record_click(
     elapsed: float | None,
     now: datetime,
 ) -> Event | None:
+    """A new click event, or None when nothing is recorded: someone who left, or a repeat (see above)."""
     if not records_for(subscriber):
+        return None
+    same_link = (
+        Event.subscriber_id == subscriber.id,
+        Event.enrolment == subscriber.enrolment,
+        Event.kind == kind.value,
+        Event.step.is_(None) if step is None else Event.step == step,
+        Event.value.is_(None) if value is None else Event.value == value,
+        # A scanner's visit a moment before must not swallow the person's own click.
+        Event.automated == automated,
+    )
+    last, kept = session.execute(select(func.max(Event.created_at), func.count()).where(*same_link)).one()
+    if (last is not None and last > now - REPEAT_CLICK_WINDOW) or kept >= CLICKS_KEPT_PER_LINK:
         return None
     event = Event(
         subscriber_id=subscriber.id,

@@ -14,7 +14,7 @@ from email.headerregistry import Address
 from email.utils import parseaddr
 from typing import Literal
 
-from pydantic import Field, HttpUrl, ValidationError, field_validator, model_validator
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET_KEY = "development-secret-key-do-not-use-in-production"  # noqa: S105 - refused outside development
@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     # The proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated
     # ("10.0.0.0/8,127.0.0.1"). Empty: none, the client is whoever connected.
     forwarded_allow_ips: str = ""
+    # The bearer token Prometheus sends for /metrics. Unset: /metrics is open in development and
+    # test, and not served at all in production.
+    metrics_token: SecretStr | None = None
+    # The demo's inbox page (/inbox): every email in the outbox folder, with its signed links. Only
+    # for development with SMTP_URL=outbox:folder; `course demo` turns it on.
+    demo_inbox: bool = False
 
     @field_validator("mail_from", "mail_reply_to", "mail_unsubscribe")
     @classmethod
@@ -129,18 +135,37 @@ class Settings(BaseSettings):
                     raise ValueError(f"not an IP address or network: {part.strip()!r}") from None
         return value
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # METRICS_TOKEN= (as docker compose writes an unset ${METRICS_TOKEN:-}) means no token.
+        return None if value == "" else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("use at least 16 random characters")
+        return value
+
     @model_validator(mode="after")
     def _safe_outside_development(self) -> Settings:
+        problems = []
+        if self.environment != "development" and self.secret_key == DEVELOPMENT_SECRET_KEY:
+            problems.append("SECRET_KEY must be set to a long random value outside development")
         if self.environment == "production":
-            problems = []
-            if self.secret_key == DEVELOPMENT_SECRET_KEY:
-                problems.append("SECRET_KEY must be set to a long random value outside development")
             if self.practice_postal_address == Settings.model_fields["practice_postal_address"].default:
                 problems.append("PRACTICE_POSTAL_ADDRESS must be the practice's full postal address in production")
             if "database_url" not in self.model_fields_set:
                 problems.append("DATABASE_URL must be set in production (the default is a SQLite file to try it out)")
-            if problems:
-                raise ValueError("; ".join(problems))
+        if self.demo_inbox:
+            # The inbox shows every subscriber's address and signed links to whoever opens it.
+            if self.environment != "development":
+                problems.append("DEMO_INBOX lists every subscriber's links: only in development, never here")
+            if not self.smtp_url.startswith("outbox:"):
+                problems.append("DEMO_INBOX shows the outbox folder: it needs SMTP_URL=outbox:folder")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property

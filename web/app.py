@@ -25,6 +25,7 @@ from web import health, inbox, links, metrics, pages, preferences
 from web.context import WebContext
 from web.links import LinkProblem
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from web.security import BODY_LIMIT_BYTES, BodyLimit, SecuredFastAPI, slash_redirect
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -74,21 +75,37 @@ def create_app(
     if clock is not None:
         web.clock = clock
 
-    app = FastAPI(title=f"{course.title}: the subscriber's web", docs_url=None, redoc_url=None)
+    production = settings.environment == "production"
+    app = SecuredFastAPI(
+        title=f"{course.title}: the subscriber's web",
+        docs_url=None,
+        redoc_url=None,
+        # The schema maps every form: for the tests' fuzzing and for developers, not for the public.
+        openapi_url=None if production else "/openapi.json",
+        # Starlette's own trailing-slash redirect takes its host from the Host header: ours (slash_redirect,
+        # in the 404 handler below) starts from BASE_URL.
+        redirect_slashes=False,
+    )
+    app.https = settings.base_url.scheme == "https"
     app.state.settings = settings
     app.state.templates = templates
     app.state.context = web
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (pages, links, preferences, health, metrics):
+    for module in (pages, links, preferences, health):
         app.include_router(module.router)
-    if inbox.outbox_folder(settings) is not None:
-        # Only where mail is written to a folder (the demo): the inbox shows what would have been sent.
+    if settings.metrics_token is not None or not production:
+        # In production only behind its bearer token: the figures are the business's own.
+        app.include_router(metrics.router)
+    if inbox.enabled(settings):
+        # Only in `course demo` (or development with DEMO_INBOX): it shows every subscriber's links.
         app.include_router(inbox.router)
 
     def problem(request: Request, status_code: int, title: str, message: str) -> Response:
         return templates.TemplateResponse(
             request, "error.html", {"title": title, "message": message}, status_code=status_code
         )
+
+    app.add_middleware(BodyLimit, limit=BODY_LIMIT_BYTES, problem=problem)
 
     @app.exception_handler(LinkProblem)
     async def link_problem(request: Request, error: LinkProblem) -> Response:
@@ -101,6 +118,9 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
+            moved = slash_redirect(request, str(settings.base_url))
+            if moved is not None:
+                return moved
             return problem(request, 404, "There is nothing here", "The page may have moved. Start from the home page.")
         headers: dict[str, Any] = dict(error.headers or {})
         response = problem(request, error.status_code, "That did not work", str(error.detail))

@@ -1,4 +1,9 @@
-"""The demo's inbox: the messages the outbox sender wrote, listed and shown with their links live."""
+"""The demo's inbox: the messages the outbox sender wrote, listed and shown with their links live.
+
+It shows every subscriber's address and signed links to whoever opens it, so it exists only where the
+settings ask for it (``DEMO_INBOX``, which ``course demo`` sets and which is refused outside
+development), never because mail happens to go to a folder.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from course.settings import Settings
+from web.security import EMAIL_HEADERS, FRAMING_PAGE_POLICY
 
 router = APIRouter(include_in_schema=False)
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._+-]{1,200}\.eml$")
@@ -25,6 +31,11 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._+-]{1,200}\.eml$")
 def outbox_folder(settings: Settings) -> Path | None:
     parts = urlsplit(settings.smtp_url)
     return Path(unquote(parts.path) or ".") if parts.scheme == "outbox" else None
+
+
+def enabled(settings: Settings) -> bool:
+    """Whether the inbox is served (and the landing page links to it)."""
+    return settings.demo_inbox and settings.environment == "development" and outbox_folder(settings) is not None
 
 
 @dataclass(frozen=True)
@@ -106,10 +117,11 @@ def message(request: Request, name: str) -> Response:
         request,
         "inbox-message.html",
         {"captured": captured, "links": parser.links, "text": captured.part("plain")},
+        headers={"Content-Security-Policy": FRAMING_PAGE_POLICY},
     )
 
 
 @router.get("/inbox/{name}/html", response_class=HTMLResponse)
 def message_html(request: Request, name: str) -> HTMLResponse:
     # Shown in a sandboxed iframe on the message page, exactly as a mail client would get it.
-    return HTMLResponse(_captured(request, name).part("html"))
+    return HTMLResponse(_captured(request, name).part("html"), headers=EMAIL_HEADERS)

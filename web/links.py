@@ -202,6 +202,7 @@ def _answer_page(
         answer=answer, saved_band=checklist.band(answer.band) if answer else None,
         comparison=comparison, recording=records_for(subscriber), occurrence=step.email,
         checklist_url=web.signer.url(Purpose.ANSWER, subscriber.id, step.number),
+        live_bands=[{"min": b.min, "max": b.max, "text": f"{b.label}: {b.title}"} for b in checklist.bands],
     )  # fmt: skip
 
 
@@ -217,10 +218,21 @@ def answer_page(request: Request, web: Web, token: Token) -> Response:
         return _answer_page(web, request, session, subscriber, claim, token, band_key=claim.value)
 
 
+NOT_SAVED = ("Nothing was saved", "Open the link in the email again and use the button on its page.")
+
+
 @router.post("/answer/{token}", response_class=HTMLResponse)
 def save_answer_now(
-    request: Request, web: Web, token: Token, items: Annotated[list[int] | None, Form(max_length=100)] = None
+    request: Request,
+    web: Web,
+    token: Token,
+    items: Annotated[list[int] | None, Form(max_length=100)] = None,
+    checklist_key: Annotated[str | None, Form(alias="checklist", max_length=100)] = None,
+    band_key: Annotated[str | None, Form(alias="band", max_length=100)] = None,
 ) -> Response:
+    """Saves what the page's form sent: a band link's form names its band, the checklist's form names
+    its checklist (ticking nothing is an answer). A request without them (an empty POST, a replayed
+    link) stores nothing."""
     claim = verify(web, Purpose.ANSWER, token)
     step = course_step(web, claim)
     checklist = _checklist_of(web, step)
@@ -229,7 +241,11 @@ def save_answer_now(
         band = checklist.band(claim.value)
         if band is None:
             raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
+        if band_key != band.key:
+            raise LinkProblem(400, *NOT_SAVED)
     else:  # the interactive checklist: the answer is the ticked items
+        if checklist_key != checklist.key:
+            raise LinkProblem(400, *NOT_SAVED)
         ticked = sorted({number for number in items or [] if 1 <= number <= len(checklist.items)})
         _, band = score_items(checklist, ticked)
     with web.session() as session:

@@ -2,15 +2,20 @@
 
 Counting from the database (not from counters in each process) gives the same answer from every web
 process and survives restarts; the queries are a handful of GROUP BYs over indexed columns.
+
+With METRICS_TOKEN set, a scrape must send it as a bearer token (Prometheus: ``authorization:
+credentials``); in production without one, web/app.py does not serve /metrics at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from hmac import compare_digest
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -20,6 +25,7 @@ from course.models import Delivery, Event, EventKind, SendingPause, Subscriber
 from web.context import WebContext, context
 
 router = APIRouter()
+bearer = HTTPBearer(auto_error=False)  # our own answer below: the friendly page, with WWW-Authenticate
 
 
 class CourseCollector(Collector):
@@ -66,7 +72,20 @@ class CourseCollector(Collector):
             yield paused
 
 
-@router.get("/metrics", include_in_schema=False)
+def scraper(
+    web: Annotated[WebContext, Depends(context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    expected = web.settings.metrics_token
+    if expected is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    # Bytes: compare_digest takes any header then, and its time does not depend on where they differ.
+    if not compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise HTTPException(401, "These figures need the scraper's token.", headers={"WWW-Authenticate": "Bearer"})
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(scraper)])
 def metrics(web: Annotated[WebContext, Depends(context)]) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CourseCollector(web))

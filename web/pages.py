@@ -22,7 +22,7 @@ from course.subscriptions import (
 )
 from web.clients import client_ip
 from web.context import WebContext, context
-from web.inbox import outbox_folder
+from web.inbox import enabled as inbox_enabled
 from web.routing import get_and_head
 
 router = APIRouter()
@@ -61,7 +61,7 @@ def _landing(request: Request, web: WebContext, *, errors: dict[str, str] | None
             "send_times": SEND_TIMES,
             "errors": errors or {},
             "values": {"send_time": "08:00", "timezone": "", **(values or {})},
-            "demo_inbox": outbox_folder(web.settings) is not None,
+            "demo_inbox": inbox_enabled(web.settings),
         },
         status_code=status_code,
     )

@@ -69,3 +69,39 @@ def test_compressed_days_make_the_beat_tick_often_enough() -> None:
     assert make_settings().tick_interval_seconds == 30
     assert make_settings(course_day_seconds=10).tick_interval_seconds == 1.25  # an eighth of a day
     assert make_settings(course_day_seconds=1).tick_interval_seconds == 0.25  # but no faster than that
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_the_development_secret_is_refused_outside_development(environment: str) -> None:
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings(environment=environment, secret_key=DEVELOPMENT_SECRET_KEY, practice_postal_address="1 A St")
+    assert load_settings(environment="development").secret_key == DEVELOPMENT_SECRET_KEY  # the demo's
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_the_demo_inbox_is_refused_outside_development(environment: str) -> None:
+    with pytest.raises(SettingsError, match="DEMO_INBOX"):
+        make_settings(environment=environment, demo_inbox=True, smtp_url="outbox:var/outbox")
+
+
+def test_the_demo_inbox_needs_an_outbox_folder() -> None:
+    with pytest.raises(SettingsError, match="DEMO_INBOX"):
+        make_settings(environment="development", demo_inbox=True, smtp_url="smtp://mail.example.org")
+    assert make_settings(environment="development", demo_inbox=True, smtp_url="outbox:var/outbox").demo_inbox
+
+
+def test_the_demo_inbox_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("PRACTICE_POSTAL_ADDRESS", "1 A Street, Castle Rock, CO")
+    monkeypatch.setenv("DEMO_INBOX", "true")
+    with pytest.raises(SettingsError, match="DEMO_INBOX"):
+        load_settings()
+
+
+def test_the_metrics_token_is_long_enough_and_empty_means_unset() -> None:
+    with pytest.raises(SettingsError, match="METRICS_TOKEN"):
+        make_settings(metrics_token="short")
+    assert make_settings(metrics_token="").metrics_token is None
+    token = make_settings(metrics_token="s" * 16).metrics_token
+    assert token is not None and token.get_secret_value() == "s" * 16 and "s" * 16 not in repr(token)

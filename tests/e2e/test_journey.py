@@ -1,7 +1,8 @@
 """A subscriber's whole journey in a real browser (Debian's chromium) at phone size, against the real
 web app, PostgreSQL and an SMTP server: sign up, confirm from the email, a day's email, exercise done,
 a checklist answer, the consultation, pause and resume, unsubscribe. Screenshots are kept in
-test-artefacts/journey/."""
+test-artefacts/journey/. The browser must report no Content-Security-Policy violation and no script
+error on the way: that is the check that nothing inline was left behind."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, BrowserContext, Page
 from sqlalchemy import select
 
 from course.curriculum import load_course
@@ -27,6 +28,7 @@ from ..support.smtp import ScriptedHandler
 from ..support.waiting import wait_until
 from ..web.conftest import _Hrefs
 from ..workers.conftest import Clock
+from .watch import BrowserProblems
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "journey"
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -65,13 +67,17 @@ class Journey:
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTEFACTS / f"{self.shots:02d}-{name}.png"), full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, name
-        assert AXE.exists(), f"{AXE} is missing: npm ci --prefix tests/e2e (make test does it)"
-        page.add_script_tag(path=str(AXE))
+        # axe-core comes with every document (init_axe): our CSP rightly refuses an injected <script>.
         violations = page.evaluate(
             "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
             ".filter(v => ['serious', 'critical'].includes(v.impact)).map(v => v.id + ': ' + v.help)"
         )
         assert violations == [], f"{name}: {violations}"
+
+    @staticmethod
+    def init_axe(context: BrowserContext) -> None:
+        assert AXE.exists(), f"{AXE} is missing: npm ci --prefix tests/e2e (make test does it)"
+        context.add_init_script(path=str(AXE))
 
     def subscriber(self) -> Subscriber:
         with self.runtime.sessions() as session:
@@ -143,9 +149,12 @@ def test_a_subscriber_goes_from_sign_up_to_unsubscribe_on_a_phone(journey: Journ
         viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True, timezone_id="America/Denver",
         user_agent="Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
     )  # fmt: skip
+    problems = BrowserProblems()
+    problems.watch(context)
+    journey.init_axe(context)
     page = context.new_page()
 
-    # Sign up: the time zone comes from the device.
+    # Sign up: the time zone comes from the device (web/static/landing.js).
     page.goto(journey.base + "/")
     assert page.get_by_label("Your time zone").input_value() == "America/Denver"
     page.get_by_label("Your email address").fill("alex@example.com")
@@ -185,6 +194,17 @@ def test_a_subscriber_goes_from_sign_up_to_unsubscribe_on_a_phone(journey: Journ
     page.get_by_role("button", name="Save my answer").click()
     page.get_by_text("Saved.").wait_for()
 
+    # Or tick the items one by one: the score follows as they tick (web/static/answer.js).
+    page.get_by_role("link", name="Tick the items one by one").click()
+    live = page.locator("#live-score")
+    live.filter(has_text="0 checked. 0-1 checked").wait_for()
+    for checkbox in page.get_by_role("checkbox").all()[:2]:
+        checkbox.check()
+    live.filter(has_text="2 checked. 2-3 checked: Time to prioritize connection").wait_for()
+    journey.shot(page, "checklist")
+    page.get_by_role("button", name="Save and see what it means").click()
+    page.get_by_text("Saved.").wait_for()
+
     # The consultation: our redirect, then the practice's page.
     page.goto(journey.link("Day 1", "/consultation/"))
     page.get_by_role("heading", name="Book a free consultation").wait_for()
@@ -213,6 +233,7 @@ def test_a_subscriber_goes_from_sign_up_to_unsubscribe_on_a_phone(journey: Journ
     assert {("confirmed", False), ("exercise-done", False), ("answer", False), ("consultation", False)} <= recorded
     assert ("unsubscribed", False) in recorded
     context.close()
+    assert problems.found == []
 
 
 def test_a_scanner_running_javascript_opens_every_link_and_changes_nothing(journey: Journey, browser: Browser) -> None:
@@ -229,6 +250,8 @@ def test_a_scanner_running_javascript_opens_every_link_and_changes_nothing(journ
     runtime.enqueue(signed_up.delivery_ids + confirmed.delivery_ids)
     journey.clock.advance(seconds=20)  # a security gateway opens everything within the first minute
     scanner = browser.new_context()  # Playwright's own agent: "HeadlessChrome"
+    problems = BrowserProblems()
+    problems.watch(scanner)
     page = scanner.new_page()
     links = journey.links("Welcome")
     assert len(links) >= 6
@@ -236,6 +259,7 @@ def test_a_scanner_running_javascript_opens_every_link_and_changes_nothing(journ
         page.goto(href)
         page.wait_for_load_state("load")  # scripts on the page have run
     scanner.close()
+    assert problems.found == []
     alex = journey.subscriber()
     assert alex.status == SubscriberStatus.ACTIVE.value  # the unsubscribe page was only looked at
     with runtime.sessions() as session:

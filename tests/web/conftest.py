@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from sqlalchemy.orm import Session
 
 from course.db import make_engine, make_sessionmaker
@@ -22,6 +23,27 @@ from ..support.smtp import ScriptedHandler
 from ..workers.conftest import Clock
 
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
+
+
+class _HiddenFields(HTMLParser):
+    """The hidden fields of the form that posts to ``action``."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__()
+        self.action = action
+        self.inside = False
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form":
+            self.inside = found.get("action") == self.action
+        elif tag == "input" and self.inside and found.get("type") == "hidden" and found.get("name"):
+            self.fields[str(found["name"])] = found.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
 
 
 class _Hrefs(HTMLParser):
@@ -64,6 +86,15 @@ class Site:
         found = [href for href in self.links(recipient, subject_starts) if href.startswith(prefix)]
         assert found, f"no {prefix} link"
         return found[0]
+
+    def submit(self, path: str, **fields: str | list[str]) -> Response:
+        """Open the page at ``path`` and press its form's button, as a person does: the hidden fields the
+        page put in its form are sent with ``fields``."""
+        page = self.client.get(path)
+        assert page.status_code == 200, (path, page.status_code)
+        parser = _HiddenFields(path)
+        parser.feed(page.text)
+        return self.client.post(path, data={**parser.fields, **fields})
 
     def subscriber(self, email: str) -> Subscriber:
         with self.session() as session:

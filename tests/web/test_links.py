@@ -59,9 +59,9 @@ def test_a_checklist_band_link_shows_its_meaning_and_saves_only_on_request(site:
     assert "Save my answer" in page.text
     with site.session() as session:
         assert session.scalars(select(Answer)).all() == []
-    site.client.post(significant)
+    site.submit(significant)
     site.clock.advance(minutes=5)
-    changed = site.client.post(prioritise)  # a change of mind keeps the history
+    changed = site.submit(prioritise)  # a change of mind keeps the history
     assert "Saved." in changed.text
     with site.session() as session:
         history = [(a.step, a.band) for a in session.scalars(select(Answer).order_by(Answer.id))]
@@ -75,7 +75,7 @@ def test_the_interactive_checklist_scores_the_ticked_items(site: Site) -> None:
     interactive = [href for href in site.links("alex@example.com", "Welcome") if href.startswith("/answer/")][-1]
     page = site.client.get(interactive)
     assert page.text.count('type="checkbox" name="items"') == 8
-    saved = site.client.post(interactive, data={"items": ["1", "3", "5", "7", "99", "-1"]})
+    saved = site.submit(interactive, items=["1", "3", "5", "7", "99", "-1"])
     assert "4+ checked: Emotional distance is significant" in saved.text  # 99 and -1 are not items
     with site.session() as session:
         (answer,) = session.scalars(select(Answer))
@@ -84,7 +84,7 @@ def test_the_interactive_checklist_scores_the_ticked_items(site: Site) -> None:
 
 def test_the_completion_page_compares_the_retake_with_the_baseline(site: Site) -> None:
     site.sign_up_and_confirm()
-    site.client.post([h for h in site.links("alex@example.com", "Welcome") if h.startswith("/answer/")][2])
+    site.submit([h for h in site.links("alex@example.com", "Welcome") if h.startswith("/answer/")][2])
     for _ in range(20):  # days 1-18 and the completion
         alex = site.subscriber("alex@example.com")
         if alex.next_send_at is None:
@@ -93,7 +93,7 @@ def test_the_completion_page_compares_the_retake_with_the_baseline(site: Site) -
         site.tick()
     assert site.subscriber("alex@example.com").status == SubscriberStatus.COMPLETED.value
     retake = next(h for h in site.links("alex@example.com", "You finished") if h.startswith("/answer/"))
-    result = site.client.post(retake)
+    result = site.submit(retake)
     assert "Compared with where you started" in result.text
     assert "Fewer signs than when you started" in result.text
 

@@ -54,7 +54,7 @@ def test_restart_the_course(site: Site) -> None:
 def test_download_my_data_has_profile_consent_deliveries_answers_and_clicks(site: Site) -> None:
     site.sign_up_and_confirm()
     site.clock.advance(minutes=30)
-    site.client.post(next(h for h in site.links("alex@example.com", "Welcome") if h.startswith("/answer/")))
+    site.submit(next(h for h in site.links("alex@example.com", "Welcome") if h.startswith("/answer/")))
     response = site.client.get(f"{preferences(site)}/data")
     assert response.headers["content-type"] == "application/json"
     assert "attachment" in response.headers["content-disposition"]

@@ -1,0 +1,104 @@
+"""A link opened again and again counts once a minute (on the app's own clock), and one link keeps a
+bounded number of clicks: 300 requests of a consultation link are one person's one click."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from course.engagement import CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW
+from course.models import Event
+
+from .conftest import Site
+
+
+def clicks(site: Site) -> list[tuple[str, str | None, int | None, bool]]:
+    with site.session() as session:
+        return [
+            (e.kind, e.value, e.step, e.automated)
+            for e in session.scalars(select(Event).where(Event.kind != "confirmed").order_by(Event.id))
+        ]
+
+
+def day_one(site: Site) -> None:
+    alex = site.subscriber("alex@example.com")
+    assert alex.next_send_at is not None
+    site.clock.to(alex.next_send_at)
+    site.tick()
+    site.clock.advance(minutes=30)
+
+
+def test_three_hundred_requests_of_one_link_are_one_click(site: Site) -> None:
+    site.sign_up_and_confirm()
+    day_one(site)
+    consultation = site.link("alex@example.com", "/consultation/", "Day 1")
+    for _ in range(300):
+        assert site.client.get(consultation, follow_redirects=False).status_code == 303
+    assert clicks(site) == [("consultation", None, 1, False)]
+    assert 'course_clicks{kind="consultation",who="human"} 1.0' in site.client.get("/metrics").text
+
+
+def test_the_minute_is_counted_from_the_last_recorded_click_on_the_injected_clock(site: Site) -> None:
+    site.sign_up_and_confirm()
+    day_one(site)
+    exercise = site.link("alex@example.com", "/exercise/", "Day 1")
+    site.client.get(exercise)
+    site.clock.advance(seconds=REPEAT_CLICK_WINDOW.total_seconds() - 1)
+    site.client.get(exercise)
+    assert len(clicks(site)) == 1
+    site.clock.advance(seconds=1)  # a minute after the recorded one: a new click
+    site.client.get(exercise)
+    site.clock.advance(seconds=30)
+    site.client.get(exercise)
+    assert clicks(site) == [("click", "exercise", 1, False)] * 2
+
+
+def test_different_links_and_a_scanner_before_the_person_are_counted_apart(site: Site) -> None:
+    site.sign_up_and_confirm()
+    alex = site.subscriber("alex@example.com")
+    assert alex.next_send_at is not None
+    site.clock.to(alex.next_send_at)
+    site.tick()
+    site.clock.advance(seconds=2)
+    exercise = site.link("alex@example.com", "/exercise/", "Day 1")
+    consultation = site.link("alex@example.com", "/consultation/", "Day 1")
+    site.client.head(exercise)  # the mail gateway's scanner, seconds after delivery
+    site.clock.advance(seconds=20)  # and the person, within the minute
+    site.client.get(exercise)
+    site.client.get(consultation, follow_redirects=False)
+    band_links = [href for href in site.links("alex@example.com", "Welcome") if href.startswith("/answer/")]
+    for href in band_links[:2]:
+        site.client.get(href)
+    assert clicks(site) == [
+        ("click", "exercise", 1, True),
+        ("click", "exercise", 1, False),
+        ("consultation", None, 1, False),
+        ("click", "normal", 0, False),
+        ("click", "prioritise", 0, False),
+    ]
+
+
+def test_one_link_keeps_a_bounded_number_of_clicks(site: Site) -> None:
+    site.sign_up_and_confirm()
+    day_one(site)
+    resource = site.link("alex@example.com", "/unsubscribe/", "Day 1")
+    for _ in range(CLICKS_KEPT_PER_LINK + 10):
+        site.client.get(resource)
+        site.client.head(resource)
+        site.clock.advance(minutes=2)
+    kept = clicks(site)
+    assert kept.count(("click", "unsubscribe", 1, False)) == CLICKS_KEPT_PER_LINK
+    assert kept.count(("click", "unsubscribe", 1, True)) == CLICKS_KEPT_PER_LINK
+    assert len(kept) == 2 * CLICKS_KEPT_PER_LINK
+
+
+def test_a_new_time_through_the_course_counts_afresh(site: Site) -> None:
+    site.sign_up_and_confirm()
+    day_one(site)
+    exercise = site.link("alex@example.com", "/exercise/", "Day 1")
+    site.client.get(exercise)
+    preferences = site.link("alex@example.com", "/preferences/", "Day 1")
+    site.client.post(f"{preferences}/restart")
+    site.client.get(exercise)  # the old email's link, in the second enrolment: a click of its own
+    with site.session() as session:
+        enrolments = [e.enrolment for e in session.scalars(select(Event).where(Event.value == "exercise"))]
+    assert enrolments == [1, 2]
