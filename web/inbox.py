@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from course.settings import Settings
+from web.routing import get_and_head
 from web.security import EMAIL_HEADERS, FRAMING_PAGE_POLICY
 
 router = APIRouter(include_in_schema=False)
@@ -98,7 +99,7 @@ def _captured(request: Request, name: str) -> Captured:
     return _read(path)
 
 
-@router.get("/inbox", response_class=HTMLResponse)
+@get_and_head(router, "/inbox", response_class=HTMLResponse)
 def inbox(request: Request) -> Response:
     folder = _folder(request)
     paths = sorted(folder.glob("*.eml"), key=lambda path: path.stat().st_mtime, reverse=True) if folder.is_dir() else []
@@ -107,7 +108,7 @@ def inbox(request: Request) -> Response:
     return templates.TemplateResponse(request, "inbox.html", {"messages": messages})
 
 
-@router.get("/inbox/{name}", response_class=HTMLResponse)
+@get_and_head(router, "/inbox/{name}", response_class=HTMLResponse)
 def message(request: Request, name: str) -> Response:
     captured = _captured(request, name)
     parser = _Links()
@@ -121,7 +122,7 @@ def message(request: Request, name: str) -> Response:
     )
 
 
-@router.get("/inbox/{name}/html", response_class=HTMLResponse)
+@get_and_head(router, "/inbox/{name}/html", response_class=HTMLResponse)
 def message_html(request: Request, name: str) -> HTMLResponse:
     # Shown in a sandboxed iframe on the message page, exactly as a mail client would get it.
     return HTMLResponse(_captured(request, name).part("html"), headers=EMAIL_HEADERS)

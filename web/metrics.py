@@ -14,13 +14,15 @@ from hmac import compare_digest
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from course.db import UPGRADE_HINT, schema_state, sqlite_file_missing
 from course.models import Delivery, Event, EventKind, SendingPause, Subscriber
 from web.context import WebContext, context
 
@@ -85,8 +87,24 @@ def scraper(
         raise HTTPException(401, "These figures need the scraper's token.", headers={"WWW-Authenticate": "Bearer"})
 
 
+def _database_problem(web: WebContext) -> str:
+    if sqlite_file_missing(web.settings.database_url):
+        return f"no database yet: {UPGRADE_HINT}"
+    try:
+        with web.session() as session:
+            state = schema_state(session.get_bind().engine)
+    except OperationalError:
+        return "the database is unreachable"
+    return state.describe() if not state.up_to_date else "the database refused the query"
+
+
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(scraper)])
 def metrics(web: Annotated[WebContext, Depends(context)]) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CourseCollector(web))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    try:
+        body = generate_latest(registry)
+    except (OperationalError, ProgrammingError):
+        # No tables yet (started before `course db upgrade`), or the database is away: say so, plainly.
+        return PlainTextResponse(f"# metrics unavailable: {_database_problem(web)}\n", status_code=503)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

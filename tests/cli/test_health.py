@@ -131,3 +131,11 @@ def test_the_demo_stops_at_once_when_its_port_is_taken(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"course demo: port {port} is in use" in result.stderr and f"--port {port + 1}" in result.stderr
     assert list(tmp_path.iterdir()) == []  # it stopped before creating anything
+
+
+def test_metrics_before_course_db_upgrade_say_why_they_are_missing() -> None:
+    with empty_database() as url:
+        settings = make_settings(database_url=url, broker_url="memory://")
+        response = TestClient(create_app(settings)).get("/metrics")
+    assert response.status_code == 503
+    assert response.text == "# metrics unavailable: no schema yet: run `course db upgrade`\n"

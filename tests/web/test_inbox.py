@@ -85,3 +85,11 @@ def test_the_demo_inbox_shows_the_mail_in_development_when_asked(tmp_path: Path,
         assert html.headers["cache-control"] == "no-store"
 
         assert web.get("/inbox/..%2F..%2Fcourse.sqlite3").status_code == 404
+
+
+def test_uptime_monitors_may_ask_the_inbox_with_head(tmp_path: Path, outbox: Path) -> None:
+    with client(tmp_path, environment="development", smtp_url=f"outbox:{outbox}", demo_inbox=True,
+                base_url="http://127.0.0.1:8000") as web:  # fmt: skip
+        for path in INBOX_PATHS:
+            response = web.head(path)
+            assert response.status_code == 200 and response.content == b"", path
