@@ -357,7 +357,11 @@ def resubscribe(request: Request, web: Web, token: Token) -> Response:
 
 @router.post("/unsubscribe/{token}/preferences-link", response_class=HTMLResponse)
 def email_preferences_link(request: Request, web: Web, token: Token) -> Response:
-    claim = verify(web, Purpose.UNSUBSCRIBE, token)
+    return mail_preferences_link(web, request, verify(web, Purpose.UNSUBSCRIBE, token))
+
+
+def mail_preferences_link(web: WebContext, request: Request, claim: LinkClaim) -> Response:
+    """Send a fresh preferences link to the address of the link's subscriber (if they still exist)."""
     delivery_ids: list[int] = []
     with web.session() as session:
         if session.get(Subscriber, claim.subscriber_id) is not None:

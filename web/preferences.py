@@ -11,7 +11,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from course.engagement import erase, export_json
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
-from course.models import Subscriber
 from course.subscriptions import (
     InvalidSubscription,
     change_schedule,
@@ -19,9 +18,8 @@ from course.subscriptions import (
     pause,
     restart,
     resume,
-    send_preferences_link,
 )
-from web.links import LinkProblem, Token, Web, load_subscriber, page, verify
+from web.links import LinkProblem, Token, Web, load_subscriber, mail_preferences_link, page, verify
 from web.pages import ERRORS, SEND_TIMES, TIMEZONES
 from web.routing import get_and_head
 
@@ -73,14 +71,7 @@ def preferences(request: Request, web: Web, token: Token, done: str | None = Non
 @router.post("/preferences/{token}/renew", response_class=HTMLResponse)
 def renew(request: Request, web: Web, token: Token) -> Response:
     """Email a fresh link to the address on file: a genuine but expired link may ask for that, and only that."""
-    claim = _expired_claim(web, token) or verify(web, Purpose.PREFERENCES, token)
-    delivery_ids: list[int] = []
-    with web.session() as session:
-        if session.get(Subscriber, claim.subscriber_id) is not None:
-            delivery_ids = send_preferences_link(session, claim.subscriber_id, now=web.clock(), timing=web.timing)
-            session.commit()
-    web.enqueue(delivery_ids)
-    return page(web, request, "unsubscribe-done.html", done="preferences-link")
+    return mail_preferences_link(web, request, _expired_claim(web, token) or verify(web, Purpose.PREFERENCES, token))
 
 
 @router.post("/preferences/{token}/pause", response_class=HTMLResponse)

@@ -33,12 +33,12 @@ def _admin() -> psycopg.Connection[tuple[object, ...]]:
 
 
 @contextmanager
-def template_database() -> Iterator[str]:
-    name = f"course_template_{uuid.uuid4().hex[:10]}"
+def _database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new database (a copy of ``template``, or empty), dropped afterwards; yields its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with _admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
-        upgrade(sqlalchemy_url(name))
         yield name
     finally:
         with _admin() as admin:
@@ -46,25 +46,20 @@ def template_database() -> Iterator[str]:
 
 
 @contextmanager
+def template_database() -> Iterator[str]:
+    with _database("course_template") as name:
+        upgrade(sqlalchemy_url(name))
+        yield name
+
+
+@contextmanager
 def database_from(template: str) -> Iterator[str]:
-    name = f"course_test_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
+    with _database("course_test", template) as name:
         yield sqlalchemy_url(name)
-    finally:
-        with _admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
 def empty_database() -> Iterator[str]:
     """A database with no tables at all: what `course web` meets before `course db upgrade`."""
-    name = f"course_empty_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with _database("course_empty") as name:
         yield sqlalchemy_url(name)
-    finally:
-        with _admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
