@@ -1,6 +1,8 @@
 """Template sets and their compilation: MJML to HTML once per template version, Jinja parsed once.
 
 An email is a folder (``subject.txt``, ``body.mjml``, ``body.txt``); shared pieces live in ``_base/``.
+The course days share one folder, ``day/``: a change to the daily layout is made once. A day may
+override any of its files in a folder of its own (``day-07/subject.txt``); the rest comes from ``day/``.
 ``body.mjml`` pulls shared sections in with ``<mj-include>``, resolved from the same template set, so a
 published version is self-contained. MJML runs once per version; the Jinja placeholders it leaves
 alone are filled per subscriber by :mod:`emails.rendering`.
@@ -25,6 +27,9 @@ from mjml import mjml2html
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 EMAIL_FILES = ("subject.txt", "body.mjml", "body.txt")
 SHARED_FOLDER = "_base"
+# The folder every course day's email falls back to, file by file.
+DAY_FOLDER = "day"
+_DAY_EMAIL = re.compile(r"^day-\d+$")
 
 
 class TemplateError(ValueError):
@@ -69,8 +74,18 @@ class TemplateSet:
         return dict(self._files)
 
     def emails(self) -> list[str]:
-        """The email folders (not the shared ``_base``), sorted."""
+        """The email folders (not the shared ``_base``), sorted: ``day`` and any day's own overrides among them."""
         return sorted({path.split("/")[0] for path in self._files if "/" in path and not path.startswith("_")})
+
+    def email_path(self, email: str, file: str) -> str:
+        """Where ``email``'s ``file`` comes from: its own folder, or for a course day without its own
+        copy, the shared ``day/`` folder. KeyError when neither has it."""
+        own = f"{email}/{file}"
+        if own in self._files:
+            return own
+        if _DAY_EMAIL.fullmatch(email) and f"{DAY_FOLDER}/{file}" in self._files:
+            return f"{DAY_FOLDER}/{file}"
+        raise KeyError(own)
 
     def source(self, path: str) -> str:
         normalised = posixpath.normpath(path)
@@ -192,7 +207,7 @@ def compile_email(templates: TemplateSet, name: str) -> CompiledEmail:
     files = {}
     for file in EMAIL_FILES:
         try:
-            files[file] = templates.source(f"{name}/{file}")
+            files[file] = templates.source(templates.email_path(name, file))
         except KeyError:
             raise TemplateError(name, file, "file is missing") from None
 

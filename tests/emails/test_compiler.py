@@ -8,7 +8,7 @@ import pytest
 
 from course.curriculum import Course
 from course.settings import Settings
-from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
+from emails.compiler import DAY_FOLDER, EMAIL_FILES, TemplateError, TemplateSet, compile_email, default_templates
 from emails.rendering import Renderer
 
 from .conftest import ALEX
@@ -22,8 +22,38 @@ def render_with(templates: TemplateSet, course: Course, settings: Settings, emai
     Renderer(course, settings, templates).render(email, ALEX)
 
 
-def test_every_template_folder_is_an_email_the_course_sends(renderer: Renderer) -> None:
-    assert default_templates().emails() == sorted(renderer.email_names())
+def test_every_email_the_course_sends_has_its_files_and_every_folder_is_used(renderer: Renderer) -> None:
+    templates = default_templates()
+    for email in renderer.email_names():
+        for file in EMAIL_FILES:
+            templates.email_path(email, file)  # raises KeyError when missing
+    assert set(templates.emails()) <= {*renderer.email_names(), DAY_FOLDER}
+
+
+def test_the_days_share_one_template_and_a_day_may_override_a_file(
+    course: Course, settings: Settings, renderer: Renderer
+) -> None:
+    templates = default_templates()
+    assert [templates.email_path(f"day-{n:02d}", "body.mjml") for n in (1, 18)] == ["day/body.mjml"] * 2
+    # One change to the daily layout reaches every day.
+    shared = templates.with_file("day/subject.txt", "Today, day {{ day.number }}: {{ day.title }}")
+    subjects = [Renderer(course, settings, shared).render(f"day-{n:02d}", ALEX).subject for n in (1, 7, 18)]
+    assert subjects == [
+        "Today, day 1: Practice Daily Check-Ins",
+        "Today, day 7: Share Your Dreams and Fears",
+        "Today, day 18: Get Professional Support",
+    ]
+    # A day's own file wins for that day only; its other files still come from day/.
+    own = shared.with_file("day-07/subject.txt", "A special day {{ day.number }}")
+    assert own.email_path("day-07", "subject.txt") == "day-07/subject.txt"
+    assert own.email_path("day-07", "body.txt") == "day/body.txt"
+    seven, eight = (Renderer(course, settings, own).render(f"day-{n:02d}", ALEX) for n in (7, 8))
+    assert (seven.subject, eight.subject) == ("A special day 7", "Today, day 8: Create Shared Meaning")
+    assert seven.html.count("Share Your Dreams and Fears") >= 1
+    # The welcome, completion and service emails never borrow the day template.
+    without_welcome_subject = {path: text for path, text in templates.files.items() if path != "welcome/subject.txt"}
+    with pytest.raises(KeyError):
+        TemplateSet(without_welcome_subject).email_path("welcome", "subject.txt")
 
 
 def test_jinja_placeholders_survive_mjml_compilation() -> None:
@@ -63,7 +93,7 @@ def test_broken_mjml_is_refused_with_the_email_and_file_named() -> None:
 
 
 def test_a_missing_include_is_named() -> None:
-    source = default_templates().source("day-04/body.mjml").replace("_base/exercise.mjml", "_base/exercize.mjml")
+    source = default_templates().source("day/body.mjml").replace("_base/exercise.mjml", "_base/exercize.mjml")
     with pytest.raises(TemplateError, match=r"exercize\.mjml"):
         compile_email(broken("day-04/body.mjml", source), "day-04")
 
@@ -75,7 +105,7 @@ def test_an_include_loop_is_refused() -> None:
 
 
 def test_an_include_outside_the_template_set_is_refused() -> None:
-    source = default_templates().source("day-06/body.mjml").replace("_base/footer.mjml", "../../course/settings.py")
+    source = default_templates().source("day/body.mjml").replace("_base/footer.mjml", "../../course/settings.py")
     with pytest.raises(TemplateError, match="does not exist"):
         compile_email(broken("day-06/body.mjml", source), "day-06")
 
@@ -88,7 +118,7 @@ def test_a_jinja_syntax_error_names_the_file_and_line() -> None:
 
 
 def test_a_jinja_syntax_error_in_the_html_body_is_refused() -> None:
-    source = default_templates().source("day-08/body.mjml").replace("{% set heading", "{% if heading")
+    source = default_templates().source("day/body.mjml").replace("{% set heading", "{% if heading")
     with pytest.raises(TemplateError) as error:
         compile_email(broken("day-08/body.mjml", source), "day-08")
     assert error.value.file == "body.mjml"
@@ -96,7 +126,7 @@ def test_a_jinja_syntax_error_in_the_html_body_is_refused() -> None:
 
 def test_a_missing_file_is_named() -> None:
     files = dict(default_templates().files)
-    del files["day-09/subject.txt"]
+    del files["day/subject.txt"]
     with pytest.raises(TemplateError, match=r"subject\.txt: file is missing"):
         compile_email(TemplateSet(files), "day-09")
 
