@@ -1,0 +1,145 @@
+"""What a template may use: the variables :class:`emails.rendering.Renderer` gives each kind of email.
+
+This is the contract between the templates (which marketers edit in the studio) and the code that
+renders them. The studio lists :func:`variables_for` an email beside its editor, and validation refuses
+a template that names a top-level variable its email does not have (:func:`unknown_variables`), before
+any subscriber could get a blank. ``tests/emails/test_variables.py`` keeps this list and the renderer's
+context in step, in both directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import jinja2
+from jinja2 import meta, nodes
+
+from emails.compiler import EMAIL_FILES, TemplateSet, environments, resolve_includes
+
+
+class EmailKind(StrEnum):
+    """The kinds of email; each kind gets the same variables (``step.kind`` in a template)."""
+
+    CONFIRMATION = "confirmation"
+    WELCOME = "welcome"
+    DAY = "day"
+    COMPLETION = "completion"
+    PREFERENCES_LINK = "preferences-link"
+
+
+def kind_of(email: str) -> EmailKind:
+    """``day-07`` is a day; every other email is its own kind."""
+    return EmailKind.DAY if email.startswith("day-") else EmailKind(email)
+
+
+ALL = frozenset(EmailKind)
+COURSE_STEPS = frozenset({EmailKind.WELCOME, EmailKind.DAY, EmailKind.COMPLETION})
+LETTERS = frozenset({EmailKind.CONFIRMATION, EmailKind.WELCOME, EmailKind.COMPLETION})
+CONFIRMATION = frozenset({EmailKind.CONFIRMATION})
+DAYS = frozenset({EmailKind.DAY})
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str  # as a template writes it: "links.unsubscribe"
+    type: str  # in a reader's words: "text", "link", "list of ..."
+    meaning: str
+    emails: frozenset[EmailKind] = ALL
+    # Defined for these emails but may be empty or none for some of them (a day without a checklist).
+    optional: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    # --- Everywhere ---
+    Variable("course", "the course", "The course's data: its title, practice, categories, days, checklists and FAQ."),
+    Variable("course.title", "text", "The course's name, as in every subject and header."),
+    Variable("course.practice", "the practice", "The practice's name, tagline, consultation wording and author."),
+    Variable("course.days", "list of days", "Every day of the course, in order (``course.days | length`` is 18)."),
+    Variable("subscriber", "the reader", "Who the email is for."),
+    Variable("subscriber.first_name", "text or none", "The first name they gave, if any: greet without it."),
+    Variable("subscriber.email", "email address", "The address the email goes to."),
+    Variable("postal_address", "text", "The practice's postal address, required in every footer."),
+    Variable("links", "links", "The reader's own signed links; never build a link by hand."),
+    Variable("links.unsubscribe", "link", "Stops every email at once (required in every email)."),
+    Variable("links.preferences", "link", "Their settings: pause, time, data (required in every email)."),
+    Variable("step", "the email", "Which email this is."),
+    Variable("step.kind", "text", "confirmation, welcome, day, completion or preferences-link."),
+    Variable("step.email", "text", "The email's name: confirmation, welcome, day-01 ... day-18, completion."),
+    Variable("step.number", "number or none", "The course step: 0 the welcome, 1-18 the days, 19 the completion."),
+    Variable("preview", "text", "The inbox preview line."),
+    Variable("subject", "text", "The rendered subject (in the bodies only, not in subject.txt)."),
+    Variable("faq", "list of questions", "The course's questions answered in this email.", optional=True),
+    Variable("resources", "list of resources", "This email's guides and quizzes, with signed links.", optional=True),
+    # --- The course's steps ---
+    Variable("links.consultation", "link", "Books the free consultation.", COURSE_STEPS),
+    # --- Letters (not a day) ---
+    Variable("letter", "the letter", "The letter's wording from the course: its preview and blocks.", LETTERS),
+    Variable("letter.blocks", "list of blocks", "The letter's paragraphs, lists, quotes and figures.", LETTERS),
+    # --- The confirmation ---
+    Variable("links.confirm", "link", "Opens the page that confirms the subscription.", CONFIRMATION),
+    # --- A course day ---
+    Variable("day", "the day", "Today's strategy: number, title, teaching, exercise, teaser.", DAYS),
+    Variable("day.number", "number", "1 to 18.", DAYS),
+    Variable("day.title", "text", "The strategy's title.", DAYS),
+    Variable("day.teaching", "list of blocks", "The strategy, explained.", DAYS),
+    Variable("day.exercise", "the exercise", "Today's exercise: its title and blocks.", DAYS),
+    Variable("day.teaser", "text", "One line about tomorrow.", DAYS),
+    Variable("category", "the category", "The group of ways the day belongs to (title, intro).", DAYS),
+    Variable("links.exercise_done", "link", "Marks today's exercise done.", DAYS),
+    # --- A checklist (the welcome's baseline, day 18, the completion's retake) ---
+    Variable(
+        "checklist",
+        "the checklist",
+        "Its title, prompt, items and score bands, each band with its one-click answer link (band.url).",
+        COURSE_STEPS,
+        optional=True,
+    ),
+)
+# Names Jinja provides itself, and the macros the shared sections import.
+BUILT_INS = frozenset({"range", "loop", "dict", "lipsum", "cycler", "joiner", "namespace", "blocks", "self"})
+
+
+def variables_for(email: str) -> list[Variable]:
+    kind = kind_of(email)
+    return [variable for variable in VARIABLES if kind in variable.emails]
+
+
+def top_level_names(email: str) -> frozenset[str]:
+    return frozenset(variable.name for variable in variables_for(email) if "." not in variable.name)
+
+
+def unknown_variables(templates: TemplateSet, email: str) -> dict[str, set[str]]:
+    """For each of the email's files, the top-level names it reads that the email does not have: a
+    typo, or another email's variable. Empty sets: all is well.
+
+    A file is read with every template it extends, includes or imports (``_base/layout.txt``); a name
+    that any of them sets (``{% set heading = ... %}``) counts as defined. Raises jinja2's
+    TemplateSyntaxError, or KeyError for a file that does not exist, as compiling would.
+    """
+    envs = environments(templates)
+    known = top_level_names(email) | BUILT_INS
+    found: dict[str, set[str]] = {}
+    for file in EMAIL_FILES:
+        source = templates.source(templates.email_path(email, file))
+        environment = envs.html if file == "body.mjml" else envs.text
+        if file == "body.mjml":
+            source = resolve_includes(source, templates.source)
+        used: set[str] = set()
+        assigned: set[str] = set()
+        pending, seen = [source], set()
+        while pending:
+            parsed = environment.parse(pending.pop())
+            used |= meta.find_undeclared_variables(parsed)
+            targets = [node.target for node in parsed.find_all(nodes.Assign)]
+            targets += [node.target for node in parsed.find_all(nodes.AssignBlock)]
+            for target in targets:
+                names = [target] if isinstance(target, nodes.Name) else list(target.find_all(nodes.Name))
+                assigned |= {name.name for name in names}
+            for referenced in meta.find_referenced_templates(parsed):
+                if referenced is not None and referenced not in seen:
+                    seen.add(referenced)
+                    pending.append(templates.source(referenced))
+        # The subject is rendered first: only the bodies can use it.
+        found[file] = used - assigned - (known - {"subject"} if file == "subject.txt" else known)
+    return found
