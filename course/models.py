@@ -254,6 +254,52 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 
+class TemplateVersion(Base):
+    """An immutable, numbered version of one template item of a course, made by publishing it.
+
+    An item is what the studio edits as one: an email's folder ("welcome", "day", "day-07") or a
+    shared file ("_base/footer.mjml"). ``files`` is a JSON object of the item's files by their path in
+    the template set ("welcome/subject.txt": "..."). The repository's files are every item's version 0.
+    """
+
+    __tablename__ = "template_versions"
+    __table_args__ = (
+        UniqueConstraint("course_slug", "item", "number", name="uq_template_versions_course_item_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    course_slug: Mapped[str] = mapped_column(String(100))
+    item: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int] = mapped_column(Integer)
+    files: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+
+class TemplatePublication(Base):
+    """What is live, as a history: every publish and roll-back of an item, in order.
+
+    The latest row of an item says which of its versions is sent (none: the repository's files). The
+    id of a course's latest row is its *release*: a delivery records the release it was claimed under,
+    and is rendered with exactly the templates of that release.
+    """
+
+    __tablename__ = "template_publications"
+    __table_args__ = (Index("ix_template_publications_course_item", "course_slug", "item", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    course_slug: Mapped[str] = mapped_column(String(100))
+    item: Mapped[str] = mapped_column(String(200))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("template_versions.id"))
+    action: Mapped[str] = mapped_column(String(20))  # publish, roll-back
+    author: Mapped[str | None] = mapped_column(String(320))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+    version: Mapped[TemplateVersion | None] = relationship()
+
+
 class SendingPause(Base):
     """Sending is paused while a row's ``until`` lies ahead: the provider refused us (5.7.x)."""
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-import jinja2
 from jinja2 import meta, nodes
 
 from emails.compiler import EMAIL_FILES, TemplateSet, environments, resolve_includes

@@ -39,6 +39,7 @@ from emails.compiler import TemplateError
 from emails.mime import Envelope, MessageBuilder, UnsafeHeaderValue
 from emails.rendering import Recipient, Renderer
 from emails.senders import Connection, Outcome, Sender, SendResult, sender_from_url
+from emails.store import TemplateStore, current_release, parse_release, release_name
 from workers.throttle import LocalTokenBucket, RedisTokenBucket, Throttle
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class Runtime:
         self.throttle = throttle or make_throttle(settings)
         self._enqueue = enqueue
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._writers: dict[str, tuple[Renderer, MessageBuilder]] = {}
+        self.templates = TemplateStore()
+        self._writers: dict[tuple[str, int], tuple[Renderer, MessageBuilder]] = {}
 
     def now(self) -> datetime:
         return self.clock()
@@ -88,17 +90,26 @@ class Runtime:
 
                 send_batch.delay(chunk)
 
-    def writers(self, course_slug: str) -> tuple[Renderer, MessageBuilder]:
-        if course_slug not in self._writers:
+    def writers(self, session: Session, course_slug: str, release: int) -> tuple[Renderer, MessageBuilder]:
+        """The renderer of a course's release (see emails/store.py), built once per process and release."""
+        key = (course_slug, release)
+        if key not in self._writers:
+            while len(self._writers) >= TemplateStore.KEPT:
+                self._writers.pop(next(iter(self._writers)))
             course = load_course(course_slug)
-            self._writers[course_slug] = (
-                Renderer(course, self.settings),
+            self._writers[key] = (
+                Renderer(course, self.settings, self.templates.at(session, course_slug, release)),
                 MessageBuilder(self.settings, course.slug, course.title),
             )
-        return self._writers[course_slug]
+        return self._writers[key]
 
-    def envelope_for(self, delivery: Delivery, subscriber: Subscriber, now: datetime) -> Envelope:
-        renderer, builder = self.writers(subscriber.course_slug)
+    def envelope_for(self, session: Session, delivery: Delivery, subscriber: Subscriber, now: datetime) -> Envelope:
+        # The release the beat claimed it under (a publish since then does not change it); a delivery
+        # made outside the beat (a confirmation, the welcome) goes with the release of now.
+        release = parse_release(delivery.template_version)
+        if release is None:
+            release = current_release(session, subscriber.course_slug)
+        renderer, builder = self.writers(session, subscriber.course_slug, release)
         first_name = subscriber.first_name
         if delivery.email == CONFIRMATION_EMAIL:
             # Only what this confirmation's requester typed: the address may not be theirs.
@@ -106,7 +117,7 @@ class Runtime:
             first_name = request.first_name if request is not None else None
         recipient = Recipient(subscriber.id, subscriber.email, first_name, delivery.signup_request_id)
         rendered = renderer.render(delivery.email, recipient)
-        delivery.template_version = rendered.template_version
+        delivery.template_version = release_name(release)
         # Fixed per (subscriber, enrolment, step): a resend of one delivery carries the same Message-ID.
         if delivery.step is None:
             key: int | str = f"{delivery.email}-{delivery.id}"
@@ -157,7 +168,9 @@ def tick(runtime: Runtime) -> int:
                 return queued
             limit = runtime.settings.claim_batch_size
             resume_ended_pauses(session, now=now, timing=runtime.timing, limit=limit)
-            claimed = [delivery.id for delivery in claim_due_subscribers(session, now, limit, runtime.timing)]
+            claimed_deliveries = claim_due_subscribers(session, now, limit, runtime.timing)
+            stamp_release(session, claimed_deliveries)
+            claimed = [delivery.id for delivery in claimed_deliveries]
             released = release_abandoned(session, now, limit, runtime.timing)
             session.commit()
         runtime.enqueue(claimed + released)  # only now: a worker must find them committed
@@ -165,6 +178,16 @@ def tick(runtime: Runtime) -> int:
         if len(claimed) < limit and len(released) < limit:
             break
     return queued
+
+
+def stamp_release(session: Session, deliveries: list[Delivery]) -> None:
+    """Each delivery keeps the templates of the release it was claimed under, whatever is published later."""
+    releases: dict[str, int] = {}
+    for delivery in deliveries:
+        slug = delivery.subscriber.course_slug
+        if slug not in releases:
+            releases[slug] = current_release(session, slug)
+        delivery.template_version = release_name(releases[slug])
 
 
 def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
@@ -202,7 +225,7 @@ def _send_one(
         hold_for_pause(delivery, pause)
         return "held", pause
     try:
-        envelope = runtime.envelope_for(delivery, subscriber, now)
+        envelope = runtime.envelope_for(session, delivery, subscriber, now)
     except UnsafeHeaderValue as error:
         mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing, bounced=False)
         return "failed", pause

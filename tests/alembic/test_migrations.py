@@ -17,7 +17,7 @@ from course.settings import get_settings
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
     "alembic_version", "answers", "deliveries", "events", "sending_pauses", "signup_requests", "subscribers",
-    "suppressions",
+    "suppressions", "template_publications", "template_versions",
 }  # fmt: skip
 
 

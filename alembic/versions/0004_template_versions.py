@@ -1,0 +1,59 @@
+"""Template versions and their publications: the studio's published emails live in the database.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-28 16:50:00
+
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "template_versions",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("course_slug", sa.String(length=100), nullable=False),
+        sa.Column("item", sa.String(length=200), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("files", sa.Text(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("author", sa.String(length=320), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_template_versions")),
+        sa.UniqueConstraint("course_slug", "item", "number", name="uq_template_versions_course_item_number"),
+    )
+    op.create_table(
+        "template_publications",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("course_slug", sa.String(length=100), nullable=False),
+        sa.Column("item", sa.String(length=200), nullable=False),
+        sa.Column("version_id", Id, nullable=True),
+        sa.Column("action", sa.String(length=20), nullable=False),
+        sa.Column("author", sa.String(length=320), nullable=True),
+        sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["version_id"],
+            ["template_versions.id"],
+            name=op.f("fk_template_publications_version_id_template_versions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_template_publications")),
+    )
+    op.create_index("ix_template_publications_course_item", "template_publications", ["course_slug", "item", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_template_publications_course_item", table_name="template_publications")
+    op.drop_table("template_publications")
+    op.drop_table("template_versions")

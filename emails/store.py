@@ -1,0 +1,219 @@
+"""The template store: which templates each course sends, now and at any earlier release.
+
+The repository's files (``emails/templates/``) are every item's version 0. Publishing an item (an
+email's folder, ``day``, a day's override, or a shared ``_base`` file) stores an immutable numbered
+:class:`~course.models.TemplateVersion` and a :class:`~course.models.TemplatePublication`; rolling back
+publishes an earlier version again (or version 0). A course's *release* is the id of its latest
+publication (0 before any): the beat stamps each delivery it claims with the current release, and the
+worker renders it with exactly that release's templates, so a publish never changes an email already on
+its way, and reaches every worker with its next batch, without a restart.
+
+Nothing is published that does not render: every email of the course is rendered for a sample
+subscriber with the candidate templates, and any template error or unknown variable refuses it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import jinja2
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from course.curriculum import Course
+from course.models import TemplatePublication, TemplateVersion
+from course.settings import Settings
+from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
+from emails.rendering import Recipient, Renderer
+from emails.variables import unknown_variables
+
+RELEASE_PREFIX = "r"
+SAMPLE = Recipient(subscriber_id=1, email="sample@example.com", first_name="Sam", signup_request_id=1)
+
+
+class PublishRefused(ValueError):
+    """The candidate templates do not render; ``problems`` say where and why."""
+
+    def __init__(self, problems: list[TemplateError]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(problem) for problem in problems))
+
+
+def items(templates: TemplateSet) -> list[str]:
+    """What the studio edits as one: every email folder, then every shared file."""
+    shared = sorted(path for path in templates.files if path.startswith(f"{SHARED_FOLDER}/"))
+    return templates.emails() + shared
+
+
+def files_of(templates: TemplateSet, item: str) -> dict[str, str]:
+    """The files of one item, by their path in the set."""
+    if item.startswith(f"{SHARED_FOLDER}/"):
+        return {item: templates.source(item)} if item in templates.files else {}
+    return {path: text for path, text in templates.files.items() if path.startswith(f"{item}/")}
+
+
+def with_item(templates: TemplateSet, item: str, files: Mapping[str, str]) -> TemplateSet:
+    """The set with one item's files replaced by ``files`` (all of them: a file left out is removed)."""
+    for path in files:
+        if not (path == item if item.startswith(f"{SHARED_FOLDER}/") else path.startswith(f"{item}/")):
+            raise ValueError(f"{path!r} is not a file of {item!r}")
+    kept = {path: text for path, text in templates.files.items() if path not in files_of(templates, item)}
+    return TemplateSet({**kept, **files})
+
+
+def release_name(release: int) -> str:
+    return f"{RELEASE_PREFIX}{release}"
+
+
+def parse_release(name: str | None) -> int | None:
+    """``r17`` -> 17; anything else (an older delivery's content hash, none) -> None."""
+    if name and name.startswith(RELEASE_PREFIX) and name[1:].isdigit():
+        return int(name[1:])
+    return None
+
+
+def current_release(session: Session, course_slug: str) -> int:
+    latest = session.scalar(
+        select(func.max(TemplatePublication.id)).where(TemplatePublication.course_slug == course_slug)
+    )
+    return int(latest or 0)
+
+
+def templates_at(session: Session, course_slug: str, release: int, defaults: TemplateSet | None = None) -> TemplateSet:
+    """The templates a course sent at ``release``: the defaults with each item's latest publication up to it."""
+    templates = defaults or default_templates()
+    latest = (
+        select(TemplatePublication.item, func.max(TemplatePublication.id).label("id"))
+        .where(TemplatePublication.course_slug == course_slug, TemplatePublication.id <= release)
+        .group_by(TemplatePublication.item)
+        .subquery()
+    )
+    publications = session.scalars(select(TemplatePublication).join(latest, TemplatePublication.id == latest.c.id))
+    for publication in publications:
+        if publication.version is not None:
+            templates = with_item(templates, publication.item, json.loads(publication.version.files))
+        else:  # rolled back to the repository's files
+            templates = with_item(templates, publication.item, files_of(default_templates(), publication.item))
+    return templates
+
+
+def check(templates: TemplateSet, course: Course, settings: Settings) -> list[TemplateError]:
+    """Every problem that would stop an email of the course from being sent with these templates."""
+    renderer = Renderer(course, settings, templates)
+    problems: list[TemplateError] = []
+    for email in renderer.email_names():
+        try:
+            unknown = unknown_variables(templates, email)
+        except (KeyError, ValueError, jinja2.TemplateError):
+            unknown = {}  # a missing file or a syntax error: rendering below names it, with its line
+        for file, names in unknown.items():
+            if names:
+                problems.append(TemplateError(email, file, f"unknown variable: {', '.join(sorted(names))}"))
+        try:
+            renderer.render(email, SAMPLE)
+        except TemplateError as error:
+            problems.append(error)
+    return problems
+
+
+@dataclass(frozen=True)
+class Published:
+    version: TemplateVersion
+    publication: TemplatePublication
+
+
+def publish(
+    session: Session,
+    *,
+    course: Course,
+    settings: Settings,
+    item: str,
+    files: Mapping[str, str],
+    note: str,
+    author: str | None,
+    now: datetime,
+) -> Published:
+    """Store ``files`` as the item's next version and make it live; PublishRefused if anything would break.
+
+    The caller commits. Two publishes of one item at once: the unique (course, item, number) makes the
+    second fail rather than both claim one number.
+    """
+    release = current_release(session, course.slug)
+    candidate = with_item(templates_at(session, course.slug, release), item, files)
+    problems = check(candidate, course, settings)
+    if problems:
+        raise PublishRefused(problems)
+    number = (
+        session.scalar(
+            select(func.max(TemplateVersion.number)).where(
+                TemplateVersion.course_slug == course.slug, TemplateVersion.item == item
+            )
+        )
+        or 0
+    ) + 1
+    version = TemplateVersion(course_slug=course.slug, item=item, number=number, files=json.dumps(dict(files)),
+                              note=note, author=author, created_at=now)  # fmt: skip
+    session.add(version)
+    session.flush()
+    publication = TemplatePublication(course_slug=course.slug, item=item, version_id=version.id, action="publish",
+                                      author=author, note=note, created_at=now)  # fmt: skip
+    session.add(publication)
+    session.flush()
+    return Published(version, publication)
+
+
+def roll_back(
+    session: Session,
+    *,
+    course: Course,
+    settings: Settings,
+    item: str,
+    number: int,
+    author: str | None,
+    now: datetime,
+) -> TemplatePublication:
+    """Make an earlier version of the item live again (0: the repository's files). Checked like a publish."""
+    version = None
+    if number:
+        version = session.scalar(
+            select(TemplateVersion).where(
+                TemplateVersion.course_slug == course.slug,
+                TemplateVersion.item == item,
+                TemplateVersion.number == number,
+            )
+        )
+        if version is None:
+            raise LookupError(f"{item} has no version {number}")
+    files = json.loads(version.files) if version is not None else files_of(default_templates(), item)
+    candidate = with_item(templates_at(session, course.slug, current_release(session, course.slug)), item, files)
+    problems = check(candidate, course, settings)
+    if problems:
+        raise PublishRefused(problems)
+    publication = TemplatePublication(course_slug=course.slug, item=item, version_id=version.id if version else None,
+                                      action="roll-back", author=author, note=f"back to version {number}",
+                                      created_at=now)  # fmt: skip
+    session.add(publication)
+    session.flush()
+    return publication
+
+
+class TemplateStore:
+    """One process's view of the published templates: the set of any release, read once and kept
+    (a release never changes), the most recent few at most."""
+
+    KEPT = 32
+
+    def __init__(self, defaults: TemplateSet | None = None) -> None:
+        self.defaults = defaults or default_templates()
+        self._sets: dict[tuple[str, int], TemplateSet] = {}
+
+    def at(self, session: Session, course_slug: str, release: int) -> TemplateSet:
+        key = (course_slug, release)
+        if key not in self._sets:
+            while len(self._sets) >= self.KEPT:
+                self._sets.pop(next(iter(self._sets)))
+            self._sets[key] = templates_at(session, course_slug, release, self.defaults)
+        return self._sets[key]
