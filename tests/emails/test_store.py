@@ -55,6 +55,7 @@ def test_items_are_the_email_folders_then_the_shared_files() -> None:
 def test_publishing_numbers_versions_and_makes_a_release(session: Session, course: Course, settings: Settings) -> None:
     assert current_release(session, course.slug) == 0
     assert templates_at(session, course.slug, 0) == default_templates()
+
     def publish_subject(subject: str, note: str) -> Published:
         return publish(session, course=course, settings=settings, item="welcome", files=welcome_files(subject),
                        note=note, author="kayla@example.org", now=NOW)  # fmt: skip
