@@ -9,6 +9,7 @@ confirms, and the course arrives in the inbox page, one email every ``--day-seco
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 
 DEMO_DIR = Path("var/demo")
 DEMO_QUEUE = "course-demo"
+DEMO_STUDIO_USER = "studio@example.com"
 
 
 def configure_environment(day_seconds: int, port: int, folder: Path) -> None:
@@ -84,6 +86,7 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
     settings = get_settings()
     upgrade(settings.database_url)
     subscriber_id = _enrol_sample_subscriber(email)
+    studio_password = _demo_studio_account()
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="web", daemon=True).start()
@@ -92,6 +95,7 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
     print(
         f"\n  The course is on its way to {email}: one email every {day_seconds} seconds.\n"
         f"  Watch it arrive: http://127.0.0.1:{port}/inbox\n"
+        f"  The studio: http://127.0.0.1:{port}/studio  ({DEMO_STUDIO_USER}, password {studio_password})\n"
         f"  Files: {DEMO_DIR / 'outbox'}/   Stop: Ctrl+C\n",
         flush=True,
     )
@@ -107,6 +111,23 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
         server.should_exit = True
         runtime.cache_clear()
     return 0
+
+
+def _demo_studio_account() -> str:
+    """A publisher account for trying the studio, with a password made for this run (printed at start)."""
+    from course.models import StudioRole, StudioUser
+    from course.studio import add_user, set_password
+    from workers.tasks import runtime
+
+    password = secrets.token_urlsafe(12)
+    with runtime().sessions() as session:
+        user = session.query(StudioUser).filter_by(email=DEMO_STUDIO_USER).one_or_none()
+        if user is None:
+            add_user(session, DEMO_STUDIO_USER, role=StudioRole.PUBLISHER, password=password, now=datetime.now(UTC))
+        else:  # --keep: the same account, a new password
+            set_password(session, user, password)
+        session.commit()
+    return password
 
 
 def _enrol_sample_subscriber(email: str) -> int:

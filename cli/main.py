@@ -145,6 +145,48 @@ def _health(arguments: argparse.Namespace) -> int:
     return 0 if all(state.startswith("ok") for state in results.values()) else 1
 
 
+def _studio(arguments: argparse.Namespace) -> int:
+    """`course studio add-user EMAIL`: an account, with a password typed now or a one-time link."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from course.db import make_engine, make_sessionmaker
+    from course.models import StudioRole
+    from course.studio import StudioError, add_user, check_password
+    from web.studio.auth import sign_in_link
+
+    settings = get_settings()
+    _require_schema(settings)
+    password = None
+    if not arguments.link and sys.stdin.isatty():
+        password = getpass.getpass("Password (12+ characters; empty: print a one-time sign-in link instead): ")
+        if password:
+            try:
+                check_password(password)
+            except StudioError as error:
+                raise CommandError(str(error)) from None
+            if getpass.getpass("The same password again: ") != password:
+                raise CommandError("the two passwords differ; nothing was created")
+        password = password or None
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            try:
+                user = add_user(session, arguments.email, role=StudioRole(arguments.role), courses=arguments.courses,
+                                password=password, now=datetime.now(UTC))  # fmt: skip
+            except StudioError as error:
+                raise CommandError(str(error)) from None
+            session.commit()
+            print(f"Studio account for {user.email} ({user.role}).")
+            if password is None:
+                print(
+                    f"Send them this link to set a password (it works once, for a day):\n{sign_in_link(settings, user)}"
+                )
+    finally:
+        engine.dispose()
+    return 0
+
+
 def _demo(arguments: argparse.Namespace) -> int:
     from cli import demo
 
@@ -212,6 +254,25 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="exit 0 when the database and broker answer (for health checks)")
     health.add_argument("--tick-age", type=float, help="also require a beat tick to have run within this many seconds")
     health.set_defaults(handler=_health)
+
+    studio = commands.add_parser("studio", help="the studio's accounts")
+    studio_commands = studio.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = studio_commands.add_parser(
+        "add-user",
+        help="create a studio account",
+        description="Create a studio account. At a terminal it asks for a password; otherwise (or with --link) "
+        "it prints a one-time link with which the person sets their own.",
+    )
+    add.add_argument("email")
+    add.add_argument(
+        "--role",
+        choices=["editor", "publisher"],
+        default="editor",
+        help="editor: saves drafts; publisher: also publishes and rolls back (default editor)",
+    )
+    add.add_argument("--courses", default="*", help="comma-separated course slugs they may edit (default: all)")
+    add.add_argument("--link", action="store_true", help="print a one-time sign-in link instead of asking")
+    add.set_defaults(handler=_studio)
 
     db = commands.add_parser("db", help="the database schema")
     db.add_argument("action", choices=["upgrade", "check"], help="upgrade: migrate to the latest; check: drift")

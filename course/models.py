@@ -254,6 +254,57 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 
+class StudioRole(StrEnum):
+    EDITOR = "editor"  # saves drafts, previews, test-sends
+    PUBLISHER = "publisher"  # also publishes and rolls back
+
+
+class StudioUser(Base):
+    """Someone at the practice who edits the emails in the studio. Not a subscriber: a subscriber's
+    signed link never opens the studio."""
+
+    __tablename__ = "studio_users"
+    __table_args__ = (CheckConstraint(f"role IN ({_values(StudioRole)})", name="role"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # argon2id (argon2-cffi); None until the person sets one through their one-time sign-in link.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20), default=StudioRole.EDITOR.value)
+    # Which courses they may edit, comma-separated slugs ("*": every course).
+    courses: Mapped[str] = mapped_column(String(1000), default="*")
+    # Part of every session cookie: changing the password or signing out everywhere bumps it, and
+    # every older cookie stops working.
+    session_generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    last_sign_in_at: Mapped[datetime | None]
+
+    def may_edit(self, course_slug: str) -> bool:
+        allowed = {slug.strip() for slug in self.courses.split(",")}
+        return "*" in allowed or course_slug in allowed
+
+    @property
+    def may_publish(self) -> bool:
+        return self.role == StudioRole.PUBLISHER.value
+
+
+class AuditEntry(Base):
+    """Who did what in the studio, and when: every sign-in, save, publish, roll-back and test send."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_course_created", "course_slug", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("studio_users.id", ondelete="SET NULL"))
+    user_email: Mapped[str] = mapped_column(String(320))  # kept when the account is gone
+    course_slug: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    item: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+
 class TemplateVersion(Base):
     """An immutable, numbered version of one template item of a course, made by publishing it.
 

@@ -100,6 +100,35 @@ def templates_at(session: Session, course_slug: str, release: int, defaults: Tem
     return templates
 
 
+@dataclass(frozen=True)
+class LiveVersion:
+    """Which version of an item is being sent, and who made it live when (none: the repository's files)."""
+
+    number: int
+    author: str | None
+    at: datetime | None
+    note: str
+
+
+def live_versions(session: Session, course_slug: str) -> dict[str, LiveVersion]:
+    """The live version of every item that was ever published or rolled back; others are version 0."""
+    latest = (
+        select(func.max(TemplatePublication.id))
+        .where(TemplatePublication.course_slug == course_slug)
+        .group_by(TemplatePublication.item)
+    )
+    publications = session.scalars(select(TemplatePublication).where(TemplatePublication.id.in_(latest)))
+    return {
+        publication.item: LiveVersion(
+            publication.version.number if publication.version is not None else 0,
+            publication.author,
+            publication.created_at,
+            publication.note,
+        )
+        for publication in publications
+    }
+
+
 def check(templates: TemplateSet, course: Course, settings: Settings) -> list[TemplateError]:
     """Every problem that would stop an email of the course from being sent with these templates."""
     renderer = Renderer(course, settings, templates)

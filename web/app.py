@@ -16,12 +16,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
 
 from course.curriculum import load_course
 from course.db import make_engine, make_sessionmaker
 from course.links import LinkSigner
 from course.settings import Settings, get_settings
-from web import health, inbox, links, metrics, pages, preferences
+from web import health, inbox, links, metrics, pages, preferences, studio
 from web.context import WebContext
 from web.links import LinkProblem
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -106,6 +107,28 @@ def create_app(
         )
 
     app.add_middleware(BodyLimit, limit=BODY_LIMIT_BYTES, problem=problem)
+    # The studio's session: a signed cookie that only /studio ever sees (web/studio/auth.py).
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=studio.auth.session_key(settings),
+        session_cookie=studio.auth.SESSION_COOKIE,
+        max_age=studio.auth.SESSION_SECONDS,
+        path="/studio",
+        same_site="lax",
+        https_only=settings.base_url.scheme == "https",
+    )
+    app.include_router(studio.router)
+
+    @app.exception_handler(studio.auth.SignInRequired)
+    async def sign_in_required(request: Request, error: studio.auth.SignInRequired) -> Response:
+        return studio.auth.sign_in_redirect(error)
+
+    @app.exception_handler(studio.auth.CSRFRefused)
+    async def csrf_refused(request: Request, error: studio.auth.CSRFRefused) -> Response:
+        return studio.auth.studio_page(
+            web, request, "refused.html", status_code=403, user=None, title="That form had expired",
+            message="Nothing was changed. Go back, reload the page and try again.",
+        )  # fmt: skip
 
     @app.exception_handler(LinkProblem)
     async def link_problem(request: Request, error: LinkProblem) -> Response:

@@ -1,4 +1,4 @@
-"""Template versions and their publications: the studio's published emails live in the database.
+"""The studio: its users, its audit log, template versions and their publications.
 
 Revision ID: 0004
 Revises: 0003
@@ -20,6 +20,37 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    op.create_table(
+        "studio_users",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=True),
+        sa.Column("role", sa.String(length=20), nullable=False),
+        sa.Column("courses", sa.String(length=1000), nullable=False),
+        sa.Column("session_generation", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_sign_in_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("role IN ('editor', 'publisher')", name=op.f("ck_studio_users_role")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_studio_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_studio_users_email")),
+    )
+    op.create_table(
+        "audit_log",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("user_id", Id, nullable=True),
+        sa.Column("user_email", sa.String(length=320), nullable=False),
+        sa.Column("course_slug", sa.String(length=100), nullable=True),
+        sa.Column("action", sa.String(length=40), nullable=False),
+        sa.Column("item", sa.String(length=200), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=True),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["studio_users.id"], name=op.f("fk_audit_log_user_id_studio_users"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    op.create_index("ix_audit_log_course_created", "audit_log", ["course_slug", "created_at"])
     op.create_table(
         "template_versions",
         sa.Column("id", Id, nullable=False),
@@ -54,6 +85,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_log_course_created", table_name="audit_log")
+    op.drop_table("audit_log")
+    op.drop_table("studio_users")
     op.drop_index("ix_template_publications_course_item", table_name="template_publications")
     op.drop_table("template_publications")
     op.drop_table("template_versions")

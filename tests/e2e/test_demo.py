@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.cookiejar
+import re
 import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from email import message_from_bytes
 from email.policy import default
@@ -32,6 +35,17 @@ def get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
+def sign_in(base: str, email: str, password: str) -> str:
+    """Sign in to the studio as a browser would (cookie, CSRF token); the page it lands on."""
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with browser.open(f"{base}/studio/sign-in", timeout=5) as page:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.read().decode())
+    assert csrf
+    form = urllib.parse.urlencode({"csrf": csrf.group(1), "email": email, "password": password}).encode()
+    with browser.open(f"{base}/studio/sign-in", data=form, timeout=10) as landed:
+        return str(landed.read().decode())
+
+
 def test_the_demo_sends_the_whole_course_and_shows_it_in_the_inbox(tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "demo.log").open("wb")
@@ -53,6 +67,10 @@ def test_the_demo_sends_the_whole_course_and_shows_it_in_the_inbox(tmp_path: Pat
         assert status == 200 and "Its links" in shown and "/unsubscribe/" in shown
         assert get(f"{inbox}/..%2F..%2Fcourse.sqlite3")[0] == 404
         assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        # The demo's studio account, printed at start, signs in.
+        banner = re.search(r"\((studio@example\.com), password (\S+)\)", (tmp_path / "demo.log").read_text())
+        assert banner, (tmp_path / "demo.log").read_text()
+        assert "The emails" in sign_in(f"http://127.0.0.1:{port}", banner.group(1), banner.group(2))
         assert demo.wait(timeout=120) == 0
     finally:
         if demo.poll() is None:

@@ -1,0 +1,161 @@
+"""The studio's door: accounts, sign-in, sessions, CSRF; nothing of it without a session."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from course.curriculum import Course
+from course.models import AuditEntry, StudioRole, StudioUser
+from course.studio import add_user, set_password
+from emails.compiler import default_templates
+from emails.store import files_of, publish
+from web.studio.auth import sign_in_link
+
+from .conftest import Site
+
+PASSWORD = "a long studio passphrase"
+
+
+def make_user(site: Site, email: str = "kayla@example.org", role: StudioRole = StudioRole.PUBLISHER) -> StudioUser:
+    with site.session() as session:
+        user = add_user(session, email, role=role, password=PASSWORD, now=datetime.now(UTC))
+        session.commit()
+        session.expunge(user)
+        return user
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field in the form"
+    return found.group(1)
+
+
+def sign_in(site: Site, email: str = "kayla@example.org", password: str = PASSWORD) -> int:
+    page = site.client.get("/studio/sign-in")
+    response = site.client.post(
+        "/studio/sign-in",
+        data={"csrf": csrf_of(page.text), "email": email, "password": password, "next": "/studio"},
+        follow_redirects=False,
+    )
+    return response.status_code
+
+
+def test_nothing_of_the_studio_without_a_session(site: Site) -> None:
+    for path in ("/studio", "/studio?x=1"):
+        response = site.client.get(path, follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/studio/sign-in?next=/studio")
+    # A subscriber's signed link, put where the session cookie goes, is not a session.
+    alex = site.sign_up_and_confirm()
+    token = site.link("alex@example.com", "/preferences/", "Welcome").rsplit("/", 1)[1]
+    site.client.cookies.set("studio", token, domain="course.example.org", path="/studio")
+    assert site.client.get("/studio", follow_redirects=False).status_code == 303
+    assert alex.id
+
+
+def test_a_one_time_link_sets_the_password_and_signs_in(site: Site) -> None:
+    with site.session() as session:
+        user = add_user(session, "editor@example.org", role=StudioRole.EDITOR, now=datetime.now(UTC))
+        session.commit()
+        link = sign_in_link(site.runtime.settings, user).removeprefix("https://course.example.org")
+    page = site.client.get(link)
+    assert page.status_code == 200 and "Welcome, editor@example.org" in page.text
+    short = site.client.post(link, data={"csrf": csrf_of(page.text), "password": "short"})
+    assert short.status_code == 400 and "at least 12 characters" in short.text
+    done = site.client.post(link, data={"csrf": csrf_of(page.text), "password": PASSWORD})
+    assert done.status_code == 200 and "The emails" in done.text and "editor@example.org · editor" in done.text
+    again = site.client.get(link)
+    assert again.status_code == 400 and "does not work any more" in again.text  # it worked once
+
+
+def test_signing_in_shows_every_email_and_what_is_live(site: Site, course: Course) -> None:
+    make_user(site)
+    assert sign_in(site) == 303
+    page = site.client.get("/studio")
+    assert page.status_code == 200
+    labels = re.findall(r'<th scope="row">([^<]+)</th>', page.text)
+    assert labels[:3] == ["Confirmation", "Welcome", "Day 1"] and labels[19:22] == ["Day 18", "Completion",
+                                                                                      "Preferences link"]  # fmt: skip
+    assert "Please confirm your place in Building Emotional Intimacy" in page.text
+    assert "<code>footer.mjml</code>" in page.text
+    files = files_of(default_templates(), "welcome")
+    files["welcome/subject.txt"] = "Welcome, {{ subscriber.first_name or 'friend' }}"
+    with site.session() as session:
+        publish(session, course=course, settings=site.runtime.settings, item="welcome", files=files, note="warmer",
+                author="kayla@example.org", now=datetime.now(UTC))  # fmt: skip
+        session.commit()
+    page = site.client.get("/studio")
+    assert "Welcome, Sam" in page.text and "kayla@example.org, " in page.text
+
+
+def test_a_wrong_password_says_nothing_about_the_account_and_attempts_are_limited(site: Site) -> None:
+    make_user(site)
+    assert sign_in(site, password="not the password") == 400
+    assert sign_in(site, email="nobody@example.org", password="not the password") == 400
+    for _ in range(4):
+        sign_in(site, password="still not it")
+    # Five failures for the account: even the right password waits a quarter of an hour.
+    assert sign_in(site) == 429
+    site.clock.advance(minutes=16)
+    assert sign_in(site) == 303
+
+
+def test_a_form_without_its_csrf_token_is_refused(site: Site) -> None:
+    make_user(site)
+    missing = site.client.post("/studio/sign-in", data={"email": "kayla@example.org", "password": PASSWORD})
+    assert missing.status_code == 403 and "Nothing was changed" in missing.text
+    site.client.get("/studio/sign-in")
+    forged = site.client.post(
+        "/studio/sign-in", data={"csrf": "x" * 43, "email": "kayla@example.org", "password": PASSWORD}
+    )
+    assert forged.status_code == 403
+    assert sign_in(site) == 303
+    assert site.client.post("/studio/sign-out", data={}).status_code == 403  # signing out takes the token too
+
+
+def test_the_session_cookie_is_http_only_lax_secure_and_for_the_studio_only(site: Site) -> None:
+    make_user(site)
+    page = site.client.get("/studio/sign-in")
+    response = site.client.post(
+        "/studio/sign-in",
+        data={"csrf": csrf_of(page.text), "email": "kayla@example.org", "password": PASSWORD},
+        follow_redirects=False,
+    )
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("studio=") and "path=/studio" in cookie and "httponly" in cookie.lower()
+    assert "samesite=lax" in cookie.lower() and "secure" in cookie.lower()
+    assert "set-cookie" not in site.client.get("/").headers  # the subscriber's pages set no cookie
+
+
+def test_a_new_password_ends_every_other_session_and_sign_out_ends_this_one(site: Site) -> None:
+    user = make_user(site)
+    assert sign_in(site) == 303
+    assert site.client.get("/studio", follow_redirects=False).status_code == 200
+    with site.session() as session:
+        account = session.get(StudioUser, user.id)
+        assert account is not None
+        set_password(session, account, "another long passphrase")
+        session.commit()
+    assert site.client.get("/studio", follow_redirects=False).status_code == 303
+    assert sign_in(site, password="another long passphrase") == 303
+    page = site.client.get("/studio")
+    site.client.post("/studio/sign-out", data={"csrf": csrf_of(page.text)})
+    assert site.client.get("/studio", follow_redirects=False).status_code == 303
+    with site.session() as session:
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert actions == ["add-user", "sign-in", "sign-in"]
+
+
+def test_after_signing_in_it_goes_back_only_to_a_studio_page(site: Site) -> None:
+    make_user(site)
+    page = site.client.get("/studio/sign-in?next=https://evil.example/")
+    assert 'name="next" value="/studio"' in page.text
+    response = site.client.post(
+        "/studio/sign-in",
+        data={"csrf": csrf_of(page.text), "email": "kayla@example.org", "password": PASSWORD, "next": "//evil.example"},
+        follow_redirects=False,
+    )
+    assert response.headers["location"] == "/studio"

@@ -1,0 +1,15 @@
+"""The studio: where the practice's marketers edit, check, preview and publish the course's emails.
+
+Every page is under /studio and needs a studio session (web/studio/auth.py); a subscriber's signed
+link never opens any of it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from web.studio import auth, emails
+
+router = APIRouter(include_in_schema=False)
+router.include_router(auth.router)
+router.include_router(emails.router)

@@ -1,0 +1,60 @@
+"""The studio's list of the course's emails and shared sections, with what is live and who made it so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from emails.compiler import SHARED_FOLDER, TemplateError
+from emails.rendering import Renderer
+from emails.store import SAMPLE, LiveVersion, current_release, items, live_versions, templates_at
+from web.studio.auth import User, Web, studio_page
+
+router = APIRouter(prefix="/studio")
+REPOSITORY = LiveVersion(0, None, None, "as shipped")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # the email ("day-03") or the shared file ("_base/footer.mjml")
+    label: str  # for people: "Day 3", "Footer"
+    subject: str | None  # as the sample subscriber gets it; None for a shared section
+    item: str  # what is edited as one: "day" for a day without its own files
+    live: LiveVersion
+    problem: str | None = None
+
+    @property
+    def changed(self) -> datetime | None:
+        return self.live.at
+
+
+def _label(email: str) -> str:
+    if email.startswith("day-"):
+        return f"Day {int(email.removeprefix('day-'))}"
+    return email.replace("-", " ").capitalize()
+
+
+@router.get("", response_class=HTMLResponse)
+def email_list(request: Request, web: Web, user: User) -> Response:
+    with web.session() as session:
+        release = current_release(session, web.course.slug)
+        templates = templates_at(session, web.course.slug, release)
+        live = live_versions(session, web.course.slug)
+    renderer = Renderer(web.course, web.settings, templates)
+    emails = []
+    for email in renderer.email_names():
+        item = templates.email_path(email, "body.mjml").split("/")[0]
+        try:
+            subject, problem = renderer.render(email, SAMPLE).subject, None
+        except TemplateError as error:
+            subject, problem = None, str(error)
+        emails.append(Row(email, _label(email), subject, item, live.get(item, REPOSITORY), problem))
+    shared = [
+        Row(item, item.removeprefix(f"{SHARED_FOLDER}/"), None, item, live.get(item, REPOSITORY))
+        for item in items(templates)
+        if item.startswith(f"{SHARED_FOLDER}/")
+    ]
+    return studio_page(web, request, "list.html", user=user, emails=emails, shared=shared, release=release)
