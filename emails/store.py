@@ -145,7 +145,22 @@ def check(templates: TemplateSet, course: Course, settings: Settings) -> list[Te
             renderer.render(email, SAMPLE)
         except TemplateError as error:
             problems.append(error)
+        except (RecursionError, OverflowError, ArithmeticError, TypeError, ValueError) as error:
+            # What the sandbox stops (a range too large, a template that includes itself) or a value
+            # the template cannot work with: the email would never send.
+            problems.append(TemplateError(email, "", f"{type(error).__name__}: {str(error).splitlines()[0]}"))
     return problems
+
+
+def bounded_check(templates: TemplateSet, course: Course, settings: Settings) -> list[TemplateError]:
+    """:func:`check` in a child process with limits on time and memory (emails/sandbox.py): what a
+    save or publish from the studio runs, so that no template can hold the web app."""
+    from emails.sandbox import CheckFailed, check_bounded
+
+    try:
+        return check_bounded(templates.files, course.slug)
+    except CheckFailed as error:
+        return [TemplateError("every email", "", str(error))]
 
 
 @dataclass(frozen=True)
@@ -172,7 +187,7 @@ def publish(
     """
     release = current_release(session, course.slug)
     candidate = with_item(templates_at(session, course.slug, release), item, files)
-    problems = check(candidate, course, settings)
+    problems = bounded_check(candidate, course, settings)
     if problems:
         raise PublishRefused(problems)
     number = (
@@ -218,7 +233,7 @@ def roll_back(
             raise LookupError(f"{item} has no version {number}")
     files = json.loads(version.files) if version is not None else files_of(default_templates(), item)
     candidate = with_item(templates_at(session, course.slug, current_release(session, course.slug)), item, files)
-    problems = check(candidate, course, settings)
+    problems = bounded_check(candidate, course, settings)
     if problems:
         raise PublishRefused(problems)
     publication = TemplatePublication(course_slug=course.slug, item=item, version_id=version.id if version else None,
