@@ -328,6 +328,26 @@ class TemplateVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 
+class TemplateDraft(Base):
+    """The studio's work in progress on one item: saved, checked, not yet sent to anyone.
+
+    ``revision`` counts the saves: a save must name the revision it started from, so that two people
+    editing one item never silently overwrite each other (the second is refused and shown the first's).
+    """
+
+    __tablename__ = "template_drafts"
+    __table_args__ = (UniqueConstraint("course_slug", "item", name="uq_template_drafts_course_item"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    course_slug: Mapped[str] = mapped_column(String(100))
+    item: Mapped[str] = mapped_column(String(200))
+    files: Mapped[str] = mapped_column(Text)
+    based_on: Mapped[int] = mapped_column(Integer)  # the live version number the draft started from
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    author: Mapped[str | None] = mapped_column(String(320))
+    updated_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+
 class TemplatePublication(Base):
     """What is live, as a history: every publish and roll-back of an item, in order.
 

@@ -21,10 +21,11 @@ from datetime import datetime
 
 import jinja2
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course
-from course.models import TemplatePublication, TemplateVersion
+from course.models import TemplateDraft, TemplatePublication, TemplateVersion
 from course.settings import Settings
 from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
 from emails.rendering import Recipient, Renderer
@@ -242,6 +243,80 @@ def roll_back(
     session.add(publication)
     session.flush()
     return publication
+
+
+# --- Drafts ---------------------------------------------------------------------------------------
+
+
+class DraftConflict(Exception):
+    """Someone saved (or published, or discarded) this item's draft since the editor opened it."""
+
+    def __init__(self, current: TemplateDraft | None) -> None:
+        self.current = current
+        super().__init__("the draft changed since you opened it")
+
+
+def draft_of(session: Session, course_slug: str, item: str) -> TemplateDraft | None:
+    return session.scalar(
+        select(TemplateDraft).where(TemplateDraft.course_slug == course_slug, TemplateDraft.item == item)
+    )
+
+
+def save_draft(
+    session: Session,
+    *,
+    course_slug: str,
+    item: str,
+    files: Mapping[str, str],
+    expected_revision: int,
+    based_on: int,
+    author: str | None,
+    now: datetime,
+) -> TemplateDraft:
+    """Save the item's draft; ``expected_revision`` is the one the editor started from (0: none yet).
+
+    DraftConflict when the draft moved on since: nothing is overwritten, and the caller shows both.
+    """
+    with_item(default_templates(), item, files)  # refuses a file that is not this item's
+    draft = session.scalar(
+        select(TemplateDraft)
+        .where(TemplateDraft.course_slug == course_slug, TemplateDraft.item == item)
+        .with_for_update()
+    )
+    if (draft.revision if draft is not None else 0) != expected_revision:
+        raise DraftConflict(draft)
+    if draft is None:
+        draft = TemplateDraft(course_slug=course_slug, item=item, revision=0, based_on=based_on, files="{}",
+                              updated_at=now)  # fmt: skip
+        try:
+            with session.begin_nested():  # two first saves at once: the second is a conflict
+                session.add(draft)
+        except IntegrityError:
+            raise DraftConflict(draft_of(session, course_slug, item)) from None
+    draft.files = json.dumps(dict(files))
+    draft.revision += 1
+    draft.author = author
+    draft.updated_at = now
+    session.flush()
+    return draft
+
+
+def discard_draft(session: Session, course_slug: str, item: str) -> None:
+    draft = draft_of(session, course_slug, item)
+    if draft is not None:
+        session.delete(draft)
+        session.flush()
+
+
+def versions_of(session: Session, course_slug: str, item: str) -> list[TemplateVersion]:
+    """The item's published versions, newest first."""
+    return list(
+        session.scalars(
+            select(TemplateVersion)
+            .where(TemplateVersion.course_slug == course_slug, TemplateVersion.item == item)
+            .order_by(TemplateVersion.number.desc())
+        )
+    )
 
 
 class TemplateStore:

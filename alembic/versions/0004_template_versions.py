@@ -65,6 +65,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("course_slug", "item", "number", name="uq_template_versions_course_item_number"),
     )
     op.create_table(
+        "template_drafts",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("course_slug", sa.String(length=100), nullable=False),
+        sa.Column("item", sa.String(length=200), nullable=False),
+        sa.Column("files", sa.Text(), nullable=False),
+        sa.Column("based_on", sa.Integer(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("author", sa.String(length=320), nullable=True),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_template_drafts")),
+        sa.UniqueConstraint("course_slug", "item", name="uq_template_drafts_course_item"),
+    )
+    op.create_table(
         "template_publications",
         sa.Column("id", Id, nullable=False),
         sa.Column("course_slug", sa.String(length=100), nullable=False),
@@ -90,4 +103,5 @@ def downgrade() -> None:
     op.drop_table("studio_users")
     op.drop_index("ix_template_publications_course_item", table_name="template_publications")
     op.drop_table("template_publications")
+    op.drop_table("template_drafts")
     op.drop_table("template_versions")

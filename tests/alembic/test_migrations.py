@@ -17,7 +17,8 @@ from course.settings import get_settings
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
     "alembic_version", "answers", "deliveries", "events", "sending_pauses", "signup_requests", "subscribers",
-    "suppressions", "template_publications", "template_versions",
+    "suppressions", "template_drafts", "template_publications", "template_versions", "studio_users",
+    "audit_log",
 }  # fmt: skip
 
 

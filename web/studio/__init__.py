@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.studio import auth, emails
+from web.studio import auth, editor, emails
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(emails.router)
+router.include_router(editor.router)

@@ -1,0 +1,144 @@
+"""Editing in the studio: drafts, checks, publishing, conflicts, roll-backs and the diff."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from course.models import AuditEntry, StudioRole
+from course.studio import add_user
+from emails.compiler import default_templates
+
+from .conftest import BROWSER, Site
+from .test_studio_access import PASSWORD, csrf_of
+
+DAY_FILES = {path.split("/")[1]: text for path, text in default_templates().files.items() if path.startswith("day/")}
+
+
+def signed_in(site: Site, email: str, role: StudioRole, client: TestClient | None = None) -> TestClient:
+    client = client or site.client
+    with site.session() as session:
+        add_user(session, email, role=role, password=PASSWORD, now=datetime.now(UTC))
+        session.commit()
+    page = client.get("/studio/sign-in")
+    client.post("/studio/sign-in", data={"csrf": csrf_of(page.text), "email": email, "password": PASSWORD})
+    return client
+
+
+def editor_form(client: TestClient, item: str) -> tuple[str, int]:
+    page = client.get(f"/studio/edit?item={item}")
+    assert page.status_code == 200, page.text
+    revision = re.search(r'name="revision" value="(\d+)"', page.text)
+    assert revision
+    return csrf_of(page.text), int(revision.group(1))
+
+
+def save(client: TestClient, item: str, subject: str, revision: int | None = None) -> tuple[int, str]:
+    csrf, current = editor_form(client, item)
+    response = client.post("/studio/save", data={
+        "csrf": csrf, "item": item, "revision": current if revision is None else revision,
+        "subject.txt": subject, "body.mjml": DAY_FILES["body.mjml"], "body.txt": DAY_FILES["body.txt"],
+    })  # fmt: skip
+    return response.status_code, response.text
+
+
+def publish(client: TestClient, item: str, note: str) -> int:
+    page = client.get(f"/studio/edit?item={item}")
+    revision = re.search(r'action="/studio/publish">.*?name="revision" value="(\d+)"', page.text, re.S)
+    assert revision, "no publish form"
+    response = client.post("/studio/publish", data={"csrf": csrf_of(page.text), "item": item,
+                                                    "revision": revision.group(1), "note": note},
+                           follow_redirects=False)  # fmt: skip
+    return response.status_code
+
+
+def test_an_editor_saves_a_checked_draft_and_nothing_changes_until_a_publisher_publishes(site: Site) -> None:
+    editor = signed_in(site, "sam@example.org", StudioRole.EDITOR)
+    status, text = save(editor, "day", "Today: {{ day.title }}")
+    assert status == 200 and "Draft saved. Every email renders with it." in text
+    assert "Day 3: Create Rituals of Connection" in editor.get("/studio").text  # still the live subject
+    csrf = csrf_of(editor.get("/studio/edit?item=day").text)
+    refused = editor.post("/studio/publish", data={"csrf": csrf, "item": "day", "revision": 1, "note": "x"})
+    assert refused.status_code == 403 and "for publishers" in refused.text
+
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER,
+                          TestClient(site.client.app, base_url="https://course.example.org",
+                                     headers={"User-Agent": BROWSER}))  # fmt: skip
+    assert publish(publisher, "day", "a shorter subject") == 303
+    listing = publisher.get("/studio").text
+    assert "Today: Create Rituals of Connection" in listing and "kayla@example.org, " in listing
+    with site.session() as session:
+        actions = session.scalars(select(AuditEntry.action).where(AuditEntry.item == "day").order_by(AuditEntry.id))
+        assert list(actions) == ["save-draft", "publish"]
+
+
+def test_a_broken_draft_is_saved_with_its_problems_named_and_cannot_be_published(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    status, text = save(publisher, "day", "Day {{ day.number }}: {{ day.subtitle }}")
+    assert status == 200 and "It does not render yet" in text
+    assert "day-01</strong>, subject.txt" in text and "undefined" in html.unescape(text)
+    status, text = save(publisher, "day", "{{ letter.title }}")
+    assert "unknown variable: letter" in html.unescape(text)
+    assert publish(publisher, "day", "broken") == 400
+    assert "Day 1: Practice Daily Check-Ins" in publisher.get("/studio").text
+
+
+def test_two_people_saving_one_draft_never_overwrite_each_other(site: Site) -> None:
+    first = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    second = signed_in(site, "sam@example.org", StudioRole.EDITOR,
+                       TestClient(site.client.app, base_url="https://course.example.org",
+                                  headers={"User-Agent": BROWSER}))  # fmt: skip
+    _, opened_at = editor_form(second, "welcome")  # both open the editor at revision 0
+    welcome = {path.split("/")[1]: text for path, text in default_templates().files.items()
+               if path.startswith("welcome/")}  # fmt: skip
+    csrf, revision = editor_form(first, "welcome")
+    first.post("/studio/save", data={"csrf": csrf, "item": "welcome", "revision": revision,
+                                     "subject.txt": "Kayla's subject", "body.mjml": welcome["body.mjml"],
+                                     "body.txt": welcome["body.txt"]})  # fmt: skip
+    csrf = csrf_of(second.get("/studio/edit?item=welcome").text)
+    late = second.post("/studio/save", data={"csrf": csrf, "item": "welcome", "revision": opened_at,
+                                             "subject.txt": "Sam's subject", "body.mjml": welcome["body.mjml"],
+                                             "body.txt": welcome["body.txt"]})  # fmt: skip
+    assert late.status_code == 409 and "saved this draft while you were editing" in late.text
+    # Nothing lost: Sam's text is still in the form, Kayla's is shown beside it, and the saved draft is Kayla's.
+    assert "Sam&#39;s subject</textarea>" in late.text and "Kayla&#39;s subject</pre>" in late.text
+    assert "Kayla&#39;s subject</textarea>" in first.get("/studio/edit?item=welcome").text
+
+
+def test_roll_back_and_compare_versions(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    save(publisher, "day", "First: {{ day.title }}")
+    assert publish(publisher, "day", "one") == 303
+    save(publisher, "day", "Second: {{ day.title }}")
+    assert publish(publisher, "day", "two") == 303
+    assert "Second: Practice Daily Check-Ins" in publisher.get("/studio").text
+    diff = publisher.get("/studio/diff?item=day&before=1&after=2")
+    shown = html.unescape(re.sub(r"<[^>]+>", "", diff.text)).replace("\xa0", " ")  # spaces are &nbsp; there
+    assert diff.status_code == 200 and "First: {{ day.title }}" in shown and "Second: {{ day.title }}" in shown
+    assert '<code>day/body.txt</code></h2>\n  <p class="muted">No change.</p>' in diff.text
+    csrf = csrf_of(publisher.get("/studio/edit?item=day").text)
+    back = publisher.post("/studio/roll-back", data={"csrf": csrf, "item": "day", "number": 1}, follow_redirects=False)
+    assert back.status_code == 303
+    assert "First: Practice Daily Check-Ins" in publisher.get("/studio").text
+    publisher.post("/studio/roll-back", data={"csrf": csrf, "item": "day", "number": 0})
+    assert "Day 1: Practice Daily Check-Ins" in publisher.get("/studio").text
+
+
+def test_a_resource_bomb_is_refused_and_the_site_keeps_answering(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    status, text = save(publisher, "day", '{{ "A" * 10**9 }}')
+    assert status == 200 and "more memory or time than a template may use" in text
+    assert site.client.get("/healthz").status_code == 200
+    assert publish(publisher, "day", "bomb") == 400
+
+
+def test_unknown_items_and_forms_without_their_token_are_refused(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    assert publisher.get("/studio/edit?item=../course/settings.py").status_code == 404
+    assert publisher.get("/studio/edit?item=day-07").status_code == 200  # a day's own files, to be made
+    no_token = publisher.post("/studio/save", data={"item": "day", "revision": 0, "subject.txt": "x"})
+    assert no_token.status_code == 403

@@ -1,0 +1,226 @@
+"""Editing one item (an email's folder, the day template, a day's own files, a shared section): its
+files, its draft, the checks, publishing, its versions, rolling back and comparing two versions."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
+
+from course.studio import audit
+from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates
+from emails.store import (
+    DraftConflict,
+    PublishRefused,
+    bounded_check,
+    current_release,
+    discard_draft,
+    draft_of,
+    files_of,
+    items,
+    live_versions,
+    publish,
+    roll_back,
+    save_draft,
+    templates_at,
+    versions_of,
+    with_item,
+)
+from emails.variables import variables_for
+from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
+
+router = APIRouter(prefix="/studio")
+Text = Annotated[str | None, Form(max_length=60_000)]
+
+
+def _known(item: str) -> str:
+    if item not in items(default_templates()) and not _is_day_override(item):
+        raise HTTPException(404, "No such template")
+    return item
+
+
+def _is_day_override(item: str) -> bool:
+    number = item.removeprefix("day-")
+    return item.startswith("day-") and number.isdigit() and 1 <= int(number) <= 99
+
+
+def _file_names(item: str) -> list[str]:
+    return [item] if item.startswith(f"{SHARED_FOLDER}/") else [f"{item}/{file}" for file in EMAIL_FILES]
+
+
+def _sample_email(item: str) -> str | None:
+    """An email that uses this item, for its variables: ``day`` is every day's; a shared file, every email's."""
+    if item.startswith(f"{SHARED_FOLDER}/"):
+        return None
+    return "day-01" if item == "day" else item
+
+
+def _editor(
+    request: Request, web: Web, user: User, item: str, *, files: dict[str, str] | None = None,
+    revision: int | None = None, problems: list[TemplateError] | None = None, message: str | None = None,
+    conflict: dict[str, str] | None = None, status_code: int = 200,
+) -> Response:  # fmt: skip
+    with web.session() as session:
+        live_templates = templates_at(session, web.course.slug, current_release(session, web.course.slug))
+        live = live_versions(session, web.course.slug).get(item)
+        draft = draft_of(session, web.course.slug, item)
+        versions = versions_of(session, web.course.slug, item)
+    live_files = files_of(live_templates, item)
+    shown = files if files is not None else (json.loads(draft.files) if draft else live_files)
+    sample = _sample_email(item)
+    return studio_page(
+        web, request, "edit.html", status_code=status_code, user=user, item=item,
+        files=[(path, shown.get(path, "")) for path in _file_names(item)],
+        revision=revision if revision is not None else (draft.revision if draft else 0),
+        draft=draft, live_number=live.number if live else 0, versions=versions, problems=problems, message=message,
+        conflict=conflict, variables=variables_for(sample) if sample else [],
+    )  # fmt: skip
+
+
+@router.get("/edit", response_class=HTMLResponse)
+def edit(request: Request, web: Web, user: User, item: str) -> Response:
+    return _editor(request, web, user, _known(item))
+
+
+def _posted_files(
+    item: str, subject: str | None, mjml: str | None, text: str | None, shared: str | None
+) -> dict[str, str]:
+    if item.startswith(f"{SHARED_FOLDER}/"):
+        return {item: (shared or "").replace("\r\n", "\n")}
+    posted = {"subject.txt": subject, "body.mjml": mjml, "body.txt": text}
+    return {f"{item}/{file}": value.replace("\r\n", "\n") for file, value in posted.items() if value is not None}
+
+
+@router.post("/save", response_class=HTMLResponse)
+def save(
+    request: Request, web: Web, user: User, csrf: CSRF = "",
+    item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
+    subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
+    text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
+) -> Response:  # fmt: skip
+    check_csrf(request, csrf)
+    item = _known(item)
+    files = _posted_files(item, subject, mjml, text, shared)
+    now = web.clock()
+    with web.session() as session:
+        live = live_versions(session, web.course.slug).get(item)
+        try:
+            draft = save_draft(session, course_slug=web.course.slug, item=item, files=files,
+                               expected_revision=revision, based_on=live.number if live else 0,
+                               author=user.email, now=now)  # fmt: skip
+        except DraftConflict as conflict:
+            session.rollback()
+            theirs = json.loads(conflict.current.files) if conflict.current else {}
+            who = conflict.current.author if conflict.current else "someone"
+            return _editor(request, web, user, item, files=files,
+                           revision=conflict.current.revision if conflict.current else 0, conflict=theirs,
+                           message=f"{who} saved this draft while you were editing. Your text is below, "
+                                   "theirs beside it: merge what you want to keep, then save again.",
+                           status_code=409)  # fmt: skip
+        except ValueError as error:
+            return _editor(request, web, user, item, files=files, revision=revision, message=str(error),
+                           status_code=400)  # fmt: skip
+        audit(session, user, "save-draft", now=now, course_slug=web.course.slug, item=item, version=draft.revision)
+        session.commit()
+        candidate = with_item(templates_at(session, web.course.slug, current_release(session, web.course.slug)),
+                              item, files)  # fmt: skip
+    problems = bounded_check(candidate, web.course, web.settings)
+    return _editor(request, web, user, item, problems=problems,
+                   message="Draft saved." + ("" if problems else " Every email renders with it."))  # fmt: skip
+
+
+def _publisher(user: User) -> None:
+    if not user.may_publish:
+        raise HTTPException(403, "Publishing and rolling back are for publishers. Ask one to publish your draft.")
+
+
+@router.post("/publish", response_class=HTMLResponse)
+def publish_draft(
+    request: Request, web: Web, user: User, csrf: CSRF = "",
+    item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:  # fmt: skip
+    check_csrf(request, csrf)
+    _publisher(user)
+    item = _known(item)
+    now = web.clock()
+    with web.session() as session:
+        draft = draft_of(session, web.course.slug, item)
+        if draft is None or draft.revision != revision:
+            return _editor(request, web, user, item, status_code=409,
+                           message="The draft changed (or was published) since this page was loaded: nothing "
+                                   "was published. Look it over, then publish again.")  # fmt: skip
+        try:
+            published = publish(session, course=web.course, settings=web.settings, item=item,
+                                files=json.loads(draft.files), note=note.strip() or "no note", author=user.email,
+                                now=now)  # fmt: skip
+        except PublishRefused as refused:
+            session.rollback()
+            return _editor(request, web, user, item, problems=refused.problems, status_code=400,
+                           message="Not published: every email must render first.")  # fmt: skip
+        discard_draft(session, web.course.slug, item)
+        audit(session, user, "publish", now=now, course_slug=web.course.slug, item=item,
+              version=published.version.number, detail=note.strip() or None)  # fmt: skip
+        session.commit()
+    return RedirectResponse(f"/studio/edit?item={item}&published={published.version.number}", status_code=303)
+
+
+@router.post("/roll-back", response_class=HTMLResponse)
+def roll_back_item(
+    request: Request, web: Web, user: User, csrf: CSRF = "",
+    item: Annotated[str, Form(max_length=200)] = "", number: Annotated[int, Form(ge=0)] = 0,
+) -> Response:  # fmt: skip
+    check_csrf(request, csrf)
+    _publisher(user)
+    item = _known(item)
+    now = web.clock()
+    with web.session() as session:
+        try:
+            roll_back(session, course=web.course, settings=web.settings, item=item, number=number,
+                      author=user.email, now=now)  # fmt: skip
+        except LookupError:
+            raise HTTPException(404, f"{item} has no version {number}") from None
+        except PublishRefused as refused:
+            session.rollback()
+            return _editor(request, web, user, item, problems=refused.problems, status_code=400,
+                           message=f"Version {number} no longer renders with the rest of the templates.")  # fmt: skip
+        audit(session, user, "roll-back", now=now, course_slug=web.course.slug, item=item, version=number)
+        session.commit()
+    return RedirectResponse(f"/studio/edit?item={item}&rolled-back={number}", status_code=303)
+
+
+@router.get("/diff", response_class=HTMLResponse)
+def diff(request: Request, web: Web, user: User, item: str, before: int = 0, after: int | None = None) -> Response:
+    """Two versions side by side (0: as shipped; none: the draft)."""
+    item = _known(item)
+    with web.session() as session:
+        versions = {
+            version.number: json.loads(version.files) for version in versions_of(session, web.course.slug, item)
+        }
+        draft = draft_of(session, web.course.slug, item)
+
+    def files_at(number: int | None) -> dict[str, str]:
+        if number is None:
+            if draft is None:
+                raise HTTPException(404, "There is no draft")
+            return dict(json.loads(draft.files))
+        if number == 0:
+            return files_of(default_templates(), item)
+        if number not in versions:
+            raise HTTPException(404, f"{item} has no version {number}")
+        return dict(versions[number])
+
+    old, new = files_at(before), files_at(after)
+    tables: list[tuple[str, Any]] = []
+    for path in _file_names(item):
+        table = difflib.HtmlDiff(wrapcolumn=70).make_table(
+            old.get(path, "").splitlines(), new.get(path, "").splitlines(),
+            fromdesc=f"version {before}", todesc="draft" if after is None else f"version {after}",
+            context=True, numlines=3,
+        )  # fmt: skip
+        tables.append((path, table if old.get(path) != new.get(path) else None))
+    return studio_page(web, request, "diff.html", user=user, item=item, tables=tables, before=before, after=after)
