@@ -54,7 +54,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("course", "the course", "The course's data: its title, practice, categories, days, checklists and FAQ."),
     Variable("course.title", "text", "The course's name, as in every subject and header."),
     Variable("course.practice", "the practice", "The practice's name, tagline, consultation wording and author."),
-    Variable("course.days", "list of days", "Every day of the course, in order (``course.days | length`` is 18)."),
+    Variable("course.days", "list of days", "Every day of the course, in order (course.days | length is 18)."),
     Variable("subscriber", "the reader", "Who the email is for."),
     Variable("subscriber.first_name", "text or none", "The first name they gave, if any: greet without it."),
     Variable("subscriber.email", "email address", "The address the email goes to."),

@@ -53,3 +53,44 @@ def test_a_marketer_signs_in_and_sees_the_emails(journey: Journey, browser: Brow
         page.get_by_role("heading", name="Sign in to edit the emails").wait_for()
         assert problems.found == [], problems.found
         context.close()
+
+
+def test_a_publisher_edits_checks_publishes_and_compares_in_the_browser(journey: Journey, browser: Browser) -> None:  # noqa: F811
+    with journey.runtime.sessions() as session:
+        add_user(session, "kayla@example.org", role=StudioRole.PUBLISHER, password=PASSWORD, now=datetime.now(UTC))
+        session.commit()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    problems = BrowserProblems()
+    problems.watch(context)
+    journey.init_axe(context)
+    page = context.new_page()
+    page.goto(journey.base + "/studio/sign-in")
+    page.get_by_label("Email").fill("kayla@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Day 3", exact=True).click()
+    page.get_by_role("heading", name="day", exact=True).wait_for()
+    subject = page.get_by_label("day/subject.txt")
+    assert subject.input_value().strip() == "Day {{ day.number }}: {{ day.title }}"
+    check(page, "editor", 1280)
+
+    subject.fill("Day {{ day.number }}: {{ day.subtitle }}")  # a variable the days do not have
+    page.get_by_role("button", name="Save the draft and check it").click()
+    page.get_by_role("heading", name="It does not render yet").wait_for()
+    assert "subject.txt" in page.get_by_role("alert").inner_text()
+    check(page, "failed-check", 1280)
+
+    page.get_by_label("day/subject.txt").fill("Day {{ day.number }}, today: {{ day.title }}")
+    page.get_by_role("button", name="Save the draft and check it").click()
+    page.get_by_text("Draft saved. Every email renders with it.").wait_for()
+    page.get_by_role("link", name="Compare the draft with what is live").click()
+    page.get_by_role("heading", name="Version 0 and the draft").wait_for()
+    check(page, "diff", 1280)
+    page.get_by_role("link", name="day", exact=True).click()
+    page.get_by_label("What changed (for the history)").fill("say 'today'")
+    page.get_by_role("button", name="Publish the saved draft").click()
+    page.get_by_text("Published as version 1").wait_for()
+    page.get_by_role("link", name="The emails").first.click()
+    assert page.get_by_role("row", name="Day 3").inner_text().count("Day 3, today: Create Rituals of Connection") == 1
+    assert problems.found == [], problems.found
+    context.close()

@@ -80,7 +80,7 @@ def test_a_broken_draft_is_saved_with_its_problems_named_and_cannot_be_published
     publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
     status, text = save(publisher, "day", "Day {{ day.number }}: {{ day.subtitle }}")
     assert status == 200 and "It does not render yet" in text
-    assert "day-01</strong>, subject.txt" in text and "undefined" in html.unescape(text)
+    assert "day-01 … day-18 (18 emails)</strong>, subject.txt" in text and "undefined" in html.unescape(text)
     status, text = save(publisher, "day", "{{ letter.title }}")
     assert "unknown variable: letter" in html.unescape(text)
     assert publish(publisher, "day", "broken") == 400

@@ -72,11 +72,15 @@ def _editor(
     live_files = files_of(live_templates, item)
     shown = files if files is not None else (json.loads(draft.files) if draft else live_files)
     sample = _sample_email(item)
+    grouped: dict[tuple[str, int | None, str], list[str]] = {}
+    for problem in problems or []:  # one line for a problem that every day shares
+        grouped.setdefault((problem.file, problem.line, problem.message), []).append(problem.email)
     return studio_page(
         web, request, "edit.html", status_code=status_code, user=user, item=item,
         files=[(path, shown.get(path, "")) for path in _file_names(item)],
         revision=revision if revision is not None else (draft.revision if draft else 0),
         draft=draft, live_number=live.number if live else 0, versions=versions, problems=problems, message=message,
+        grouped_problems=[(emails, file, line, text) for (file, line, text), emails in grouped.items()],
         conflict=conflict, variables=variables_for(sample) if sample else [],
     )  # fmt: skip
 
