@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from course.curriculum import Course
 from course.models import TemplateDraft, TemplatePublication, TemplateVersion
 from course.settings import Settings
+from emails.checks import content_problems
 from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
 from emails.rendering import Recipient, Renderer
 from emails.variables import unknown_variables
@@ -143,13 +144,15 @@ def check(templates: TemplateSet, course: Course, settings: Settings) -> list[Te
             if names:
                 problems.append(TemplateError(email, file, f"unknown variable: {', '.join(sorted(names))}"))
         try:
-            renderer.render(email, SAMPLE)
+            rendered = renderer.render(email, SAMPLE)
         except TemplateError as error:
             problems.append(error)
         except (RecursionError, OverflowError, ArithmeticError, TypeError, ValueError) as error:
             # What the sandbox stops (a range too large, a template that includes itself) or a value
             # the template cannot work with: the email would never send.
             problems.append(TemplateError(email, "", f"{type(error).__name__}: {str(error).splitlines()[0]}"))
+        else:
+            problems += content_problems(rendered, renderer.context(email, SAMPLE), str(settings.base_url))
     return problems
 
 

@@ -7,7 +7,9 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 
+from course.models import TemplateDraft
 from emails.compiler import SHARED_FOLDER, TemplateError
 from emails.rendering import Renderer
 from emails.store import SAMPLE, LiveVersion, current_release, items, live_versions, templates_at
@@ -24,6 +26,7 @@ class Row:
     subject: str | None  # as the sample subscriber gets it; None for a shared section
     item: str  # what is edited as one: "day" for a day without its own files
     live: LiveVersion
+    draft: TemplateDraft | None = None
     problem: str | None = None
 
     @property
@@ -43,6 +46,10 @@ def email_list(request: Request, web: Web, user: User) -> Response:
         release = current_release(session, web.course.slug)
         templates = templates_at(session, web.course.slug, release)
         live = live_versions(session, web.course.slug)
+        drafts = {
+            draft.item: draft
+            for draft in session.scalars(select(TemplateDraft).where(TemplateDraft.course_slug == web.course.slug))
+        }
     renderer = Renderer(web.course, web.settings, templates)
     emails = []
     for email in renderer.email_names():
@@ -51,9 +58,9 @@ def email_list(request: Request, web: Web, user: User) -> Response:
             subject, problem = renderer.render(email, SAMPLE).subject, None
         except TemplateError as error:
             subject, problem = None, str(error)
-        emails.append(Row(email, _label(email), subject, item, live.get(item, REPOSITORY), problem))
+        emails.append(Row(email, _label(email), subject, item, live.get(item, REPOSITORY), drafts.get(item), problem))
     shared = [
-        Row(item, item.removeprefix(f"{SHARED_FOLDER}/"), None, item, live.get(item, REPOSITORY))
+        Row(item, item.removeprefix(f"{SHARED_FOLDER}/"), None, item, live.get(item, REPOSITORY), drafts.get(item))
         for item in items(templates)
         if item.startswith(f"{SHARED_FOLDER}/")
     ]
