@@ -59,8 +59,12 @@ class Renderer:
         return [CONFIRMATION] + [step.email for step in self.course.steps] + [PREFERENCES_LINK]
 
     def render(self, email: str, recipient: Recipient) -> RenderedEmail:
+        return self.render_with(email, self.context(email, recipient))
+
+    def render_with(self, email: str, context: dict[str, Any]) -> RenderedEmail:
+        """Render with a context made by :meth:`context` (its signed links are stamped with the time,
+        so a check that compares the email with its links must use the very same context)."""
         compiled = compile_email(self.templates, email)
-        context = self.context(email, recipient)
         subject = _render(compiled.subject, context, email, "subject.txt")
         subject = " ".join(subject.split())
         if not subject:

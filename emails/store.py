@@ -144,7 +144,8 @@ def check(templates: TemplateSet, course: Course, settings: Settings) -> list[Te
             if names:
                 problems.append(TemplateError(email, file, f"unknown variable: {', '.join(sorted(names))}"))
         try:
-            rendered = renderer.render(email, SAMPLE)
+            context = renderer.context(email, SAMPLE)
+            rendered = renderer.render_with(email, context)
         except TemplateError as error:
             problems.append(error)
         except (RecursionError, OverflowError, ArithmeticError, TypeError, ValueError) as error:
@@ -152,7 +153,7 @@ def check(templates: TemplateSet, course: Course, settings: Settings) -> list[Te
             # the template cannot work with: the email would never send.
             problems.append(TemplateError(email, "", f"{type(error).__name__}: {str(error).splitlines()[0]}"))
         else:
-            problems += content_problems(rendered, renderer.context(email, SAMPLE), str(settings.base_url))
+            problems += content_problems(rendered, context, str(settings.base_url))
     return problems
 
 
