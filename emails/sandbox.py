@@ -10,6 +10,7 @@ template text never reaches a command line, a shell, SQL or Python source.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -17,7 +18,9 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+from course.settings import Settings
 from emails.compiler import TemplateError
+from emails.rendering import Recipient, RenderedEmail
 
 MEMORY_BYTES = 1024 * 1024 * 1024  # 1 GB of address space: MJML and the course need about 200 MB
 CPU_SECONDS = 20
@@ -34,13 +37,21 @@ def _limits() -> None:  # pragma: no cover - runs in the child, between fork and
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
 
 
-def check_bounded(files: Mapping[str, str], course_slug: str, *, timeout: float = WALL_SECONDS) -> list[TemplateError]:
-    """Every problem of these templates for the course, found in a limited child process.
+def _environment(settings: Settings | None) -> dict[str, str]:
+    """The child's environment: this process's, with ``settings`` written over it, so that the child
+    renders exactly as this process would (the same BASE_URL, SECRET_KEY, address...)."""
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    for name, value in (settings.model_dump(mode="json") if settings is not None else {}).items():
+        if value is not None:
+            environment[name.upper()] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+    if settings is not None and settings.metrics_token is not None:
+        environment["METRICS_TOKEN"] = settings.metrics_token.get_secret_value()
+    return environment
 
-    The child reads the same settings (the environment) as this process. CheckFailed when it runs
-    out of time or memory: the templates ask too much, and are refused for it.
-    """
-    payload = json.dumps({"files": dict(files), "course": course_slug}).encode()
+
+def _run_child(request: dict[str, object], timeout: float, settings: Settings | None) -> dict[str, object]:
+    """Run one request in the limited child; its JSON answer, or CheckFailed."""
+    payload = json.dumps(request).encode()
     if len(payload) > MAX_INPUT_BYTES:
         raise CheckFailed(f"the templates are {len(payload) // 1024} KB; at most {MAX_INPUT_BYTES // 1024} KB")
     try:
@@ -50,30 +61,82 @@ def check_bounded(files: Mapping[str, str], course_slug: str, *, timeout: float 
             capture_output=True,
             timeout=timeout,
             preexec_fn=_limits,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
+            env=_environment(settings),
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise CheckFailed(f"checking took longer than {timeout:.0f} s (a loop, or text too large?)") from None
+        raise CheckFailed(f"the templates took longer than {timeout:.0f} s (a loop, or text too large?)") from None
     if finished.returncode != 0:
         if finished.returncode < 0 or b"MemoryError" in finished.stderr:
             reason = "they asked for more memory or time than a template may use"
         else:
             reason = (finished.stderr.decode(errors="replace").strip().splitlines() or ["it stopped"])[-1]
         raise CheckFailed(f"checking the templates failed: {reason}")
-    answer = json.loads(finished.stdout)
-    return [TemplateError(p["email"], p["file"], p["message"], p["line"]) for p in answer["problems"]]
+    answer: dict[str, object] = json.loads(finished.stdout)
+    return answer
+
+
+def check_bounded(
+    files: Mapping[str, str], course_slug: str, *, settings: Settings | None = None, timeout: float = WALL_SECONDS
+) -> list[TemplateError]:
+    """Every problem of these templates for the course, found in a limited child process.
+
+    The child renders with ``settings`` (without them: the environment's). CheckFailed when it runs
+    out of time or memory: the templates ask too much, and are refused for it.
+    """
+    answer = _run_child({"action": "check", "files": dict(files), "course": course_slug}, timeout, settings)
+    problems = answer["problems"]
+    assert isinstance(problems, list)  # noqa: S101 - our own child's answer
+    return [TemplateError(p["email"], p["file"], p["message"], p["line"]) for p in problems]
+
+
+def render_bounded(
+    files: Mapping[str, str],
+    course_slug: str,
+    email: str,
+    recipient: Recipient,
+    *,
+    settings: Settings | None = None,
+    timeout: float = WALL_SECONDS,
+) -> RenderedEmail:
+    """One email rendered for ``recipient`` in the limited child (previews and test sends of drafts).
+
+    TemplateError when it does not render; CheckFailed when it asks too much.
+    """
+    answer = _run_child(
+        {"action": "render", "files": dict(files), "course": course_slug, "email": email,
+         "recipient": dataclasses.asdict(recipient)},
+        timeout,
+        settings,
+    )  # fmt: skip
+    if "problem" in answer:
+        problem = answer["problem"]
+        assert isinstance(problem, dict)  # noqa: S101
+        raise TemplateError(problem["email"], problem["file"], problem["message"], problem["line"])
+    rendered = answer["rendered"]
+    assert isinstance(rendered, dict)  # noqa: S101
+    return RenderedEmail(**rendered)
 
 
 def main() -> int:
-    """The child: read the templates, check them, write the problems."""
+    """The child: read a request, check the templates or render one email, write the answer."""
     from course.curriculum import load_course
     from course.settings import get_settings
     from emails.compiler import TemplateSet
+    from emails.rendering import Renderer
     from emails.store import check
 
     request = json.loads(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1))
-    problems = check(TemplateSet(request["files"]), load_course(request["course"]), get_settings())
+    templates, course, settings = TemplateSet(request["files"]), load_course(request["course"]), get_settings()
+    if request["action"] == "render":
+        try:
+            rendered = Renderer(course, settings, templates).render(request["email"], Recipient(**request["recipient"]))
+        except TemplateError as p:
+            json.dump({"problem": {"email": p.email, "file": p.file, "message": p.message, "line": p.line}}, sys.stdout)
+            return 0
+        json.dump({"rendered": dataclasses.asdict(rendered)}, sys.stdout)
+        return 0
+    problems = check(templates, course, settings)
     json.dump(
         {"problems": [{"email": p.email, "file": p.file, "message": p.message, "line": p.line} for p in problems]},
         sys.stdout,

@@ -33,7 +33,8 @@ from emails.rendering import Recipient, Renderer
 from emails.variables import unknown_variables
 
 RELEASE_PREFIX = "r"
-SAMPLE = Recipient(subscriber_id=1, email="sample@example.com", first_name="Sam", signup_request_id=1)
+# Subscriber 0 does not exist: a link in a preview or a test email opens its page but changes nobody.
+SAMPLE = Recipient(subscriber_id=0, email="sample@example.com", first_name="Sam", signup_request_id=0)
 
 
 class PublishRefused(ValueError):
@@ -163,7 +164,7 @@ def bounded_check(templates: TemplateSet, course: Course, settings: Settings) ->
     from emails.sandbox import CheckFailed, check_bounded
 
     try:
-        return check_bounded(templates.files, course.slug)
+        return check_bounded(templates.files, course.slug, settings=settings)
     except CheckFailed as error:
         return [TemplateError("every email", "", str(error))]
 

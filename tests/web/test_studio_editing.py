@@ -142,3 +142,29 @@ def test_unknown_items_and_forms_without_their_token_are_refused(site: Site) -> 
     assert publisher.get("/studio/edit?item=day-07").status_code == 200  # a day's own files, to be made
     no_token = publisher.post("/studio/save", data={"item": "day", "revision": 0, "subject.txt": "x"})
     assert no_token.status_code == 403
+
+
+def test_a_test_send_goes_to_the_signed_in_user_only_marked_and_limited(site: Site) -> None:
+    editor = signed_in(site, "sam@example.org", StudioRole.EDITOR)
+    save(editor, "day", "Fresh: {{ day.title }}")
+    csrf = csrf_of(editor.get("/studio/edit?item=day").text)
+    sent = editor.post("/studio/test-send", data={"csrf": csrf, "item": "day", "email": "day-03"})
+    assert sent.status_code == 200 and "is on its way to sam@example.org" in sent.text
+    (test,) = site.smtp.to("sam@example.org")
+    assert test.subject == "[Test] Fresh: Create Rituals of Connection"
+    # Its links belong to nobody: they open a page and change no subscriber.
+    unsubscribe = re.search(
+        r"<https://course\.example\.org(/unsubscribe/[^>]+)>", str(test.message["List-Unsubscribe"])
+    )
+    assert unsubscribe, str(test.message["List-Unsubscribe"])
+    assert site.client.post(unsubscribe.group(1)).status_code == 200
+    wrong = editor.post("/studio/test-send", data={"csrf": csrf, "item": "day", "email": "welcome"})
+    assert wrong.status_code == 400
+    for _ in range(9):
+        editor.post("/studio/test-send", data={"csrf": csrf, "item": "day", "email": "day-01"})
+    limited = editor.post("/studio/test-send", data={"csrf": csrf, "item": "day", "email": "day-01"})
+    assert limited.status_code == 429 and len(site.smtp.to("sam@example.org")) == 10
+    assert site.smtp.received == site.smtp.to("sam@example.org")  # nobody else got anything
+    with site.session() as session:
+        sends = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "test-send")).all()
+    assert len(sends) == 10 and str(sends[0]).startswith("day-03 (draft) to sam@example.org")

@@ -3,8 +3,10 @@ files, its draft, the checks, publishing, its versions, rolling back and compari
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
+import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -13,6 +15,10 @@ from starlette.exceptions import HTTPException
 
 from course.studio import audit
 from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates
+from emails.mime import MessageBuilder
+from emails.rendering import Recipient, Renderer
+from emails.sandbox import CheckFailed, render_bounded
+from emails.senders import Outcome, sender_from_url
 from emails.store import (
     DraftConflict,
     PublishRefused,
@@ -81,6 +87,7 @@ def _editor(
         revision=revision if revision is not None else (draft.revision if draft else 0),
         draft=draft, live_number=live.number if live else 0, versions=versions, problems=problems, message=message,
         grouped_problems=[(emails, file, line, text) for (file, line, text), emails in grouped.items()],
+        test_emails=emails_using(item, Renderer(web.course, web.settings).email_names()),
         conflict=conflict, variables=variables_for(sample) if sample else [],
     )  # fmt: skip
 
@@ -195,6 +202,61 @@ def roll_back_item(
         audit(session, user, "roll-back", now=now, course_slug=web.course.slug, item=item, version=number)
         session.commit()
     return RedirectResponse(f"/studio/edit?item={item}&rolled-back={number}", status_code=303)
+
+
+# At most this many test emails a studio user may send an hour.
+TEST_SEND_LIMIT = (10, 3600)
+
+
+def emails_using(item: str, course_emails: list[str]) -> list[str]:
+    """The emails a test of this item can be: the days for ``day``, any email for a shared section."""
+    if item.startswith(f"{SHARED_FOLDER}/"):
+        return course_emails
+    if item == "day":
+        return [email for email in course_emails if email.startswith("day-")]
+    return [item] if item in course_emails else []
+
+
+@router.post("/test-send", response_class=HTMLResponse)
+def test_send(
+    request: Request, web: Web, user: User, csrf: CSRF = "",
+    item: Annotated[str, Form(max_length=200)] = "", email: Annotated[str, Form(max_length=40)] = "",
+) -> Response:  # fmt: skip
+    """The draft (or, without one, the live text) as one email, to the signed-in user's own address only."""
+    check_csrf(request, csrf)
+    item = _known(item)
+    renderer = Renderer(web.course, web.settings)
+    if email not in emails_using(item, renderer.email_names()):
+        raise HTTPException(400, f"{email!r} does not use {item}")
+    now = web.clock()
+    if not web.limiter.allow(f"studio-test-send:{user.id}", *TEST_SEND_LIMIT, now):
+        return _editor(request, web, user, item, status_code=429,
+                       message="That is ten test emails this hour: the next one can go in a while.")  # fmt: skip
+    with web.session() as session:
+        templates = templates_at(session, web.course.slug, current_release(session, web.course.slug))
+        draft = draft_of(session, web.course.slug, item)
+        if draft is not None:
+            templates = with_item(templates, item, json.loads(draft.files))
+    recipient = Recipient(subscriber_id=0, email=user.email, first_name="Sam", signup_request_id=0)
+    try:
+        rendered = render_bounded(templates.files, web.course.slug, email, recipient, settings=web.settings)
+    except (TemplateError, CheckFailed) as error:
+        return _editor(request, web, user, item, status_code=400, message=f"Not sent: {error}")
+    rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
+    builder = MessageBuilder(web.settings, web.course.slug, web.course.title)
+    envelope = builder.build(rendered, to_address=user.email, to_name=None,
+                             message_id=builder.message_id(0, f"test-{secrets.token_hex(8)}"), date=now)  # fmt: skip
+    sender = sender_from_url(web.settings.smtp_url, web.settings.smtp_timeout_seconds)
+    with sender.connect() as connection:
+        result = connection.send(envelope)
+    with web.session() as session:
+        audit(session, user, "test-send", now=now, course_slug=web.course.slug, item=item,
+              detail=f"{email} ({'draft' if draft else 'live'}) to {user.email}: {result.describe()}")  # fmt: skip
+        session.commit()
+    sent = result.outcome is Outcome.ACCEPTED
+    message = (f"A test of {email} ({'the draft' if draft else 'the live text'}) is on its way to {user.email}."
+               if sent else f"The mail server did not take the test: {result.describe()}")  # fmt: skip
+    return _editor(request, web, user, item, message=message, status_code=200 if sent else 502)
 
 
 @router.get("/diff", response_class=HTMLResponse)
