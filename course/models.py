@@ -348,6 +348,22 @@ class TemplateDraft(Base):
     updated_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 
+class TemplatePreview(Base):
+    """One rendering of unsaved studio text, kept a short while so that the preview's frames can load it
+    from whichever web process answers (it is rendered once, in the bounded child)."""
+
+    __tablename__ = "template_previews"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("studio_users.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(Text)
+    preview: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+
 class TemplatePublication(Base):
     """What is live, as a history: every publish and roll-back of an item, in order.
 

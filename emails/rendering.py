@@ -41,6 +41,7 @@ class RenderedEmail:
     text: str
     html: str
     unsubscribe_url: str
+    preview: str = ""  # the inbox preview line
 
 
 class Renderer:
@@ -80,6 +81,7 @@ class Renderer:
             text=text,
             html=html,
             unsubscribe_url=context["links"]["unsubscribe"],
+            preview=str(context.get("preview") or ""),
         )
 
     def context(self, email: str, recipient: Recipient) -> dict[str, Any]:

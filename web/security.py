@@ -27,6 +27,8 @@ PAGE_POLICY = (
 )
 # The demo inbox's message page, which frames the email's HTML from this origin.
 FRAMING_PAGE_POLICY = f"{PAGE_POLICY}; frame-src 'self'"
+# The studio's editor: it frames the preview, and its script asks our server for the preview panel.
+EDITOR_PAGE_POLICY = f"{FRAMING_PAGE_POLICY}; connect-src 'self'"
 # An email's HTML as the inbox frames it: inline styles (emails have nothing else), pictures, never a
 # script, a form or a plugin; only our own page may frame it, and it stays sandboxed even when opened
 # on its own.

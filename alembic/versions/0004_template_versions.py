@@ -78,6 +78,21 @@ def upgrade() -> None:
         sa.UniqueConstraint("course_slug", "item", name="uq_template_drafts_course_item"),
     )
     op.create_table(
+        "template_previews",
+        sa.Column("token", sa.String(length=64), nullable=False),
+        sa.Column("user_id", Id, nullable=False),
+        sa.Column("email", sa.String(length=40), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("preview", sa.Text(), nullable=False),
+        sa.Column("html", sa.Text(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["studio_users.id"], name=op.f("fk_template_previews_user_id_studio_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("token", name=op.f("pk_template_previews")),
+    )
+    op.create_table(
         "template_publications",
         sa.Column("id", Id, nullable=False),
         sa.Column("course_slug", sa.String(length=100), nullable=False),
@@ -103,5 +118,6 @@ def downgrade() -> None:
     op.drop_table("studio_users")
     op.drop_index("ix_template_publications_course_item", table_name="template_publications")
     op.drop_table("template_publications")
+    op.drop_table("template_previews")
     op.drop_table("template_drafts")
     op.drop_table("template_versions")

@@ -16,9 +16,9 @@ from course.settings import get_settings
 
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
-    "alembic_version", "answers", "deliveries", "events", "sending_pauses", "signup_requests", "subscribers",
-    "suppressions", "template_drafts", "template_publications", "template_versions", "studio_users",
-    "audit_log",
+    "alembic_version", "answers", "audit_log", "deliveries", "events", "sending_pauses", "signup_requests",
+    "studio_users", "subscribers", "suppressions", "template_drafts", "template_previews", "template_publications",
+    "template_versions",
 }  # fmt: skip
 
 

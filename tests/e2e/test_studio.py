@@ -72,6 +72,17 @@ def test_a_publisher_edits_checks_publishes_and_compares_in_the_browser(journey:
     page.get_by_role("heading", name="day", exact=True).wait_for()
     subject = page.get_by_label("day/subject.txt")
     assert subject.input_value().strip() == "Day {{ day.number }}: {{ day.title }}"
+    # The live preview: which email, then the text as typed, without a page load.
+    page.locator(".inbox-subject", has_text="Day 1: Practice Daily Check-Ins").wait_for()
+    page.get_by_label("Which email").select_option("day-03")
+    page.locator(".inbox-subject", has_text="Day 3: Create Rituals of Connection").wait_for()
+    page.evaluate("window.notReloaded = true")
+    subject.fill("Day {{ day.number }} (a preview): {{ day.title }}")
+    page.locator(".inbox-subject", has_text="Day 3 (a preview): Create Rituals of Connection").wait_for()
+    assert page.evaluate("window.notReloaded") is True
+    page.frame_locator("iframe.desktop-frame").get_by_text("Hi Sam,").wait_for()
+    page.frame_locator("iframe.phone-frame").last.get_by_text("Hi Sam,").wait_for()
+    page.locator(".preview").screenshot(path=str(ARTEFACTS / "preview-panel.png"))
     check(page, "editor", 1280)
 
     subject.fill("Day {{ day.number }}: {{ day.subtitle }}")  # a variable the days do not have

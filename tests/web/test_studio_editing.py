@@ -168,3 +168,33 @@ def test_a_test_send_goes_to_the_signed_in_user_only_marked_and_limited(site: Si
     with site.session() as session:
         sends = session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "test-send")).all()
     assert len(sends) == 10 and str(sends[0]).startswith("day-03 (draft) to sam@example.org")
+
+
+def test_the_preview_renders_the_text_as_typed_for_its_maker_only(site: Site) -> None:
+    editor = signed_in(site, "sam@example.org", StudioRole.EDITOR)
+    csrf, _ = editor_form(editor, "day")
+    panel = editor.post("/studio/preview", data={
+        "csrf": csrf, "item": "day", "email": "day-05", "first_name": "Robin",
+        "subject.txt": "Typed, not saved: {{ day.title }}", "body.mjml": DAY_FILES["body.mjml"],
+        "body.txt": DAY_FILES["body.txt"],
+    })  # fmt: skip
+    assert panel.status_code == 200
+    assert "Typed, not saved: Express Appreciation Daily" in panel.text and "of the ~102 KB" in panel.text
+    frame = re.search(r'src="(/studio/preview/[^/]+/html)"', panel.text)
+    assert frame
+    email = editor.get(frame.group(1))
+    assert email.status_code == 200 and "Hi Robin," in email.text
+    assert "sandbox" in email.headers["content-security-policy"]
+    dark = editor.get(frame.group(1) + "?scheme=dark").text
+    assert "prefers-color-scheme: dark" in email.text and "prefers-color-scheme: dark" not in dark
+    # The editor page may frame it; nothing was saved; another studio user cannot open it.
+    assert "frame-src 'self'" in editor.get("/studio/edit?item=day").headers["content-security-policy"]
+    assert "Draft saved" not in editor.get("/studio/edit?item=day").text
+    other = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER,
+                      TestClient(site.client.app, base_url="https://course.example.org",
+                                 headers={"User-Agent": BROWSER}))  # fmt: skip
+    assert other.get(frame.group(1)).status_code == 404
+    broken = editor.post("/studio/preview", data={"csrf": csrf, "item": "day", "email": "day-05",
+                                                  "subject.txt": "{{ day.nope }}", "body.mjml": DAY_FILES["body.mjml"],
+                                                  "body.txt": DAY_FILES["body.txt"]})  # fmt: skip
+    assert broken.status_code == 200 and "It does not render" in broken.text

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.studio import auth, editor, emails
+from web.studio import auth, editor, emails, preview
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(emails.router)
 router.include_router(editor.router)
+router.include_router(preview.router)

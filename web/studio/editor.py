@@ -37,6 +37,7 @@ from emails.store import (
     with_item,
 )
 from emails.variables import variables_for
+from web.security import EDITOR_PAGE_POLICY
 from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
 
 router = APIRouter(prefix="/studio")
@@ -81,7 +82,7 @@ def _editor(
     grouped: dict[tuple[str, int | None, str], list[str]] = {}
     for problem in problems or []:  # one line for a problem that every day shares
         grouped.setdefault((problem.file, problem.line, problem.message), []).append(problem.email)
-    return studio_page(
+    response = studio_page(
         web, request, "edit.html", status_code=status_code, user=user, item=item,
         files=[(path, shown.get(path, "")) for path in _file_names(item)],
         revision=revision if revision is not None else (draft.revision if draft else 0),
@@ -90,6 +91,8 @@ def _editor(
         test_emails=emails_using(item, Renderer(web.course, web.settings).email_names()),
         conflict=conflict, variables=variables_for(sample) if sample else [],
     )  # fmt: skip
+    response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
+    return response
 
 
 @router.get("/edit", response_class=HTMLResponse)

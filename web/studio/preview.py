@@ -1,0 +1,92 @@
+"""The studio's live preview: unsaved text rendered (in the bounded child, through the same renderer
+that sends) for a sample subscriber, shown as an inbox row, at phone and desktop width, light and
+dark, with its plain-text part and its size against Gmail's clipping limit."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import delete
+from starlette.exceptions import HTTPException
+
+from course.models import TemplatePreview
+from emails.compiler import TemplateError
+from emails.rendering import Recipient, Renderer
+from emails.sandbox import CheckFailed, render_bounded
+from emails.store import current_release, draft_of, templates_at, with_item
+from web.security import EMAIL_HEADERS
+from web.studio.auth import CSRF, User, Web, check_csrf
+from web.studio.editor import Text, _known, _posted_files, emails_using
+
+router = APIRouter(prefix="/studio")
+# Gmail clips a message whose HTML is larger than about 102 KB: the rest hides behind a link.
+GMAIL_CLIP_BYTES = 102 * 1024
+KEPT_FOR = timedelta(hours=1)
+_DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
+
+
+@router.post("/preview", response_class=HTMLResponse)
+def preview(
+    request: Request, web: Web, user: User, csrf: CSRF = "",
+    item: Annotated[str, Form(max_length=200)] = "", email: Annotated[str, Form(max_length=40)] = "",
+    first_name: Annotated[str, Form(max_length=40)] = "",
+    subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
+    text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
+) -> Response:  # fmt: skip
+    """The preview panel (an HTML fragment the editor's script puts in place) for the text as typed."""
+    check_csrf(request, csrf)
+    item = _known(item)
+    choices = emails_using(item, Renderer(web.course, web.settings).email_names())
+    if email not in choices:
+        email = choices[0] if choices else ""
+    if not email:
+        raise HTTPException(400, "This template is in no email")
+    now = web.clock()
+    with web.session() as session:
+        templates = templates_at(session, web.course.slug, current_release(session, web.course.slug))
+        if subject is None and mjml is None and text is None and shared is None:  # nothing typed: the draft
+            draft = draft_of(session, web.course.slug, item)
+            files = None if draft is None else json.loads(draft.files)
+        else:
+            files = _posted_files(item, subject, mjml, text, shared)
+    if files is not None:
+        templates = with_item(templates, item, files)
+    recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,
+                          signup_request_id=0)  # fmt: skip
+    values: dict[str, object] = {"item": item, "email": email, "choices": choices, "first_name": first_name}
+    try:
+        rendered = render_bounded(templates.files, web.course.slug, email, recipient, settings=web.settings)
+    except (TemplateError, CheckFailed) as error:
+        values["problem"] = str(error)
+        return web.templates.TemplateResponse(request, "studio/_preview.html", values)
+    token = secrets.token_urlsafe(24)
+    with web.session() as session:
+        session.execute(delete(TemplatePreview).where(TemplatePreview.created_at < now - KEPT_FOR))
+        session.add(TemplatePreview(token=token, user_id=user.id, email=email, subject=rendered.subject,
+                                    preview=rendered.preview, html=rendered.html, text=rendered.text,
+                                    created_at=now))  # fmt: skip
+        session.commit()
+    size = len(rendered.html.encode())
+    values.update(token=token, rendered=rendered, size_kb=size / 1024, clipped=size > GMAIL_CLIP_BYTES,
+                  sender=web.settings.sender.display_name or web.settings.sender.addr_spec)  # fmt: skip
+    return web.templates.TemplateResponse(request, "studio/_preview.html", values)
+
+
+@router.get("/preview/{token}/html", response_class=HTMLResponse)
+def preview_html(web: Web, user: User, token: str, scheme: Literal["light", "dark"] = "light") -> Response:
+    """The previewed email's HTML, for the panel's frames: only for who made it, sandboxed like the inbox."""
+    with web.session() as session:
+        found = session.get(TemplatePreview, token)
+        if found is None or found.user_id != user.id:
+            raise HTTPException(404, "No such preview (they last an hour)")
+        html = found.html
+    if scheme == "dark":
+        # A frame follows the reader's own setting; to show dark mode whatever it is, its rules apply always.
+        html = _DARK_QUERY.sub("@media all", html)
+    return HTMLResponse(html, headers=EMAIL_HEADERS)
