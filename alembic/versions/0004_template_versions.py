@@ -113,11 +113,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_audit_log_course_created", table_name="audit_log")
-    op.drop_table("audit_log")
-    op.drop_table("studio_users")
     op.drop_index("ix_template_publications_course_item", table_name="template_publications")
     op.drop_table("template_publications")
     op.drop_table("template_previews")
     op.drop_table("template_drafts")
     op.drop_table("template_versions")
+    op.drop_index("ix_audit_log_course_created", table_name="audit_log")
+    op.drop_table("audit_log")
+    op.drop_table("studio_users")
