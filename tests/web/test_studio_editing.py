@@ -198,3 +198,14 @@ def test_the_preview_renders_the_text_as_typed_for_its_maker_only(site: Site) ->
                                                   "subject.txt": "{{ day.nope }}", "body.mjml": DAY_FILES["body.mjml"],
                                                   "body.txt": DAY_FILES["body.txt"]})  # fmt: skip
     assert broken.status_code == 200 and "It does not render" in broken.text
+
+
+def test_a_day_gets_its_own_files_starting_from_the_day_template(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    page = publisher.get("/studio/edit?item=day-07")
+    assert "Day {{ day.number }}: {{ day.title }}\n</textarea>" in page.text  # a copy of day/subject.txt
+    _, revision = editor_form(publisher, "day-07")
+    save(publisher, "day-07", "A week in: {{ day.title }}", revision)
+    assert publish(publisher, "day-07", "day 7 says a week") == 303
+    listing = publisher.get("/studio").text
+    assert "A week in: Share Your Dreams and Fears" in listing and "Day 8: Create Shared Meaning" in listing

@@ -77,6 +77,10 @@ def _editor(
         draft = draft_of(session, web.course.slug, item)
         versions = versions_of(session, web.course.slug, item)
     live_files = files_of(live_templates, item)
+    if not live_files and _is_day_override(item):
+        # A day's own files start as a copy of the day template's.
+        shared_day = files_of(live_templates, "day")
+        live_files = {path.replace("day/", f"{item}/", 1): text for path, text in shared_day.items()}
     shown = files if files is not None else (json.loads(draft.files) if draft else live_files)
     sample = _sample_email(item)
     grouped: dict[tuple[str, int | None, str], list[str]] = {}
