@@ -105,3 +105,40 @@ def test_a_publisher_edits_checks_publishes_and_compares_in_the_browser(journey:
     assert page.get_by_role("row", name="Day 3").inner_text().count("Day 3, today: Create Rituals of Connection") == 1
     assert problems.found == [], problems.found
     context.close()
+
+
+def test_text_typed_when_the_session_ended_comes_back_after_signing_in(journey: Journey, browser: Browser) -> None:  # noqa: F811
+    with journey.runtime.sessions() as session:
+        add_user(session, "kayla@example.org", role=StudioRole.EDITOR, password=PASSWORD, now=datetime.now(UTC))
+        session.commit()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    problems = BrowserProblems()
+    problems.watch(context)
+    journey.init_axe(context)
+    page = context.new_page()
+
+    def sign_in() -> None:
+        page.get_by_label("Email").fill("kayla@example.org")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Sign out").wait_for()
+
+    page.goto(journey.base + "/studio/edit?item=welcome")
+    sign_in()  # and back to the editor it asked for
+    page.get_by_role("heading", name="welcome", exact=True).wait_for()
+    page.get_by_label("welcome/subject.txt").fill("Typed before the session ended")
+    context.clear_cookies()  # the session ends (eight hours, or a new password elsewhere)
+    page.get_by_role("button", name="Save the draft and check it").click()
+    page.get_by_role("heading", name="Sign in to edit the emails").wait_for()
+    sign_in()
+    page.goto(journey.base + "/studio/edit?item=welcome")
+    page.get_by_text("Text you typed here earlier and had not saved is back").wait_for()
+    assert page.get_by_label("welcome/subject.txt").input_value() == "Typed before the session ended"
+    check(page, "restored", 1280)
+    page.get_by_role("button", name="Save the draft and check it").click()
+    page.get_by_text("Draft saved").wait_for()
+    page.goto(journey.base + "/studio/edit?item=welcome")
+    assert page.locator("#restored").is_hidden()  # saved: nothing left to bring back
+    assert page.get_by_label("welcome/subject.txt").input_value().strip() == "Typed before the session ended"
+    assert problems.found == [], problems.found
+    context.close()

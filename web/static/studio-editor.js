@@ -43,3 +43,50 @@
   firstName.addEventListener("input", soon);
   refresh();
 })();
+
+// Typed text is kept in this browser until it is saved, so that a session that ends mid-edit (or a
+// closed tab) loses nothing: signing in again and coming back to the editor brings the text back.
+(function () {
+  "use strict";
+  var form = document.getElementById("editor");
+  if (!form || !window.localStorage) { return; }
+  var item = form.elements.namedItem("item").value;
+  var key = "studio-unsaved:" + item;
+  var fields = Array.prototype.slice.call(form.querySelectorAll("textarea"));
+  var saved = document.body.getAttribute("data-saved") === "yes";
+
+  function current() {
+    var values = {};
+    fields.forEach(function (field) { values[field.name] = field.value; });
+    return values;
+  }
+
+  if (saved) {
+    window.localStorage.removeItem(key);  // the server has it now
+  } else {
+    var kept = null;
+    try { kept = JSON.parse(window.localStorage.getItem(key) || "null"); } catch (error) { kept = null; }
+    var now = current();
+    var differs = kept && fields.some(function (field) {
+      return typeof kept[field.name] === "string" && kept[field.name] !== now[field.name];
+    });
+    if (differs) {
+      fields.forEach(function (field) {
+        if (typeof kept[field.name] === "string") { field.value = kept[field.name]; }
+      });
+      var notice = document.getElementById("restored");
+      if (notice) { notice.hidden = false; }
+      form.dispatchEvent(new Event("input"));  // and preview it
+    }
+  }
+  form.addEventListener("input", function () {
+    window.localStorage.setItem(key, JSON.stringify(current()));
+  });
+  var discard = document.getElementById("discard-unsaved");
+  if (discard) {
+    discard.addEventListener("click", function () {
+      window.localStorage.removeItem(key);
+      window.location.reload();
+    });
+  }
+})();

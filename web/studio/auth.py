@@ -80,8 +80,10 @@ def current_user(request: Request, web: Web) -> StudioUser:
                 session.expunge(user)
                 return user
     request.session.clear()
+    # Back to the page after signing in; a form posted without a session goes back to the list (its
+    # typed text is kept by the editor's script, and comes back in the editor).
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    raise SignInRequired(path)
+    raise SignInRequired(path if request.method in ("GET", "HEAD") else "/studio")
 
 
 User = Annotated[StudioUser, Depends(current_user)]

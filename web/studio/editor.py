@@ -69,7 +69,7 @@ def _sample_email(item: str) -> str | None:
 def _editor(
     request: Request, web: Web, user: User, item: str, *, files: dict[str, str] | None = None,
     revision: int | None = None, problems: list[TemplateError] | None = None, message: str | None = None,
-    conflict: dict[str, str] | None = None, status_code: int = 200,
+    conflict: dict[str, str] | None = None, status_code: int = 200, saved: bool = False,
 ) -> Response:  # fmt: skip
     with web.session() as session:
         live_templates = templates_at(session, web.course.slug, current_release(session, web.course.slug))
@@ -92,7 +92,7 @@ def _editor(
         revision=revision if revision is not None else (draft.revision if draft else 0),
         draft=draft, live_number=live.number if live else 0, versions=versions, problems=problems, message=message,
         grouped_problems=[(emails, file, line, text) for (file, line, text), emails in grouped.items()],
-        test_emails=emails_using(item, Renderer(web.course, web.settings).email_names()),
+        test_emails=emails_using(item, Renderer(web.course, web.settings).email_names()), saved=saved,
         conflict=conflict, variables=variables_for(sample) if sample else [],
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
@@ -101,7 +101,9 @@ def _editor(
 
 @router.get("/edit", response_class=HTMLResponse)
 def edit(request: Request, web: Web, user: User, item: str) -> Response:
-    return _editor(request, web, user, _known(item))
+    # Just published or rolled back: the server has the text, the browser's kept copy can go.
+    done = "published" in request.query_params or "rolled-back" in request.query_params
+    return _editor(request, web, user, _known(item), saved=done)
 
 
 def _posted_files(
@@ -147,7 +149,7 @@ def save(
         candidate = with_item(templates_at(session, web.course.slug, current_release(session, web.course.slug)),
                               item, files)  # fmt: skip
     problems = bounded_check(candidate, web.course, web.settings)
-    return _editor(request, web, user, item, problems=problems,
+    return _editor(request, web, user, item, problems=problems, saved=True,
                    message="Draft saved." + ("" if problems else " Every email renders with it."))  # fmt: skip
 
 
