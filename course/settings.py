@@ -158,6 +158,8 @@ class Settings(BaseSettings):
                 problems.append("PRACTICE_POSTAL_ADDRESS must be the practice's full postal address in production")
             if "database_url" not in self.model_fields_set:
                 problems.append("DATABASE_URL must be set in production (the default is a SQLite file to try it out)")
+            if "smtp_url" not in self.model_fields_set:
+                problems.append("SMTP_URL must be set in production (the default writes the mail to files)")
         if self.demo_inbox:
             # The inbox shows every subscriber's address and signed links to whoever opens it.
             if self.environment != "development":

@@ -105,3 +105,17 @@ def test_the_metrics_token_is_long_enough_and_empty_means_unset() -> None:
     assert make_settings(metrics_token="").metrics_token is None
     token = make_settings(metrics_token="s" * 16).metrics_token
     assert token is not None and token.get_secret_value() == "s" * 16 and "s" * 16 not in repr(token)
+
+
+def test_production_says_where_its_database_and_mail_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("PRACTICE_POSTAL_ADDRESS", "1 A Street, Castle Rock, CO")
+    # The defaults (a SQLite file, mail written to files) are for trying it out, never for real.
+    with pytest.raises(SettingsError, match="DATABASE_URL must be set") as missing:
+        load_settings()
+    assert "SMTP_URL must be set" in str(missing.value)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://course@db.internal/course")
+    monkeypatch.setenv("SMTP_URL", "smtp+starttls://user:pass@smtp.example.org:587")
+    settings = load_settings()
+    assert settings.database_url.startswith("postgresql+psycopg://") and settings.smtp_url.startswith("smtp+")

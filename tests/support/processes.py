@@ -29,6 +29,7 @@ class Processes:
             [str(COURSE), *arguments], env=self.environment, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=self.workdir,
         )  # fmt: skip
+        log.close()  # the process has its own copy
         self.running.append((name, process))
         return process
 
