@@ -32,6 +32,11 @@ DAY_FOLDER = "day"
 _DAY_EMAIL = re.compile(r"^day-\d+$")
 
 
+def is_day_email(name: str) -> bool:
+    """``day-07``: a course day's email (or its folder of own files)."""
+    return _DAY_EMAIL.fullmatch(name) is not None
+
+
 class TemplateError(ValueError):
     """A template that cannot be compiled or rendered. Names the email and file, for the studio."""
 
@@ -83,7 +88,7 @@ class TemplateSet:
         own = f"{email}/{file}"
         if own in self._files:
             return own
-        if _DAY_EMAIL.fullmatch(email) and f"{DAY_FOLDER}/{file}" in self._files:
+        if is_day_email(email) and f"{DAY_FOLDER}/{file}" in self._files:
             return f"{DAY_FOLDER}/{file}"
         raise KeyError(own)
 

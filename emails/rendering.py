@@ -23,6 +23,11 @@ PREFERENCES_LINK = "preferences-link"
 SERVICE_EMAILS = (CONFIRMATION, PREFERENCES_LINK)
 
 
+def email_names(course: Course) -> list[str]:
+    """Every email of the course in the order a subscriber meets them, then the one sent on request."""
+    return [CONFIRMATION] + [step.email for step in course.steps] + [PREFERENCES_LINK]
+
+
 @dataclass(frozen=True)
 class Recipient:
     subscriber_id: int
@@ -56,8 +61,7 @@ class Renderer:
         self._steps = {step.email: step for step in course.steps}
 
     def email_names(self) -> list[str]:
-        """Every email of the course in the order a subscriber meets them, then the one sent on request."""
-        return [CONFIRMATION] + [step.email for step in self.course.steps] + [PREFERENCES_LINK]
+        return email_names(self.course)
 
     def render(self, email: str, recipient: Recipient) -> RenderedEmail:
         return self.render_with(email, self.context(email, recipient))

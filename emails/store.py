@@ -6,7 +6,8 @@ email's folder, ``day``, a day's override, or a shared ``_base`` file) stores an
 publishes an earlier version again (or version 0). A course's *release* is the id of its latest
 publication (0 before any): the beat stamps each delivery it claims with the current release, and the
 worker renders it with exactly that release's templates, so a publish never changes an email already on
-its way, and reaches every worker with its next batch, without a restart.
+its way, and reaches every worker with its next batch, without a restart (a release never changes, so
+a worker reads each one once: workers/engine.py keeps its renderers by release).
 
 Nothing is published that does not render: every email of the course is rendered for a sample
 subscriber with the candidate templates, and any template error or unknown variable refuses it.
@@ -322,22 +323,3 @@ def versions_of(session: Session, course_slug: str, item: str) -> list[TemplateV
             .order_by(TemplateVersion.number.desc())
         )
     )
-
-
-class TemplateStore:
-    """One process's view of the published templates: the set of any release, read once and kept
-    (a release never changes), the most recent few at most."""
-
-    KEPT = 32
-
-    def __init__(self, defaults: TemplateSet | None = None) -> None:
-        self.defaults = defaults or default_templates()
-        self._sets: dict[tuple[str, int], TemplateSet] = {}
-
-    def at(self, session: Session, course_slug: str, release: int) -> TemplateSet:
-        key = (course_slug, release)
-        if key not in self._sets:
-            while len(self._sets) >= self.KEPT:
-                self._sets.pop(next(iter(self._sets)))
-            self._sets[key] = templates_at(session, course_slug, release, self.defaults)
-        return self._sets[key]

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from jinja2 import meta, nodes
 
-from emails.compiler import EMAIL_FILES, TemplateSet, environments, resolve_includes
+from emails.compiler import EMAIL_FILES, TemplateSet, environments, is_day_email, resolve_includes
 
 
 class EmailKind(StrEnum):
@@ -29,7 +29,7 @@ class EmailKind(StrEnum):
 
 def kind_of(email: str) -> EmailKind:
     """``day-07`` is a day; every other email is its own kind."""
-    return EmailKind.DAY if email.startswith("day-") else EmailKind(email)
+    return EmailKind.DAY if is_day_email(email) else EmailKind(email)
 
 
 ALL = frozenset(EmailKind)

@@ -39,11 +39,13 @@ from emails.compiler import TemplateError
 from emails.mime import Envelope, MessageBuilder, UnsafeHeaderValue
 from emails.rendering import Recipient, Renderer
 from emails.senders import Connection, Outcome, Sender, SendResult, sender_from_url
-from emails.store import TemplateStore, current_release, parse_release, release_name
+from emails.store import current_release, parse_release, release_name, templates_at
 from workers.throttle import LocalTokenBucket, RedisTokenBucket, Throttle
 
 log = logging.getLogger(__name__)
 
+# Renderers kept per process, one per (course, release): the live release and the few before it.
+RELEASES_KEPT = 32
 # How many claim rounds one tick may run before leaving the rest to the next tick.
 MAX_ROUNDS_PER_TICK = 20
 
@@ -71,7 +73,6 @@ class Runtime:
         self.throttle = throttle or make_throttle(settings)
         self._enqueue = enqueue
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.templates = TemplateStore()
         self._writers: dict[tuple[str, int], tuple[Renderer, MessageBuilder]] = {}
 
     def now(self) -> datetime:
@@ -91,14 +92,15 @@ class Runtime:
                 send_batch.delay(chunk)
 
     def writers(self, session: Session, course_slug: str, release: int) -> tuple[Renderer, MessageBuilder]:
-        """The renderer of a course's release (see emails/store.py), built once per process and release."""
+        """The renderer of a course's release (see emails/store.py). A release never changes, so its
+        templates are read once per process; the most recent few are kept."""
         key = (course_slug, release)
         if key not in self._writers:
-            while len(self._writers) >= TemplateStore.KEPT:
+            while len(self._writers) >= RELEASES_KEPT:
                 self._writers.pop(next(iter(self._writers)))
             course = load_course(course_slug)
             self._writers[key] = (
-                Renderer(course, self.settings, self.templates.at(session, course_slug, release)),
+                Renderer(course, self.settings, templates_at(session, course_slug, release)),
                 MessageBuilder(self.settings, course.slug, course.title),
             )
         return self._writers[key]

@@ -209,3 +209,10 @@ def test_a_day_gets_its_own_files_starting_from_the_day_template(site: Site) -> 
     assert publish(publisher, "day-07", "day 7 says a week") == 303
     listing = publisher.get("/studio").text
     assert "A week in: Share Your Dreams and Fears" in listing and "Day 8: Create Shared Meaning" in listing
+
+
+def test_only_the_courses_own_days_can_have_files_of_their_own(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    assert publisher.get("/studio/edit?item=day-18").status_code == 200
+    for item in ("day-19", "day-00", "day-7x"):
+        assert publisher.get(f"/studio/edit?item={item}").status_code == 404, item

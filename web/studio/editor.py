@@ -14,9 +14,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from course.studio import audit
-from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates
+from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates, is_day_email
 from emails.mime import MessageBuilder
-from emails.rendering import Recipient, Renderer
+from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
 from emails.senders import Outcome, sender_from_url
 from emails.store import (
@@ -37,6 +37,7 @@ from emails.store import (
     with_item,
 )
 from emails.variables import variables_for
+from web.context import WebContext
 from web.security import EDITOR_PAGE_POLICY
 from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
 
@@ -44,15 +45,11 @@ router = APIRouter(prefix="/studio")
 Text = Annotated[str | None, Form(max_length=60_000)]
 
 
-def _known(item: str) -> str:
-    if item not in items(default_templates()) and not _is_day_override(item):
+def _known(web: WebContext, item: str) -> str:
+    """An item of the template set, or a day of this course (whose own files may not exist yet)."""
+    if item not in items(default_templates()) and not (is_day_email(item) and item in email_names(web.course)):
         raise HTTPException(404, "No such template")
     return item
-
-
-def _is_day_override(item: str) -> bool:
-    number = item.removeprefix("day-")
-    return item.startswith("day-") and number.isdigit() and 1 <= int(number) <= 99
 
 
 def _file_names(item: str) -> list[str]:
@@ -77,7 +74,7 @@ def _editor(
         draft = draft_of(session, web.course.slug, item)
         versions = versions_of(session, web.course.slug, item)
     live_files = files_of(live_templates, item)
-    if not live_files and _is_day_override(item):
+    if not live_files and is_day_email(item):
         # A day's own files start as a copy of the day template's.
         shared_day = files_of(live_templates, "day")
         live_files = {path.replace("day/", f"{item}/", 1): text for path, text in shared_day.items()}
@@ -92,7 +89,7 @@ def _editor(
         revision=revision if revision is not None else (draft.revision if draft else 0),
         draft=draft, live_number=live.number if live else 0, versions=versions, problems=problems, message=message,
         grouped_problems=[(emails, file, line, text) for (file, line, text), emails in grouped.items()],
-        test_emails=emails_using(item, Renderer(web.course, web.settings).email_names()), saved=saved,
+        test_emails=emails_using(item, email_names(web.course)), saved=saved,
         conflict=conflict, variables=variables_for(sample) if sample else [],
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
@@ -103,7 +100,7 @@ def _editor(
 def edit(request: Request, web: Web, user: User, item: str) -> Response:
     # Just published or rolled back: the server has the text, the browser's kept copy can go.
     done = "published" in request.query_params or "rolled-back" in request.query_params
-    return _editor(request, web, user, _known(item), saved=done)
+    return _editor(request, web, user, _known(web, item), saved=done)
 
 
 def _posted_files(
@@ -123,7 +120,7 @@ def save(
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
-    item = _known(item)
+    item = _known(web, item)
     files = _posted_files(item, subject, mjml, text, shared)
     now = web.clock()
     with web.session() as session:
@@ -166,7 +163,7 @@ def publish_draft(
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     _publisher(user)
-    item = _known(item)
+    item = _known(web, item)
     now = web.clock()
     with web.session() as session:
         draft = draft_of(session, web.course.slug, item)
@@ -196,7 +193,7 @@ def roll_back_item(
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     _publisher(user)
-    item = _known(item)
+    item = _known(web, item)
     now = web.clock()
     with web.session() as session:
         try:
@@ -222,7 +219,7 @@ def emails_using(item: str, course_emails: list[str]) -> list[str]:
     if item.startswith(f"{SHARED_FOLDER}/"):
         return course_emails
     if item == "day":
-        return [email for email in course_emails if email.startswith("day-")]
+        return [email for email in course_emails if is_day_email(email)]
     return [item] if item in course_emails else []
 
 
@@ -233,9 +230,8 @@ def test_send(
 ) -> Response:  # fmt: skip
     """The draft (or, without one, the live text) as one email, to the signed-in user's own address only."""
     check_csrf(request, csrf)
-    item = _known(item)
-    renderer = Renderer(web.course, web.settings)
-    if email not in emails_using(item, renderer.email_names()):
+    item = _known(web, item)
+    if email not in emails_using(item, email_names(web.course)):
         raise HTTPException(400, f"{email!r} does not use {item}")
     now = web.clock()
     if not web.limiter.allow(f"studio-test-send:{user.id}", *TEST_SEND_LIMIT, now):
@@ -271,7 +267,7 @@ def test_send(
 @router.get("/diff", response_class=HTMLResponse)
 def diff(request: Request, web: Web, user: User, item: str, before: int = 0, after: int | None = None) -> Response:
     """Two versions side by side (0: as shipped; none: the draft)."""
-    item = _known(item)
+    item = _known(web, item)
     with web.session() as session:
         versions = {
             version.number: json.loads(version.files) for version in versions_of(session, web.course.slug, item)

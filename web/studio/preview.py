@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from course.models import TemplatePreview
 from emails.compiler import TemplateError
-from emails.rendering import Recipient, Renderer
+from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
 from emails.store import current_release, draft_of, templates_at, with_item
 from web.security import EMAIL_HEADERS
@@ -41,8 +41,8 @@ def preview(
 ) -> Response:  # fmt: skip
     """The preview panel (an HTML fragment the editor's script puts in place) for the text as typed."""
     check_csrf(request, csrf)
-    item = _known(item)
-    choices = emails_using(item, Renderer(web.course, web.settings).email_names())
+    item = _known(web, item)
+    choices = emails_using(item, email_names(web.course))
     if email not in choices:
         email = choices[0] if choices else ""
     if not email:
