@@ -170,6 +170,24 @@ def bounded_check(templates: TemplateSet, course: Course, settings: Settings) ->
         return [TemplateError("every email", "", str(error))]
 
 
+def live_templates(session: Session, course_slug: str) -> TemplateSet:
+    """The templates the course sends today (its current release)."""
+    return templates_at(session, course_slug, current_release(session, course_slug))
+
+
+def with_item_live(session: Session, course_slug: str, item: str, files: Mapping[str, str]) -> TemplateSet:
+    """Today's templates with ``files`` as the item's: what publishing them would make live."""
+    return with_item(live_templates(session, course_slug), item, files)
+
+
+def _refuse_unless_it_renders(
+    session: Session, course: Course, settings: Settings, item: str, files: Mapping[str, str]
+) -> None:
+    problems = bounded_check(with_item_live(session, course.slug, item, files), course, settings)
+    if problems:
+        raise PublishRefused(problems)
+
+
 @dataclass(frozen=True)
 class Published:
     version: TemplateVersion
@@ -192,11 +210,7 @@ def publish(
     The caller commits. Two publishes of one item at once: the unique (course, item, number) makes the
     second fail rather than both claim one number.
     """
-    release = current_release(session, course.slug)
-    candidate = with_item(templates_at(session, course.slug, release), item, files)
-    problems = bounded_check(candidate, course, settings)
-    if problems:
-        raise PublishRefused(problems)
+    _refuse_unless_it_renders(session, course, settings, item, files)
     number = (
         session.scalar(
             select(func.max(TemplateVersion.number)).where(
@@ -239,10 +253,7 @@ def roll_back(
         if version is None:
             raise LookupError(f"{item} has no version {number}")
     files = json.loads(version.files) if version is not None else files_of(default_templates(), item)
-    candidate = with_item(templates_at(session, course.slug, current_release(session, course.slug)), item, files)
-    problems = bounded_check(candidate, course, settings)
-    if problems:
-        raise PublishRefused(problems)
+    _refuse_unless_it_renders(session, course, settings, item, files)
     publication = TemplatePublication(course_slug=course.slug, item=item, version_id=version.id if version else None,
                                       action="roll-back", author=author, note=f"back to version {number}",
                                       created_at=now)  # fmt: skip

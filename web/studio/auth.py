@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from course.models import StudioUser
+from course.models import StudioUser, email_hash
 from course.settings import Settings
 from course.studio import StudioError, audit, authenticate, set_password
 from web.clients import client_ip
@@ -131,7 +131,7 @@ def sign_in(
 ) -> Response:
     check_csrf(request, csrf)
     now = web.clock()
-    account = hashlib.sha256(web.settings.address_key + email.strip().lower().encode()).hexdigest()
+    account = email_hash(email, web.settings.address_key)  # no address in clear in Redis
     client = client_ip(request, web.settings) or "unknown"
     allowed = web.limiter.allow(f"studio-client:{client}", *CLIENT_LIMIT, now) and web.limiter.allow(
         f"studio-account:{account}", *ACCOUNT_LIMIT, now

@@ -23,18 +23,18 @@ from emails.store import (
     DraftConflict,
     PublishRefused,
     bounded_check,
-    current_release,
     discard_draft,
     draft_of,
     files_of,
     items,
+    live_templates,
     live_versions,
     publish,
     roll_back,
     save_draft,
-    templates_at,
     versions_of,
     with_item,
+    with_item_live,
 )
 from emails.variables import variables_for
 from web.context import WebContext
@@ -69,14 +69,14 @@ def _editor(
     conflict: dict[str, str] | None = None, status_code: int = 200, saved: bool = False,
 ) -> Response:  # fmt: skip
     with web.session() as session:
-        live_templates = templates_at(session, web.course.slug, current_release(session, web.course.slug))
+        today = live_templates(session, web.course.slug)
         live = live_versions(session, web.course.slug).get(item)
         draft = draft_of(session, web.course.slug, item)
         versions = versions_of(session, web.course.slug, item)
-    live_files = files_of(live_templates, item)
+    live_files = files_of(today, item)
     if not live_files and is_day_email(item):
         # A day's own files start as a copy of the day template's.
-        shared_day = files_of(live_templates, "day")
+        shared_day = files_of(today, "day")
         live_files = {path.replace("day/", f"{item}/", 1): text for path, text in shared_day.items()}
     shown = files if files is not None else (json.loads(draft.files) if draft else live_files)
     sample = _sample_email(item)
@@ -143,9 +143,8 @@ def save(
                            status_code=400)  # fmt: skip
         audit(session, user, "save-draft", now=now, course_slug=web.course.slug, item=item, version=draft.revision)
         session.commit()
-        candidate = with_item(templates_at(session, web.course.slug, current_release(session, web.course.slug)),
-                              item, files)  # fmt: skip
-    problems = bounded_check(candidate, web.course, web.settings)
+        candidate = with_item_live(session, web.course.slug, item, files)
+    problems = bounded_check(candidate, web.course, web.settings)  # in the child, with no connection held
     return _editor(request, web, user, item, problems=problems, saved=True,
                    message="Draft saved." + ("" if problems else " Every email renders with it."))  # fmt: skip
 
@@ -238,7 +237,7 @@ def test_send(
         return _editor(request, web, user, item, status_code=429,
                        message="That is ten test emails this hour: the next one can go in a while.")  # fmt: skip
     with web.session() as session:
-        templates = templates_at(session, web.course.slug, current_release(session, web.course.slug))
+        templates = live_templates(session, web.course.slug)
         draft = draft_of(session, web.course.slug, item)
         if draft is not None:
             templates = with_item(templates, item, json.loads(draft.files))

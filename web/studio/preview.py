@@ -19,7 +19,7 @@ from course.models import TemplatePreview
 from emails.compiler import TemplateError
 from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
-from emails.store import current_release, draft_of, templates_at, with_item
+from emails.store import draft_of, live_templates, with_item
 from web.security import EMAIL_HEADERS
 from web.studio.auth import CSRF, User, Web, check_csrf
 from web.studio.editor import Text, _known, _posted_files, emails_using
@@ -49,7 +49,7 @@ def preview(
         raise HTTPException(400, "This template is in no email")
     now = web.clock()
     with web.session() as session:
-        templates = templates_at(session, web.course.slug, current_release(session, web.course.slug))
+        templates = live_templates(session, web.course.slug)
         if subject is None and mjml is None and text is None and shared is None:  # nothing typed: the draft
             draft = draft_of(session, web.course.slug, item)
             files = None if draft is None else json.loads(draft.files)
