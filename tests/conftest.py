@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
+from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
+from course.db import make_engine, make_sessionmaker
 from course.settings import Settings, load_settings
 
 from .support.databases import database_from, template_database
@@ -49,6 +51,15 @@ def postgres_template() -> Iterator[str]:
 def database_url(postgres_template: str) -> Iterator[str]:
     with database_from(postgres_template) as url:
         yield url
+
+
+@pytest.fixture
+def session(database_url: str) -> Iterator[Session]:
+    """A session on the test's own PostgreSQL database."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:
+        yield session
+    engine.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -32,14 +31,6 @@ from course.subscriptions import (
 NOW = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 TIMING = Timing(address_key=b"test-address-key")
 SLUG = "building-emotional-intimacy"
-
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    with make_sessionmaker(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def sign_up(session: Session, email: str = "alex@example.com", at: datetime = NOW, **fields: object):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from course.models import StudioRole
 from course.studio import add_user
@@ -16,6 +16,32 @@ from .watch import BrowserProblems
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "studio"
 PASSWORD = "a long studio passphrase"
+
+
+def make_user(journey: Journey, role: StudioRole = StudioRole.PUBLISHER) -> None:  # noqa: F811
+    with journey.runtime.sessions() as session:
+        add_user(session, "kayla@example.org", role=role, password=PASSWORD, now=datetime.now(UTC))
+        session.commit()
+
+
+def open_browser(
+    journey: Journey,  # noqa: F811 - the fixture's value, passed along
+    browser: Browser,
+    width: int = 1280,
+) -> tuple[BrowserContext, Page, BrowserProblems]:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    problems = BrowserProblems()
+    problems.watch(context)
+    journey.init_axe(context)
+    return context, context.new_page(), problems
+
+
+def sign_in(page: Page) -> None:
+    """On the sign-in page: sign in, and wait for wherever it leads."""
+    page.get_by_label("Email").fill("kayla@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for()
 
 
 def check(page: Page, name: str, width: int) -> None:
@@ -30,21 +56,13 @@ def check(page: Page, name: str, width: int) -> None:
 
 
 def test_a_marketer_signs_in_and_sees_the_emails(journey: Journey, browser: Browser) -> None:  # noqa: F811
-    with journey.runtime.sessions() as session:
-        add_user(session, "kayla@example.org", role=StudioRole.PUBLISHER, password=PASSWORD, now=datetime.now(UTC))
-        session.commit()
+    make_user(journey)
     for width in (1280, 375):
-        context = browser.new_context(viewport={"width": width, "height": 900})
-        problems = BrowserProblems()
-        problems.watch(context)
-        journey.init_axe(context)
-        page = context.new_page()
+        context, page, problems = open_browser(journey, browser, width)
         page.goto(journey.base + "/studio")
         page.get_by_role("heading", name="Sign in to edit the emails").wait_for()  # no session: the sign-in page
         check(page, "sign-in", width)
-        page.get_by_label("Email").fill("kayla@example.org")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page)
         page.get_by_role("heading", name="The emails").wait_for()
         assert page.get_by_role("row", name="Day 3").count() == 1
         assert "Please confirm your place in Building Emotional Intimacy" in page.content()
@@ -56,18 +74,10 @@ def test_a_marketer_signs_in_and_sees_the_emails(journey: Journey, browser: Brow
 
 
 def test_a_publisher_edits_checks_publishes_and_compares_in_the_browser(journey: Journey, browser: Browser) -> None:  # noqa: F811
-    with journey.runtime.sessions() as session:
-        add_user(session, "kayla@example.org", role=StudioRole.PUBLISHER, password=PASSWORD, now=datetime.now(UTC))
-        session.commit()
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    problems = BrowserProblems()
-    problems.watch(context)
-    journey.init_axe(context)
-    page = context.new_page()
+    make_user(journey)
+    context, page, problems = open_browser(journey, browser)
     page.goto(journey.base + "/studio/sign-in")
-    page.get_by_label("Email").fill("kayla@example.org")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page)
     page.get_by_role("link", name="Day 3", exact=True).click()
     page.get_by_role("heading", name="day", exact=True).wait_for()
     subject = page.get_by_label("day/subject.txt")
@@ -108,29 +118,16 @@ def test_a_publisher_edits_checks_publishes_and_compares_in_the_browser(journey:
 
 
 def test_text_typed_when_the_session_ended_comes_back_after_signing_in(journey: Journey, browser: Browser) -> None:  # noqa: F811
-    with journey.runtime.sessions() as session:
-        add_user(session, "kayla@example.org", role=StudioRole.EDITOR, password=PASSWORD, now=datetime.now(UTC))
-        session.commit()
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    problems = BrowserProblems()
-    problems.watch(context)
-    journey.init_axe(context)
-    page = context.new_page()
-
-    def sign_in() -> None:
-        page.get_by_label("Email").fill("kayla@example.org")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.get_by_role("button", name="Sign out").wait_for()
-
+    make_user(journey, StudioRole.EDITOR)
+    context, page, problems = open_browser(journey, browser)
     page.goto(journey.base + "/studio/edit?item=welcome")
-    sign_in()  # and back to the editor it asked for
+    sign_in(page)  # and back to the editor it asked for
     page.get_by_role("heading", name="welcome", exact=True).wait_for()
     page.get_by_label("welcome/subject.txt").fill("Typed before the session ended")
     context.clear_cookies()  # the session ends (eight hours, or a new password elsewhere)
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_role("heading", name="Sign in to edit the emails").wait_for()
-    sign_in()
+    sign_in(page)
     page.goto(journey.base + "/studio/edit?item=welcome")
     page.get_by_text("Text you typed here earlier and had not saved is back").wait_for()
     assert page.get_by_label("welcome/subject.txt").input_value() == "Typed before the session ended"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +9,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course
-from course.db import make_engine, make_sessionmaker
 from course.models import TemplatePublication, TemplateVersion
 from course.settings import Settings
 from emails.compiler import default_templates
@@ -27,14 +25,6 @@ from emails.store import (
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    engine = make_engine(database_url)
-    with make_sessionmaker(engine)() as session:
-        yield session
-    engine.dispose()
 
 
 def welcome_files(subject: str) -> dict[str, str]:
