@@ -228,6 +228,8 @@ class Day(_Data):
     category: str
     title: str
     short_title: str  # as the seed's quick reference names it
+    subject: str | None = None  # the email's subject; none: "Day N: title"
+    preview: str | None = None  # the inbox preview line; none: the teaching's first sentences
     teaching: list[Block] = Field(min_length=1)
     exercise: Exercise
     checklist: str | None = None

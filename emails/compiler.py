@@ -24,6 +24,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from mjml import mjml2html
 
+from emails.markup import inline_html, inline_text, markup_html, markup_text, plain
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 EMAIL_FILES = ("subject.txt", "body.mjml", "body.txt")
 SHARED_FOLDER = "_base"
@@ -154,6 +156,10 @@ def _environment(templates: TemplateSet, *, html: bool) -> CourseEnvironment:
         keep_trailing_newline=False,
     )
     environment.filters["fill"] = fill
+    # The course's words carry a small markup (emails/markup.py): each part renders it its own way.
+    environment.filters["markup"] = markup_html if html else markup_text
+    environment.filters["inline"] = inline_html if html else inline_text
+    environment.filters["plain"] = plain
     return environment
 
 

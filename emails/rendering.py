@@ -16,6 +16,7 @@ from course.curriculum import Course
 from course.links import LinkSigner, Purpose
 from course.settings import Settings
 from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
+from emails.markup import plain
 
 CONFIRMATION = "confirmation"
 PREFERENCES_LINK = "preferences-link"
@@ -133,7 +134,7 @@ class Renderer:
             context["step"] = {"number": number, "kind": "day", "email": email}
             context["day"] = day
             context["category"] = next(c for c in course["categories"] if c["key"] == day["category"])
-            context["preview"] = day["teaching"][0].get("paragraphs", [day["title"]])[0]
+            context["preview"] = day["preview"] or plain(day["teaching"][0].get("paragraphs", [day["title"]])[0])
             links["exercise_done"] = sign(Purpose.EXERCISE_DONE, subscriber_id, number)
         else:
             source = course[email]

@@ -81,6 +81,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("day", "the day", "Today's strategy: number, title, teaching, exercise, teaser.", DAYS),
     Variable("day.number", "number", "1 to 18.", DAYS),
     Variable("day.title", "text", "The strategy's title.", DAYS),
+    Variable("day.subject", "text or none", "The subject written for the day; none: Day N and the title.", DAYS),
+    Variable("day.preview", "text or none", "The preview line written for the day; none: its first words.", DAYS),
     Variable("day.teaching", "list of blocks", "The strategy, explained.", DAYS),
     Variable("day.exercise", "the exercise", "Today's exercise: its title and blocks.", DAYS),
     Variable("day.teaser", "text", "One line about tomorrow.", DAYS),
