@@ -42,8 +42,9 @@ def is_day_email(name: str) -> bool:
 class TemplateError(ValueError):
     """A template that cannot be compiled or rendered. Names the email and file, for the studio."""
 
-    def __init__(self, email: str, file: str, message: str, line: int | None = None) -> None:
-        self.email, self.file, self.message, self.line = email, file, message, line
+    def __init__(self, email: str, file: str, message: str, line: int | None = None, field: str | None = None) -> None:
+        # ``field``: for a words file, the field the problem is about ("teaching.0.paragraphs").
+        self.email, self.file, self.message, self.line, self.field = email, file, message, line, field
         where = f"{file}, line {line}" if line else file
         super().__init__(f"{email}: {where}: {message}")
 

@@ -15,6 +15,7 @@ import jinja2
 from course.curriculum import Course
 from course.links import LinkSigner, Purpose
 from course.settings import Settings
+from emails import words
 from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
 from emails.markup import plain
 
@@ -54,12 +55,13 @@ class Renderer:
     """Renders a course's emails with one template set; build one per process and reuse it."""
 
     def __init__(self, course: Course, settings: Settings, templates: TemplateSet | None = None) -> None:
-        self.course = course
-        self.settings = settings
         self.templates = templates or default_templates()
+        # The wording published in the studio, over the course's own (TemplateError if it is broken).
+        self.course = words.apply(course, self.templates)
+        self.settings = settings
         self.signer = LinkSigner(settings.secret_key, str(settings.base_url))
-        self._course_data = course.model_dump(mode="json")
-        self._steps = {step.email: step for step in course.steps}
+        self._course_data = self.course.model_dump(mode="json")
+        self._steps = {step.email: step for step in self.course.steps}
 
     def email_names(self) -> list[str]:
         return email_names(self.course)

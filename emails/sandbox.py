@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 from collections.abc import Mapping
+from typing import Any
 
 from course.settings import Settings
 from emails.compiler import TemplateError
@@ -76,6 +77,15 @@ def _run_child(request: dict[str, object], timeout: float, settings: Settings | 
     return answer
 
 
+def _answer(problem: TemplateError) -> dict[str, object]:
+    return {"email": problem.email, "file": problem.file, "message": problem.message, "line": problem.line,
+            "field": problem.field}  # fmt: skip
+
+
+def _problem(answer: Any) -> TemplateError:
+    return TemplateError(answer["email"], answer["file"], answer["message"], answer["line"], answer.get("field"))
+
+
 def check_bounded(
     files: Mapping[str, str], course_slug: str, *, settings: Settings | None = None, timeout: float = WALL_SECONDS
 ) -> list[TemplateError]:
@@ -87,7 +97,7 @@ def check_bounded(
     answer = _run_child({"action": "check", "files": dict(files), "course": course_slug}, timeout, settings)
     problems = answer["problems"]
     assert isinstance(problems, list)  # noqa: S101 - our own child's answer
-    return [TemplateError(p["email"], p["file"], p["message"], p["line"]) for p in problems]
+    return [_problem(p) for p in problems]
 
 
 def render_bounded(
@@ -112,7 +122,7 @@ def render_bounded(
     if "problem" in answer:
         problem = answer["problem"]
         assert isinstance(problem, dict)  # noqa: S101
-        raise TemplateError(problem["email"], problem["file"], problem["message"], problem["line"])
+        raise _problem(problem)
     rendered = answer["rendered"]
     assert isinstance(rendered, dict)  # noqa: S101
     return RenderedEmail(**rendered)
@@ -132,15 +142,12 @@ def main() -> int:
         try:
             rendered = Renderer(course, settings, templates).render(request["email"], Recipient(**request["recipient"]))
         except TemplateError as p:
-            json.dump({"problem": {"email": p.email, "file": p.file, "message": p.message, "line": p.line}}, sys.stdout)
+            json.dump({"problem": _answer(p)}, sys.stdout)
             return 0
         json.dump({"rendered": dataclasses.asdict(rendered)}, sys.stdout)
         return 0
     problems = check(templates, course, settings)
-    json.dump(
-        {"problems": [{"email": p.email, "file": p.file, "message": p.message, "line": p.line} for p in problems]},
-        sys.stdout,
-    )
+    json.dump({"problems": [_answer(p) for p in problems]}, sys.stdout)
     return 0
 
 

@@ -46,6 +46,12 @@ class PublishRefused(ValueError):
         super().__init__("; ".join(str(problem) for problem in problems))
 
 
+def is_one_file(item: str) -> bool:
+    """A shared section (``_base/footer.mjml``) or a words file (``_words/day-03.yaml``) is edited as one
+    file; an email's folder (``day-03``) as its three."""
+    return item.startswith("_")
+
+
 def items(templates: TemplateSet) -> list[str]:
     """What the studio edits as one: every email folder, then every shared file."""
     shared = sorted(path for path in templates.files if path.startswith(f"{SHARED_FOLDER}/"))
@@ -54,7 +60,7 @@ def items(templates: TemplateSet) -> list[str]:
 
 def files_of(templates: TemplateSet, item: str) -> dict[str, str]:
     """The files of one item, by their path in the set."""
-    if item.startswith(f"{SHARED_FOLDER}/"):
+    if is_one_file(item):
         return {item: templates.source(item)} if item in templates.files else {}
     return {path: text for path, text in templates.files.items() if path.startswith(f"{item}/")}
 
@@ -62,7 +68,7 @@ def files_of(templates: TemplateSet, item: str) -> dict[str, str]:
 def with_item(templates: TemplateSet, item: str, files: Mapping[str, str]) -> TemplateSet:
     """The set with one item's files replaced by ``files`` (all of them: a file left out is removed)."""
     for path in files:
-        if not (path == item if item.startswith(f"{SHARED_FOLDER}/") else path.startswith(f"{item}/")):
+        if not (path == item if is_one_file(item) else path.startswith(f"{item}/")):
             raise ValueError(f"{path!r} is not a file of {item!r}")
     kept = {path: text for path, text in templates.files.items() if path not in files_of(templates, item)}
     return TemplateSet({**kept, **files})
@@ -135,7 +141,10 @@ def live_versions(session: Session, course_slug: str) -> dict[str, LiveVersion]:
 
 def check(templates: TemplateSet, course: Course, settings: Settings) -> list[TemplateError]:
     """Every problem that would stop an email of the course from being sent with these templates."""
-    renderer = Renderer(course, settings, templates)
+    try:
+        renderer = Renderer(course, settings, templates)
+    except TemplateError as error:  # the wording does not read: nothing can render
+        return [error]
     problems: list[TemplateError] = []
     for email in renderer.email_names():
         try:

@@ -203,7 +203,7 @@ def test_the_preview_renders_the_text_as_typed_for_its_maker_only(site: Site) ->
 def test_a_day_gets_its_own_files_starting_from_the_day_template(site: Site) -> None:
     publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
     page = publisher.get("/studio/edit?item=day-07")
-    assert "Day {{ day.number }}: {{ day.title }}\n</textarea>" in page.text  # a copy of day/subject.txt
+    assert "Day {{ day.number }}: {{ day.title }}{% endif %}\n</textarea>" in page.text  # a copy of day/subject.txt
     _, revision = editor_form(publisher, "day-07")
     save(publisher, "day-07", "A week in: {{ day.title }}", revision)
     assert publish(publisher, "day-07", "day 7 says a week") == 303

@@ -9,11 +9,13 @@ import json
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+import yaml
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
 from course.studio import audit
+from emails import markup
 from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates, is_day_email
 from emails.mime import MessageBuilder
 from emails.rendering import Recipient, email_names
@@ -26,6 +28,7 @@ from emails.store import (
     discard_draft,
     draft_of,
     files_of,
+    is_one_file,
     items,
     live_templates,
     live_versions,
@@ -37,30 +40,59 @@ from emails.store import (
     with_item_live,
 )
 from emails.variables import variables_for
+from emails.words import email_of, is_words, shipped_files, words_items
 from web.context import WebContext
 from web.security import EDITOR_PAGE_POLICY
 from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
+from web.studio.words import posted_fields, words_from_form
+from web.studio.words import sections as words_sections
 
 router = APIRouter(prefix="/studio")
 Text = Annotated[str | None, Form(max_length=60_000)]
 
 
 def _known(web: WebContext, item: str) -> str:
-    """An item of the template set, or a day of this course (whose own files may not exist yet)."""
-    if item not in items(default_templates()) and not (is_day_email(item) and item in email_names(web.course)):
+    """An item of the template set, a day of this course (whose own files may not exist yet), or one of
+    the course's words files."""
+    if (
+        item not in items(default_templates())
+        and not (is_day_email(item) and item in email_names(web.course))
+        and item not in words_items(web.course)
+    ):
         raise HTTPException(404, "No such template")
     return item
 
 
 def _file_names(item: str) -> list[str]:
-    return [item] if item.startswith(f"{SHARED_FOLDER}/") else [f"{item}/{file}" for file in EMAIL_FILES]
+    return [item] if is_one_file(item) else [f"{item}/{file}" for file in EMAIL_FILES]
 
 
 def _sample_email(item: str) -> str | None:
     """An email that uses this item, for its variables: ``day`` is every day's; a shared file, every email's."""
-    if item.startswith(f"{SHARED_FOLDER}/"):
+    if is_one_file(item):
         return None
     return "day-01" if item == "day" else item
+
+
+def _shipped(web: WebContext, item: str) -> dict[str, str]:
+    """Version 0 of an item: the repository's files, or for wording, the course's own."""
+    return shipped_files(web.course, item) if is_words(item) else files_of(default_templates(), item)
+
+
+def _words_form(web: WebContext, item: str, files: dict[str, str], problems: list[TemplateError]) -> dict[str, Any]:
+    """What the editor shows for a words file: its form, and each problem beside its field."""
+    try:
+        data = yaml.safe_load(files.get(item, ""))
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict):
+        data = yaml.safe_load(_shipped(web, item)[item])
+    by_field: dict[str, list[str]] = {}
+    for problem in problems:
+        if problem.file == item and problem.field:
+            by_field.setdefault(problem.field, []).append(problem.message.removeprefix(f"{problem.field}: "))
+    return {"sections": words_sections(web.course, item, data), "field_problems": by_field,
+            "syntax_help": markup.SYNTAX_HELP}  # fmt: skip
 
 
 def _editor(
@@ -73,7 +105,7 @@ def _editor(
         live = live_versions(session, web.course.slug).get(item)
         draft = draft_of(session, web.course.slug, item)
         versions = versions_of(session, web.course.slug, item)
-    live_files = files_of(today, item)
+    live_files = files_of(today, item) or (_shipped(web, item) if is_words(item) else {})
     if not live_files and is_day_email(item):
         # A day's own files start as a copy of the day template's.
         shared_day = files_of(today, "day")
@@ -91,9 +123,27 @@ def _editor(
         grouped_problems=[(emails, file, line, text) for (file, line, text), emails in grouped.items()],
         test_emails=emails_using(item, email_names(web.course)), saved=saved,
         conflict=conflict, variables=variables_for(sample) if sample else [],
+        words=_words_form(web, item, shown, problems or []) if is_words(item) else None,
+        label=item_label(item),
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
     return response
+
+
+def item_label(item: str) -> str:
+    """An item as people call it: "Day 3", "Day 3 · words", "Shared words", "_base/footer.mjml"."""
+    if is_words(item):
+        email = email_of(item)
+        return "Shared words" if email is None else f"{email_label(email)} · words"
+    if is_day_email(item) or item in {"confirmation", "welcome", "completion", "preferences-link"}:
+        return f"{email_label(item)} · layout"
+    return item
+
+
+def email_label(email: str) -> str:
+    if is_day_email(email):
+        return f"Day {int(email.removeprefix('day-'))}"
+    return email.replace("-", " ").capitalize()
 
 
 @router.get("/edit", response_class=HTMLResponse)
@@ -103,9 +153,13 @@ def edit(request: Request, web: Web, user: User, item: str) -> Response:
     return _editor(request, web, user, _known(web, item), saved=done)
 
 
-def _posted_files(
-    item: str, subject: str | None, mjml: str | None, text: str | None, shared: str | None
-) -> dict[str, str]:
+def posted_files(
+    web: WebContext, item: str, subject: str | None, mjml: str | None, text: str | None, shared: str | None,
+    wording: dict[str, str],
+) -> dict[str, str]:  # fmt: skip
+    """The item's files as a form posted them: three files of an email, one shared file, or wording."""
+    if is_words(item):
+        return words_from_form(web.course, item, wording)
     if item.startswith(f"{SHARED_FOLDER}/"):
         return {item: (shared or "").replace("\r\n", "\n")}
     posted = {"subject.txt": subject, "body.mjml": mjml, "body.txt": text}
@@ -118,10 +172,11 @@ def save(
     item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
+    wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     item = _known(web, item)
-    files = _posted_files(item, subject, mjml, text, shared)
+    files = posted_files(web, item, subject, mjml, text, shared, wording)
     now = web.clock()
     with web.session() as session:
         live = live_versions(session, web.course.slug).get(item)
@@ -214,7 +269,11 @@ TEST_SEND_LIMIT = (10, 3600)
 
 
 def emails_using(item: str, course_emails: list[str]) -> list[str]:
-    """The emails a test of this item can be: the days for ``day``, any email for a shared section."""
+    """The emails a test of this item can be: the days for ``day``, any email for a shared section or
+    the shared wording, the email itself for an email's own files or wording."""
+    if is_words(item):
+        email = email_of(item)
+        return course_emails if email is None else [email]
     if item.startswith(f"{SHARED_FOLDER}/"):
         return course_emails
     if item == "day":
@@ -279,7 +338,7 @@ def diff(request: Request, web: Web, user: User, item: str, before: int = 0, aft
                 raise HTTPException(404, "There is no draft")
             return dict(json.loads(draft.files))
         if number == 0:
-            return files_of(default_templates(), item)
+            return _shipped(web, item)
         if number not in versions:
             raise HTTPException(404, f"{item} has no version {number}")
         return dict(versions[number])

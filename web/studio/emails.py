@@ -13,7 +13,9 @@ from course.models import TemplateDraft
 from emails.compiler import SHARED_FOLDER, TemplateError
 from emails.rendering import Renderer
 from emails.store import SAMPLE, LiveVersion, current_release, items, live_versions, templates_at
+from emails.words import words_item, words_items
 from web.studio.auth import User, Web, studio_page
+from web.studio.editor import email_label, item_label
 
 router = APIRouter(prefix="/studio")
 REPOSITORY = LiveVersion(0, None, None, "as shipped")
@@ -28,16 +30,11 @@ class Row:
     live: LiveVersion
     draft: TemplateDraft | None = None
     problem: str | None = None
+    words: str | None = None  # the email's words file, when it has wording of its own
 
     @property
     def changed(self) -> datetime | None:
         return self.live.at
-
-
-def _label(email: str) -> str:
-    if email.startswith("day-"):
-        return f"Day {int(email.removeprefix('day-'))}"
-    return email.replace("-", " ").capitalize()
 
 
 @router.get("", response_class=HTMLResponse)
@@ -50,7 +47,12 @@ def email_list(request: Request, web: Web, user: User) -> Response:
             draft.item: draft
             for draft in session.scalars(select(TemplateDraft).where(TemplateDraft.course_slug == web.course.slug))
         }
-    renderer = Renderer(web.course, web.settings, templates)
+    broken: str | None = None
+    try:
+        renderer = Renderer(web.course, web.settings, templates)
+    except TemplateError as error:  # the live wording does not read: shown, and nothing renders
+        renderer, broken = Renderer(web.course, web.settings), str(error)
+    own_words = set(words_items(web.course))
     emails = []
     for email in renderer.email_names():
         item = templates.email_path(email, "body.mjml").split("/")[0]
@@ -58,10 +60,17 @@ def email_list(request: Request, web: Web, user: User) -> Response:
             subject, problem = renderer.render(email, SAMPLE).subject, None
         except TemplateError as error:
             subject, problem = None, str(error)
-        emails.append(Row(email, _label(email), subject, item, live.get(item, REPOSITORY), drafts.get(item), problem))
+        words = words_item(email) if words_item(email) in own_words else None
+        emails.append(Row(email, email_label(email), subject, item, live.get(item, REPOSITORY), drafts.get(item),
+                          broken or problem, words))  # fmt: skip
+    wording = [
+        Row(item, item_label(item), None, item, live.get(item, REPOSITORY), drafts.get(item)) for item in own_words
+    ]
+    wording.sort(key=lambda row: words_items(web.course).index(row.item))
     shared = [
         Row(item, item.removeprefix(f"{SHARED_FOLDER}/"), None, item, live.get(item, REPOSITORY), drafts.get(item))
         for item in items(templates)
         if item.startswith(f"{SHARED_FOLDER}/")
     ]
-    return studio_page(web, request, "list.html", user=user, emails=emails, shared=shared, release=release)
+    return studio_page(web, request, "list.html", user=user, emails=emails, shared=shared, wording=wording,
+                       release=release)  # fmt: skip

@@ -10,7 +10,7 @@ import secrets
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import delete
 from starlette.exceptions import HTTPException
@@ -22,7 +22,8 @@ from emails.sandbox import CheckFailed, render_bounded
 from emails.store import draft_of, live_templates, with_item
 from web.security import EMAIL_HEADERS
 from web.studio.auth import CSRF, User, Web, check_csrf
-from web.studio.editor import Text, _known, _posted_files, emails_using
+from web.studio.editor import Text, _known, emails_using, posted_files
+from web.studio.words import posted_fields
 
 router = APIRouter(prefix="/studio")
 # Gmail clips a message whose HTML is larger than about 102 KB: the rest hides behind a link.
@@ -38,6 +39,7 @@ def preview(
     first_name: Annotated[str, Form(max_length=40)] = "",
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
+    wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
 ) -> Response:  # fmt: skip
     """The preview panel (an HTML fragment the editor's script puts in place) for the text as typed."""
     check_csrf(request, csrf)
@@ -50,11 +52,11 @@ def preview(
     now = web.clock()
     with web.session() as session:
         templates = live_templates(session, web.course.slug)
-        if subject is None and mjml is None and text is None and shared is None:  # nothing typed: the draft
+        if subject is None and mjml is None and text is None and shared is None and not wording:  # the draft
             draft = draft_of(session, web.course.slug, item)
             files = None if draft is None else json.loads(draft.files)
         else:
-            files = _posted_files(item, subject, mjml, text, shared)
+            files = posted_files(web, item, subject, mjml, text, shared, wording)
     if files is not None:
         templates = with_item(templates, item, files)
     recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,

@@ -1,0 +1,267 @@
+"""The course's words as the studio edits them: each email's wording, and the wording they share.
+
+The wording of the course (a day's title, teaching, exercise, teaser, subject and preview line; a
+letter's preview and paragraphs; the checklists' items and what each band means; the resources; the
+consultation's call) ships in ``course/curricula/<slug>.yaml``. A marketer changes it in the studio's
+words form; what they publish is a file of the template set, ``_words/<email>.yaml`` or
+``_words/shared.yaml``, versioned, drafted, checked, published and rolled back like any template
+(emails/store.py). Its absence means the shipped wording: rolling back to version 0 removes it.
+
+A words file holds wording only. The course's shape (how many days, which checklist a day asks, the
+number of a checklist's items and its bands' scores, which resources an email links to) stays the
+shipped one, because subscribers' answers and links already depend on it: :func:`apply` refuses a
+file that would change it. Text fields accept the small markup of :mod:`emails.markup`, and no HTML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+from course.curriculum import Block, ChecklistItem, Course, Exercise, Practice
+from emails.compiler import TemplateError, TemplateSet
+
+WORDS_FOLDER = "_words"
+SHARED = f"{WORDS_FOLDER}/shared.yaml"
+LETTERS = ("confirmation", "welcome", "completion")
+
+
+class _Words(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DayWords(_Words):
+    subject: str | None = None
+    preview: str | None = None
+    title: str = Field(min_length=1)
+    short_title: str = Field(min_length=1)
+    teaching: list[Block] = Field(min_length=1)
+    exercise: Exercise
+    teaser: str = Field(min_length=1)
+
+
+class LetterWords(_Words):
+    preview: str = Field(min_length=1)
+    blocks: list[Block] = Field(min_length=1)
+
+
+class BandWords(_Words):
+    key: str  # which band: fixed
+    label: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    meaning: str = Field(min_length=1)
+    next_step: str = Field(min_length=1)
+
+
+class ChecklistWords(_Words):
+    title: str = Field(min_length=1)
+    prompt: str = Field(min_length=1)
+    items: list[ChecklistItem] = Field(min_length=1)
+    bands: list[BandWords] = Field(min_length=1)
+
+
+class ResourceWords(_Words):
+    title: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    url: HttpUrl
+    call_to_action: str = Field(min_length=1)
+
+
+class SharedWords(_Words):
+    practice: Practice
+    checklists: dict[str, ChecklistWords]
+    resources: dict[str, ResourceWords]
+
+
+# --- Which files ----------------------------------------------------------------------------------
+
+
+def is_words(item: str) -> bool:
+    return item.startswith(f"{WORDS_FOLDER}/")
+
+
+def words_item(email: str) -> str:
+    return f"{WORDS_FOLDER}/{email}.yaml"
+
+
+def words_items(course: Course) -> list[str]:
+    """Every words file the course can have: each email with wording of its own, then the shared one."""
+    return [words_item(LETTERS[0])] + [words_item(step.email) for step in course.steps] + [SHARED]
+
+
+def email_of(item: str) -> str | None:
+    """The email a words file is about (None: the shared wording, which every email uses)."""
+    if item == SHARED:
+        return None
+    return item.removeprefix(f"{WORDS_FOLDER}/").removesuffix(".yaml")
+
+
+def _model_for(item: str) -> type[_Words]:
+    email = email_of(item)
+    if email is None:
+        return SharedWords
+    return LetterWords if email in LETTERS else DayWords
+
+
+# --- The shipped wording --------------------------------------------------------------------------
+
+
+def shipped(course: Course, item: str) -> dict[str, Any]:
+    """The wording a words file starts from: the course's own."""
+    data = course.model_dump(mode="json", exclude_none=True)
+    email = email_of(item)
+    if email is None:
+        return {
+            "practice": data["practice"],
+            "checklists": {
+                key: {
+                    "title": checklist["title"],
+                    "prompt": checklist["prompt"],
+                    "items": checklist["items"],
+                    "bands": [{field: band[field] for field in BandWords.model_fields} for band in checklist["bands"]],
+                }
+                for key, checklist in data["checklists"].items()
+            },
+            "resources": data["resources"],
+        }
+    if email in LETTERS:
+        letter = data[email]
+        return {"preview": letter["preview"], "blocks": letter["blocks"]}
+    day = data["days"][int(email.removeprefix("day-")) - 1]
+    return {field: day[field] for field in DayWords.model_fields if field in day}
+
+
+def dump(data: dict[str, Any]) -> str:
+    """A words file's text: YAML in the order of the form, one field per line, readable in a diff."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def shipped_files(course: Course, item: str) -> dict[str, str]:
+    return {item: dump(shipped(course, item))}
+
+
+# --- Reading and applying -------------------------------------------------------------------------
+
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>")
+
+
+def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _strings(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _strings(inner, f"{path}.{index}")
+
+
+def _error_field(location: tuple[int | str, ...]) -> str:
+    # pydantic names a block's kind in the location of a tagged union ("teaching.0.text.paragraphs").
+    kinds = {"text", "list", "labelled", "cards", "groups", "steps", "quote", "callout", "figures"}
+    parts = [str(part) for part in location]
+    return ".".join(
+        part for index, part in enumerate(parts) if not (part in kinds and index and parts[index - 1].isdigit())
+    )
+
+
+def read(item: str, text: str) -> dict[str, Any]:
+    """Parse and validate one words file; TemplateError (with the field, or the line) when it is wrong."""
+    email = email_of(item) or "every email"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise TemplateError(email, item, f"not valid YAML: {getattr(error, 'problem', error)}",
+                            mark.line + 1 if mark is not None else None) from None  # fmt: skip
+    if not isinstance(data, dict):
+        raise TemplateError(email, item, "expected the fields of the wording, found none")
+    try:
+        words = _model_for(item).model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = _error_field(first["loc"])
+        raise TemplateError(email, item, f"{field}: {first['msg']}", field=field) from None
+    for field, value in _strings(data):
+        if _HTML_TAG.search(value):
+            raise TemplateError(email, item, f"{field}: HTML is not accepted, it would show as typed; write "
+                                             "*emphasis*, **strong**, - lists and [words](https://link)",
+                                field=field)  # fmt: skip
+    return words.model_dump(mode="json", exclude_none=True)
+
+
+def _check_shape(course: Course, item: str, words: dict[str, Any]) -> None:
+    """A shared words file may change wording, not the shape answers and links depend on."""
+    for key, checklist in course.checklists.items():
+        given = words["checklists"].get(key)
+        if given is None:
+            raise TemplateError("every email", item, f"checklists.{key}: missing", field=f"checklists.{key}")
+        if len(given["items"]) != len(checklist.items):
+            raise TemplateError("every email", item, f"checklists.{key}.items: keep {len(checklist.items)} items "
+                                "(answers already given count them)", field=f"checklists.{key}.items")  # fmt: skip
+        if [band["key"] for band in given["bands"]] != [band.key for band in checklist.bands]:
+            raise TemplateError("every email", item, f"checklists.{key}.bands: the bands are fixed",
+                                field=f"checklists.{key}.bands")  # fmt: skip
+    if set(words["checklists"]) != set(course.checklists) or set(words["resources"]) != set(course.resources):
+        raise TemplateError("every email", item, "the checklists and resources are fixed; change their words only")
+
+
+def _apply(course: Course, templates: TemplateSet) -> Course:
+    paths = sorted(path for path in templates.files if is_words(path))
+    if not paths:
+        return course
+    data = course.model_dump(mode="json")
+    emails = {step.email for step in course.steps} | {LETTERS[0]}
+    for path in paths:
+        email = email_of(path)
+        if email is not None and email not in emails:
+            raise TemplateError(email, path, f"{course.slug} has no email called {email!r}")
+        words = read(path, templates.source(path))
+        if email is None:
+            _check_shape(course, path, words)
+            data["practice"] = words["practice"]
+            data["resources"] = words["resources"]
+            for key, checklist in words["checklists"].items():
+                bands = {band["key"]: band for band in checklist["bands"]}
+                data["checklists"][key].update(
+                    title=checklist["title"], prompt=checklist["prompt"], items=checklist["items"],
+                    bands=[{**band, **bands[band["key"]]} for band in data["checklists"][key]["bands"]],
+                )  # fmt: skip
+        elif email in LETTERS:
+            data[email].update(words)
+        else:
+            day = data["days"][int(email.removeprefix("day-")) - 1]
+            day.update(subject=None, preview=None)  # a field left empty goes back to its default
+            day.update(words)
+    try:
+        return Course.model_validate(data)
+    except ValidationError as error:  # what only the whole course can tell (a band's key, a reference)
+        raise TemplateError("every email", paths[0], str(error.errors()[0]["msg"])) from None
+
+
+_CACHE: OrderedDict[tuple[int, str], tuple[Course, Course]] = OrderedDict()
+_CACHE_SIZE = 32
+
+
+def apply(course: Course, templates: TemplateSet) -> Course:
+    """The course with the template set's published wording in place of its own (cached per wording)."""
+    digest = hashlib.sha256()
+    for path, text in sorted(templates.files.items()):
+        if is_words(path):
+            digest.update(f"{path}\0{text}\0".encode())
+    key = (id(course), digest.hexdigest())
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] is course:
+        _CACHE.move_to_end(key)
+        return cached[1]
+    applied = _apply(course, templates)
+    _CACHE[key] = (course, applied)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return applied
