@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fastapi import Request
@@ -28,6 +28,7 @@ class WebContext:
     limiter: RateLimiter
     enqueue: Callable[[Iterable[int]], None]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _wording: dict[int, Course] = field(default_factory=dict)
 
     @property
     def timing(self) -> Timing:
@@ -37,6 +38,18 @@ class WebContext:
             lease_seconds=self.settings.delivery_lease_seconds,
             sending_pause_seconds=self.settings.sending_pause_seconds,
         )
+
+    def live_course(self, session: Session) -> Course:
+        """The course with the wording published in the studio (its pages say what its emails say)."""
+        from emails.store import current_release, templates_at
+        from emails.words import apply
+
+        release = current_release(session, self.course.slug)
+        found = self._wording.get(release)
+        if found is None:
+            found = apply(self.course, templates_at(session, self.course.slug, release))
+            self._wording = {release: found}  # only the latest release is ever asked for again
+        return found
 
     @contextmanager
     def session(self) -> Iterator[Session]:

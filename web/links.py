@@ -150,17 +150,17 @@ def confirm_now(request: Request, web: Web, token: Token) -> Response:
 # --- Exercise done --------------------------------------------------------------------------------
 
 
-def _day_of(web: WebContext, step: CourseStep) -> dict[str, Any]:
+def _day_of(web: WebContext, session: Session, step: CourseStep) -> dict[str, Any]:
     if step.day_number is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
-    return web.course.day(step.day_number).model_dump(mode="json")
+    return web.live_course(session).day(step.day_number).model_dump(mode="json")
 
 
 @get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)
 def exercise_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.EXERCISE_DONE, token)
-    day = _day_of(web, course_step(web, claim))
     with web.session() as session:
+        day = _day_of(web, session, course_step(web, claim))
         subscriber = load_subscriber(session, claim)
         note_click(web, request, session, subscriber, claim, EventKind.CLICK, "exercise")
         done = exercise_done(session, subscriber, day["number"])
@@ -170,8 +170,8 @@ def exercise_page(request: Request, web: Web, token: Token) -> Response:
 @router.post("/exercise/{token}", response_class=HTMLResponse)
 def exercise_done_now(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.EXERCISE_DONE, token)
-    day = _day_of(web, course_step(web, claim))
     with web.session() as session:
+        day = _day_of(web, session, course_step(web, claim))
         subscriber = load_subscriber(session, claim)
         record_exercise_done(session, subscriber, day["number"], web.clock())
         session.commit()
@@ -181,10 +181,13 @@ def exercise_done_now(request: Request, web: Web, token: Token) -> Response:
 # --- Checklist answers ----------------------------------------------------------------------------
 
 
-def _checklist_of(web: WebContext, step: CourseStep) -> Any:
+def _checklist_of(web: WebContext, session: Session | None, step: CourseStep) -> Any:
+    """The step's checklist; with a session, in the wording published in the studio (which keeps its
+    items and bands: without one, for what a link and an answer may name, the shipped one is the same)."""
     if step.checklist is None:
         raise LinkProblem(404, "We do not know this link", "This email has no checklist.")
-    return web.course.checklists[step.checklist]
+    course = web.course if session is None else web.live_course(session)
+    return course.checklists[step.checklist]
 
 
 def _answer_page(
@@ -192,7 +195,7 @@ def _answer_page(
     *, saved: bool = False, ticked: list[int] | None = None, band_key: str | None = None,
 ) -> Response:  # fmt: skip
     step = course_step(web, claim)
-    checklist = _checklist_of(web, step)
+    checklist = _checklist_of(web, session, step)
     band = checklist.band(band_key) if band_key else None
     answer = current_answer(session, subscriber, step.number)
     comparison = baseline_and_retake(session, subscriber, web.course) if step == web.course.steps[-1] else None
@@ -209,7 +212,7 @@ def _answer_page(
 @get_and_head(router, "/answer/{token}", response_class=HTMLResponse)
 def answer_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.ANSWER, token)
-    checklist = _checklist_of(web, course_step(web, claim))
+    checklist = _checklist_of(web, None, course_step(web, claim))
     if claim.value is not None and checklist.band(claim.value) is None:
         raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
     with web.session() as session:
@@ -235,7 +238,7 @@ def save_answer_now(
     link) stores nothing."""
     claim = verify(web, Purpose.ANSWER, token)
     step = course_step(web, claim)
-    checklist = _checklist_of(web, step)
+    checklist = _checklist_of(web, None, step)
     ticked: list[int] | None = None
     if claim.value is not None:  # a score-band link: the answer is in the link
         band = checklist.band(claim.value)
@@ -284,8 +287,10 @@ def resource(request: Request, web: Web, token: Token) -> Response:
     step = course_step(web, claim)
     if claim.value is None or claim.value not in web.course.resources:
         raise LinkProblem(404, "We do not know this link", "It names a guide we do not have.")
-    target = web.settings.resource_urls.get(claim.value) or web.course.resources[claim.value].url
     with web.session() as session:
+        # The address the studio published, unless the operator fixed it (RESOURCE_URLS).
+        resources = web.live_course(session).resources
+        target = web.settings.resource_urls.get(claim.value) or resources[claim.value].url
         subscriber = load_subscriber(session, claim)
         note_click(web, request, session, subscriber, claim, EventKind.RESOURCE, claim.value)
     return RedirectResponse(_with_utm(str(target), step.email, web.course.slug), 303)

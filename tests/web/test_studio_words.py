@@ -1,0 +1,174 @@
+"""The words form: a marketer changes what an email says without touching its layout."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from fastapi.testclient import TestClient
+
+from course.curriculum import load_course
+from course.links import LinkSigner, Purpose
+from course.models import StudioRole
+from emails.rendering import Recipient
+from emails.store import current_release
+
+from ..conftest import TEST_SECRET
+from .conftest import Site
+from .test_studio_access import csrf_of
+from .test_studio_editing import publish, signed_in
+
+DAY_3 = "_words/day-03.yaml"
+SHARED = "_words/shared.yaml"
+SENTENCE = "Beyond daily check-ins, emotionally intimate couples have rituals that are uniquely theirs."
+NEW_SENTENCE = "Beyond check-ins, close couples keep *small rituals* that belong to them alone."
+_INPUT = re.compile(r'<input id="[^"]*" name="w\.([^"]+)" type="text" value="([^"]*)"')
+_TEXTAREA = re.compile(r'<textarea id="[^"]*" name="w\.([^"]+)"[^>]*>(.*?)</textarea>', re.S)
+
+
+def words_form(client: TestClient, item: str) -> tuple[str, int, dict[str, str]]:
+    """The form as a browser would post it back: every wording field with the value shown."""
+    page = client.get(f"/studio/edit?item={item}")
+    assert page.status_code == 200, page.text
+    fields = {f"w.{name}": html.unescape(value) for name, value in _INPUT.findall(page.text)}
+    fields |= {f"w.{name}": html.unescape(value) for name, value in _TEXTAREA.findall(page.text)}
+    revision = re.search(r'name="revision" value="(\d+)"', page.text)
+    assert revision and fields
+    return csrf_of(page.text), int(revision.group(1)), fields
+
+
+def save_words(client: TestClient, item: str, changes: dict[str, str]) -> tuple[int, str]:
+    csrf, revision, fields = words_form(client, item)
+    for name in changes:
+        assert name in fields, f"the form has no field {name}"
+    response = client.post("/studio/save", data={"csrf": csrf, "item": item, "revision": revision,
+                                                  **fields, **changes})  # fmt: skip
+    return response.status_code, response.text
+
+
+def render_live(site: Site, email: str) -> tuple[str, str, str]:
+    """The email as the worker renders it now: with the renderer of the course's current release."""
+    slug = site.runtime.settings.course_slug
+    with site.session() as session:
+        renderer, _ = site.runtime.writers(session, slug, current_release(session, slug))
+    rendered = renderer.render(email, Recipient(subscriber_id=1, email="reader@example.com"))
+    return rendered.subject, rendered.html, rendered.text
+
+
+def test_the_form_shows_each_part_of_the_day_as_a_field_with_its_markup_help(site: Site) -> None:
+    client = signed_in(site, "sam@example.org", StudioRole.EDITOR)
+    _, revision, fields = words_form(client, DAY_3)
+    assert revision == 0
+    assert fields["w.title"] == "Create Rituals of Connection"
+    assert fields["w.subject"] == "" and fields["w.preview"] == ""  # empty: the defaults
+    assert fields["w.teaching.0.paragraphs"].startswith(SENTENCE + "\n\nThe specific ritual")
+    assert fields["w.exercise.blocks.0.items"].splitlines()[0] == "Coffee together every morning before the day starts"
+    assert "w.teaser" in fields and "w.exercise.title" in fields
+    page = client.get(f"/studio/edit?item={DAY_3}").text
+    assert "Day 3 · words" in page and "Blank line: new paragraph. *emphasis*" in page
+    assert "w.number" not in page and "w.kind" not in page  # the course's shape is not a field
+
+
+def test_publishing_words_changes_the_next_email_and_rolling_back_restores_them(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    _, _, fields = words_form(client, DAY_3)
+    paragraphs = fields["w.teaching.0.paragraphs"].replace(SENTENCE, NEW_SENTENCE)
+    status, page = save_words(client, DAY_3, {"w.subject": "Day 3: a ritual of your own",
+                                              "w.teaching.0.paragraphs": paragraphs})  # fmt: skip
+    assert status == 200 and "Every email renders with it." in page
+    assert render_live(site, "day-03")[0] == "Day 3: Create Rituals of Connection"  # a draft changes nothing
+    assert publish(client, DAY_3, "a shorter first sentence") == 303
+
+    subject, body, text = render_live(site, "day-03")
+    assert subject == "Day 3: a ritual of your own"
+    assert "close couples keep <em>small rituals</em> that belong to them alone." in body
+    assert "close couples keep *small rituals* that belong" in " ".join(text.split())
+    assert SENTENCE not in body
+    assert render_live(site, "day-04")[0] == "Day 4: Put Down the Phone"  # the other days keep theirs
+    listing = client.get("/studio").text
+    assert "Day 3: a ritual of your own" in listing
+
+    diff = html.unescape(client.get(f"/studio/diff?item={DAY_3}&before=0&after=1").text).replace("\xa0", " ")
+    assert "a ritual of your own" in diff and "uniquely" in diff and "small rituals" in diff
+
+    csrf = csrf_of(client.get(f"/studio/edit?item={DAY_3}").text)
+    back = client.post("/studio/roll-back", data={"csrf": csrf, "item": DAY_3, "number": 0}, follow_redirects=False)
+    assert back.status_code == 303
+    subject, body, _ = render_live(site, "day-03")
+    assert subject == "Day 3: Create Rituals of Connection" and SENTENCE in body
+
+
+def test_an_empty_required_field_is_named_beside_it_and_cannot_be_published(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    status, page = save_words(client, DAY_3, {"w.title": "  "})
+    assert status == 200 and "It does not render yet" in page
+    field = re.search(r'<div class="field has-problem">\s*<label for="w-title">Title</label>(.*?)</div>', page, re.S)
+    assert field, "the problem is not beside the title"
+    assert "at least 1 character" in field.group(1) and 'aria-invalid="true"' in field.group(1)
+    _, _, fields = words_form(client, DAY_3)
+    assert fields["w.title"] == ""  # the draft kept what was typed
+    assert publish(client, DAY_3, "no title") == 400
+    assert render_live(site, "day-03")[0] == "Day 3: Create Rituals of Connection"
+
+
+def test_html_and_links_to_elsewhere_are_refused_with_the_field_named(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    _, page = save_words(client, DAY_3, {"w.teaser": "Tomorrow: <script>alert(1)</script> more"})
+    assert "HTML is not accepted" in page and 'id="w-teaser-problem-1"' in page
+    _, page = save_words(client, DAY_3, {"w.teaser": "Tomorrow: read [this](https://elsewhere.example/x)."})
+    assert "It does not render yet" in page and "elsewhere.example" in html.unescape(page)
+    assert publish(client, DAY_3, "an outside link") == 400
+
+
+def test_a_posted_form_cannot_change_the_courses_shape(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    status, _ = save_words(client, DAY_3, {"w.title": "Rituals"})
+    assert status == 200
+    csrf, revision, fields = words_form(client, DAY_3)
+    forged = {**fields, "w.number": "9", "w.teaching.7.paragraphs": "An extra part", "w.checklist": "warning-signs",
+              "w.teaching.0.kind": "quote"}  # fmt: skip
+    response = client.post("/studio/save", data={"csrf": csrf, "item": DAY_3, "revision": revision, **forged})
+    assert response.status_code == 200
+    assert publish(client, DAY_3, "shape") == 303
+    subject, body, _ = render_live(site, "day-03")
+    assert subject == "Day 3: Rituals" and "An extra part" not in body
+    course = load_course(site.runtime.settings.course_slug)
+    assert course.day(3).checklist is None and len(course.days) == 18
+
+
+def test_shared_words_reach_every_email_and_the_pages_they_link_to(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    _, _, fields = words_form(client, SHARED)
+    assert fields["w.checklists.warning-signs.bands.0.meaning"].startswith("Some seasons of life")
+    status, page = save_words(client, SHARED, {
+        "w.practice.consultation_title": "Talk with us, free",
+        "w.checklists.warning-signs.bands.0.meaning": "All is **well**: seasons come and go.",
+        "w.resources.emotional-bids-quiz.url": "https://quiz.example.org/bids",
+    })  # fmt: skip
+    assert status == 200 and "Every email renders with it." in page, page
+    assert publish(client, SHARED, "new consultation title") == 303
+
+    for email in ("day-01", "completion"):
+        assert "Talk with us, free" in render_live(site, email)[1]
+    site.sign_up_and_confirm()  # the welcome goes out through the engine, with the published words
+    welcome = site.smtp.to("alex@example.com")[-1]
+    assert welcome.subject.startswith("Welcome") and "Talk with us, free" in welcome.message.as_string()
+    answer = site.client.get(site.link("alex@example.com", "/answer/", "Welcome"))
+    assert "All is <strong>well</strong>: seasons come and go." in answer.text  # its page says what it says
+    alex = site.subscriber("alex@example.com")
+    quiz = LinkSigner(TEST_SECRET, "https://course.example.org").url(
+        Purpose.RESOURCE, alex.id, 2, "emotional-bids-quiz"
+    )
+    redirect = site.client.get(quiz.removeprefix("https://course.example.org"), follow_redirects=False)
+    assert redirect.headers["location"].startswith("https://quiz.example.org/bids?")
+
+
+def test_the_shared_words_keep_the_checklists_items_and_bands(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    csrf, revision, fields = words_form(client, SHARED)
+    del fields["w.checklists.warning-signs.items.7.text"]  # a missing field keeps its text
+    fields["w.checklists.warning-signs.bands.3.key"] = "extra"
+    response = client.post("/studio/save", data={"csrf": csrf, "item": SHARED, "revision": revision, **fields})
+    assert response.status_code == 200 and "Every email renders with it." in response.text
+    assert publish(client, SHARED, "same shape") == 303
+    assert "You have separate lives." in render_live(site, "welcome")[1]
