@@ -1,4 +1,11 @@
 # One image for web, worker and beat: `course web`, `course worker`, `course beat`.
+
+# The studio's code editor (Ace) from the npm registry, as web/package-lock.json pins it.
+FROM node:20-slim AS studio-assets
+WORKDIR /assets
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -11,6 +18,7 @@ COPY course ./course
 COPY emails ./emails
 COPY workers ./workers
 COPY web ./web
+COPY --from=studio-assets /assets/node_modules ./web/node_modules
 COPY alembic ./alembic
 RUN pip install --editable . && mkdir -p var && chown course var
 

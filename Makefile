@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 DEMO_OUT ?= out/emails
+# The studio's code editor, served by the web app from web/node_modules.
+ACE := web/node_modules/ace-builds/src-min-noconflict/ace.js
 
 .DEFAULT_GOAL := help
 .PHONY: help demo render test lint compose-check bench clean
@@ -17,7 +19,7 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(INSTALLED)
 
-demo: $(INSTALLED) ## run the whole course on this machine; watch it arrive at http://127.0.0.1:8000/inbox
+demo: $(INSTALLED) $(ACE) ## run the whole course on this machine; watch it arrive at http://127.0.0.1:8000/inbox
 	$(BIN)/course demo
 
 render: $(INSTALLED) ## write every course email for a sample subscriber to out/emails (open index.html)
@@ -25,11 +27,15 @@ render: $(INSTALLED) ## write every course email for a sample subscriber to out/
 
 AXE := tests/e2e/node_modules/axe-core/axe.min.js
 
+$(ACE): web/package-lock.json
+	npm ci --prefix web --silent --no-audit --no-fund
+	touch $(ACE)
+
 $(AXE): tests/e2e/package-lock.json
 	npm ci --prefix tests/e2e --silent --no-audit --no-fund
 	touch $(AXE)
 
-test: $(INSTALLED) $(AXE) ## run the test suite
+test: $(INSTALLED) $(AXE) $(ACE) ## run the test suite
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED) ## ruff check, ruff format --check, mypy
@@ -45,6 +51,6 @@ bench: $(INSTALLED) ## print how fast one process renders and assembles each ema
 	$(BIN)/course bench
 
 clean: ## remove the virtual environment and everything the targets create
-	rm -rf $(VENV) out var test-artefacts .hypothesis tests/e2e/node_modules *.egg-info \
+	rm -rf $(VENV) out var test-artefacts .hypothesis tests/e2e/node_modules web/node_modules *.egg-info \
 		.mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

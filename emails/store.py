@@ -31,7 +31,7 @@ from course.settings import Settings
 from emails.checks import content_problems
 from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
 from emails.rendering import Recipient, Renderer
-from emails.variables import unknown_variables
+from emails.variables import first_use, unknown_variables
 
 RELEASE_PREFIX = "r"
 # Subscriber 0 does not exist: a link in a preview or a test email opens its page but changes nobody.
@@ -152,13 +152,16 @@ def check(templates: TemplateSet, course: Course, settings: Settings) -> list[Te
         except (KeyError, ValueError, jinja2.TemplateError):
             unknown = {}  # a missing file or a syntax error: rendering below names it, with its line
         for file, names in unknown.items():
-            if names:
-                problems.append(TemplateError(email, file, f"unknown variable: {', '.join(sorted(names))}"))
+            for name in sorted(names):
+                line = first_use(templates, email, file, name)
+                problems.append(TemplateError(email, file, f"unknown variable: {name}", line))
         try:
             context = renderer.context(email, SAMPLE)
             rendered = renderer.render_with(email, context)
         except TemplateError as error:
-            problems.append(error)
+            named = {f"undefined: '{name}' is undefined" for names in unknown.values() for name in names}
+            if error.message not in named:  # not said twice: the unknown variable is named above, with its line
+                problems.append(error)
         except (RecursionError, OverflowError, ArithmeticError, TypeError, ValueError) as error:
             # What the sandbox stops (a range too large, a template that includes itself) or a value
             # the template cannot work with: the email would never send.

@@ -144,3 +144,13 @@ def unknown_variables(templates: TemplateSet, email: str) -> dict[str, set[str]]
         # The subject is rendered first: only the bodies can use it.
         found[file] = used - assigned - (known - {"subject"} if file == "subject.txt" else known)
     return found
+
+
+def first_use(templates: TemplateSet, email: str, file: str, name: str) -> int | None:
+    """The line of the email's own ``file`` where it first reads the top-level ``name``; None when only a
+    file it includes does (the problem then names the email's file, without a line)."""
+    envs = environments(templates)
+    environment = envs.html if file == "body.mjml" else envs.text
+    parsed = environment.parse(templates.source(templates.email_path(email, file)))
+    lines = [node.lineno for node in parsed.find_all(nodes.Name) if node.name == name and node.ctx == "load"]
+    return min(lines) if lines else None

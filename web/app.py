@@ -94,6 +94,10 @@ def create_app(
     app.state.settings = settings
     app.state.templates = templates
     app.state.context = web
+    # The studio's code editor, as npm installed it (web/package.json); absent, the editor is plain text boxes.
+    ace = HERE / "node_modules" / "ace-builds"
+    app.mount("/static/vendor/ace", StaticFiles(directory=ace / "src-min-noconflict", check_dir=False), name="ace")
+    app.mount("/static/vendor/ace-css", StaticFiles(directory=ace / "css", check_dir=False), name="ace-css")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in (pages, links, preferences, health):
         app.include_router(module.router)

@@ -3,19 +3,28 @@ CSP violation and no serious accessibility problem. Screenshots in test-artefact
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, time
+from email.message import EmailMessage
 from pathlib import Path
 
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Locator, Page
+from sqlalchemy import select
 
-from course.models import StudioRole
+from course.models import Delivery, StudioRole, Subscriber
 from course.studio import add_user
+from course.subscriptions import Consent, confirm, subscribe
+from emails.store import current_release, release_name
+from web.studio.auth import sign_in_link
+from workers.engine import tick
 
 from .test_journey import Journey, booking_site, journey  # noqa: F401 - the fixtures this test uses
 from .watch import BrowserProblems
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "studio"
 PASSWORD = "a long studio passphrase"
+SENTENCE = "Beyond daily check-ins, emotionally intimate couples have rituals that are uniquely theirs."
+NEW_SENTENCE = "Beyond check-ins, close couples keep *small rituals* that belong to them alone."
 
 
 def make_user(journey: Journey, role: StudioRole = StudioRole.PUBLISHER) -> None:  # noqa: F811
@@ -64,7 +73,7 @@ def test_a_marketer_signs_in_and_sees_the_emails(journey: Journey, browser: Brow
         check(page, "sign-in", width)
         sign_in(page)
         page.get_by_role("heading", name="The emails").wait_for()
-        assert page.get_by_role("row", name="Day 3").count() == 1
+        assert page.get_by_role("row", name=re.compile("^Day 3 Day 3")).count() == 1  # and its words below
         assert "Please confirm your place in Building Emotional Intimacy" in page.content()
         check(page, "list", width)
         page.get_by_role("button", name="Sign out").click()
@@ -73,46 +82,189 @@ def test_a_marketer_signs_in_and_sees_the_emails(journey: Journey, browser: Brow
         context.close()
 
 
-def test_a_publisher_edits_checks_publishes_and_compares_in_the_browser(journey: Journey, browser: Browser) -> None:  # noqa: F811
+def code(page: Page, path: str) -> Locator:
+    """The text box behind the code editor of ``path`` (the editor writes every change back into it)."""
+    label = page.locator("label", has_text=re.compile(f"^{re.escape(path)}$"))
+    return page.locator(f"#{label.get_attribute('for')}")
+
+
+def type_code(page: Page, path: str, text: str, *, at_end_minus: int | None = None) -> None:
+    """Type into the code editor of ``path``: all of it replaced, or ``text`` inserted at the start of
+    the line ``at_end_minus`` lines above the last."""
+    box = code(page, path)
+    page.locator(f"#{box.get_attribute('id')} + .code-editor .ace_content").click()
+    if at_end_minus is None:
+        page.keyboard.press("Control+A")
+    else:
+        page.keyboard.press("Control+End")
+        for _ in range(at_end_minus):
+            page.keyboard.press("ArrowUp")
+        page.keyboard.press("Home")
+    page.keyboard.insert_text(text)
+
+
+def enrol(journey: Journey, email: str, hour: int) -> int:  # noqa: F811
+    """A confirmed subscriber in Paris, at ``hour`` o'clock, as the sign-up page makes one; returns its id."""
+    runtime = journey.runtime
+    with runtime.sessions() as session:
+        consent = Consent(at=journey.clock(), ip="203.0.113.9", user_agent="e2e", form="test")
+        result = subscribe(session, course_slug=runtime.settings.course_slug, email=email, first_name="Robin",
+                           timezone="Europe/Paris", send_time=time(hour, 0), timing=runtime.timing,
+                           consent=consent)  # fmt: skip
+        session.commit()
+    assert result.subscriber_id is not None
+    runtime.enqueue(result.delivery_ids)
+    with runtime.sessions() as session:
+        confirmed = confirm(session, result.subscriber_id, now=journey.clock(), timing=runtime.timing)
+        session.commit()
+    runtime.enqueue(confirmed.delivery_ids)
+    return result.subscriber_id
+
+
+def next_email(journey: Journey, subscriber_id: int) -> Delivery:  # noqa: F811
+    """Move the clock to the subscriber's next email and let the engine send what is due."""
+    with journey.runtime.sessions() as session:
+        due = session.get(Subscriber, subscriber_id)
+        assert due is not None and due.next_send_at is not None
+        journey.clock.to(due.next_send_at)
+    tick(journey.runtime)
+    with journey.runtime.sessions() as session:
+        sent = session.scalars(
+            select(Delivery).where(Delivery.subscriber_id == subscriber_id, Delivery.state == "sent")
+            .order_by(Delivery.step.desc().nulls_last())
+        ).first()  # fmt: skip
+        assert sent is not None
+        session.expunge(sent)
+        return sent
+
+
+def day_3_to(journey: Journey, address: str) -> EmailMessage:  # noqa: F811
+    found = [m for m in journey.smtp.to(address) if m.subject.startswith("Day 3")]
+    assert len(found) == 1, [m.subject for m in journey.smtp.to(address)]
+    return found[0].message
+
+
+def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
+    journey: Journey,  # noqa: F811
+    browser: Browser,
+) -> None:
     make_user(journey)
+    # Two readers a day apart: the first gets day 3 after the publish, the second after the roll-back.
+    # Two readers: the first (mornings) gets day 3 after the publish, the second (evenings) after the roll-back.
+    first, second = enrol(journey, "first@example.com", 8), enrol(journey, "second@example.com", 20)
+    while next_email(journey, first).step != 2:
+        pass
+
     context, page, problems = open_browser(journey, browser)
     page.goto(journey.base + "/studio/sign-in")
     sign_in(page)
     page.get_by_role("link", name="Day 3", exact=True).click()
-    page.get_by_role("heading", name="day", exact=True).wait_for()
-    subject = page.get_by_label("day/subject.txt")
-    assert subject.input_value().strip() == "Day {{ day.number }}: {{ day.title }}"
-    # The live preview: which email, then the text as typed, without a page load.
-    page.locator(".inbox-subject", has_text="Day 1: Practice Daily Check-Ins").wait_for()
-    page.get_by_label("Which email").select_option("day-03")
+    page.get_by_role("heading", name="Day 3 · words").wait_for()
     page.locator(".inbox-subject", has_text="Day 3: Create Rituals of Connection").wait_for()
     page.evaluate("window.notReloaded = true")
-    subject.fill("Day {{ day.number }} (a preview): {{ day.title }}")
-    page.locator(".inbox-subject", has_text="Day 3 (a preview): Create Rituals of Connection").wait_for()
+    page.locator("#w-subject").fill("Day 3: a ritual of your own")
+    teaching = page.locator("#w-teaching-0-paragraphs")
+    teaching.fill(teaching.input_value().replace(SENTENCE, NEW_SENTENCE))
+    page.locator(".inbox-subject", has_text="Day 3: a ritual of your own").wait_for()  # the preview follows
+    page.frame_locator("iframe.desktop-frame").locator("p", has_text="keep small rituals that belong").wait_for()
+    page.frame_locator("iframe.phone-frame").last.locator("p", has_text="keep small rituals").wait_for()
     assert page.evaluate("window.notReloaded") is True
-    page.frame_locator("iframe.desktop-frame").get_by_text("Hi Sam,").wait_for()
-    page.frame_locator("iframe.phone-frame").last.get_by_text("Hi Sam,").wait_for()
-    page.locator(".preview").screenshot(path=str(ARTEFACTS / "preview-panel.png"))
-    check(page, "editor", 1280)
-
-    subject.fill("Day {{ day.number }}: {{ day.subtitle }}")  # a variable the days do not have
-    page.get_by_role("button", name="Save the draft and check it").click()
-    page.get_by_role("heading", name="It does not render yet").wait_for()
-    assert "subject.txt" in page.get_by_role("alert").inner_text()
-    check(page, "failed-check", 1280)
-
-    page.get_by_label("day/subject.txt").fill("Day {{ day.number }}, today: {{ day.title }}")
+    check(page, "words", 1280)
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_text("Draft saved. Every email renders with it.").wait_for()
-    page.get_by_role("link", name="Compare the draft with what is live").click()
-    page.get_by_role("heading", name="Version 0 and the draft").wait_for()
-    check(page, "diff", 1280)
-    page.get_by_role("link", name="day", exact=True).click()
-    page.get_by_label("What changed (for the history)").fill("say 'today'")
+    page.get_by_label("What changed (for the history)").fill("a shorter first sentence")
     page.get_by_role("button", name="Publish the saved draft").click()
     page.get_by_text("Published as version 1").wait_for()
+
+    # The layout, in the code editor: an unknown variable is caught at its line, then fixed.
     page.get_by_role("link", name="The emails").first.click()
-    assert page.get_by_role("row", name="Day 3").inner_text().count("Day 3, today: Create Rituals of Connection") == 1
+    page.get_by_role("row", name=re.compile("^Day 3 Day 3")).get_by_role("link", name="day", exact=True).click()
+    page.get_by_role("heading", name="Every day · layout").wait_for()
+    page.locator(".code-editor .ace_gutter-cell").first.wait_for()  # line numbers: the editor is there
+    line = "<mj-section><mj-column><mj-text>{{ greting }}</mj-text></mj-column></mj-section>\n"
+    type_code(page, "day/body.mjml", line, at_end_minus=2)  # before </mj-body>
+    lines = code(page, "day/body.mjml").input_value().splitlines()
+    number = [typed.strip() for typed in lines].index(line.strip()) + 1
+    page.get_by_role("button", name="Save the draft and check it").click()
+    page.get_by_role("heading", name="It does not render yet").wait_for()
+    beside = page.locator(".line-problems").inner_text()
+    assert f"Line {number}: unknown variable: greting" in beside, beside
+    assert page.locator(".ace_gutter-cell.ace_error").inner_text().strip() == str(number)
+    check(page, "failed-check", 1280)
+    page.get_by_role("button", name=f"Go to line {number}").click()
+    page.keyboard.press("Home")
+    page.keyboard.press("Shift+End")
+    page.keyboard.insert_text(
+        "<mj-section><mj-column><mj-text>One ritual, kept, is enough.</mj-text></mj-column></mj-section>"
+    )
+    page.get_by_role("button", name="Save the draft and check it").click()
+    page.get_by_text("Draft saved. Every email renders with it.").wait_for()
+    check(page, "layout-editor", 1280)
+    page.get_by_label("What changed (for the history)").fill("a closing line")
+    page.get_by_role("button", name="Publish the saved draft").click()
+    page.get_by_text("Published as version 1").wait_for()
+
+    # The engine sends the first reader's day 3 with the new words, the new line and the new release.
+    with journey.runtime.sessions() as session:
+        release = current_release(session, journey.runtime.settings.course_slug)
+    sent = next_email(journey, first)
+    assert sent.step == 3 and sent.template_version == release_name(release)
+    message = day_3_to(journey, "first@example.com")
+    body = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    text = " ".join(message.get_body(preferencelist=("plain",)).get_content().split())  # type: ignore[union-attr]
+    assert message["Subject"] == "Day 3: a ritual of your own"
+    assert "keep <em>small rituals</em> that belong to them alone." in body and "One ritual, kept, is enough." in body
+    assert "keep *small rituals* that belong to them alone." in text
+
+    # The words' history: what changed, then back to the words as shipped.
+    page.goto(journey.base + "/studio/edit?item=_words/day-03.yaml")
+    page.get_by_role("link", name="What changed").first.click()
+    page.get_by_role("heading", name="Version 0 and version 1").wait_for()
+    check(page, "diff", 1280)
+    page.go_back()
+    page.get_by_role("button", name="Go back to the text as shipped").click()
+    page.get_by_text("Rolled back to version 0").wait_for()
+    assert not [m for m in journey.smtp.to("second@example.com") if m.subject.startswith("Day 3")]
+    while (sent := next_email(journey, second)).step != 3:
+        assert sent.step is not None and sent.step < 3
+    message = day_3_to(journey, "second@example.com")
+    body = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert message["Subject"] == "Day 3: Create Rituals of Connection" and SENTENCE in body
+    assert "One ritual, kept, is enough." in body  # the layout stays as published
+    with journey.runtime.sessions() as session:
+        assert sent.template_version == release_name(current_release(session, journey.runtime.settings.course_slug))
+    assert problems.found == [], problems.found
+    context.close()
+
+
+def test_every_studio_page_is_accessible_on_a_phone(journey: Journey, browser: Browser) -> None:  # noqa: F811
+    with journey.runtime.sessions() as session:
+        user = add_user(session, "new@example.org", role=StudioRole.EDITOR, password=None, now=datetime.now(UTC))
+        session.commit()
+        link = sign_in_link(journey.runtime.settings, user)
+    context, page, problems = open_browser(journey, browser, 375)
+    page.goto(link)  # the one-time link the command prints
+    page.get_by_role("heading", name="Welcome, new@example.org").wait_for()
+    check(page, "set-password", 375)
+    page.get_by_label("New password").fill(PASSWORD)
+    page.get_by_role("button", name="Set my password and sign in").click()
+    page.get_by_role("button", name="Sign out").wait_for()
+    for path, name in [("/studio", "list"), ("/studio/edit?item=_words/day-03.yaml", "words"),
+                       ("/studio/edit?item=_words/shared.yaml", "shared-words"), ("/studio/edit?item=day", "layout"),
+                       ("/studio/edit?item=_base/footer.mjml", "shared-section"),
+                       ("/studio/diff?item=day&before=0&after=0", "diff-none")]:  # fmt: skip
+        page.goto(journey.base + path)
+        page.locator("main h1").wait_for()
+        if "edit" in path:
+            page.locator(".preview .inbox-row, .preview .problems").first.wait_for()  # the preview is in
+        check(page, name, 375)
+    page.goto(link)  # used once: it no longer works
+    check(page, "link-expired", 375)
+    page.goto(journey.base + "/studio/edit?item=day")
+    page.evaluate("document.querySelector('#editor input[name=csrf]').value = 'forged'")
+    page.get_by_role("button", name="Save the draft and check it").click()
+    page.get_by_role("heading", name="That form had expired").wait_for()
+    check(page, "refused", 375)
     assert problems.found == [], problems.found
     context.close()
 
@@ -122,20 +274,21 @@ def test_text_typed_when_the_session_ended_comes_back_after_signing_in(journey: 
     context, page, problems = open_browser(journey, browser)
     page.goto(journey.base + "/studio/edit?item=welcome")
     sign_in(page)  # and back to the editor it asked for
-    page.get_by_role("heading", name="welcome", exact=True).wait_for()
-    page.get_by_label("welcome/subject.txt").fill("Typed before the session ended")
+    page.get_by_role("heading", name="Welcome · layout", exact=True).wait_for()
+    type_code(page, "welcome/subject.txt", "Typed before the session ended")
     context.clear_cookies()  # the session ends (eight hours, or a new password elsewhere)
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_role("heading", name="Sign in to edit the emails").wait_for()
     sign_in(page)
     page.goto(journey.base + "/studio/edit?item=welcome")
     page.get_by_text("Text you typed here earlier and had not saved is back").wait_for()
-    assert page.get_by_label("welcome/subject.txt").input_value() == "Typed before the session ended"
+    assert code(page, "welcome/subject.txt").input_value() == "Typed before the session ended"
+    assert page.locator(".code-editor .ace_content").first.inner_text().strip() == "Typed before the session ended"
     check(page, "restored", 1280)
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_text("Draft saved").wait_for()
     page.goto(journey.base + "/studio/edit?item=welcome")
     assert page.locator("#restored").is_hidden()  # saved: nothing left to bring back
-    assert page.get_by_label("welcome/subject.txt").input_value().strip() == "Typed before the session ended"
+    assert code(page, "welcome/subject.txt").input_value().strip() == "Typed before the session ended"
     assert problems.found == [], problems.found
     context.close()

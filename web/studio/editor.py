@@ -74,6 +74,20 @@ def _sample_email(item: str) -> str | None:
     return "day-01" if item == "day" else item
 
 
+def _by_path(item: str, paths: list[str], problems: list[TemplateError]) -> dict[str, list[dict[str, Any]]]:
+    """Each problem beside the file it is about, with its line where it has one (for the gutter)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for problem in problems:
+        for path in paths:
+            ours = problem.file == path or (not is_one_file(item) and path.endswith(f"/{problem.file}"))
+            entry = {"line": problem.line, "text": problem.message}
+            if ours and entry not in found.setdefault(path, []):
+                found[path].append(entry)
+    for entries in found.values():
+        entries.sort(key=lambda entry: (entry["line"] is None, entry["line"] or 0))
+    return found
+
+
 def _shipped(web: WebContext, item: str) -> dict[str, str]:
     """Version 0 of an item: the repository's files, or for wording, the course's own."""
     return shipped_files(web.course, item) if is_words(item) else files_of(default_templates(), item)
@@ -115,9 +129,10 @@ def _editor(
     grouped: dict[tuple[str, int | None, str], list[str]] = {}
     for problem in problems or []:  # one line for a problem that every day shares
         grouped.setdefault((problem.file, problem.line, problem.message), []).append(problem.email)
+    paths = _file_names(item)
     response = studio_page(
         web, request, "edit.html", status_code=status_code, user=user, item=item,
-        files=[(path, shown.get(path, "")) for path in _file_names(item)],
+        files=[(path, shown.get(path, "")) for path in paths], by_path=_by_path(item, paths, problems or []),
         revision=revision if revision is not None else (draft.revision if draft else 0),
         draft=draft, live_number=live.number if live else 0, versions=versions, problems=problems, message=message,
         grouped_problems=[(emails, file, line, text) for (file, line, text), emails in grouped.items()],
@@ -137,6 +152,8 @@ def item_label(item: str) -> str:
         return "Shared words" if email is None else f"{email_label(email)} · words"
     if is_day_email(item) or item in {"confirmation", "welcome", "completion", "preferences-link"}:
         return f"{email_label(item)} · layout"
+    if item == "day":
+        return "Every day · layout"
     return item
 
 
