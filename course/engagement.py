@@ -178,6 +178,16 @@ def current_answer(session: Session, subscriber: Subscriber, step: int) -> Answe
     )
 
 
+def answers_so_far(session: Session, subscriber: Subscriber) -> dict[str, str]:
+    """The subscriber's latest band for each checklist in this enrolment (what the next email may use)."""
+    rows = session.execute(
+        select(Answer.checklist, Answer.band)
+        .where(Answer.subscriber_id == subscriber.id, Answer.enrolment == subscriber.enrolment)
+        .order_by(Answer.created_at, Answer.id)
+    )
+    return {checklist: band for checklist, band in rows}  # the latest of each wins
+
+
 @dataclass(frozen=True)
 class Comparison:
     checklist: Checklist

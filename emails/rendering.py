@@ -7,7 +7,8 @@ tokens) and the greeting change. Every link is absolute, on BASE_URL.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
@@ -37,6 +38,8 @@ class Recipient:
     first_name: str | None = None
     # For a confirmation: the sign-up request its link confirms.
     signup_request_id: int | None = None
+    # Their latest answer to each checklist so far, by checklist: {"warning-signs": "significant"}.
+    answers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,16 @@ class Renderer:
             preview=str(context.get("preview") or ""),
         )
 
+    def _answers(self, answers: Mapping[str, str]) -> dict[str, Any]:
+        """The reader's answers so far, each as its band (key, label, title, meaning, next step)."""
+        found: dict[str, Any] = {}
+        for key, band_key in answers.items():
+            checklist = self._course_data["checklists"].get(key)
+            band = next((band for band in checklist["bands"] if band["key"] == band_key), None) if checklist else None
+            if band is not None:  # an answer to a checklist or band the course no longer has: none
+                found[key] = {**band, "checklist": key}
+        return found
+
     def context(self, email: str, recipient: Recipient) -> dict[str, Any]:
         course = self._course_data
         sign = self.signer.url
@@ -109,6 +122,7 @@ class Renderer:
             "checklist": None,
             "resources": [],
             "faq": [],
+            "answers": {},
         }
         if email == CONFIRMATION:
             context["step"] = {"number": None, "kind": "confirmation", "email": email}
@@ -127,6 +141,7 @@ class Renderer:
         step = self._steps.get(email)
         if step is None:
             raise TemplateError(email, "", f"{self.course.slug} has no email called {email!r}")
+        context["answers"] = self._answers(recipient.answers)
         number = step.number
         links["unsubscribe"] = sign(Purpose.UNSUBSCRIBE, subscriber_id, number)
         links["consultation"] = sign(Purpose.CONSULTATION, subscriber_id, number)

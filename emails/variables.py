@@ -88,6 +88,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("day.teaser", "text", "One line about tomorrow.", DAYS),
     Variable("category", "the category", "The group of ways the day belongs to (title, intro).", DAYS),
     Variable("links.exercise_done", "link", "Marks today's exercise done.", DAYS),
+    Variable(
+        "answers",
+        "answers by checklist",
+        "The reader's latest answer to each checklist so far, as its band (key, label, title, meaning): "
+        '{% if "warning-signs" in answers and answers["warning-signs"].key == "significant" %}. Empty in the '
+        "confirmation and the settings link.",
+        optional=True,
+    ),
     # --- A checklist (the welcome's baseline, day 18, the completion's retake) ---
     Variable(
         "checklist",

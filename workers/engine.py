@@ -32,6 +32,7 @@ from course.deliveries import (
     release_abandoned,
     retry_later,
 )
+from course.engagement import answers_so_far
 from course.models import Delivery, SendingPause, Subscriber
 from course.settings import Settings
 from course.subscriptions import resume_ended_pauses
@@ -117,7 +118,9 @@ class Runtime:
             # Only what this confirmation's requester typed: the address may not be theirs.
             request = delivery.signup_request
             first_name = request.first_name if request is not None else None
-        recipient = Recipient(subscriber.id, subscriber.email, first_name, delivery.signup_request_id)
+        # A course step may speak to the reader's answers so far (a confirmation has none yet).
+        answers = answers_so_far(session, subscriber) if delivery.step is not None else {}
+        recipient = Recipient(subscriber.id, subscriber.email, first_name, delivery.signup_request_id, answers)
         rendered = renderer.render(delivery.email, recipient)
         delivery.template_version = release_name(release)
         # Fixed per (subscriber, enrolment, step): a resend of one delivery carries the same Message-ID.

@@ -216,3 +216,36 @@ def test_only_the_courses_own_days_can_have_files_of_their_own(site: Site) -> No
     assert publisher.get("/studio/edit?item=day-18").status_code == 200
     for item in ("day-19", "day-00", "day-7x"):
         assert publisher.get(f"/studio/edit?item={item}").status_code == 404, item
+
+
+ANSWERED_SUBJECT = (
+    '{% if "warning-signs" in answers %}[{{ answers["warning-signs"].label }}] {% endif %}Day {{ day.number }}: '
+    "{{ day.title }}"
+)
+
+
+def test_the_preview_and_the_sent_email_speak_to_the_readers_answers_so_far(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    csrf, _ = editor_form(publisher, "day")
+    typed = {"csrf": csrf, "item": "day", "email": "day-02", "subject.txt": ANSWERED_SUBJECT,
+             "body.mjml": DAY_FILES["body.mjml"], "body.txt": DAY_FILES["body.txt"]}  # fmt: skip
+    none_yet = publisher.post("/studio/preview", data=typed)
+    assert "Day 2: Turn Toward Bids for Connection" in none_yet.text and "checked]" not in none_yet.text
+    answered = publisher.post("/studio/preview", data={**typed, "answer.warning-signs": "significant",
+                                                       "answer.no-such-checklist": "x"})  # fmt: skip
+    assert "[4+ checked] Day 2: Turn Toward Bids for Connection" in html.unescape(answered.text)
+    unknown_band = publisher.post("/studio/preview", data={**typed, "answer.warning-signs": "no-such-band"})
+    assert "checked]" not in unknown_band.text  # an answer the course does not have is no answer
+    page = publisher.get("/studio/edit?item=day").text
+    assert 'data-answer="warning-signs"' in page and "4+ checked: " in page
+
+    assert save(publisher, "day", ANSWERED_SUBJECT)[0] == 200
+    assert publish(publisher, "day", "the answer in the subject") == 303
+    site.sign_up_and_confirm()
+    welcome_answers = [link for link in site.links("alex@example.com", "Welcome") if link.startswith("/answer/")]
+    assert site.submit(welcome_answers[2]).status_code == 200  # "4+ checked"
+    alex = site.subscriber("alex@example.com")
+    assert alex.next_send_at is not None
+    site.clock.to(alex.next_send_at)
+    site.tick()
+    assert [m.subject for m in site.smtp.to("alex@example.com")][-1] == "[4+ checked] Day 1: Practice Daily Check-Ins"

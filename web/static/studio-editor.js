@@ -8,6 +8,7 @@
   var email = document.getElementById("preview-email");
   var firstName = document.getElementById("preview-first-name");
   if (!form || !panel || !email || !firstName) { return; }
+  var answers = Array.prototype.slice.call(document.querySelectorAll("select[data-answer]"));
   var timer = null;
   var latest = 0;
 
@@ -16,6 +17,7 @@
     var data = new FormData(form);
     data.set("email", email.value);
     data.set("first_name", firstName.value);
+    answers.forEach(function (answer) { data.set("answer." + answer.getAttribute("data-answer"), answer.value); });
     panel.setAttribute("aria-busy", "true");
     fetch("/studio/preview", { method: "POST", body: data, credentials: "same-origin" })
       .then(function (response) {
@@ -41,6 +43,7 @@
   form.addEventListener("input", soon);
   email.addEventListener("change", refresh);
   firstName.addEventListener("input", soon);
+  answers.forEach(function (answer) { answer.addEventListener("change", refresh); });
   refresh();
 })();
 
@@ -52,7 +55,7 @@
   if (!form || !window.localStorage) { return; }
   var item = form.elements.namedItem("item").value;
   var key = "studio-unsaved:" + item;
-  var fields = Array.prototype.slice.call(form.querySelectorAll("textarea"));
+  var fields = Array.prototype.slice.call(form.querySelectorAll("textarea, input[type=text]"));
   var saved = document.body.getAttribute("data-saved") === "yes";
 
   function current() {

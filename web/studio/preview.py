@@ -32,6 +32,16 @@ KEPT_FOR = timedelta(hours=1)
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
 
 
+async def posted_answers(request: Request) -> dict[str, str]:
+    """The sample reader's answers so far, as the preview's controls chose them ("answer.warning-signs")."""
+    form = await request.form()
+    return {
+        name.removeprefix("answer."): value
+        for name, value in form.multi_items()
+        if name.startswith("answer.") and isinstance(value, str) and value and len(value) <= 50
+    }
+
+
 @router.post("/preview", response_class=HTMLResponse)
 def preview(
     request: Request, web: Web, user: User, csrf: CSRF = "",
@@ -40,6 +50,7 @@ def preview(
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
     wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
+    answers: Annotated[dict[str, str], Depends(posted_answers)] = {},  # noqa: B006
 ) -> Response:  # fmt: skip
     """The preview panel (an HTML fragment the editor's script puts in place) for the text as typed."""
     check_csrf(request, csrf)
@@ -60,7 +71,7 @@ def preview(
     if files is not None:
         templates = with_item(templates, item, files)
     recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,
-                          signup_request_id=0)  # fmt: skip
+                          signup_request_id=0, answers=answers)  # fmt: skip
     values: dict[str, object] = {"item": item, "email": email, "choices": choices, "first_name": first_name}
     try:
         rendered = render_bounded(templates.files, web.course.slug, email, recipient, settings=web.settings)
