@@ -169,6 +169,13 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     page.frame_locator("iframe.desktop-frame").locator("p", has_text="keep small rituals that belong").wait_for()
     page.frame_locator("iframe.phone-frame").last.locator("p", has_text="keep small rituals").wait_for()
     assert page.evaluate("window.notReloaded") is True
+    phone, desktop = (
+        page.locator("iframe.phone-frame").first.bounding_box(),
+        page.locator("iframe.desktop-frame").bounding_box(),
+    )
+    assert phone and desktop and phone["y"] == desktop["y"] and desktop["x"] > phone["x"]  # side by side
+    page.locator("iframe.desktop-frame").scroll_into_view_if_needed()  # frames out of view are not painted
+    page.screenshot(path=str(ARTEFACTS / "preview-panel.png"))
     check(page, "words", 1280)
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_text("Draft saved. Every email renders with it.").wait_for()
