@@ -120,6 +120,13 @@ def test_roll_back_and_compare_versions(site: Site) -> None:
     shown = html.unescape(re.sub(r"<[^>]+>", "", diff.text)).replace("\xa0", " ")  # spaces are &nbsp; there
     assert diff.status_code == 200 and "First: {{ day.title }}" in shown and "Second: {{ day.title }}" in shown
     assert '<code>day/body.txt</code></h2>\n  <p class="muted">No change.</p>' in diff.text
+    page = publisher.get("/studio/edit?item=day").text  # any two versions, picked on the editor page
+    assert '<form method="get" action="/studio/diff"' in page and '<option value="0">version 0 (as shipped)' in page
+    save(publisher, "day", "Third: {{ day.title }}")
+    assert 'value="draft" selected' in publisher.get("/studio/edit?item=day").text
+    shown = html.unescape(publisher.get("/studio/diff?item=day&before=0&after=draft").text).replace("\xa0", " ")
+    assert "Version 0 and the draft" in shown and "Third: {{ day.title }}" in shown
+    assert publisher.get("/studio/diff?item=day&before=0&after=later").status_code == 400
     csrf = csrf_of(publisher.get("/studio/edit?item=day").text)
     back = publisher.post("/studio/roll-back", data={"csrf": csrf, "item": "day", "number": 1}, follow_redirects=False)
     assert back.status_code == 303

@@ -7,10 +7,10 @@ import dataclasses
 import difflib
 import json
 import secrets
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -340,9 +340,14 @@ def test_send(
 
 
 @router.get("/diff", response_class=HTMLResponse)
-def diff(request: Request, web: Web, user: User, item: str, before: int = 0, after: int | None = None) -> Response:
-    """Two versions side by side (0: as shipped; none: the draft)."""
+def diff(
+    request: Request, web: Web, user: User, item: str, before: int = 0,
+    after: Annotated[int | Literal["draft"] | None, Query()] = None,
+) -> Response:  # fmt: skip
+    """Two versions side by side (0: as shipped; none or "draft": the draft)."""
     item = _known(web, item)
+    if after == "draft":
+        after = None
     with web.session() as session:
         versions = {
             version.number: json.loads(version.files) for version in versions_of(session, web.course.slug, item)
