@@ -7,7 +7,7 @@ import yaml
 
 from course.curriculum import Course
 from course.settings import Settings
-from emails.compiler import TemplateError, default_templates
+from emails.compiler import TemplateError, TemplateSet, default_templates
 from emails.rendering import Recipient, Renderer
 from emails.store import check
 from emails.words import SHARED, apply, dump, read, shipped, shipped_files, words_items
@@ -16,7 +16,7 @@ DAY_3 = "_words/day-03.yaml"
 READER = Recipient(subscriber_id=1, email="reader@example.com", first_name="Robin")
 
 
-def with_words(item: str, text: str):  # type: ignore[no-untyped-def]
+def with_words(item: str, text: str) -> TemplateSet:
     return default_templates().with_file(item, text)
 
 
