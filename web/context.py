@@ -15,6 +15,8 @@ from course.curriculum import Course
 from course.deliveries import Timing
 from course.links import LinkSigner
 from course.settings import Settings
+from emails import words
+from emails.store import current_release, templates_at
 from web.ratelimit import RateLimiter
 
 
@@ -41,13 +43,10 @@ class WebContext:
 
     def live_course(self, session: Session) -> Course:
         """The course with the wording published in the studio (its pages say what its emails say)."""
-        from emails.store import current_release, templates_at
-        from emails.words import apply
-
         release = current_release(session, self.course.slug)
         found = self._wording.get(release)
         if found is None:
-            found = apply(self.course, templates_at(session, self.course.slug, release))
+            found = words.apply(self.course, templates_at(session, self.course.slug, release))
             self._wording = {release: found}  # only the latest release is ever asked for again
         return found
 
