@@ -213,6 +213,24 @@ def resolve_includes(source: str, load: Callable[[str], str], depth: int = 0) ->
     return _INCLUDE.sub(replace, source)
 
 
+def _line_in(source: str, document: str, offset: int) -> int | None:
+    """The line of ``source`` (a body.mjml as written) holding what MJML reports at ``offset`` of the
+    document made from it (includes inlined): found when the text just before it occurs once in the file."""
+    for width in (60, 30, 15):
+        snippet = document[max(0, offset - width) : offset]
+        if snippet.strip() and source.count(snippet) == 1:
+            return source.count("\n", 0, source.index(snippet) + len(snippet)) + 1
+    return None
+
+
+def _jinja_line(environment: jinja2.Environment, source: str) -> int | None:
+    try:
+        environment.parse(source)
+    except jinja2.TemplateSyntaxError as error:
+        return error.lineno
+    return None
+
+
 @functools.lru_cache(maxsize=256)
 def compile_email(templates: TemplateSet, name: str) -> CompiledEmail:
     """Compile one email of a template set; cached per (version, email)."""
@@ -241,10 +259,12 @@ def compile_email(templates: TemplateSet, name: str) -> CompiledEmail:
         # person can find in whichever file it came from.
         message = str(error)
         position = _POSITION.search(message)
+        line = None
         if position:
             offset = int(position.group(1))
             message += f", near: {document[max(0, offset - 40) : offset + 40]!r}"
-        raise TemplateError(name, "body.mjml", f"MJML: {message}") from None
+            line = _line_in(files["body.mjml"], document, offset)
+        raise TemplateError(name, "body.mjml", f"MJML: {message}", line) from None
 
     envs = environments(templates)
     parsed = {}
@@ -256,8 +276,9 @@ def compile_email(templates: TemplateSet, name: str) -> CompiledEmail:
         try:
             parsed[file] = environment.from_string(source)
         except jinja2.TemplateSyntaxError as error:
-            # For body.mjml the line is of MJML's output, so name the message, not a misleading line.
-            line = error.lineno if file != "body.mjml" else None
+            # For body.mjml the line is of MJML's output: the file as written says where, when the
+            # mistake is in it (and not in a section it includes).
+            line = error.lineno if file != "body.mjml" else _jinja_line(environment, files["body.mjml"])
             raise TemplateError(name, error.name or file, f"Jinja: {error.message}", line) from None
     return CompiledEmail(
         name=name,
