@@ -50,7 +50,7 @@ compose-check: ## validate docker-compose.yml (needs docker compose or docker-co
 	@if docker compose version >/dev/null 2>&1; then compose="docker compose"; else compose="docker-compose"; fi; \
 	SECRET_KEY=check PRACTICE_POSTAL_ADDRESS=check $$compose -f docker-compose.yml config --quiet && echo "docker-compose.yml is valid"
 
-bench: $(INSTALLED) ## print how fast one process renders and assembles each email
+bench: $(INSTALLED) ## measure the send path end to end beside the bare-sender limit (PostgreSQL, Redis; course bench --help)
 	$(BIN)/course bench
 
 clean: ## remove the virtual environment and everything the targets create

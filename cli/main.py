@@ -10,6 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
 from course.curriculum import load_course
 from course.db import UPGRADE_HINT, describe
 from course.settings import Settings, get_settings
@@ -42,6 +45,17 @@ def _render(arguments: argparse.Namespace) -> int:
 
 
 def _bench(arguments: argparse.Namespace) -> int:
+    if not arguments.micro:
+        from bench.harness import Options, run
+
+        try:
+            run(Options(subscribers=arguments.subscribers, concurrency=arguments.concurrency,
+                        server_url=arguments.postgres, broker_url=arguments.redis,
+                        tick_seconds=arguments.tick_seconds))  # fmt: skip
+        except (RuntimeError, OSError, SQLAlchemyError, RedisError) as error:
+            print(f"course bench: {error}", file=sys.stderr)
+            return 1
+        return 0
     settings = get_settings()
     course = load_course(settings.course_slug)
     renderer = Renderer(course, settings)
@@ -215,12 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench",
-        help="print how fast this process renders and assembles course emails",
-        description="Render and assemble COUNT messages of each email for distinct subscribers and print "
-        "the time per message of each stage. A measurement, not a test: nothing is asserted.",
+        help="measure the send path end to end beside this machine's limit (or, --micro, one process)",
+        description="Seed SUBSCRIBERS due now into a database of its own on PostgreSQL, run `course beat` and "
+        "`course worker` on Redis sending to an SMTP sink on loopback, and print emails/s end to end beside a "
+        "bare sender's on the same sink, with latency, CPU and memory per process; the figures also go to "
+        "bench/results/ as JSON. --micro instead renders and assembles COUNT messages of each email in this "
+        "process. A measurement, not a test: nothing is asserted.",
     )
-    bench.add_argument("--count", type=int, default=500, help="messages per email (default 500)")
-    bench.add_argument("emails", nargs="*", help="only these emails (e.g. day-05 welcome)")
+    bench.add_argument("--subscribers", type=int, default=100_000, help="subscribers due (default 100,000)")
+    bench.add_argument("--concurrency", type=int, default=2, help="worker processes, and SMTP connections (2)")
+    bench.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                       help="the PostgreSQL server to create the benchmark's database on")  # fmt: skip
+    bench.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the broker (a queue of its own)")
+    bench.add_argument("--tick-seconds", type=float, help="the beat's interval (default: as in production)")
+    bench.add_argument("--micro", action="store_true", help="only time render and MIME in this process")
+    bench.add_argument("--count", type=int, default=500, help="--micro: messages per email (default 500)")
+    bench.add_argument("emails", nargs="*", help="--micro: only these emails (e.g. day-05 welcome)")
     bench.set_defaults(handler=_bench)
 
     demo = commands.add_parser(

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 
+from bench.harness import Options, run
 from cli.main import main
+
+from ..support.databases import ADMIN_URL
 
 
 def test_bench_prints_a_row_of_figures_per_email(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--count", "3", "day-01", "welcome"]) == 0
+    assert main(["bench", "--micro", "--count", "3", "day-01", "welcome"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     figures = {row[0]: row[1:] for row in rows if row and row[0] in {"day-01", "welcome"}}
     assert set(figures) == {"day-01", "welcome"}
@@ -17,3 +23,30 @@ def test_bench_prints_a_row_of_figures_per_email(capsys: pytest.CaptureFixture[s
         assert render_ms > 0 and mime_ms > 0 and per_second > 0
         assert 0 < html_kb < 100 < message_kb * 10  # HTML under Gmail's clip; a message is KBs, not bytes
     assert re.search(r"\(3 messages each", "\n".join(" ".join(row) for row in rows))
+
+
+def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figures(tmp_path: Path) -> None:
+    """A small N: that the harness works (processes, sink, limit, figures); no speed is asserted."""
+    admin = create_engine(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"))
+
+    def bench_databases() -> set[str]:
+        with admin.connect() as connection:
+            names = connection.exec_driver_sql("SELECT datname FROM pg_database").scalars()
+            return {name for name in names if name.startswith("course_bench_")}
+
+    before = bench_databases()
+    lines: list[str] = []
+    figures = run(
+        Options(subscribers=300, concurrency=2, server_url=admin.url.render_as_string(hide_password=False),
+                limit_messages=300, results=tmp_path, tick_seconds=1),
+        say=lines.append, progress=lines.append,
+    )  # fmt: skip
+    assert figures["delivered"] == figures["marked_sent"] == 300
+    assert figures["duplicates"] == figures["without_message_id"] == 0
+    assert figures["emails_per_second"] > 0 and figures["limit_emails_per_second"] > 0 and figures["ratio"] > 0
+    assert {process["process"] for process in figures["processes"]} >= {"beat", "worker"}
+    written = json.loads(next(tmp_path.glob("*-300.json")).read_text())
+    assert written == figures
+    assert any("ratio ours/limit" in line for line in lines)
+    assert bench_databases() <= before  # its own database is dropped
+    admin.dispose()

@@ -1,0 +1,376 @@
+"""``course bench``: the send path end to end, measured beside the limit of this machine.
+
+One run:
+
+1. starts the SMTP sink (bench/sink.py) and measures the limit: pre-built messages of the same size as
+   ours, over the same number of connections, with nothing else (bench/limit.py);
+2. creates a database of its own on the PostgreSQL server, migrates it, and inserts N subscribers due
+   now for day 1, in several time zones (one INSERT ... SELECT);
+3. runs the production commands, ``course beat`` and ``course worker --concurrency C``, on Redis with a
+   queue of their own, sending to the sink, and shows the progress;
+4. reports emails/s end to end and once sending started, the time to the first email, the p50 and p99
+   from due to accepted, CPU seconds per 1,000 emails and peak memory of each process, the ratio to
+   the limit; checks that every Message-ID arrived once and every delivery is marked sent; writes
+   every figure as JSON under ``bench/results/``; drops its database and its queue.
+
+Speed is reported, never asserted: CI runs a small N only to know the harness works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from bench.limit import measure_limit
+from bench.sink import Sink
+
+RESULTS = Path("bench") / "results"
+ZONES = ("America/Denver", "America/New_York", "Europe/Paris", "Asia/Tokyo", "Australia/Sydney")
+STALLED_AFTER = 120.0  # seconds without a new email: give up and report what arrived
+
+
+@dataclass(frozen=True)
+class Options:
+    subscribers: int = 100_000
+    concurrency: int = 2
+    server_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    limit_messages: int | None = None  # default: as many as subscribers, at most 20,000
+    results: Path = RESULTS
+    course_slug: str = "building-emotional-intimacy"
+    tick_seconds: float | None = None  # None: the production default
+
+
+@dataclass
+class Usage:
+    """A process's CPU time and peak memory, read from /proc while it runs (Linux)."""
+
+    role: str
+    cpu_seconds: float = 0.0
+    peak_mb: float = 0.0
+
+
+@dataclass
+class Processes:
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    usage: dict[int, Usage] = field(default_factory=dict)
+
+    def sample(self) -> None:
+        ticks = os.sysconf("SC_CLK_TCK")
+        for role, process in self.running.items():
+            for pid, depth in _tree(process.pid):
+                name = role if depth == 0 else f"{role} child {pid}"
+                found = _read_usage(pid, ticks)
+                if found is None:
+                    continue
+                cpu, peak = found
+                usage = self.usage.setdefault(pid, Usage(name))
+                usage.cpu_seconds = max(usage.cpu_seconds, cpu)
+                usage.peak_mb = max(usage.peak_mb, peak)
+
+    def stop(self) -> None:
+        for process in self.running.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for process in self.running.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _tree(pid: int) -> Iterator[tuple[int, int]]:
+    """The process and its descendants (a prefork worker's pool), with their depth."""
+    pending = [(pid, 0)]
+    while pending:
+        current, depth = pending.pop()
+        yield current, depth
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        pending += [(int(child), depth + 1) for child in children]
+
+
+def _read_usage(pid: int, ticks: int) -> tuple[float, float] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    peak = next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
+    return cpu, peak
+
+
+# --- The database ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def own_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server, dropped afterwards."""
+    name = f"course_bench_{secrets.token_hex(4)}"
+    server = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
+
+
+def seed(database_url: str, count: int, course_slug: str, due: datetime) -> float:
+    """``count`` confirmed subscribers who had the welcome and are due for day 1 at ``due``; seconds taken."""
+    engine = sqlalchemy.create_engine(database_url)
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text(
+                "INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, status, enrolment,"
+                " current_step, next_send_at, last_sent_at, confirmed_at, consent_at, consent_form, created_at,"
+                " updated_at) "
+                "SELECT :slug, 'reader' || n || '@bench.example', 'Alex',"
+                " (CAST(:zones AS text[]))[1 + n % cardinality(CAST(:zones AS text[]))],"
+                " '08:00', 'active', 1, 0, :due, :due, :due, :due, 'bench', :due, :due"
+                " FROM generate_series(1, :count) AS n"
+            ),
+            {"slug": course_slug, "due": due, "count": count, "zones": list(ZONES)},
+        )
+        connection.exec_driver_sql("ANALYZE subscribers")
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def sent_deliveries(database_url: str) -> int:
+    engine = sqlalchemy.create_engine(database_url)
+    with engine.connect() as connection:
+        found = connection.exec_driver_sql("SELECT count(*) FROM deliveries WHERE state = 'sent'").scalar_one()
+    engine.dispose()
+    return int(found)
+
+
+# --- One run --------------------------------------------------------------------------------------
+
+
+def sample_message(course_slug: str) -> bytes:
+    """Day 1 as our workers build it, with a Message-ID the bare sender replaces per copy."""
+    from course.curriculum import load_course
+    from course.settings import Settings
+    from emails.mime import MessageBuilder
+    from emails.rendering import Recipient, Renderer
+
+    settings = Settings(base_url="https://course.bench.example", mail_from="Bench <course@bench.example>")
+    course = load_course(course_slug)
+    rendered = Renderer(course, settings).render("day-01", Recipient(1, "reader1@bench.example", "Alex"))
+    builder = MessageBuilder(settings, course.slug, course.title)
+    envelope = builder.build(rendered, to_address="reader1@bench.example", to_name="Alex",
+                             message_id="<bench-limit-0@bench.example>", date=datetime.now(UTC))  # fmt: skip
+    return envelope.data
+
+
+def _environment(options: Options, database_url: str, queue: str, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": database_url,
+        "BROKER_URL": options.broker_url,
+        "REDIS_URL": options.broker_url,
+        "CELERY_QUEUE": queue,
+        "SMTP_URL": f"smtp://127.0.0.1:{port}",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "BASE_URL": "https://course.bench.example",
+        "MAIL_FROM": "Bench <course@bench.example>",
+        "PRACTICE_POSTAL_ADDRESS": "1 Bench Street, Castle Rock, CO 80104",
+        "SEND_RATE_PER_SECOND": "1000000",  # the throttle is for real servers; the sink takes anything
+        "COURSE_SLUG": options.course_slug,
+        **({"TICK_SECONDS": str(options.tick_seconds)} if options.tick_seconds else {}),
+    }
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _forget_queue(broker_url: str, queue: str) -> None:
+    client = redis.Redis.from_url(broker_url)
+    keys = list(client.scan_iter(f"{queue}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def _progress(line: str) -> None:
+    """One line kept up to date on a terminal; a line every ten seconds elsewhere (a CI log)."""
+    if sys.stdout.isatty():
+        print(f"\r{line}\033[K", end="", flush=True)
+    elif int(line.rsplit(", ", 1)[1].split()[0]) % 10 == 0:
+        print(line, flush=True)
+
+
+def run(
+    options: Options, say: Callable[[str], None] = print, progress: Callable[[str], None] = _progress
+) -> dict[str, Any]:
+    """One run of the harness; returns (and writes) its figures."""
+    queue = f"bench-{secrets.token_hex(4)}"
+    sink = Sink()
+    try:
+        message = sample_message(options.course_slug)
+        limit_count = options.limit_messages or min(options.subscribers, 20_000)
+        say(f"The limit: {limit_count:,} pre-built {len(message) / 1024:.1f} KB messages over "
+            f"{options.concurrency} SMTP connections, nothing else ...")  # fmt: skip
+        limit = measure_limit(message, sink.port, limit_count, options.concurrency)
+        taken = sink.taken()
+        if taken.count != limit_count or taken.duplicates:
+            raise RuntimeError(f"the sink took {taken.count} of {limit_count} ({taken.duplicates} twice)")
+        say(f"  {limit.per_second:,.0f} emails/s")
+        sink.reset()
+
+        with own_database(options.server_url) as database_url, tempfile.TemporaryDirectory() as folder:
+            from cli.database import upgrade
+
+            upgrade(database_url)
+            due = datetime.now(UTC).replace(microsecond=0)
+            seconds = seed(database_url, options.subscribers, options.course_slug, due)
+            say(f"Seeded {options.subscribers:,} subscribers due for day 1 in {seconds:.1f} s; starting "
+                f"`course beat` and `course worker --concurrency {options.concurrency}` ...")  # fmt: skip
+            environment = _environment(options, database_url, queue, sink.port)
+            command = [sys.executable, "-m", "cli.main"]
+            processes = Processes()
+            logs = Path(folder)
+            started = time.time()
+            try:
+                for role, arguments in (("beat", ["beat", "--loglevel", "WARNING"]),
+                                        ("worker", ["worker", "--concurrency", str(options.concurrency),
+                                                    "--loglevel", "WARNING"])):  # fmt: skip
+                    with (logs / f"{role}.log").open("wb") as log:
+                        processes.running[role] = subprocess.Popen(  # noqa: S603 - our own command
+                            [*command, *arguments], env=environment, cwd=folder, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                        )  # fmt: skip
+                last_count, last_change = 0, time.monotonic()
+                while True:
+                    time.sleep(1)
+                    processes.sample()
+                    count = sink.count()
+                    now = time.monotonic()
+                    if count != last_count:
+                        last_count, last_change = count, now
+                    elapsed = time.time() - started
+                    progress(f"  {count:,} of {options.subscribers:,} sent, {elapsed:.0f} s")
+                    if count >= options.subscribers:
+                        break
+                    if now - last_change > STALLED_AFTER:
+                        say(f"  nothing new for {STALLED_AFTER:.0f} s: stopping with what arrived")
+                        break
+                    for role, process in processes.running.items():
+                        if process.poll() is not None:
+                            tail = (logs / f"{role}.log").read_text(errors="replace")[-2000:]
+                            raise RuntimeError(f"`course {role}` exited ({process.returncode}):\n{tail}")
+                processes.sample()
+                progress(f"  {count:,} of {options.subscribers:,} sent, {elapsed:.0f} s")
+                if sys.stdout.isatty():
+                    print()
+            finally:
+                processes.stop()
+            marked_sent = sent_deliveries(database_url)
+        taken = sink.taken()
+    finally:
+        sink.stop()
+        _forget_queue(options.broker_url, queue)
+
+    figures = _figures(options, limit.per_second, limit_count, len(message), started, due, taken, processes,
+                       marked_sent)  # fmt: skip
+    options.results.mkdir(parents=True, exist_ok=True)
+    path = options.results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{options.subscribers}.json"
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    for line in report(figures):
+        say(line)
+    say(f"Written to {path}")
+    return figures
+
+
+def _figures(
+    options: Options, limit_rate: float, limit_count: int, message_bytes: int, started: float, due: datetime,
+    taken: Any, processes: Processes, marked_sent: int,
+) -> dict[str, Any]:  # fmt: skip
+    times = taken.times
+    first, last = (times[0], times[-1]) if times else (started, started)
+    end_to_end = taken.count / (last - started) if taken.count and last > started else 0.0
+    once_started = (taken.count - 1) / (last - first) if taken.count > 1 and last > first else 0.0
+    latencies = [moment - due.timestamp() for moment in times]
+    per_thousand = max(taken.count, 1) / 1000
+    return {
+        "subscribers": options.subscribers,
+        "delivered": taken.count,
+        "marked_sent": marked_sent,
+        "duplicates": taken.duplicates,
+        "without_message_id": taken.without_id,
+        "emails_per_second": round(end_to_end, 1),
+        "emails_per_second_once_sending": round(once_started, 1),
+        "limit_emails_per_second": round(limit_rate, 1),
+        "limit_messages": limit_count,
+        "ratio": round(end_to_end / limit_rate, 3) if limit_rate else 0.0,
+        "seconds_to_first_email": round(first - started, 2),
+        "seconds_total": round(last - started, 2),
+        "due_to_accepted_p50_seconds": round(_percentile(latencies, 0.50), 2),
+        "due_to_accepted_p99_seconds": round(_percentile(latencies, 0.99), 2),
+        "message_bytes": message_bytes,
+        "mean_message_bytes": round(taken.mean_bytes),
+        "concurrency": options.concurrency,
+        "processes": [
+            {
+                "process": usage.role,
+                "cpu_seconds": round(usage.cpu_seconds, 2),
+                "cpu_seconds_per_1000_emails": round(usage.cpu_seconds / per_thousand, 3),
+                "peak_memory_mb": round(usage.peak_mb, 1),
+            }
+            for usage in processes.usage.values()
+        ],
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def report(figures: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"{figures['delivered']:,} of {figures['subscribers']:,} emails arrived "
+        f"({figures['duplicates']} twice; {figures['marked_sent']:,} marked sent).",
+        f"  ours, end to end       {figures['emails_per_second']:>9,.1f} emails/s",
+        f"  ours, once sending     {figures['emails_per_second_once_sending']:>9,.1f} emails/s",
+        f"  the limit (bare sender){figures['limit_emails_per_second']:>9,.1f} emails/s",
+        f"  ratio ours/limit       {figures['ratio']:>9.3f}",
+        f"  first email after      {figures['seconds_to_first_email']:>9.1f} s",
+        f"  due to accepted        p50 {figures['due_to_accepted_p50_seconds']:.1f} s, "
+        f"p99 {figures['due_to_accepted_p99_seconds']:.1f} s",
+        f"  {'process':<28}{'CPU s':>8}{'CPU s/1000':>12}{'peak MB':>9}",
+    ]
+    for process in figures["processes"]:
+        lines.append(f"  {process['process']:<28}{process['cpu_seconds']:>8.1f}"
+                     f"{process['cpu_seconds_per_1000_emails']:>12.3f}{process['peak_memory_mb']:>9.1f}")  # fmt: skip
+    return lines
