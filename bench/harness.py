@@ -163,6 +163,22 @@ def seed(database_url: str, count: int, course_slug: str, due: datetime) -> floa
     return time.perf_counter() - started
 
 
+def claim_plan(database_url: str, course_slug: str, due: datetime, limit: int = 200) -> list[str]:
+    """PostgreSQL's plan for the claim's choice of due subscribers: it must use the index, not read the table."""
+    engine = sqlalchemy.create_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sqlalchemy.text(
+                "EXPLAIN SELECT id FROM subscribers WHERE status = 'active' AND next_send_at <= :due"
+                " AND course_slug = :slug ORDER BY next_send_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+            ),
+            {"due": due, "slug": course_slug, "limit": limit},
+        )
+        plan = [row[0] for row in rows]
+    engine.dispose()
+    return plan
+
+
 def sent_deliveries(database_url: str) -> int:
     engine = sqlalchemy.create_engine(database_url)
     with engine.connect() as connection:
@@ -256,6 +272,8 @@ def run(
             upgrade(database_url)
             due = datetime.now(UTC).replace(microsecond=0)
             seconds = seed(database_url, options.subscribers, options.course_slug, due)
+            plan = claim_plan(database_url, options.course_slug, due)
+            say("The claim's plan for its due subscribers:\n    " + "\n    ".join(plan))
             say(f"Seeded {options.subscribers:,} subscribers due for day 1 in {seconds:.1f} s; starting "
                 f"`course beat` and `course worker --concurrency {options.concurrency}` ...")  # fmt: skip
             environment = _environment(options, database_url, queue, sink.port)
@@ -305,6 +323,7 @@ def run(
 
     figures = _figures(options, limit.per_second, limit_count, len(message), started, due, taken, processes,
                        marked_sent)  # fmt: skip
+    figures["claim_plan"] = plan
     options.results.mkdir(parents=True, exist_ok=True)
     path = options.results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{options.subscribers}.json"
     path.write_text(json.dumps(figures, indent=2) + "\n")

@@ -363,6 +363,11 @@ def load_course_file(path: Path) -> Course:
         return Course.model_validate(yaml.safe_load(handle))
 
 
+def course_slugs() -> list[str]:
+    """Every course this installation has (one YAML file each)."""
+    return sorted(path.stem for path in CURRICULA_DIR.glob("*.yaml"))
+
+
 @functools.cache
 def load_course(slug: str = DEFAULT_COURSE_SLUG) -> Course:
     path = CURRICULA_DIR / f"{slug}.yaml"

@@ -7,7 +7,10 @@ its visibility timeout to a second worker, so it would run twice. Time lives in 
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import beat_init
 
 from course.settings import Settings, get_settings
 
@@ -50,3 +53,14 @@ def create_app(settings: Settings) -> Celery:
 
 
 app = create_app(get_settings())
+
+
+def _tick_at_start(sender: Any, **_: Any) -> None:
+    """The first tick goes out as the beat starts, not one interval later: a beat (re)started at 08:00
+    sends the 08:00 emails now."""
+    settings = get_settings()
+    sender.app.send_task("workers.tasks.tick", queue=settings.celery_queue,
+                         expires=settings.tick_interval_seconds)  # fmt: skip
+
+
+beat_init.connect(_tick_at_start)

@@ -48,5 +48,7 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     written = json.loads(next(tmp_path.glob("*-300.json")).read_text())
     assert written == figures
     assert any("ratio ours/limit" in line for line in lines)
+    assert "Index Scan using ix_subscribers_due" in "\n".join(figures["claim_plan"])  # never the whole table
+    assert "Seq Scan" not in "\n".join(figures["claim_plan"])
     assert bench_databases() <= before  # its own database is dropped
     admin.dispose()

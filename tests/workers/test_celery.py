@@ -6,6 +6,7 @@ Each test has its own PostgreSQL database and its own Celery queue, so runs neve
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -239,3 +240,17 @@ def test_the_beat_starts_from_an_empty_folder_and_keeps_no_state_file(deploy: Ca
     finally:
         queue.delete(deployment.settings.celery_queue)
     assert list(deployment.processes.workdir.iterdir()) == []  # no var/, no beat-schedule file
+
+
+def test_the_first_tick_goes_out_as_the_beat_starts_not_one_interval_later(deploy: Callable[..., Deployment]) -> None:
+    deployment = deploy(TICK_SECONDS="3600")  # the schedule alone would tick in an hour
+    deployment.beat()
+    queue = redis.Redis.from_url(REDIS_URL)
+    try:
+        wait_until(lambda: queue.llen(deployment.settings.celery_queue) > 0, timeout=60, what="the first tick")
+        message = json.loads(queue.lindex(deployment.settings.celery_queue, 0) or b"{}")
+        assert message["headers"]["task"] == "workers.tasks.tick"
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
+    finally:
+        queue.delete(deployment.settings.celery_queue)
