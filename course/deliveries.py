@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
@@ -210,6 +210,14 @@ def claim_due_ids(
         "emails": [step.email for step in course.steps], "lease_until": now + timing.lease,
     })  # fmt: skip
     return [row[0] for row in rows]
+
+
+def in_flight(session: Session, now: datetime) -> int:
+    """Deliveries due and claimed, or being sent: the work the workers have not finished (a retry
+    waiting for its time is not)."""
+    waiting = and_(Delivery.state == DeliveryState.CLAIMED.value, Delivery.due_at <= now)
+    sending = Delivery.state == DeliveryState.SENDING.value
+    return int(session.scalar(select(func.count()).select_from(Delivery).where(or_(waiting, sending))) or 0)
 
 
 def claim_due_subscribers(session: Session, now: datetime, limit: int, timing: Timing) -> list[Delivery]:

@@ -59,9 +59,12 @@ class Settings(BaseSettings):
     course_day_seconds: int | None = Field(None, ge=1)
     # The provider's quota: messages a second across every worker (a token bucket in Redis).
     send_rate_per_second: float = Field(20.0, gt=0)
-    # Subscribers claimed per beat tick and deliveries per send_batch task.
+    # Subscribers claimed per round of a beat tick and deliveries per send_batch task.
     claim_batch_size: int = Field(200, ge=1, le=10_000)
     send_batch_size: int = Field(50, ge=1, le=1_000)
+    # The beat stops claiming while this many deliveries wait for a worker or are being sent: what the
+    # workers cannot send within a lease would only be handed out again (and queued twice).
+    max_in_flight: int = Field(50_000, ge=1)
     # How often the beat tick runs when days are real; with COURSE_DAY_SECONDS it runs more often.
     tick_seconds: float = Field(30.0, gt=0)
     # A delivery claimed or being sent for longer than this is taken to be abandoned and retried.

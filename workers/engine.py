@@ -25,6 +25,7 @@ from course.deliveries import (
     claim_due_ids,
     claim_due_subscribers,
     hold_for_pause,
+    in_flight,
     mark_bad_address,
     mark_failed,
     mark_sent,
@@ -167,9 +168,13 @@ def seconds_since_last_tick(settings: Settings) -> float | None:
 
 def tick(runtime: Runtime) -> int:
     """The beat: claim due subscribers and abandoned deliveries, commit, then enqueue, round after round
-    until nothing is due or the tick's time is spent (the next tick goes on). Returns how many."""
+    until nothing is due, the workers have enough to do (MAX_IN_FLIGHT), or the tick's time is spent
+    (the next tick goes on). Returns how many."""
     queued = 0
     budget_ends = time.monotonic() + runtime.settings.tick_interval_seconds * TICK_BUDGET
+    batch = runtime.settings.claim_batch_size
+    with runtime.sessions() as session:
+        room = runtime.settings.max_in_flight - in_flight(session, runtime.now())
     while True:
         now = runtime.now()
         with runtime.sessions() as session:
@@ -177,14 +182,16 @@ def tick(runtime: Runtime) -> int:
             if pause is not None:
                 log.warning("sending is paused until %s: %s", pause.until.isoformat(), pause.reason)
                 return queued
-            limit = runtime.settings.claim_batch_size
-            resume_ended_pauses(session, now=now, timing=runtime.timing, limit=limit)
-            claimed = _claim_round(session, now, limit, runtime.timing)
-            released = release_abandoned(session, now, limit, runtime.timing)
+            resume_ended_pauses(session, now=now, timing=runtime.timing, limit=batch)
+            wanted = min(batch, room)
+            claimed = _claim_round(session, now, wanted, runtime.timing) if wanted > 0 else []
+            released = release_abandoned(session, now, batch, runtime.timing)
             session.commit()
         runtime.enqueue(claimed + released)  # only now: a worker must find them committed
         queued += len(claimed) + len(released)
-        if (len(claimed) < limit and len(released) < limit) or time.monotonic() > budget_ends:
+        room -= len(claimed)
+        more_due = wanted > 0 and len(claimed) == wanted
+        if (not more_due and len(released) < batch) or time.monotonic() > budget_ends:
             return queued
 
 

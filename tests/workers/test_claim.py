@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course
-from course.deliveries import Timing, claim_due_ids
+from course.deliveries import Timing, claim_due_ids, in_flight
 from course.models import Delivery, DeliveryState, Subscriber, SubscriberStatus
+from workers.engine import send_batch, tick
+
+from .conftest import Harness
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
 TIMING = Timing(address_key=b"k" * 32, day_seconds=None, lease_seconds=600, sending_pause_seconds=900)
@@ -74,3 +78,20 @@ def test_two_beats_at_once_never_claim_one_reader(session: Session, course: Cour
     assert len(first) == 6 and len(second) == 4
     owners = session.scalars(select(Delivery.subscriber_id)).all()
     assert sorted(owners) == sorted(subscriber.id for subscriber in readers)
+
+
+def test_the_beat_stops_claiming_while_the_workers_have_enough_to_do(
+    harness_factory: Callable[..., Harness], course: Course
+) -> None:
+    harness = harness_factory(max_in_flight=5, claim_batch_size=2)  # its clock is past NOW: all are due
+    with harness.runtime.sessions() as session:
+        for number in range(9):
+            reader(session, f"r{number}", 0)
+        session.commit()
+    assert tick(harness.runtime) == 5  # in rounds of two, up to five in flight
+    assert tick(harness.runtime) == 0  # none sent yet: no room
+    first = [delivery_id for batch in harness.queued for delivery_id in batch]
+    send_batch(harness.runtime, first[:3])
+    assert tick(harness.runtime) == 3  # three sent: three more
+    with harness.runtime.sessions() as session:
+        assert in_flight(session, harness.clock()) == 5
