@@ -138,7 +138,8 @@ def _label(path: tuple[str, ...]) -> str:
         return _NAMES.get(parts[-1], parts[-1])
     if len(words) == 1:
         return words[0]
-    return ", ".join(words[:-1]) + ": " + words[-1].lower()
+    parts_after = [word[0].lower() + word[1:] for word in words[1:-1]]
+    return ", ".join([words[0], *parts_after]) + ": " + words[-1].lower()
 
 
 def _block_title(kind: str, number: int, block: Mapping[str, Any]) -> str:
