@@ -363,9 +363,10 @@ def load_course_file(path: Path) -> Course:
         return Course.model_validate(yaml.safe_load(handle))
 
 
-def course_slugs() -> list[str]:
-    """Every course this installation has (one YAML file each)."""
-    return sorted(path.stem for path in CURRICULA_DIR.glob("*.yaml"))
+@functools.cache
+def course_slugs() -> tuple[str, ...]:
+    """Every course this installation has (one YAML file each); read once per process, as the courses are."""
+    return tuple(sorted(path.stem for path in CURRICULA_DIR.glob("*.yaml")))
 
 
 @functools.cache

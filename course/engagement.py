@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from course.curriculum import Checklist, Course, ScoreBand
@@ -178,14 +178,20 @@ def current_answer(session: Session, subscriber: Subscriber, step: int) -> Answe
     )
 
 
-def answers_so_far(session: Session, subscriber: Subscriber) -> dict[str, str]:
-    """The subscriber's latest band for each checklist in this enrolment (what the next email may use)."""
+def answers_so_far(session: Session, delivery_ids: list[int]) -> dict[int, dict[str, str]]:
+    """For the subscribers of these deliveries, their latest band for each checklist in their current
+    enrolment (what their next email may use): one query for a whole batch."""
     rows = session.execute(
-        select(Answer.checklist, Answer.band)
-        .where(Answer.subscriber_id == subscriber.id, Answer.enrolment == subscriber.enrolment)
+        select(Answer.subscriber_id, Answer.checklist, Answer.band)
+        .join(Subscriber, and_(Subscriber.id == Answer.subscriber_id, Subscriber.enrolment == Answer.enrolment))
+        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        .where(Delivery.id.in_(delivery_ids))
         .order_by(Answer.created_at, Answer.id)
     )
-    return {checklist: band for checklist, band in rows}  # the latest of each wins
+    found: dict[int, dict[str, str]] = {}
+    for subscriber_id, checklist, band in rows:
+        found.setdefault(subscriber_id, {})[checklist] = band  # the latest of each wins
+    return found
 
 
 @dataclass(frozen=True)

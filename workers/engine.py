@@ -111,7 +111,10 @@ class Runtime:
             )
         return self._writers[key]
 
-    def envelope_for(self, session: Session, delivery: Delivery, subscriber: Subscriber, now: datetime) -> Envelope:
+    def envelope_for(
+        self, session: Session, delivery: Delivery, subscriber: Subscriber, now: datetime,
+        answers: dict[str, str] | None = None,
+    ) -> Envelope:  # fmt: skip
         # The release the beat claimed it under (a publish since then does not change it); a delivery
         # made outside the beat (a confirmation, the welcome) goes with the release of now.
         release = parse_release(delivery.template_version)
@@ -124,7 +127,7 @@ class Runtime:
             request = delivery.signup_request
             first_name = request.first_name if request is not None else None
         # A course step may speak to the reader's answers so far (a confirmation has none yet).
-        answers = answers_so_far(session, subscriber) if delivery.step is not None else {}
+        answers = (answers or {}) if delivery.step is not None else {}
         recipient = Recipient(subscriber.id, subscriber.email, first_name, delivery.signup_request_id, answers)
         rendered = renderer.render(delivery.email, recipient)
         delivery.template_version = release_name(release)
@@ -231,17 +234,19 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
             return tally
         # Looked up once a batch, and set by the batch itself on a 5.7.x: then the rest waits too.
         pause = active_pause(session, runtime.now())
+        answers = answers_so_far(session, owned)  # what each email may say of its reader's answers
         with runtime.sender.connect() as connection:
             for delivery_id in owned:
-                outcome, pause = _send_one(runtime, session, connection, delivery_id, pause)
+                outcome, pause = _send_one(runtime, session, connection, delivery_id, pause, answers)
                 session.commit()  # "sent" right after SMTP accepted it: a crash duplicates one at most
                 tally[outcome] = tally.get(outcome, 0) + 1
     return tally
 
 
 def _send_one(
-    runtime: Runtime, session: Session, connection: Connection, delivery_id: int, pause: SendingPause | None
-) -> tuple[str, SendingPause | None]:
+    runtime: Runtime, session: Session, connection: Connection, delivery_id: int, pause: SendingPause | None,
+    answers: dict[int, dict[str, str]],
+) -> tuple[str, SendingPause | None]:  # fmt: skip
     now = runtime.now()
     delivery = session.get(Delivery, delivery_id, populate_existing=True)
     if delivery is None:  # erased with its subscriber in the meantime
@@ -256,7 +261,7 @@ def _send_one(
         hold_for_pause(delivery, pause)
         return "held", pause
     try:
-        envelope = runtime.envelope_for(session, delivery, subscriber, now)
+        envelope = runtime.envelope_for(session, delivery, subscriber, now, answers.get(subscriber.id))
     except UnsafeHeaderValue as error:
         mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing, bounced=False)
         return "failed", pause
