@@ -241,10 +241,10 @@ def _forget_queue(broker_url: str, queue: str) -> None:
 
 
 def _progress(line: str) -> None:
-    """One line kept up to date on a terminal; a line every ten seconds elsewhere (a CI log)."""
+    """One line kept up to date on a terminal; a line at a time elsewhere (a CI log)."""
     if sys.stdout.isatty():
         print(f"\r{line}\033[K", end="", flush=True)
-    elif int(line.rsplit(", ", 1)[1].split()[0]) % 10 == 0:
+    else:
         print(line, flush=True)
 
 
@@ -299,7 +299,8 @@ def run(
                     if count != last_count:
                         last_count, last_change = count, now
                     elapsed = time.time() - started
-                    progress(f"  {count:,} of {options.subscribers:,} sent, {elapsed:.0f} s")
+                    if sys.stdout.isatty() or int(elapsed) % 10 == 0:  # in a log, every ten seconds
+                        progress(f"  {count:,} of {options.subscribers:,} sent, {elapsed:.0f} s")
                     if count >= options.subscribers:
                         break
                     if now - last_change > STALLED_AFTER:

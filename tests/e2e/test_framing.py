@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from emails.preview import write_previews
 from web.app import create_app
 
 from ..conftest import make_settings
+from ..support.sites import ForeignPage
 from ..support.waiting import wait_until
 from .test_journey import free_port
 from .watch import BrowserProblems
@@ -30,20 +31,12 @@ class Demo:
     foreign: str  # another origin, which frames whatever its ?src= names
 
 
-class _Framer(BaseHTTPRequestHandler):
+class _Framer(ForeignPage):
     """Someone else's site that puts our page in a frame."""
 
-    def do_GET(self) -> None:
-        target = self.path.split("?src=", 1)[1] if "?src=" in self.path else "about:blank"
-        body = f'<!doctype html><title>Not ours</title><iframe id="ours" src="{target}"></iframe>'.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *arguments: object) -> None:
-        pass
+    def page(self, path: str) -> str:
+        target = path.split("?src=", 1)[1] if "?src=" in path else "about:blank"
+        return f'<!doctype html><title>Not ours</title><iframe id="ours" src="{target}"></iframe>'
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from workers.engine import Runtime, send_batch, tick
 from workers.throttle import LocalTokenBucket
 
 from ..conftest import make_settings
+from ..support.sites import ForeignPage
 from ..support.smtp import ScriptedHandler
 from ..support.waiting import wait_until
 from ..web.conftest import _Hrefs
@@ -86,19 +87,11 @@ class Journey:
             return found
 
 
-class _BookingPage(BaseHTTPRequestHandler):
+class _BookingPage(ForeignPage):
     """The practice's booking site, which is not ours: a page that says where the reader landed."""
 
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>Booking</title><h1>Book a free consultation</h1>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *arguments: object) -> None:
-        pass
+    def page(self, path: str) -> str:
+        return "<!doctype html><title>Booking</title><h1>Book a free consultation</h1>"
 
 
 @pytest.fixture

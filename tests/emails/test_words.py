@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from course.curriculum import Course
 from course.settings import Settings
@@ -27,8 +26,8 @@ def edited(course: Course, item: str, **changes: object) -> str:
 def test_every_email_with_wording_has_a_words_file_and_the_shipped_text_reads_back_unchanged(course: Course) -> None:
     items = words_items(course)
     assert items[0] == "_words/confirmation.yaml" and items[-1] == SHARED and len(items) == 1 + 20 + 1
-    for item in items:
-        assert read(item, shipped_files(course, item)[item]) == read(item, dump(shipped(course, item)))
+    for item in items:  # the shipped wording, written out and read back strictly, is unchanged
+        assert read(item, shipped_files(course, item)[item]) == shipped(course, item)
     templates = default_templates()
     for item in items:  # the shipped wording as a words file changes nothing
         templates = templates.with_file(item, dump(shipped(course, item)))
@@ -108,4 +107,3 @@ def test_the_shared_words_keep_the_checklists_items_bands_and_resources(course: 
 def test_a_words_file_for_an_email_the_course_does_not_have_is_refused(course: Course, settings: Settings) -> None:
     with pytest.raises(TemplateError, match="has no email called 'day-40'"):
         Renderer(course, settings, with_words("_words/day-40.yaml", dump(shipped(course, DAY_3))))
-    assert yaml.safe_load(dump(shipped(course, DAY_3)))["title"] == "Create Rituals of Connection"

@@ -23,7 +23,7 @@ from emails.store import draft_of, live_templates, with_item
 from web.security import EMAIL_HEADERS
 from web.studio.auth import CSRF, User, Web, check_csrf
 from web.studio.editor import Text, _known, emails_using, posted_files
-from web.studio.words import posted_fields
+from web.studio.words import posted_fields, prefixed_fields
 
 router = APIRouter(prefix="/studio")
 # Gmail clips a message whose HTML is larger than about 102 KB: the rest hides behind a link.
@@ -32,14 +32,9 @@ KEPT_FOR = timedelta(hours=1)
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
 
 
-async def posted_answers(request: Request) -> dict[str, str]:
-    """The sample reader's answers so far, as the preview's controls chose them ("answer.warning-signs")."""
-    form = await request.form()
-    return {
-        name.removeprefix("answer."): value
-        for name, value in form.multi_items()
-        if name.startswith("answer.") and isinstance(value, str) and value and len(value) <= 50
-    }
+# The sample reader's answers so far, as the preview's controls chose them ("answer.warning-signs"); an
+# empty one (no answer yet) or one the course does not have renders as no answer.
+posted_answers = prefixed_fields("answer.")
 
 
 @router.post("/preview", response_class=HTMLResponse)

@@ -10,7 +10,7 @@ item per line. Field names are the wording's paths: ``w.teaching.0.paragraphs``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,11 +236,20 @@ def words_from_form(course: Course, item: str, posted: Mapping[str, str]) -> dic
     return {item: dump(data)}
 
 
-async def posted_fields(request: Request) -> dict[str, str]:
-    """The form's wording fields (a dependency: the form is parsed once, for these and the rest)."""
-    form = await request.form()
-    return {
-        name.removeprefix(PREFIX): value
-        for name, value in form.multi_items()
-        if name.startswith(PREFIX) and isinstance(value, str)
-    }
+def prefixed_fields(prefix: str) -> Callable[[Request], Awaitable[dict[str, str]]]:
+    """A dependency: the posted fields whose names start with ``prefix``, by the rest of their name
+    (the form is parsed once, for these and the endpoint's declared fields)."""
+
+    async def fields(request: Request) -> dict[str, str]:
+        form = await request.form()
+        return {
+            name.removeprefix(prefix): value
+            for name, value in form.multi_items()
+            if name.startswith(prefix) and isinstance(value, str)
+        }
+
+    return fields
+
+
+# The wording fields of the words form.
+posted_fields = prefixed_fields(PREFIX)
