@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as time_of_day
+from typing import cast
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import Boolean, Table, and_, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
@@ -295,24 +297,165 @@ def reason_not_to_send(session: Session, delivery: Delivery, timing: Timing) -> 
     """Why this delivery must not go out now, read at the last moment before SMTP; None: send it."""
     subscriber = delivery.subscriber
     suppressed = suppression_reason(session, subscriber.email, timing.address_key)
-    if delivery.step is not None:
+    return _why_not(delivery.step, delivery.email, subscriber.status, suppressed)
+
+
+def _why_not(step: int | None, email: str, status: str, suppressed: str | None) -> str | None:
+    if step is not None:
         if suppressed is not None:
             return "the address is suppressed"
-        if subscriber.status != SubscriberStatus.ACTIVE.value:
-            return f"the subscriber is {subscriber.status}"
+        if status != SubscriberStatus.ACTIVE.value:
+            return f"the subscriber is {status}"
         return None
     # Emails the person asked for just now. An erasure does not stop them: they are the way back in.
     if suppressed in PERMANENT_SUPPRESSIONS:
         return "the address is suppressed"
     # Someone who unsubscribed stays unsubscribed until they confirm again: their confirmation may go.
-    if delivery.email == CONFIRMATION_EMAIL and subscriber.status not in (
+    if email == CONFIRMATION_EMAIL and status not in (
         SubscriberStatus.PENDING.value,
         SubscriberStatus.UNSUBSCRIBED.value,
     ):
-        return f"a confirmation for a subscriber who is {subscriber.status}"
-    if subscriber.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
-        return f"the subscriber is {subscriber.status}"
+        return f"a confirmation for a subscriber who is {status}"
+    if status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
+        return f"the subscriber is {status}"
     return None
+
+
+# --- Sending a batch: a few statements for many messages ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a worker needs to send one delivery: read for a whole batch in one query."""
+
+    delivery_id: int
+    email: str
+    step: int | None
+    enrolment: int
+    template_version: str | None
+    created_at: datetime
+    signup_request_id: int | None
+    subscriber_id: int
+    course_slug: str
+    address: str
+    first_name: str | None  # for a confirmation, only what its requester typed: the address may not be theirs
+    timezone: str
+    send_time: time_of_day
+
+
+def outgoing(session: Session, delivery_ids: list[int]) -> list[Outgoing]:
+    """The deliveries with their subscribers (and a confirmation's request), in the order of the ids."""
+    rows = session.execute(
+        select(Delivery.id, Delivery.email, Delivery.step, Delivery.enrolment, Delivery.template_version,
+               Delivery.created_at, Delivery.signup_request_id, Subscriber.id, Subscriber.course_slug,
+               Subscriber.email, Subscriber.first_name, SignupRequest.first_name, Subscriber.timezone,
+               Subscriber.send_time)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .outerjoin(SignupRequest, SignupRequest.id == Delivery.signup_request_id)
+        .where(Delivery.id.in_(delivery_ids))
+    )  # fmt: skip
+    found = {}
+    for (delivery_id, email, step, enrolment, version, created_at, request_id, subscriber_id, slug, address,
+         first_name, request_first_name, timezone, send_time) in rows:  # fmt: skip
+        if email == CONFIRMATION_EMAIL:
+            first_name = request_first_name
+        found[delivery_id] = Outgoing(delivery_id, email, step, enrolment, version, created_at, request_id,
+                                      subscriber_id, slug, address, first_name, timezone, send_time)  # fmt: skip
+    return [found[delivery_id] for delivery_id in delivery_ids if delivery_id in found]
+
+
+def reasons_not_to_send(session: Session, items: list[Outgoing], timing: Timing) -> dict[int, str]:
+    """:func:`reason_not_to_send` for a few deliveries at once, read just before their SMTP transactions:
+    the deliveries that must not go out, by id, with why (an unsubscribe, a suppression, an erasure)."""
+    if not items:
+        return {}
+    statuses: dict[int, str] = {
+        subscriber_id: status for subscriber_id, status in session.execute(
+            select(Subscriber.id, Subscriber.status).where(Subscriber.id.in_({item.subscriber_id for item in items}))
+        )
+    }  # fmt: skip
+    hashes = {item.delivery_id: email_hash(item.address, timing.address_key) for item in items}
+    suppressed: dict[str, str] = {
+        hashed: reason for hashed, reason in session.execute(
+            select(Suppression.email_hash, Suppression.reason).where(Suppression.email_hash.in_(set(hashes.values())))
+        )
+    }  # fmt: skip
+    reasons = {}
+    for item in items:
+        status = statuses.get(item.subscriber_id)
+        if status is None:
+            reasons[item.delivery_id] = "the subscriber is gone"
+        elif (why := _why_not(item.step, item.email, status, suppressed.get(hashes[item.delivery_id]))) is not None:
+            reasons[item.delivery_id] = why
+    return reasons
+
+
+# Core statements on the tables (executemany), not ORM updates: nothing here is loaded as an object.
+_DELIVERIES = cast(Table, Delivery.__table__)
+_SUBSCRIBERS = cast(Table, Subscriber.__table__)
+_deliveries = _DELIVERIES.c
+_subscribers = _SUBSCRIBERS.c
+_MARK_SENT = (
+    update(_DELIVERIES)
+    .where(_deliveries.id == bindparam("delivery_id"))
+    .values(state=DeliveryState.SENT.value, message_id=bindparam("message_id"), last_reply=bindparam("reply"),
+            sent_at=bindparam("now"), lease_until=None, template_version=bindparam("release"),
+            updated_at=bindparam("now"))
+)  # fmt: skip
+# What :func:`_advance` does to a subscriber whose course step was sent, as one statement for many: the
+# course moves on to the next slot, or is complete after its last step; a subscriber who paused or
+# left in the meantime keeps that status and no next slot is set.
+_LAST = bindparam("last", type_=Boolean)
+_ADVANCE = (
+    update(_SUBSCRIBERS)
+    .where(_subscribers.id == bindparam("subscriber_id"))
+    .values(
+        current_step=case((_subscribers.current_step > bindparam("step"), _subscribers.current_step),
+                          else_=bindparam("step")),
+        last_sent_at=bindparam("now"),
+        status=case((_LAST, SubscriberStatus.COMPLETED.value), else_=_subscribers.status),
+        completed_at=case((_LAST, bindparam("now")), else_=_subscribers.completed_at),
+        next_send_at=case(
+            (_LAST, None),
+            (_subscribers.status == SubscriberStatus.ACTIVE.value, bindparam("next_send_at")),
+            else_=_subscribers.next_send_at,
+        ),
+        updated_at=bindparam("now"),
+    )
+)  # fmt: skip
+_CONFIRMATION_SENT = (
+    update(_SUBSCRIBERS)
+    .where(_subscribers.id == bindparam("subscriber_id"))
+    .values(confirmation_sent_at=bindparam("now"), updated_at=bindparam("now"))
+)
+
+
+def mark_sent_many(session: Session, sent: list[tuple[Outgoing, str, str, str]], now: datetime, timing: Timing) -> None:
+    """:func:`mark_sent` for many deliveries at once: ``(item, message_id, reply, release)`` each. Two
+    statements whatever their number (executemany); the caller commits."""
+    if not sent:
+        return
+    session.execute(_MARK_SENT, [
+        {"delivery_id": item.delivery_id, "message_id": message_id, "reply": reply, "release": release, "now": now}
+        for item, message_id, reply, release in sent
+    ])  # fmt: skip
+    steps = [(item, item.step) for item, *_ in sent if item.step is not None]
+    if steps:
+        session.execute(_ADVANCE, [_advanced(item, step, now, timing) for item, step in steps])
+    confirmations = [item for item, *_ in sent if item.email == CONFIRMATION_EMAIL]
+    if confirmations:
+        session.execute(
+            _CONFIRMATION_SENT, [{"subscriber_id": item.subscriber_id, "now": now} for item in confirmations]
+        )
+
+
+def _advanced(item: Outgoing, step: int, now: datetime, timing: Timing) -> dict[str, object]:
+    last = step >= len(load_course(item.course_slug).steps) - 1
+    schedule = Schedule.for_subscriber(item.timezone, item.send_time, timing.day_seconds)
+    return {
+        "subscriber_id": item.subscriber_id, "step": step, "now": now, "last": last,
+        "next_send_at": None if last else schedule.next_after(now),
+    }  # fmt: skip
 
 
 def mark_skipped(delivery: Delivery, reason: str, now: datetime) -> None:

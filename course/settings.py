@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # Subscribers claimed per round of a beat tick and deliveries per send_batch task.
     claim_batch_size: int = Field(200, ge=1, le=10_000)
     send_batch_size: int = Field(50, ge=1, le=1_000)
+    # A worker checks for unsubscribes just before each chunk of this many messages and records each
+    # chunk as sent in one commit: a worker killed mid-chunk may send at most this many twice.
+    send_chunk_size: int = Field(10, ge=1, le=1_000)
     # The beat stops claiming while this many deliveries wait for a worker or are being sent: what the
     # workers cannot send within a lease would only be handed out again (and queued twice).
     max_in_flight: int = Field(50_000, ge=1)

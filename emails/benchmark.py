@@ -1,4 +1,6 @@
-"""How fast one process turns a subscriber into message bytes: render, then MIME assembly.
+"""How fast one process turns a subscriber into message bytes: render, then MIME assembly; the full
+render beside the prepared one the workers use (emails/prepared.py), and the standard library's MIME
+build as a baseline.
 
 Speed is measured here and printed by ``course bench``, never asserted by a timed test.
 """
@@ -12,6 +14,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from emails.mime import MessageBuilder
+from emails.prepared import Preparer
 from emails.rendering import Recipient, RenderedEmail, Renderer
 
 
@@ -24,10 +27,16 @@ class Measurement:
     html_bytes: int
     message_bytes: int
     naive_mime_ms: float = 0.0  # per message, the standard library's EmailMessage: the baseline
+    prepared_ms: float = 0.0  # per message, render + MIME as the workers do it (emails/prepared.py)
 
     @property
     def messages_per_second(self) -> float:
+        """With the full render: a template that cannot be prepared."""
         return 1000 / (self.render_ms + self.mime_ms)
+
+    @property
+    def prepared_per_second(self) -> float:
+        return 1000 / self.prepared_ms if self.prepared_ms else 0.0
 
 
 def measure(renderer: Renderer, builder: MessageBuilder, email: str, count: int) -> Measurement:
@@ -51,6 +60,17 @@ def measure(renderer: Renderer, builder: MessageBuilder, email: str, count: int)
     for message, recipient in zip(rendered, recipients, strict=True):
         bytes(_naive(message, recipient, date))
     naive_finished = time.perf_counter()
+    preparer = Preparer(renderer)
+    preparer.render(email, recipients[0])  # prepared outside the timing: once per version and shape of reader
+    prepared_started = time.perf_counter()
+    for recipient in recipients:
+        values = renderer.reader_values(email, recipient)
+        prepared = preparer.prepared(email, recipient, values)
+        if prepared is None:
+            raise RuntimeError(f"{email} cannot be prepared: its templates need a full render per reader")
+        builder.build_prepared(prepared, values, to_address=recipient.email, to_name=recipient.first_name,
+                               message_id=builder.message_id(recipient.subscriber_id, email), date=date)  # fmt: skip
+    prepared_finished = time.perf_counter()
     return Measurement(
         email=email,
         count=count,
@@ -59,6 +79,7 @@ def measure(renderer: Renderer, builder: MessageBuilder, email: str, count: int)
         html_bytes=len(rendered[0].html.encode()),
         message_bytes=len(envelopes[0].data),
         naive_mime_ms=1000 * (naive_finished - finished) / count,
+        prepared_ms=1000 * (prepared_finished - prepared_started) / count,
     )
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 from course.settings import Settings
+from emails.prepared import Parts, PreparedEmail, Slot, fill
 from emails.rendering import RenderedEmail
 
 CRLF = b"\r\n"
@@ -59,6 +61,8 @@ def _header(name: str, value: str) -> bytes:
 
 
 MAX_NAME_LENGTH = 200
+# Prepared emails whose bodies a builder keeps encoded (see :meth:`MessageBuilder.build_prepared`).
+ENCODED_KEPT = 512
 
 
 def _address(name: str | None, address: str, what: str) -> str:
@@ -83,6 +87,61 @@ def _address(name: str | None, address: str, what: str) -> str:
 def _quoted_printable(text: str) -> bytes:
     normalised = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
     return binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
+
+
+class EncodedBody:
+    """A prepared body part, quoted-printable encoded ahead: every line without a reader's value is
+    encoded once; only the few lines with one (a link, the greeting) are encoded per message.
+
+    Quoted-printable works line by line, so the lines encoded apart and joined are the bytes
+    :func:`_quoted_printable` makes of the whole text (tests hold the two equal)."""
+
+    def __init__(self, parts: Parts) -> None:
+        lines: list[list[str | Slot]] = [[]]
+        for part in parts:
+            if type(part) is str:
+                normalised = part.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+                lines[-1].append(normalised[0])
+                lines += [[piece] for piece in normalised[1:]]
+            else:
+                lines[-1].append(part)
+        # Runs of fixed lines become one block of bytes; a line with a value stays parts to fill.
+        self._blocks: list[bytes | _Line] = []
+        fixed: list[bytes] = []
+        for index, line in enumerate(lines):
+            last = index == len(lines) - 1
+            texts = [part for part in line if isinstance(part, str)]
+            if len(texts) == len(line):
+                fixed.append(_line("".join(texts), last))
+                continue
+            if fixed:
+                self._blocks.append(b"".join(fixed))
+                fixed = []
+            self._blocks.append(_Line(tuple(line), last))
+        if fixed:
+            self._blocks.append(b"".join(fixed))
+
+    def encode(self, values: Mapping[str, str]) -> bytes:
+        return b"".join(
+            block if isinstance(block, bytes) else _line(fill(block.parts, values), block.last)
+            for block in self._blocks
+        )
+
+
+@dataclass(frozen=True)
+class _Line:
+    """A line of a prepared body that holds a reader's value: encoded per message."""
+
+    parts: Parts
+    last: bool  # the body's last line, without a line break after it
+
+
+def _line(line: str, last: bool) -> bytes:
+    if not last:
+        return _quoted_printable(line + "\r\n")
+    # The body's last line has no line break after it; alone, the encoder would break a long one with a
+    # bare LF (it takes the line ending it sees in the text), where the whole text gives CRLF.
+    return _quoted_printable(line).replace(b"=\n", b"=\r\n")
 
 
 def message_id_for(secret_key: str, course_slug: str, subscriber_id: int, step: int | str, domain: str) -> str:
@@ -115,6 +174,7 @@ class MessageBuilder:
                 b"MIME-Version: 1.0" + CRLF,
             ]
         )
+        self._encoded: dict[PreparedEmail, tuple[EncodedBody, EncodedBody]] = {}
 
     def message_id(self, subscriber_id: int, step: int | str) -> str:
         return message_id_for(self.settings.secret_key, self.course_slug, subscriber_id, step, self.domain)
@@ -128,9 +188,48 @@ class MessageBuilder:
         message_id: str,
         date: datetime,
     ) -> Envelope:
+        return self._assemble(
+            rendered.subject, rendered.unsubscribe_url, _quoted_printable(rendered.text),
+            _quoted_printable(rendered.html), to_address=to_address, to_name=to_name, message_id=message_id, date=date,
+        )  # fmt: skip
+
+    def build_prepared(
+        self,
+        prepared: PreparedEmail,
+        values: Mapping[str, str],
+        *,
+        to_address: str,
+        to_name: str | None,
+        message_id: str,
+        date: datetime,
+    ) -> Envelope:
+        """:meth:`build` for a prepared email and a reader's values (the same bytes), with its bodies
+        encoded ahead once."""
+        bodies = self._encoded.get(prepared)
+        if bodies is None:
+            while len(self._encoded) >= ENCODED_KEPT:
+                self._encoded.pop(next(iter(self._encoded)))
+            bodies = self._encoded[prepared] = (EncodedBody(prepared.text), EncodedBody(prepared.html))
+        return self._assemble(
+            fill(prepared.subject, values), fill(prepared.unsubscribe, values), bodies[0].encode(values),
+            bodies[1].encode(values), to_address=to_address, to_name=to_name, message_id=message_id, date=date,
+        )  # fmt: skip
+
+    def _assemble(
+        self,
+        subject: str,
+        unsubscribe_url: str,
+        text: bytes,
+        html: bytes,
+        *,
+        to_address: str,
+        to_name: str | None,
+        message_id: str,
+        date: datetime,
+    ) -> Envelope:
         _check(message_id, "Message-ID")
         # The mailto form carries the same signed token, so a reply-based unsubscribe names its subscriber.
-        token = rendered.unsubscribe_url.rsplit("/", 1)[-1]
+        token = unsubscribe_url.rsplit("/", 1)[-1]
         unsubscribe_mailto = f"mailto:{self.settings.unsubscribe_mailbox}?subject=unsubscribe%20{token}"
         # The boundary cannot occur in quoted-printable text: "=_" is never produced by the encoder.
         boundary = "=_" + hashlib.sha1(message_id.encode(), usedforsecurity=False).hexdigest()
@@ -138,11 +237,11 @@ class MessageBuilder:
             [
                 self._fixed,
                 _header("To", _address(to_name, to_address, "the recipient")),
-                _header("Subject", rendered.subject),
+                _header("Subject", subject),
                 _header("Date", format_datetime(date)),
                 _header("Message-ID", message_id),
                 b"List-Unsubscribe: <"
-                + _check(rendered.unsubscribe_url, "List-Unsubscribe").encode("ascii")
+                + _check(unsubscribe_url, "List-Unsubscribe").encode("ascii")
                 + b">,"
                 + CRLF
                 + b" <"
@@ -167,11 +266,11 @@ class MessageBuilder:
                 b"This is a multipart message in MIME format." + CRLF,
                 delimiter + CRLF,
                 part_head % b"plain",
-                _quoted_printable(rendered.text),
+                text,
                 CRLF,
                 delimiter + CRLF,
                 part_head % b"html",
-                _quoted_printable(rendered.html),
+                html,
                 CRLF,
                 delimiter + b"--" + CRLF,
             ]

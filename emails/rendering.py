@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from course.curriculum import Course
+from course.curriculum import Course, CourseStep
 from course.links import LinkSigner, Purpose
 from course.settings import Settings
 from emails import words
@@ -104,16 +104,17 @@ class Renderer:
                 found[key] = {**band, "checklist": key}
         return found
 
-    def context(self, email: str, recipient: Recipient) -> dict[str, Any]:
+    def context(self, email: str, recipient: Recipient, values: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """What the templates see. ``values``: the reader's own values (see :meth:`reader_values`);
+        :meth:`prepare` passes stand-ins for them."""
+        if values is None:
+            values = self.reader_values(email, recipient)
         course = self._course_data
-        sign = self.signer.url
-        subscriber_id = recipient.subscriber_id
-        links: dict[str, Any] = {
-            "preferences": sign(Purpose.PREFERENCES, subscriber_id),
-        }
+        links = {key.removeprefix("links."): value for key, value in values.items() if key.startswith("links.")}
+        first_name = values.get("first_name") if recipient.first_name else recipient.first_name
         context: dict[str, Any] = {
             "course": course,
-            "subscriber": {"first_name": recipient.first_name, "email": recipient.email},
+            "subscriber": {"first_name": first_name, "email": values["email"]},
             "postal_address": self.settings.practice_postal_address,
             "links": links,
             "day": None,
@@ -128,23 +129,15 @@ class Renderer:
             context["step"] = {"number": None, "kind": "confirmation", "email": email}
             context["letter"] = course["confirmation"]
             context["preview"] = course["confirmation"]["preview"]
-            request = None if recipient.signup_request_id is None else str(recipient.signup_request_id)
-            links["confirm"] = sign(Purpose.CONFIRM, subscriber_id, None, request)
-            links["unsubscribe"] = sign(Purpose.UNSUBSCRIBE, subscriber_id)
             return context
         if email == PREFERENCES_LINK:
             context["step"] = {"number": None, "kind": "preferences-link", "email": email}
             context["preview"] = "The link you asked for: your course settings and your data."
-            links["unsubscribe"] = sign(Purpose.UNSUBSCRIBE, subscriber_id)
             return context
 
-        step = self._steps.get(email)
-        if step is None:
-            raise TemplateError(email, "", f"{self.course.slug} has no email called {email!r}")
+        step = self._step(email)
         context["answers"] = self._answers(recipient.answers)
         number = step.number
-        links["unsubscribe"] = sign(Purpose.UNSUBSCRIBE, subscriber_id, number)
-        links["consultation"] = sign(Purpose.CONSULTATION, subscriber_id, number)
         if step.day_number is not None:
             day = course["days"][step.day_number - 1]
             source = day
@@ -152,7 +145,6 @@ class Renderer:
             context["day"] = day
             context["category"] = next(c for c in course["categories"] if c["key"] == day["category"])
             context["preview"] = day["preview"] or plain(day["teaching"][0].get("paragraphs", [day["title"]])[0])
-            links["exercise_done"] = sign(Purpose.EXERCISE_DONE, subscriber_id, number)
         else:
             source = course[email]
             context["step"] = {"number": number, "kind": email, "email": email}
@@ -161,20 +153,56 @@ class Renderer:
         shown_in = step.day_number if step.day_number is not None else email
         context["faq"] = [entry for entry in course["faq"] if entry["shown_in"] == shown_in]
         context["resources"] = [
-            {**course["resources"][key], "key": key, "url": sign(Purpose.RESOURCE, subscriber_id, number, key)}
-            for key in source["resources"]
+            {**course["resources"][key], "key": key, "url": values[f"resources.{key}"]} for key in source["resources"]
         ]
         if step.checklist is not None:
             checklist = course["checklists"][step.checklist]
             context["checklist"] = {
                 **checklist,
-                "page_url": sign(Purpose.ANSWER, subscriber_id, number),
-                "bands": [
-                    {**band, "url": sign(Purpose.ANSWER, subscriber_id, number, band["key"])}
-                    for band in checklist["bands"]
-                ],
+                "page_url": values["checklist"],
+                "bands": [{**band, "url": values[f"checklist.{band['key']}"]} for band in checklist["bands"]],
             }
         return context
+
+    def _step(self, email: str) -> CourseStep:
+        step = self._steps.get(email)
+        if step is None:
+            raise TemplateError(email, "", f"{self.course.slug} has no email called {email!r}")
+        return step
+
+    def reader_values(self, email: str, recipient: Recipient) -> dict[str, str]:
+        """Everything in an email that is the reader's own: their name and address, and each signed link
+        (``links.unsubscribe``, ``resources.<key>``, ``checklist`` and ``checklist.<band>``). The rest of
+        the email is the same for every reader who has the same answers."""
+        sign = self.signer.url
+        reader = recipient.subscriber_id
+        values = {"email": recipient.email, "links.preferences": sign(Purpose.PREFERENCES, reader)}
+        if recipient.first_name:
+            values["first_name"] = recipient.first_name
+        if email == CONFIRMATION:
+            request = None if recipient.signup_request_id is None else str(recipient.signup_request_id)
+            values["links.confirm"] = sign(Purpose.CONFIRM, reader, None, request)
+            values["links.unsubscribe"] = sign(Purpose.UNSUBSCRIBE, reader)
+            return values
+        if email == PREFERENCES_LINK:
+            values["links.unsubscribe"] = sign(Purpose.UNSUBSCRIBE, reader)
+            return values
+        step = self._step(email)
+        number = step.number
+        values["links.unsubscribe"] = sign(Purpose.UNSUBSCRIBE, reader, number)
+        values["links.consultation"] = sign(Purpose.CONSULTATION, reader, number)
+        if step.day_number is not None:
+            values["links.exercise_done"] = sign(Purpose.EXERCISE_DONE, reader, number)
+            resources = self._course_data["days"][step.day_number - 1]["resources"]
+        else:
+            resources = self._course_data[email]["resources"]
+        for key in resources:
+            values[f"resources.{key}"] = sign(Purpose.RESOURCE, reader, number, key)
+        if step.checklist is not None:
+            values["checklist"] = sign(Purpose.ANSWER, reader, number)
+            for band in self._course_data["checklists"][step.checklist]["bands"]:
+                values[f"checklist.{band['key']}"] = sign(Purpose.ANSWER, reader, number, band["key"])
+        return values
 
 
 def _render(template: jinja2.Template, context: dict[str, Any], email: str, file: str) -> str:

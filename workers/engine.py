@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from course.curriculum import course_slugs, load_course
 from course.db import make_engine, make_sessionmaker
 from course.deliveries import (
-    CONFIRMATION_EMAIL,
+    Outgoing,
     Timing,
     active_pause,
     begin_sending,
@@ -28,19 +28,21 @@ from course.deliveries import (
     in_flight,
     mark_bad_address,
     mark_failed,
-    mark_sent,
+    mark_sent_many,
     mark_skipped,
+    outgoing,
     pause_sending,
-    reason_not_to_send,
+    reasons_not_to_send,
     release_abandoned,
     retry_later,
 )
 from course.engagement import answers_so_far
-from course.models import Delivery, SendingPause, Subscriber
+from course.models import Delivery, SendingPause
 from course.settings import Settings
 from course.subscriptions import resume_ended_pauses
 from emails.compiler import TemplateError
 from emails.mime import Envelope, MessageBuilder, UnsafeHeaderValue
+from emails.prepared import Preparer
 from emails.rendering import Recipient, Renderer
 from emails.senders import Connection, Outcome, Sender, SendResult, sender_from_url
 from emails.store import current_release, parse_release, release_name, templates_at
@@ -79,7 +81,7 @@ class Runtime:
         self.throttle = throttle or make_throttle(settings)
         self._enqueue = enqueue
         self.clock = clock or (lambda: datetime.now(UTC))
-        self._writers: dict[tuple[str, int], tuple[Renderer, MessageBuilder]] = {}
+        self._writers: dict[tuple[str, int], tuple[Renderer, Preparer, MessageBuilder]] = {}
 
     def now(self) -> datetime:
         return self.clock()
@@ -97,7 +99,7 @@ class Runtime:
 
                 send_batch.delay(chunk)
 
-    def writers(self, session: Session, course_slug: str, release: int) -> tuple[Renderer, MessageBuilder]:
+    def writers(self, session: Session, course_slug: str, release: int) -> tuple[Renderer, Preparer, MessageBuilder]:
         """The renderer of a course's release (see emails/store.py). A release never changes, so its
         templates are read once per process; the most recent few are kept."""
         key = (course_slug, release)
@@ -105,44 +107,45 @@ class Runtime:
             while len(self._writers) >= RELEASES_KEPT:
                 self._writers.pop(next(iter(self._writers)))
             course = load_course(course_slug)
+            renderer = Renderer(course, self.settings, templates_at(session, course_slug, release))
             self._writers[key] = (
-                Renderer(course, self.settings, templates_at(session, course_slug, release)),
+                renderer,
+                Preparer(renderer),
                 MessageBuilder(self.settings, course.slug, course.title),
             )
         return self._writers[key]
 
     def envelope_for(
-        self, session: Session, delivery: Delivery, subscriber: Subscriber, now: datetime,
-        answers: dict[str, str] | None = None,
-    ) -> Envelope:  # fmt: skip
+        self, session: Session, item: Outgoing, now: datetime, answers: dict[str, str] | None = None
+    ) -> tuple[Envelope, str]:
+        """The message of one delivery, and the release of the templates it was made with."""
         # The release the beat claimed it under (a publish since then does not change it); a delivery
         # made outside the beat (a confirmation, the welcome) goes with the release of now.
-        release = parse_release(delivery.template_version)
+        release = parse_release(item.template_version)
         if release is None:
-            release = current_release(session, subscriber.course_slug)
-        renderer, builder = self.writers(session, subscriber.course_slug, release)
-        first_name = subscriber.first_name
-        if delivery.email == CONFIRMATION_EMAIL:
-            # Only what this confirmation's requester typed: the address may not be theirs.
-            request = delivery.signup_request
-            first_name = request.first_name if request is not None else None
+            release = current_release(session, item.course_slug)
+        renderer, preparer, builder = self.writers(session, item.course_slug, release)
         # A course step may speak to the reader's answers so far (a confirmation has none yet).
-        answers = (answers or {}) if delivery.step is not None else {}
-        recipient = Recipient(subscriber.id, subscriber.email, first_name, delivery.signup_request_id, answers)
-        rendered = renderer.render(delivery.email, recipient)
-        delivery.template_version = release_name(release)
+        answers = (answers or {}) if item.step is not None else {}
+        recipient = Recipient(item.subscriber_id, item.address, item.first_name, item.signup_request_id, answers)
         # Fixed per (subscriber, enrolment, step): a resend of one delivery carries the same Message-ID.
-        if delivery.step is None:
-            key: int | str = f"{delivery.email}-{delivery.id}"
+        if item.step is None:
+            key: int | str = f"{item.email}-{item.delivery_id}"
         else:
-            key = delivery.step if delivery.enrolment == 1 else f"{delivery.enrolment}.{delivery.step}"
-        return builder.build(
-            rendered,
-            to_address=subscriber.email,
-            to_name=first_name,
-            message_id=builder.message_id(subscriber.id, key),
-            date=now,
-        )
+            key = item.step if item.enrolment == 1 else f"{item.enrolment}.{item.step}"
+        message_id = builder.message_id(item.subscriber_id, key)
+        values = renderer.reader_values(item.email, recipient)
+        prepared = preparer.prepared(item.email, recipient, values)
+        if prepared is not None:
+            envelope = builder.build_prepared(
+                prepared, values, to_address=item.address, to_name=item.first_name, message_id=message_id, date=now
+            )
+        else:  # a template that needs the whole render for each reader
+            rendered = renderer.render_with(item.email, renderer.context(item.email, recipient, values))
+            envelope = builder.build(
+                rendered, to_address=item.address, to_name=item.first_name, message_id=message_id, date=now
+            )
+        return envelope, release_name(release)
 
 
 def make_throttle(settings: Settings) -> Throttle:
@@ -225,7 +228,14 @@ def stamp_release(session: Session, deliveries: list[Delivery]) -> None:
 
 
 def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
-    """Send the deliveries this worker manages to take; safe to run twice, and two at once."""
+    """Send the deliveries this worker manages to take; safe to run twice, and two at once.
+
+    Chunk by chunk (SEND_CHUNK_SIZE): read whether each chunk's readers may still get mail (an
+    unsubscribe or a suppression committed before that stops them), send the chunk, then record what
+    was sent in a few statements and commit. A worker killed mid-chunk has sent at most that chunk
+    without recording it: those few go again when their lease runs out (the duplicate bound per
+    crash), and nothing is lost.
+    """
     tally: dict[str, int] = {}
     with runtime.sessions() as session:
         owned = begin_sending(session, delivery_ids, runtime.now(), runtime.timing)
@@ -234,56 +244,96 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
             return tally
         # Looked up once a batch, and set by the batch itself on a 5.7.x: then the rest waits too.
         pause = active_pause(session, runtime.now())
+        items = outgoing(session, owned)
         answers = answers_so_far(session, owned)  # what each email may say of its reader's answers
+        tally["gone"] = len(owned) - len(items)  # erased with their subscriber in the meantime
+        size = runtime.settings.send_chunk_size
         with runtime.sender.connect() as connection:
-            for delivery_id in owned:
-                outcome, pause = _send_one(runtime, session, connection, delivery_id, pause, answers)
-                session.commit()  # "sent" right after SMTP accepted it: a crash duplicates one at most
-                tally[outcome] = tally.get(outcome, 0) + 1
-    return tally
+            for start in range(0, len(items), size):
+                pause = _send_chunk(runtime, session, connection, items[start : start + size], pause, answers, tally)
+                session.commit()
+    return {outcome: count for outcome, count in tally.items() if count}
 
 
-def _send_one(
-    runtime: Runtime, session: Session, connection: Connection, delivery_id: int, pause: SendingPause | None,
-    answers: dict[int, dict[str, str]],
-) -> tuple[str, SendingPause | None]:  # fmt: skip
+def _send_chunk(
+    runtime: Runtime, session: Session, connection: Connection, chunk: list[Outgoing], pause: SendingPause | None,
+    answers: dict[int, dict[str, str]], tally: dict[str, int],
+) -> SendingPause | None:  # fmt: skip
     now = runtime.now()
-    delivery = session.get(Delivery, delivery_id, populate_existing=True)
-    if delivery is None:  # erased with its subscriber in the meantime
-        return "gone", pause
-    subscriber = delivery.subscriber
-    session.refresh(subscriber)  # an unsubscribe a moment ago must be seen here, before SMTP
-    reason = reason_not_to_send(session, delivery, runtime.timing)
-    if reason is not None:
-        mark_skipped(delivery, reason, now)
-        return "skipped", pause
-    if pause is not None and pause.until > now:
-        hold_for_pause(delivery, pause)
-        return "held", pause
+    stops = reasons_not_to_send(session, chunk, runtime.timing)  # read last, just before SMTP
+    ready: list[tuple[Outgoing, Envelope, str]] = []
+    for item in chunk:
+        outcome: str | None
+        if item.delivery_id in stops or (pause is not None and pause.until > now):
+            delivery = _delivery(session, item)
+            if delivery is None:
+                outcome = "gone"
+            elif item.delivery_id in stops:
+                mark_skipped(delivery, stops[item.delivery_id], now)
+                outcome = "skipped"
+            else:
+                hold_for_pause(delivery, pause)  # type: ignore[arg-type]  # pause is set: the test above
+                outcome = "held"
+        else:
+            outcome = _build(runtime, session, item, now, answers, ready)
+        if outcome:
+            tally[outcome] = tally.get(outcome, 0) + 1
+    runtime.throttle.acquire(len(ready))
+    sent: list[tuple[Outgoing, str, str, str]] = []
+    for item, envelope, release in ready:
+        if pause is not None and pause.until > runtime.now():  # a 5.7.x earlier in this chunk: hold the rest
+            if (held := _delivery(session, item)) is not None:
+                hold_for_pause(held, pause)
+            tally["held"] = tally.get("held", 0) + 1
+            continue
+        result: SendResult = connection.send(envelope)
+        now = runtime.now()
+        reply = result.describe()
+        tally[result.outcome.value] = tally.get(result.outcome.value, 0) + 1
+        if result.outcome is Outcome.ACCEPTED:
+            sent.append((item, envelope.message_id, reply, release))
+            continue
+        delivery = _delivery(session, item)
+        if delivery is None:  # erased while it was being sent: nothing left to record
+            continue
+        delivery.template_version = release
+        if result.outcome is Outcome.RETRY:
+            log.info("delivery %s: temporary failure, retrying: %s", item.delivery_id, reply)
+            retry_later(session, delivery, reply, now, runtime.timing)
+        elif result.outcome is Outcome.BAD_ADDRESS:
+            log.info("delivery %s: the address does not exist, suppressing it: %s", item.delivery_id, reply)
+            mark_bad_address(session, delivery, reply, now, runtime.timing)
+        elif result.outcome is Outcome.SENDER_BLOCKED:
+            pause = pause_sending(session, delivery, reply, now, runtime.timing)
+        else:
+            log.info("delivery %s: refused for good: %s", item.delivery_id, reply)
+            mark_failed(session, delivery, reply, now, runtime.timing)
+    mark_sent_many(session, sent, runtime.now(), runtime.timing)
+    return pause
+
+
+def _build(
+    runtime: Runtime, session: Session, item: Outgoing, now: datetime, answers: dict[int, dict[str, str]],
+    ready: list[tuple[Outgoing, Envelope, str]],
+) -> str | None:  # fmt: skip
+    """The message of one delivery, added to ``ready``; or the outcome when it cannot be built."""
     try:
-        envelope = runtime.envelope_for(session, delivery, subscriber, now, answers.get(subscriber.id))
-    except UnsafeHeaderValue as error:
-        mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing, bounced=False)
-        return "failed", pause
-    except TemplateError as error:
-        log.error("delivery %s: template %s is broken: %s", delivery.id, delivery.email, error)
+        envelope, release = runtime.envelope_for(session, item, now, answers.get(item.subscriber_id))
+    except (UnsafeHeaderValue, TemplateError) as error:
+        delivery = _delivery(session, item)
+        if delivery is None:
+            return "gone"
+        if isinstance(error, UnsafeHeaderValue):
+            mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing, bounced=False)
+            return "failed"
+        log.error("delivery %s: template %s is broken: %s", item.delivery_id, item.email, error)
         retry_later(session, delivery, f"template error: {error}", now, runtime.timing)
-        return "retry", pause
-    runtime.throttle.acquire()
-    result: SendResult = connection.send(envelope)
-    now = runtime.now()
-    reply = result.describe()
-    if result.outcome is Outcome.ACCEPTED:
-        mark_sent(delivery, envelope.message_id, reply, now, runtime.timing)
-    elif result.outcome is Outcome.RETRY:
-        log.info("delivery %s: temporary failure, retrying: %s", delivery.id, reply)
-        retry_later(session, delivery, reply, now, runtime.timing)
-    elif result.outcome is Outcome.BAD_ADDRESS:
-        log.info("delivery %s: the address does not exist, suppressing it: %s", delivery.id, reply)
-        mark_bad_address(session, delivery, reply, now, runtime.timing)
-    elif result.outcome is Outcome.SENDER_BLOCKED:
-        pause = pause_sending(session, delivery, reply, now, runtime.timing)
-    else:
-        log.info("delivery %s: refused for good: %s", delivery.id, reply)
-        mark_failed(session, delivery, reply, now, runtime.timing)
-    return result.outcome.value, pause
+        return "retry"
+    ready.append((item, envelope, release))
+    return None
+
+
+def _delivery(session: Session, item: Outgoing) -> Delivery | None:
+    """The delivery as an ORM object, for the outcomes other than "sent" (rare: one statement each); None
+    when its subscriber was erased in the meantime."""
+    return session.get(Delivery, item.delivery_id, populate_existing=True)

@@ -13,32 +13,56 @@ from typing import Protocol
 
 import redis
 
-# KEYS[1]: the bucket. ARGV: rate (tokens/s), capacity, now (s). Returns the seconds to wait (0: go).
+# KEYS[1]: the bucket. ARGV: rate (tokens/s), capacity, now (s), tokens wanted. Takes as many whole
+# tokens as there are, up to the number wanted; returns how many it took and, if none, the seconds to wait.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local wanted = tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or capacity
 local at = tonumber(state[2]) or now
 tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local taken = math.min(wanted, math.floor(tokens))
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if taken >= 1 then
+  tokens = tokens - taken
 else
   wait = (1 - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 60)
-return tostring(wait)
+return {taken, tostring(wait)}
 """
 
 
 class Throttle(Protocol):
-    def acquire(self) -> None: ...
+    def acquire(self, count: int = 1) -> None: ...
 
 
-class RedisTokenBucket:
+class _Bucket:
+    """Tokens are taken in blocks, as many as a chunk of messages needs: one Redis call per chunk, not per
+    message. A block larger than what the bucket holds is taken in parts, waiting in between."""
+
+    def take(self, wanted: int) -> tuple[int, float]:
+        """Take up to ``wanted`` whole tokens; returns how many were taken and, if none, the seconds to wait."""
+        raise NotImplementedError
+
+    def try_acquire(self) -> float:
+        """Take a token if there is one; else return how long until there is (and take nothing)."""
+        taken, wait = self.take(1)
+        return 0.0 if taken else wait
+
+    def acquire(self, count: int = 1) -> None:
+        while count > 0:
+            taken, wait = self.take(count)
+            count -= taken
+            if not taken:
+                time.sleep(wait)
+
+
+class RedisTokenBucket(_Bucket):
     def __init__(self, client: redis.Redis, key: str, rate: float, capacity: float | None = None) -> None:
         self._client = client
         self._key = key
@@ -46,18 +70,13 @@ class RedisTokenBucket:
         self._capacity = capacity if capacity is not None else max(1.0, rate)
         self._take = client.register_script(_TAKE)
 
-    def try_acquire(self) -> float:
-        """Take a token if there is one; else return how long until there is (and take nothing)."""
+    def take(self, wanted: int) -> tuple[int, float]:
         now = self._client.time()  # the server's clock: every worker agrees on it
-        wait = float(self._take(keys=[self._key], args=[self._rate, self._capacity, now[0] + now[1] / 1e6]))
-        return wait
-
-    def acquire(self) -> None:
-        while (wait := self.try_acquire()) > 0:
-            time.sleep(wait)
+        taken, wait = self._take(keys=[self._key], args=[self._rate, self._capacity, now[0] + now[1] / 1e6, wanted])
+        return int(taken), float(wait)
 
 
-class LocalTokenBucket:
+class LocalTokenBucket(_Bucket):
     def __init__(self, rate: float, capacity: float | None = None) -> None:
         self._rate = rate
         self._capacity = capacity if capacity is not None else max(1.0, rate)
@@ -65,16 +84,13 @@ class LocalTokenBucket:
         self._at = time.monotonic()
         self._lock = threading.Lock()
 
-    def try_acquire(self) -> float:
+    def take(self, wanted: int) -> tuple[int, float]:
         with self._lock:
             now = time.monotonic()
             self._tokens = min(self._capacity, self._tokens + (now - self._at) * self._rate)
             self._at = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return 0.0
-            return (1 - self._tokens) / self._rate
-
-    def acquire(self) -> None:
-        while (wait := self.try_acquire()) > 0:
-            time.sleep(wait)
+            taken = min(wanted, int(self._tokens))
+            if taken >= 1:
+                self._tokens -= taken
+                return taken, 0.0
+            return 0, (1 - self._tokens) / self._rate

@@ -50,8 +50,8 @@ def render_live(site: Site, email: str) -> tuple[str, str, str]:
     """The email as the worker renders it now: with the renderer of the course's current release."""
     slug = site.runtime.settings.course_slug
     with site.session() as session:
-        renderer, _ = site.runtime.writers(session, slug, current_release(session, slug))
-    rendered = renderer.render(email, Recipient(subscriber_id=1, email="reader@example.com"))
+        _, preparer, _ = site.runtime.writers(session, slug, current_release(session, slug))
+    rendered = preparer.render(email, Recipient(subscriber_id=1, email="reader@example.com"))
     return rendered.subject, rendered.html, rendered.text
 
 

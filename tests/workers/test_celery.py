@@ -165,13 +165,14 @@ def test_a_subscriber_goes_through_the_whole_course_on_a_real_worker(
     assert min(gaps) >= 2.0, "never two course emails within one (compressed) day"
 
 
-def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_one_in_flight(
+def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_chunk_in_flight(
     deploy: Callable[..., Deployment], smtp: tuple[ScriptedHandler, int]
 ) -> None:
     server, _ = smtp
-    # Four messages a second, so a batch of twelve is still going when the worker dies; a short lease
-    # and a quick tick so that the beat hands the batch out again soon after.
-    deployment = deploy(SEND_RATE_PER_SECOND="4", SEND_BATCH_SIZE="12", DELIVERY_LEASE_SECONDS="3", TICK_SECONDS="0.5")
+    # Four messages a second, so a batch of twelve (four chunks of three) is still going when the worker
+    # dies; a short lease and a quick tick so that the beat hands the batch out again soon after.
+    deployment = deploy(SEND_RATE_PER_SECOND="4", SEND_BATCH_SIZE="12", SEND_CHUNK_SIZE="3", DELIVERY_LEASE_SECONDS="3",
+                        TICK_SECONDS="0.5")  # fmt: skip
     readers = [f"reader{number}@example.com" for number in range(12)]
     with deployment.runtime.sessions() as session:
         for email in readers:
@@ -190,7 +191,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_one_
     except AssertionError as error:
         raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
     counts = Counter(message.recipient for message in server.received)
-    assert sum(count - 1 for count in counts.values()) <= 1, counts
+    assert sum(count - 1 for count in counts.values()) <= 3, counts  # the chunk sent but not yet recorded
 
     def states() -> list[str]:
         with deployment.runtime.sessions() as session:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -280,6 +282,46 @@ def test_an_unsubscribe_stops_a_delivery_already_claimed(harness: Harness) -> No
     harness.drain()
     assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == []
     assert [d.state for d in deliveries(harness, alex) if d.step == 1] == [DeliveryState.SKIPPED.value]
+
+
+def test_an_unsubscribe_committed_while_a_batch_is_sending_stops_its_message_in_a_later_chunk(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory(send_chunk_size=2)
+    readers = [enrol(harness, f"reader{number}@example.com") for number in range(4)]
+    harness.clock.advance(days=1)
+    tick(harness.runtime)
+    assert len(harness.queued) == 1  # the four day-1 emails in one batch: two chunks of two
+    sender = harness.runtime.sender
+
+    class UnsubscribeOnFirstSend:
+        """The last reader unsubscribes, in their own transaction, while the first chunk is being sent."""
+
+        def __init__(self) -> None:
+            self.done = False
+
+        @contextlib.contextmanager
+        def connect(self) -> Iterator[object]:
+            with sender.connect() as connection:
+                outer = self
+
+                class Connection:
+                    def send(self, envelope: Any) -> Any:
+                        if not outer.done:
+                            outer.done = True
+                            with harness.runtime.sessions() as session:
+                                unsubscribe(session, readers[-1], now=harness.clock())
+                                session.commit()
+                        return connection.send(envelope)
+
+                yield Connection()
+
+    harness.runtime.sender = UnsubscribeOnFirstSend()  # type: ignore[assignment]
+    harness.drain()
+    day_one = {reader: [d.state for d in deliveries(harness, reader) if d.step == 1] for reader in readers}
+    assert day_one == {**{reader: ["sent"] for reader in readers[:-1]}, readers[-1]: ["skipped"]}
+    assert not any(m.subject.startswith("Day 1") for m in harness.smtp.to("reader3@example.com"))
+    assert [subscriber(harness, reader).current_step for reader in readers] == [1, 1, 1, 0]
 
 
 def test_a_delivery_stuck_in_sending_is_recovered_after_its_lease(harness_factory: Callable[..., Harness]) -> None:

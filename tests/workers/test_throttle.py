@@ -56,3 +56,32 @@ def test_the_in_process_bucket_behaves_the_same() -> None:
     bucket = LocalTokenBucket(rate=SLOW_RATE, capacity=2)
     assert bucket.try_acquire() == 0 and bucket.try_acquire() == 0
     assert 90 < bucket.try_acquire() <= 100
+
+
+@pytest.mark.parametrize("kind", ["redis", "local"])
+def test_a_chunk_takes_its_tokens_in_one_call_and_never_more_than_the_bucket_holds(
+    client: redis.Redis, key: str, kind: str
+) -> None:
+    bucket = (
+        RedisTokenBucket(client, key, rate=SLOW_RATE, capacity=3)
+        if kind == "redis"
+        else LocalTokenBucket(rate=SLOW_RATE, capacity=3)
+    )
+    assert bucket.take(5) == (3, 0.0)  # all there is, not the five asked for
+    taken, wait = bucket.take(5)
+    assert taken == 0 and 90 < wait <= 100  # none left: wait for the next one
+    assert bucket.take(0)[0] == 0
+
+
+def test_a_block_larger_than_the_bucket_is_taken_in_parts_at_the_rate() -> None:
+    bucket = LocalTokenBucket(rate=200, capacity=2)
+    calls = []
+    take = bucket.take
+
+    def counted(wanted: int) -> tuple[int, float]:
+        calls.append(wanted)
+        return take(wanted)
+
+    bucket.take = counted  # type: ignore[method-assign]
+    bucket.acquire(6)
+    assert calls[0] == 6 and sum(1 for wanted in calls if wanted) >= 3  # 2, then the rest as tokens come
