@@ -73,11 +73,11 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
 
     # Imported here: they read the settings the lines above just set.
     import uvicorn
-    from celery.beat import EmbeddedService
 
     from course.settings import get_settings
     from web.app import create_app
     from workers.app import app as celery_app
+    from workers.beat import run as run_beat
     from workers.tasks import runtime
 
     from .database import upgrade
@@ -90,8 +90,8 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="web", daemon=True).start()
-    beat = EmbeddedService(celery_app, thread=True, scheduler_cls=celery_app.conf.beat_scheduler)
-    beat.start()
+    stop_beat = threading.Event()
+    threading.Thread(target=run_beat, args=(runtime(), stop_beat), name="beat", daemon=True).start()
     print(
         f"\n  The course is on its way to {email}: one email every {day_seconds} seconds.\n"
         f"  Watch it arrive: http://127.0.0.1:{port}/inbox\n"
@@ -107,7 +107,7 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
              "--without-heartbeat", "--without-mingle", "--without-gossip"]
         )  # fmt: skip
     finally:
-        beat.stop()
+        stop_beat.set()
         server.should_exit = True
         runtime.cache_clear()
     return 0

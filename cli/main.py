@@ -137,12 +137,20 @@ def _worker(arguments: argparse.Namespace) -> int:
 
 
 def _beat(arguments: argparse.Namespace) -> int:
-    from workers.app import app
+    import logging
+    import signal
+    import threading
 
-    # The tick is the beat's only entry and it runs every few seconds, so the schedule lives in memory
-    # (celery.beat:Scheduler, set in workers/app.py): no state file, so the beat starts from any folder.
-    # The beat only publishes ticks; it needs the broker, not the database.
-    app.start(["beat", f"--loglevel={arguments.loglevel}"])
+    from workers.beat import run
+    from workers.tasks import runtime
+
+    settings = get_settings()
+    _require_schema(settings)
+    logging.basicConfig(level=arguments.loglevel.upper(), format="[%(asctime)s: %(levelname)s/beat] %(message)s")
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())  # the tick under way finishes, then the beat stops
+    run(runtime(), stop)
     return 0
 
 
@@ -276,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(handler=_worker)
 
-    beat = commands.add_parser("beat", help="run the beat that claims due emails (one per deployment)")
+    beat = commands.add_parser(
+        "beat", help="run the beat: it claims due emails and queues them for the workers (one per deployment)"
+    )
     beat.add_argument("--loglevel", default="INFO")
     beat.set_defaults(handler=_beat)
 

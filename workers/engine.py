@@ -1,8 +1,8 @@
-"""What the beat tick and the send_batch task do, free of Celery so that tests can drive it directly.
+"""What the beat's tick and the send_batch task do, free of Celery so that tests can drive it directly.
 
-A :class:`Runtime` holds one process's resources (database, sender, throttle, renderers); the Celery
-tasks in :mod:`workers.tasks` build one per worker process and call :func:`tick` and
-:func:`send_batch`.
+A :class:`Runtime` holds one process's resources (database, sender, throttle, renderers). The beat
+(:mod:`workers.beat`) builds one and calls :func:`tick`; the Celery task in :mod:`workers.tasks` builds
+one per worker process and calls :func:`send_batch`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
@@ -52,9 +53,9 @@ log = logging.getLogger(__name__)
 
 # Renderers kept per process, one per (course, release): the live release and the few before it.
 RELEASES_KEPT = 32
-# How many claim rounds one tick may run before leaving the rest to the next tick.
-# A tick claims round after round for at most this share of the interval: a long backlog is worked
-# through by consecutive ticks, and a tick never overlaps the next.
+# A tick claims round after round for at most this share of the interval, then hands over to the next
+# tick: it records that it ran (the beat's health check), and a long backlog is worked through by
+# consecutive ticks.
 TICK_BUDGET = 0.8
 
 
@@ -160,7 +161,7 @@ def _last_tick_key(settings: Settings) -> str:
 
 
 def record_tick(settings: Settings) -> None:
-    """Note that a tick ran, for the beat's health check (beat -> broker -> worker -> database)."""
+    """Note that a tick ran, for the beat's health check (the beat reached the database and the broker)."""
     if settings.redis is not None:
         redis.Redis.from_url(settings.redis).set(_last_tick_key(settings), datetime.now(UTC).timestamp(), ex=86400)
 
@@ -172,10 +173,16 @@ def seconds_since_last_tick(settings: Settings) -> float | None:
     return None if value is None else datetime.now(UTC).timestamp() - float(value)
 
 
-def tick(runtime: Runtime) -> int:
+@dataclass(frozen=True)
+class TickOutcome:
+    queued: int  # deliveries queued for the workers
+    more_due: bool  # the tick's time ran out while more was due (the next tick may start at once)
+
+
+def tick(runtime: Runtime) -> TickOutcome:
     """The beat: claim due subscribers and abandoned deliveries, commit, then enqueue, round after round
     until nothing is due, the workers have enough to do (MAX_IN_FLIGHT), or the tick's time is spent
-    (the next tick goes on). Returns how many."""
+    (the next tick goes on)."""
     queued = 0
     budget_ends = time.monotonic() + runtime.settings.tick_interval_seconds * TICK_BUDGET
     batch = runtime.settings.claim_batch_size
@@ -187,7 +194,7 @@ def tick(runtime: Runtime) -> int:
             pause = active_pause(session, now)
             if pause is not None:
                 log.warning("sending is paused until %s: %s", pause.until.isoformat(), pause.reason)
-                return queued
+                return TickOutcome(queued, more_due=False)
             resume_ended_pauses(session, now=now, timing=runtime.timing, limit=batch)
             wanted = min(batch, room)
             claimed = _claim_round(session, now, wanted, runtime.timing) if wanted > 0 else []
@@ -196,9 +203,11 @@ def tick(runtime: Runtime) -> int:
         runtime.enqueue(claimed + released)  # only now: a worker must find them committed
         queued += len(claimed) + len(released)
         room -= len(claimed)
-        more_due = wanted > 0 and len(claimed) == wanted
-        if (not more_due and len(released) < batch) or time.monotonic() > budget_ends:
-            return queued
+        more_due = (wanted > 0 and len(claimed) == wanted) or len(released) == batch
+        if not more_due:
+            return TickOutcome(queued, more_due=False)
+        if time.monotonic() > budget_ends:
+            return TickOutcome(queued, more_due=True)
 
 
 def _claim_round(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:

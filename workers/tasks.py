@@ -1,4 +1,7 @@
-"""The Celery tasks. Arguments are ids and JSON primitives, never ORM objects."""
+"""The Celery task: send a batch of deliveries. Arguments are ids and JSON primitives, never ORM objects.
+
+The tick is not a task: it runs in the beat's own process (workers/beat.py).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +9,14 @@ import functools
 
 from course.settings import get_settings
 from workers.app import app
-from workers.engine import Runtime, record_tick
+from workers.engine import Runtime
 from workers.engine import send_batch as send_batch_now
-from workers.engine import tick as tick_now
 
 
 @functools.cache
 def runtime() -> Runtime:
     # Built on first use inside the worker process (after a prefork fork), then reused.
     return Runtime(get_settings())
-
-
-@app.task(name="workers.tasks.tick", acks_late=True, ignore_result=True)
-def tick() -> int:
-    queued = tick_now(runtime())
-    record_tick(runtime().settings)
-    return queued
 
 
 # No Celery retry (it would use a countdown): if the database or Redis is away, the task fails and

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from course.db import make_engine, make_sessionmaker
 from course.models import Delivery, DeliveryState, Subscriber, SubscriberStatus
@@ -27,6 +28,7 @@ from workers.app import create_app
 from workers.engine import Runtime
 
 from ..conftest import TEST_SECRET, make_settings
+from ..support.databases import sqlalchemy_url
 from ..support.processes import Processes, processes
 from ..support.smtp import ScriptedHandler
 from ..support.waiting import wait_until
@@ -233,25 +235,80 @@ def test_a_task_delivered_twice_sends_its_message_once(
 def test_the_beat_starts_from_an_empty_folder_and_keeps_no_state_file(deploy: Callable[..., Deployment]) -> None:
     deployment = deploy(COURSE_DAY_SECONDS="2")  # a tick every 0.25 s
     deployment.beat()
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        wait_until(lambda: client.get(f"{deployment.settings.celery_queue}:last-tick") is not None, timeout=60,
+                   what="a tick")  # fmt: skip
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
+    assert list(deployment.processes.workdir.iterdir()) == []  # no var/, no schedule file
+
+
+def due_subscriber(deployment: Deployment, email: str) -> int:
+    """A confirmed subscriber whose welcome is due now."""
+    with deployment.runtime.sessions() as session:
+        subscriber = Subscriber(course_slug=SLUG, email=email, timezone="UTC", status=SubscriberStatus.ACTIVE.value,
+                                next_send_at=datetime.now(UTC), confirmed_at=datetime.now(UTC))  # fmt: skip
+        session.add(subscriber)
+        session.commit()
+        return subscriber.id
+
+
+def test_the_beat_claims_as_it_starts_not_one_interval_later_and_needs_no_worker_to_tick(
+    deploy: Callable[..., Deployment],
+) -> None:
+    deployment = deploy(TICK_SECONDS="3600")  # the next tick would be in an hour
+    alex = due_subscriber(deployment, "alex@example.com")
+    deployment.beat()  # and no worker: the tick is the beat's own work, not a task waiting for a slot
     queue = redis.Redis.from_url(REDIS_URL)
     try:
-        wait_until(lambda: queue.llen(deployment.settings.celery_queue) > 0, timeout=60, what="a tick on the queue")
+        wait_until(lambda: queue.llen(deployment.settings.celery_queue) > 0, timeout=60, what="the first batch")
+        message = json.loads(queue.lindex(deployment.settings.celery_queue, -1) or b"{}")
+        assert message["headers"]["task"] == "workers.tasks.send_batch"
     except AssertionError as error:
         raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
     finally:
         queue.delete(deployment.settings.celery_queue)
-    assert list(deployment.processes.workdir.iterdir()) == []  # no var/, no beat-schedule file
+    with deployment.runtime.sessions() as session:
+        claimed = session.scalars(select(Delivery).where(Delivery.subscriber_id == alex)).all()
+        assert [(delivery.email, delivery.state) for delivery in claimed] == [("welcome", "claimed")]
 
 
-def test_the_first_tick_goes_out_as_the_beat_starts_not_one_interval_later(deploy: Callable[..., Deployment]) -> None:
-    deployment = deploy(TICK_SECONDS="3600")  # the schedule alone would tick in an hour
-    deployment.beat()
-    queue = redis.Redis.from_url(REDIS_URL)
+def test_the_beat_outlives_a_database_that_refuses_it_and_claims_once_it_is_back(
+    deploy: Callable[..., Deployment], database_url: str
+) -> None:
+    deployment = deploy(TICK_SECONDS="0.5")
+    client = redis.Redis.from_url(REDIS_URL)
+    last_tick = f"{deployment.settings.celery_queue}:last-tick"
+    name = make_url(database_url).database
+    admin = create_engine(sqlalchemy_url("postgres"), isolation_level="AUTOCOMMIT")
     try:
-        wait_until(lambda: queue.llen(deployment.settings.celery_queue) > 0, timeout=60, what="the first tick")
-        message = json.loads(queue.lindex(deployment.settings.celery_queue, 0) or b"{}")
-        assert message["headers"]["task"] == "workers.tasks.tick"
+        deployment.beat()
+        wait_until(lambda: client.get(last_tick) is not None, timeout=60, what="a first tick")
+        deployment.engine.dispose()
+        with admin.connect() as connection:  # the database goes away under the running beat
+            connection.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"), {"name": name}
+            )
+        client.delete(last_tick)
+        log = deployment.processes.logs / "beat.log"
+        wait_until(lambda: "the tick failed" in log.read_text(), timeout=60, what="a failed tick, logged")
+        assert client.get(last_tick) is None
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        alex = due_subscriber(deployment, "alex@example.com")
+        wait_until(lambda: client.get(last_tick) is not None, timeout=60, what="ticks again")
+
+        def claimed() -> list[str]:
+            with deployment.runtime.sessions() as session:
+                return list(session.scalars(select(Delivery.email).where(Delivery.subscriber_id == alex)))
+
+        wait_until(lambda: claimed() == ["welcome"], timeout=60, what="the welcome claimed by the same beat")
     except AssertionError as error:
         raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
     finally:
-        queue.delete(deployment.settings.celery_queue)
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.dispose()
+        client.delete(deployment.settings.celery_queue)

@@ -88,10 +88,10 @@ def test_the_beat_stops_claiming_while_the_workers_have_enough_to_do(
         for number in range(9):
             reader(session, f"r{number}", 0)
         session.commit()
-    assert tick(harness.runtime) == 5  # in rounds of two, up to five in flight
-    assert tick(harness.runtime) == 0  # none sent yet: no room
+    assert tick(harness.runtime).queued == 5  # in rounds of two, up to five in flight
+    assert tick(harness.runtime).queued == 0  # none sent yet: no room
     first = [delivery_id for batch in harness.queued for delivery_id in batch]
     send_batch(harness.runtime, first[:3])
-    assert tick(harness.runtime) == 3  # three sent: three more
+    assert tick(harness.runtime).queued == 3  # three sent: three more
     with harness.runtime.sessions() as session:
         assert in_flight(session, harness.clock()) == 5

@@ -1,0 +1,45 @@
+"""``course beat``: the tick, in a process of its own.
+
+The tick claims what is due and queues ``send_batch`` tasks (:func:`workers.engine.tick`). It runs here,
+in the beat's process, not as a Celery task: a tick queued behind thousands of ``send_batch`` tasks would
+wait until they were done (and the workers ran dry meanwhile), and a tick running in a worker takes a
+slot that could be sending. So the beat needs the database and the broker.
+
+The first tick runs as the beat starts, then one every ``TICK_SECONDS``; a tick that stopped because its
+time ran out while more was due is followed by the next at once. A tick that fails (the database or the
+broker away) is logged and tried again at the next interval: the beat never dies of it. Two beats at once
+are harmless (the claim skips what the other holds), only pointless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from workers.engine import Runtime, record_tick, tick
+
+log = logging.getLogger(__name__)
+
+
+def run(runtime: Runtime, stop: threading.Event) -> None:
+    """Tick until ``stop`` is set (SIGTERM, Ctrl+C); the tick under way finishes first."""
+    interval = runtime.settings.tick_interval_seconds
+    log.info("beat: a tick now, then every %ss", f"{interval:g}")
+    while not stop.is_set():
+        started = time.monotonic()
+        more = False
+        try:
+            outcome = tick(runtime)
+            record_tick(runtime.settings)
+            more = outcome.more_due
+            if outcome.queued:
+                log.info("beat: %s deliveries queued in %.2f s", outcome.queued, time.monotonic() - started)
+        except (SQLAlchemyError, RedisError, BrokerError, OSError) as error:
+            log.error("beat: the tick failed, trying again in %ss: %s", f"{interval:g}", error)
+        if not more:
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
