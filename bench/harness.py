@@ -71,19 +71,25 @@ class Usage:
 class Processes:
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     usage: dict[int, Usage] = field(default_factory=dict)
+    # What else works for the run, by role, and its pids (PostgreSQL's backends for the run's database).
+    helpers: dict[str, Callable[[], list[int]]] = field(default_factory=dict)
 
     def sample(self) -> None:
         ticks = os.sysconf("SC_CLK_TCK")
-        for role, process in self.running.items():
-            for pid, depth in _tree(process.pid):
-                name = role if depth == 0 else f"{role} child {pid}"
-                found = _read_usage(pid, ticks)
-                if found is None:
-                    continue
-                cpu, peak = found
-                usage = self.usage.setdefault(pid, Usage(name))
-                usage.cpu_seconds = max(usage.cpu_seconds, cpu)
-                usage.peak_mb = max(usage.peak_mb, peak)
+        seen = [
+            (role if depth == 0 else f"{role} child {pid}", pid)
+            for role, process in self.running.items()
+            for pid, depth in _tree(process.pid)
+        ]
+        seen += [(role, pid) for role, pids in self.helpers.items() for pid in pids()]
+        for name, pid in seen:
+            found = _read_usage(pid, ticks)
+            if found is None:
+                continue
+            cpu, peak = found
+            usage = self.usage.setdefault(pid, Usage(name))
+            usage.cpu_seconds = max(usage.cpu_seconds, cpu)
+            usage.peak_mb = max(usage.peak_mb, peak)
 
     def stop(self) -> None:
         for process in self.running.values():
@@ -96,6 +102,44 @@ class Processes:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """The machine's busy and total CPU seconds so far, all cores (Linux's /proc/stat)."""
+    fields = [float(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle and waiting for I/O
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def process_cpu_seconds(pid: int) -> float:
+    found = _read_usage(pid, os.sysconf("SC_CLK_TCK"))
+    return found[0] if found else 0.0
+
+
+def redis_cpu_seconds(broker_url: str) -> float:
+    """The Redis server's own CPU seconds so far (INFO cpu)."""
+    client = redis.Redis.from_url(broker_url)
+    info = client.info("cpu")
+    client.close()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def backends(database_url: str) -> Callable[[], list[int]]:
+    """The pids of PostgreSQL's backends serving this database (when the server runs on this machine,
+    /proc shows them; elsewhere they are simply not found)."""
+    engine = sqlalchemy.create_engine(make_url(database_url).set(database="postgres"), pool_size=1)
+    name = make_url(database_url).database
+
+    def pids() -> list[int]:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sqlalchemy.text("SELECT pid FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()"),
+                {"name": name},
+            )
+            return [int(row[0]) for row in rows]
+
+    return pids
 
 
 def _tree(pid: int) -> Iterator[tuple[int, int]]:
@@ -278,8 +322,10 @@ def run(
                 f"`course beat` and `course worker --concurrency {options.concurrency}` ...")  # fmt: skip
             environment = _environment(options, database_url, queue, sink.port)
             command = [sys.executable, "-m", "cli.main"]
-            processes = Processes()
+            processes = Processes(helpers={"postgres backend": backends(database_url)})
             logs = Path(folder)
+            sink_cpu, redis_cpu, machine = (process_cpu_seconds(sink.process.pid or 0),
+                                            redis_cpu_seconds(options.broker_url), machine_cpu_seconds())  # fmt: skip
             started = time.time()
             try:
                 for role, arguments in (("beat", ["beat", "--loglevel", "WARNING"]),
@@ -315,6 +361,11 @@ def run(
                 if sys.stdout.isatty():
                     print()
             finally:
+                elsewhere = {
+                    "SMTP sink (the harness)": process_cpu_seconds(sink.process.pid or 0) - sink_cpu,
+                    "redis-server": redis_cpu_seconds(options.broker_url) - redis_cpu,
+                }
+                machine_after = machine_cpu_seconds()
                 processes.stop()
             marked_sent = sent_deliveries(database_url)
         taken = sink.taken()
@@ -322,8 +373,9 @@ def run(
         sink.stop()
         _forget_queue(options.broker_url, queue)
 
+    used = (machine_after[0] - machine[0], machine_after[1] - machine[1])
     figures = _figures(options, limit.per_second, limit_count, len(message), started, due, taken, processes,
-                       marked_sent)  # fmt: skip
+                       marked_sent, elsewhere, used)  # fmt: skip
     figures["claim_plan"] = plan
     options.results.mkdir(parents=True, exist_ok=True)
     path = options.results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{options.subscribers}.json"
@@ -336,7 +388,7 @@ def run(
 
 def _figures(
     options: Options, limit_rate: float, limit_count: int, message_bytes: int, started: float, due: datetime,
-    taken: Any, processes: Processes, marked_sent: int,
+    taken: Any, processes: Processes, marked_sent: int, elsewhere: dict[str, float], machine: tuple[float, float],
 ) -> dict[str, Any]:  # fmt: skip
     times = taken.times
     first, last = (times[0], times[-1]) if times else (started, started)
@@ -344,6 +396,11 @@ def _figures(
     once_started = (taken.count - 1) / (last - first) if taken.count > 1 and last > first else 0.0
     latencies = [moment - due.timestamp() for moment in times]
     per_thousand = max(taken.count, 1) / 1000
+    ours = [usage for usage in processes.usage.values() if not usage.role.startswith("postgres")]
+    postgres = [usage for usage in processes.usage.values() if usage.role.startswith("postgres")]
+    if postgres:
+        elsewhere = {f"postgres ({len(postgres)} backends)": sum(usage.cpu_seconds for usage in postgres), **elsewhere}
+    busy, total = machine
     return {
         "subscribers": options.subscribers,
         "delivered": taken.count,
@@ -369,8 +426,18 @@ def _figures(
                 "cpu_seconds_per_1000_emails": round(usage.cpu_seconds / per_thousand, 3),
                 "peak_memory_mb": round(usage.peak_mb, 1),
             }
-            for usage in processes.usage.values()
+            for usage in ours
         ],
+        # The rest of the work on this machine while ours ran: the database, the broker and the sink.
+        "elsewhere": [
+            {
+                "process": role,
+                "cpu_seconds": round(seconds, 2),
+                "cpu_seconds_per_1000_emails": round(seconds / per_thousand, 3),
+            }
+            for role, seconds in elsewhere.items()
+        ],
+        "machine_busy": round(busy / total, 3) if total else 0.0,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "system": platform.platform()},
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -393,4 +460,9 @@ def report(figures: dict[str, Any]) -> list[str]:
     for process in figures["processes"]:
         lines.append(f"  {process['process']:<28}{process['cpu_seconds']:>8.1f}"
                      f"{process['cpu_seconds_per_1000_emails']:>12.3f}{process['peak_memory_mb']:>9.1f}")  # fmt: skip
+    for process in figures.get("elsewhere", []):
+        lines.append(f"  {process['process']:<28}{process['cpu_seconds']:>8.1f}"
+                     f"{process['cpu_seconds_per_1000_emails']:>12.3f}")  # fmt: skip
+    if figures.get("machine_busy"):
+        lines.append(f"  the machine's {figures['machine']['cpus']} cores were {figures['machine_busy']:.0%} busy")
     return lines

@@ -48,6 +48,9 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     assert figures["duplicates"] == figures["without_message_id"] == 0
     assert figures["emails_per_second"] > 0 and figures["limit_emails_per_second"] > 0 and figures["ratio"] > 0
     assert {process["process"] for process in figures["processes"]} >= {"beat", "worker"}
+    elsewhere = {process["process"].split(" (")[0]: process["cpu_seconds"] for process in figures["elsewhere"]}
+    assert set(elsewhere) == {"postgres", "SMTP sink", "redis-server"}  # where the rest of the machine went
+    assert elsewhere["postgres"] > 0 and elsewhere["SMTP sink"] > 0 and 0 < figures["machine_busy"] <= 1
     written = json.loads(next(tmp_path.glob("*-300.json")).read_text())
     assert written == figures
     assert any("ratio ours/limit" in line for line in lines)
