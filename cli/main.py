@@ -7,6 +7,7 @@ and each subcommand only parses arguments and calls into the room that does the 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -114,13 +115,14 @@ def _require_schema(settings: Settings) -> None:
 def _web(arguments: argparse.Namespace) -> int:
     import uvicorn
 
-    from web.app import create_app
-
     _require_schema(get_settings())
-
+    # One process per core by default: a Python process serves one request's Python at a time, and
+    # mail scanners open every link of every email within seconds of its delivery.
     # uvicorn's own X-Forwarded-For handling stays off: the app believes the header only from the
     # proxies in FORWARDED_ALLOW_IPS (web/clients.py), and keeps the peer's address otherwise.
-    uvicorn.run(create_app(get_settings()), host=arguments.host, port=arguments.port, proxy_headers=False)
+    uvicorn.run("web.app:from_environment", factory=True, host=arguments.host, port=arguments.port,
+                workers=arguments.workers, proxy_headers=False, access_log=arguments.access_log,
+                log_level="info")  # fmt: skip
     return 0
 
 
@@ -276,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     web = commands.add_parser("web", help="serve the web app (uvicorn)")
     web.add_argument("--host", default="127.0.0.1")
     web.add_argument("--port", type=int, default=8000)
+    web.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes serving requests (default: one per core, %(default)s here)",
+    )
+    web.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                     help="log a line per request (--no-access-log behind a proxy that logs them)")  # fmt: skip
     web.set_defaults(handler=_web)
 
     worker = commands.add_parser("worker", help="run a Celery worker that sends the course")

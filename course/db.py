@@ -3,6 +3,7 @@ database's schema is the one this code expects."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,13 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "alembic"
 UPGRADE_HINT = "run `course db upgrade`"
 
 
-def make_engine(database_url: str, *, create_folder: bool = True, **options: Any) -> Engine:
-    """An engine. For SQLite, ``create_folder`` makes the file's folder (only what creates a database should)."""
+def make_engine(database_url: str, *, create_folder: bool = True, pre_ping: bool = True, **options: Any) -> Engine:
+    """An engine. For SQLite, ``create_folder`` makes the file's folder (only what creates a database should).
+
+    ``pre_ping``: test each connection as it is taken from the pool (a round trip), so that a process
+    that sat idle through a database restart does not fail its next statement. The web app does without:
+    it takes a connection per request, thousands a second, and SQLAlchemy drops the whole pool on the
+    first disconnect it sees, so a restart costs one failed request per process at most."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if create_folder and url.database and url.database != ":memory:":
@@ -28,7 +34,7 @@ def make_engine(database_url: str, *, create_folder: bool = True, **options: Any
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **options)
+    return create_engine(url, pool_pre_ping=pre_ping, **options)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -80,6 +86,7 @@ class SchemaState:
         return f"schema at {', '.join(self.current)}, this version needs {', '.join(self.expected)}: {UPGRADE_HINT}"
 
 
+@functools.cache  # the migrations ship with the code: read once per process
 def expected_revisions() -> tuple[str, ...]:
     return tuple(ScriptDirectory(str(MIGRATIONS)).get_heads())
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from course.curriculum import Checklist, Course, ScoreBand
@@ -57,6 +57,24 @@ def seconds_since_delivery(session: Session, subscriber: Subscriber, step: int |
     return None if sent_at is None else (now - sent_at).total_seconds()
 
 
+def subscriber_and_sent_at(
+    session: Session, subscriber_id: int, step: int | None
+) -> tuple[Subscriber | None, datetime | None]:
+    """For a click: the subscriber a link belongs to, and when the email it came in was sent, in one query."""
+    if step is None:
+        return session.get(Subscriber, subscriber_id), None
+    sent = and_(
+        Delivery.subscriber_id == Subscriber.id,
+        Delivery.enrolment == Subscriber.enrolment,
+        Delivery.step == step,
+        Delivery.state == DeliveryState.SENT.value,
+    )
+    row = session.execute(
+        select(Subscriber, Delivery.sent_at).outerjoin(Delivery, sent).where(Subscriber.id == subscriber_id)
+    ).first()
+    return (None, None) if row is None else (row[0], row[1])
+
+
 def record_click(
     session: Session,
     subscriber: Subscriber,
@@ -68,11 +86,14 @@ def record_click(
     automated: bool,
     elapsed: float | None,
     now: datetime,
-) -> Event | None:
-    """A new click event, or None when nothing is recorded: someone who left, or a repeat (see above)."""
+) -> bool:
+    """Record a click; False when nothing is recorded: someone who left, or a repeat (see above).
+
+    One statement: the event is inserted only if the same link has no click within the window and
+    fewer than it may keep."""
     if not records_for(subscriber):
-        return None
-    same_link = (
+        return False
+    same_link = and_(
         Event.subscriber_id == subscriber.id,
         Event.enrolment == subscriber.enrolment,
         Event.kind == kind.value,
@@ -81,22 +102,74 @@ def record_click(
         # A scanner's visit a moment before must not swallow the person's own click.
         Event.automated == automated,
     )
-    last, kept = session.execute(select(func.max(Event.created_at), func.count()).where(*same_link)).one()
-    if (last is not None and last > now - REPEAT_CLICK_WINDOW) or kept >= CLICKS_KEPT_PER_LINK:
-        return None
-    event = Event(
-        subscriber_id=subscriber.id,
-        enrolment=subscriber.enrolment,
-        kind=kind.value,
-        step=step,
-        value=value,
-        automated=automated,
-        user_agent=(user_agent or "")[:500] or None,
-        seconds_since_delivery=elapsed,
-        created_at=now,
-    )
-    session.add(event)
-    return event
+    recent = select(Event.id).where(same_link, Event.created_at > now - REPEAT_CLICK_WINDOW).exists()
+    kept = select(func.count()).select_from(Event).where(same_link).scalar_subquery()
+    values = {
+        "subscriber_id": subscriber.id, "enrolment": subscriber.enrolment, "kind": kind.value, "step": step,
+        "value": value, "automated": automated, "user_agent": (user_agent or "")[:500] or None,
+        "seconds_since_delivery": elapsed, "created_at": now,
+    }  # fmt: skip
+    row = select(*(literal(value, Event.__table__.c[name].type).label(name) for name, value in values.items()))
+    inserted = session.execute(insert(Event).from_select(list(values), row.where(~recent, kept < CLICKS_KEPT_PER_LINK)))
+    return bool(inserted.rowcount)  # type: ignore[attr-defined]
+
+
+# A click on a link that only redirects (consultation, resource), recorded in one statement on
+# PostgreSQL: the subscriber and when the link's email was sent are looked up, whether it was a
+# machine is decided, and the event is inserted under the same rules as :func:`record_click` (someone
+# who left is not recorded; a repeat within the window, or beyond what a link keeps, is not).
+# It returns whether the subscriber exists and whether a click was recorded. The web app runs it
+# without a thread or an ORM session, for the bursts mail scanners make.
+CLICK_AT_ONCE = text("""
+WITH p AS (
+    SELECT CAST(:subscriber_id AS bigint) AS subscriber_id, CAST(:step AS integer) AS step,
+           CAST(:kind AS varchar) AS kind, CAST(:value AS varchar) AS value,
+           CAST(:user_agent AS varchar) AS user_agent, CAST(:agent_automated AS boolean) AS agent_automated,
+           CAST(:now AS timestamptz) AS now, CAST(:repeat_after AS timestamptz) AS repeat_after,
+           make_interval(secs => CAST(:human_delay AS double precision)) AS human_delay,
+           CAST(:kept AS integer) AS kept, CAST(:recording AS text[]) AS recording
+), reader AS (
+    SELECT s.id, s.enrolment, s.status, d.sent_at
+    FROM p
+    JOIN subscribers AS s ON s.id = p.subscriber_id
+    LEFT JOIN deliveries AS d
+        ON d.subscriber_id = s.id AND d.enrolment = s.enrolment AND d.step = p.step AND d.state = 'sent'
+), click AS (
+    SELECT r.id, r.enrolment, r.sent_at,
+           p.agent_automated OR (r.sent_at IS NOT NULL AND p.now - r.sent_at < p.human_delay) AS automated
+    FROM reader AS r, p
+    WHERE r.status = ANY(p.recording)
+), same_link AS (
+    SELECT e.created_at
+    FROM events AS e, click AS c, p
+    WHERE e.subscriber_id = c.id AND e.enrolment = c.enrolment AND e.kind = p.kind AND e.step = p.step
+      AND e.value IS NOT DISTINCT FROM p.value AND e.automated = c.automated
+), inserted AS (
+    INSERT INTO events (subscriber_id, enrolment, kind, step, value, automated, user_agent, seconds_since_delivery,
+                        created_at)
+    SELECT c.id, c.enrolment, p.kind, p.step, p.value, c.automated, p.user_agent,
+           EXTRACT(EPOCH FROM p.now - c.sent_at), p.now
+    FROM click AS c, p
+    WHERE NOT EXISTS (SELECT 1 FROM same_link WHERE created_at > p.repeat_after)
+      AND (SELECT count(*) FROM same_link) < p.kept
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM reader) AS known, (SELECT count(*) FROM inserted) AS recorded
+""")
+
+
+def click_at_once_parameters(
+    *, subscriber_id: int, step: int, kind: EventKind, value: str | None, user_agent: str | None,
+    agent_automated: bool, human_delay: float, now: datetime,
+) -> dict[str, object]:  # fmt: skip
+    """The parameters of :data:`CLICK_AT_ONCE`. ``agent_automated``: the request alone says it is a
+    machine (a HEAD, a scanner's agent); the time since delivery is judged by the statement."""
+    return {
+        "subscriber_id": subscriber_id, "step": step, "kind": kind.value, "value": value,
+        "user_agent": (user_agent or "")[:500] or None, "agent_automated": agent_automated,
+        "human_delay": human_delay, "now": now, "repeat_after": now - REPEAT_CLICK_WINDOW,
+        "kept": CLICKS_KEPT_PER_LINK, "recording": sorted(RECORDING_STATUSES),
+    }  # fmt: skip
 
 
 def exercise_done(session: Session, subscriber: Subscriber, step: int) -> bool:

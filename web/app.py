@@ -70,7 +70,7 @@ def create_app(
     web = WebContext(
         settings=settings,
         course=course,
-        sessions=sessions or make_sessionmaker(make_engine(settings.database_url)),
+        sessions=sessions or make_sessionmaker(make_engine(settings.database_url, pre_ping=False, pool_size=20)),
         signer=LinkSigner(settings.secret_key, str(settings.base_url)),
         templates=templates,
         limiter=limiter,
@@ -91,6 +91,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.https = settings.base_url.scheme == "https"
+    app.router.on_shutdown.append(web.dispose)
     app.state.settings = settings
     app.state.templates = templates
     app.state.context = web
@@ -158,3 +159,9 @@ def create_app(
         return response
 
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app as ``course web`` serves it, with the settings of the environment: uvicorn calls this in
+    each of its worker processes."""
+    return create_app(get_settings())

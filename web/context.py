@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -9,6 +11,7 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from course.curriculum import Course
@@ -31,6 +34,9 @@ class WebContext:
     enqueue: Callable[[Iterable[int]], None]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _wording: dict[int, Course] = field(default_factory=dict)
+    _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
 
     @property
     def timing(self) -> Timing:
@@ -54,6 +60,27 @@ class WebContext:
     def session(self) -> Iterator[Session]:
         with self.sessions() as session:
             yield session
+
+    def async_engine(self) -> AsyncEngine | None:
+        """The database for the handlers that run on the event loop (the click redirects), on
+        PostgreSQL; None elsewhere (SQLite: they take the thread and the session instead). One engine per
+        event loop: a server has one, a test client one per client."""
+        bind = self.sessions.kw["bind"]
+        if bind.dialect.name != "postgresql":
+            return None
+        loop = asyncio.get_running_loop()
+        engine = self._engines.get(loop)
+        if engine is None:
+            # No ping per connection taken (see course.db.make_engine); as many connections as the
+            # thread pool's sessions may use besides.
+            engine = self._engines[loop] = create_async_engine(bind.url, pool_size=20, pool_pre_ping=False)
+        return engine
+
+    async def dispose(self) -> None:
+        """At shutdown: close this event loop's connections."""
+        engine = self._engines.pop(asyncio.get_running_loop(), None)
+        if engine is not None:
+            await engine.dispose()
 
 
 def context(request: Request) -> WebContext:

@@ -25,6 +25,13 @@ def _engine(database_url: str) -> Engine:
     return make_engine(database_url, pool_size=2)
 
 
+@functools.cache
+def _broker(broker_url: str) -> redis.Redis:
+    # One client (and its pool of connections) per process: a health check every few seconds, or a
+    # load balancer's many, must not open a connection each.
+    return redis.Redis.from_url(broker_url, socket_timeout=2, socket_connect_timeout=2)
+
+
 def check(settings: Settings) -> dict[str, str]:
     checks: dict[str, str] = {}
     if sqlite_file_missing(settings.database_url):
@@ -36,7 +43,7 @@ def check(settings: Settings) -> dict[str, str]:
             checks["database"] = f"unreachable: {type(error).__name__}"
     if settings.broker_url.startswith(("redis://", "rediss://")):
         try:
-            redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2).ping()
+            _broker(settings.broker_url).ping()
             checks["broker"] = "ok"
         except redis.RedisError as error:
             checks["broker"] = f"unreachable: {type(error).__name__}"

@@ -8,17 +8,20 @@ from a button on that page. The one exception is RFC 8058's one-click unsubscrib
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from course.curriculum import CourseStep
 from course.engagement import (
+    CLICK_AT_ONCE,
     baseline_and_retake,
+    click_at_once_parameters,
     current_answer,
     exercise_done,
     record_click,
@@ -27,6 +30,7 @@ from course.engagement import (
     save_answer,
     score_items,
     seconds_since_delivery,
+    subscriber_and_sent_at,
 )
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
 from course.models import EventKind, SignupRequest, Subscriber, SubscriberStatus
@@ -42,7 +46,7 @@ from course.subscriptions import (
 from web.clients import client_ip
 from web.context import WebContext, context
 from web.routing import get_and_head
-from web.scanners import is_automated
+from web.scanners import HUMAN_DELAY_SECONDS, agent_is_automated, is_automated
 
 router = APIRouter()
 Token = Annotated[str, Path(max_length=400, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -88,17 +92,33 @@ def course_step(web: WebContext, claim: LinkClaim) -> CourseStep:
 
 def note_click(
     web: WebContext, request: Request, session: Session, subscriber: Subscriber, claim: LinkClaim,
-    kind: EventKind, value: str | None,
+    kind: EventKind, value: str | None, sent_at: datetime | Literal["unknown"] | None = "unknown",
 ) -> bool:  # fmt: skip
-    """Record the click; returns whether it looked automated."""
+    """Record the click; returns whether it looked automated. ``sent_at``: when the link's email was sent,
+    if the caller read it already (:func:`clicked`)."""
     now = web.clock()
-    elapsed = seconds_since_delivery(session, subscriber, claim.step, now)
+    if sent_at == "unknown":
+        elapsed = seconds_since_delivery(session, subscriber, claim.step, now)
+    else:
+        elapsed = None if sent_at is None else (now - sent_at).total_seconds()
     user_agent = request.headers.get("user-agent")
     automated = is_automated(request.method, user_agent, elapsed)
     record_click(session, subscriber, kind=kind, step=claim.step, value=value, user_agent=user_agent,
                  automated=automated, elapsed=elapsed, now=now)  # fmt: skip
     session.commit()
     return automated
+
+
+def clicked(
+    web: WebContext, request: Request, session: Session, claim: LinkClaim, kind: EventKind, value: str | None
+) -> Subscriber:
+    """The subscriber a link belongs to, with the click recorded: one read and one write, for the links
+    that mail scanners open by the thousand."""
+    subscriber, sent_at = subscriber_and_sent_at(session, claim.subscriber_id, claim.step)
+    if subscriber is None:
+        raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
+    note_click(web, request, session, subscriber, claim, kind, value, sent_at)
+    return subscriber
 
 
 def page(web: WebContext, request: Request, template: str, status_code: int = 200, **values: Any) -> Response:
@@ -161,8 +181,7 @@ def exercise_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.EXERCISE_DONE, token)
     with web.session() as session:
         day = _day_of(web, session, course_step(web, claim))
-        subscriber = load_subscriber(session, claim)
-        note_click(web, request, session, subscriber, claim, EventKind.CLICK, "exercise")
+        subscriber = clicked(web, request, session, claim, EventKind.CLICK, "exercise")
         done = exercise_done(session, subscriber, day["number"])
         return page(web, request, "exercise.html", token=token, day=day, done=done, recording=records_for(subscriber))
 
@@ -216,8 +235,7 @@ def answer_page(request: Request, web: Web, token: Token) -> Response:
     if claim.value is not None and checklist.band(claim.value) is None:
         raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
     with web.session() as session:
-        subscriber = load_subscriber(session, claim)
-        note_click(web, request, session, subscriber, claim, EventKind.CLICK, claim.value or "checklist")
+        subscriber = clicked(web, request, session, claim, EventKind.CLICK, claim.value or "checklist")
         return _answer_page(web, request, session, subscriber, claim, token, band_key=claim.value)
 
 
@@ -271,29 +289,59 @@ def _with_utm(url: str, email: str, course_slug: str) -> str:
 
 
 @get_and_head(router, "/consultation/{token}")
-def consultation(request: Request, web: Web, token: Token) -> Response:
+async def consultation(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.CONSULTATION, token)
     step = course_step(web, claim)
-    with web.session() as session:
-        subscriber = load_subscriber(session, claim)
-        note_click(web, request, session, subscriber, claim, EventKind.CONSULTATION, None)
+    await redirect_click(web, request, claim, EventKind.CONSULTATION, None)
     # Only ever the configured booking page: never a destination taken from the request.
     return RedirectResponse(_with_utm(str(web.settings.consultation_url), step.email, web.course.slug), 303)
 
 
 @get_and_head(router, "/resource/{token}")
-def resource(request: Request, web: Web, token: Token) -> Response:
+async def resource(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.RESOURCE, token)
     step = course_step(web, claim)
     if claim.value is None or claim.value not in web.course.resources:
         raise LinkProblem(404, "We do not know this link", "It names a guide we do not have.")
-    with web.session() as session:
-        # The address the studio published, unless the operator fixed it (RESOURCE_URLS).
-        resources = web.live_course(session).resources
-        target = web.settings.resource_urls.get(claim.value) or resources[claim.value].url
-        subscriber = load_subscriber(session, claim)
-        note_click(web, request, session, subscriber, claim, EventKind.RESOURCE, claim.value)
+    await redirect_click(web, request, claim, EventKind.RESOURCE, claim.value)
+    # The address the studio published, unless the operator fixed it (RESOURCE_URLS).
+    target = web.settings.resource_urls.get(claim.value)
+    if target is None:
+        target = (await run_in_threadpool(_published_resources, web))[claim.value].url
     return RedirectResponse(_with_utm(str(target), step.email, web.course.slug), 303)
+
+
+def _published_resources(web: WebContext) -> dict[str, Any]:
+    with web.session() as session:
+        return dict(web.live_course(session).resources)
+
+
+async def redirect_click(
+    web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
+) -> None:
+    """Record the click of a link that only redirects: one statement on the event loop (PostgreSQL),
+    or the session in a thread (SQLite). A subscriber who no longer exists is a 404, as elsewhere."""
+    engine = web.async_engine()
+    if engine is None or claim.step is None:
+        await run_in_threadpool(_redirect_click_in_session, web, request, claim, kind, value)
+        return
+    user_agent = request.headers.get("user-agent")
+    parameters = click_at_once_parameters(
+        subscriber_id=claim.subscriber_id, step=claim.step, kind=kind, value=value, user_agent=user_agent,
+        agent_automated=agent_is_automated(request.method, user_agent), human_delay=HUMAN_DELAY_SECONDS,
+        now=web.clock(),
+    )  # fmt: skip
+    async with engine.begin() as connection:
+        known, _ = (await connection.execute(CLICK_AT_ONCE, parameters)).one()
+    if not known:
+        raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
+
+
+def _redirect_click_in_session(
+    web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
+) -> None:
+    with web.session() as session:
+        clicked(web, request, session, claim, kind, value)
 
 
 # --- Unsubscribe ----------------------------------------------------------------------------------

@@ -19,8 +19,11 @@ HUMAN_DELAY_SECONDS = 10.0
 
 
 def is_automated(method: str, user_agent: str | None, seconds_since_delivery: float | None) -> bool:
-    if method.upper() == "HEAD":
-        return True
-    if not user_agent or SCANNER_AGENTS.search(user_agent):
+    if agent_is_automated(method, user_agent):
         return True
     return seconds_since_delivery is not None and seconds_since_delivery < HUMAN_DELAY_SECONDS
+
+
+def agent_is_automated(method: str, user_agent: str | None) -> bool:
+    """What the request alone tells: a HEAD, no agent, or a scanner's agent."""
+    return method.upper() == "HEAD" or not user_agent or SCANNER_AGENTS.search(user_agent) is not None
