@@ -8,7 +8,8 @@ One run:
    now for day 1, in several time zones (one INSERT ... SELECT);
 3. runs the production commands, ``course beat`` and ``course worker --concurrency C``, on Redis with a
    queue of their own, sending to the sink, and shows the progress;
-4. reports emails/s end to end and once sending started, the time to the first email, the p50 and p99
+4. measures the click endpoints on the same database (bench/clicks.py: ``course web`` and wrk);
+5. reports emails/s end to end and once sending started, the time to the first email, the p50 and p99
    from due to accepted, CPU seconds per 1,000 emails and peak memory of each process, the ratio to
    the limit; how many Message-IDs arrived twice and how many deliveries are marked sent; writes
    every figure as JSON under ``bench/results/``; drops its database and its queue.
@@ -38,6 +39,7 @@ import redis
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from bench.clicks import CONNECTIONS, ENDPOINTS, measure_clicks
 from bench.limit import measure_limit
 from bench.sink import Sink
 
@@ -56,6 +58,7 @@ class Options:
     results: Path = RESULTS
     course_slug: str = "building-emotional-intimacy"
     tick_seconds: float | None = None  # None: the production default
+    click_seconds: float = 10.0  # how long wrk requests each click endpoint afterwards; 0: no click figures
 
 
 @dataclass
@@ -231,6 +234,29 @@ def sent_deliveries(database_url: str) -> int:
     return int(found)
 
 
+def sent_subscribers(database_url: str, limit: int = 20_000) -> list[int]:
+    """Subscribers whose day 1 was sent: the links whose clicks the web app is measured with."""
+    engine = sqlalchemy.create_engine(database_url)
+    with engine.connect() as connection:
+        found = connection.execute(
+            sqlalchemy.text("SELECT subscriber_id FROM deliveries WHERE state = 'sent' AND step = 1 LIMIT :limit"),
+            {"limit": limit},
+        ).scalars()
+        ids = [int(value) for value in found]
+    engine.dispose()
+    return ids
+
+
+def recorded_clicks(database_url: str, kind: str) -> int:
+    engine = sqlalchemy.create_engine(database_url)
+    with engine.connect() as connection:
+        found = connection.execute(
+            sqlalchemy.text("SELECT count(*) FROM events WHERE kind = :kind"), {"kind": kind}
+        ).scalar_one()
+    engine.dispose()
+    return int(found)
+
+
 # --- One run --------------------------------------------------------------------------------------
 
 
@@ -368,6 +394,13 @@ def run(
                 machine_after = machine_cpu_seconds()
                 processes.stop()
             marked_sent = sent_deliveries(database_url)
+            clicks = None
+            if options.click_seconds > 0:
+                say(f"The click endpoints: `course web` as in production, wrk with {CONNECTIONS} connections ...")
+                clicks = measure_clicks(environment, sent_subscribers(database_url), 1, options.click_seconds,
+                                        logs, say)  # fmt: skip
+                if clicks is not None:
+                    clicks["consultation_clicks_recorded"] = recorded_clicks(database_url, "consultation")
         taken = sink.taken()
     finally:
         sink.stop()
@@ -377,6 +410,7 @@ def run(
     figures = _figures(options, limit.per_second, limit_count, len(message), started, due, taken, processes,
                        marked_sent, elsewhere, used)  # fmt: skip
     figures["claim_plan"] = plan
+    figures["clicks"] = clicks
     options.results.mkdir(parents=True, exist_ok=True)
     path = options.results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{options.subscribers}.json"
     path.write_text(json.dumps(figures, indent=2) + "\n")
@@ -465,4 +499,14 @@ def report(figures: dict[str, Any]) -> list[str]:
                      f"{process['cpu_seconds_per_1000_emails']:>12.3f}")  # fmt: skip
     if figures.get("machine_busy"):
         lines.append(f"  the machine's {figures['machine']['cpus']} cores were {figures['machine_busy']:.0%} busy")
+    clicks = figures.get("clicks")
+    if clicks:
+        lines.append(
+            f"  clicks, {clicks['connections']} connections{'requests/s':>14}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        )
+        for name in ENDPOINTS:
+            found = clicks[name]
+            lines.append(f"    {name:<26}{found['requests_per_second']:>12,.0f}{found['p50_ms']:>9.1f}"
+                         f"{found['p99_ms']:>9.1f}{found['errors']:>8}")  # fmt: skip
+        lines.append(f"    consultation clicks recorded: {clicks['consultation_clicks_recorded']:,}")
     return lines

@@ -52,7 +52,7 @@ def _bench(arguments: argparse.Namespace) -> int:
         try:
             run(Options(subscribers=arguments.subscribers, concurrency=arguments.concurrency,
                         server_url=arguments.postgres, broker_url=arguments.redis,
-                        tick_seconds=arguments.tick_seconds))  # fmt: skip
+                        tick_seconds=arguments.tick_seconds, click_seconds=arguments.click_seconds))  # fmt: skip
         except (RuntimeError, OSError, SQLAlchemyError, RedisError) as error:
             print(f"course bench: {error}", file=sys.stderr)
             return 1
@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the PostgreSQL server to create the benchmark's database on")  # fmt: skip
     bench.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the broker (a queue of its own)")
     bench.add_argument("--tick-seconds", type=float, help="the beat's interval (default: as in production)")
+    bench.add_argument("--click-seconds", type=float, default=10.0,
+                       help="seconds wrk requests each click endpoint after the send run (10; 0: none)")  # fmt: skip
     bench.add_argument("--micro", action="store_true", help="only time render and MIME in this process")
     bench.add_argument("--count", type=int, default=500, help="--micro: messages per email (default 500)")
     bench.add_argument("emails", nargs="*", help="--micro: only these emails (e.g. day-05 welcome)")

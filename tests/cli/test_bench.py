@@ -41,7 +41,7 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     lines: list[str] = []
     figures = run(
         Options(subscribers=300, concurrency=2, server_url=admin.url.render_as_string(hide_password=False),
-                limit_messages=300, results=tmp_path, tick_seconds=1),
+                limit_messages=300, results=tmp_path, tick_seconds=1, click_seconds=1),
         say=lines.append, progress=lines.append,
     )  # fmt: skip
     assert figures["delivered"] == figures["marked_sent"] == 300
@@ -51,6 +51,12 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     elsewhere = {process["process"].split(" (")[0]: process["cpu_seconds"] for process in figures["elsewhere"]}
     assert set(elsewhere) == {"postgres", "SMTP sink", "redis-server"}  # where the rest of the machine went
     assert elsewhere["postgres"] > 0 and elsewhere["SMTP sink"] > 0 and 0 < figures["machine_busy"] <= 1
+    clicks = figures["clicks"]  # wrk is installed with the test tools (.ci/run)
+    for endpoint in ("consultation", "exercise page", "landing page", "healthz"):
+        assert clicks[endpoint]["requests_per_second"] > 0 and clicks[endpoint]["errors"] == 0, endpoint
+    # A link is one click, its repeats none; the first seconds after delivery count as a scanner's and
+    # the rest as a person's, which are kept apart: at most two per subscriber.
+    assert 0 < clicks["consultation_clicks_recorded"] <= 2 * 300
     written = json.loads(next(tmp_path.glob("*-300.json")).read_text())
     assert written == figures
     assert any("ratio ours/limit" in line for line in lines)

@@ -1,0 +1,130 @@
+"""The click endpoints under load: ``course web`` as in production, measured with wrk on loopback.
+
+Mail scanners open every link of every email within seconds of its delivery, so the web app takes
+bursts of (send rate x links per email) requests. After the send run, on the same database (its
+subscribers have just been sent day 1), this starts ``course web`` with its default processes (one per
+core) and has wrk request, for a few seconds each: consultation links (record the click and redirect)
+of many different subscribers, exercise pages (record and show a page), the landing page and
+``/healthz``. Figures: requests a second, p50 and p99 latency, and responses that were not 2xx or 3xx.
+
+wrk (a C load generator; ``apt-get install wrk``) is used rather than Python, which would take the
+cores it measures. Without it the click figures are skipped, and the run says so.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from course.links import LinkSigner, Purpose
+
+# Each endpoint: what to request, with how many different links (a subscriber's click is recorded once
+# a minute at most, so each request must be a different subscriber's to be a real write).
+ENDPOINTS = ("consultation", "exercise page", "landing page", "healthz")
+CONNECTIONS = 32
+_LUA = """
+paths = {}
+for line in io.lines("%s") do paths[#paths + 1] = line end
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1], {["User-Agent"] = "Mozilla/5.0 (bench) Safari/604.1"})
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _seconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def parse(output: str) -> dict[str, float]:
+    """wrk's --latency report: requests a second, p50 and p99 in ms, and responses that were not 2xx/3xx."""
+    figures = {"requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    for percentile in ("50", "99"):
+        found = re.search(rf"^\s+{percentile}%\s+(\S+)", output, re.MULTILINE)
+        figures[f"p{percentile}_ms"] = round(_seconds(found.group(1)) * 1000, 2) if found else 0.0
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    figures["errors"] = (int(errors.group(1)) if errors else 0) + (
+        sum(int(value) for value in sockets.groups()) if sockets else 0
+    )
+    return figures
+
+
+def measure_clicks(
+    environment: dict[str, str], subscriber_ids: list[int], step: int, seconds: float, folder: Path,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Click figures per endpoint, or None without wrk."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        say("wrk is not installed (apt-get install wrk): the click figures are skipped.")
+        return None
+    signer = LinkSigner(environment["SECRET_KEY"], environment["BASE_URL"])
+    paths = {
+        "consultation": [f"/consultation/{signer.token(Purpose.CONSULTATION, id_, step)}" for id_ in subscriber_ids],
+        "exercise page": [f"/exercise/{signer.token(Purpose.EXERCISE_DONE, id_, step)}" for id_ in subscriber_ids],
+        "landing page": ["/"],
+        "healthz": ["/healthz"],
+    }
+    port = _free_port()
+    with (folder / "web.log").open("wb") as log:
+        web = subprocess.Popen(  # noqa: S603 - our own command
+            [sys.executable, "-m", "cli.main", "web", "--port", str(port)], env=environment, cwd=folder,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/healthz", web, folder / "web.log")
+        figures: dict[str, Any] = {"connections": CONNECTIONS, "seconds": seconds}
+        for name in ENDPOINTS:
+            listed = folder / "paths.txt"
+            listed.write_text("\n".join(paths[name]) + "\n")
+            script = folder / "paths.lua"
+            script.write_text(_LUA % listed)
+            output = subprocess.run(  # noqa: S603 - wrk, with our own arguments
+                [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+                 f"http://127.0.0.1:{port}"],
+                capture_output=True, text=True, check=True, timeout=seconds + 60,
+            ).stdout  # fmt: skip
+            figures[name] = parse(output)
+            say(f"  {name:<16}{figures[name]['requests_per_second']:>9,.0f} requests/s, p50 "
+                f"{figures[name]['p50_ms']:.1f} ms, p99 {figures[name]['p99_ms']:.1f} ms, "
+                f"{figures[name]['errors']} errors")  # fmt: skip
+        return figures
+    finally:
+        web.terminate()
+        try:
+            web.wait(30)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.wait()
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"`course web` exited ({process.returncode}):\n{log.read_text(errors='replace')[-2000:]}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback address
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"`course web` did not answer {url} within 60 s")
