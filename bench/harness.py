@@ -188,8 +188,9 @@ def own_database(server_url: str) -> Iterator[str]:
         server.dispose()
 
 
-def seed(database_url: str, count: int, course_slug: str, due: datetime) -> float:
-    """``count`` confirmed subscribers who had the welcome and are due for day 1 at ``due``; seconds taken."""
+def seed(database_url: str, count: int, course_slug: str, due: datetime, first: int = 1) -> float:
+    """``count`` confirmed subscribers who had the welcome and are due for day 1 at ``due``; seconds taken.
+    Their addresses are numbered from ``first``."""
     engine = sqlalchemy.create_engine(database_url)
     started = time.perf_counter()
     with engine.begin() as connection:
@@ -201,9 +202,9 @@ def seed(database_url: str, count: int, course_slug: str, due: datetime) -> floa
                 "SELECT :slug, 'reader' || n || '@bench.example', 'Alex',"
                 " (CAST(:zones AS text[]))[1 + n % cardinality(CAST(:zones AS text[]))],"
                 " '08:00', 'active', 1, 0, :due, :due, :due, :due, 'bench', :due, :due"
-                " FROM generate_series(1, :count) AS n"
+                " FROM generate_series(:first, :first + :count - 1) AS n"
             ),
-            {"slug": course_slug, "due": due, "count": count, "zones": list(ZONES)},
+            {"slug": course_slug, "due": due, "count": count, "zones": list(ZONES), "first": first},
         )
         connection.exec_driver_sql("ANALYZE subscribers")
     engine.dispose()

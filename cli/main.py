@@ -46,6 +46,16 @@ def _render(arguments: argparse.Namespace) -> int:
 
 
 def _bench(arguments: argparse.Namespace) -> int:
+    if arguments.claim:
+        from bench.claim import measure_claim
+
+        try:
+            measure_claim(arguments.postgres, arguments.claim, arguments.due or max(1, arguments.claim // 100),
+                          get_settings().course_slug)  # fmt: skip
+        except (OSError, SQLAlchemyError) as error:
+            print(f"course bench: {error}", file=sys.stderr)
+            return 1
+        return 0
     if not arguments.micro:
         from bench.harness import Options, run
 
@@ -259,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--tick-seconds", type=float, help="the beat's interval (default: as in production)")
     bench.add_argument("--click-seconds", type=float, default=10.0,
                        help="seconds wrk requests each click endpoint after the send run (10; 0: none)")  # fmt: skip
+    bench.add_argument(
+        "--claim",
+        type=int,
+        metavar="TABLE",
+        help="only time one tick's claim among TABLE subscribers (e.g. 1000000), 1%% of them due",
+    )
+    bench.add_argument("--due", type=int, help="--claim: how many are due (default: 1%% of TABLE)")
     bench.add_argument("--micro", action="store_true", help="only time render and MIME in this process")
     bench.add_argument("--count", type=int, default=500, help="--micro: messages per email (default 500)")
     bench.add_argument("emails", nargs="*", help="--micro: only these emails (e.g. day-05 welcome)")

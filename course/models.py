@@ -168,7 +168,8 @@ class Delivery(Base):
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    # Found by the unique (subscriber_id, enrolment, step) index: no index of its own (migration 0005).
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     enrolment: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     step: Mapped[int | None] = mapped_column(Integer)
     email: Mapped[str] = mapped_column(String(40))  # the template folder: "day-03", "confirmation"

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # The provider's quota: messages a second across every worker (a token bucket in Redis).
     send_rate_per_second: float = Field(20.0, gt=0)
     # Subscribers claimed per round of a beat tick and deliveries per send_batch task.
-    claim_batch_size: int = Field(200, ge=1, le=10_000)
+    claim_batch_size: int = Field(1000, ge=1, le=10_000)
     send_batch_size: int = Field(50, ge=1, le=1_000)
     # A worker checks for unsubscribes just before each chunk of this many messages and records each
     # chunk as sent in one commit: a worker killed mid-chunk may send at most this many twice.

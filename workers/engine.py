@@ -180,34 +180,42 @@ class TickOutcome:
 
 
 def tick(runtime: Runtime) -> TickOutcome:
-    """The beat: claim due subscribers and abandoned deliveries, commit, then enqueue, round after round
-    until nothing is due, the workers have enough to do (MAX_IN_FLIGHT), or the tick's time is spent
-    (the next tick goes on)."""
+    """The beat: claim due subscribers, then abandoned deliveries, committing and then enqueueing each
+    round, until nothing is due, the workers have enough to do (MAX_IN_FLIGHT), or the tick's time is
+    spent (the next tick goes on). Paused sending claims nothing."""
     queued = 0
     budget_ends = time.monotonic() + runtime.settings.tick_interval_seconds * TICK_BUDGET
     batch = runtime.settings.claim_batch_size
     with runtime.sessions() as session:
-        room = runtime.settings.max_in_flight - in_flight(session, runtime.now())
-    while True:
         now = runtime.now()
-        with runtime.sessions() as session:
-            pause = active_pause(session, now)
-            if pause is not None:
-                log.warning("sending is paused until %s: %s", pause.until.isoformat(), pause.reason)
-                return TickOutcome(queued, more_due=False)
-            resume_ended_pauses(session, now=now, timing=runtime.timing, limit=batch)
-            wanted = min(batch, room)
-            claimed = _claim_round(session, now, wanted, runtime.timing) if wanted > 0 else []
-            released = release_abandoned(session, now, batch, runtime.timing)
-            session.commit()
-        runtime.enqueue(claimed + released)  # only now: a worker must find them committed
-        queued += len(claimed) + len(released)
-        room -= len(claimed)
-        more_due = (wanted > 0 and len(claimed) == wanted) or len(released) == batch
-        if not more_due:
-            return TickOutcome(queued, more_due=False)
-        if time.monotonic() > budget_ends:
-            return TickOutcome(queued, more_due=True)
+        pause = active_pause(session, now)
+        if pause is not None:
+            log.warning("sending is paused until %s: %s", pause.until.isoformat(), pause.reason)
+            return TickOutcome(0, more_due=False)
+        resume_ended_pauses(session, now=now, timing=runtime.timing, limit=batch)
+        session.commit()
+        room = runtime.settings.max_in_flight - in_flight(session, now)
+    for claim in (True, False):  # the due subscribers first, then what dead workers left behind
+        while True:
+            wanted = min(batch, room) if claim else batch
+            if wanted <= 0:
+                break
+            with runtime.sessions() as session:
+                now = runtime.now()
+                if claim:
+                    found = _claim_round(session, now, wanted, runtime.timing)
+                else:
+                    found = release_abandoned(session, now, wanted, runtime.timing)
+                session.commit()
+            runtime.enqueue(found)  # only now: a worker must find them committed
+            queued += len(found)
+            if claim:
+                room -= len(found)
+            if len(found) < wanted:
+                break
+            if time.monotonic() > budget_ends:
+                return TickOutcome(queued, more_due=True)
+    return TickOutcome(queued, more_due=False)
 
 
 def _claim_round(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:

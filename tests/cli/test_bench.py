@@ -64,3 +64,15 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     assert "Seq Scan" not in "\n".join(figures["claim_plan"])
     assert bench_databases() <= before  # its own database is dropped
     admin.dispose()
+
+
+def test_the_claim_benchmark_claims_exactly_the_due_among_many_with_the_index() -> None:
+    from bench.claim import measure_claim
+
+    lines: list[str] = []
+    figures = measure_claim(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), 3000, 250,
+                            "building-emotional-intimacy", say=lines.append)  # fmt: skip
+    assert figures["claimed"] == figures["deliveries_made"] == 250  # the due ones, none of the others
+    assert figures["tick_ms"] > 0 and figures["idle_tick_ms"] > 0
+    assert "Index Scan using ix_subscribers_due" in "\n".join(figures["claim_plan"])
+    assert any(line.startswith("One tick claimed 250 of 250 due") for line in lines)
