@@ -3,10 +3,10 @@ bounded number of clicks: 300 requests of a consultation link are one person's o
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from course.engagement import CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW
-from course.models import Event
+from course.models import Event, Subscriber
 
 from .conftest import Site
 
@@ -102,3 +102,52 @@ def test_a_new_time_through_the_course_counts_afresh(site: Site) -> None:
     with site.session() as session:
         enrolments = [e.enrolment for e in session.scalars(select(Event).where(Event.value == "exercise"))]
     assert enrolments == [1, 2]
+
+
+def test_a_redirect_click_in_one_statement_keeps_the_rules_of_a_page_click(site: Site) -> None:
+    """The consultation link records its click in one SQL statement on the event loop; the exercise page
+    through the session. The same visits give both the same clicks."""
+    site.sign_up_and_confirm()
+    alex = site.subscriber("alex@example.com")
+    assert alex.next_send_at is not None
+    site.clock.to(alex.next_send_at)
+    site.tick()
+    links = {"consultation": site.link("alex@example.com", "/consultation/", "Day 1"),
+             "exercise": site.link("alex@example.com", "/exercise/", "Day 1")}  # fmt: skip
+
+    def visit(method: str) -> None:
+        for link in links.values():
+            site.client.request(method, link, follow_redirects=False)
+
+    site.clock.advance(seconds=2)
+    visit("GET")  # seconds after delivery: a scanner, whatever its agent says
+    site.clock.advance(seconds=18)
+    visit("GET")  # the person
+    site.clock.advance(seconds=30)
+    visit("GET")  # the person again, within the minute: the same click
+    visit("HEAD")  # a scanner's HEAD, also within its own minute
+    for _ in range(CLICKS_KEPT_PER_LINK + 3):  # then, minutes apart, more than a link keeps
+        site.clock.advance(minutes=2)
+        visit("GET")
+    recorded = clicks(site)
+    by_link = {name: [automated for kind, value, _, automated in recorded if kind == name or value == name]
+               for name in links}  # fmt: skip
+    assert by_link["consultation"] == by_link["exercise"]
+    # The scanner, then the person, whose later visits count each minute apart up to what a link keeps.
+    assert by_link["consultation"] == [True] + [False] * CLICKS_KEPT_PER_LINK
+
+
+def test_a_redirect_click_of_someone_who_left_is_followed_but_not_recorded_and_of_no_one_is_a_404(site: Site) -> None:
+    site.sign_up_and_confirm()
+    day_one(site)
+    consultation = site.link("alex@example.com", "/consultation/", "Day 1")
+    unsubscribe = site.link("alex@example.com", "/unsubscribe/", "Day 1")
+    assert site.client.post(unsubscribe).status_code == 200
+    before = clicks(site)
+    assert site.client.get(consultation, follow_redirects=False).status_code == 303
+    assert clicks(site) == before
+    with site.session() as session:
+        session.execute(delete(Subscriber))
+        session.commit()
+    response = site.client.get(consultation, follow_redirects=False)
+    assert response.status_code == 404 and "no longer exists" in response.text
