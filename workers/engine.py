@@ -8,8 +8,10 @@ one per worker process and calls :func:`send_batch`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -57,6 +59,8 @@ RELEASES_KEPT = 32
 # tick: it records that it ran (the beat's health check), and a long backlog is worked through by
 # consecutive ticks.
 TICK_BUDGET = 0.8
+# Connections that claim side by side on PostgreSQL (see _claim).
+CLAIMERS = 2
 
 
 class Runtime:
@@ -183,7 +187,6 @@ def tick(runtime: Runtime) -> TickOutcome:
     """The beat: claim due subscribers, then abandoned deliveries, committing and then enqueueing each
     round, until nothing is due, the workers have enough to do (MAX_IN_FLIGHT), or the tick's time is
     spent (the next tick goes on). Paused sending claims nothing."""
-    queued = 0
     budget_ends = time.monotonic() + runtime.settings.tick_interval_seconds * TICK_BUDGET
     batch = runtime.settings.claim_batch_size
     with runtime.sessions() as session:
@@ -195,27 +198,58 @@ def tick(runtime: Runtime) -> TickOutcome:
         resume_ended_pauses(session, now=now, timing=runtime.timing, limit=batch)
         session.commit()
         room = runtime.settings.max_in_flight - in_flight(session, now)
-    for claim in (True, False):  # the due subscribers first, then what dead workers left behind
+    claimed, more_due = _claim(runtime, room, batch, budget_ends)
+    if more_due:
+        return TickOutcome(claimed, more_due=True)
+    queued = claimed
+    while True:  # then what dead workers left behind
+        with runtime.sessions() as session:
+            found = release_abandoned(session, runtime.now(), batch, runtime.timing)
+            session.commit()
+        runtime.enqueue(found)  # only now: a worker must find them committed
+        queued += len(found)
+        if len(found) < batch:
+            return TickOutcome(queued, more_due=False)
+        if time.monotonic() > budget_ends:
+            return TickOutcome(queued, more_due=True)
+
+
+def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple[int, bool]:
+    """Claim rounds until nothing is due, ``room`` is used up or the time is: how many were claimed, and
+    whether more was due when the time ran out. On PostgreSQL, CLAIMERS connections claim side by side
+    (SKIP LOCKED gives each its own subscribers, and the database's share, most of a claim, spreads
+    over its cores); each commits its round, then enqueues it."""
+    lock = threading.Lock()
+    left = {"room": room, "claimed": 0, "done": False, "more_due": False}
+
+    def claimer() -> None:
         while True:
-            wanted = min(batch, room) if claim else batch
-            if wanted <= 0:
-                break
+            with lock:
+                wanted = min(batch, left["room"])
+                if left["done"] or wanted <= 0:
+                    return
+                left["room"] -= wanted  # taken for this round; what it does not claim is given back
             with runtime.sessions() as session:
-                now = runtime.now()
-                if claim:
-                    found = _claim_round(session, now, wanted, runtime.timing)
-                else:
-                    found = release_abandoned(session, now, wanted, runtime.timing)
+                found = _claim_round(session, runtime.now(), wanted, runtime.timing)
                 session.commit()
             runtime.enqueue(found)  # only now: a worker must find them committed
-            queued += len(found)
-            if claim:
-                room -= len(found)
-            if len(found) < wanted:
-                break
-            if time.monotonic() > budget_ends:
-                return TickOutcome(queued, more_due=True)
-    return TickOutcome(queued, more_due=False)
+            with lock:
+                left["claimed"] += len(found)
+                left["room"] += wanted - len(found)
+                if len(found) < wanted:
+                    left["done"] = True  # nothing more is due
+                elif time.monotonic() > budget_ends:
+                    left["done"] = left["more_due"] = True
+
+    with runtime.sessions() as session:
+        parallel = session.get_bind().dialect.name == "postgresql"
+    if not parallel:
+        claimer()
+    else:
+        with ThreadPoolExecutor(CLAIMERS, thread_name_prefix="claim") as pool:
+            for done in [pool.submit(claimer) for _ in range(CLAIMERS)]:
+                done.result()  # a claimer's error (the database away) is the tick's
+    return int(left["claimed"]), bool(left["more_due"])
 
 
 def _claim_round(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:

@@ -95,3 +95,18 @@ def test_the_beat_stops_claiming_while_the_workers_have_enough_to_do(
     assert tick(harness.runtime).queued == 3  # three sent: three more
     with harness.runtime.sessions() as session:
         assert in_flight(session, harness.clock()) == 5
+
+
+def test_a_tick_claims_on_two_connections_and_each_due_reader_once(harness_factory: Callable[..., Harness]) -> None:
+    harness = harness_factory(claim_batch_size=40)  # its clock is past NOW: all are due
+    with harness.runtime.sessions() as session:
+        readers = [reader(session, f"r{number}", 0).id for number in range(1000)]
+        session.commit()
+    outcome = tick(harness.runtime)  # 25 rounds of 40, by two claimers side by side
+    assert outcome.queued == 1000 and not outcome.more_due
+    queued = [delivery_id for batch in harness.queued for delivery_id in batch]
+    assert len(queued) == len(set(queued)) == 1000  # each delivery queued once, after its commit
+    with harness.runtime.sessions() as session:
+        owners = session.scalars(select(Delivery.subscriber_id).where(Delivery.id.in_(queued))).all()
+        assert sorted(owners) == sorted(readers)  # every due reader, each once
+    assert tick(harness.runtime).queued == 0  # nothing left due
