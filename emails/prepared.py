@@ -110,7 +110,9 @@ class Preparer:
 
     def prepared(self, email: str, recipient: Recipient, values: Mapping[str, str]) -> PreparedEmail | None:
         """The email prepared for readers of this one's shape, or None: render this reader's in full."""
-        shape = (email, bool(recipient.first_name), tuple(sorted(recipient.answers.items())))
+        # A name, an empty one or none: a template printing the name unguarded prints "" and "None" apart.
+        name = None if recipient.first_name is None else bool(recipient.first_name)
+        shape = (email, name, tuple(sorted(recipient.answers.items())))
         if shape not in self._prepared:
             while len(self._prepared) >= PREPARED_KEPT:
                 oldest = next(iter(self._prepared))

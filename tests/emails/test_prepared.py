@@ -87,6 +87,7 @@ HOSTILE_GREETINGS = {
     "truncated": "Hi {{ (subscriber.first_name or 'you') | truncate(6, True, '') }},",
     "wrapped": "{% filter fill(20) %}Hi {{ subscriber.first_name }}, this is a long greeting that wraps{% endfilter %}",
     "the address": "Sent to {{ subscriber.email | replace('@', ' at ') }}.",
+    "unguarded": "Hi {{ subscriber.first_name }},",  # prints "None" for no name, "" for an empty one
 }
 
 
@@ -101,7 +102,7 @@ def test_a_template_that_does_more_with_a_name_than_print_it_is_rendered_in_full
     templates = default_templates().with_file(path, source.replace(greeting, HOSTILE_GREETINGS[how]))
     renderer = Renderer(course, settings, templates)
     preparer = Preparer(renderer)
-    for reader in (READERS[0], Recipient(20, "alexandra@example.com", "Alexandra"), READERS[1]):
+    for reader in (READERS[0], Recipient(20, "alexandra@example.com", "Alexandra"), READERS[1], READERS[2]):
         full, fast = both(renderer, preparer, "day-05", reader)
         assert fast == full, (how, reader)
 
