@@ -6,9 +6,10 @@ Assume two of everything run at once: two beats, a task delivered twice, a worke
   UNIQUE(subscriber, step) stops a second delivery row even if that were to fail.
 - A worker moves a delivery from ``claimed`` to ``sending`` with a conditional UPDATE and only sends
   what it moved, so a task delivered twice sends nothing twice.
-- ``sending`` is committed before SMTP and ``sent`` right after, message by message: a worker killed
-  between the two can duplicate only that one message. A delivery whose lease ran out (queued but
-  lost, or stuck in ``sending``) is handed out again by the beat; nothing is ever lost.
+- ``sending`` is committed before SMTP and ``sent`` after each chunk of SEND_CHUNK_SIZE messages
+  (:func:`mark_sent_many`): a worker killed in between can duplicate only that chunk. A delivery whose
+  lease ran out (queued but lost, or stuck in ``sending``) is handed out again by the beat; nothing is
+  ever lost.
 
 Functions here change the session; the caller commits, and enqueues only after the commit.
 """
@@ -293,14 +294,8 @@ def active_pause(session: Session, now: datetime) -> SendingPause | None:
     )
 
 
-def reason_not_to_send(session: Session, delivery: Delivery, timing: Timing) -> str | None:
-    """Why this delivery must not go out now, read at the last moment before SMTP; None: send it."""
-    subscriber = delivery.subscriber
-    suppressed = suppression_reason(session, subscriber.email, timing.address_key)
-    return _why_not(delivery.step, delivery.email, subscriber.status, suppressed)
-
-
 def _why_not(step: int | None, email: str, status: str, suppressed: str | None) -> str | None:
+    """Why a delivery must not go out, from its reader's status and suppression; None: send it."""
     if step is not None:
         if suppressed is not None:
             return "the address is suppressed"
@@ -365,8 +360,8 @@ def outgoing(session: Session, delivery_ids: list[int]) -> list[Outgoing]:
 
 
 def reasons_not_to_send(session: Session, items: list[Outgoing], timing: Timing) -> dict[int, str]:
-    """:func:`reason_not_to_send` for a few deliveries at once, read just before their SMTP transactions:
-    the deliveries that must not go out, by id, with why (an unsubscribe, a suppression, an erasure)."""
+    """Read just before their SMTP transactions: which of these deliveries must not go out, by id, with
+    why (an unsubscribe, a suppression, an erasure)."""
     if not items:
         return {}
     statuses: dict[int, str] = {
@@ -431,7 +426,7 @@ _CONFIRMATION_SENT = (
 
 
 def mark_sent_many(session: Session, sent: list[tuple[Outgoing, str, str, str]], now: datetime, timing: Timing) -> None:
-    """:func:`mark_sent` for many deliveries at once: ``(item, message_id, reply, release)`` each. Two
+    """Record that these deliveries were sent: ``(item, message_id, reply, release)`` each. Two
     statements whatever their number (executemany); the caller commits."""
     if not sent:
         return
@@ -471,20 +466,6 @@ def hold_for_pause(delivery: Delivery, pause: SendingPause) -> None:
     delivery.attempts = max(0, delivery.attempts - 1)
     delivery.due_at = pause.until
     delivery.lease_until = None
-
-
-def mark_sent(delivery: Delivery, message_id: str, reply: str, now: datetime, timing: Timing) -> None:
-    delivery.state = DeliveryState.SENT.value
-    delivery.message_id = message_id
-    delivery.last_reply = reply
-    delivery.sent_at = now
-    delivery.lease_until = None
-    subscriber = delivery.subscriber
-    if delivery.step is None:
-        if delivery.email == CONFIRMATION_EMAIL:
-            subscriber.confirmation_sent_at = now
-        return
-    _advance(subscriber, delivery.step, now, timing)
 
 
 def mark_failed(

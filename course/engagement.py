@@ -43,20 +43,6 @@ def records_for(subscriber: Subscriber) -> bool:
     return subscriber.status in RECORDING_STATUSES
 
 
-def seconds_since_delivery(session: Session, subscriber: Subscriber, step: int | None, now: datetime) -> float | None:
-    if step is None:
-        return None
-    sent_at = session.scalar(
-        select(Delivery.sent_at).where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.enrolment == subscriber.enrolment,
-            Delivery.step == step,
-            Delivery.state == DeliveryState.SENT.value,
-        )
-    )
-    return None if sent_at is None else (now - sent_at).total_seconds()
-
-
 def subscriber_and_sent_at(
     session: Session, subscriber_id: int, step: int | None
 ) -> tuple[Subscriber | None, datetime | None]:

@@ -9,7 +9,7 @@ from a button on that page. The one exception is RFC 8058's one-click unsubscrib
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Form, Path, Request
@@ -29,7 +29,6 @@ from course.engagement import (
     records_for,
     save_answer,
     score_items,
-    seconds_since_delivery,
     subscriber_and_sent_at,
 )
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
@@ -92,15 +91,12 @@ def course_step(web: WebContext, claim: LinkClaim) -> CourseStep:
 
 def note_click(
     web: WebContext, request: Request, session: Session, subscriber: Subscriber, claim: LinkClaim,
-    kind: EventKind, value: str | None, sent_at: datetime | Literal["unknown"] | None = "unknown",
+    kind: EventKind, value: str | None, sent_at: datetime | None,
 ) -> bool:  # fmt: skip
-    """Record the click; returns whether it looked automated. ``sent_at``: when the link's email was sent,
-    if the caller read it already (:func:`clicked`)."""
+    """Record the click; returns whether it looked automated. ``sent_at``: when the link's email was sent
+    (:func:`course.engagement.subscriber_and_sent_at` reads it with the subscriber)."""
     now = web.clock()
-    if sent_at == "unknown":
-        elapsed = seconds_since_delivery(session, subscriber, claim.step, now)
-    else:
-        elapsed = None if sent_at is None else (now - sent_at).total_seconds()
+    elapsed = None if sent_at is None else (now - sent_at).total_seconds()
     user_agent = request.headers.get("user-agent")
     automated = is_automated(request.method, user_agent, elapsed)
     record_click(session, subscriber, kind=kind, step=claim.step, value=value, user_agent=user_agent,
@@ -356,10 +352,10 @@ def _redirect_click_in_session(
 def unsubscribe_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.UNSUBSCRIBE, token)
     with web.session() as session:
-        subscriber = session.get(Subscriber, claim.subscriber_id)
+        subscriber, sent_at = subscriber_and_sent_at(session, claim.subscriber_id, claim.step)
         gone = subscriber is None or subscriber.status == SubscriberStatus.UNSUBSCRIBED.value
         if subscriber is not None:
-            note_click(web, request, session, subscriber, claim, EventKind.CLICK, "unsubscribe")
+            note_click(web, request, session, subscriber, claim, EventKind.CLICK, "unsubscribe", sent_at)
         can_pause = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE.value
         return page(web, request, "unsubscribe.html", token=token, gone=gone, known=subscriber is not None,
                     can_pause=can_pause)  # fmt: skip
