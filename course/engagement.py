@@ -106,7 +106,7 @@ def record_click(
 # who left is not recorded; a repeat within the window, or beyond what a link keeps, is not).
 # It returns whether the subscriber exists and whether a click was recorded. The web app runs it
 # without a thread or an ORM session, for the bursts mail scanners make.
-CLICK_AT_ONCE = text("""
+_CLICK = """
 WITH p AS (
     SELECT CAST(:subscriber_id AS bigint) AS subscriber_id, CAST(:step AS integer) AS step,
            CAST(:kind AS varchar) AS kind, CAST(:value AS varchar) AS value,
@@ -140,8 +140,25 @@ WITH p AS (
       AND (SELECT count(*) FROM same_link) < p.kept
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM reader) AS known, (SELECT count(*) FROM inserted) AS recorded
-""")
+"""
+CLICK_AT_ONCE = text(
+    _CLICK  # noqa: S608 - two constants joined; every value is a bound parameter
+    + "SELECT (SELECT count(*) FROM reader) AS known, (SELECT count(*) FROM inserted) AS recorded"
+)
+# The exercise page's click, with what the page shows in the same statement: whether the subscriber
+# exists, whether their clicks are recorded (:func:`records_for`), whether they marked this day's
+# exercise done (:func:`exercise_done`), and the course's release (its published wording).
+EXERCISE_CLICK_AT_ONCE = text(
+    _CLICK  # noqa: S608 - two constants joined; every value is a bound parameter
+    + """
+SELECT (SELECT count(*) FROM reader) AS known, (SELECT count(*) FROM click) AS recording,
+       EXISTS (SELECT 1 FROM events AS e, reader AS r
+               WHERE e.subscriber_id = r.id AND e.enrolment = r.enrolment AND e.kind = CAST(:done_kind AS varchar)
+                 AND e.step = CAST(:day AS integer)) AS done,
+       (SELECT coalesce(max(id), 0) FROM template_publications WHERE course_slug = :course_slug) AS release,
+       (SELECT count(*) FROM inserted) AS recorded
+"""
+)
 
 
 def click_at_once_parameters(
@@ -156,6 +173,12 @@ def click_at_once_parameters(
         "human_delay": human_delay, "now": now, "repeat_after": now - REPEAT_CLICK_WINDOW,
         "kept": CLICKS_KEPT_PER_LINK, "recording": sorted(RECORDING_STATUSES),
     }  # fmt: skip
+
+
+def exercise_click_parameters(*, day: int, course_slug: str, **click: Any) -> dict[str, object]:
+    """The parameters of :data:`EXERCISE_CLICK_AT_ONCE`: those of the click, and the day and course."""
+    return {**click_at_once_parameters(**click), "day": day, "done_kind": EventKind.EXERCISE_DONE.value,
+            "course_slug": course_slug}  # fmt: skip
 
 
 def exercise_done(session: Session, subscriber: Subscriber, step: int) -> bool:

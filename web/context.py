@@ -49,12 +49,22 @@ class WebContext:
 
     def live_course(self, session: Session) -> Course:
         """The course with the wording published in the studio (its pages say what its emails say)."""
-        release = current_release(session, self.course.slug)
+        return self.course_at(current_release(session, self.course.slug), session)
+
+    def course_at(self, release: int, session: Session | None = None) -> Course:
+        """The course with the wording of ``release`` (read with ``session``, or a session of its own)."""
         found = self._wording.get(release)
         if found is None:
+            if session is None:
+                with self.session() as own:
+                    return self.course_at(release, own)
             found = words.apply(self.course, templates_at(session, self.course.slug, release))
             self._wording = {release: found}  # only the latest release is ever asked for again
         return found
+
+    def known_course_at(self, release: int) -> Course | None:
+        """:meth:`course_at` when it is at hand (no database): on the event loop."""
+        return self._wording.get(release)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

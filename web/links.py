@@ -20,9 +20,11 @@ from starlette.concurrency import run_in_threadpool
 from course.curriculum import CourseStep
 from course.engagement import (
     CLICK_AT_ONCE,
+    EXERCISE_CLICK_AT_ONCE,
     baseline_and_retake,
     click_at_once_parameters,
     current_answer,
+    exercise_click_parameters,
     exercise_done,
     record_click,
     record_exercise_done,
@@ -173,8 +175,31 @@ def _day_of(web: WebContext, session: Session, step: CourseStep) -> dict[str, An
 
 
 @get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)
-def exercise_page(request: Request, web: Web, token: Token) -> Response:
+async def exercise_page(request: Request, web: Web, token: Token) -> Response:
+    """The day's exercise, with the click recorded: on PostgreSQL one statement on the event loop records
+    it and reads what the page shows (mail scanners open this link in every email they pass)."""
     claim = verify(web, Purpose.EXERCISE_DONE, token)
+    step = course_step(web, claim)
+    engine = web.async_engine()
+    if engine is None or step.day_number is None:
+        return await run_in_threadpool(_exercise_page_in_session, web, request, claim, token)
+    parameters = exercise_click_parameters(
+        day=step.day_number,
+        course_slug=web.course.slug,
+        **_click_parameters(web, request, claim, EventKind.CLICK, "exercise"),
+    )
+    async with engine.begin() as connection:
+        known, recording, done, release, _ = (await connection.execute(EXERCISE_CLICK_AT_ONCE, parameters)).one()
+    if not known:
+        raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
+    course = web.known_course_at(release)
+    if course is None:  # a release published since: read its wording once
+        course = await run_in_threadpool(web.course_at, release)
+    day = course.day(step.day_number).model_dump(mode="json")
+    return page(web, request, "exercise.html", token=token, day=day, done=bool(done), recording=bool(recording))
+
+
+def _exercise_page_in_session(web: WebContext, request: Request, claim: LinkClaim, token: str) -> Response:
     with web.session() as session:
         day = _day_of(web, session, course_step(web, claim))
         subscriber = clicked(web, request, session, claim, EventKind.CLICK, "exercise")
@@ -321,16 +346,22 @@ async def redirect_click(
     if engine is None or claim.step is None:
         await run_in_threadpool(_redirect_click_in_session, web, request, claim, kind, value)
         return
-    user_agent = request.headers.get("user-agent")
-    parameters = click_at_once_parameters(
-        subscriber_id=claim.subscriber_id, step=claim.step, kind=kind, value=value, user_agent=user_agent,
-        agent_automated=agent_is_automated(request.method, user_agent), human_delay=HUMAN_DELAY_SECONDS,
-        now=web.clock(),
-    )  # fmt: skip
+    parameters = click_at_once_parameters(**_click_parameters(web, request, claim, kind, value))
     async with engine.begin() as connection:
         known, _ = (await connection.execute(CLICK_AT_ONCE, parameters)).one()
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
+
+
+def _click_parameters(
+    web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
+) -> dict[str, Any]:
+    """What a click recorded in one statement is made of (see :func:`click_at_once_parameters`)."""
+    assert claim.step is not None  # noqa: S101 - the callers take links without a step elsewhere
+    user_agent = request.headers.get("user-agent")
+    return {"subscriber_id": claim.subscriber_id, "step": claim.step, "kind": kind, "value": value,
+            "user_agent": user_agent, "agent_automated": agent_is_automated(request.method, user_agent),
+            "human_delay": HUMAN_DELAY_SECONDS, "now": web.clock()}  # fmt: skip
 
 
 def _redirect_click_in_session(

@@ -105,15 +105,16 @@ def test_a_new_time_through_the_course_counts_afresh(site: Site) -> None:
 
 
 def test_a_redirect_click_in_one_statement_keeps_the_rules_of_a_page_click(site: Site) -> None:
-    """The consultation link records its click in one SQL statement on the event loop; the exercise page
-    through the session. The same visits give both the same clicks."""
+    """The consultation link and the exercise page record their clicks in one SQL statement on the event
+    loop (each its own); the unsubscribe page through the session. The same visits give all the same clicks."""
     site.sign_up_and_confirm()
     alex = site.subscriber("alex@example.com")
     assert alex.next_send_at is not None
     site.clock.to(alex.next_send_at)
     site.tick()
     links = {"consultation": site.link("alex@example.com", "/consultation/", "Day 1"),
-             "exercise": site.link("alex@example.com", "/exercise/", "Day 1")}  # fmt: skip
+             "exercise": site.link("alex@example.com", "/exercise/", "Day 1"),
+             "unsubscribe": site.link("alex@example.com", "/unsubscribe/", "Day 1")}  # fmt: skip
 
     def visit(method: str) -> None:
         for link in links.values():
@@ -132,7 +133,7 @@ def test_a_redirect_click_in_one_statement_keeps_the_rules_of_a_page_click(site:
     recorded = clicks(site)
     by_link = {name: [automated for kind, value, _, automated in recorded if kind == name or value == name]
                for name in links}  # fmt: skip
-    assert by_link["consultation"] == by_link["exercise"]
+    assert by_link["consultation"] == by_link["exercise"] == by_link["unsubscribe"]
     # The scanner, then the person, whose later visits count each minute apart up to what a link keeps.
     assert by_link["consultation"] == [True] + [False] * CLICKS_KEPT_PER_LINK
 

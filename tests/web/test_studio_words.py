@@ -172,3 +172,20 @@ def test_the_shared_words_keep_the_checklists_items_and_bands(site: Site) -> Non
     assert response.status_code == 200 and "Every email renders with it." in response.text
     assert publish(client, SHARED, "same shape") == 303
     assert "You have separate lives." in render_live(site, "welcome")[1]
+
+
+def test_the_exercise_page_shows_the_wording_published_since_it_was_first_opened(site: Site) -> None:
+    """The exercise page reads the release in the statement that records its click: a publish reaches the
+    page at its next visit, through the cached wording of each release."""
+    site.sign_up_and_confirm()
+    alex = site.subscriber("alex@example.com")
+    signer = LinkSigner(TEST_SECRET, "https://course.example.org")
+    exercise = signer.url(Purpose.EXERCISE_DONE, alex.id, 3).removeprefix("https://course.example.org")
+    before = site.client.get(exercise)
+    assert before.status_code == 200 and "<h1>Choose a ritual together</h1>" in before.text
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    assert save_words(client, DAY_3, {"w.exercise.title": "Your own small ritual"})[0] == 200
+    assert "Choose a ritual together" in site.client.get(exercise).text  # a draft changes nothing
+    assert publish(client, DAY_3, "a warmer exercise title") == 303
+    after = site.client.get(exercise)
+    assert after.status_code == 200 and "<h1>Your own small ritual</h1>" in after.text
