@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -198,6 +199,7 @@ class EventKind(StrEnum):
     CONSULTATION = "consultation"
     RESOURCE = "resource"
     UNSUBSCRIBED = "unsubscribed"
+    PAUSED = "paused"
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
 
@@ -397,6 +399,33 @@ class SendingPause(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
     until: Mapped[datetime]
+
+
+class InsightCount(Base):
+    """The course's figures, summed per sign-up week (cohort) by course/insights.py: how many did
+    ``measure`` at ``step`` (-1: not a step's) with the email's ``version`` ('' none) and ``key`` (a
+    checklist band, a movement between bands; '' none). Every figure is a count of things that belong to
+    one cohort, so any set of cohorts is a sum of rows, whatever the size of the tables behind them."""
+
+    __tablename__ = "insight_counts"
+
+    course_slug: Mapped[str] = mapped_column(String(100), primary_key=True)
+    cohort: Mapped[date] = mapped_column(Date, primary_key=True)  # the Monday of the sign-up week (UTC)
+    measure: Mapped[str] = mapped_column(String(40), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class InsightCohort(Base):
+    """When each cohort's figures were last summed."""
+
+    __tablename__ = "insight_cohorts"
+
+    course_slug: Mapped[str] = mapped_column(String(100), primary_key=True)
+    cohort: Mapped[date] = mapped_column(Date, primary_key=True)
+    refreshed_at: Mapped[datetime]
 
 
 def email_hash(email: str, key: bytes) -> str:

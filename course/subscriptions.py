@@ -385,7 +385,9 @@ def unsubscribe(session: Session, subscriber_id: int, *, now: datetime) -> bool:
     subscriber.status = SubscriberStatus.UNSUBSCRIBED.value
     subscriber.unsubscribed_at = now
     subscriber.next_send_at = None
-    session.add(Event(subscriber_id=subscriber.id, kind=EventKind.UNSUBSCRIBED.value, created_at=now))
+    # With the last email they had: the insights count who left after which email.
+    session.add(Event(subscriber_id=subscriber.id, kind=EventKind.UNSUBSCRIBED.value, enrolment=subscriber.enrolment,
+                      step=subscriber.current_step, created_at=now))  # fmt: skip
     return True
 
 
@@ -397,6 +399,8 @@ def pause(session: Session, subscriber_id: int, *, now: datetime, until: datetim
     subscriber.paused_until = until
     subscriber.next_send_at = None
     _skip_waiting_deliveries(session, subscriber.id, "paused", now)
+    session.add(Event(subscriber_id=subscriber.id, kind=EventKind.PAUSED.value, enrolment=subscriber.enrolment,
+                      step=subscriber.current_step, created_at=now))  # fmt: skip
 
 
 def resume(session: Session, subscriber_id: int, *, now: datetime, timing: Timing) -> None:
