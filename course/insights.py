@@ -455,7 +455,8 @@ class Insights:
     funnel: list[tuple[str, int, Rate]]
     days: list[DayRow]
     versions: dict[int, list[VersionRow]]
-    retention: dict[date, list[Rate]]  # per cohort: per step, reached of those the welcome reached
+    retention: dict[date, list[Rate | None]]  # per cohort and step: reached of those the welcome reached;
+    # None after the furthest step the cohort has reached
     answers: Answers | None
     checklists: dict[int, list[BandCount]]  # per step with a checklist of its own (not the baseline's)
     counts: dict[tuple[str, int, str, str], int] = field(repr=False)
@@ -574,10 +575,8 @@ def _insights(
                 verdict = "The first version these cohorts got."
             rows.append(VersionRow(version or "before releases were recorded", figures, verdict))
         versions[step] = rows
-    retention = {
-        cohort: [Rate(sent.get(step, 0), sent.get(0, 0)) for step in steps]
-        for cohort, sent in sorted(per_cohort.items())
-    }
+    retention = {cohort: _so_far([Rate(sent.get(step, 0), sent.get(0, 0)) for step in steps])
+                 for cohort, sent in sorted(per_cohort.items())}  # fmt: skip
     checklists: dict[int, list[BandCount]] = {}
     twice = asked_twice(course)
     answers = None
@@ -600,6 +599,14 @@ def _insights(
             )
     return Insights(course, selection, cohorts, refreshed_at, [(label, n, Rate(n, signed_up)) for label, n in funnel],
                     days, versions, retention, answers, checklists, counts)  # fmt: skip
+
+
+def _so_far(rates: list[Rate]) -> list[Rate | None]:
+    """A cohort's rates up to the furthest step anybody in it has reached; after it, nothing yet (None),
+    not a fall to 0%."""
+    reached = [index for index, rate in enumerate(rates) if rate.count]
+    last = reached[-1] if reached else -1
+    return [rate if index <= last else None for index, rate in enumerate(rates)]
 
 
 def _main_rate(day: DayRow) -> Rate:

@@ -9,6 +9,9 @@ The first tick runs as the beat starts, then one every ``TICK_SECONDS``; a tick 
 time ran out while more was due is followed by the next at once. A tick that fails (the database or the
 broker away) is logged and tried again at the next interval: the beat never dies of it. Two beats at once
 are harmless (the claim skips what the other holds), only pointless.
+
+Beside the tick, a thread of its own sums the studio's insights again every ``INSIGHTS_REFRESH_SECONDS``
+for the cohorts still in the course (:func:`course.insights.refresh_active`): a slow sum never delays a tick.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from course import insights
+from course.curriculum import course_slugs, load_course
 from workers.engine import Runtime, record_tick, tick
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,8 @@ log = logging.getLogger(__name__)
 
 def run(runtime: Runtime, stop: threading.Event) -> None:
     """Tick until ``stop`` is set (SIGTERM, Ctrl+C); the tick under way finishes first."""
+    insights = threading.Thread(target=refresh_insights, args=(runtime, stop), name="insights", daemon=True)
+    insights.start()
     interval = runtime.settings.tick_interval_seconds
     log.info("beat: a tick now, then every %ss", f"{interval:g}")
     while not stop.is_set():
@@ -43,3 +50,20 @@ def run(runtime: Runtime, stop: threading.Event) -> None:
             log.error("beat: the tick failed, trying again in %ss: %s", f"{interval:g}", error)
         if not more:
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+def refresh_insights(runtime: Runtime, stop: threading.Event) -> None:
+    """Sum the insights of every course's active cohorts now, then every INSIGHTS_REFRESH_SECONDS."""
+    interval = runtime.settings.insights_refresh_seconds
+    while not stop.is_set():
+        started = time.monotonic()
+        for slug in course_slugs():
+            try:
+                with runtime.sessions() as session:
+                    cohorts = insights.refresh_active(session, load_course(slug), runtime.now())
+                    session.commit()
+                log.info("beat: insights of %s summed for %s cohorts in %.2f s", slug, cohorts,
+                         time.monotonic() - started)  # fmt: skip
+            except (SQLAlchemyError, OSError) as error:
+                log.error("beat: the insights' sums failed, trying again in %ss: %s", f"{interval:g}", error)
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))

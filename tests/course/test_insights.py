@@ -182,9 +182,10 @@ def test_retention_is_per_cohort_of_those_the_welcome_reached(db: Session, cours
     db.commit()
     retention = read(db, course, Selection(WEEK_A, WEEK_B)).retention
     assert list(retention) == [WEEK_A, WEEK_B]
-    assert [rate.count for rate in retention[WEEK_A][:3]] == [3, 2, 1]
-    assert retention[WEEK_A][1] == Rate(2, 3) and retention[WEEK_B][1] == Rate(1, 2)  # refused, bounced
-    assert retention[WEEK_B][19] == Rate(1, 2)
+    assert retention[WEEK_A][:3] == [Rate(3, 3), Rate(2, 3), Rate(1, 3)]  # day 1: a3 refused
+    assert retention[WEEK_A][3:] == [None] * 17  # nobody of week A got further yet: not a fall to 0%
+    assert retention[WEEK_B][1] == Rate(1, 2) and retention[WEEK_B][19] == Rate(1, 2)  # day 1: b2 bounced
+    assert retention[WEEK_B][2] == Rate(0, 2)  # before the furthest step reached, a 0 is a 0
 
 
 def test_a_refresh_replaces_the_sums_of_its_weeks_and_keeps_the_others(db: Session, course: Course) -> None:

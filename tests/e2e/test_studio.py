@@ -299,3 +299,47 @@ def test_text_typed_when_the_session_ended_comes_back_after_signing_in(journey: 
     assert code(page, "welcome/subject.txt").input_value().strip() == "Typed before the session ended"
     assert problems.found == [], problems.found
     context.close()
+
+
+def test_a_marketer_reads_the_insights_picks_a_cohort_and_a_day_and_downloads_a_csv(
+    journey: Journey,  # noqa: F811
+    browser: Browser,
+) -> None:
+    """Two people through the welcome and day 1, the figures summed by the button; on a desktop and a
+    phone: the charts drawn, a cohort and a day chosen, a table downloaded; axe finds nothing serious."""
+    make_user(journey, StudioRole.EDITOR)
+    for address, hour in (("robin@example.org", 8), ("kim@example.org", 9)):
+        subscriber_id = enrol(journey, address, hour)
+        next_email(journey, subscriber_id)  # day 1
+    page_signed_out = browser.new_page()
+    page_signed_out.goto(journey.base + "/studio/insights")
+    assert "/studio/sign-in" in page_signed_out.url
+    page_signed_out.close()
+    for width in (1280, 375):
+        context, page, problems = open_browser(journey, browser, width)
+        page.goto(journey.base + "/studio/insights")
+        sign_in(page)
+        page.get_by_role("heading", name="Insights").wait_for()
+        page.get_by_role("button", name="Sum these weeks again now").click()
+        page.get_by_text("Figures summed at").wait_for()
+        assert page.locator("svg.chart").count() == 4
+        reached = page.get_by_role("row", name=re.compile(r"^Reached day 1 ")).locator("td").first
+        assert reached.inner_text() == "2"
+        cohort = page.get_by_label("Sign-up week (cohort)")
+        cohort.select_option(index=1)  # the one week there is
+        page.get_by_label("Day to compare by version").select_option(label="Day 1")
+        page.get_by_role("button", name="Show").click()
+        page.get_by_role("heading", name="Day 1, version by version").wait_for()
+        assert "cohort=" in page.url and "day=1" in page.url
+        check(page, "insights", width)
+        for section in ("funnel", "retention", "days", "answers"):  # each chart as it is seen, for a look
+            page.locator(f"section[aria-labelledby={section}-heading]").screenshot(
+                path=str(ARTEFACTS / f"insights-{section}-{width}.png")
+            )
+        with page.expect_download() as download:
+            page.locator("#days-heading ~ p.downloads a").click()
+        saved = download.value.path()
+        assert saved is not None
+        assert Path(saved).read_text().splitlines()[0].startswith("email,sent,delivered,failed_or_bounced")
+        assert problems.found == [], problems.found
+        context.close()

@@ -1,0 +1,235 @@
+"""The studio's insights: is the course working, and did a change help? (course/insights.py sums the figures.)
+
+The page, its charts and tables read the sums for the chosen cohorts; every table downloads as CSV,
+and so do the raw events of a period (with addresses only for publishers). "Sum again now" re-sums
+the chosen cohorts at once instead of waiting for the beat.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+
+from course import insights
+from course.insights import Insights, Selection, step_label
+from course.models import Event, Subscriber
+from course.studio import audit
+from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
+from web.studio.charts import Series, bar_chart, line_chart, stacked_bars
+
+router = APIRouter(prefix="/studio")
+TABLES = ("funnel", "days", "versions", "retention", "answers")
+# The retention chart draws the newest cohorts of the selection (the table has them all).
+CHART_COHORTS = 6
+
+
+def _date(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None  # a hand-made address: the page's own choice instead
+
+
+def _selected(web: Any, session: Any, since: str | None, until: str | None, cohort: str | None) -> Selection:
+    known, _ = insights.cohorts_known(session, web.course)
+    return insights.selection_of(known, _date(since), _date(until), _date(cohort))
+
+
+def _read(web: Any, since: str | None, until: str | None, cohort: str | None) -> Insights:
+    with web.session() as session:
+        return insights.read(session, web.course, _selected(web, session, since, until, cohort))
+
+
+@router.get("/insights", response_class=HTMLResponse)
+def insights_page(
+    request: Request, web: Web, user: User, since: str | None = None, until: str | None = None,
+    cohort: str | None = None, day: int = 1,
+) -> Response:  # fmt: skip
+    figures = _read(web, since, until, cohort)
+    steps = [step.number for step in web.course.steps]
+    day = day if day in steps else 1
+    query = _query(figures.selection)
+    return studio_page(
+        web, request, "insights.html", user=user, figures=figures, day=day, query=query,
+        step_labels={step: step_label(web.course, step) for step in steps}, charts=_charts(figures),
+        weeks=_weeks(figures), tables=TABLES, events_until=figures.selection.last + timedelta(days=6),
+    )  # fmt: skip
+
+
+def _weeks(figures: Insights) -> list[date]:
+    """The weeks the period can start and end on: every cohort with figures, and the ones chosen."""
+    chosen = {figures.selection.since, figures.selection.until}
+    return sorted(set(figures.cohorts) | chosen, reverse=True)
+
+
+def _query(selection: Selection) -> str:
+    parts = [f"since={selection.since.isoformat()}", f"until={selection.until.isoformat()}"]
+    if selection.cohort:
+        parts.append(f"cohort={selection.cohort.isoformat()}")
+    return "&".join(parts)
+
+
+def _charts(figures: Insights) -> dict[str, Any]:
+    course = figures.course
+    last = course.steps[-1].number
+    short = ["start" if step.number == 0 else "end" if step.number == last else str(step.day_number)
+             for step in course.steps]  # fmt: skip
+    newest = list(figures.retention.items())[-CHART_COHORTS:]
+    charts: dict[str, Any] = {
+        "retention": line_chart(
+            "retention", "Retention by day, a line per sign-up week",
+            "The share of each week's subscribers whom each day's email reached, of those the welcome reached.",
+            short, [Series(f"Week of {cohort:%d %b}", [rate.share if rate else None for rate in rates])
+                    for cohort, rates in newest],
+        ),
+        "days": bar_chart(
+            "days", "Each day: reached, acted on it, did the exercise",
+            "For each email, how many people it reached, how many acted on it, and how many marked the exercise done.",
+            [day.label for day in figures.days],
+            [Series("Reached", [day.delivered for day in figures.days]),
+             Series("Acted on it", [day.engaged for day in figures.days]),
+             Series("Did the exercise", [day.exercise for day in figures.days])],
+        ),
+        "funnel": bar_chart(
+            "funnel", "The funnel", "How many people reached each stage of the course.",
+            [label for label, _, _ in figures.funnel], [Series("People", [n for _, n, _ in figures.funnel])],
+        ),
+    }  # fmt: skip
+    if figures.answers is not None:
+        answers = figures.answers
+        charts["answers"] = stacked_bars(
+            "answers", f"{answers.checklist.title}: at the start and at the end",
+            "The share of people in each band when they answered at the start of the course and at its end.",
+            ["At the start", "At the end"],
+            [Series(start.label, [start.count, end.count]) for start, end in zip(answers.baseline, answers.retake,
+                                                                                  strict=True)],
+        )  # fmt: skip
+    return charts
+
+
+@router.post("/insights/refresh")
+def refresh_now(
+    request: Request, web: Web, user: User, csrf: CSRF = "",
+    since: Annotated[str, Form(max_length=20)] = "", until: Annotated[str, Form(max_length=20)] = "",
+) -> Response:  # fmt: skip
+    """Sum the chosen weeks again now (the beat does it every few minutes for the weeks still in the course)."""
+    check_csrf(request, csrf)
+    now = web.clock()
+    with web.session() as session:
+        insights.refresh(session, web.course, now, since=_date(since), until=_date(until))
+        audit(session, user, "insights-refresh", now=now, course_slug=web.course.slug)
+        session.commit()
+    back = f"since={since}&until={until}" if _date(since) and _date(until) else ""
+    return RedirectResponse(f"/studio/insights?{back}" if back else "/studio/insights", status_code=303)
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+
+def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})  # fmt: skip
+
+
+def _share(rate: insights.Rate | None) -> str:
+    return "" if rate is None or rate.share is None else f"{rate.share:.4f}"
+
+
+def table_rows(figures: Insights, table: str) -> tuple[list[str], list[list[Any]]]:
+    """One of the page's tables as a header and rows (for CSV)."""
+    if table == "funnel":
+        return ["stage", "people", "share_of_signed_up"], [
+            [label, n, _share(rate)] for label, n, rate in figures.funnel
+        ]
+    day_header = ["sent", "delivered", "failed_or_bounced", "exercise_done", "exercise_rate", "acted_on_it",
+                  "consultation_people", "consultation_scanner_clicks", "guide_people", "guide_scanner_clicks",
+                  "other_scanner_clicks", "unsubscribed_after", "paused_after"]  # fmt: skip
+
+    def day_values(day: insights.DayRow) -> list[Any]:
+        return [day.sent, day.delivered, day.failed, "" if day.exercise is None else day.exercise,
+                _share(day.exercise_rate), day.engaged, day.consultation, day.consultation_automated, day.resource,
+                day.resource_automated, day.clicks_automated, day.unsubscribed, day.paused]  # fmt: skip
+
+    if table == "days":
+        return ["email", *day_header], [[day.label, *day_values(day)] for day in figures.days]
+    if table == "versions":
+        rows = [[step_label(figures.course, step), row.version, *day_values(row.day), row.verdict]
+                for step, versions in figures.versions.items() for row in versions]  # fmt: skip
+        return ["email", "version", *day_header, "note"], rows
+    if table == "retention":
+        labels = [step_label(figures.course, step.number) for step in figures.course.steps]
+        return ["cohort_week", *labels], [[cohort.isoformat(), *(_share(rate) for rate in rates)]
+                                          for cohort, rates in figures.retention.items()]  # fmt: skip
+    answers = figures.answers
+    rows = []
+    if answers is not None:
+        rows += [["start", band.label, band.count, _share(band.share)] for band in answers.baseline]
+        rows += [["end", band.label, band.count, _share(band.share)] for band in answers.retake]
+        rows += [["moved", f"{m.before} to {m.after}", m.count, ""] for m in answers.movement]
+        rows += [["booked a consultation", band.label, band.count, _share(band.share)] for band in answers.booked]
+    for step, bands in figures.checklists.items():
+        rows += [[step_label(figures.course, step), band.label, band.count, _share(band.share)] for band in bands]
+    return ["when", "band", "people", "share"], rows
+
+
+@router.get("/insights.csv")
+def insights_csv(
+    web: Web, user: User, table: str = "days", since: str | None = None, until: str | None = None,
+    cohort: str | None = None,
+) -> Response:  # fmt: skip
+    if table not in TABLES:
+        return Response(f"No table {table!r}: one of {', '.join(TABLES)}.", status_code=404, media_type="text/plain")
+    figures = _read(web, since, until, cohort)
+    header, rows = table_rows(figures, table)
+    return _csv(f"insights-{table}-{figures.selection.first}-{figures.selection.last}", header, rows)
+
+
+@router.get("/insights/events.csv")
+def events_csv(web: Web, user: User, since: str | None = None, until: str | None = None) -> Response:
+    """Every event of the course's subscribers from ``since`` to ``until`` (dates, inclusive; default the
+    last 7 days), streamed. Addresses only for publishers."""
+    last = _date(until) or web.clock().date()
+    first = _date(since) or last - timedelta(days=6)
+    start = datetime(first.year, first.month, first.day, tzinfo=web.clock().tzinfo)
+    end = datetime(last.year, last.month, last.day, tzinfo=web.clock().tzinfo) + timedelta(days=1)
+    with_addresses = user.may_publish
+    header = ["event_id", "at", "kind", "subscriber_id", *(["email"] if with_addresses else []), "enrolment", "step",
+              "value", "automated", "seconds_since_delivery"]  # fmt: skip
+
+    def rows() -> Iterator[str]:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(header)
+        with web.session() as session:
+            found = session.execute(
+                select(Event.id, Event.created_at, Event.kind, Event.subscriber_id, Subscriber.email, Event.enrolment,
+                       Event.step, Event.value, Event.automated, Event.seconds_since_delivery)
+                .join(Subscriber, Subscriber.id == Event.subscriber_id)
+                .where(Subscriber.course_slug == web.course.slug, Event.created_at >= start, Event.created_at < end)
+                .order_by(Event.id)
+                .execution_options(yield_per=2000)
+            )  # fmt: skip
+            for event_id, at, kind, subscriber_id, email, enrolment, step, value, automated, seconds in found:
+                writer.writerow([event_id, at.isoformat(), kind, subscriber_id, *([email] if with_addresses else []),
+                                 enrolment, step, value, "yes" if automated else "no",
+                                 "" if seconds is None else f"{seconds:.1f}"])  # fmt: skip
+                if out.tell() > 64_000:
+                    yield out.getvalue()
+                    out.seek(0)
+                    out.truncate()
+        yield out.getvalue()
+
+    name = f"events-{first.isoformat()}-{last.isoformat()}.csv"
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
