@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,15 @@ def measure_clicks(
             say(f"  {name:<16}{figures[name]['requests_per_second']:>9,.0f} requests/s, p50 "
                 f"{figures[name]['p50_ms']:.1f} ms, p99 {figures[name]['p99_ms']:.1f} ms, "
                 f"{figures[name]['errors']} errors")  # fmt: skip
+            if figures[name]["errors"]:
+                figures[name]["after"] = _answer(f"http://127.0.0.1:{port}{paths[name][0]}")
+                said = [
+                    line
+                    for line in (folder / "web.log").read_text(errors="replace").splitlines()
+                    if "unhealthy" in line
+                ]
+                figures[name]["logged"] = said[-3:]
+                say(f"    one more request, after: {figures[name]['after']}; the app's log: {said[-1:] or 'nothing'}")
         return figures
     finally:
         web.terminate()
@@ -115,6 +125,17 @@ def measure_clicks(
         except subprocess.TimeoutExpired:
             web.kill()
             web.wait()
+
+
+def _answer(url: str) -> str:
+    """What the app answers one request now (to explain the errors a load had): status and the body's start."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own loopback address
+            return f"{response.status} {response.read(300)!r}"
+    except urllib.error.HTTPError as error:
+        return f"{error.code} {error.read(300)!r}"
+    except OSError as error:
+        return f"no answer: {error}"
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -4,6 +4,7 @@ balancers, uptime monitors (which send HEAD) and docker compose."""
 from __future__ import annotations
 
 import functools
+import logging
 
 import redis
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from course.settings import Settings
 from web.routing import get_and_head
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -56,4 +58,6 @@ def check(settings: Settings) -> dict[str, str]:
 def healthz(request: Request) -> JSONResponse:
     checks = check(request.app.state.settings)
     healthy = all(value.startswith("ok") for value in checks.values())
+    if not healthy:  # what a load balancer only sees as a 503, in the log with its reason
+        log.warning("healthz: unhealthy: %s", checks)
     return JSONResponse({"status": "ok" if healthy else "unhealthy", **checks}, status_code=200 if healthy else 503)

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from course.db import make_engine, make_sessionmaker
-from course.models import Delivery, DeliveryState, Subscriber, SubscriberStatus
+from course.models import Delivery, DeliveryState, InsightCount, Subscriber, SubscriberStatus
 from course.settings import Settings
 from course.subscriptions import Consent, confirm, subscribe
 from workers.app import create_app
@@ -312,3 +312,27 @@ def test_the_beat_outlives_a_database_that_refuses_it_and_claims_once_it_is_back
             connection.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         admin.dispose()
         client.delete(deployment.settings.celery_queue)
+
+
+def test_the_beat_sums_the_insights_while_people_go_through_the_course(
+    deploy: Callable[..., Deployment], smtp: tuple[ScriptedHandler, int]
+) -> None:
+    server, _ = smtp
+    deployment = deploy(INSIGHTS_REFRESH_SECONDS="0.5")
+    deployment.worker()
+    deployment.beat()
+    alex = enrol(deployment, "alex@example.com")
+    wait_until(lambda: server.to("alex@example.com"), timeout=60, what="the confirmation")
+
+    def summed(measure: str, step: int) -> int:
+        with deployment.runtime.sessions() as session:
+            found = session.scalar(
+                select(func.sum(InsightCount.value)).where(InsightCount.measure == measure, InsightCount.step == step)
+            )
+            return int(found or 0)
+
+    wait_until(lambda: summed("signed-up", -1) == 1, timeout=60, what="the sign-up in the insights' sums")
+    assert summed("confirmed", -1) == 0
+    confirm_now(deployment, alex)
+    wait_until(lambda: summed("delivered", 0) == 1, timeout=60, what="the welcome in the insights' sums")
+    assert summed("confirmed", -1) == 1
