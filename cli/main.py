@@ -56,6 +56,15 @@ def _bench(arguments: argparse.Namespace) -> int:
             print(f"course bench: {error}", file=sys.stderr)
             return 1
         return 0
+    if arguments.insights:
+        from bench.insights import measure_insights
+
+        try:
+            measure_insights(arguments.postgres, arguments.insights, get_settings().course_slug)
+        except (OSError, SQLAlchemyError, RuntimeError) as error:
+            print(f"course bench: {error}", file=sys.stderr)
+            return 1
+        return 0
     if not arguments.micro:
         from bench.harness import Options, run
 
@@ -307,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TABLE",
         help="only time one tick's claim among TABLE subscribers (e.g. 1000000), 1%% of them due",
     )
+    bench.add_argument("--insights", type=int, metavar="SUBSCRIBERS",
+                       help="only time the studio's insights (their sums and the page) on a year of SUBSCRIBERS "
+                       "sign-ups with about 20 events each (e.g. 1000000)")  # fmt: skip
     bench.add_argument("--due", type=int, help="--claim: how many are due (default: 1%% of TABLE)")
     bench.add_argument("--micro", action="store_true", help="only time render and MIME in this process")
     bench.add_argument("--count", type=int, default=500, help="--micro: messages per email (default 500)")
