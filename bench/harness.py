@@ -411,6 +411,7 @@ def run(
     figures = _figures(options, limit.per_second, limit_count, len(message), started, due, taken, processes,
                        marked_sent, elsewhere, used)  # fmt: skip
     figures["claim_plan"] = plan
+    figures["database"] = make_url(database_url).database  # its own, dropped by now
     figures["clicks"] = clicks
     options.results.mkdir(parents=True, exist_ok=True)
     path = options.results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{options.subscribers}.json"

@@ -50,14 +50,14 @@ def _read(web: Any, since: str | None, until: str | None, cohort: str | None) ->
 @router.get("/insights", response_class=HTMLResponse)
 def insights_page(
     request: Request, web: Web, user: User, since: str | None = None, until: str | None = None,
-    cohort: str | None = None, day: int = 1,
+    cohort: str | None = None, day: str = "1",
 ) -> Response:  # fmt: skip
     figures = _read(web, since, until, cohort)
     steps = [step.number for step in web.course.steps]
-    day = day if day in steps else 1
+    chosen = int(day) if day.isdigit() and int(day) in steps else 1  # a hand-made address: day 1
     query = _query(figures.selection)
     return studio_page(
-        web, request, "insights.html", user=user, figures=figures, day=day, query=query,
+        web, request, "insights.html", user=user, figures=figures, day=chosen, query=query,
         step_labels={step: step_label(web.course, step) for step in steps}, charts=_charts(figures),
         weeks=_weeks(figures), tables=TABLES, events_until=figures.selection.last + timedelta(days=6),
     )  # fmt: skip
