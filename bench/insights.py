@@ -32,7 +32,7 @@ INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, st
                          confirmed_at, completed_at, consent_at, consent_form, created_at, updated_at)
 SELECT :slug, 'reader' || n || '@bench.example', 'Alex', 'Europe/Paris', '08:00',
        CASE WHEN n % 10 = 0 THEN 'pending' WHEN n % 2 = 0 THEN 'completed' ELSE 'active' END, 1,
-       CASE WHEN n % 10 = 0 THEN NULL WHEN n % 2 = 0 THEN 19 ELSE (n * 7919) % 19 END,
+       CASE WHEN n % 10 = 0 THEN NULL WHEN n % 2 = 0 THEN 19 ELSE (CAST(n AS bigint) * 7919) % 19 END,
        CASE WHEN n % 10 = 0 THEN NULL ELSE at + interval '1 hour' END,
        CASE WHEN n % 10 <> 0 AND n % 2 = 0 THEN at + interval '20 days' END,
        at, 'bench', at, at

@@ -95,6 +95,11 @@ def _row(cohort: Any, measure: Any, step: Any, version: Any, key: Any, value: An
             key.label("key"), value.label("value")]  # fmt: skip
 
 
+def _same_enrolment(one: Any, other: Any) -> ColumnElement[bool]:
+    """Two rows (tables or their ``.c``) of the same person in the same time through the course."""
+    return and_(one.subscriber_id == other.subscriber_id, one.enrolment == other.enrolment)
+
+
 def _text(value: str) -> ColumnElement[str]:
     return literal(value)
 
@@ -181,10 +186,7 @@ def _event_selects(slug: str, start: datetime, end: datetime) -> list[Select[Any
     """Per step and version: people who did the exercise, clicked the consultation or a guide (people),
     left or paused after that email; the scanners' clicks (clicks); people who acted on it at all."""
     cohort = week_of(Subscriber.created_at)
-    delivered = (
-        and_(Delivery.subscriber_id == Event.subscriber_id, Delivery.enrolment == Event.enrolment,
-             Delivery.step == Event.step)
-    )  # fmt: skip
+    delivered = and_(_same_enrolment(Delivery, Event), Delivery.step == Event.step)
     version = func.coalesce(Delivery.template_version, "")
     mine = and_(Subscriber.course_slug == slug, Subscriber.created_at >= start, Subscriber.created_at < end,
                 Event.step.is_not(None))  # fmt: skip
@@ -222,8 +224,7 @@ def _answer_selects(course: Course, start: datetime, end: datetime) -> list[Sele
     mine = and_(Subscriber.course_slug == course.slug, Subscriber.created_at >= start, Subscriber.created_at < end)
     latest = _latest_answers().subquery("latest")
     current = select(Answer).join(latest, latest.c.id == Answer.id).subquery("current")
-    delivered = and_(Delivery.subscriber_id == current.c.subscriber_id, Delivery.enrolment == current.c.enrolment,
-                     Delivery.step == current.c.step)  # fmt: skip
+    delivered = and_(_same_enrolment(Delivery, current.c), Delivery.step == current.c.step)
     version = func.coalesce(Delivery.template_version, "")
     selects: list[Select[Any]] = [
         select(*_row(cohort, _text("answer"), current.c.step, version, current.c.band, func.count()))
@@ -235,20 +236,12 @@ def _answer_selects(course: Course, start: datetime, end: datetime) -> list[Sele
     for first, last in asked_twice(course).values():
         before = current.alias("before")
         after = current.alias("after")
-        at_last = and_(Delivery.subscriber_id == after.c.subscriber_id, Delivery.enrolment == after.c.enrolment,
-                       Delivery.step == last)  # fmt: skip
+        at_last = and_(_same_enrolment(Delivery, after.c), Delivery.step == last)
         movement = before.c.band + literal(">") + after.c.band
         selects.append(
             select(*_row(cohort, _text("movement"), literal(last), version, movement, func.count()))
             .select_from(before)
-            .join(
-                after,
-                and_(
-                    after.c.subscriber_id == before.c.subscriber_id,
-                    after.c.enrolment == before.c.enrolment,
-                    after.c.step == last,
-                ),
-            )
+            .join(after, and_(_same_enrolment(after.c, before.c), after.c.step == last))
             .join(Subscriber, Subscriber.id == before.c.subscriber_id)
             .outerjoin(Delivery, at_last)
             .where(mine, before.c.step == first)
@@ -267,14 +260,7 @@ def _answer_selects(course: Course, start: datetime, end: datetime) -> list[Sele
             select(*_row(cohort, _text("consultation-by-band"), literal(first), _text(""), band, func.count()))
             .select_from(booked)
             .join(Subscriber, Subscriber.id == booked.c.subscriber_id)
-            .outerjoin(
-                baseline,
-                and_(
-                    baseline.c.subscriber_id == booked.c.subscriber_id,
-                    baseline.c.enrolment == booked.c.enrolment,
-                    baseline.c.step == first,
-                ),
-            )
+            .outerjoin(baseline, and_(_same_enrolment(baseline.c, booked.c), baseline.c.step == first))
             .where(mine)
             .group_by(cohort, band)
         )
