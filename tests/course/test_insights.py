@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from course.curriculum import Course
 from course.db import make_engine, make_sessionmaker
-from course.insights import Rate, Selection, compare, read, refresh, refresh_active
+from course.insights import DayRow, Rate, Selection, compare, read, refresh, refresh_active
 from course.models import Answer, Base, Delivery, Event, EventKind, InsightCohort, InsightCount, Subscriber
 
 SLUG = "building-emotional-intimacy"
@@ -223,3 +223,25 @@ def test_a_difference_is_called_clear_only_when_chance_would_rarely_make_it() ->
     assert compare(Rate(50, 100), Rate(55, 100)) == "No clear difference: it could be chance."
     assert compare(Rate(200, 1000), Rate(300, 1000)) == "Clearly higher: 10 points, more than chance would make."
     assert compare(Rate(300, 1000), Rate(200, 1000)).startswith("Clearly lower: 10 points")
+
+
+def test_every_figure_of_every_email_reached(db: Session, course: Course) -> None:
+    seed(db)
+    refresh(db, course, NOW)
+    db.commit()
+    days = {day.step: day for day in read(db, course, Selection(WEEK_A, WEEK_B)).days}
+    zero = {"consultation": 0, "consultation_automated": 0, "resource": 0, "resource_automated": 0,
+            "clicks_automated": 0, "engaged": 0, "unsubscribed": 0, "paused": 0}  # fmt: skip
+    expected = {
+        0: DayRow(0, "Welcome", sent=5, delivered=5, failed=0, exercise=None, **zero),
+        1: DayRow(1, "Day 1", sent=5, delivered=3, failed=2, exercise=2,
+                  **{**zero, "consultation": 1, "consultation_automated": 2, "resource": 1, "clicks_automated": 1,
+                     "engaged": 3, "unsubscribed": 1}),
+        2: DayRow(2, "Day 2", sent=1, delivered=1, failed=0, exercise=0, **{**zero, "paused": 1}),
+        18: DayRow(18, "Day 18", sent=1, delivered=1, failed=0, exercise=0, **zero),
+        19: DayRow(19, "Completion", sent=1, delivered=1, failed=0, exercise=None,
+                   **{**zero, "consultation": 1, "engaged": 1}),
+    }  # fmt: skip
+    for step, day in days.items():
+        assert day == expected.get(step, DayRow(step, day.label, sent=0, delivered=0, failed=0,
+                                                exercise=0, **zero)), step  # fmt: skip
