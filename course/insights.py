@@ -33,6 +33,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -57,6 +58,8 @@ NONE = -1  # the step of a figure that belongs to no step (signed up, confirmed,
 ACTIVE_COHORTS = timedelta(days=7 * 8)
 # A rate is told apart from another only with at least this many people behind each.
 FEW = 30
+# PostgreSQL's memory for each sort and hash of a sum (work_mem), for the summing transaction only.
+SUM_MEMORY = "128MB"
 # Kinds of event a person makes by reading an email and acting on it.
 ENGAGING = (EventKind.CLICK, EventKind.CONSULTATION, EventKind.RESOURCE, EventKind.ANSWER, EventKind.EXERCISE_DONE)
 
@@ -104,64 +107,71 @@ def _text(value: str) -> ColumnElement[str]:
     return literal(value)
 
 
-def _people_selects(slug: str, start: datetime, end: datetime) -> list[Select[Any]]:
-    """Signed up, confirmed, completed: per cohort."""
-    cohort = week_of(Subscriber.created_at)
-    mine = and_(Subscriber.course_slug == slug, Subscriber.created_at >= start, Subscriber.created_at < end)
-    selects = []
-    for measure, counted in (("signed-up", func.count()), ("confirmed", func.count(Subscriber.confirmed_at)),
-                             ("completed", func.count(Subscriber.completed_at))):  # fmt: skip
-        selects.append(
-            select(*_row(cohort, _text(measure), literal(NONE), _text(""), _text(""), counted))
-            .where(mine)
-            .group_by(cohort)
-        )
-    return selects
+@dataclass(frozen=True)
+class _Scope:
+    """What one sum reads, each once: the chosen weeks' subscribers (``people``: id, cohort, confirmed,
+    completed) and their deliveries of course steps (``emails``: who, which step, its version, its
+    state, whether it bounced since). Everything else joins these, never a whole table."""
+
+    people: Any
+    emails: Any
 
 
-def _delivery_selects(slug: str, start: datetime, end: datetime) -> list[Select[Any]]:
-    """Per step and version: sent (handed over and settled), delivered, failed or bounced."""
+def _scope(slug: str, start: datetime, end: datetime) -> _Scope:
+    people = (
+        select(Subscriber.id, week_of(Subscriber.created_at).label("cohort"), Subscriber.confirmed_at,
+               Subscriber.completed_at)
+        .where(Subscriber.course_slug == slug, Subscriber.created_at >= start, Subscriber.created_at < end)
+        .cte("people")
+    )  # fmt: skip
     bounced = (
         select(Event.delivery_id)
+        .join(people, people.c.id == Event.subscriber_id)
         .where(Event.kind.in_([EventKind.BOUNCE.value, EventKind.COMPLAINT.value]), Event.delivery_id.is_not(None))
         .distinct()
-        .subquery()
+        .subquery("bounced")
     )
-    cohort = week_of(Subscriber.created_at)
-    version = func.coalesce(Delivery.template_version, "")
-    was_bounced = bounced.c.delivery_id.is_not(None)
-    settled = Delivery.state.in_([DeliveryState.SENT.value, DeliveryState.FAILED.value])
+    emails = (
+        select(Delivery.subscriber_id, Delivery.enrolment, Delivery.step, people.c.cohort, Delivery.state,
+               func.coalesce(Delivery.template_version, "").label("version"),
+               bounced.c.delivery_id.is_not(None).label("bounced"))
+        .join(people, people.c.id == Delivery.subscriber_id)
+        .outerjoin(bounced, bounced.c.delivery_id == Delivery.id)
+        .where(Delivery.step.is_not(None))
+        .cte("emails")
+    )  # fmt: skip
+    return _Scope(people, emails)
+
+
+def _people_selects(scope: _Scope) -> list[Select[Any]]:
+    """Signed up, confirmed, completed: per cohort."""
+    people = scope.people
+    return [
+        select(*_row(people.c.cohort, _text(measure), literal(NONE), _text(""), _text(""), counted))
+        .group_by(people.c.cohort)
+        for measure, counted in (("signed-up", func.count()), ("confirmed", func.count(people.c.confirmed_at)),
+                                 ("completed", func.count(people.c.completed_at)))
+    ]  # fmt: skip
+
+
+def _delivery_selects(scope: _Scope) -> list[Select[Any]]:
+    """Per step and version: sent (handed over and settled), delivered, failed or bounced."""
+    emails = scope.emails
+    sent = emails.c.state == DeliveryState.SENT.value
+    failed = or_(emails.c.state == DeliveryState.FAILED.value, emails.c.bounced)
     per_step = (
         select(
-            cohort.label("cohort"),
-            Delivery.step.label("step"),
-            version.label("version"),
-            func.count().label("sent"),
-            func.sum(case((and_(Delivery.state == DeliveryState.SENT.value, ~was_bounced), 1), else_=0)).label(
-                "delivered"
-            ),
-            func.sum(case((or_(Delivery.state == DeliveryState.FAILED.value, was_bounced), 1), else_=0)).label(
-                "failed"
-            ),
+            emails.c.cohort, emails.c.step, emails.c.version, func.count().label("sent"),
+            func.sum(case((and_(sent, ~emails.c.bounced), 1), else_=0)).label("delivered"),
+            func.sum(case((failed, 1), else_=0)).label("failed"),
         )
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .outerjoin(bounced, bounced.c.delivery_id == Delivery.id)
-        .where(
-            Subscriber.course_slug == slug,
-            Subscriber.created_at >= start,
-            Subscriber.created_at < end,
-            Delivery.step.is_not(None),
-            settled,
-        )
-        .group_by(cohort, Delivery.step, version)
-        .cte("per_step")
-    )
+        .where(emails.c.state.in_([DeliveryState.SENT.value, DeliveryState.FAILED.value]))
+        .group_by(emails.c.cohort, emails.c.step, emails.c.version)
+        .subquery("per_step")
+    )  # fmt: skip
+    where = (per_step.c.cohort, per_step.c.step, per_step.c.version)
     return [
-        select(
-            *_row(
-                per_step.c.cohort, _text(measure), per_step.c.step, per_step.c.version, _text(""), per_step.c[measure]
-            )
-        )
+        select(*_row(where[0], _text(measure), where[1], where[2], _text(""), per_step.c[measure]))
         for measure in ("sent", "delivered", "failed")
     ]
 
@@ -182,88 +192,95 @@ def _event_measure() -> ColumnElement[str]:
     )
 
 
-def _event_selects(slug: str, start: datetime, end: datetime) -> list[Select[Any]]:
+def _event_selects(scope: _Scope) -> list[Select[Any]]:
     """Per step and version: people who did the exercise, clicked the consultation or a guide (people),
     left or paused after that email; the scanners' clicks (clicks); people who acted on it at all."""
-    cohort = week_of(Subscriber.created_at)
-    delivered = and_(_same_enrolment(Delivery, Event), Delivery.step == Event.step)
-    version = func.coalesce(Delivery.template_version, "")
-    mine = and_(Subscriber.course_slug == slug, Subscriber.created_at >= start, Subscriber.created_at < end,
-                Event.step.is_not(None))  # fmt: skip
+    people, emails = scope.people, scope.emails
+    version = func.coalesce(emails.c.version, "")
     measure = _event_measure()
     engaged = and_(Event.kind.in_([kind.value for kind in ENGAGING]), Event.automated.is_(False))
-    per_person = union_all(
-        select(cohort.label("cohort"), measure.label("measure"), Event.step.label("step"), version.label("version"),
-               Event.subscriber_id, Event.enrolment, func.count().label("n"))
-        .join(Subscriber, Subscriber.id == Event.subscriber_id)
-        .outerjoin(Delivery, delivered)
-        .where(mine, measure != "")
-        .group_by(cohort, measure, Event.step, version, Event.subscriber_id, Event.enrolment),
-        select(cohort.label("cohort"), _text("engaged").label("measure"), Event.step.label("step"),
-               version.label("version"), Event.subscriber_id, Event.enrolment, func.count().label("n"))
-        .join(Subscriber, Subscriber.id == Event.subscriber_id)
-        .outerjoin(Delivery, delivered)
-        .where(mine, engaged)
-        .group_by(cohort, Event.step, version, Event.subscriber_id, Event.enrolment),
-    ).subquery("per_person")  # fmt: skip
+
+    def per_person(counted: ColumnElement[str], which: ColumnElement[bool], *by: ColumnElement[Any]) -> Select[Any]:
+        """One row per person and figure (with how many events made it), from the chosen weeks' events."""
+        return (
+            select(people.c.cohort, counted.label("measure"), Event.step.label("step"), version.label("version"),
+                   Event.subscriber_id, Event.enrolment, func.count().label("n"))
+            .join(people, people.c.id == Event.subscriber_id)
+            .outerjoin(emails, and_(_same_enrolment(emails.c, Event), emails.c.step == Event.step))
+            .where(Event.step.is_not(None), which)
+            .group_by(people.c.cohort, *by, Event.step, version, Event.subscriber_id, Event.enrolment)
+        )  # fmt: skip
+
+    persons = union_all(per_person(measure, measure != "", measure), per_person(_text("engaged"), engaged)).subquery(
+        "persons"
+    )
     # People once each; the scanners' clicks as many as they made.
-    value = case((per_person.c.measure.like("%-automated"), func.sum(per_person.c.n)), else_=func.count())
-    kept = (per_person.c.cohort, per_person.c.measure, per_person.c.step, per_person.c.version)
+    value = case((persons.c.measure.like("%-automated"), func.sum(persons.c.n)), else_=func.count())
+    kept = (persons.c.cohort, persons.c.measure, persons.c.step, persons.c.version)
     return [select(*_row(*kept, _text(""), value)).group_by(*kept)]
 
 
-def _latest_answers() -> Any:
-    """Each person's current answer at each step (every save is a row; the latest counts)."""
-    return select(func.max(Answer.id).label("id")).group_by(Answer.subscriber_id, Answer.enrolment, Answer.step)
-
-
-def _answer_selects(course: Course, start: datetime, end: datetime) -> list[Select[Any]]:
+def _answer_selects(course: Course, scope: _Scope) -> list[Select[Any]]:
     """Per step with a checklist: people by band. Per checklist asked twice (a baseline and a retake):
-    people by (first band, last band), and people who clicked the consultation by their first band."""
-    cohort = week_of(Subscriber.created_at)
-    mine = and_(Subscriber.course_slug == course.slug, Subscriber.created_at >= start, Subscriber.created_at < end)
-    latest = _latest_answers().subquery("latest")
-    current = select(Answer).join(latest, latest.c.id == Answer.id).subquery("current")
-    delivered = and_(_same_enrolment(Delivery, current.c), Delivery.step == current.c.step)
-    version = func.coalesce(Delivery.template_version, "")
-    selects: list[Select[Any]] = [
-        select(*_row(cohort, _text("answer"), current.c.step, version, current.c.band, func.count()))
-        .join(Subscriber, Subscriber.id == current.c.subscriber_id)
-        .outerjoin(Delivery, delivered)
-        .where(mine)
-        .group_by(cohort, current.c.step, version, current.c.band)
-    ]
+    people by (first band, last band), and people who clicked the consultation by their first band.
+    Pairs are made by grouping each person's rows, not by joining the answers to themselves: an
+    estimate gone wrong cannot turn that into rows times rows."""
+    people, emails = scope.people, scope.emails
+    # Each person's current answer at each step (every save is a row, the latest counts), with the
+    # version of the email that asked it.
+    latest = (
+        select(func.max(Answer.id).label("id"))
+        .join(people, people.c.id == Answer.subscriber_id)
+        .group_by(Answer.subscriber_id, Answer.enrolment, Answer.step)
+        .subquery("latest")
+    )
+    current = (
+        select(Answer.subscriber_id, Answer.enrolment, Answer.step, Answer.band, people.c.cohort,
+               func.coalesce(emails.c.version, "").label("version"))
+        .join(latest, latest.c.id == Answer.id)
+        .join(people, people.c.id == Answer.subscriber_id)
+        .outerjoin(emails, and_(_same_enrolment(emails.c, Answer), emails.c.step == Answer.step))
+        .cte("current")
+    )  # fmt: skip
+    kept = (current.c.cohort, current.c.step, current.c.version, current.c.band)
+    selects: list[Select[Any]] = [select(*_row(kept[0], _text("answer"), *kept[1:], func.count())).group_by(*kept)]
     for first, last in asked_twice(course).values():
-        before = current.alias("before")
-        after = current.alias("after")
-        at_last = and_(_same_enrolment(Delivery, after.c), Delivery.step == last)
-        movement = before.c.band + literal(">") + after.c.band
+        person = (current.c.subscriber_id, current.c.enrolment, current.c.cohort)
+        both = (
+            select(*person, func.max(case((current.c.step == first, current.c.band))).label("before"),
+                   func.max(case((current.c.step == last, current.c.band))).label("after"),
+                   func.max(case((current.c.step == last, current.c.version))).label("version"))
+            .where(current.c.step.in_([first, last]))
+            .group_by(*person)
+            .subquery("both_times")
+        )  # fmt: skip
+        movement = both.c.before + literal(">") + both.c.after
         selects.append(
-            select(*_row(cohort, _text("movement"), literal(last), version, movement, func.count()))
-            .select_from(before)
-            .join(after, and_(_same_enrolment(after.c, before.c), after.c.step == last))
-            .join(Subscriber, Subscriber.id == before.c.subscriber_id)
-            .outerjoin(Delivery, at_last)
-            .where(mine, before.c.step == first)
-            .group_by(cohort, version, movement)
+            select(*_row(both.c.cohort, _text("movement"), literal(last), both.c.version, movement, func.count()))
+            .where(both.c.before.is_not(None), both.c.after.is_not(None))
+            .group_by(both.c.cohort, both.c.version, movement)
         )
-        # Who booked, by where they stood at first ('' : no answer).
-        booked = (
-            select(Event.subscriber_id, Event.enrolment)
-            .where(Event.kind == EventKind.CONSULTATION.value, Event.automated.is_(False))
-            .distinct()
-            .subquery("booked")
+        # Who booked, by where they stood at first ('': no answer): their baseline and their
+        # consultation clicks, grouped per person.
+        rows = union_all(
+            select(*person, current.c.band.label("band"), literal(0).label("booked")).where(current.c.step == first),
+            select(Event.subscriber_id, Event.enrolment, people.c.cohort, literal(None, Answer.band.type).label("band"),
+                   literal(1).label("booked"))
+            .join(people, people.c.id == Event.subscriber_id)
+            .where(Event.kind == EventKind.CONSULTATION.value, Event.automated.is_(False)),
+        ).subquery("rows")  # fmt: skip
+        per_person = (
+            select(rows.c.cohort, func.max(rows.c.band).label("band"), func.max(rows.c.booked).label("booked"))
+            .group_by(rows.c.subscriber_id, rows.c.enrolment, rows.c.cohort)
+            .subquery("per_person")
         )
-        baseline = current.alias("baseline")
-        band = func.coalesce(baseline.c.band, "")
+        band = func.coalesce(per_person.c.band, "")
         selects.append(
-            select(*_row(cohort, _text("consultation-by-band"), literal(first), _text(""), band, func.count()))
-            .select_from(booked)
-            .join(Subscriber, Subscriber.id == booked.c.subscriber_id)
-            .outerjoin(baseline, and_(_same_enrolment(baseline.c, booked.c), baseline.c.step == first))
-            .where(mine)
-            .group_by(cohort, band)
-        )
+            select(*_row(per_person.c.cohort, _text("consultation-by-band"), literal(first), _text(""), band,
+                         func.count()))
+            .where(per_person.c.booked == 1)
+            .group_by(per_person.c.cohort, band)
+        )  # fmt: skip
     return selects
 
 
@@ -290,6 +307,10 @@ def refresh(
     since = monday(since)
     until = monday(until or now.date()) + timedelta(days=7)
     start, end = _midnight(since), _midnight(until)
+    if session.get_bind().dialect.name == "postgresql":
+        # The sums sort and hash a few hundred thousand rows a week of sign-ups: in memory, not on disk
+        # (the server's default is 4 MB). For this transaction only.
+        session.execute(text(f"SET LOCAL work_mem = '{SUM_MEMORY}'"))
     in_range = and_(InsightCount.course_slug == course.slug, InsightCount.cohort >= since, InsightCount.cohort < until)
     session.execute(delete(InsightCount).where(in_range))
     session.execute(
@@ -297,11 +318,9 @@ def refresh(
             InsightCohort.course_slug == course.slug, InsightCohort.cohort >= since, InsightCohort.cohort < until
         )
     )
+    scope = _scope(course.slug, start, end)
     everything = union_all(
-        *_people_selects(course.slug, start, end),
-        *_delivery_selects(course.slug, start, end),
-        *_event_selects(course.slug, start, end),
-        *_answer_selects(course, start, end),
+        *_people_selects(scope), *_delivery_selects(scope), *_event_selects(scope), *_answer_selects(course, scope)
     ).subquery("everything")
     columns = ["cohort", "measure", "step", "version", "key", "value"]
     session.execute(
