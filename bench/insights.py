@@ -12,16 +12,18 @@ every week and for one week, and a table's CSV.
 
 from __future__ import annotations
 
+import json
 import secrets
 import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy
 
-from bench.harness import own_database
+from bench.harness import RESULTS, own_database
 
 EVENTS_PER_SUBSCRIBER = 20
 PASSWORD = "a long benchmark passphrase"  # noqa: S105 - a throwaway account in a throwaway database
@@ -68,8 +70,8 @@ FROM subscribers AS s JOIN (VALUES (0), (19)) AS step (n) ON step.n <= s.current
 """
 
 
-def measure_insights(server_url: str, subscribers: int, course_slug: str,
-                     say: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+def measure_insights(server_url: str, subscribers: int, course_slug: str, say: Callable[[str], None] = print,
+                     results: Path = RESULTS) -> dict[str, Any]:  # fmt: skip
     from fastapi.testclient import TestClient
 
     from cli.database import upgrade
@@ -139,4 +141,8 @@ def measure_insights(server_url: str, subscribers: int, course_slug: str,
                 say(f"  {path}: {figures[name]:,.0f} ms (median of 5)")
         engine.dispose()
     say(f"  {rows:,} rows of sums for {subscribers:,} subscribers and {events:,} events")
+    results.mkdir(parents=True, exist_ok=True)
+    written = results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-insights-{subscribers}.json"
+    written.write_text(json.dumps(figures, indent=2) + "\n")
+    say(f"Written to {written}")
     return figures

@@ -77,3 +77,19 @@ def test_the_claim_benchmark_claims_exactly_the_due_among_many_with_the_index() 
     plan = "\n".join(figures["claim_plan"])
     assert "ix_subscribers_due" in plan and "Seq Scan" not in plan  # at this size, a bitmap scan of the index
     assert any(line.startswith("One tick claimed 250 of 250 due") for line in lines)
+
+
+def test_the_insights_benchmark_sums_a_year_and_times_the_page(tmp_path: Path) -> None:
+    """A small N: that the insights' benchmark works (seeding, sums, the page through the app); no speed asserted."""
+    from bench.insights import measure_insights
+
+    lines: list[str] = []
+    figures = measure_insights(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"), 1500,
+                               "building-emotional-intimacy", say=lines.append, results=tmp_path)  # fmt: skip
+    assert figures["subscribers"] == 1500 and figures["deliveries"] > 1500 and figures["events"] > 1500 * 15
+    assert figures["insight_rows"] > 0
+    for name in ("sum_every_week_s", "sum_active_weeks_s", "page_every_week_ms", "page_one_week_ms", "csv_days_ms"):
+        assert figures[name] > 0, name
+    assert json.loads(next(tmp_path.glob("*-insights-1500.json")).read_text()) == figures
+    summed = next(line for line in lines if line.startswith("  sum every week: "))
+    assert int(summed.split()[3]) in (53, 54)  # a year of sign-ups touches 53 or 54 Monday-weeks
