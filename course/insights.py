@@ -54,8 +54,10 @@ from course.models import (
 
 NONE = -1  # the step of a figure that belongs to no step (signed up, confirmed, completed)
 # The cohorts the beat sums again each time: those that signed up within this long of now (the
-# course's days, plus room for pauses and late clicks). Older cohorts are summed again on demand.
-ACTIVE_COHORTS = timedelta(days=7 * 8)
+# course's 20 emails, plus two weeks for pauses and late clicks). The beat sums every cohort once a
+# day (FULL_SUM_EVERY), and the studio or `course insights --all` on demand.
+ACTIVE_COHORTS = timedelta(days=7 * 5)
+FULL_SUM_EVERY = timedelta(days=1)
 # A rate is told apart from another only with at least this many people behind each.
 FEW = 30
 # PostgreSQL's memory for each sort and hash of a sum (work_mem), for the summing transaction only.

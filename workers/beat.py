@@ -10,8 +10,9 @@ time ran out while more was due is followed by the next at once. A tick that fai
 broker away) is logged and tried again at the next interval: the beat never dies of it. Two beats at once
 are harmless (the claim skips what the other holds), only pointless.
 
-Beside the tick, a thread of its own sums the studio's insights again every ``INSIGHTS_REFRESH_SECONDS``
-for the cohorts still in the course (:func:`course.insights.refresh_active`): a slow sum never delays a tick.
+Beside the tick, a thread of its own sums the studio's insights: every sign-up week as it starts and once
+a day, the weeks still in the course every ``INSIGHTS_REFRESH_SECONDS`` (:mod:`course.insights`). A slow
+sum never delays a tick.
 """
 
 from __future__ import annotations
@@ -53,17 +54,27 @@ def run(runtime: Runtime, stop: threading.Event) -> None:
 
 
 def refresh_insights(runtime: Runtime, stop: threading.Event) -> None:
-    """Sum the insights of every course's active cohorts now, then every INSIGHTS_REFRESH_SECONDS."""
+    """Sum the insights: every cohort as the beat starts and once a day (FULL_SUM_EVERY), the cohorts
+    still in the course every INSIGHTS_REFRESH_SECONDS in between."""
     interval = runtime.settings.insights_refresh_seconds
+    full_sum_due = time.monotonic()
     while not stop.is_set():
         started = time.monotonic()
+        everything = started >= full_sum_due
         for slug in course_slugs():
             try:
                 with runtime.sessions() as session:
-                    cohorts = insights.refresh_active(session, load_course(slug), runtime.now())
+                    course, now = load_course(slug), runtime.now()
+                    if everything:
+                        cohorts = insights.refresh(session, course, now)
+                    else:
+                        cohorts = insights.refresh_active(session, course, now)
                     session.commit()
                 log.info("beat: insights of %s summed for %s cohorts in %.2f s", slug, cohorts,
                          time.monotonic() - started)  # fmt: skip
             except (SQLAlchemyError, OSError) as error:
+                everything = False  # tried again at the next interval, not a day later
                 log.error("beat: the insights' sums failed, trying again in %ss: %s", f"{interval:g}", error)
+        if everything:
+            full_sum_due = started + insights.FULL_SUM_EVERY.total_seconds()
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
