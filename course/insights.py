@@ -2,8 +2,8 @@
 
 The figures are sums per sign-up week (a *cohort*), kept in ``insight_counts``. :func:`refresh` sums
 them from the deliveries, events and answers in a few set-based statements per range of cohorts (the
-beat does it every few minutes for the cohorts still in the course; the studio's button and ``course
-insights --refresh`` on demand), so the studio's page reads a few hundred rows, not the tables behind.
+beat: every cohort once a day, those still in the course every few minutes; the studio's button and
+``course insights`` on demand), so the studio's page reads a few thousand rows, not the tables behind.
 
 Every figure counts things that belong to one cohort, so any choice of cohorts is a sum:
 - people are counted per time through the course (a person who restarts counts again);
@@ -310,6 +310,9 @@ def refresh(
     until = monday(until or now.date()) + timedelta(days=7)
     start, end = _midnight(since), _midnight(until)
     if session.get_bind().dialect.name == "postgresql":
+        # One sum of a course at a time (the beat's and a studio user's would insert the same rows): the
+        # second waits for the first to commit, then sums afresh. SQLite's write lock does the same.
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"course.insights:{course.slug}"))))
         # The sums sort and hash a few hundred thousand rows a week of sign-ups: in memory, not on disk
         # (the server's default is 4 MB). For this transaction only.
         session.execute(text(f"SET LOCAL work_mem = '{SUM_MEMORY}'"))

@@ -4,6 +4,7 @@ figure is checked exactly, on PostgreSQL and on SQLite (the demo's database)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -245,3 +246,30 @@ def test_every_figure_of_every_email_reached(db: Session, course: Course) -> Non
     for step, day in days.items():
         assert day == expected.get(step, DayRow(step, day.label, sent=0, delivered=0, failed=0,
                                                 exercise=0, **zero)), step  # fmt: skip
+
+
+def test_two_sums_at_once_wait_for_each_other_and_agree(database_url: str, course: Course) -> None:
+    """The beat's sum and a studio user's at the same moment: neither fails on the other's rows."""
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        seed(session)
+    errors: list[BaseException] = []
+
+    def sum_all() -> None:
+        try:
+            with sessions() as session:
+                refresh(session, course, NOW)
+                session.commit()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=sum_all) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with sessions() as session:
+        assert [n for _, n, _ in read(session, course, Selection(WEEK_A, WEEK_B)).funnel][:3] == [6, 5, 5]
+    engine.dispose()
