@@ -106,8 +106,21 @@ def test_raw_events_carry_addresses_only_for_publishers(site: Site) -> None:
 
 def test_hand_made_choices_fall_back_and_a_refresh_needs_the_forms_token(site: Site) -> None:
     signed_in(site, "kayla@example.org", StudioRole.EDITOR)
-    for day in ("999", "x", "-1", "١"):
+    for day in ("999", "x", "-1", "١", "9" * 5000):
         odd = site.client.get(f"/studio/insights?since=not-a-date&until=2026-02-31&cohort=x&day={day}")
         assert odd.status_code == 200 and "Day 1, version by version" in odd.text
     refused = site.client.post("/studio/insights/refresh", data={"csrf": "forged"})
     assert refused.status_code == 403
+
+
+def test_summing_one_chosen_week_comes_back_to_it(site: Site) -> None:
+    journey(site)
+    signed_in(site, "kayla@example.org", StudioRole.EDITOR)
+    sum_now(site)
+    week = re.search(r'<option value="(\d{4}-\d{2}-\d{2})">Week of', site.client.get("/studio/insights").text)
+    assert week
+    page = site.client.get(f"/studio/insights?cohort={week.group(1)}").text
+    assert "Sum this week again now" in page
+    response = site.client.post("/studio/insights/refresh", follow_redirects=False, data={
+        "csrf": csrf_of(page), "since": week.group(1), "until": week.group(1), "cohort": week.group(1)})  # fmt: skip
+    assert response.status_code == 303 and response.headers["location"].endswith(f"&cohort={week.group(1)}")

@@ -1,8 +1,8 @@
 """The studio's insights: is the course working, and did a change help? (course/insights.py sums the figures.)
 
 The page, its charts and tables read the sums for the chosen cohorts; every table downloads as CSV,
-and so do the raw events of a period (with addresses only for publishers). "Sum again now" re-sums
-the chosen cohorts at once instead of waiting for the beat.
+and so do the raw events of a period (with addresses only for publishers). "Sum these weeks again
+now" sums the chosen cohorts at once instead of waiting for the beat.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from course import insights
 from course.insights import Insights, Selection, step_label
 from course.models import Event, Subscriber
 from course.studio import audit
+from web.context import WebContext
 from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
 from web.studio.charts import Series, bar_chart, line_chart, stacked_bars
 
@@ -37,12 +39,12 @@ def _date(text: str | None) -> date | None:
         return None  # a hand-made address: the page's own choice instead
 
 
-def _selected(web: Any, session: Any, since: str | None, until: str | None, cohort: str | None) -> Selection:
+def _selected(web: WebContext, session: Session, since: str | None, until: str | None, cohort: str | None) -> Selection:
     known, _ = insights.cohorts_known(session, web.course)
     return insights.selection_of(known, _date(since), _date(until), _date(cohort))
 
 
-def _read(web: Any, since: str | None, until: str | None, cohort: str | None) -> Insights:
+def _read(web: WebContext, since: str | None, until: str | None, cohort: str | None) -> Insights:
     with web.session() as session:
         return insights.read(session, web.course, _selected(web, session, since, until, cohort))
 
@@ -54,7 +56,7 @@ def insights_page(
 ) -> Response:  # fmt: skip
     figures = _read(web, since, until, cohort)
     steps = [step.number for step in web.course.steps]
-    chosen = int(day) if day.isdigit() and int(day) in steps else 1  # a hand-made address: day 1
+    chosen = int(day) if day.isdigit() and len(day) <= 3 and int(day) in steps else 1  # hand-made: day 1
     query = _query(figures.selection)
     return studio_page(
         web, request, "insights.html", user=user, figures=figures, day=chosen, query=query,
@@ -118,8 +120,10 @@ def _charts(figures: Insights) -> dict[str, Any]:
 def refresh_now(
     request: Request, web: Web, user: User, csrf: CSRF = "",
     since: Annotated[str, Form(max_length=20)] = "", until: Annotated[str, Form(max_length=20)] = "",
+    cohort: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:  # fmt: skip
-    """Sum the chosen weeks again now (the beat does it every few minutes for the weeks still in the course)."""
+    """Sum the chosen weeks (or week) again now: the beat does it every few minutes for the weeks still in
+    the course, and every week once a day. A year of weeks at a million subscribers takes minutes."""
     check_csrf(request, csrf)
     now = web.clock()
     with web.session() as session:
@@ -127,6 +131,8 @@ def refresh_now(
         audit(session, user, "insights-refresh", now=now, course_slug=web.course.slug)
         session.commit()
     back = f"since={since}&until={until}" if _date(since) and _date(until) else ""
+    if back and _date(cohort):
+        back += f"&cohort={cohort}"
     return RedirectResponse(f"/studio/insights?{back}" if back else "/studio/insights", status_code=303)
 
 
