@@ -105,6 +105,11 @@ def _legend(labels: Sequence[str], y: float, width: int, *, lines: bool) -> str:
     return "".join(parts)
 
 
+def _label_room(labels: Sequence[str]) -> int:
+    """Room for the longest row label (about 7.5 units a character at the charts' font), at least 72."""
+    return max(72, round(7.5 * max((len(label) for label in labels), default=0)) + 12)
+
+
 def _patterns(count: int) -> str:
     """Fills per series: solid, stripes, dots... (in the series' colour), so bars differ by more than colour."""
     parts = ["<defs>"]
@@ -128,7 +133,8 @@ def _patterns(count: int) -> str:
 
 def bar_chart(name: str, title: str, description: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
     """Horizontal bars, a row per label and a bar per series in it: long lists stay readable on a phone."""
-    width, left, right, top = WIDTH, 96, 40, 8
+    width, right, top = WIDTH, 40, 8
+    left = _label_room(labels)
     bar, gap = 10, 10
     row = bar * len(series) + gap
     inner_w = width - left - right
@@ -154,7 +160,8 @@ def bar_chart(name: str, title: str, description: str, labels: Sequence[str], se
 
 def stacked_bars(name: str, title: str, description: str, labels: Sequence[str], parts_of: Sequence[Series]) -> Markup:
     """One bar per label, split into shares (the series): the answers before and after, band by band."""
-    width, left, right, top, bar, gap = WIDTH, 96, 8, 8, 28, 14
+    width, right, top, bar, gap = WIDTH, 8, 8, 28, 14
+    left = _label_room(labels)
     inner_w = width - left - right
     height = top + (bar + gap) * len(labels) + 24 + 18 * len(parts_of)
     parts = [_patterns(len(parts_of))]
