@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -414,14 +414,6 @@ class DayRow:
     def engaged_rate(self) -> Rate:
         return Rate(self.engaged, self.delivered)
 
-    @property
-    def consultation_rate(self) -> Rate:
-        return Rate(self.consultation, self.delivered)
-
-    @property
-    def left_rate(self) -> Rate:
-        return Rate(self.unsubscribed, self.delivered)
-
 
 @dataclass(frozen=True)
 class VersionRow:
@@ -469,7 +461,6 @@ class Insights:
     # None after the furthest step the cohort has reached
     answers: Answers | None
     checklists: dict[int, list[BandCount]]  # per step with a checklist of its own (not the baseline's)
-    counts: dict[tuple[str, int, str, str], int] = field(repr=False)
 
 
 def step_label(course: Course, step: int) -> str:
@@ -514,8 +505,11 @@ def compare(before: Rate, after: Rate) -> str:
     return f"Clearly {direction}: {abs(difference) * 100:.0f} points, more than chance would make."
 
 
-def read(session: Session, course: Course, selection: Selection) -> Insights:
-    """The figures of the selected cohorts, summed from ``insight_counts`` in two queries."""
+def read(
+    session: Session, course: Course, selection: Selection, known: tuple[list[date], datetime | None] | None = None
+) -> Insights:
+    """The figures of the selected cohorts, summed from ``insight_counts``. ``known``: what
+    :func:`cohorts_known` says, when the caller has just read it (to choose the selection)."""
     mine = and_(
         InsightCount.course_slug == course.slug,
         InsightCount.cohort >= selection.first,
@@ -542,7 +536,7 @@ def read(session: Session, course: Course, selection: Selection) -> Insights:
         .group_by(InsightCount.cohort, InsightCount.step)
     ):
         per_cohort[cohort][step] = int(value)
-    cohorts, refreshed_at = cohorts_known(session, course)
+    cohorts, refreshed_at = known or cohorts_known(session, course)
     return _insights(course, selection, counts, per_cohort, cohorts, refreshed_at)
 
 
@@ -608,7 +602,7 @@ def _insights(
                 course.checklists[course_step.checklist], by_step[course_step.number], "answer"
             )
     return Insights(course, selection, cohorts, refreshed_at, [(label, n, Rate(n, signed_up)) for label, n in funnel],
-                    days, versions, retention, answers, checklists, counts)  # fmt: skip
+                    days, versions, retention, answers, checklists)  # fmt: skip
 
 
 def _so_far(rates: list[Rate]) -> list[Rate | None]:

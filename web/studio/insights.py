@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from course import insights
 from course.insights import Insights, Selection, step_label
@@ -39,14 +38,12 @@ def _date(text: str | None) -> date | None:
         return None  # a hand-made address: the page's own choice instead
 
 
-def _selected(web: WebContext, session: Session, since: str | None, until: str | None, cohort: str | None) -> Selection:
-    known, _ = insights.cohorts_known(session, web.course)
-    return insights.selection_of(known, _date(since), _date(until), _date(cohort))
-
-
 def _read(web: WebContext, since: str | None, until: str | None, cohort: str | None) -> Insights:
+    """The figures of the weeks chosen; what the form leaves out, every week there is."""
     with web.session() as session:
-        return insights.read(session, web.course, _selected(web, session, since, until, cohort))
+        known = insights.cohorts_known(session, web.course)
+        selection = insights.selection_of(known[0], _date(since), _date(until), _date(cohort))
+        return insights.read(session, web.course, selection, known)
 
 
 @router.get("/insights", response_class=HTMLResponse)
@@ -61,7 +58,7 @@ def insights_page(
     return studio_page(
         web, request, "insights.html", user=user, figures=figures, day=chosen, query=query,
         step_labels={step: step_label(web.course, step) for step in steps}, charts=_charts(figures),
-        weeks=_weeks(figures), tables=TABLES, events_until=figures.selection.last + timedelta(days=6),
+        weeks=_weeks(figures), events_until=figures.selection.last + timedelta(days=6),
     )  # fmt: skip
 
 
