@@ -241,9 +241,7 @@ def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple
                 elif time.monotonic() > budget_ends:
                     left["done"] = left["more_due"] = True
 
-    with runtime.sessions() as session:
-        parallel = session.get_bind().dialect.name == "postgresql"
-    if not parallel:
+    if runtime.sessions.kw["bind"].dialect.name != "postgresql":
         claimer()
     else:
         with ThreadPoolExecutor(CLAIMERS, thread_name_prefix="claim") as pool:
