@@ -46,9 +46,15 @@ class ListBlock(_Block):
     numbered: bool = False
 
 
+# A worked example's verdict: a good answer, a bad one, or neither. Templates mark each by a sign, a word
+# and a shape, never by colour alone.
+Tone = Literal["good", "bad"]
+
+
 class Row(_Data):
     label: str
     text: str
+    tone: Tone | None = None
 
 
 class LabelledBlock(_Block):
@@ -73,6 +79,7 @@ class CardsBlock(_Block):
 class Group(_Data):
     title: str
     items: list[str] = Field(min_length=1)
+    tone: Tone | None = None
 
 
 class GroupsBlock(_Block):
@@ -152,6 +159,9 @@ class ScoreBand(_Data):
     title: str
     meaning: str
     next_step: str
+    # An answer in this band makes the free consultation the reader's natural next step: the emails
+    # after it show the consultation as a full block rather than a quiet line.
+    suggests_consultation: bool = False
 
     def contains(self, score: int) -> bool:
         return self.min <= score and (self.max is None or score <= self.max)
@@ -235,6 +245,18 @@ class Day(_Data):
     checklist: str | None = None
     resources: list[str] = []
     teaser: str  # one line about tomorrow
+    # The day's main action is booking the consultation (the exercise's button becomes the second).
+    consultation_leads: bool = False
+
+
+class Page(_Data):
+    """A web page a letter links to, for what is worth reading but too long for an inbox. It also
+    answers the course's questions meant for that letter (``shown_in``) and those meant for no email,
+    which the letter then leaves out."""
+
+    title: str
+    link: str  # the words of the email's link to it
+    blocks: list[Block] = Field(min_length=1)
 
 
 class Letter(_Data):
@@ -242,8 +264,12 @@ class Letter(_Data):
 
     preview: str  # the inbox preview line
     blocks: list[Block] = Field(min_length=1)
+    # Blocks after the checklist (the welcome's "how this course works"), so the checklist comes first.
+    after: list[Block] = []
     checklist: str | None = None
     resources: list[str] = []
+    consultation_leads: bool = False
+    page: Page | None = None
 
 
 class Question(_Data):
@@ -261,8 +287,13 @@ class Practice(_Data):
     consultation_title: str
     consultation_text: str
     consultation_button: str
+    # The quiet form of the call, a line under the signature on days when the exercise is the action.
+    consultation_note: str
     author: str
     author_credentials: str
+    # Who signs the emails, and whom a reply reaches (MAIL_REPLY_TO should be their mailbox).
+    signer: str
+    signer_role: str
 
 
 class Course(_Data):

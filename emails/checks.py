@@ -54,7 +54,9 @@ def content_problems(rendered: RenderedEmail, context: dict[str, Any], base_url:
         problems.append(TemplateError(email, file, message))
 
     links = context["links"]
-    required = {"the unsubscribe link": links["unsubscribe"], "the preferences link": links["preferences"]}
+    required = {}
+    if context["step"]["kind"] != "confirmation":  # not yet a subscriber: nothing to leave or to set
+        required = {"the unsubscribe link": links["unsubscribe"], "the preferences link": links["preferences"]}
     if "confirm" in links:
         required["the confirmation link"] = links["confirm"]
     if "exercise_done" in links:

@@ -21,6 +21,8 @@ from emails.compiler import TemplateError, TemplateSet, compile_email, default_t
 from emails.markup import plain
 
 CONFIRMATION = "confirmation"
+# The web page a letter's ``page`` is published at (web/pages.py serves it).
+PAGE_PATH = "/about"
 PREFERENCES_LINK = "preferences-link"
 # Emails a person asks for, outside the course's steps.
 SERVICE_EMAILS = (CONFIRMATION, PREFERENCES_LINK)
@@ -110,7 +112,9 @@ class Renderer:
         if values is None:
             values = self.reader_values(email, recipient)
         course = self._course_data
-        links = {key.removeprefix("links."): value for key, value in values.items() if key.startswith("links.")}
+        links: dict[str, str | None] = {
+            key.removeprefix("links."): value for key, value in values.items() if key.startswith("links.")
+        }
         first_name = values.get("first_name") if recipient.first_name else recipient.first_name
         context: dict[str, Any] = {
             "course": course,
@@ -124,6 +128,7 @@ class Renderer:
             "resources": [],
             "faq": [],
             "answers": {},
+            "consultation": None,
         }
         if email == CONFIRMATION:
             context["step"] = {"number": None, "kind": "confirmation", "email": email}
@@ -150,8 +155,12 @@ class Renderer:
             context["step"] = {"number": number, "kind": email, "email": email}
             context["letter"] = source
             context["preview"] = source["preview"]
+        context["consultation"] = self._consultation(source, context["answers"])
+        if step.day_number is None:
+            links["page"] = str(self.settings.base_url).rstrip("/") + PAGE_PATH if source.get("page") else None
         shown_in = step.day_number if step.day_number is not None else email
-        context["faq"] = [entry for entry in course["faq"] if entry["shown_in"] == shown_in]
+        # A letter with a web page leaves its questions to the page (see course.curriculum.Page).
+        context["faq"] = [] if source.get("page") else [e for e in course["faq"] if e["shown_in"] == shown_in]
         context["resources"] = [
             {**course["resources"][key], "key": key, "url": values[f"resources.{key}"]} for key in source["resources"]
         ]
@@ -163,6 +172,16 @@ class Renderer:
                 "bands": [{**band, "url": values[f"checklist.{band['key']}"]} for band in checklist["bands"]],
             }
         return context
+
+    @staticmethod
+    def _consultation(source: Mapping[str, Any], answers: Mapping[str, Any]) -> str:
+        """How the call to book shows: "leads" (the main action: the day's or letter's subject makes it the
+        next step), "suggested" (a block of its own, after an answer that suggests it), or "quiet" (a line)."""
+        if source.get("consultation_leads"):
+            return "leads"
+        if any(answer.get("suggests_consultation") for answer in answers.values()):
+            return "suggested"
+        return "quiet"
 
     def _step(self, email: str) -> CourseStep:
         step = self._steps.get(email)

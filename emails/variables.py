@@ -37,6 +37,7 @@ COURSE_STEPS = frozenset({EmailKind.WELCOME, EmailKind.DAY, EmailKind.COMPLETION
 LETTERS = frozenset({EmailKind.CONFIRMATION, EmailKind.WELCOME, EmailKind.COMPLETION})
 CONFIRMATION = frozenset({EmailKind.CONFIRMATION})
 DAYS = frozenset({EmailKind.DAY})
+COURSE_LETTERS = frozenset({EmailKind.WELCOME, EmailKind.COMPLETION})
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("subscriber.email", "email address", "The address the email goes to."),
     Variable("postal_address", "text", "The practice's postal address, required in every footer."),
     Variable("links", "links", "The reader's own signed links; never build a link by hand."),
-    Variable("links.unsubscribe", "link", "Stops every email at once (required in every email)."),
-    Variable("links.preferences", "link", "Their settings: pause, time, data (required in every email)."),
+    Variable("links.unsubscribe", "link", "Stops every email at once (required in all but the confirmation)."),
+    Variable("links.preferences", "link", "Their settings: pause, time, data (required in all but the confirmation)."),
     Variable("step", "the email", "Which email this is."),
     Variable("step.kind", "text", "confirmation, welcome, day, completion or preferences-link."),
     Variable("step.email", "text", "The email's name: confirmation, welcome, day-01 ... day-18, completion."),
@@ -70,11 +71,22 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("subject", "text", "The rendered subject (in the bodies only, not in subject.txt)."),
     Variable("faq", "list of questions", "The course's questions answered in this email.", optional=True),
     Variable("resources", "list of resources", "This email's guides and quizzes, with signed links.", optional=True),
+    Variable(
+        "consultation",
+        "text or none",
+        'How the call to book shows: "leads" (the main action, from the day\'s or letter\'s subject), "suggested" '
+        '(a block of its own: the reader\'s answers suggest it) or "quiet" (a line under the signature). None in '
+        "the confirmation and the settings link.",
+        optional=True,
+    ),
     # --- The course's steps ---
     Variable("links.consultation", "link", "Books the free consultation.", COURSE_STEPS),
     # --- Letters (not a day) ---
     Variable("letter", "the letter", "The letter's wording from the course: its preview and blocks.", LETTERS),
     Variable("letter.blocks", "list of blocks", "The letter's paragraphs, lists, quotes and figures.", LETTERS),
+    Variable("letter.after", "list of blocks", "What comes after the letter's checklist.", LETTERS, optional=True),
+    Variable("letter.page", "the page or none", "A web page for the longer read: its title and link words.", LETTERS),
+    Variable("links.page", "link or none", "Opens the letter's web page (none: it has none).", COURSE_LETTERS),
     # --- The confirmation ---
     Variable("links.confirm", "link", "Opens the page that confirms the subscription.", CONFIRMATION),
     # --- A course day ---

@@ -46,9 +46,17 @@ class DayWords(_Words):
     teaser: str = Field(min_length=1)
 
 
+class PageWords(_Words):
+    title: str = Field(min_length=1)
+    link: str = Field(min_length=1)
+    blocks: list[Block] = Field(min_length=1)
+
+
 class LetterWords(_Words):
     preview: str = Field(min_length=1)
     blocks: list[Block] = Field(min_length=1)
+    after: list[Block] | None = None
+    page: PageWords | None = None
 
 
 class BandWords(_Words):
@@ -132,7 +140,7 @@ def shipped(course: Course, item: str) -> dict[str, Any]:
         }
     if email in LETTERS:
         letter = data[email]
-        return {"preview": letter["preview"], "blocks": letter["blocks"]}
+        return {field: letter[field] for field in LetterWords.model_fields if letter.get(field)}
     day = data["days"][int(email.removeprefix("day-")) - 1]
     return {field: day[field] for field in DayWords.model_fields if field in day}
 
@@ -234,6 +242,7 @@ def _apply(course: Course, templates: TemplateSet) -> Course:
                     bands=[{**band, **bands[band["key"]]} for band in data["checklists"][key]["bands"]],
                 )  # fmt: skip
         elif email in LETTERS:
+            data[email].update(after=[], page=None)  # a field left out goes back to none
             data[email].update(words)
         else:
             day = data["days"][int(email.removeprefix("day-")) - 1]

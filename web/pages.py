@@ -20,6 +20,7 @@ from course.subscriptions import (
     parse_send_time,
     subscribe,
 )
+from emails.rendering import PAGE_PATH
 from web.clients import client_ip
 from web.context import WebContext, context
 from web.inbox import enabled as inbox_enabled
@@ -129,3 +130,21 @@ def _sign_up_now(web: WebContext, sign_up: SignUp) -> None:
 @get_and_head(router, "/check-your-inbox", response_class=HTMLResponse)
 def check_your_inbox(request: Request, web: Annotated[WebContext, Depends(context)]) -> Response:
     return web.templates.TemplateResponse(request, "check-inbox.html", {})
+
+
+@get_and_head(router, PAGE_PATH, response_class=HTMLResponse)
+def about(request: Request, web: Annotated[WebContext, Depends(context)]) -> Response:
+    """The welcome's longer read (what emotional intimacy is, the research, questions couples ask), in
+    its published wording: the email stays short and links here."""
+    with web.session() as session:
+        course = web.live_course(session)
+    page = course.welcome.page
+    if page is None:  # the course has no such page (or its published wording took it away)
+        return web.templates.TemplateResponse(
+            request, "error.html", {"title": "Page not found", "message": "This course has no such page."},
+            status_code=404,
+        )  # fmt: skip
+    questions = [entry for entry in course.faq if entry.shown_in in ("welcome", None)]
+    return web.templates.TemplateResponse(
+        request, "about.html", {"course": course, "page": page, "questions": questions}
+    )

@@ -74,7 +74,7 @@ def test_each_message_is_complete_with_absolute_links(rendered: Path, name: str)
 def test_each_day_message_carries_its_day(rendered: Path, course: Course, number: int) -> None:
     day = course.day(number)
     message = parse(rendered / f"day-{number:02d}.eml")
-    assert message["Subject"] == f"Day {number}: {day.title}"
+    assert message["Subject"] == day.subject
     text = message.get_body(preferencelist=("plain",))
     assert text is not None and day.exercise.title in text.get_content()
 

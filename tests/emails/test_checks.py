@@ -33,7 +33,7 @@ def test_the_shipped_templates_pass_every_check(course: Course, settings: Settin
          "the unsubscribe link is missing from the plain-text part"),
         ("_base/footer.mjml", "· {{ postal_address }}", "", "completion", "body.mjml",
          "the practice's postal address is missing"),
-        ("_base/exercise.mjml", 'href="{{ links.exercise_done }}"', 'href="{{ links.preferences }}"', "day-09",
+        ("_base/done.mjml", 'href="{{ links.exercise_done }}"', 'href="{{ links.preferences }}"', "day-09",
          "body.mjml", "the link that marks the exercise done is missing"),
         ("_base/checklist.mjml", "{{ band.url }}", "{{ checklist.page_url }}", "welcome", "body.mjml",
          "the answer link for '0-1 checked' is missing"),
