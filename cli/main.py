@@ -18,10 +18,11 @@ from course.curriculum import load_course
 from course.db import UPGRADE_HINT, describe
 from course.settings import Settings, get_settings
 from emails.benchmark import measure
-from emails.compiler import TemplateError
+from emails.compiler import TemplateError, is_day_email
 from emails.mime import MessageBuilder
 from emails.preview import write_previews
 from emails.rendering import Renderer
+from emails.screens import PHONE_WIDTH, SCREEN_HEIGHT, NotMeasured, heights
 
 
 def _render(arguments: argparse.Namespace) -> int:
@@ -39,9 +40,27 @@ def _render(arguments: argparse.Namespace) -> int:
     except TemplateError as error:
         print(f"course render: {error}", file=sys.stderr)
         return 1
+    try:
+        tall = heights({email.name: email.html.read_text(encoding="utf-8") for email in written})
+    except NotMeasured as error:
+        tall, why = {}, str(error)
     for email in written:
-        print(f"{email.eml}  {email.subject}")
+        print(f"{email.eml}")
+        print(f"  subject ({len(email.subject)} characters): {email.subject}")
+        print(f"  preview ({len(email.preview)} characters): {email.preview}")
+        if email.name in tall:
+            print(f"  height at {PHONE_WIDTH} px: {tall[email.name]}")
     print(f"{len(written)} of {len(names)} emails written; open {arguments.out / 'index.html'} in a browser.")
+    days = {name: height for name, height in tall.items() if is_day_email(name)}
+    if tall:
+        print(f"On a phone ({PHONE_WIDTH} x {SCREEN_HEIGHT} px a screen):", ", ".join(
+            f"{name} {tall[name]}" for name in ("welcome", "completion") if name in tall), end="")  # fmt: skip
+        if days:
+            longest = max(days, key=lambda name: days[name].pixels)
+            print(f", the longest day {longest} {days[longest]}", end="")
+        print(".")
+    else:
+        print(f"Heights on a phone not measured: {why}.")
     return 0
 
 

@@ -156,13 +156,17 @@ def message_id_for(secret_key: str, course_slug: str, subscriber_id: int, step: 
 
 
 class MessageBuilder:
-    def __init__(self, settings: Settings, course_slug: str, course_title: str) -> None:
+    def __init__(self, settings: Settings, course_slug: str, course_title: str, signer: str | None = None) -> None:
+        """``signer``: the person who signs the emails (the course's ``practice.signer``). A reply reaches
+        MAIL_REPLY_TO; when that is a bare address, the Reply-To header carries the signer's name."""
         self.settings = settings
         self.course_slug = course_slug
         sender = settings.sender
         self.mail_from = sender.addr_spec
         self.domain = settings.sending_domain
         reply_name, reply_address = parseaddr(settings.reply_to)
+        if settings.mail_reply_to and not reply_name and signer:
+            reply_name = signer
         # Built once: these are the same for every subscriber of this course.
         self._fixed = b"".join(
             [

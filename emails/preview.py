@@ -24,6 +24,11 @@ class WrittenEmail:
     name: str
     subject: str
     eml: Path
+    preview: str = ""  # the inbox preview line
+
+    @property
+    def html(self) -> Path:
+        return self.eml.with_suffix(".html")
 
 
 def write_previews(
@@ -36,7 +41,7 @@ def write_previews(
     now: datetime | None = None,
 ) -> list[WrittenEmail]:
     renderer = Renderer(course, settings)
-    builder = MessageBuilder(settings, course.slug, course.title)
+    builder = MessageBuilder(settings, course.slug, course.title, renderer.course.practice.signer)
     date = now or datetime.now(UTC)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -49,7 +54,7 @@ def write_previews(
         (out / f"{name}.eml").write_bytes(envelope.data)
         (out / f"{name}.html").write_text(rendered.html, encoding="utf-8")
         (out / f"{name}.txt").write_text(rendered.text, encoding="utf-8")
-        written.append(WrittenEmail(name=name, subject=rendered.subject, eml=out / f"{name}.eml"))
+        written.append(WrittenEmail(name, rendered.subject, out / f"{name}.eml", rendered.preview))
     (out / "index.html").write_text(_index(course, written), encoding="utf-8")
     return written
 

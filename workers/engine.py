@@ -116,7 +116,7 @@ class Runtime:
             self._writers[key] = (
                 renderer,
                 Preparer(renderer),
-                MessageBuilder(self.settings, course.slug, course.title),
+                MessageBuilder(self.settings, course.slug, course.title, renderer.course.practice.signer),
             )
         return self._writers[key]
 

@@ -69,7 +69,7 @@ def test_the_headers_a_mailbox_provider_expects(
     assert message["From"].addresses[0].addr_spec == "course@mail.example.org"
     assert message["From"].addresses[0].display_name == "South Denver Therapy"
     assert str(message["To"]) == "Alex <alex@example.com>"
-    assert str(message["Reply-To"]) == "Kayla Crane <care@example.org>"
+    assert str(message["Reply-To"]) == "Kayla Crane <care@example.org>"  # MAIL_REPLY_TO's own name
     assert message["Date"].datetime == DATE
     assert re.fullmatch(r"<building-emotional-intimacy\.3\.[0-9a-f]{24}@mail\.example\.org>", message["Message-ID"])
     assert message["List-Id"] == "Building Emotional Intimacy <building-emotional-intimacy.mail.example.org>"
@@ -217,3 +217,21 @@ def test_a_name_too_long_for_one_header_line_is_refused(
 ) -> None:
     with pytest.raises(UnsafeHeaderValue, match="longer than"):
         build(builder, rendered_emails["day-01"], name="Ä" * 201)
+
+
+def test_a_reply_reaches_the_person_who_signs_the_emails(
+    settings: Settings, course: Course, rendered_emails: dict[str, RenderedEmail]
+) -> None:
+    # A bare MAIL_REPLY_TO is named after the signer, so the reader sees whom their reply reaches.
+    bare = settings.model_copy(update={"mail_reply_to": "kayla@example.org"})
+    message = parse(build(MessageBuilder(bare, course.slug, course.title, course.practice.signer),
+                          rendered_emails["day-03"]).data)  # fmt: skip
+    assert message["Reply-To"].addresses[0].display_name == "Kayla Crane, LMFT"
+    assert message["Reply-To"].addresses[0].addr_spec == "kayla@example.org"
+    assert f"Reply to this email to reach {course.practice.signer}" in rendered_emails["day-03"].text
+    # Without MAIL_REPLY_TO a reply goes to MAIL_FROM, under its own name: never a person's name on a
+    # mailbox that may be nobody's.
+    unset = settings.model_copy(update={"mail_reply_to": None})
+    message = parse(build(MessageBuilder(unset, course.slug, course.title, course.practice.signer),
+                          rendered_emails["day-03"]).data)  # fmt: skip
+    assert str(message["Reply-To"]) == str(message["From"])

@@ -19,6 +19,7 @@ from .test_studio_access import csrf_of
 from .test_studio_editing import publish, signed_in
 
 DAY_3 = "_words/day-03.yaml"
+DAY_3_SUBJECT = "Day 3: Pick a ritual that is just yours"
 SHARED = "_words/shared.yaml"
 SENTENCE = "Beyond daily check-ins, emotionally intimate couples have rituals that are uniquely theirs."
 NEW_SENTENCE = "Beyond check-ins, close couples keep *small rituals* that belong to them alone."
@@ -60,7 +61,8 @@ def test_the_form_shows_each_part_of_the_day_as_a_field_with_its_markup_help(sit
     _, revision, fields = words_form(client, DAY_3)
     assert revision == 0
     assert fields["w.title"] == "Create Rituals of Connection"
-    assert fields["w.subject"] == "" and fields["w.preview"] == ""  # empty: the defaults
+    day = load_course(site.runtime.settings.course_slug).day(3)
+    assert fields["w.subject"] == day.subject and fields["w.preview"] == day.preview  # written for the inbox
     assert fields["w.teaching.0.paragraphs"].startswith(SENTENCE + "\n\nThe specific ritual")
     assert fields["w.exercise.blocks.0.items"].splitlines()[0] == "Coffee together every morning before the day starts"
     assert "w.teaser" in fields and "w.exercise.title" in fields
@@ -76,7 +78,7 @@ def test_publishing_words_changes_the_next_email_and_rolling_back_restores_them(
     status, page = save_words(client, DAY_3, {"w.subject": "Day 3: a ritual of your own",
                                               "w.teaching.0.paragraphs": paragraphs})  # fmt: skip
     assert status == 200 and "Every email renders with it." in page
-    assert render_live(site, "day-03")[0] == "Day 3: Create Rituals of Connection"  # a draft changes nothing
+    assert render_live(site, "day-03")[0] == DAY_3_SUBJECT  # a draft changes nothing
     assert publish(client, DAY_3, "a shorter first sentence") == 303
 
     subject, body, text = render_live(site, "day-03")
@@ -84,7 +86,7 @@ def test_publishing_words_changes_the_next_email_and_rolling_back_restores_them(
     assert "close couples keep <em>small rituals</em> that belong to them alone." in body
     assert "close couples keep *small rituals* that belong" in " ".join(text.split())
     assert SENTENCE not in body
-    assert render_live(site, "day-04")[0] == "Day 4: Put Down the Phone"  # the other days keep theirs
+    assert render_live(site, "day-04")[0] == "Day 4: One simple change: put the phone away"  # the others keep theirs
     listing = client.get("/studio").text
     assert "Day 3: a ritual of your own" in listing
 
@@ -95,7 +97,7 @@ def test_publishing_words_changes_the_next_email_and_rolling_back_restores_them(
     back = client.post("/studio/roll-back", data={"csrf": csrf, "item": DAY_3, "number": 0}, follow_redirects=False)
     assert back.status_code == 303
     subject, body, _ = render_live(site, "day-03")
-    assert subject == "Day 3: Create Rituals of Connection" and SENTENCE in body
+    assert subject == DAY_3_SUBJECT and SENTENCE in body
 
 
 def test_an_empty_required_field_is_named_beside_it_and_cannot_be_published(site: Site) -> None:
@@ -108,7 +110,7 @@ def test_an_empty_required_field_is_named_beside_it_and_cannot_be_published(site
     _, _, fields = words_form(client, DAY_3)
     assert fields["w.title"] == ""  # the draft kept what was typed
     assert publish(client, DAY_3, "no title") == 400
-    assert render_live(site, "day-03")[0] == "Day 3: Create Rituals of Connection"
+    assert render_live(site, "day-03")[0] == DAY_3_SUBJECT
 
 
 def test_html_and_links_to_elsewhere_are_refused_with_the_field_named(site: Site) -> None:
@@ -122,7 +124,7 @@ def test_html_and_links_to_elsewhere_are_refused_with_the_field_named(site: Site
 
 def test_a_posted_form_cannot_change_the_courses_shape(site: Site) -> None:
     client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
-    status, _ = save_words(client, DAY_3, {"w.title": "Rituals"})
+    status, _ = save_words(client, DAY_3, {"w.title": "Rituals", "w.subject": ""})
     assert status == 200
     csrf, revision, fields = words_form(client, DAY_3)
     forged = {**fields, "w.number": "9", "w.teaching.7.paragraphs": "An extra part", "w.checklist": "warning-signs",
@@ -142,17 +144,19 @@ def test_shared_words_reach_every_email_and_the_pages_they_link_to(site: Site) -
     assert fields["w.checklists.warning-signs.bands.0.meaning"].startswith("Some seasons of life")
     status, page = save_words(client, SHARED, {
         "w.practice.consultation_title": "Talk with us, free",
+        "w.practice.consultation_note": "Would a therapist help?",
         "w.checklists.warning-signs.bands.0.meaning": "All is **well**: seasons come and go.",
         "w.resources.emotional-bids-quiz.url": "https://quiz.example.org/bids",
     })  # fmt: skip
     assert status == 200 and "Every email renders with it." in page, page
     assert publish(client, SHARED, "new consultation title") == 303
 
-    for email in ("day-01", "completion"):
+    for email in ("day-18", "completion"):  # where booking is the next step: its block, with its title
         assert "Talk with us, free" in render_live(site, email)[1]
+    assert "P.S. Would a therapist help?" in render_live(site, "day-01")[1]  # elsewhere the quiet line
     site.sign_up_and_confirm()  # the welcome goes out through the engine, with the published words
     welcome = site.smtp.to("alex@example.com")[-1]
-    assert welcome.subject.startswith("Welcome") and "Talk with us, free" in welcome.message.as_string()
+    assert welcome.subject.startswith("Welcome") and "Would a therapist help?" in welcome.message.as_string()
     answer = site.client.get(site.link("alex@example.com", "/answer/", "Welcome"))
     assert "All is <strong>well</strong>: seasons come and go." in answer.text  # its page says what it says
     alex = site.subscriber("alex@example.com")
@@ -189,3 +193,16 @@ def test_the_exercise_page_shows_the_wording_published_since_it_was_first_opened
     assert publish(client, DAY_3, "a warmer exercise title") == 303
     after = site.client.get(exercise)
     assert after.status_code == 200 and "<h1>Your own small ritual</h1>" in after.text
+
+
+def test_the_welcomes_form_has_its_parts_after_the_checklist_and_its_web_page_but_no_verdicts(site: Site) -> None:
+    client = signed_in(site, "sam@example.org", StudioRole.EDITOR)
+    _, _, fields = words_form(client, "_words/welcome.yaml")
+    assert fields["w.after.0.paragraphs"].startswith("One email a day for 18 days")
+    assert fields["w.page.title"] == "What emotional intimacy is, and why it matters"
+    assert "w.page.blocks.0.paragraphs" in fields
+    page = client.get("/studio/edit?item=_words/welcome.yaml").text
+    assert "After the checklist, part 1" in page and "The web page the letter links to" in page
+    _, _, day2 = words_form(client, "_words/day-02.yaml")
+    assert "w.exercise.blocks.0.cards.0.rows.0.text" in day2
+    assert not [name for name in day2 if name.endswith(".tone")]  # good or bad is the course's shape

@@ -323,7 +323,7 @@ def test_send(
     except (TemplateError, CheckFailed) as error:
         return _editor(request, web, user, item, status_code=400, message=f"Not sent: {error}")
     rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
-    builder = MessageBuilder(web.settings, web.course.slug, web.course.title)
+    builder = MessageBuilder(web.settings, web.course.slug, web.course.title, web.course.practice.signer)
     envelope = builder.build(rendered, to_address=user.email, to_name=None,
                              message_id=builder.message_id(0, f"test-{secrets.token_hex(8)}"), date=now)  # fmt: skip
     sender = sender_from_url(web.settings.smtp_url, web.settings.smtp_timeout_seconds)

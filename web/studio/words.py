@@ -50,12 +50,20 @@ _NAMES = {
     "description": "Description",
     "url": "Address (https://...)",
     "call_to_action": "Link words",
+    "link": "Link words",
+    "signer": "Who signs the emails",
+    "signer_role": "Their role",
+    "consultation_note": "The quiet call to book (a line under the signature)",
 }
 _HINTS: dict[tuple[str, ...], str] = {
     ("subject",): "Empty: “Day N: ” and the title. About 50 characters, the promise first.",
-    ("preview",): "Empty: the teaching's first sentence. 40 to 90 characters that make people open it.",
+    (
+        "preview",
+    ): "40 to 90 characters that make people open it, not the email's first sentence (empty: that sentence).",
     ("short_title",): "As the list of all the ways names it.",
 }
+# Text that is the course's shape, not its words: which block or band it is, whether an example is good.
+_SHAPE = {"key", "kind", "tone"}
 _KINDS = {"text": "text", "list": "list", "labelled": "labelled rows", "cards": "examples", "groups": "groups",
           "steps": "steps", "quote": "quote", "callout": "set-apart note", "figures": "figures"}  # fmt: skip
 
@@ -105,7 +113,7 @@ def _leaves(value: Any, path: tuple[str, ...], section: Section) -> None:
         joined = ("\n\n" if kind == "paragraphs" else "\n").join(value)
         section.fields.append(Field(".".join(path), _label(path), joined, kind, _hint(path, kind)))
     elif isinstance(value, str) or value is None:
-        if key == "key" or key == "kind":
+        if key in _SHAPE:
             return
         kind = "line" if key in _PLAIN or key.isdigit() or key not in _LONG else "text"
         section.fields.append(Field(".".join(path), _label(path), value or "", kind, _hint(path, kind)))
@@ -161,7 +169,10 @@ def sections(course: Course, item: str, data: Mapping[str, Any]) -> list[Section
             result.append(Section(f"Resource: {resource.get('title', key)}"))
             _leaves(resource, ("resources", key), result[-1])
         return result
-    data = {**shape(course, item), **data}
+    skeleton = shape(course, item)
+    if "title" in skeleton:  # a day's own subject or preview left out of its file: empty, the default
+        skeleton = {**skeleton, "subject": None, "preview": None}
+    data = {**skeleton, **data}
     head = Section("In the inbox")
     for key in ("subject", "preview"):
         if key in data:
@@ -172,11 +183,21 @@ def sections(course: Course, item: str, data: Mapping[str, Any]) -> list[Section
         for key in ("title", "short_title"):
             _leaves(data.get(key), (key,), top)
         result.append(top)
-    for parent, blocks in (("teaching", data.get("teaching")), ("blocks", data.get("blocks"))):
-        for index, block in enumerate(blocks or []):
-            name = "Teaching" if parent == "teaching" else "The letter"
+    parts = (("teaching", "Teaching"), ("blocks", "The letter"), ("after", "After the checklist"))
+    for parent, name in parts:
+        for index, block in enumerate(data.get(parent) or []):
             section = Section(f"{name}, {_block_title(block.get('kind', ''), index + 1, block)}")
             _leaves(block, (parent, str(index)), section)
+            result.append(section)
+    if data.get("page"):
+        page = data["page"]
+        top = Section("The web page the letter links to")
+        for key in ("title", "link"):
+            _leaves(page.get(key), ("page", key), top)
+        result.append(top)
+        for index, block in enumerate(page.get("blocks", [])):
+            section = Section(f"The web page, {_block_title(block.get('kind', ''), index + 1, block)}")
+            _leaves(block, ("page", "blocks", str(index)), section)
             result.append(section)
     if "exercise" in data:
         exercise = data["exercise"]
@@ -209,7 +230,7 @@ def _posted(value: Any, path: tuple[str, ...], posted: Mapping[str, str]) -> Any
         parts = _BLANK_LINE.split(text) if key in _PARAGRAPHS else text.split("\n")
         return [" ".join(part.split()) if key in _LINES else part.strip() for part in parts if part.strip()]
     if isinstance(value, str) or value is None:
-        if key in {"key", "kind"} or name not in posted:
+        if key in _SHAPE or name not in posted:
             return value
         return posted[name].replace("\r\n", "\n").strip()
     if isinstance(value, dict):

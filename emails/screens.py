@@ -1,0 +1,64 @@
+"""How long each email is on a phone: its HTML laid out by Chromium 375 px wide, counted in screens.
+
+People decide in the first screen or two whether to keep reading a course, so ``course render`` prints
+each email's height. Laying out an email takes a real browser engine: Playwright drives the Chromium
+the machine has (``CHROMIUM``, or ``chromium`` on the PATH); Playwright is a development dependency,
+so where it or the browser is missing the heights are simply not measured, and the command says why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# A phone's viewport in CSS pixels (an iPhone of the X to 15 size): one "screen" is its height.
+PHONE_WIDTH = 375
+SCREEN_HEIGHT = 812
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+
+
+@dataclass(frozen=True)
+class Height:
+    pixels: int
+
+    @property
+    def screens(self) -> float:
+        return self.pixels / SCREEN_HEIGHT
+
+    def __str__(self) -> str:
+        return f"{self.pixels:,} px ({self.screens:.1f} screens)"
+
+
+class NotMeasured(RuntimeError):
+    """No browser to lay the emails out with; the message says what to install."""
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def heights(htmls: Mapping[str, str]) -> dict[str, Height]:
+    """Each email's full height at phone width, by name (NotMeasured without Playwright or Chromium)."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        raise NotMeasured("Playwright is not installed (pip install -e '.[dev]')") from None
+    executable = chromium_path()
+    if executable is None:
+        raise NotMeasured("no Chromium found (apt-get install chromium, or set CHROMIUM to its path)")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": PHONE_WIDTH, "height": SCREEN_HEIGHT})
+                measured = {}
+                for name, html in htmls.items():
+                    page.set_content(html)
+                    measured[name] = Height(int(page.evaluate("document.documentElement.scrollHeight")))
+                return measured
+            finally:
+                browser.close()
+    except Error as error:
+        raise NotMeasured(f"Chromium at {executable} did not run: {str(error).splitlines()[0]}") from None
