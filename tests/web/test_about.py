@@ -32,8 +32,13 @@ def test_the_welcome_links_to_the_page_that_holds_what_it_left_out(site: Site) -
     text = page.text
     assert course.welcome.page is not None and course.welcome.page.title in text
     # The article's longer material: what intimacy is, the research and its figures, why it matters.
-    longer = ("What Is Emotional Intimacy?", "What Research Says About Emotional Intimacy", "75%",
-              "Gottman Institute, Journal of Marriage and Family", "Physical Intimacy vs. Emotional Intimacy")  # fmt: skip
+    longer = (
+        "What Is Emotional Intimacy?",
+        "What Research Says About Emotional Intimacy",
+        "75%",
+        "Gottman Institute, Journal of Marriage and Family",
+        "Physical Intimacy vs. Emotional Intimacy",
+    )
     for fragment in longer:
         assert fragment in text, fragment
     # The questions meant for the welcome (and for no email) are answered here, not in the email.
