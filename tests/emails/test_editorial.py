@@ -204,6 +204,8 @@ def test_the_copy_slips_stay_fixed(rendered_emails: dict[str, RenderedEmail], co
     texts = {name: email.text for name, email in rendered_emails.items()}
     htmls = {name: plain(email.html) for name, email in rendered_emails.items()}
     assert "receiving your partner's vulnerability well" in words(texts["day-13"])
+    # Day 2's exercise title has a colon of its own: the text part's heading does not add a second.
+    assert "\nToday's exercise\nBids for Connection: What They Look Like\n" in texts["day-02"]
     for name in texts:
         assert "::" not in texts[name], name
         # An email speaks as a course, not as the article it came from.
