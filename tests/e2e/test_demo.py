@@ -58,10 +58,10 @@ def test_the_demo_sends_the_whole_course_and_shows_it_in_the_inbox(tmp_path: Pat
 
         def inbox_with_welcome() -> str:
             status, page = get(inbox)
-            return page if status == 200 and "Welcome to" in page else ""
+            return page if status == 200 and "Welcome: where do you two stand today?" in page else ""
 
         page = wait_until(inbox_with_welcome, timeout=60, what="the welcome in the inbox page")
-        assert "Please confirm your place in Building Emotional Intimacy" in page
+        assert "Confirm your place in Building Emotional Intimacy" in page
         first = page.split('href="/inbox/', 1)[1].split('"', 1)[0]
         status, shown = get(f"{inbox}/{first}")
         assert status == 200 and "Its links" in shown and "/unsubscribe/" in shown
@@ -81,8 +81,8 @@ def test_the_demo_sends_the_whole_course_and_shows_it_in_the_inbox(tmp_path: Pat
     messages = [message_from_bytes(path.read_bytes(), policy=default) for path in paths]
     subjects = [str(message["Subject"]) for message in messages]
     assert len(subjects) == 21, (tmp_path / "demo.log").read_text()
-    assert subjects[0].startswith("Please confirm")
+    assert subjects[0].startswith("Confirm your place")
     assert subjects[1].startswith("Welcome")
     assert [subject.split(":")[0] for subject in subjects[2:20]] == [f"Day {n}" for n in range(1, 19)]
-    assert subjects[20].startswith("You finished")
+    assert subjects[20].startswith("You did it")
     assert all(str(message["List-Unsubscribe"]).startswith(f"<http://127.0.0.1:{port}/") for message in messages)

@@ -71,7 +71,7 @@ def test_the_inbox_shows_the_email_in_its_sandboxed_frame(demo: Demo, browser: B
     problems.watch(context)
     page = context.new_page()
     page.goto(f"{demo.base}/inbox")
-    page.get_by_role("link", name="Welcome to Building Emotional Intimacy").click()
+    page.get_by_role("link", name="Welcome: where do you two stand today?").click()
     email = page.frame_locator("iframe[title='The email, as HTML']")
     email.get_by_text("Building Emotional Intimacy").first.wait_for()
     frame = next(f for f in page.frames if f.url.endswith("/welcome.eml/html"))

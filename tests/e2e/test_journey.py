@@ -160,7 +160,7 @@ def test_a_subscriber_goes_from_sign_up_to_unsubscribe_on_a_phone(journey: Journ
 
     # Confirm from the email: the page asks; the button confirms.
     wait_until(lambda: journey.smtp.to("alex@example.com"), timeout=30, what="the confirmation email")
-    page.goto(journey.link("Please confirm", "/confirm/"))
+    page.goto(journey.link("Confirm your place", "/confirm/"))
     assert journey.subscriber().status == SubscriberStatus.PENDING.value
     journey.shot(page, "confirm")
     page.get_by_role("button", name="Yes, start the course").click()

@@ -74,7 +74,7 @@ def test_a_marketer_signs_in_and_sees_the_emails(journey: Journey, browser: Brow
         sign_in(page)
         page.get_by_role("heading", name="The emails").wait_for()
         assert page.get_by_role("row", name=re.compile("^Day 3 Day 3")).count() == 1  # and its words below
-        assert "Please confirm your place in Building Emotional Intimacy" in page.content()
+        assert "Confirm your place in Building Emotional Intimacy" in page.content()
         check(page, "list", width)
         page.get_by_role("button", name="Sign out").click()
         page.get_by_role("heading", name="Sign in to edit the emails").wait_for()

@@ -92,7 +92,7 @@ def test_the_completion_page_compares_the_retake_with_the_baseline(site: Site) -
         site.clock.to(alex.next_send_at)
         site.tick()
     assert site.subscriber("alex@example.com").status == SubscriberStatus.COMPLETED.value
-    retake = next(h for h in site.links("alex@example.com", "You finished") if h.startswith("/answer/"))
+    retake = next(h for h in site.links("alex@example.com", "You did it") if h.startswith("/answer/"))
     result = site.submit(retake)
     assert "Compared with where you started" in result.text
     assert "Fewer signs than when you started" in result.text

@@ -79,7 +79,7 @@ def test_signing_in_shows_every_email_and_what_is_live(site: Site, course: Cours
     labels = [re.sub(r"<[^>]+>", "", row) for row in rows]
     assert labels[:3] == ["Confirmation", "Welcome", "Day 1"]
     assert labels[19:22] == ["Day 18", "Completion", "Preferences link"]
-    assert "Please confirm your place in Building Emotional Intimacy" in page.text
+    assert "Confirm your place in Building Emotional Intimacy" in page.text
     assert "<code>footer.mjml</code>" in page.text
     files = files_of(default_templates(), "welcome")
     files["welcome/subject.txt"] = "Welcome, {{ subscriber.first_name or 'friend' }}"

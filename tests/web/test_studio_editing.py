@@ -60,7 +60,7 @@ def test_an_editor_saves_a_checked_draft_and_nothing_changes_until_a_publisher_p
     editor = signed_in(site, "sam@example.org", StudioRole.EDITOR)
     status, text = save(editor, "day", "Today: {{ day.title }}")
     assert status == 200 and "Draft saved. Every email renders with it." in text
-    assert "Day 3: Create Rituals of Connection" in editor.get("/studio").text  # still the live subject
+    assert "Day 3: Pick a ritual that is just yours" in editor.get("/studio").text  # still the live subject
     csrf = csrf_of(editor.get("/studio/edit?item=day").text)
     refused = editor.post("/studio/publish", data={"csrf": csrf, "item": "day", "revision": 1, "note": "x"})
     assert refused.status_code == 403 and "for publishers" in refused.text
@@ -84,7 +84,7 @@ def test_a_broken_draft_is_saved_with_its_problems_named_and_cannot_be_published
     status, text = save(publisher, "day", "{{ letter.title }}")
     assert "unknown variable: letter" in html.unescape(text)
     assert publish(publisher, "day", "broken") == 400
-    assert "Day 1: Practice Daily Check-Ins" in publisher.get("/studio").text
+    assert "Day 1: A 5-minute check-in that keeps you close" in publisher.get("/studio").text
 
 
 def test_two_people_saving_one_draft_never_overwrite_each_other(site: Site) -> None:
@@ -132,7 +132,7 @@ def test_roll_back_and_compare_versions(site: Site) -> None:
     assert back.status_code == 303
     assert "First: Practice Daily Check-Ins" in publisher.get("/studio").text
     publisher.post("/studio/roll-back", data={"csrf": csrf, "item": "day", "number": 0})
-    assert "Day 1: Practice Daily Check-Ins" in publisher.get("/studio").text
+    assert "Day 1: A 5-minute check-in that keeps you close" in publisher.get("/studio").text
 
 
 def test_a_resource_bomb_is_refused_and_the_site_keeps_answering(site: Site) -> None:

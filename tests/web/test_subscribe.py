@@ -46,7 +46,7 @@ def test_signing_up_sends_a_confirmation_and_records_consent(site: Site) -> None
     )
     assert response.status_code == 303 and response.headers["location"] == "/check-your-inbox"
     (confirmation,) = site.smtp.to("alex@example.com")
-    assert confirmation.subject == "Please confirm your place in Building Emotional Intimacy"
+    assert confirmation.subject == "Confirm your place in Building Emotional Intimacy"
     alex = site.subscriber("alex@example.com")
     assert (alex.status, alex.timezone, alex.send_time.strftime("%H:%M")) == ("pending", "America/Denver", "07:30")
     signed_up_at = site.clock()
@@ -157,7 +157,7 @@ def test_the_answer_never_reveals_who_is_subscribed(site: Site) -> None:
     assert [(a.status_code, a.headers["location"]) for a in answers] == [(303, "/check-your-inbox")] * 2
     # The subscriber who is already active is not sent a second course (or a second confirmation).
     assert [m.subject for m in site.smtp.to("alex@example.com")].count(
-        "Please confirm your place in Building Emotional Intimacy"
+        "Confirm your place in Building Emotional Intimacy"
     ) == 1
 
 
@@ -224,7 +224,7 @@ def test_confirming_needs_a_press_of_the_button_not_a_visit(site: Site) -> None:
     done = site.client.post(confirm)
     assert done.status_code == 200 and "You are in" in done.text
     assert site.subscriber("alex@example.com").status == SubscriberStatus.ACTIVE.value
-    assert site.smtp.to("alex@example.com")[-1].subject.startswith("Welcome to Building Emotional Intimacy")
+    assert site.smtp.to("alex@example.com")[-1].subject.startswith("Welcome: where do you two stand today?")
     again = site.client.post(confirm)
     assert again.status_code == 200 and "already confirmed" in again.text
     assert len(site.smtp.to("alex@example.com")) == 2

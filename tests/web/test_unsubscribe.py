@@ -48,7 +48,7 @@ def test_pause_instead_of_leaving(site: Site) -> None:
 def test_resubscribing_from_the_unsubscribe_page_takes_a_new_confirmation(site: Site) -> None:
     site.sign_up_and_confirm()
     unsubscribe = site.link("alex@example.com", "/unsubscribe/", "Welcome")
-    old_confirm = site.link("alex@example.com", "/confirm/", "Please confirm")
+    old_confirm = site.link("alex@example.com", "/confirm/", "Confirm your place")
     site.client.post(unsubscribe)
     site.clock.advance(hours=2)
     # The old confirmation link is no way back.
@@ -56,7 +56,7 @@ def test_resubscribing_from_the_unsubscribe_page_takes_a_new_confirmation(site: 
     back = site.client.post(f"{unsubscribe}/resubscribe")
     assert back.status_code == 200 and "Check your inbox" in back.text
     assert site.subscriber("alex@example.com").status == SubscriberStatus.UNSUBSCRIBED.value
-    new_confirm = site.link("alex@example.com", "/confirm/", "Please confirm")
+    new_confirm = site.link("alex@example.com", "/confirm/", "Confirm your place")
     assert new_confirm != old_confirm
     site.clock.advance(minutes=5)
     assert site.client.post(new_confirm).status_code == 200
@@ -69,7 +69,7 @@ def test_a_person_who_deleted_their_data_can_sign_up_again(site: Site) -> None:
     site.client.post(f"{preferences}/erase", data={"sure": "yes"})
     site.clock.advance(days=3)
     site.client.post("/subscribe", data={"email": "alex@example.com", "timezone": "UTC"})
-    confirm = site.link("alex@example.com", "/confirm/", "Please confirm")
+    confirm = site.link("alex@example.com", "/confirm/", "Confirm your place")
     site.clock.advance(minutes=5)
     assert site.client.post(confirm).status_code == 200
     assert site.subscriber("alex@example.com").status == SubscriberStatus.ACTIVE.value

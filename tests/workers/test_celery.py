@@ -143,10 +143,10 @@ def test_a_subscriber_goes_through_the_whole_course_on_a_real_worker(
         raise AssertionError(deployment.processes.tails()) from None
     received = server.to("alex@example.com")
     subjects = [message.subject for message in received]
-    assert subjects[0] == "Please confirm your place in Building Emotional Intimacy"
-    assert subjects[1].startswith("Welcome to Building Emotional Intimacy")
+    assert subjects[0] == "Confirm your place in Building Emotional Intimacy"
+    assert subjects[1].startswith("Welcome: where do you two stand today?")
     assert [subject.split(":")[0] for subject in subjects[2:20]] == [f"Day {n}" for n in range(1, 19)]
-    assert subjects[20].startswith("You finished Building Emotional Intimacy")
+    assert subjects[20].startswith("You did it: see how far you two have come")
     assert len(received) == 21, "each exactly once"
 
     def status() -> str | None:

@@ -21,10 +21,10 @@ from workers.engine import send_batch, tick
 from .conftest import Harness
 
 SUBJECTS = [
-    "Please confirm your place in Building Emotional Intimacy",
-    "Welcome to Building Emotional Intimacy: where you stand today",
+    "Confirm your place in Building Emotional Intimacy",
+    "Welcome: where do you two stand today?",
     *[f"Day {n}: " for n in range(1, 19)],
-    "You finished Building Emotional Intimacy: the 18 ways at a glance",
+    "You did it: see how far you two have come",
 ]
 
 
@@ -381,7 +381,7 @@ def test_restarting_the_course_sends_it_again_from_the_welcome_with_new_message_
     harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
     harness.tick_and_send()
     again = harness.smtp.to("alex@example.com")[21:]
-    assert [m.subject for m in again] == ["Welcome to Building Emotional Intimacy: where you stand today"]
+    assert [m.subject for m in again] == ["Welcome: where do you two stand today?"]
     assert again[0].message["Message-ID"] not in first_run
     run_course_by_the_clock(harness, alex)
     assert len(harness.smtp.to("alex@example.com")) == 21 + 20
