@@ -198,6 +198,12 @@ def test_a_subscriber_goes_from_sign_up_to_unsubscribe_on_a_phone(journey: Journ
     page.get_by_role("button", name="Save and see what it means").click()
     page.get_by_text("Saved.").wait_for()
 
+    # The welcome's longer read waits on the web: the research, why it matters, the questions.
+    page.goto(journey.link("Welcome", "/about"))
+    page.get_by_role("heading", name="What emotional intimacy is, and why it matters").wait_for()
+    page.get_by_role("heading", name="What Research Says About Emotional Intimacy").wait_for()
+    journey.shot(page, "about")
+
     # The consultation: our redirect, then the practice's page.
     page.goto(journey.link("Day 1", "/consultation/"))
     page.get_by_role("heading", name="Book a free consultation").wait_for()

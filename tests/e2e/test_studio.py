@@ -160,7 +160,7 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     sign_in(page)
     page.get_by_role("link", name="Day 3", exact=True).click()
     page.get_by_role("heading", name="Day 3 · words").wait_for()
-    page.locator(".inbox-subject", has_text="Day 3: Create Rituals of Connection").wait_for()
+    page.locator(".inbox-subject", has_text="Day 3: Pick a ritual that is just yours").wait_for()
     page.evaluate("window.notReloaded = true")
     page.locator("#w-subject").fill("Day 3: a ritual of your own")
     teaching = page.locator("#w-teaching-0-paragraphs")
@@ -236,7 +236,7 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
         assert sent.step is not None and sent.step < 3
     message = day_3_to(journey, "second@example.com")
     body = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
-    assert message["Subject"] == "Day 3: Create Rituals of Connection" and SENTENCE in body
+    assert message["Subject"] == "Day 3: Pick a ritual that is just yours" and SENTENCE in body
     assert "One ritual, kept, is enough." in body  # the layout stays as published
     with journey.runtime.sessions() as session:
         assert sent.template_version == release_name(current_release(session, journey.runtime.settings.course_slug))

@@ -27,7 +27,7 @@ def test_an_unsubscribe_link_years_old_opens_no_data_but_can_have_a_fresh_link_s
     sent = site.client.post(f"{unsubscribe}/preferences-link")
     assert sent.status_code == 200 and "on its way to your address" in sent.text
     link_email = site.smtp.to("alex@example.com")[-1]
-    assert link_email.subject == "Your link to your Building Emotional Intimacy settings"
+    assert link_email.subject == "Your link to your course settings"
     fresh = site.link("alex@example.com", "/preferences/", "Your link")
     settings = site.client.get(fresh)
     assert settings.status_code == 200 and "alex@example.com" in settings.text

@@ -113,7 +113,7 @@ def test_day_one_comes_the_next_local_morning_after_the_welcome(harness: Harness
     assert len(harness.smtp.to("alex@example.com")) == 2
     harness.clock.advance(minutes=1)
     harness.tick_and_send()
-    assert harness.smtp.to("alex@example.com")[-1].subject == "Day 1: Practice Daily Check-Ins"
+    assert harness.smtp.to("alex@example.com")[-1].subject == "Day 1: A 5-minute check-in that keeps you close"
 
 
 def test_a_send_batch_delivered_twice_sends_once(harness: Harness) -> None:
@@ -184,7 +184,7 @@ def test_temporary_failures_are_retried_with_backoff_then_sent_once(harness: Har
     harness.tick_and_send()
     (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
     assert day_one.state == DeliveryState.SENT.value and day_one.attempts == 3
-    assert [m.subject for m in harness.smtp.to("alex@example.com")].count("Day 1: Practice Daily Check-Ins") == 1
+    assert [m.subject for m in harness.smtp.to("alex@example.com")].count("Day 1: A 5-minute check-in that keeps you close") == 1
 
 
 def test_a_day_that_cannot_go_before_the_next_slot_waits_for_it_and_never_doubles_up(
@@ -347,7 +347,7 @@ def test_after_downtime_each_subscriber_gets_one_email_then_one_a_day(harness: H
     harness.clock.advance(days=5)  # nobody ran the beat for five days
     harness.tick_and_send()
     harness.tick_and_send()
-    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: Practice Daily Check-Ins"]
+    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: A 5-minute check-in that keeps you close"]
     resumed = subscriber(harness, alex).next_send_at
     assert resumed is not None and resumed > harness.clock()
     assert resumed.astimezone(ZoneInfo("Europe/Paris")).time() == time(8, 0)
@@ -368,7 +368,7 @@ def test_a_pause_for_a_week_ends_by_itself_and_the_course_resumes_one_a_day(harn
     assert resumed.status == SubscriberStatus.ACTIVE.value and resumed.next_send_at is not None
     harness.clock.to(resumed.next_send_at)
     harness.tick_and_send()
-    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: Practice Daily Check-Ins"]
+    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: A 5-minute check-in that keeps you close"]
 
 
 def test_restarting_the_course_sends_it_again_from_the_welcome_with_new_message_ids(harness: Harness) -> None:

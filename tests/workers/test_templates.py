@@ -37,7 +37,7 @@ def test_a_publish_reaches_the_running_worker_and_a_roll_back_undoes_it(harness:
     alex = enrol(harness, "alex@example.com")
     next_day(harness, alex)
     harness.tick_and_send()
-    assert harness.smtp.received[-1].subject == "Day 1: Practice Daily Check-Ins"
+    assert harness.smtp.received[-1].subject == "Day 1: A 5-minute check-in that keeps you close"
 
     release = publish_day_subject(harness, course, "Today: {{ day.title }}")
     next_day(harness, alex)
@@ -50,7 +50,7 @@ def test_a_publish_reaches_the_running_worker_and_a_roll_back_undoes_it(harness:
         session.commit()
     next_day(harness, alex)
     harness.tick_and_send()
-    assert harness.smtp.received[-1].subject == "Day 3: Create Rituals of Connection"
+    assert harness.smtp.received[-1].subject == "Day 3: Pick a ritual that is just yours"
     with harness.runtime.sessions() as session:
         versions = session.scalars(select(Delivery.template_version).where(Delivery.step.in_([1, 2, 3]))
                                    .order_by(Delivery.step)).all()  # fmt: skip
@@ -65,7 +65,7 @@ def test_an_email_claimed_before_a_publish_keeps_its_release(harness: Harness, c
     tick(harness.runtime)  # day 1 is claimed under release 0 and waits in the queue
     publish_day_subject(harness, course, "Changed: {{ day.title }}")
     harness.drain()
-    assert harness.smtp.received[-1].subject == "Day 1: Practice Daily Check-Ins"
+    assert harness.smtp.received[-1].subject == "Day 1: A 5-minute check-in that keeps you close"
     next_day(harness, alex)
     harness.tick_and_send()
     assert harness.smtp.received[-1].subject == "Changed: Turn Toward Bids for Connection"
