@@ -250,9 +250,9 @@ class Day(_Data):
 
 
 class Page(_Data):
-    """A web page a letter links to, for what is worth reading but too long for an inbox. It also
-    answers the course's questions meant for that letter (``shown_in``) and those meant for no email,
-    which the letter then leaves out."""
+    """The welcome's web page (``/about``), for what is worth reading but too long for an inbox. It also
+    answers the course's questions meant for the welcome (``shown_in``) and those meant for no email;
+    the welcome then leaves them out."""
 
     title: str
     link: str  # the words of the email's link to it
@@ -337,6 +337,8 @@ class Course(_Data):
             if not category.first_day <= day.number <= category.last_day:
                 raise ValueError(f"day {day.number} lies outside its category {category.key!r}")
             owners.append((f"day {day.number}", day.checklist, day.resources))
+        if self.confirmation.page is not None or self.completion.page is not None:
+            raise ValueError("only the welcome has a web page (/about)")
         places = {"welcome", "completion", *range(1, len(self.days) + 1)}
         for question in self.faq:
             if question.shown_in is not None and question.shown_in not in places:

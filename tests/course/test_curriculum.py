@@ -353,3 +353,19 @@ def test_an_unknown_field_is_a_typo_not_an_extension(tmp_path: Path) -> None:
 
     with pytest.raises(pydantic.ValidationError, match=r"teazer"):
         load_course_file(_write_broken(tmp_path, misspell))
+
+
+def test_a_web_page_on_another_letter_than_the_welcome_is_refused(tmp_path: Path) -> None:
+    def give_the_completion_a_page(data: dict[str, Any]) -> None:
+        data["completion"]["page"] = data["welcome"]["page"]
+
+    with pytest.raises(pydantic.ValidationError, match=r"only the welcome has a web page \(/about\)"):
+        load_course_file(_write_broken(tmp_path, give_the_completion_a_page))
+
+
+def test_a_verdict_other_than_good_or_bad_is_refused(tmp_path: Path) -> None:
+    def call_it_neutral(data: dict[str, Any]) -> None:
+        data["days"][1]["exercise"]["blocks"][0]["cards"][0]["rows"][0]["tone"] = "neutral"
+
+    with pytest.raises(pydantic.ValidationError, match=r"Input should be 'good' or 'bad'"):
+        load_course_file(_write_broken(tmp_path, call_it_neutral))

@@ -20,6 +20,8 @@ from workers.engine import send_batch, tick
 
 from .conftest import Harness
 
+# Day 1 as the course writes its subject.
+DAY_ONE = "Day 1: A 5-minute check-in that keeps you close"
 SUBJECTS = [
     "Confirm your place in Building Emotional Intimacy",
     "Welcome: where do you two stand today?",
@@ -113,7 +115,7 @@ def test_day_one_comes_the_next_local_morning_after_the_welcome(harness: Harness
     assert len(harness.smtp.to("alex@example.com")) == 2
     harness.clock.advance(minutes=1)
     harness.tick_and_send()
-    assert harness.smtp.to("alex@example.com")[-1].subject == "Day 1: A 5-minute check-in that keeps you close"
+    assert harness.smtp.to("alex@example.com")[-1].subject == DAY_ONE
 
 
 def test_a_send_batch_delivered_twice_sends_once(harness: Harness) -> None:
@@ -184,7 +186,7 @@ def test_temporary_failures_are_retried_with_backoff_then_sent_once(harness: Har
     harness.tick_and_send()
     (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
     assert day_one.state == DeliveryState.SENT.value and day_one.attempts == 3
-    assert [m.subject for m in harness.smtp.to("alex@example.com")].count("Day 1: A 5-minute check-in that keeps you close") == 1
+    assert [m.subject for m in harness.smtp.to("alex@example.com")].count(DAY_ONE) == 1
 
 
 def test_a_day_that_cannot_go_before_the_next_slot_waits_for_it_and_never_doubles_up(
@@ -347,7 +349,7 @@ def test_after_downtime_each_subscriber_gets_one_email_then_one_a_day(harness: H
     harness.clock.advance(days=5)  # nobody ran the beat for five days
     harness.tick_and_send()
     harness.tick_and_send()
-    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: A 5-minute check-in that keeps you close"]
+    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == [DAY_ONE]
     resumed = subscriber(harness, alex).next_send_at
     assert resumed is not None and resumed > harness.clock()
     assert resumed.astimezone(ZoneInfo("Europe/Paris")).time() == time(8, 0)
@@ -368,7 +370,7 @@ def test_a_pause_for_a_week_ends_by_itself_and_the_course_resumes_one_a_day(harn
     assert resumed.status == SubscriberStatus.ACTIVE.value and resumed.next_send_at is not None
     harness.clock.to(resumed.next_send_at)
     harness.tick_and_send()
-    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == ["Day 1: A 5-minute check-in that keeps you close"]
+    assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == [DAY_ONE]
 
 
 def test_restarting_the_course_sends_it_again_from_the_welcome_with_new_message_ids(harness: Harness) -> None:
