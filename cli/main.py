@@ -19,6 +19,7 @@ from course.db import UPGRADE_HINT, describe
 from course.settings import Settings, get_settings
 from emails.benchmark import measure
 from emails.compiler import TemplateError, is_day_email
+from emails.dkim import DkimError, DkimSigner
 from emails.mime import MessageBuilder
 from emails.preview import write_previews
 from emails.rendering import Renderer
@@ -164,11 +165,22 @@ def _web(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _dkim_record(arguments: argparse.Namespace) -> int:
+    signer = DkimSigner.from_settings(get_settings())
+    if signer is None:
+        print("course dkim-record: DKIM is not set up: set DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE "
+              "(a key: openssl genrsa -out dkim.pem 2048)", file=sys.stderr)  # fmt: skip
+        return 2
+    print(signer.dns_record())
+    return 0
+
+
 def _worker(arguments: argparse.Namespace) -> int:
     from workers.app import app
 
     settings = get_settings()
     _require_schema(settings)
+    DkimSigner.from_settings(settings)  # a key that cannot sign stops the worker now, not each batch
     app.worker_main(
         ["worker", "-Q", settings.celery_queue, f"--concurrency={arguments.concurrency}",
          f"--pool={arguments.pool}", f"--loglevel={arguments.loglevel}", "--without-gossip", "--without-mingle"]
@@ -415,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     summing.add_argument("--since", help="the weeks from this date (YYYY-MM-DD) on")
     summing.set_defaults(handler=_insights)
 
+    record = commands.add_parser(
+        "dkim-record",
+        help="print the DNS TXT record of the DKIM key",
+        description="Print the TXT record that publishes the public half of DKIM_PRIVATE_KEY_FILE for "
+        "DKIM_SELECTOR at the sending domain (MAIL_FROM's). Generate a key with: openssl genrsa -out dkim.pem 2048",
+    )
+    record.set_defaults(handler=_dkim_record)
+
     db = commands.add_parser("db", help="the database schema")
     db.add_argument("action", choices=["upgrade", "check"], help="upgrade: migrate to the latest; check: drift")
     db.set_defaults(handler=_db)
@@ -428,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = arguments.handler
     try:
         return int(handler(arguments))
-    except CommandError as error:
+    except (CommandError, DkimError) as error:
         print(f"{_name(arguments)}: {error}", file=sys.stderr)
         return 1
     except OperationalError as error:

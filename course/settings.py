@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     mail_reply_to: str | None = None
     # Address for the mailto: form of List-Unsubscribe; defaults to unsubscribe@<sending domain>.
     mail_unsubscribe: str | None = None
+    # DKIM signing by the workers (emails/dkim.py), for a relay that does not sign: both or neither.
+    dkim_selector: str | None = None
+    dkim_private_key_file: str | None = None
     consultation_url: HttpUrl = HttpUrl("https://www.southdenvertherapy.com/free-consultation")
     # Overrides for the course's resource links: a JSON object {"attachment-style-quiz": "https://..."}.
     resource_urls: dict[str, HttpUrl] = {}
@@ -169,6 +172,8 @@ class Settings(BaseSettings):
                 problems.append("DATABASE_URL must be set in production (the default is a SQLite file to try it out)")
             if "smtp_url" not in self.model_fields_set:
                 problems.append("SMTP_URL must be set in production (the default writes the mail to files)")
+        if (self.dkim_selector is None) != (self.dkim_private_key_file is None):
+            problems.append("DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE go together: set both to sign, or neither")
         if self.demo_inbox:
             # The inbox shows every subscriber's address and signed links to whoever opens it.
             if self.environment != "development":

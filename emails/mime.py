@@ -23,6 +23,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 from course.settings import Settings
+from emails.dkim import DkimSigner
 from emails.prepared import Parts, PreparedEmail, Slot, fill
 from emails.rendering import RenderedEmail
 
@@ -167,6 +168,8 @@ class MessageBuilder:
         reply_name, reply_address = parseaddr(settings.reply_to)
         if settings.mail_reply_to and not reply_name and signer:
             reply_name = signer
+        # DkimError here, when the worker starts a batch, if the key cannot sign: nothing goes unsigned.
+        self._dkim = DkimSigner.from_settings(settings)
         # Built once: these are the same for every subscriber of this course.
         self._fixed = b"".join(
             [
@@ -279,4 +282,6 @@ class MessageBuilder:
                 delimiter + b"--" + CRLF,
             ]
         )
+        if self._dkim is not None:
+            data = self._dkim.header(data, int(date.timestamp())) + data
         return Envelope(mail_from=self.mail_from, recipient=to_address, message_id=message_id, data=data)
