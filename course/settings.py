@@ -147,11 +147,12 @@ class Settings(BaseSettings):
                     raise ValueError(f"not an IP address or network: {part.strip()!r}") from None
         return value
 
-    @field_validator("metrics_token", mode="before")
+    @field_validator("metrics_token", "dkim_selector", "dkim_private_key_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # METRICS_TOKEN= (as docker compose writes an unset ${METRICS_TOKEN:-}) means no token.
-        return None if value == "" else value
+        # METRICS_TOKEN= (as docker compose writes an unset ${METRICS_TOKEN:-}) means no token; an empty
+        # DKIM_SELECTOR or DKIM_PRIVATE_KEY_FILE, no DKIM.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("metrics_token")
     @classmethod
