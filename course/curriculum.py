@@ -351,6 +351,11 @@ class Course(_Data):
                     raise ValueError(f"{owner}: unknown resource {resource_key!r}")
         return self
 
+    def page_questions(self) -> list[Question]:
+        """What the welcome's web page answers: the questions meant for the welcome (which the email then
+        leaves to the page) and those meant for no email."""
+        return [question for question in self.faq if question.shown_in in ("welcome", None)]
+
     def category(self, key: str) -> Category:
         return next(category for category in self.categories if category.key == key)
 

@@ -24,7 +24,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from mjml import mjml2html
 
-from emails.markup import inline_html, inline_text, markup_html, markup_text, plain
+from emails.markup import inline_html, inline_text, markup_html, markup_text, plain, punctuated
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 EMAIL_FILES = ("subject.txt", "body.mjml", "body.txt")
@@ -161,6 +161,7 @@ def _environment(templates: TemplateSet, *, html: bool) -> CourseEnvironment:
     environment.filters["markup"] = markup_html if html else markup_text
     environment.filters["inline"] = inline_html if html else inline_text
     environment.filters["plain"] = plain
+    environment.filters["punctuated"] = punctuated
     return environment
 
 

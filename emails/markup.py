@@ -119,6 +119,13 @@ def plain(text: str) -> str:
     return " ".join(" ".join(parts).split())
 
 
+def punctuated(title: str) -> str:
+    """A title run into the text after it ends as a sentence does ("Cool down first. Wait until..."):
+    a full stop unless it ends in one already, or in ? ! or :."""
+    title = str(title)
+    return title if not title or title[-1] in ".?!:" else title + "."
+
+
 def _fill(text: str, width: int, initial: str, subsequent: str) -> str:
     return textwrap.fill(" ".join(text.split()), width=width, initial_indent=initial, subsequent_indent=subsequent,
                          break_long_words=False, break_on_hyphens=False)  # fmt: skip

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 # A phone's viewport in CSS pixels (an iPhone of the X to 15 size): one "screen" is its height.
 PHONE_WIDTH = 375
 SCREEN_HEIGHT = 812
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+# How Chromium runs headless here (and in the tests): no sandbox in a container, nothing fetched, no GPU.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 @dataclass(frozen=True)

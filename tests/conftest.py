@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from course.curriculum import Course, load_course
 from course.db import make_engine, make_sessionmaker
 from course.settings import Settings, load_settings
+from emails.screens import CHROMIUM_ARGS
 
 from .support.databases import database_from, template_database
 from .support.smtp import ScriptedHandler, smtp_server
@@ -69,14 +70,6 @@ def smtp() -> Iterator[tuple[ScriptedHandler, int]]:
 
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="session")

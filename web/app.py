@@ -22,7 +22,7 @@ from course.curriculum import load_course
 from course.db import make_engine, make_sessionmaker
 from course.links import LinkSigner
 from course.settings import Settings, get_settings
-from emails.markup import inline_html, markup_html
+from emails.markup import inline_html, markup_html, punctuated
 from web import health, inbox, links, metrics, pages, preferences, studio
 from web.context import WebContext
 from web.links import LinkProblem
@@ -58,7 +58,7 @@ def create_app(
     course = load_course(settings.course_slug)
     templates = Jinja2Templates(directory=HERE / "templates", context_processors=[lambda request: {"course": course}])
     # The course's words carry a small markup (emails/markup.py); the pages show it as the emails do.
-    templates.env.filters.update(markup=markup_html, inline=inline_html)
+    templates.env.filters.update(markup=markup_html, inline=inline_html, punctuated=punctuated)
     limiter: RateLimiter = (
         RedisRateLimiter(
             redis.Redis.from_url(settings.redis, socket_timeout=2, socket_connect_timeout=2),

@@ -144,7 +144,6 @@ def about(request: Request, web: Annotated[WebContext, Depends(context)]) -> Res
             request, "error.html", {"title": "Page not found", "message": "This course has no such page."},
             status_code=404,
         )  # fmt: skip
-    questions = [entry for entry in course.faq if entry.shown_in in ("welcome", None)]
     return web.templates.TemplateResponse(
-        request, "about.html", {"course": course, "page": page, "questions": questions}
+        request, "about.html", {"course": course, "page": page, "questions": course.page_questions()}
     )

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from emails.markup import inline_html, inline_text, markup_html, markup_text, plain
+from emails.markup import inline_html, inline_text, markup_html, markup_text, plain, punctuated
 
 
 def test_paragraphs_emphasis_lists_and_links_in_html_with_the_templates_styles() -> None:
@@ -56,3 +56,9 @@ def test_short_fields_take_emphasis_and_links_but_no_paragraphs_or_lists() -> No
 def test_a_backslash_keeps_an_asterisk_and_the_preview_line_has_no_markup() -> None:
     assert markup_html(r"5 \* 3") == "<p>5 * 3</p>"
     assert plain("Hello *you*, see [the guide](https://x.example/g).\n\n- one") == "Hello you, see the guide. one"
+
+
+def test_a_title_run_into_its_text_ends_as_a_sentence() -> None:
+    assert punctuated("Cool down first") == "Cool down first."
+    for already in ("Done.", "Why?", "Now!", "Steps:", ""):
+        assert punctuated(already) == already
