@@ -282,8 +282,8 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
     Chunk by chunk (SEND_CHUNK_SIZE): read whether each chunk's readers may still get mail (an
     unsubscribe or a suppression committed before that stops them), send the chunk, then record what
     was sent in a few statements and commit. A worker killed mid-chunk has sent at most that chunk
-    without recording it: those few go again when their lease runs out (the duplicate bound per
-    crash), and nothing is lost.
+    without recording it: those few go again when their lease runs out (the duplicate bound, per
+    batch in flight when a worker dies), and nothing is lost.
     """
     tally: dict[str, int] = {}
     with runtime.sessions() as session:

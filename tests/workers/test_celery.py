@@ -193,7 +193,9 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_chun
     except AssertionError as error:
         raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
     counts = Counter(message.recipient for message in server.received)
-    assert sum(count - 1 for count in counts.values()) <= 3, counts  # the chunk sent but not yet recorded
+    # What went out but was not yet recorded: at most a chunk (3) per batch in flight. The beat's two claimers
+    # may hand the twelve out as two batches, and this worker runs two at once (--concurrency=2): 3 x 2.
+    assert sum(count - 1 for count in counts.values()) <= 3 * 2, counts
 
     def states() -> list[str]:
         with deployment.runtime.sessions() as session:
