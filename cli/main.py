@@ -180,6 +180,51 @@ def _dkim_record(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _mailbox(arguments: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from cli.mailbox import MailboxError, MailboxUrl, Reader, run_imap, run_stdin
+    from course.db import make_engine, make_sessionmaker
+
+    if (arguments.source == "-") == bool(arguments.imap):
+        print("course mailbox: read either one message from standard input (-) or a folder (--imap URL)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    settings = get_settings()
+    logging.basicConfig(level=arguments.loglevel.upper(), format="[%(asctime)s: %(levelname)s/mailbox] %(message)s")
+    url = None
+    if arguments.imap:
+        try:
+            url = MailboxUrl.parse(arguments.imap)
+        except MailboxError as error:
+            print(f"course mailbox: {error}", file=sys.stderr)
+            return 2
+    _require_schema(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        reader = Reader.from_settings(settings, make_sessionmaker(engine))
+        if url is None:
+            return run_stdin(reader)
+        stop = threading.Event()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: stop.set())
+        try:
+            tally = run_imap(reader, url, arguments.every, stop)
+        except MailboxError as error:
+            print(f"course mailbox: {error}", file=sys.stderr)
+            return 1
+        except SQLAlchemyError as error:
+            print(f"course mailbox: the database is unavailable ({error.__class__.__name__}); the unread "
+                  "messages stay unseen for the next run", file=sys.stderr)  # fmt: skip
+            return 1
+        print(tally.line())
+        return 0
+    finally:
+        engine.dispose()
+
+
 def _worker(arguments: argparse.Namespace) -> int:
     from workers.app import app
 
@@ -439,6 +484,21 @@ def build_parser() -> argparse.ArgumentParser:
         "DKIM_SELECTOR at the sending domain (MAIL_FROM's). Generate a key with: openssl genrsa -out dkim.pem 2048",
     )
     record.set_defaults(handler=_dkim_record)
+
+    mailbox = commands.add_parser(
+        "mailbox",
+        help="read bounces, complaints and mail unsubscribes from the bounce mailbox",
+        description="Read delivery reports (RFC 3464), feedback-loop complaints (ARF, RFC 5965) and mail to the "
+        "List-Unsubscribe mailto: address: every unseen message of an IMAP folder (--imap "
+        "imaps://user:password@host/INBOX), or one message from standard input (-), e.g. from a mail server's "
+        "pipe. A hard bounce or a complaint suppresses the address and stops its course at once; soft bounces "
+        "count toward SOFT_BOUNCE_LIMIT in SOFT_BOUNCE_DAYS.",
+    )
+    mailbox.add_argument("source", nargs="?", choices=["-"], help="-: one message from standard input")
+    mailbox.add_argument("--imap", metavar="URL", help="imaps://, imap+starttls:// or imap:// (this machine only)")
+    mailbox.add_argument("--every", type=float, metavar="SECONDS", help="--imap: keep reading, this often")
+    mailbox.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    mailbox.set_defaults(handler=_mailbox)
 
     db = commands.add_parser("db", help="the database schema")
     db.add_argument("action", choices=["upgrade", "check"], help="upgrade: migrate to the latest; check: drift")

@@ -257,6 +257,38 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 
+class FeedbackKind(StrEnum):
+    HARD_BOUNCE = "hard-bounce"  # the address does not exist or refuses us for good
+    SOFT_BOUNCE = "soft-bounce"  # full mailbox, greylisting, an outage: counts toward a threshold
+    COMPLAINT = "complaint"  # the reader pressed "this is spam"
+    UNSUBSCRIBE = "unsubscribe"  # mail to the List-Unsubscribe mailto: address, or the provider's own link
+
+
+class FeedbackNotice(Base):
+    """A bounce, complaint or unsubscribe that came back after SMTP accepted the message: from a
+    provider's webhook (SES, Postmark, a generic JSON form) or from a bounce mailbox (DSN, ARF).
+
+    ``fingerprint`` makes a notice told twice (SNS retries, a mailbox read again) count once. The address
+    is kept as its keyed hash only, like the suppression list, and soft bounces are counted by it.
+    """
+
+    __tablename__ = "feedback_notices"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_values(FeedbackKind)})", name="kind"),
+        Index("ix_feedback_notices_address_kind_created", "email_hash", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(20))  # ses, postmark, webhook, mailbox
+    kind: Mapped[str] = mapped_column(String(20))
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+
+
 class StudioRole(StrEnum):
     EDITOR = "editor"  # saves drafts, previews, test-sends
     PUBLISHER = "publisher"  # also publishes and rolls back

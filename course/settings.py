@@ -10,12 +10,16 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+from datetime import timedelta
 from email.headerregistry import Address
 from email.utils import parseaddr
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from course.feedback import SoftBouncePolicy
 
 DEVELOPMENT_SECRET_KEY = "development-secret-key-do-not-use-in-production"  # noqa: S105 - refused outside development
 
@@ -94,6 +98,22 @@ class Settings(BaseSettings):
     # for development with SMTP_URL=outbox:folder; `course demo` turns it on.
     demo_inbox: bool = False
 
+    # --- Bounces and complaints after SMTP accepted the message (course/feedback.py) ---------------
+    # Amazon SES through SNS (POST /webhooks/ses): the SNS signing certificate(s) to trust, as a PEM
+    # file (never fetched from the SigningCertURL a message names), and the topic ARN(s) taken,
+    # comma-separated. Both or neither.
+    ses_sns_certificate_file: str | None = None
+    ses_sns_topic_arn: str | None = None
+    # Postmark's bounce, spam-complaint and subscription-change webhook (POST /webhooks/postmark):
+    # the HTTP Basic credentials written into the webhook's URL at Postmark.
+    postmark_webhook_user: str = "postmark"
+    postmark_webhook_password: SecretStr | None = None
+    # The generic JSON webhook (POST /webhooks/feedback), for any other provider or script: a bearer token.
+    feedback_webhook_token: SecretStr | None = None
+    # Soft bounces are counted per address: this many within this many days suppress it as a hard one.
+    soft_bounce_limit: int = Field(3, ge=1)
+    soft_bounce_days: float = Field(7.0, gt=0)
+
     @field_validator("mail_from", "mail_reply_to", "mail_unsubscribe")
     @classmethod
     def _is_an_address(cls, value: str | None) -> str | None:
@@ -147,14 +167,16 @@ class Settings(BaseSettings):
                     raise ValueError(f"not an IP address or network: {part.strip()!r}") from None
         return value
 
-    @field_validator("metrics_token", "dkim_selector", "dkim_private_key_file", mode="before")
+    @field_validator("metrics_token", "dkim_selector", "dkim_private_key_file", "ses_sns_certificate_file",
+                     "ses_sns_topic_arn", "postmark_webhook_password", "feedback_webhook_token",
+                     mode="before")  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # METRICS_TOKEN= (as docker compose writes an unset ${METRICS_TOKEN:-}) means no token; an empty
         # DKIM_SELECTOR or DKIM_PRIVATE_KEY_FILE, no DKIM.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("metrics_token")
+    @field_validator("metrics_token", "postmark_webhook_password", "feedback_webhook_token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
@@ -175,6 +197,9 @@ class Settings(BaseSettings):
                 problems.append("SMTP_URL must be set in production (the default writes the mail to files)")
         if (self.dkim_selector is None) != (self.dkim_private_key_file is None):
             problems.append("DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE go together: set both to sign, or neither")
+        if (self.ses_sns_certificate_file is None) != (self.ses_sns_topic_arn is None):
+            problems.append("SES_SNS_CERTIFICATE_FILE and SES_SNS_TOPIC_ARN go together: set both to take SES "
+                            "notifications, or neither")  # fmt: skip
         if self.demo_inbox:
             # The inbox shows every subscriber's address and signed links to whoever opens it.
             if self.environment != "development":
@@ -215,6 +240,12 @@ class Settings(BaseSettings):
     @property
     def unsubscribe_mailbox(self) -> str:
         return self.mail_unsubscribe or f"unsubscribe@{self.sending_domain}"
+
+    @property
+    def feedback_policy(self) -> SoftBouncePolicy:
+        from course.feedback import SoftBouncePolicy  # the domain imports the settings, not the other way
+
+        return SoftBouncePolicy(self.soft_bounce_limit, timedelta(days=self.soft_bounce_days))
 
     @property
     def redis(self) -> str | None:

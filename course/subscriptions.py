@@ -379,7 +379,7 @@ def unsubscribe(session: Session, subscriber_id: int, *, now: datetime) -> bool:
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None:
         raise LookupError(f"no subscriber {subscriber_id}")
-    _skip_waiting_deliveries(session, subscriber.id, "unsubscribed", now)
+    skip_waiting_deliveries(session, subscriber.id, "unsubscribed", now)
     if subscriber.status == SubscriberStatus.UNSUBSCRIBED.value:
         return False
     subscriber.status = SubscriberStatus.UNSUBSCRIBED.value
@@ -398,7 +398,7 @@ def pause(session: Session, subscriber_id: int, *, now: datetime, until: datetim
     subscriber.status = SubscriberStatus.PAUSED.value
     subscriber.paused_until = until
     subscriber.next_send_at = None
-    _skip_waiting_deliveries(session, subscriber.id, "paused", now)
+    skip_waiting_deliveries(session, subscriber.id, "paused", now)
     session.add(Event(subscriber_id=subscriber.id, kind=EventKind.PAUSED.value, enrolment=subscriber.enrolment,
                       step=subscriber.current_step, created_at=now))  # fmt: skip
 
@@ -422,7 +422,7 @@ def restart(session: Session, subscriber_id: int, *, now: datetime, timing: Timi
         SubscriberStatus.COMPLETED.value,
     ):
         return False
-    _skip_waiting_deliveries(session, subscriber.id, "restarted", now)
+    skip_waiting_deliveries(session, subscriber.id, "restarted", now)
     subscriber.enrolment += 1
     subscriber.current_step = None
     subscriber.status = SubscriberStatus.ACTIVE.value
@@ -459,7 +459,7 @@ def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limi
     return len(ended)
 
 
-def _skip_waiting_deliveries(session: Session, subscriber_id: int, reason: str, now: datetime) -> None:
+def skip_waiting_deliveries(session: Session, subscriber_id: int, reason: str, now: datetime) -> None:
     """Deliveries not yet handed to SMTP are skipped (a skipped step is claimed again on resuming)."""
     session.execute(
         update(Delivery)

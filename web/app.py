@@ -23,7 +23,7 @@ from course.db import make_engine, make_sessionmaker
 from course.links import LinkSigner
 from course.settings import Settings, get_settings
 from emails.markup import inline_html, markup_html, punctuated
-from web import health, inbox, links, metrics, pages, preferences, studio
+from web import health, inbox, links, metrics, pages, preferences, studio, webhooks
 from web.context import WebContext
 from web.links import LinkProblem
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -105,6 +105,7 @@ def create_app(
     if settings.metrics_token is not None or not production:
         # In production only behind its bearer token: the figures are the business's own.
         app.include_router(metrics.router)
+    webhooks.enable(app, web)
     if inbox.enabled(settings):
         # Only in `course demo` (or development with DEMO_INBOX): it shows every subscriber's links.
         app.include_router(inbox.router)
@@ -114,7 +115,8 @@ def create_app(
             request, "error.html", {"title": title, "message": message}, status_code=status_code
         )
 
-    app.add_middleware(BodyLimit, limit=BODY_LIMIT_BYTES, problem=problem)
+    app.add_middleware(BodyLimit, limit=BODY_LIMIT_BYTES, problem=problem,
+                       larger={"/webhooks/": webhooks.WEBHOOK_BODY_LIMIT_BYTES})  # fmt: skip
     # The studio's session: a signed cookie that only /studio ever sees (web/studio/auth.py).
     app.add_middleware(
         SessionMiddleware,

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from course.db import UPGRADE_HINT, schema_state, sqlite_file_missing
-from course.models import Delivery, Event, EventKind, SendingPause, Subscriber
+from course.models import Delivery, Event, EventKind, FeedbackNotice, SendingPause, Subscriber
 from web.context import WebContext, context
 
 router = APIRouter()
@@ -68,6 +68,21 @@ class CourseCollector(Collector):
             for kind, automated, count in rows:
                 clicks.add_metric([kind, "automated" if automated else "human"], count)
             yield clicks
+
+            feedback = GaugeMetricFamily(
+                "course_feedback",
+                "Bounces, complaints and unsubscribes reported after SMTP accepted the message, by source "
+                "(ses, postmark, webhook, mailbox) and kind",
+                labels=["source", "kind"],
+            )
+            rows = session.execute(
+                select(FeedbackNotice.source, FeedbackNotice.kind, func.count()).group_by(
+                    FeedbackNotice.source, FeedbackNotice.kind
+                )
+            )
+            for source, kind, count in rows:
+                feedback.add_metric([source, kind], count)
+            yield feedback
 
             paused = GaugeMetricFamily("course_sending_paused", "1 while the provider refused us (5.7.x)")
             paused.add_metric([], 1 if session.scalar(select(func.count()).where(SendingPause.until > now)) else 0)

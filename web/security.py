@@ -106,10 +106,15 @@ class BodyLimit:
     declared length with Starlette's plain-text 413).
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int, problem: Problem) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, problem: Problem, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
         self.problem = problem
+        # Paths under these prefixes take up to so many bytes (provider webhooks post larger bodies).
+        self.larger = larger or {}
+
+    def limit_for(self, path: str) -> int:
+        return next((limit for prefix, limit in self.larger.items() if path.startswith(prefix)), self.limit)
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send, status_code: int) -> None:
         if status_code == 413:
@@ -124,12 +129,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope["path"])
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
             if not declared.strip().isdigit():
                 await self.refuse(scope, receive, send, 400)
                 return
-            if int(declared) > self.limit:
+            if int(declared) > limit:
                 await self.refuse(scope, receive, send, 413)
                 return
         chunks: list[bytes] = []
@@ -140,7 +146,7 @@ class BodyLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
+            if size > limit:
                 await self.refuse(scope, receive, send, 413)
                 return
             chunks.append(chunk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
@@ -115,6 +116,13 @@ class Site:
 
 @pytest.fixture
 def site(database_url: str, smtp: tuple[ScriptedHandler, int]) -> Iterator[Site]:
+    with running_site(database_url, smtp) as running:
+        yield running
+
+
+@contextmanager
+def running_site(database_url: str, smtp: tuple[ScriptedHandler, int], **overrides: object) -> Iterator[Site]:
+    """The site on ``database_url``, its settings changed by ``overrides``."""
     handler, port = smtp
     settings = make_settings(
         database_url=database_url,
@@ -122,6 +130,7 @@ def site(database_url: str, smtp: tuple[ScriptedHandler, int]) -> Iterator[Site]
         broker_url="memory://",
         consultation_url="https://booking.example.org/free-consultation?from=course",
         resource_urls={"stonewalling-quiz": "https://quiz.example.org/stonewalling"},
+        **overrides,
     )
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)

@@ -1,0 +1,266 @@
+"""What the mail system tells us after SMTP said 250: bounces, complaints, and unsubscribes by mail.
+
+Every source (the SES and Postmark webhooks, the generic JSON webhook, the bounce mailbox's DSN and
+ARF reports, mail to the ``mailto:`` unsubscribe address) is read into :class:`Feedback` items by its
+own parser, and :func:`record` applies each one here, the same way whatever its source:
+
+- a hard bounce or a complaint suppresses the address for good and stops the course at once: the
+  subscriber is ``bounced`` or ``complained``, nothing claimed is sent, nothing more is claimed;
+- a soft bounce is counted; the ``limit``-th within ``window`` (3 in 7 days by default) is taken as a
+  hard bounce;
+- an unsubscribe by mail is the unsubscribe of the links (it carries the signed token of the email's
+  List-Unsubscribe, so it names its subscriber);
+- every notice is a :class:`~course.models.FeedbackNotice` (counted in /metrics) and, for a subscriber,
+  an event tied to the email it answers when the report names it (so the insights count it per day).
+
+A notice told twice (SNS retries, a mailbox read again) has the same fingerprint and changes nothing
+the second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from course.deliveries import suppress
+from course.links import InvalidLink, LinkSigner, Purpose
+from course.models import (
+    Delivery,
+    Event,
+    EventKind,
+    FeedbackKind,
+    FeedbackNotice,
+    Subscriber,
+    SubscriberStatus,
+    email_hash,
+)
+from course.subscriptions import skip_waiting_deliveries, unsubscribe
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Feedback", "FeedbackKind", "Outcome", "Recorded", "SoftBouncePolicy", "record", "record_all"]
+
+
+class Outcome(StrEnum):
+    SUPPRESSED = "suppressed"  # a hard bounce, a complaint, or the soft bounce that reached the limit
+    COUNTED = "counted"  # a soft bounce below the limit
+    UNSUBSCRIBED = "unsubscribed"
+    DUPLICATE = "duplicate"  # this very notice was recorded before
+    UNKNOWN = "unknown"  # nobody we mail, and nothing to suppress (an unsubscribe without a valid token)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One report about one address (or one subscriber, named by a signed token)."""
+
+    kind: FeedbackKind
+    source: str  # ses, postmark, webhook, mailbox
+    address: str | None  # as the report gives it; compared in lower case
+    detail: str = ""  # the status and diagnostic, or the provider's words
+    message_id: str | None = None  # our Message-ID of the email it answers, when the report carries it
+    notice_id: str | None = None  # the provider's or report's own id: the same notice twice counts once
+    unsubscribe_token: str | None = None  # the signed token of the email's List-Unsubscribe
+    # From an authenticated webhook. Mail to the bounce mailbox is anyone's to write: it suppresses an
+    # address only when it returns an email we sent to it (its Message-ID, or its signed token).
+    authenticated: bool = True
+
+    def fingerprint(self) -> str:
+        parts = [self.source, self.kind.value, (self.address or "").strip().lower(), self.unsubscribe_token or ""]
+        # Without an id of its own, the notice is told apart by its words (a mailbox read twice still
+        # finds the same report).
+        parts.append(self.notice_id if self.notice_id else f"{self.message_id or ''}\n{self.detail}")
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SoftBouncePolicy:
+    limit: int = 3
+    window: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    feedback: Feedback
+    outcome: Outcome
+    subscribers: tuple[int, ...] = field(default=())
+
+
+def record(
+    session: Session,
+    feedback: Feedback,
+    *,
+    signer: LinkSigner,
+    address_key: bytes,
+    now: datetime,
+    policy: SoftBouncePolicy = SoftBouncePolicy(),
+) -> Recorded:
+    """Apply one notice in the caller's transaction (the caller commits)."""
+    delivery = _delivery(session, feedback.message_id)
+    by_token = _token_subscriber(session, signer, feedback.unsubscribe_token)
+    address = (feedback.address or "").strip().lower() or None
+    if delivery is not None and address is not None and delivery.subscriber.email != address:
+        delivery = None  # a report about someone else than the email it returns: trust neither link
+    vouched = feedback.authenticated or delivery is not None or by_token is not None
+    if not vouched:
+        if feedback.kind is FeedbackKind.COMPLAINT:
+            log.warning("feedback: a complaint from %s that returns no email of ours was ignored", feedback.source)
+            return Recorded(feedback, Outcome.UNKNOWN)
+        if feedback.kind is FeedbackKind.HARD_BOUNCE:
+            # Anyone can mail the bounce mailbox: unproven, a hard bounce only counts as a soft one.
+            feedback = replace(feedback, kind=FeedbackKind.SOFT_BOUNCE, detail=f"unproven: {feedback.detail}")
+    if address is None and delivery is not None:
+        address = delivery.subscriber.email
+    if address is None and by_token is not None:
+        address = by_token.email
+    subscribers = _subscribers(session, address, delivery, by_token)
+    if feedback.kind is FeedbackKind.UNSUBSCRIBE and by_token is None:
+        # Only a signed token names who asks: an address in a From line is anyone's to write.
+        log.info("feedback: an unsubscribe by mail without a valid token was ignored (%s)", feedback.source)
+        return Recorded(feedback, Outcome.UNKNOWN)
+    if address is None:
+        log.info("feedback: a %s from %s names no address we know; ignored", feedback.kind, feedback.source)
+        return Recorded(feedback, Outcome.UNKNOWN)
+
+    hashed = email_hash(address, address_key)
+    subscriber = by_token or (delivery.subscriber if delivery is not None else None)
+    if subscriber is None and subscribers:
+        subscriber = subscribers[0]
+    notice = FeedbackNotice(
+        fingerprint=feedback.fingerprint(), source=feedback.source, kind=feedback.kind.value, email_hash=hashed,
+        subscriber_id=subscriber.id if subscriber is not None else None,
+        delivery_id=delivery.id if delivery is not None else None,
+        detail=_without_address(feedback.detail, address)[:2000] or None, created_at=now,
+    )  # fmt: skip
+    try:
+        with session.begin_nested():
+            session.add(notice)
+    except IntegrityError:
+        return Recorded(feedback, Outcome.DUPLICATE)
+
+    ids = tuple(s.id for s in subscribers)
+    if feedback.kind is FeedbackKind.UNSUBSCRIBE:
+        assert by_token is not None  # noqa: S101 - refused above
+        unsubscribe(session, by_token.id, now=now)
+        return Recorded(feedback, Outcome.UNSUBSCRIBED, (by_token.id,))
+
+    detail = _without_address(feedback.detail, address)
+    if feedback.kind is FeedbackKind.SOFT_BOUNCE:
+        session.flush()
+        count = session.scalar(
+            select(func.count()).where(
+                FeedbackNotice.email_hash == hashed,
+                FeedbackNotice.kind == FeedbackKind.SOFT_BOUNCE.value,
+                FeedbackNotice.created_at > now - policy.window,
+            )
+        )
+        for reader in subscribers:
+            _event(session, EventKind.BOUNCE, "soft", reader, delivery, detail, now)
+        if (count or 0) < policy.limit:
+            return Recorded(feedback, Outcome.COUNTED, ids)
+        days = policy.window.total_seconds() / 86400
+        detail = f"{count} soft bounces in {days:g} days; the last: {detail}"
+        _stop(session, subscribers, SubscriberStatus.BOUNCED, now)
+        suppress(session, address, address_key, "bounce", detail[:2000], now)
+        return Recorded(feedback, Outcome.SUPPRESSED, ids)
+
+    complaint = feedback.kind is FeedbackKind.COMPLAINT
+    for reader in subscribers:
+        _event(session, EventKind.COMPLAINT if complaint else EventKind.BOUNCE, "complaint" if complaint else "hard",
+               reader, delivery, detail, now)  # fmt: skip
+    _stop(session, subscribers, SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED, now)
+    suppress(session, address, address_key, "complaint" if complaint else "bounce", detail[:2000] or None, now)
+    return Recorded(feedback, Outcome.SUPPRESSED, ids)
+
+
+def record_all(
+    session: Session,
+    items: list[Feedback],
+    *,
+    signer: LinkSigner,
+    address_key: bytes,
+    now: datetime,
+    policy: SoftBouncePolicy = SoftBouncePolicy(),
+) -> list[Recorded]:
+    return [record(session, item, signer=signer, address_key=address_key, now=now, policy=policy) for item in items]
+
+
+def _delivery(session: Session, message_id: str | None) -> Delivery | None:
+    if not message_id:
+        return None
+    wanted = message_id.strip()
+    if not wanted.startswith("<"):
+        wanted = f"<{wanted}>"
+    return session.scalar(select(Delivery).where(Delivery.message_id == wanted[:255]).limit(1))
+
+
+def _token_subscriber(session: Session, signer: LinkSigner, token: str | None) -> Subscriber | None:
+    if not token:
+        return None
+    try:
+        claim = signer.verify(Purpose.UNSUBSCRIBE, token)
+    except InvalidLink:
+        log.info("feedback: an unsubscribe token that is not ours was ignored")
+        return None
+    return session.get(Subscriber, claim.subscriber_id)
+
+
+def _subscribers(
+    session: Session, address: str | None, delivery: Delivery | None, by_token: Subscriber | None
+) -> list[Subscriber]:
+    """Everyone the notice is about: the address is suppressed everywhere, so every course's reader of it."""
+    found: dict[int, Subscriber] = {}
+    for named in (by_token, delivery.subscriber if delivery is not None else None):
+        if named is not None:
+            found[named.id] = named
+    if address is not None:
+        for reader in session.scalars(select(Subscriber).where(Subscriber.email == address).order_by(Subscriber.id)):
+            found.setdefault(reader.id, reader)
+    return list(found.values())
+
+
+def _stop(session: Session, subscribers: list[Subscriber], status: SubscriberStatus, now: datetime) -> None:
+    for reader in subscribers:
+        session.refresh(reader, with_for_update=True)
+        skip_waiting_deliveries(session, reader.id, f"the address {status.value}", now)
+        if reader.status != SubscriberStatus.COMPLAINED.value:  # a complaint is the last word
+            reader.status = status.value
+        reader.next_send_at = None
+
+
+def _event(
+    session: Session,
+    kind: EventKind,
+    value: str,
+    reader: Subscriber,
+    delivery: Delivery | None,
+    detail: str,
+    now: datetime,
+) -> None:
+    answered = delivery if delivery is not None and delivery.subscriber_id == reader.id else None
+    event = Event(subscriber_id=reader.id, delivery_id=answered.id if answered else None, kind=kind.value,
+                  enrolment=answered.enrolment if answered else reader.enrolment,
+                  step=answered.step if answered else reader.current_step, value=value,
+                  detail=detail[:2000] or None, created_at=now)  # fmt: skip
+    session.add(event)
+
+
+def _without_address(detail: str, address: str) -> str:
+    """The report's words without the address itself: the notice keeps only its hash."""
+    if not detail:
+        return ""
+    lowered = detail.lower()
+    if address not in lowered:
+        return detail
+    out, start = [], 0
+    while (found := lowered.find(address, start)) >= 0:
+        out.append(detail[start:found] + "(the address)")
+        start = found + len(address)
+    out.append(detail[start:])
+    return "".join(out)

@@ -1,0 +1,183 @@
+"""What each provider's notification says, as :class:`~course.feedback.Feedback` items.
+
+Each function takes the decoded JSON and returns the items (none for a notification about something
+else: a delivery, an open); a payload that is not what the provider documents raises
+:class:`Malformed` with what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from course.feedback import Feedback, FeedbackKind
+
+
+class Malformed(ValueError):
+    """The payload is not what the provider documents."""
+
+
+# --- Amazon SES (the Message of an SNS notification) ------------------------------------------------
+
+# Complaint feedback types that are not complaints about us.
+SES_NOT_A_COMPLAINT = frozenset({"not-spam"})
+
+
+def ses(notification: dict[str, Any], sns_message_id: str) -> list[Feedback]:
+    """An SES notification (``notificationType``) or event (``eventType``): Bounce and Complaint."""
+    kind = notification.get("notificationType") or notification.get("eventType")
+    if not isinstance(kind, str):
+        raise Malformed("an SES notification has a notificationType or an eventType")
+    mail = notification.get("mail")
+    if not isinstance(mail, dict):
+        mail = {}
+    message_id = _ses_message_id(mail)
+    if kind == "Bounce":
+        bounce = _object(notification, "bounce")
+        permanent = bounce.get("bounceType") == "Permanent"
+        kind_of = FeedbackKind.HARD_BOUNCE if permanent else FeedbackKind.SOFT_BOUNCE
+        items = []
+        for recipient in _list(bounce, "bouncedRecipients"):
+            address = _address(recipient, "emailAddress")
+            status = recipient.get("status") or ""
+            diagnostic = recipient.get("diagnosticCode") or ""
+            detail = " ".join(str(part) for part in (f"SES {bounce.get('bounceType')}/{bounce.get('bounceSubType')}",
+                                                     status, diagnostic) if part)  # fmt: skip
+            items.append(Feedback(kind_of, "ses", address, detail, message_id,
+                                  f"{sns_message_id}/{bounce.get('feedbackId', '')}"))  # fmt: skip
+        return items
+    if kind == "Complaint":
+        complaint = _object(notification, "complaint")
+        feedback_type = str(complaint.get("complaintFeedbackType") or "abuse")
+        if feedback_type in SES_NOT_A_COMPLAINT:
+            return []
+        detail = f"SES complaint ({feedback_type}) from {complaint.get('userAgent') or 'a feedback loop'}"
+        notice = f"{sns_message_id}/{complaint.get('feedbackId', '')}"
+        return [
+            Feedback(FeedbackKind.COMPLAINT, "ses", _address(recipient, "emailAddress"), detail, message_id, notice)
+            for recipient in _list(complaint, "complainedRecipients")
+        ]
+    return []  # Delivery, Send, Open, Click...: not feedback
+
+
+def _ses_message_id(mail: dict[str, Any]) -> str | None:
+    """Our own Message-ID, from the original headers SES returns (when the identity includes them)."""
+    for header in mail.get("headers") or []:
+        if isinstance(header, dict) and str(header.get("name", "")).lower() == "message-id":
+            return str(header.get("value") or "") or None
+    common = mail.get("commonHeaders")
+    if isinstance(common, dict) and isinstance(found := common.get("messageId"), str):
+        return found
+    return None
+
+
+def sns_notification_message(envelope: dict[str, Any]) -> dict[str, Any]:
+    try:
+        decoded = json.loads(envelope["Message"])
+    except (KeyError, TypeError, ValueError):
+        raise Malformed("the SNS notification's Message is not JSON") from None
+    if not isinstance(decoded, dict):
+        raise Malformed("the SNS notification's Message is not a JSON object")
+    return decoded
+
+
+# --- Postmark -------------------------------------------------------------------------------------
+
+# Postmark's bounce types (TypeCode names): which stop mail to the address for good.
+POSTMARK_HARD = frozenset({"HardBounce", "BadEmailAddress", "ManuallyDeactivated"})
+POSTMARK_SOFT = frozenset(
+    {"SoftBounce", "Transient", "DnsError", "Blocked", "SpamNotification", "ChallengeVerification"}
+)
+POSTMARK_COMPLAINT = frozenset({"SpamComplaint"})
+
+
+def postmark(payload: dict[str, Any]) -> list[Feedback]:
+    record = payload.get("RecordType")
+    if record in ("Bounce", "SpamComplaint"):
+        kind = str(payload.get("Type") or "")
+        address = _address(payload, "Email")
+        detail = " ".join(str(payload.get(key) or "") for key in ("Type", "Description", "Details")).strip()
+        notice = f"{record}/{payload.get('ID', '')}"
+        if record == "SpamComplaint" or kind in POSTMARK_COMPLAINT:
+            return [Feedback(FeedbackKind.COMPLAINT, "postmark", address, detail, None, notice)]
+        if kind in POSTMARK_HARD or (payload.get("Inactive") is True and kind not in POSTMARK_SOFT):
+            # Inactive: Postmark itself will not send to the address again.
+            return [Feedback(FeedbackKind.HARD_BOUNCE, "postmark", address, detail, None, notice)]
+        if kind in POSTMARK_SOFT:
+            return [Feedback(FeedbackKind.SOFT_BOUNCE, "postmark", address, detail, None, notice)]
+        return []  # AutoResponder, AddressChange, Subscribe, OpenRelayTest, Unknown...
+    if record == "SubscriptionChange":
+        if payload.get("SuppressSending") is not True:
+            return []  # reactivated at Postmark: our own suppression stands until the person signs up again
+        reason = str(payload.get("SuppressionReason") or "")
+        address = _address(payload, "Recipient")
+        notice = f"SubscriptionChange/{payload.get('MessageID', '')}/{payload.get('ChangedAt', '')}"
+        detail = f"Postmark suppressed sending: {reason or 'no reason given'} ({payload.get('Origin') or 'unknown'})"
+        if reason == "HardBounce":
+            return [Feedback(FeedbackKind.HARD_BOUNCE, "postmark", address, detail, None, notice)]
+        if reason == "SpamComplaint":
+            return [Feedback(FeedbackKind.COMPLAINT, "postmark", address, detail, None, notice)]
+        return []  # ManualSuppression: Postmark's own unsubscribe link, which our emails do not use
+    if isinstance(record, str):
+        return []  # Delivery, Open, Click, Inbound...
+    raise Malformed("a Postmark webhook has a RecordType")
+
+
+# --- Our own JSON form, for any other provider or script -------------------------------------------
+
+
+class GenericNotice(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    type: Literal["hard-bounce", "soft-bounce", "complaint"]
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    id: str | None = Field(None, max_length=200)  # the sender's id: the same id twice counts once
+    message_id: str | None = Field(None, max_length=255)  # our Message-ID of the email it is about
+    detail: str = Field("", max_length=2000)
+
+
+def generic(payload: Any) -> list[Feedback]:
+    """``{"type": "hard-bounce", "email": "...", "id": "...", "message_id": "<...>", "detail": "..."}``,
+    or a list of them (at most 1,000)."""
+    notices = payload if isinstance(payload, list) else [payload]
+    if len(notices) > 1000:
+        raise Malformed("at most 1,000 notices at once")
+    try:
+        parsed = [GenericNotice.model_validate(notice) for notice in notices]
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the notice"
+        raise Malformed(f"{where}: {first['msg']}") from None
+    return [
+        Feedback(FeedbackKind(notice.type), "webhook", notice.email, notice.detail, notice.message_id, notice.id)
+        for notice in parsed
+    ]
+
+
+# --- Reading JSON safely --------------------------------------------------------------------------
+
+
+def _object(parent: dict[str, Any], name: str) -> dict[str, Any]:
+    found = parent.get(name)
+    if not isinstance(found, dict):
+        raise Malformed(f"the notification has no {name} object")
+    return found
+
+
+def _list(parent: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    found = parent.get(name)
+    if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+        raise Malformed(f"the notification has no {name} list")
+    return found
+
+
+def _address(parent: dict[str, Any], name: str) -> str:
+    found = parent.get(name)
+    if not isinstance(found, str) or "@" not in found or len(found) > 320:
+        raise Malformed(f"the notification has no {name} address")
+    # SES may give "Name <address>"; the address is what is between the brackets.
+    if "<" in found and found.rstrip().endswith(">"):
+        found = found[found.rindex("<") + 1 : -1]
+    return found.strip()
