@@ -48,6 +48,7 @@ PREFERENCES_LINK_EMAIL = "preferences-link"
 MAX_ATTEMPTS = 8
 # Suppressions that are for good; "erased" only stops mail until the person signs up again and confirms.
 PERMANENT_SUPPRESSIONS = ("bounce", "complaint")
+_WEIGHT = {"erased": 1, "bounce": 2, "complaint": 3}  # a later, weightier reason replaces the one on file
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ def suppress(session: Session, email: str, key: bytes, reason: str, detail: str 
     existing = session.scalar(select(Suppression).where(Suppression.email_hash == email_hash(email, key)))
     if existing is None:
         session.add(Suppression(email_hash=email_hash(email, key), reason=reason, detail=detail, created_at=now))
-    elif existing.reason not in PERMANENT_SUPPRESSIONS and reason in PERMANENT_SUPPRESSIONS:
-        existing.reason, existing.detail = reason, detail  # a bounce after an erasure is for good
+    elif _WEIGHT.get(reason, 0) > _WEIGHT.get(existing.reason, 0):
+        # A bounce after an erasure is for good; a complaint after a bounce is what the person said.
+        existing.reason, existing.detail = reason, detail
 
 
 def lift_erasure(session: Session, email: str, key: bytes) -> None:

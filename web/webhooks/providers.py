@@ -144,12 +144,15 @@ def generic(payload: Any) -> list[Feedback]:
     notices = payload if isinstance(payload, list) else [payload]
     if len(notices) > 1000:
         raise Malformed("at most 1,000 notices at once")
-    try:
-        parsed = [GenericNotice.model_validate(notice) for notice in notices]
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the notice"
-        raise Malformed(f"{where}: {first['msg']}") from None
+    parsed = []
+    for index, notice in enumerate(notices):
+        try:
+            parsed.append(GenericNotice.model_validate(notice))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = [index] if isinstance(payload, list) else []
+            path = ".".join(str(part) for part in [*where, *first["loc"]]) or "the notice"
+            raise Malformed(f"{path}: {first['msg']}") from None
     return [
         Feedback(FeedbackKind(notice.type), "webhook", notice.email, notice.detail, notice.message_id, notice.id)
         for notice in parsed

@@ -1,0 +1,288 @@
+"""The provider webhooks over the providers' published sample payloads: SES through SNS (signatures
+checked against the pinned certificate), Postmark (HTTP Basic) and our generic JSON form (a bearer
+token). Forged, tampered, unauthenticated and malformed requests are refused and change nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from httpx2 import Response
+from sqlalchemy import func, select
+
+from course.models import FeedbackNotice, Subscriber, Suppression
+
+from ..support.samples import payload
+from ..support.smtp import ScriptedHandler
+from ..support.sns import TOPIC, FakeSns
+from .conftest import Site, running_site
+
+POSTMARK = ("postmark", "postmark-password-0123")
+TOKEN = "feedback-token-0123456789abcdef"
+SNS = FakeSns.create(valid_from=datetime(2026, 1, 1, tzinfo=UTC))  # the site's clock is in November 2026
+
+
+@pytest.fixture
+def hooks(database_url: str, smtp: tuple[ScriptedHandler, int], tmp_path: Path) -> Iterator[Site]:
+    with running_site(
+        database_url, smtp, ses_sns_certificate_file=str(SNS.write(tmp_path / "sns.pem")), ses_sns_topic_arn=TOPIC,
+        postmark_webhook_password=POSTMARK[1], feedback_webhook_token=TOKEN,
+    ) as site:  # fmt: skip
+        yield site
+
+
+def _changed(site: Site) -> tuple[int, int, list[str]]:
+    """Notices, suppressions, and every subscriber's status: what a refused request must leave alone."""
+    with site.session() as session:
+        notices = session.scalar(select(func.count()).select_from(FeedbackNotice)) or 0
+        suppressions = session.scalar(select(func.count()).select_from(Suppression)) or 0
+        statuses = list(session.scalars(select(Subscriber.status).order_by(Subscriber.id)))
+    return notices, suppressions, statuses
+
+
+def _status(site: Site, email: str) -> str:
+    return site.subscriber(email).status
+
+
+def _ses(site: Site, body: Any) -> Response:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    # SNS posts JSON as text/plain, with its message type in a header.
+    headers = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
+    return site.client.post("/webhooks/ses", content=raw, headers=headers)
+
+
+# --- SES through SNS ------------------------------------------------------------------------------
+
+
+def test_a_signed_ses_bounce_suppresses_and_stops_the_course(hooks: Site) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    welcome = hooks.smtp.to("jane@example.com")[-1].message["Message-ID"]
+    bounce = payload("ses-bounce", {"custom-message-ID": welcome})
+    response = _ses(hooks, SNS.notification(bounce))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"notices": 1, "outcomes": {"suppressed": 1}}
+    assert _status(hooks, "jane@example.com") == "bounced"
+    metrics = hooks.client.get("/metrics").text
+    assert 'course_feedback{kind="hard-bounce",source="ses"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_both_signature_versions_verify_and_a_complaint_is_taken(hooks: Site, version: str) -> None:
+    hooks.sign_up_and_confirm("recipient@example.com")
+    response = _ses(hooks, SNS.notification(payload("ses-complaint"), version=version, subject="Amazon SES Email"))
+    assert response.status_code == 200 and response.json()["outcomes"] == {"suppressed": 1}
+    assert _status(hooks, "recipient@example.com") == "complained"
+
+
+def test_a_transient_ses_bounce_is_counted_and_sns_retries_count_once(hooks: Site) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    notification = SNS.notification(payload("ses-transient-bounce"))
+    assert _ses(hooks, notification).json()["outcomes"] == {"counted": 1}
+    assert _ses(hooks, notification).json()["outcomes"] == {"duplicate": 1}  # SNS delivers at least once
+    assert _status(hooks, "jane@example.com") == "active"
+
+
+def _forged(notification: dict[str, Any]) -> dict[str, Any]:
+    return {**notification, "Signature": FakeSns.create().sign("anything", "1")}
+
+
+def _tampered(notification: dict[str, Any]) -> dict[str, Any]:
+    return {**notification, "Message": notification["Message"].replace("jane@example.com", "alex@example.com")}
+
+
+REFUSED: dict[str, Any] = {
+    "signed by another key": lambda n: {**n, **_forged(n)},
+    "changed after signing": _tampered,
+    "no signature": lambda n: {key: value for key, value in n.items() if key != "Signature"},
+    "a signature that is not base64": lambda n: {**n, "Signature": "%%%"},
+    "an unknown signature version": lambda n: {**n, "SignatureVersion": "3"},
+    "an unknown message type": lambda n: {**n, "Type": "Surprise"},
+    "no timestamp": lambda n: {key: value for key, value in n.items() if key != "Timestamp"},
+}
+
+
+@pytest.mark.parametrize("how", sorted(REFUSED))
+def test_a_forged_or_tampered_sns_message_is_refused_and_changes_nothing(hooks: Site, how: str) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    hooks.sign_up_and_confirm("alex@example.com")
+    before = _changed(hooks)
+    response = _ses(hooks, REFUSED[how](SNS.notification(payload("ses-bounce"))))
+    assert response.status_code == 403, response.text
+    assert response.json()["error"].startswith("refused: ")
+    assert _changed(hooks) == before
+
+
+def test_a_message_from_another_topic_is_refused(hooks: Site) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    before = _changed(hooks)
+    other = SNS.notification(payload("ses-bounce"), topic="arn:aws:sns:us-east-1:999999999999:someone-else")
+    response = _ses(hooks, other)
+    assert response.status_code == 403 and "topic" in response.json()["error"]
+    assert _changed(hooks) == before
+
+
+def test_a_pinned_certificate_out_of_its_validity_refuses_everything(
+    database_url: str, smtp: tuple[ScriptedHandler, int], tmp_path: Path
+) -> None:
+    old = FakeSns.create(valid_from=datetime(2024, 1, 1, tzinfo=UTC), days=30)
+    with running_site(database_url, smtp, ses_sns_certificate_file=str(old.write(tmp_path / "old.pem")),
+                      ses_sns_topic_arn=TOPIC) as site:  # fmt: skip
+        response = _ses(site, old.notification(payload("ses-bounce")))
+    assert response.status_code == 403 and "no pinned SNS certificate is valid now" in response.json()["error"]
+
+
+def test_a_subscription_confirmation_is_left_to_an_operator(hooks: Site, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="web.webhooks"):
+        response = _ses(hooks, SNS.subscription())
+    assert response.status_code == 200 and "operator" in response.json()["subscription"]
+    assert "Action=ConfirmSubscription" in caplog.text  # logged for the operator, never fetched by us
+    forged = {**SNS.subscription(), "SubscribeURL": "https://attacker.example/confirm"}
+    assert _ses(hooks, forged).status_code == 403
+
+
+@pytest.mark.parametrize("body, error", [
+    (b"not json", "the body is not JSON"),
+    (b"\xff\xfe", "the body is not JSON"),
+    (b"[1, 2]", "an SNS message is a JSON object"),
+])  # fmt: skip
+def test_a_body_that_is_not_an_sns_message_is_a_400(hooks: Site, body: bytes, error: str) -> None:
+    response = _ses(hooks, body)
+    assert response.status_code == 400 and response.json() == {"error": error}
+
+
+def test_a_signed_notification_we_cannot_read_is_a_400_and_changes_nothing(hooks: Site) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    before = _changed(hooks)
+    for message, error in (("not json", "is not JSON"), ({"notificationType": "Bounce"}, "no bounce object"),
+                           ({"notificationType": "Bounce", "bounce": {"bouncedRecipients": [{"x": 1}]}},
+                            "no emailAddress address")):  # fmt: skip
+        response = _ses(hooks, SNS.notification(message))
+        assert response.status_code == 400 and error in response.json()["error"]
+    assert _changed(hooks) == before
+
+
+def test_deliveries_and_other_notifications_are_taken_and_ignored(hooks: Site) -> None:
+    delivery = {"notificationType": "Delivery", "mail": {"messageId": "x"}, "delivery": {"recipients": ["a@b.c"]}}
+    response = _ses(hooks, SNS.notification(delivery))
+    assert response.status_code == 200 and response.json() == {"notices": 0, "outcomes": {}}
+
+
+def test_a_notification_with_its_full_headers_is_larger_than_a_form_and_is_taken(hooks: Site) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    bounce = payload("ses-bounce")
+    bounce["mail"]["headers"] += [{"name": f"X-Padding-{n}", "value": "x" * 900} for n in range(200)]
+    notification = SNS.notification(bounce)
+    assert len(json.dumps(notification)) > 150_000  # the forms' limit is 64 KB; SNS sends up to 256 KB
+    assert _ses(hooks, notification).status_code == 200
+    assert _ses(hooks, b"{" + b" " * (1024 * 1024 + 1) + b"}").status_code == 413
+
+
+# --- Postmark -------------------------------------------------------------------------------------
+
+
+def _postmark(site: Site, body: Any, auth: tuple[str, str] | None = POSTMARK) -> Response:
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    return site.client.post("/webhooks/postmark", content=json.dumps(body).encode(), headers=headers)
+
+
+@pytest.mark.parametrize("sample, outcome, status", [
+    ("postmark-bounce", "suppressed", "bounced"),
+    ("postmark-soft-bounce", "counted", "active"),
+    ("postmark-spam-complaint", "suppressed", "complained"),
+    ("postmark-subscription-change", "suppressed", "bounced"),
+])  # fmt: skip
+def test_postmark_samples(hooks: Site, sample: str, outcome: str, status: str) -> None:
+    hooks.sign_up_and_confirm("john@example.com")
+    response = _postmark(hooks, payload(sample))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"notices": 1, "outcomes": {outcome: 1}}
+    assert _status(hooks, "john@example.com") == status
+
+
+def test_a_postmark_delivery_webhook_is_taken_and_ignored(hooks: Site) -> None:
+    assert _postmark(hooks, payload("postmark-delivery")).json() == {"notices": 0, "outcomes": {}}
+
+
+@pytest.mark.parametrize("auth", [None, ("postmark", "wrong-password-0123"), ("someone", POSTMARK[1]), ("", "")])
+def test_postmark_without_its_credentials_is_refused_and_changes_nothing(
+    hooks: Site, auth: tuple[str, str] | None
+) -> None:
+    hooks.sign_up_and_confirm("john@example.com")
+    before = _changed(hooks)
+    response = _postmark(hooks, payload("postmark-bounce"), auth)
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Basic"
+    assert _changed(hooks) == before
+
+
+@pytest.mark.parametrize("body, error", [
+    ({"Type": "HardBounce", "Email": "john@example.com"}, "a Postmark webhook has a RecordType"),
+    ({"RecordType": "Bounce", "Type": "HardBounce"}, "the notification has no Email address"),
+    ({"RecordType": "Bounce", "Type": "HardBounce", "Email": ["john@example.com"]}, "no Email address"),
+    (["not", "an", "object"], "a Postmark webhook is a JSON object"),
+])  # fmt: skip
+def test_a_malformed_postmark_payload_is_a_400_and_changes_nothing(hooks: Site, body: Any, error: str) -> None:
+    hooks.sign_up_and_confirm("john@example.com")
+    before = _changed(hooks)
+    response = _postmark(hooks, body)
+    assert response.status_code == 400 and error in response.json()["error"]
+    assert _changed(hooks) == before
+
+
+# --- The generic JSON form ------------------------------------------------------------------------
+
+
+def _generic(site: Site, body: Any, token: str | None = TOKEN) -> Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return site.client.post("/webhooks/feedback", json=body, headers=headers)
+
+
+def test_the_generic_form_takes_one_notice_or_a_list(hooks: Site) -> None:
+    hooks.sign_up_and_confirm("alex@example.com")
+    hooks.sign_up_and_confirm("sam@example.com")
+    one = {"type": "soft-bounce", "email": "alex@example.com", "id": "n-1", "detail": "4.2.2 mailbox full"}
+    assert _generic(hooks, one).json() == {"notices": 1, "outcomes": {"counted": 1}}
+    many = [{"type": "hard-bounce", "email": "alex@example.com", "id": "n-2"},
+            {"type": "complaint", "email": "sam@example.com", "id": "n-3"}]  # fmt: skip
+    assert _generic(hooks, many).json() == {"notices": 2, "outcomes": {"suppressed": 2}}
+    assert (_status(hooks, "alex@example.com"), _status(hooks, "sam@example.com")) == ("bounced", "complained")
+    assert 'course_feedback{kind="complaint",source="webhook"} 1.0' in hooks.client.get("/metrics").text
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token-0123456789abcdef", "", TOKEN + "x"])
+def test_the_generic_form_needs_its_token(hooks: Site, token: str | None) -> None:
+    hooks.sign_up_and_confirm("alex@example.com")
+    before = _changed(hooks)
+    response = _generic(hooks, {"type": "complaint", "email": "alex@example.com"}, token)
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"
+    assert _changed(hooks) == before
+
+
+@pytest.mark.parametrize("body, error", [
+    ({"type": "unsubscribe", "email": "alex@example.com"}, "type: Input should be"),
+    ({"type": "complaint"}, "email: Field required"),
+    ({"type": "complaint", "email": "not an address"}, "email: String should match pattern"),
+    ([{"type": "complaint", "email": "alex@example.com"}, {"type": "boom"}], "1.type: Input should be"),
+    ([{"type": "soft-bounce", "email": "alex@example.com"}] * 1001, "at most 1,000 notices at once"),
+    ("a string", "Input should be a valid dictionary"),
+])  # fmt: skip
+def test_a_malformed_generic_notice_is_a_400_and_nothing_of_the_batch_is_kept(
+    hooks: Site, body: Any, error: str
+) -> None:
+    hooks.sign_up_and_confirm("alex@example.com")
+    before = _changed(hooks)
+    response = _generic(hooks, body)
+    assert response.status_code == 400 and error in response.json()["error"], response.text
+    assert _changed(hooks) == before
+
+
+def test_webhooks_that_are_not_set_up_are_not_there(site: Site) -> None:
+    for path in ("/webhooks/ses", "/webhooks/postmark", "/webhooks/feedback"):
+        assert site.client.post(path, json={}).status_code == 404
