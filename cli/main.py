@@ -185,7 +185,7 @@ def _mailbox(arguments: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from cli.mailbox import MailboxError, MailboxUrl, Reader, run_imap, run_stdin
+    from cli.mailbox import EX_TEMPFAIL, MailboxError, MailboxUrl, Reader, run_imap, run_stdin
     from course.db import make_engine, make_sessionmaker
 
     if (arguments.source == "-") == bool(arguments.imap):
@@ -201,7 +201,15 @@ def _mailbox(arguments: argparse.Namespace) -> int:
         except MailboxError as error:
             print(f"course mailbox: {error}", file=sys.stderr)
             return 2
-    _require_schema(settings)
+    try:
+        _require_schema(settings)
+    except SQLAlchemyError as error:
+        if url is not None:
+            raise
+        # From a mail server's pipe: "try again later", and the message stays in its queue.
+        print(f"course mailbox: cannot use the database ({describe(settings.database_url)}): {_reason(error)}; "
+              "try again later", file=sys.stderr)  # fmt: skip
+        return EX_TEMPFAIL
     engine = make_engine(settings.database_url)
     try:
         reader = Reader.from_settings(settings, make_sessionmaker(engine))
