@@ -116,7 +116,8 @@ def _welcome_id(site: Site, email: str) -> str:
 
 
 def test_the_mailbox_is_read_once_and_each_report_does_what_it_says(site: Site, imap: Imap, database_url: str) -> None:
-    for email in ("jane@example.com", "sam@example.com", "kim@example.com", "lee@example.com", "pat@example.com"):
+    people = ("jane@example.com", "sam@example.com", "kim@example.com", "lee@example.com", "pat@example.com")
+    for email in people:
         site.sign_up_and_confirm(email)
     kim, lee = site.subscriber("kim@example.com"), site.subscriber("lee@example.com")
     imap.append(
@@ -138,8 +139,7 @@ def test_the_mailbox_is_read_once_and_each_report_does_what_it_says(site: Site, 
     assert first.stdout.strip() == (
         "7 messages read: 2 counted, 2 suppressed, 1 unsubscribed; 2 not a report (left flagged)"
     )
-    statuses = {email: site.subscriber(email).status for email in
-                ("jane@example.com", "sam@example.com", "kim@example.com", "lee@example.com", "pat@example.com")}  # fmt: skip
+    statuses = {email: site.subscriber(email).status for email in people}
     assert statuses == {"jane@example.com": "bounced", "sam@example.com": "active", "kim@example.com": "complained",
                         "lee@example.com": "unsubscribed", "pat@example.com": "active"}  # fmt: skip
     with site.session() as session:
@@ -206,6 +206,8 @@ def test_a_mailbox_that_cannot_be_read_says_why_and_never_shows_the_password(
     (("--imap", "imaps://example.org/INBOX"), "needs a user, a password and a host"),
     (("--imap", "imaps://a:b@example.org:99999/"), "not a mailbox URL"),
 ])  # fmt: skip
-def test_bad_arguments_are_refused_with_what_to_write(database_url: str, arguments: tuple[str, ...], error: str) -> None:
+def test_bad_arguments_are_refused_with_what_to_write(
+    database_url: str, arguments: tuple[str, ...], error: str
+) -> None:
     result = course(*arguments, database_url=database_url)
     assert result.returncode == 2 and error in result.stderr
