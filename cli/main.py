@@ -188,16 +188,19 @@ def _mailbox(arguments: argparse.Namespace) -> int:
     from cli.mailbox import EX_TEMPFAIL, MailboxError, MailboxUrl, Reader, run_imap, run_stdin
     from course.db import make_engine, make_sessionmaker
 
-    if (arguments.source == "-") == bool(arguments.imap):
-        print("course mailbox: read either one message from standard input (-) or a folder (--imap URL)",
-              file=sys.stderr)  # fmt: skip
-        return 2
     settings = get_settings()
+    imap = arguments.imap
+    if imap is None and arguments.source != "-" and settings.bounce_mailbox_url is not None:
+        imap = settings.bounce_mailbox_url.get_secret_value()
+    if (arguments.source == "-") == bool(imap):
+        print("course mailbox: read either one message from standard input (-) or a folder (--imap URL, or "
+              "BOUNCE_MAILBOX_URL)", file=sys.stderr)  # fmt: skip
+        return 2
     logging.basicConfig(level=arguments.loglevel.upper(), format="[%(asctime)s: %(levelname)s/mailbox] %(message)s")
     url = None
-    if arguments.imap:
+    if imap:
         try:
-            url = MailboxUrl.parse(arguments.imap)
+            url = MailboxUrl.parse(imap)
         except MailboxError as error:
             print(f"course mailbox: {error}", file=sys.stderr)
             return 2
@@ -503,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
         "count toward SOFT_BOUNCE_LIMIT in SOFT_BOUNCE_DAYS.",
     )
     mailbox.add_argument("source", nargs="?", choices=["-"], help="-: one message from standard input")
-    mailbox.add_argument("--imap", metavar="URL", help="imaps://, imap+starttls:// or imap:// (this machine only)")
+    mailbox.add_argument("--imap", metavar="URL", help="imaps://, imap+starttls:// or imap:// (this machine only); "
+                         "default: BOUNCE_MAILBOX_URL, which keeps the password out of the process list")  # fmt: skip
     mailbox.add_argument("--every", type=float, metavar="SECONDS", help="--imap: keep reading, this often")
     mailbox.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     mailbox.set_defaults(handler=_mailbox)

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     postmark_webhook_password: SecretStr | None = None
     # The generic JSON webhook (POST /webhooks/feedback), for any other provider or script: a bearer token.
     feedback_webhook_token: SecretStr | None = None
+    # The bounce mailbox `course mailbox` reads when not given --imap (so that its password is not in the
+    # process list): imaps://user:password@host/INBOX.
+    bounce_mailbox_url: SecretStr | None = None
     # Soft bounces are counted per address: this many within this many days suppress it as a hard one.
     soft_bounce_limit: int = Field(3, ge=1)
     soft_bounce_days: float = Field(7.0, gt=0)
@@ -168,7 +171,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("metrics_token", "dkim_selector", "dkim_private_key_file", "ses_sns_certificate_file",
-                     "ses_sns_topic_arn", "postmark_webhook_password", "feedback_webhook_token",
+                     "ses_sns_topic_arn", "postmark_webhook_password", "feedback_webhook_token", "bounce_mailbox_url",
                      mode="before")  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

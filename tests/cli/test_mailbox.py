@@ -97,9 +97,9 @@ def site(database_url: str, smtp: tuple[ScriptedHandler, int]) -> Iterator[Site]
         yield running
 
 
-def course(*arguments: str, database_url: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+def course(*arguments: str, database_url: str, stdin: bytes = b"", **more: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "ENVIRONMENT": "test", "SECRET_KEY": TEST_SECRET, "DATABASE_URL": database_url,
-                   "BASE_URL": "https://course.example.org"}  # fmt: skip
+                   "BASE_URL": "https://course.example.org", **more}  # fmt: skip
     return subprocess.run(  # noqa: S603 - our own console script
         [str(COURSE), "mailbox", *arguments, "--loglevel", "WARNING"], input=stdin.decode("latin-1"), env=environment,
         capture_output=True, text=True, timeout=120, check=False, encoding="latin-1",
@@ -200,7 +200,7 @@ def test_a_mailbox_that_cannot_be_read_says_why_and_never_shows_the_password(
 
 
 @pytest.mark.parametrize("arguments, error", [
-    ((), "read either one message from standard input (-) or a folder (--imap URL)"),
+    ((), "read either one message from standard input (-) or a folder (--imap URL, or BOUNCE_MAILBOX_URL)"),
     (("-", "--imap", "imap://a:b@127.0.0.1/"), "read either one message"),
     (("--imap", "https://a:b@example.org/"), "use imaps://user:password@host/FOLDER"),
     (("--imap", "imaps://example.org/INBOX"), "needs a user, a password and a host"),
@@ -211,3 +211,12 @@ def test_bad_arguments_are_refused_with_what_to_write(
 ) -> None:
     result = course(*arguments, database_url=database_url)
     assert result.returncode == 2 and error in result.stderr
+
+
+def test_the_mailbox_url_may_come_from_the_environment_to_keep_its_password_out_of_ps(
+    imap: Imap, database_url: str
+) -> None:
+    imap.append(message("out-of-office", address="jane@example.com"))
+    result = course(database_url=database_url, BOUNCE_MAILBOX_URL=imap.url())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1 messages read: no notice; 1 not a report (left flagged)"
