@@ -159,7 +159,14 @@ def _require_schema(settings: Settings) -> None:
 def _web(arguments: argparse.Namespace) -> int:
     import uvicorn
 
-    _require_schema(get_settings())
+    from web.webhooks.sns import SnsVerifier
+
+    settings = get_settings()
+    _require_schema(settings)
+    try:
+        SnsVerifier.from_settings(settings)  # a pinned certificate that cannot be used stops it now
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     # One process per core by default: a Python process serves one request's Python at a time, and
     # mail scanners open every link of every email within seconds of its delivery.
     # uvicorn's own X-Forwarded-For handling stays off: the app believes the header only from the

@@ -7,6 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -286,3 +289,23 @@ def test_a_malformed_generic_notice_is_a_400_and_nothing_of_the_batch_is_kept(
 def test_webhooks_that_are_not_set_up_are_not_there(site: Site) -> None:
     for path in ("/webhooks/ses", "/webhooks/postmark", "/webhooks/feedback"):
         assert site.client.post(path, json={}).status_code == 404
+
+
+@pytest.mark.parametrize("content, error", [
+    (None, "SES_SNS_CERTIFICATE_FILE cannot be read: No such file or directory"),
+    (b"junk", "SES_SNS_CERTIFICATE_FILE holds no PEM certificate"),
+])  # fmt: skip
+def test_course_web_refuses_to_start_with_a_pinned_certificate_it_cannot_use(
+    database_url: str, tmp_path: Path, content: bytes | None, error: str
+) -> None:
+    pem = tmp_path / "sns.pem"
+    if content is not None:
+        pem.write_bytes(content)
+    environment = {**os.environ, "ENVIRONMENT": "test", "SECRET_KEY": "x" * 40, "DATABASE_URL": database_url,
+                   "SES_SNS_CERTIFICATE_FILE": str(pem), "SES_SNS_TOPIC_ARN": TOPIC}  # fmt: skip
+    started = subprocess.run(  # noqa: S603 - our own console script
+        [str(Path(sys.executable).parent / "course"), "web", "--port", "1"], env=environment, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert started.returncode == 1, started.stderr
+    assert started.stderr.strip().startswith(f"course web: {error}")
