@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     # postgresql://... (psycopg 3 is used) or sqlite:///path for the embedded demo. The default is a file
     # under var/ in the folder the command runs from; production must say where its database is.
     database_url: str = "sqlite:///var/course.sqlite3"
-    # redis://host:port/db for production; memory:// runs broker and worker inside one process (demo).
+    # redis://host:port/db for production, or amqp://... for RabbitMQ (with REDIS_URL besides);
+    # memory:// runs broker and worker inside one process (demo).
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Where Redis-backed helpers (the send-rate token bucket) live; defaults to BROKER_URL when it is Redis.
     redis_url: str | None = None
@@ -141,8 +142,9 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "memory://")):
-            raise ValueError("use redis://host:port/db, or memory:// for the embedded demo")
+        if not value.startswith(("redis://", "rediss://", "amqp://", "amqps://", "memory://")):
+            raise ValueError("use redis://host:port/db, amqp://user:password@host:5672/vhost (RabbitMQ), or "
+                             "memory:// for the embedded demo")  # fmt: skip
         return value
 
     @field_validator("smtp_url")
@@ -200,6 +202,9 @@ class Settings(BaseSettings):
                 problems.append("SMTP_URL must be set in production (the default writes the mail to files)")
         if (self.dkim_selector is None) != (self.dkim_private_key_file is None):
             problems.append("DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE go together: set both to sign, or neither")
+        if self.broker_url.startswith(("amqp://", "amqps://")) and self.redis_url is None:
+            problems.append("BROKER_URL is RabbitMQ: set REDIS_URL too, for the send rate every worker shares "
+                            "and the web's limits")  # fmt: skip
         if (self.ses_sns_certificate_file is None) != (self.ses_sns_topic_arn is None):
             problems.append("SES_SNS_CERTIFICATE_FILE and SES_SNS_TOPIC_ARN go together: set both to take SES "
                             "notifications, or neither")  # fmt: skip

@@ -7,8 +7,11 @@ import functools
 import logging
 
 import redis
+from amqp.exceptions import AMQPError  # type: ignore[import-untyped]
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from kombu.connection import Connection
+from kombu.exceptions import KombuError
 from sqlalchemy import Engine
 
 from course.db import UPGRADE_HINT, make_engine, schema_state, sqlite_file_missing
@@ -44,14 +47,32 @@ def check(settings: Settings) -> dict[str, str]:
         except Exception as error:
             checks["database"] = f"unreachable: {type(error).__name__}"
     if settings.broker_url.startswith(("redis://", "rediss://")):
-        try:
-            _broker(settings.broker_url).ping()
-            checks["broker"] = "ok"
-        except redis.RedisError as error:
-            checks["broker"] = f"unreachable: {type(error).__name__}"
+        checks["broker"] = _ping_redis(settings.broker_url)
+    elif settings.broker_url.startswith(("amqp://", "amqps://")):
+        checks["broker"] = _ping_amqp(settings.broker_url)
+        if settings.redis is not None:  # the send-rate bucket and the web's limits live there
+            checks["redis"] = _ping_redis(settings.redis)
     else:
         checks["broker"] = "ok (in process)"
     return checks
+
+
+def _ping_redis(url: str) -> str:
+    try:
+        _broker(url).ping()
+    except redis.RedisError as error:
+        return f"unreachable: {type(error).__name__}"
+    return "ok"
+
+
+def _ping_amqp(url: str) -> str:
+    """RabbitMQ: a connection opened and closed (kombu, as Celery speaks to it)."""
+    try:
+        with Connection(url, connect_timeout=2) as connection:  # type: ignore[no-untyped-call]
+            connection.connect()
+    except (OSError, AMQPError, KombuError) as error:
+        return f"unreachable: {type(error).__name__}"
+    return "ok"
 
 
 @get_and_head(router, "/healthz", include_in_schema=False)

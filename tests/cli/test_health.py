@@ -141,3 +141,16 @@ def test_metrics_before_course_db_upgrade_say_why_they_are_missing() -> None:
         response = TestClient(create_app(settings)).get("/metrics")
     assert response.status_code == 503
     assert response.text == "# metrics unavailable: no schema yet: run `course db upgrade`\n"
+
+
+def test_rabbitmq_as_the_broker_is_checked_with_redis_beside_it(database_url: str) -> None:
+    result = health(DATABASE_URL=database_url, BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
+                    REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "broker: ok" in result.stdout and "redis: ok" in result.stdout
+    away = health(DATABASE_URL=database_url, BROKER_URL="amqp://guest:guest@127.0.0.1:1//",
+                  REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
+    assert away.returncode == 1 and "broker: unreachable" in away.stdout
+    wrong = health(DATABASE_URL=database_url, BROKER_URL="amqp://guest:wrong@127.0.0.1:5672//",
+                   REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
+    assert wrong.returncode == 1 and "broker: unreachable" in wrong.stdout

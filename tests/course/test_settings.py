@@ -53,7 +53,8 @@ def test_postgresql_urls_use_psycopg() -> None:
     ("variable", "value"),
     [
         ("DATABASE_URL", "mysql://db/course"),
-        ("BROKER_URL", "amqp://guest@localhost//"),
+        ("BROKER_URL", "kafka://localhost:9092"),
+        ("BROKER_URL", "amqp://guest@localhost//"),  # RabbitMQ without REDIS_URL
         ("SMTP_URL", "http://mail.example.org"),
         ("COURSE_DAY_SECONDS", "0"),
         ("SEND_RATE_PER_SECOND", "-1"),
@@ -63,6 +64,12 @@ def test_postgresql_urls_use_psycopg() -> None:
 def test_each_bad_delivery_setting_is_named(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         make_settings(**{variable.lower(): value})
+
+
+def test_rabbitmq_is_a_broker_with_redis_beside_it() -> None:
+    settings = make_settings(broker_url="amqp://guest:guest@rabbit:5672//", redis_url="redis://cache:6379/1")
+    assert (settings.broker_url, settings.redis) == ("amqp://guest:guest@rabbit:5672//", "redis://cache:6379/1")
+    assert make_settings(broker_url="redis://cache:6379/0").redis == "redis://cache:6379/0"
 
 
 def test_compressed_days_make_the_beat_tick_often_enough() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 from celery import Celery
+from kombu.connection import Connection as KombuConnection
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
@@ -165,6 +166,32 @@ def test_a_subscriber_goes_through_the_whole_course_on_a_real_worker(
     assert len(moments) == 20
     gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(moments)]
     assert min(gaps) >= 2.0, "never two course emails within one (compressed) day"
+
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def test_rabbitmq_as_the_broker_carries_the_course_in_order(
+    deploy: Callable[..., Deployment], smtp: tuple[ScriptedHandler, int]
+) -> None:
+    server, _ = smtp
+    deployment = deploy(COURSE_DAY_SECONDS="2", BROKER_URL=RABBITMQ_URL, REDIS_URL=REDIS_URL)
+    try:
+        deployment.worker()
+        deployment.beat()
+        alex = enrol(deployment, "alex@example.com")
+        try:
+            wait_until(lambda: server.to("alex@example.com"), timeout=60, what="the confirmation")
+            confirm_now(deployment, alex)
+            wait_until(lambda: len(server.to("alex@example.com")) >= 5, timeout=90, what="the welcome and 3 days")
+        except AssertionError:
+            raise AssertionError(deployment.processes.tails()) from None
+        subjects = [message.subject.split(":")[0] for message in server.to("alex@example.com")][:5]
+        assert subjects == ["Confirm your place in Building Emotional Intimacy", "Welcome", "Day 1", "Day 2", "Day 3"]
+    finally:
+        deployment.processes.stop_all()
+        with KombuConnection(RABBITMQ_URL, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
+            connection.default_channel.queue_delete(deployment.settings.celery_queue)
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_chunk_in_flight(
