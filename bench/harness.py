@@ -188,9 +188,13 @@ def own_database(server_url: str) -> Iterator[str]:
         server.dispose()
 
 
-def seed(database_url: str, count: int, course_slug: str, due: datetime, first: int = 1) -> float:
+def seed(
+    database_url: str, count: int, course_slug: str, due: datetime, first: int = 1, *, step: int = 0,
+    spread_seconds: float = 0.0, zones: tuple[str, ...] = ZONES,
+) -> float:  # fmt: skip
     """``count`` confirmed subscribers who had the welcome and are due for day 1 at ``due``; seconds taken.
-    Their addresses are numbered from ``first``."""
+    Their addresses are numbered from ``first``. ``step``: the course step they had last (0: the welcome);
+    ``spread_seconds``: their due times spread evenly over this many seconds from ``due``."""
     engine = sqlalchemy.create_engine(database_url)
     started = time.perf_counter()
     with engine.begin() as connection:
@@ -201,11 +205,14 @@ def seed(database_url: str, count: int, course_slug: str, due: datetime, first: 
                 " updated_at) "
                 "SELECT :slug, 'reader' || n || '@bench.example', 'Alex',"
                 " (CAST(:zones AS text[]))[1 + n % cardinality(CAST(:zones AS text[]))],"
-                " '08:00', 'active', 1, 0, :due, :due, :due, :due, 'bench', :due, :due"
+                " '08:00', 'active', 1, :step,"
+                " CAST(:due AS timestamptz) + make_interval(secs => (n - :first) * CAST(:spread AS float8) / :count),"
+                " :due, :due, :due, 'bench', :due, :due"
                 " FROM generate_series(:first, :first + :count - 1) AS n"
             ),
-            {"slug": course_slug, "due": due, "count": count, "zones": list(ZONES), "first": first},
-        )
+            {"slug": course_slug, "due": due, "count": count, "zones": list(zones), "first": first, "step": step,
+             "spread": spread_seconds},
+        )  # fmt: skip
         connection.exec_driver_sql("ANALYZE subscribers")
     engine.dispose()
     return time.perf_counter() - started

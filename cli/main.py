@@ -378,6 +378,30 @@ def _demo(arguments: argparse.Namespace) -> int:
     )
 
 
+def _chaos(arguments: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bench.chaos import SMALL, SMALL_SCENARIOS, Options, run
+
+    base = SMALL if arguments.small else Options()
+    chosen = [name for name in (arguments.scenarios or "").split(",") if name]
+    overrides = {name: value for name, value in (
+        ("subscribers", arguments.subscribers), ("days", arguments.days), ("day_seconds", arguments.day_seconds),
+        ("minute", arguments.fault_minute), ("repeats", arguments.repeats), ("concurrency", arguments.concurrency),
+        ("burst_subscribers", arguments.burst_subscribers), ("broker_url", arguments.broker),
+    ) if value is not None}  # fmt: skip
+    options = dataclasses.replace(
+        base, server_url=arguments.postgres, scenarios=tuple(chosen or (SMALL_SCENARIOS if arguments.small else ())),
+        **overrides,
+    )  # fmt: skip
+    try:
+        table = run(options)
+    except (ValueError, RuntimeError, OSError, SQLAlchemyError, RedisError) as error:
+        print(f"course chaos: {error}", file=sys.stderr)
+        return 2
+    return 0 if table["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Run and inspect the email course.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -423,6 +447,32 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--count", type=int, default=500, help="--micro: messages per email (default 500)")
     bench.add_argument("emails", nargs="*", help="--micro: only these emails (e.g. day-05 welcome)")
     bench.set_defaults(handler=_bench)
+
+    chaos = commands.add_parser(
+        "chaos",
+        help="run the real beat and worker through faults and count what the subscribers got",
+        description="Each scenario seeds SUBSCRIBERS over several time zones into a database of its own, runs "
+        "`course beat` and `course worker` in production mode on a Redis of its own (or --broker) with compressed "
+        "days, sending to a scriptable SMTP server on loopback, injects its fault (SIGKILL at an SMTP point, Redis "
+        "or PostgreSQL restarted, no beat, SMTP refusals, clock skew ...) and counts, per subscriber and course "
+        "day, what was due, delivered, lost and duplicated, the longest delay and how long recovery took. Prints "
+        "the table, writes it to bench/results/ as JSON, and exits 1 when a figure misses its target.",
+    )
+    chaos.add_argument("--small", action="store_true",
+                       help="the CI version: 300 subscribers, 6-second days, a few scenarios")  # fmt: skip
+    chaos.add_argument("--scenarios", help="comma-separated scenario names (default: all; --small: a few)")
+    chaos.add_argument("--subscribers", type=int, help="subscribers in each scenario (default 2,000)")
+    chaos.add_argument("--days", type=int, help="course emails each subscriber gets in a scenario (default 3)")
+    chaos.add_argument("--day-seconds", type=int, help="COURSE_DAY_SECONDS (default 12)")
+    chaos.add_argument("--fault-minute", type=float, metavar="SECONDS",
+                       help="how long a minute of fault lasts (Redis away 1, no beat 10; default 60)")  # fmt: skip
+    chaos.add_argument("--repeats", type=int, help="SIGKILLs in each kill scenario (default 3)")
+    chaos.add_argument("--concurrency", type=int, help="the worker's pool processes (default 2)")
+    chaos.add_argument("--burst-subscribers", type=int, help="the burst scenario's subscribers (default 100,000)")
+    chaos.add_argument("--broker", help="BROKER_URL (default: the run's own Redis; amqp://... for RabbitMQ)")
+    chaos.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                       help="the PostgreSQL server to create each scenario's database on")  # fmt: skip
+    chaos.set_defaults(handler=_chaos)
 
     demo = commands.add_parser(
         "demo",

@@ -1,0 +1,877 @@
+"""``course chaos``: the production commands through faults, and what each fault cost the subscribers.
+
+Each scenario:
+
+1. creates a database of its own (bench/harness.py's ``own_database``), migrates it, and seeds N
+   confirmed subscribers over several time zones who have ``--days`` course emails left (the course's
+   last days and its completion), their first one due within the first compressed day;
+2. starts a Redis of its own on a free port (the broker, unless ``--broker`` names another, and the
+   send-rate bucket), the fault SMTP server (bench/faults.py) and the real ``course beat`` and
+   ``course worker`` in production mode, with compressed days (COURSE_DAY_SECONDS) and short leases;
+3. injects its fault while the course goes out (SIGKILL at an exact SMTP point, Redis or PostgreSQL
+   restarted, a beat gone, an SMTP server that refuses, drops or stalls, a clock that is off ...);
+4. waits until every subscriber is through (no subscriber active, no delivery claimed or being sent),
+   then counts, per (subscriber, course step), from the messages the SMTP server accepted:
+
+   - **due**: the course emails the subscribers were to get, less those the server refused for good
+     (a 552 or 550 5.7.x-free permanent refusal is that one email; after a 550 5.1.1 the address is gone);
+   - **delivered** and **lost** (due, never accepted), **duplicated** (accepted more than once),
+     **extra** (accepted though not due: after a bad-address bounce, say);
+   - **longest delay**: the most an email arrived after it was due (the first email at its seeded time;
+     each next one a compressed day after the previous one arrived, or was refused for good);
+   - **recovered in**: seconds from the fault's end until the last email that was late (more than
+     two ticks and a second after due) arrived: 0 when nothing was late after the fault ended;
+   - **two days on one local date**: with compressed days a "local date" is a compressed day, so a
+     subscriber who gets two different course emails less than COURSE_DAY_SECONDS apart got two on
+     one date.
+
+The figures to reach: 0 lost, 0 extra, no two days on one date, and duplicates within the bound: the
+messages in flight (accepted by the server, not yet recorded as sent) when a worker is SIGKILLed, as
+counted at each kill, or SEND_CHUNK_SIZE per pool process for a database that goes away mid-batch.
+The table and every figure go to bench/results/ as JSON. ``course chaos`` exits 1 when a figure misses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy.engine import make_url
+
+from bench import harness
+from bench.faults import Accepted, FaultServer, Hook, Refused, Rule
+
+RESULTS = harness.RESULTS
+STEPS = 20  # the course's steps: the welcome, 18 days, the completion
+_MESSAGE_STEP = re.compile(r"^<[^.]+\.(\d+)\.")  # <slug.step.digest@domain>, emails/mime.py's message_id_for
+FAKETIME_LIBRARIES = (
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/local/lib/faketime/libfaketime.so.1",
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    subscribers: int = 2_000
+    days: int = 3  # course emails each subscriber still has to get in a scenario
+    day_seconds: int = 12  # COURSE_DAY_SECONDS
+    tick_seconds: float = 0.5
+    lease_seconds: int = 6  # DELIVERY_LEASE_SECONDS: how long a killed worker's messages wait
+    smtp_timeout_seconds: float = 3.0
+    concurrency: int = 2
+    chunk: int = 10  # SEND_CHUNK_SIZE
+    batch: int = 50  # SEND_BATCH_SIZE
+    repeats: int = 3  # SIGKILLs a kill scenario makes
+    minute: float = 60.0  # how long a "minute" of a timed fault lasts (Redis away 1, no beat 10)
+    server_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    broker_url: str | None = None  # None: the run's own Redis
+    results: Path = RESULTS
+    course_slug: str = "building-emotional-intimacy"
+    scenarios: tuple[str, ...] = ()  # empty: all
+    burst_subscribers: int = 100_000  # the burst scenario's subscribers, due in one minute
+
+
+SMALL = Options(subscribers=300, days=3, day_seconds=6, lease_seconds=4, repeats=2, minute=6.0)
+SMALL_SCENARIOS = ("kill-after-250", "smtp-451-rcpt", "redis-flush", "postgres-terminate")
+
+
+class NotRun(Exception):
+    """The scenario cannot run here (a tool missing): reported as such, never as passed."""
+
+
+@dataclass
+class Figures:
+    scenario: str
+    description: str
+    subscribers: int = 0
+    due: int = 0
+    delivered: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    extra: int = 0
+    two_on_one_date: int = 0
+    longest_delay: float = 0.0
+    recovered_in: float | None = None
+    fault_seconds: float | None = None
+    duplicate_bound: int = 0
+    in_flight_at_faults: list[int] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    not_run: str | None = None
+    ok: bool = False
+
+    def misses(self) -> list[str]:
+        if self.not_run is not None:
+            return []
+        found = []
+        if self.lost:
+            found.append(f"{self.lost} lost")
+        if self.extra:
+            found.append(f"{self.extra} sent though not due")
+        if self.duplicated > self.duplicate_bound:
+            found.append(f"{self.duplicated} duplicated, above the bound of {self.duplicate_bound}")
+        if self.two_on_one_date:
+            found.append(f"{self.two_on_one_date} subscribers with two course days on one date")
+        if self.delivered == 0:
+            found.append("nothing delivered")
+        found += [note for note in self.notes if note.startswith("FAILED")]
+        return found
+
+
+# --- Services of the run's own ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of the run's own on a free port: restarting or flushing it disturbs nobody else."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        self.binary = binary
+        self.port = free_port()
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        log = (self.folder / "redis.log").open("ab")
+        self.process = subprocess.Popen(  # noqa: S603 - the system's redis-server
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        _wait(lambda: self.ping(), 30, "the run's Redis to start")
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        """As a crash: SIGKILL, nothing saved (it saves nothing anyway)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def flush(self) -> None:
+        import redis
+
+        redis.Redis.from_url(self.url).flushall()
+
+
+class PrivateCluster:
+    """A PostgreSQL cluster of the run's own (initdb on a free port), so that restarting it disturbs nobody."""
+
+    def __init__(self, folder: Path) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            raise NotRun("no initdb under /usr/lib/postgresql/*/bin (a private PostgreSQL cluster is needed)")
+        self.bin = found[-1].parent
+        self.port = free_port()
+        self.data = folder / "pgdata"
+        self.data.mkdir()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root: its own user runs it
+            shutil.chown(folder, "postgres")
+            shutil.chown(self.data, "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *arguments: str) -> None:
+        subprocess.run(  # noqa: S603 - the system's PostgreSQL tools
+            [*self.as_user, str(self.bin / tool), *arguments], check=True, capture_output=True, timeout=120
+        )
+
+    def _ctl(self, action: str, *extra: str) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        self._run("pg_ctl", action, "-D", str(self.data), "-w", "-o", options, "-l", str(self.data / "log"), *extra)
+
+    def start(self) -> None:
+        self._ctl("start")
+
+    def restart(self) -> None:
+        self._ctl("restart", "-m", "immediate")  # as a crash: no checkpoint, every backend dropped at once
+
+    def stop(self) -> None:
+        with suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+
+
+# --- One scenario's run -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    inject: Callable[[Stage], None]
+    environment: dict[str, str] = field(default_factory=dict)
+    tls: bool = False  # the worker speaks STARTTLS to the fault server
+    private_postgres: bool = False
+    subscribers: int | None = None  # None: Options.subscribers
+    days: int | None = None
+
+
+class Stage:
+    """A scenario under way: its database, queue, SMTP server, Redis and processes, and what it noted."""
+
+    def __init__(self, options: Options, scenario: Scenario, folder: Path, database_url: str, server: FaultServer,
+                 private_redis: PrivateRedis | None, cluster: PrivateCluster | None) -> None:  # fmt: skip
+        self.options = options
+        self.scenario = scenario
+        self.folder = folder
+        self.database_url = database_url
+        self.server = server
+        self.redis = private_redis
+        self.cluster = cluster
+        self.engine = sqlalchemy.create_engine(database_url, pool_pre_ping=True, pool_size=2)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.environment: dict[str, str] = {}
+        self.fault_started: float | None = None
+        self.fault_ended: float | None = None
+        self.in_flight: list[int] = []  # at each SIGKILL: accepted, not yet recorded as sent
+        self.bound = 0
+        self.notes: list[str] = []
+        self._counted: set[tuple[str, int]] = set()
+        self.exited: list[str] = []
+        self.fault_seconds: float | None = None
+        self.tick = min(options.tick_seconds, options.day_seconds / 8)
+
+    # --- processes ---
+
+    def start(self, role: str, *, extra: dict[str, str] | None = None, preload: str | None = None) -> None:
+        arguments = {"beat": ["beat", "--loglevel", "INFO"],
+                     "worker": ["worker", "--concurrency", str(self.options.concurrency), "--loglevel", "INFO"]}[
+            role.split("-")[0]]  # fmt: skip
+        environment = {**self.environment, **(extra or {})}
+        if preload is not None:
+            environment["LD_PRELOAD"] = preload
+        with (self.folder / f"{role}.log").open("ab") as log:
+            self.processes[role] = subprocess.Popen(  # noqa: S603 - our own command
+                [sys.executable, "-m", "cli.main", *arguments], env=environment, cwd=self.folder, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def kill(self, role: str) -> None:
+        """SIGKILL the process and its pool: no warm shutdown, as when a machine dies."""
+        process = self.processes.pop(role)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(30)
+        _reap_group(process.pid)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+            _reap_group(process.pid)
+        self.processes.clear()
+
+    def check_alive(self) -> None:
+        for role, process in list(self.processes.items()):
+            if process.poll() is not None:
+                self.exited.append(f"`course {role}` exited ({process.returncode})")
+                self.processes.pop(role)
+
+    def tail(self, role: str, characters: int = 3000) -> str:
+        path = self.folder / f"{role}.log"
+        return path.read_text(errors="replace")[-characters:] if path.exists() else ""
+
+    # --- the fault's time ---
+
+    def fault_begins(self) -> None:
+        self.fault_started = time.time()
+
+    def fault_ends(self) -> None:
+        self.fault_ended = time.time()
+        if self.fault_started is not None:
+            self.fault_seconds = round((self.fault_seconds or 0.0) + self.fault_ended - self.fault_started, 1)
+
+    def sending_under_way(self, count: int = 1) -> None:
+        _wait(lambda: self.server.count() >= count, 60 + self.options.day_seconds, "the first emails")
+
+    def sleep(self, seconds: float) -> None:
+        """A fault's own duration (never a wait for a result: those wait on conditions)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.check_alive()
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    # --- the database ---
+
+    def sent(self) -> set[tuple[str, int]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sqlalchemy.text(
+                "SELECT s.email, d.step FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id"
+                " WHERE d.state = 'sent' AND d.step IS NOT NULL"))  # fmt: skip
+            return {(str(email), int(step)) for email, step in rows}
+
+    def unrecorded(self) -> set[tuple[str, int]]:
+        """Accepted by the server, not recorded as sent: what a resend would duplicate."""
+        accepted, _ = self.server.taken()
+        return {key for item in accepted if (key := _key(item.recipient, item.message_id))} - self.sent()
+
+    def count_in_flight(self) -> int:
+        """After a SIGKILL: the messages that went out and were not recorded, new since the last kill."""
+        found = self.unrecorded() - self._counted
+        self._counted |= found
+        self.in_flight.append(len(found))
+        self.bound += len(found)
+        return len(found)
+
+    def finished(self) -> bool:
+        with self.engine.connect() as connection:
+            row = connection.execute(sqlalchemy.text(
+                "SELECT (SELECT count(*) FROM subscribers WHERE status = 'active'),"
+                " (SELECT count(*) FROM deliveries WHERE state IN ('claimed', 'sending'))")).one()  # fmt: skip
+        return int(row[0]) == 0 and int(row[1]) == 0
+
+    def admin(self) -> sqlalchemy.Engine:
+        return sqlalchemy.create_engine(make_url(self.database_url).set(database="postgres"),
+                                        isolation_level="AUTOCOMMIT", pool_size=1)  # fmt: skip
+
+
+def _reap_group(pid: int) -> None:
+    """A pool child that outlived its parent's SIGKILL (it has the same process group): end it too."""
+    with suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _wait(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _key(recipient: str, message_id: str | None) -> tuple[str, int] | None:
+    found = _MESSAGE_STEP.match(message_id or "")
+    return (recipient.lower(), int(found.group(1))) if found else None
+
+
+# --- The scenarios' faults --------------------------------------------------------------------------
+
+
+def _nothing(stage: Stage) -> None:
+    stage.sending_under_way()
+
+
+def _kill_at(point: str) -> Callable[[Stage], None]:
+    def inject(stage: Stage) -> None:
+        options = stage.options
+        stage.sending_under_way()
+        for repeat in range(options.repeats):
+            stage.server.arm(Hook(point, options.chunk))
+            event = stage.server.wait_event(timeout=options.day_seconds * 3 + 30)
+            if event is None:
+                stage.notes.append(f"FAILED: kill {repeat + 1}: no chunk reached the point {point!r}")
+                return
+            stage.fault_begins()
+            if point == "after-commit":
+                key = _key(event.recipient, event.message_id)
+                _wait(lambda: key in stage.sent(), 30, "the chunk's commit")  # noqa: B023 - used at once
+            stage.kill("worker")
+            stage.count_in_flight()
+            stage.server.thaw()
+            stage.start("worker")
+            stage.fault_ends()
+            if repeat + 1 < options.repeats:
+                stage.sleep(options.day_seconds / 2)
+
+    return inject
+
+
+def _smtp(*rules: Rule, window: float | None = None) -> Callable[[Stage], None]:
+    """Put ``rules`` in force once sending is under way, for ``window`` seconds (None: one course day)."""
+
+    def inject(stage: Stage) -> None:
+        stage.sending_under_way()
+        stage.fault_begins()
+        stage.server.rules(*rules)
+        stage.sleep(window if window is not None else stage.options.day_seconds)
+        stage.server.rules()
+        stage.fault_ends()
+
+    return inject
+
+
+def _some(stage_name: str, reply: str = "", *, every: int = 7, once: bool = True, count: int | None = None,
+          window: float | None = None) -> Callable[[Stage], None]:  # fmt: skip
+    """A rule for every ``every``-th subscriber's address."""
+
+    def inject(stage: Stage) -> None:
+        total = stage.scenario.subscribers or stage.options.subscribers
+        recipients = frozenset(f"reader{n}@bench.example" for n in range(1, total + 1, every))
+        _smtp(Rule(stage_name, reply, recipients, once=once, count=count), window=window)(stage)
+
+    return inject
+
+
+def _redis_restart(stage: Stage) -> None:
+    redis = _own_redis(stage)
+    _queued(stage)
+    stage.fault_begins()
+    redis.stop()
+    redis.start()
+    stage.fault_ends()
+
+
+def _redis_flush(stage: Stage) -> None:
+    redis = _own_redis(stage)
+    _queued(stage)
+    stage.fault_begins()
+    redis.flush()
+    stage.fault_ends()
+
+
+def _redis_away(stage: Stage) -> None:
+    redis = _own_redis(stage)
+    stage.sending_under_way()
+    stage.fault_begins()
+    redis.stop()
+    stage.sleep(stage.options.minute)
+    redis.start()
+    stage.fault_ends()
+
+
+def _own_redis(stage: Stage) -> PrivateRedis:
+    if stage.redis is None:
+        raise NotRun("needs the run's own Redis")
+    return stage.redis
+
+
+def _queued(stage: Stage) -> None:
+    """Wait until tasks wait in the queue (the worker paused with SIGSTOP, so that they pile up)."""
+    import redis
+
+    stage.sending_under_way()
+    worker = stage.processes["worker"]
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        queue = stage.environment["CELERY_QUEUE"]
+        client = redis.Redis.from_url(stage.environment["BROKER_URL"])
+        _wait(lambda: client.llen(queue) >= 2, 30, "tasks waiting in the queue")
+        stage.notes.append(f"{client.llen(queue)} tasks were queued when the fault hit")
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+
+
+def _postgres_restart(stage: Stage) -> None:
+    if stage.cluster is None:
+        raise NotRun("needs the run's own PostgreSQL cluster")
+    stage.sending_under_way(stage.options.chunk * 2)
+    stage.fault_begins()
+    stage.cluster.restart()
+    stage.fault_ends()
+    stage.bound += stage.options.concurrency * stage.options.chunk
+
+
+def _postgres_terminate(stage: Stage) -> None:
+    stage.sending_under_way(stage.options.chunk * 2)
+    admin = stage.admin()
+    name = make_url(stage.database_url).database
+    stage.fault_begins()
+    try:
+        with admin.connect() as connection:
+            ended = connection.execute(sqlalchemy.text(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = :name AND pid <> pg_backend_pid() AND application_name NOT LIKE 'chaos%'"),
+                {"name": name}).scalar_one()  # fmt: skip
+    finally:
+        admin.dispose()
+    stage.fault_ends()
+    stage.notes.append(f"{ended} connections terminated")
+    stage.bound += stage.options.concurrency * stage.options.chunk
+
+
+def _beat_killed(stage: Stage) -> None:
+    stage.sending_under_way()
+    stage.sleep(stage.options.day_seconds / 2)
+    stage.fault_begins()
+    stage.kill("beat")
+    stage.start("beat")
+    stage.fault_ends()
+
+
+def _no_beat(stage: Stage) -> None:
+    stage.sending_under_way()
+    stage.fault_begins()
+    stage.kill("beat")
+    stage.sleep(stage.options.minute * 10)
+    stage.start("beat")
+    stage.fault_ends()
+
+
+def _two_beats(stage: Stage) -> None:
+    stage.start("beat-2")
+    stage.sending_under_way()
+
+
+def _faketime() -> str:
+    for library in FAKETIME_LIBRARIES:
+        if Path(library).exists():
+            return library
+    raise NotRun("libfaketime is not installed (Debian's faketime package)")
+
+
+def _skewed_worker(seconds: int) -> Callable[[Stage], None]:
+    def inject(stage: Stage) -> None:
+        library = _faketime()
+        stage.sending_under_way()
+        stage.fault_begins()
+        stage.kill("worker")
+        # libfaketime: the worker's wall clock is off; its monotonic clock (timeouts) is left alone.
+        stage.start("worker", extra={"FAKETIME": f"{seconds:+d}s", "DONT_FAKE_MONOTONIC": "1"}, preload=library)
+        stage.sleep(stage.options.day_seconds * 2)
+        stage.kill("worker")
+        stage.start("worker")
+        stage.fault_ends()
+
+    return inject
+
+
+def scenarios(options: Options) -> list[Scenario]:
+    day = options.day_seconds
+    return [
+        Scenario("baseline", "no fault: the figures every other scenario is read against", _nothing),
+        Scenario("kill-before-data", "worker SIGKILLed on the RCPT of a chunk's first message (before DATA)",
+                 _kill_at("before-data")),
+        Scenario("kill-after-250", "worker SIGKILLed after the server's 250 mid-chunk, before the 'sent' commit",
+                 _kill_at("after-250")),
+        Scenario("kill-after-commit", "worker SIGKILLed once the chunk's 'sent' commit is in the database",
+                 _kill_at("after-commit")),
+        Scenario("redis-restart", "Redis killed and restarted while tasks are queued", _redis_restart),
+        Scenario("redis-flush", "Redis flushed (FLUSHALL) while tasks are queued", _redis_flush),
+        Scenario("redis-away", "Redis unreachable for a minute (stopped, then started)", _redis_away),
+        Scenario("postgres-restart", "PostgreSQL restarted (immediate) in the middle of a batch", _postgres_restart,
+                 private_postgres=True),
+        Scenario("postgres-terminate", "every connection of the database killed by pg_terminate_backend",
+                 _postgres_terminate),
+        Scenario("two-beats", "two beats at once for the whole run", _two_beats),
+        Scenario("beat-killed", "the beat SIGKILLed and restarted", _beat_killed),
+        Scenario("no-beat", "no beat for ten minutes", _no_beat),
+        Scenario("smtp-421-connect", "421 on connect for a course day", _smtp(Rule("connect", "421 4.3.2 try later"))),
+        Scenario("smtp-450-rcpt", "450 on RCPT, once for every 7th address",
+                 _some("rcpt", "450 4.2.0 mailbox busy")),
+        Scenario("smtp-451-rcpt", "451 on RCPT, once for every 7th address",
+                 _some("rcpt", "451 4.3.0 local error")),
+        Scenario("smtp-452-rcpt", "452 on RCPT, once for every 7th address",
+                 _some("rcpt", "452 4.2.2 over quota")),
+        Scenario("smtp-552", "552 after DATA (refused for good), once for every 7th address",
+                 _some("data", "552 5.3.4 message too big")),
+        Scenario("smtp-550-5.1.1", "550 5.1.1 on RCPT (no such user) for every 7th address",
+                 _some("rcpt", "550 5.1.1 no such user", once=False)),
+        Scenario("smtp-550-5.7.26", "550 5.7.26 after DATA (sender blocked: sending pauses), 3 times",
+                 _some("data", "550 5.7.26 unauthenticated sender", every=1, once=True, count=3)),
+        Scenario("smtp-drop-after-data", "connection dropped after DATA, before any reply, for every 7th address",
+                 _some("drop")),
+        Scenario("smtp-stall", "server stalls mid-DATA past the timeout, 4 times",
+                 _some("stall", every=1, once=True, count=4),
+                 environment={"SMTP_TIMEOUT_SECONDS": str(options.smtp_timeout_seconds)}),
+        Scenario("smtp-tls", "the STARTTLS handshake fails for half a course day", _smtp(Rule("tls"), window=day / 2),
+                 tls=True),
+        Scenario("clock-skew", "a worker whose clock is two minutes slow, for two course days", _skewed_worker(-120)),
+        Scenario("clock-skew-fast", "a worker whose clock is two minutes fast, for two course days",
+                 _skewed_worker(120)),
+        Scenario("burst", f"{options.burst_subscribers:,} subscribers due in the same minute, one email each",
+                 _nothing, subscribers=options.burst_subscribers, days=1),
+    ]  # fmt: skip
+
+
+# --- Running and counting -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _tls_files(folder: Path) -> Iterator[tuple[str, str]]:
+    """A throwaway certificate for 127.0.0.1 (the worker trusts it through SSL_CERT_FILE)."""
+    certificate, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(  # noqa: S603 - the system's openssl
+        [shutil.which("openssl") or "/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", str(key), "-out", str(certificate), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    yield str(certificate), str(key)
+
+
+def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None] = print) -> Figures:
+    figures = Figures(scenario.name, scenario.description)
+    subscribers = scenario.subscribers or options.subscribers
+    days = scenario.days or options.days
+    figures.subscribers = subscribers
+    started = time.monotonic()
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"chaos-{scenario.name}-")))
+        folder.chmod(0o755)
+        try:
+            cluster = PrivateCluster(folder / "cluster") if scenario.private_postgres else None
+        except NotRun as error:
+            figures.not_run = str(error)
+            return figures
+        if cluster is not None:
+            stack.callback(cluster.stop)
+        private_redis = PrivateRedis(folder)
+        stack.callback(private_redis.stop)
+        tls = stack.enter_context(_tls_files(folder)) if scenario.tls else None
+        server = FaultServer(tls=tls)
+        stack.callback(server.stop)
+        database_url = stack.enter_context(harness.own_database(cluster.url if cluster else options.server_url))
+        from cli.database import upgrade
+
+        upgrade(database_url)
+        # The first emails are due once the processes are up, spread over the first course day.
+        spread = 60.0 if subscribers > 20_000 else float(options.day_seconds)
+        first_due = datetime.now(UTC).timestamp() + 4.0
+        harness.seed(database_url, subscribers, options.course_slug, datetime.fromtimestamp(first_due, UTC),
+                     step=STEPS - days - 1, spread_seconds=spread)  # fmt: skip
+        stage = Stage(options, scenario, folder, database_url, server, private_redis, cluster)
+        stack.callback(stage.engine.dispose)
+        queue = f"chaos-{secrets.token_hex(4)}"
+        broker = options.broker_url or private_redis.url
+        settings = harness.Options(broker_url=broker, course_slug=options.course_slug,
+                                   tick_seconds=options.tick_seconds)  # fmt: skip
+        stage.environment = {
+            **harness._environment(settings, database_url, queue, server.port),
+            "REDIS_URL": private_redis.url,
+            "COURSE_DAY_SECONDS": str(options.day_seconds),
+            "DELIVERY_LEASE_SECONDS": str(options.lease_seconds),
+            "SEND_CHUNK_SIZE": str(options.chunk),
+            "SEND_BATCH_SIZE": str(options.batch),
+            "SENDING_PAUSE_SECONDS": str(max(1, options.day_seconds // 2)),
+            "SMTP_TIMEOUT_SECONDS": "30",
+            "PYTHONUNBUFFERED": "1",
+            **({"SMTP_URL": f"smtp+starttls://127.0.0.1:{server.port}", "SSL_CERT_FILE": tls[0]} if tls else {}),
+            **scenario.environment,
+        }
+        stack.callback(stage.stop_all)
+        if options.broker_url and options.broker_url.startswith("amqp"):
+            stack.callback(_delete_amqp_queue, options.broker_url, queue)
+        stage.start("beat")
+        stage.start("worker")
+        fault_error: BaseException | None = None
+        try:
+            scenario.inject(stage)
+        except NotRun as error:
+            figures.not_run = str(error)
+            return figures
+        except RuntimeError as error:
+            fault_error = error
+            stage.notes.append(f"FAILED: the fault could not be carried out: {error}")
+        # Then wait until everyone is through: no subscriber active, nothing claimed or being sent.
+        limit = days * options.day_seconds + options.lease_seconds * 4 + 90 + (subscribers / 300)
+        deadline = time.monotonic() + limit
+        while True:
+            stage.check_alive()
+            try:
+                if stage.finished():
+                    break
+            except sqlalchemy.exc.OperationalError:
+                pass  # the database coming back
+            if time.monotonic() > deadline:
+                stage.notes.append(f"FAILED: not everyone was through {limit:.0f} s after the fault")
+                break
+            time.sleep(0.5)
+        stage.stop_all()
+        accepted, refused = server.taken()
+        _count(figures, stage, accepted, refused, days, first_due, spread, subscribers)
+        if stage.exited:
+            figures.notes.append("FAILED: " + "; ".join(stage.exited))
+        if fault_error is not None or figures.misses():
+            for role in ("worker", "beat"):
+                say(f"--- {role} log (tail) ---\n{stage.tail(role)}")
+    figures.seconds = round(time.monotonic() - started, 1)
+    figures.ok = not figures.misses()
+    return figures
+
+
+def _count(figures: Figures, stage: Stage, accepted: list[Accepted], refused: list[Refused], days: int,
+           first_due: float, spread: float, subscribers: int) -> None:  # fmt: skip
+    options = stage.options
+    day = options.day_seconds
+    first_step = STEPS - days
+    number = re.compile(r"^reader(\d+)@")
+    arrivals: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for taken in accepted:
+        key = _key(taken.recipient, taken.message_id)
+        if key is not None:
+            arrivals[key].append(taken.at)
+    # What the server refused for good: that one email (a 5xx other than 5.1.x and 5.7.x), or, after a
+    # 5.1.x (the mailbox does not exist), that email and every later one.
+    not_due: set[tuple[str, int]] = set()
+    permanent_at: dict[tuple[str, int], float] = {}
+    figures.refused = dict(Counter(f"{item.stage} {item.reply.split(' ')[0]}" for item in refused))
+    for item in refused:
+        code = item.reply.split(" ")[:2]
+        if not code or not code[0].startswith("5") or item.stage == "connect":
+            continue
+        enhanced = code[1] if len(code) > 1 else ""
+        if enhanced.startswith("5.7."):
+            continue  # our side: sending pauses, and the email goes later
+        key = _key(item.recipient, item.message_id)
+        if key is None:  # refused at RCPT: the step after the last one that arrived before the refusal
+            before = [step for (recipient, step), times in arrivals.items()
+                      if recipient == item.recipient and min(times) < item.at]  # fmt: skip
+            key = (item.recipient, max(before) + 1 if before else first_step)
+        permanent_at[key] = item.at
+        last = STEPS if enhanced.startswith("5.1.") else key[1] + 1
+        not_due |= {(key[0], step) for step in range(key[1], last)}
+    expected = {(f"reader{n}@bench.example", step) for n in range(1, subscribers + 1)
+                for step in range(first_step, STEPS)} - not_due  # fmt: skip
+    delivered = expected & arrivals.keys()
+    figures.due = len(expected)
+    figures.delivered = len(delivered)
+    figures.lost = len(expected - delivered)
+    figures.extra = len(arrivals.keys() - expected)
+    figures.duplicated = sum(len(times) - 1 for times in arrivals.values())
+    figures.duplicate_bound = stage.bound
+    figures.in_flight_at_faults = stage.in_flight
+    figures.fault_seconds = stage.fault_seconds
+    # Delays: the first email at its seeded time, each next one a day after the previous arrived.
+    late_after = 2 * stage.tick + 1.0
+    longest, last_late = 0.0, None
+    for recipient, step in sorted(delivered):
+        if step == first_step:
+            found = number.match(recipient)
+            n = int(found.group(1)) if found else 1
+            due = first_due + (n - 1) * spread / subscribers
+        else:
+            previous = (recipient, step - 1)
+            previous_at = min(arrivals[previous]) if previous in arrivals else permanent_at.get(previous)
+            if previous_at is None:
+                continue
+            due = previous_at + day
+        arrived = min(arrivals[(recipient, step)])
+        delay = arrived - due
+        longest = max(longest, delay)
+        if delay > late_after and (stage.fault_started is None or arrived > stage.fault_started):
+            last_late = arrived if last_late is None else max(last_late, arrived)
+    figures.longest_delay = round(longest, 2)
+    if stage.fault_ended is not None:
+        figures.recovered_in = round(max(0.0, (last_late or 0.0) - stage.fault_ended), 2)
+    # Two course days on one (compressed) date: two different steps less than a day apart.
+    by_subscriber: dict[str, list[float]] = defaultdict(list)
+    for (recipient, _step), times in arrivals.items():
+        by_subscriber[recipient].append(min(times))
+    figures.two_on_one_date = sum(
+        1 for times in by_subscriber.values()
+        if any(later - earlier < day for earlier, later in zip(sorted(times), sorted(times)[1:], strict=False))
+    )  # fmt: skip
+    figures.notes += stage.notes
+
+
+def _delete_amqp_queue(broker_url: str, queue: str) -> None:
+    from kombu.connection import Connection
+
+    with suppress(Exception), Connection(broker_url, connect_timeout=5) as connection:  # type: ignore[no-untyped-call]
+        connection.channel().queue_delete(queue)
+
+
+def run(options: Options, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every chosen scenario, one after the other; prints and writes the table; returns its figures."""
+    known = {scenario.name: scenario for scenario in scenarios(options)}
+    chosen = list(options.scenarios) or list(known)
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise ValueError(f"no such scenario: {', '.join(unknown)} (known: {', '.join(known)})")
+    results: list[Figures] = []
+    for name in chosen:
+        say(f"{name}: {known[name].description} ...")
+        figures = run_scenario(options, known[name], say)
+        results.append(figures)
+        say("  " + _row(figures))
+    table = {
+        "options": {**{key: value for key, value in asdict(options).items() if key != "results"},
+                    "broker": options.broker_url or "redis (the run's own)"},
+        "bound": BOUND,
+        "scenarios": [asdict(figures) for figures in results],
+        "ok": all(figures.ok or figures.not_run for figures in results),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    options.results.mkdir(parents=True, exist_ok=True)
+    path = options.results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-chaos-{options.subscribers}.json"
+    path.write_text(json.dumps(table, indent=2) + "\n")
+    for line in report(results):
+        say(line)
+    say(f"Written to {path}")
+    return table
+
+
+BOUND = (
+    "A SIGKILLed worker duplicates at most the messages it had in flight: accepted by the server and not yet "
+    "recorded as sent, which is at most one chunk (SEND_CHUNK_SIZE) per pool process sending at that moment, so "
+    "SEND_CHUNK_SIZE x concurrency per worker. A database that goes away mid-batch (restart, terminated "
+    "connection) costs at most the same: the chunk whose 'sent' commit failed. Every other fault duplicates nothing."
+)
+
+_HEADER = (f"{'scenario':<22}{'due':>8}{'delivered':>10}{'lost':>6}{'dup':>5}{'bound':>6}{'longest delay':>14}"
+           f"{'recovered in':>13}{'fault s':>8}  result")  # fmt: skip
+
+
+def _row(figures: Figures) -> str:
+    if figures.not_run is not None:
+        return f"{figures.scenario:<22}  not run: {figures.not_run}"
+    recovered = "-" if figures.recovered_in is None else f"{figures.recovered_in:.1f} s"
+    fault = "-" if figures.fault_seconds is None else f"{figures.fault_seconds:.1f}"
+    misses = figures.misses()
+    return (f"{figures.scenario:<22}{figures.due:>8,}{figures.delivered:>10,}{figures.lost:>6}{figures.duplicated:>5}"
+            f"{figures.duplicate_bound:>6}{figures.longest_delay:>12.1f} s{recovered:>13}{fault:>8}  "
+            f"{'ok' if not misses else 'MISSED: ' + '; '.join(misses)}")  # fmt: skip
+
+
+def report(results: list[Figures]) -> list[str]:
+    lines = ["", _HEADER]
+    lines += [_row(figures) for figures in results]
+    notes = [f"  {figures.scenario}: {note}" for figures in results for note in figures.notes]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    lines += ["", f"The duplicate bound: {BOUND}"]
+    return lines

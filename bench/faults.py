@@ -1,0 +1,424 @@
+"""A scriptable SMTP server on loopback for the chaos suite (bench/chaos.py): it misbehaves on cue.
+
+It runs in a process of its own, like the benchmark's sink (bench/sink.py), and speaks enough SMTP for
+our workers (EHLO, STARTTLS, MAIL, RCPT, DATA, RSET, NOOP, QUIT). The harness scripts it over a pipe:
+
+- **rules**: a reply at a stage, for every message or for some recipients, once per recipient or for
+  as long as the rule is in force: ``421`` on connect, ``451`` on RCPT, ``552`` or ``550 5.7.26`` at the
+  end of DATA, the connection dropped after DATA (no reply), a stall mid-DATA (it stops reading and
+  never answers), a STARTTLS whose handshake fails (a fatal TLS alert instead of a ServerHello);
+- **hooks**: a one-shot point at which the server *freezes* (every session stops answering) and tells
+  the harness, which can then SIGKILL the worker at that exact point: on the RCPT of the first message
+  of a chunk (before DATA), right after the 250 of a message in the middle of a chunk (accepted, not yet
+  recorded as sent), right after the 250 of a chunk's last message (the harness waits for the "sent"
+  commit before it kills). Chunks are counted per connection: a worker sends one batch on one
+  connection, SEND_CHUNK_SIZE messages a chunk.
+
+It records every message it accepted (time, recipient, Message-ID, Date header) and every refusal (time,
+recipient, Message-ID when known, stage, reply). It never listens beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
+_DATE = re.compile(rb"^Date:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
+_ADDRESS = re.compile(rb"<([^>]*)>")
+_END_OF_DATA = b"\r\n.\r\n"
+# A TLS record carrying a fatal handshake_failure alert: what a server that cannot agree on TLS sends.
+_TLS_HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"
+
+STAGES = ("connect", "rcpt", "data", "drop", "stall", "tls")
+HOOKS = ("before-data", "after-250", "after-commit")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A reply at ``stage`` (see STAGES) for ``recipients`` (None: everyone); ``once``: only the first
+    attempt for each recipient; ``count``: at most this many times in all."""
+
+    stage: str
+    reply: str = ""
+    recipients: frozenset[str] | None = None
+    once: bool = False
+    count: int | None = None
+
+
+@dataclass(frozen=True)
+class Hook:
+    """Freeze and tell the harness at ``point`` (see HOOKS) in a chunk of ``chunk`` messages."""
+
+    point: str
+    chunk: int
+
+
+@dataclass(frozen=True)
+class Accepted:
+    at: float
+    recipient: str
+    message_id: str
+    date: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    at: float
+    recipient: str
+    message_id: str | None
+    stage: str
+    reply: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """A hook that fired: the server is frozen until the harness releases it."""
+
+    point: str
+    at: float
+    recipient: str
+    message_id: str | None
+
+
+@dataclass
+class _State:
+    rules: list[Rule] = field(default_factory=list)
+    used: dict[int, set[str]] = field(default_factory=dict)  # per rule index: recipients it was used for
+    spent: dict[int, int] = field(default_factory=dict)  # per rule index: times used
+    hook: Hook | None = None
+    frozen: bool = False
+    accepted: list[Accepted] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+    sessions: set[_Session] = field(default_factory=set)
+    notify: Callable[[Event], None] = lambda event: None
+    tls: ssl.SSLContext | None = None
+
+    def rule(self, stage: str, recipient: str = "") -> Rule | None:
+        for index, rule in enumerate(self.rules):
+            if rule.stage != stage:
+                continue
+            if rule.recipients is not None and recipient not in rule.recipients:
+                continue
+            if rule.once and recipient in self.used.setdefault(index, set()):
+                continue
+            if rule.count is not None and self.spent.get(index, 0) >= rule.count:
+                continue
+            self.used.setdefault(index, set()).add(recipient)
+            self.spent[index] = self.spent.get(index, 0) + 1
+            return rule
+        return None
+
+    def fire(self, point: str, position: int, recipient: str, message_id: str | None) -> bool:
+        """Whether the armed hook fires here (``position``: the message's place in its connection)."""
+        hook = self.hook
+        if hook is None or hook.point != point:
+            return False
+        place = position % hook.chunk
+        wanted = {"before-data": 0, "after-250": hook.chunk // 2, "after-commit": hook.chunk - 1}[point]
+        if place != wanted or (point == "before-data" and position < hook.chunk):
+            return False  # before DATA: the first message of a chunk after a committed one
+        self.hook = None
+        self.frozen = True
+        self.notify(Event(point, time.time(), recipient, message_id))
+        return True
+
+    def thaw(self) -> None:
+        self.frozen = False
+        for session in list(self.sessions):
+            session.resume()
+
+
+class _Session(asyncio.Protocol):
+    def __init__(self, state: _State) -> None:
+        self.state = state
+        self.buffer = bytearray()
+        self.in_data = False
+        self.stalled = False
+        self.greeted = False
+        self.closed = False
+        self.recipient = ""
+        self.position = -1  # the current message's place in this connection
+        self.transport: asyncio.Transport | None = None
+
+    # --- the connection ---
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a TCP server's
+        self.transport = transport
+        self.state.sessions.add(self)
+        if not self.state.frozen:
+            self.greet()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.state.sessions.discard(self)
+
+    def greet(self) -> None:
+        self.greeted = True
+        refusal = self.state.rule("connect")
+        if refusal is not None:
+            self.state.refused.append(Refused(time.time(), "", None, "connect", refusal.reply))
+            self.write(refusal.reply.encode() + b"\r\n")
+            self.close()
+            return
+        self.write(b"220 faults ESMTP\r\n")
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def resume(self) -> None:
+        if self.closed:
+            return
+        if not self.greeted:
+            self.greet()
+        self.process()
+
+    def data_received(self, data: bytes) -> None:
+        if self.stalled:
+            return
+        self.buffer += data
+        self.process()
+
+    # --- SMTP ---
+
+    def process(self) -> None:
+        state = self.state
+        while not state.frozen and not self.closed and not self.stalled:
+            if self.in_data:
+                end = self.buffer.find(_END_OF_DATA)
+                if end < 0:
+                    return
+                message = bytes(self.buffer[:end])
+                del self.buffer[: end + len(_END_OF_DATA)]
+                self.in_data = False
+                self.end_of_data(message)
+                continue
+            end = self.buffer.find(b"\r\n")
+            if end < 0:
+                return
+            line = bytes(self.buffer[:end])
+            del self.buffer[: end + 2]
+            self.command(line)
+
+    def command(self, line: bytes) -> None:
+        state = self.state
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            tls = b"250-STARTTLS\r\n" if state.tls is not None and self.transport is not None and (
+                self.transport.get_extra_info("sslcontext") is None) else b""  # fmt: skip
+            self.write(b"250-faults\r\n" + tls + b"250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n")
+        elif verb == b"STAR":
+            self.starttls()
+        elif verb == b"MAIL":
+            self.position += 1
+            self.recipient = ""
+            self.write(b"250 2.1.0 ok\r\n")
+        elif verb == b"RCPT":
+            found = _ADDRESS.search(line)
+            self.recipient = (found.group(1) if found else b"").decode(errors="replace").lower()
+            rule = state.rule("rcpt", self.recipient)
+            if rule is not None:
+                state.refused.append(Refused(time.time(), self.recipient, None, "rcpt", rule.reply))
+                self.write(rule.reply.encode() + b"\r\n")
+                return
+            if state.fire("before-data", self.position, self.recipient, None):
+                self.buffer[:0] = line + b"\r\n"  # answered, if ever, once thawed: the worker is killed first
+                return
+            self.write(b"250 2.1.5 ok\r\n")
+        elif verb == b"DATA":
+            if state.rule("stall", self.recipient) is not None:
+                state.refused.append(Refused(time.time(), self.recipient, None, "stall", "stalled mid-DATA"))
+                self.write(b"354 go ahead\r\n")
+                self.stall()
+                return
+            self.in_data = True
+            self.write(b"354 go ahead\r\n")
+        elif verb in (b"RSET", b"NOOP", b"HELO"):
+            self.write(b"250 2.0.0 ok\r\n")
+        elif verb == b"QUIT":
+            self.write(b"221 2.0.0 bye\r\n")
+            self.close()
+        else:
+            self.write(b"502 5.5.2 not here\r\n")
+
+    def stall(self) -> None:
+        """Stop reading mid-DATA and never answer: the client's timeout must end it."""
+        self.stalled = True
+        self.buffer.clear()
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def starttls(self) -> None:
+        state = self.state
+        if state.tls is None or self.transport is None:
+            self.write(b"454 4.7.0 TLS not available\r\n")
+            return
+        self.write(b"220 2.0.0 ready to start TLS\r\n")
+        if state.rule("tls") is not None:
+            state.refused.append(Refused(time.time(), "", None, "tls", "TLS handshake failure"))
+            self.write(_TLS_HANDSHAKE_FAILURE)
+            self.close()
+            return
+        self.transport.pause_reading()  # nothing more is read as plain text
+        asyncio.get_running_loop().create_task(self._upgrade(self.transport, state.tls))
+
+    async def _upgrade(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        self.buffer.clear()
+        try:
+            upgraded = await loop.start_tls(transport, self, context, server_side=True)
+        except (OSError, ssl.SSLError, ConnectionError):
+            self.close()
+            return
+        if upgraded is None:
+            self.close()
+            return
+        self.transport = upgraded  # a transport over TLS
+
+    def end_of_data(self, message: bytes) -> None:
+        state = self.state
+        header_end = message.find(b"\r\n\r\n")
+        headers = message[: header_end if header_end >= 0 else len(message)]
+        found = _MESSAGE_ID.search(headers)
+        message_id = found.group(1).decode() if found else ""
+        dated = _DATE.search(headers)
+        now = time.time()
+        dropped = state.rule("drop", self.recipient)
+        if dropped is not None:  # the message arrived whole; the connection goes before any reply
+            state.refused.append(Refused(now, self.recipient, message_id, "drop", "dropped after DATA"))
+            if self.transport is not None:
+                self.transport.abort()
+            self.closed = True
+            return
+        rule = state.rule("data", self.recipient)
+        if rule is not None:
+            state.refused.append(Refused(now, self.recipient, message_id, "data", rule.reply))
+            self.write(rule.reply.encode() + b"\r\n")
+            return
+        state.accepted.append(Accepted(now, self.recipient, message_id, dated.group(1).decode() if dated else ""))
+        self.write(b"250 2.0.0 queued\r\n")
+        for point in ("after-250", "after-commit"):
+            if state.fire(point, self.position, self.recipient, message_id):
+                return
+
+
+def _serve(port_out: Connection, commands: Connection, events: Connection, tls: tuple[str, str] | None) -> None:
+    # pragma: no cover - the server's own process
+    state = _State(notify=events.send)
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+        state.tls = context
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Session(state), "127.0.0.1", 0, backlog=512)
+        port_out.send(server.sockets[0].getsockname()[1])
+        stop = asyncio.Event()
+
+        async def answer(command: str, argument: Any) -> Any:  # on the loop: the state is the loop's alone
+            if command == "rules":
+                state.rules, state.used, state.spent = list(argument), {}, {}
+            elif command == "hook":
+                state.hook = argument
+            elif command == "thaw":
+                state.thaw()
+            elif command == "taken":
+                return list(state.accepted), list(state.refused)
+            elif command == "count":
+                return len(state.accepted)
+            elif command == "reset":
+                state.accepted, state.refused = [], []
+            elif command == "stop":
+                stop.set()
+            return True
+
+        def listen() -> None:  # the harness's questions, on a thread: the loop never waits for the pipe
+            while True:
+                try:
+                    command, argument = commands.recv()
+                except EOFError:
+                    loop.call_soon_threadsafe(stop.set)
+                    return
+                commands.send(asyncio.run_coroutine_threadsafe(answer(command, argument), loop).result())
+                if command == "stop":
+                    return
+
+        threading.Thread(target=listen, daemon=True).start()
+        async with server:
+            await stop.wait()
+
+    asyncio.run(main())
+
+
+class FaultServer:
+    """The server's process, and the harness's side of its pipes."""
+
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
+        """``tls``: a certificate and key file: STARTTLS is offered (and a client may be refused it)."""
+        context = multiprocessing.get_context("spawn")
+        port_in, port_out = context.Pipe(duplex=False)
+        self._commands, theirs = context.Pipe()
+        self._events, their_events = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_serve, args=(port_out, theirs, their_events, tls), name="smtp-faults", daemon=True
+        )
+        self.process.start()
+        if not port_in.poll(30):
+            raise RuntimeError("the fault SMTP server did not start")
+        self.port: int = port_in.recv()
+        self._lock = threading.Lock()
+
+    def _ask(self, command: str, argument: Any = None) -> Any:
+        with self._lock:
+            self._commands.send((command, argument))
+            return self._commands.recv()
+
+    def rules(self, *rules: Rule) -> None:
+        """Replace the rules in force (none: every message is accepted)."""
+        self._ask("rules", rules)
+
+    def arm(self, hook: Hook) -> None:
+        self._ask("hook", hook)
+
+    def wait_event(self, timeout: float) -> Event | None:
+        """The next hook that fired, or None after ``timeout`` seconds."""
+        if not self._events.poll(timeout):
+            return None
+        found: Event = self._events.recv()
+        return found
+
+    def thaw(self) -> None:
+        self._ask("thaw")
+
+    def count(self) -> int:
+        return int(self._ask("count"))
+
+    def taken(self) -> tuple[list[Accepted], list[Refused]]:
+        accepted, refused = self._ask("taken")
+        return accepted, refused
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(EOFError, OSError):
+                self._ask("stop")
+            self.process.join(10)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
