@@ -203,6 +203,7 @@ class PrivateCluster:
             raise NotRun("no initdb under /usr/lib/postgresql/*/bin (a private PostgreSQL cluster is needed)")
         self.bin = found[-1].parent
         self.port = free_port()
+        folder.mkdir(exist_ok=True)
         self.data = folder / "pgdata"
         self.data.mkdir()
         self.as_user: list[str] = []

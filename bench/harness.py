@@ -177,7 +177,7 @@ def _read_usage(pid: int, ticks: int) -> tuple[float, float] | None:
 def own_database(server_url: str) -> Iterator[str]:
     """A new, empty database on the server, dropped afterwards."""
     name = f"course_bench_{secrets.token_hex(4)}"
-    server = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    server = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with server.connect() as connection:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:

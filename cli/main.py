@@ -389,6 +389,7 @@ def _chaos(arguments: argparse.Namespace) -> int:
         ("subscribers", arguments.subscribers), ("days", arguments.days), ("day_seconds", arguments.day_seconds),
         ("minute", arguments.fault_minute), ("repeats", arguments.repeats), ("concurrency", arguments.concurrency),
         ("burst_subscribers", arguments.burst_subscribers), ("broker_url", arguments.broker),
+        ("results", arguments.results),
     ) if value is not None}  # fmt: skip
     options = dataclasses.replace(
         base, server_url=arguments.postgres, scenarios=tuple(chosen or (SMALL_SCENARIOS if arguments.small else ())),
@@ -472,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--broker", help="BROKER_URL (default: the run's own Redis; amqp://... for RabbitMQ)")
     chaos.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                        help="the PostgreSQL server to create each scenario's database on")  # fmt: skip
+    chaos.add_argument("--results", type=Path, help="the folder the JSON table goes to (default bench/results)")
     chaos.set_defaults(handler=_chaos)
 
     demo = commands.add_parser(
