@@ -8,7 +8,7 @@ DEMO_OUT ?= out/emails
 ACE := web/node_modules/ace-builds/src-min-noconflict/ace.js
 
 .DEFAULT_GOAL := help
-.PHONY: help demo render test lint compose-check bench clean
+.PHONY: help demo render test lint compose-check bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ compose-check: ## validate docker-compose.yml (needs docker compose or docker-co
 
 bench: $(INSTALLED) ## measure the send path end to end beside the bare-sender limit (PostgreSQL, Redis; course bench --help)
 	$(BIN)/course bench
+
+chaos: $(INSTALLED) ## run the beat and worker through faults, count lost and duplicated emails (course chaos --help)
+	$(BIN)/course chaos
 
 clean: ## remove the virtual environment and everything the targets create
 	rm -rf $(VENV) out var test-artefacts .hypothesis tests/e2e/node_modules web/node_modules *.egg-info \
