@@ -33,6 +33,7 @@ The table and every figure go to bench/results/ as JSON. ``course chaos`` exits 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -48,9 +49,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy
 from sqlalchemy.engine import make_url
@@ -61,6 +65,10 @@ from bench.faults import Accepted, FaultServer, Hook, Refused, Rule
 RESULTS = harness.RESULTS
 STEPS = 20  # the course's steps: the welcome, 18 days, the completion
 _MESSAGE_STEP = re.compile(r"^<[^.]+\.(\d+)\.")  # <slug.step.digest@domain>, emails/mime.py's message_id_for
+# libfaketime fakes the wall clock only: a faked monotonic clock that jumps leaves Python's waits (which
+# wait for a monotonic deadline) hanging. (Its 0.9.10 then fails time.sleep with EINVAL, which the beat
+# and the worker do not call on these paths.)
+FAKE_WALL_CLOCK_ONLY = {"DONT_FAKE_MONOTONIC": "1"}
 FAKETIME_LIBRARIES = (
     "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
     "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
@@ -114,7 +122,11 @@ class Figures:
     duplicate_bound: int = 0  # the messages in flight at the faults, as counted
     structural_bound: int = 0  # SEND_CHUNK_SIZE x pool processes, per fault that can leave a chunk unrecorded
     in_flight_at_faults: list[int] = field(default_factory=list)
+    faults_at: list[float] = field(default_factory=list)  # seconds from the start of the run
     refused: dict[str, int] = field(default_factory=dict)
+    # For a look at what went twice: a few duplicated (address, step), their arrivals (seconds from the
+    # start of the run), and whether they were counted in flight at a fault.
+    duplicates_sample: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     not_run: str | None = None
@@ -257,6 +269,7 @@ class Scenario:
     # Seconds the scenario may legitimately add to everyone's being through (a clock two minutes ahead
     # schedules the next day two minutes later).
     slack: float = 0.0
+    calendar: bool = False  # real days on local calendars (DST_*), under a shared fake clock: see _time_lapse
 
 
 class Stage:
@@ -280,7 +293,9 @@ class Stage:
         self.bound = 0
         self.structural_bound = 0
         self.notes: list[str] = []
-        self._counted: set[tuple[str, int]] = set()
+        self.counted: set[tuple[str, int]] = set()
+        self.began = time.time()
+        self.faults_at: list[float] = []
         self.exited: list[str] = []
         self.fault_seconds: float | None = None
         self.tick = min(options.tick_seconds, options.day_seconds / 8)
@@ -348,6 +363,7 @@ class Stage:
 
     def fault_begins(self) -> None:
         self.fault_started = time.time()
+        self.faults_at.append(round(self.fault_started - self.began, 2))
 
     def fault_ends(self) -> None:
         self.fault_ended = time.time()
@@ -380,8 +396,8 @@ class Stage:
 
     def count_in_flight(self) -> int:
         """After a SIGKILL: the messages that went out and were not recorded, new since the last kill."""
-        found = self.unrecorded() - self._counted
-        self._counted |= found
+        found = self.unrecorded() - self.counted
+        self.counted |= found
         self.in_flight.append(len(found))
         self.bound += len(found)
         self.structural_bound += self.options.chunk * self.options.concurrency
@@ -608,14 +624,82 @@ def _skewed_worker(seconds: int) -> Callable[[Stage], None]:
         stage.sending_under_way()
         stage.fault_begins()
         stage.stop("worker")
-        # libfaketime: the worker's wall clock is off; its monotonic clock (timeouts) is left alone.
-        stage.start("worker", extra={"FAKETIME": f"{seconds:+d}s", "DONT_FAKE_MONOTONIC": "1"}, preload=library)
+        stage.start("worker", extra={"FAKETIME": f"{seconds:+d}s", **FAKE_WALL_CLOCK_ONLY}, preload=library)
         stage.sleep(stage.options.day_seconds * 2)
         stage.stop("worker")
         stage.start("worker")
         stage.fault_ends()
 
     return inject
+
+
+# The DST scenario: real course days on the subscribers' local calendars, across three changes of the
+# clocks: Paris springs forward on 29 March 2026 (02:30 does not exist), Sydney falls back on 5 April
+# (02:30 happens twice) and Santiago on 4-5 April (23:30 on the 4th happens twice).
+DST_ZONES = ("Europe/Paris", "Australia/Sydney", "America/Santiago")
+DST_TIMES = ("02:30", "23:30")
+DST_START = date(2026, 3, 27)
+DST_DAYS = 12
+
+
+def _dst_slot(zone: str, send_time: str, on: date) -> datetime:
+    """The send time on a local date, as zoneinfo's fold=0 places it (a time the spring skips goes an hour
+    later, one that happens twice goes the first time): the README's rule, computed here on its own."""
+    hour, minute = (int(part) for part in send_time.split(":"))
+    return datetime.combine(on, dt_time(hour, minute), tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def _seed_calendar(database_url: str, subscribers: int, course_slug: str, days: int) -> None:
+    """Subscribers in DST_ZONES at DST_TIMES with ``days`` emails left, the first due on DST_START."""
+    engine = sqlalchemy.create_engine(database_url)
+    combinations = [(zone, send_time) for send_time in DST_TIMES for zone in DST_ZONES]
+    with engine.begin() as connection:
+        for index, (zone, send_time) in enumerate(combinations):
+            due = _dst_slot(zone, send_time, DST_START)
+            connection.execute(sqlalchemy.text(
+                "INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, status, enrolment,"
+                " current_step, next_send_at, last_sent_at, confirmed_at, consent_at, consent_form, created_at,"
+                " updated_at) SELECT :slug, 'reader' || n || '@bench.example', 'Alex', :zone, CAST(:time AS time),"
+                " 'active', 1, :step, :due, :last, :last, :last, 'bench', :last, :last"
+                " FROM generate_series(1, :count) AS n WHERE n % :kinds = :index"),
+                {"slug": course_slug, "zone": zone, "time": send_time, "step": STEPS - days - 1, "due": due,
+                 "last": due - timedelta(days=1), "count": subscribers, "kinds": len(combinations),
+                 "index": index},
+            )  # fmt: skip
+    engine.dispose()
+
+
+def _time_lapse(stage: Stage) -> None:
+    """Days go by in seconds: whenever nothing is being sent, the shared fake clock (libfaketime's
+    timestamp file, read by the beat and the worker) jumps to the next moment a subscriber is due."""
+    clock = stage.folder / "faketime"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        stage.check_alive()
+        with stage.engine.connect() as connection:
+            row = connection.execute(sqlalchemy.text(
+                "SELECT (SELECT count(*) FROM deliveries WHERE state IN ('claimed', 'sending')),"
+                " (SELECT min(next_send_at) FROM subscribers WHERE status = 'active')")).one()  # fmt: skip
+        if row[0]:
+            time.sleep(0.2)
+            continue
+        if row[1] is None:
+            return
+        offset = float(clock.read_text().strip().rstrip("s"))
+        now = time.time() + offset
+        due = row[1].timestamp()
+        if due > now:
+            clock.write_text(f"{offset + due - now + 0.2:+.1f}s\n")
+        _wait(lambda: _claimed_by(stage, row[1]), 60, "the beat to claim what the jump made due")  # noqa: B023
+    stage.notes.append("FAILED: the time lapse did not finish in 600 s")
+
+
+def _claimed_by(stage: Stage, moment: datetime) -> bool:
+    with stage.engine.connect() as connection:
+        left = connection.execute(sqlalchemy.text(
+            "SELECT count(*) FROM subscribers WHERE status = 'active' AND next_send_at <= :moment"),
+            {"moment": moment}).scalar_one()  # fmt: skip
+    return int(left) == 0
 
 
 def scenarios(options: Options) -> list[Scenario]:
@@ -662,6 +746,8 @@ def scenarios(options: Options) -> list[Scenario]:
                  slack=130),
         Scenario("clock-skew-fast", "a worker whose clock is two minutes fast, for two course days",
                  _skewed_worker(120), slack=130),
+        Scenario("clock-dst", f"real days across DST changes in {', '.join(DST_ZONES)} (a shared fake clock jumps "
+                 "from one due moment to the next)", _time_lapse, calendar=True, days=DST_DAYS, slack=600),
         Scenario("burst", f"{options.burst_subscribers:,} subscribers due in the same minute, one email each",
                  _nothing, subscribers=options.burst_subscribers, days=1),
     ]  # fmt: skip
@@ -711,8 +797,21 @@ def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None
         # The first emails are due once the processes are up, spread over the first course day.
         spread = 60.0 if subscribers > 20_000 else float(options.day_seconds)
         first_due = datetime.now(UTC).timestamp() + 4.0
-        harness.seed(database_url, subscribers, options.course_slug, datetime.fromtimestamp(first_due, UTC),
-                     step=STEPS - days - 1, spread_seconds=spread)  # fmt: skip
+        preload: dict[str, str] = {}
+        if scenario.calendar:
+            try:
+                library = _faketime()
+            except NotRun as error:
+                figures.not_run = str(error)
+                return figures
+            _seed_calendar(database_url, subscribers, options.course_slug, days)
+            start = min(_dst_slot(zone, send_time, DST_START) for zone in DST_ZONES for send_time in DST_TIMES)
+            (folder / "faketime").write_text(f"{start.timestamp() - time.time() - 2:+.1f}s\n")
+            preload = {"LD_PRELOAD": library, "FAKETIME_TIMESTAMP_FILE": str(folder / "faketime"),
+                       "FAKETIME_CACHE_DURATION": "1", **FAKE_WALL_CLOCK_ONLY}  # fmt: skip
+        else:
+            harness.seed(database_url, subscribers, options.course_slug, datetime.fromtimestamp(first_due, UTC),
+                         step=STEPS - days - 1, spread_seconds=spread)  # fmt: skip
         stage = Stage(options, scenario, folder, database_url, server, private_redis, cluster)
         stack.callback(stage.engine.dispose)
         queue = f"chaos-{secrets.token_hex(4)}"
@@ -731,7 +830,11 @@ def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None
             "PYTHONUNBUFFERED": "1",
             **({"SMTP_URL": f"smtp+starttls://127.0.0.1:{server.port}", "SSL_CERT_FILE": tls[0]} if tls else {}),
             **scenario.environment,
+            **preload,
         }
+        if scenario.calendar:  # real days; leases long enough that no jump of the clock hands work out twice
+            del stage.environment["COURSE_DAY_SECONDS"]
+            stage.environment["DELIVERY_LEASE_SECONDS"] = "600"
         stack.callback(stage.stop_all)
         if options.broker_url and options.broker_url.startswith("amqp"):
             stack.callback(_delete_amqp_queue, options.broker_url, queue)
@@ -746,6 +849,7 @@ def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None
         except RuntimeError as error:
             fault_error = error
             stage.notes.append(f"FAILED: the fault could not be carried out: {error}")
+            say(f"  the fault could not be carried out: {error}")
         # Then wait until everyone is through: no subscriber active, nothing claimed or being sent.
         limit = days * options.day_seconds + options.lease_seconds * 4 + 90 + subscribers / 300 + scenario.slack
         deadline = time.monotonic() + limit
@@ -762,7 +866,10 @@ def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None
             time.sleep(0.5)
         stage.stop_all()
         accepted, refused = server.taken()
-        _count(figures, stage, accepted, refused, days, first_due, spread, subscribers)
+        if scenario.calendar:
+            _count_calendar(figures, stage, accepted, days, subscribers)
+        else:
+            _count(figures, stage, accepted, refused, days, first_due, spread, subscribers)
         if stage.exited:
             figures.notes.append("FAILED: " + "; ".join(stage.exited))
         if fault_error is not None or figures.misses():
@@ -812,9 +919,15 @@ def _count(figures: Figures, stage: Stage, accepted: list[Accepted], refused: li
     figures.lost = len(expected - delivered)
     figures.extra = len(arrivals.keys() - expected)
     figures.duplicated = sum(len(times) - 1 for times in arrivals.values())
+    figures.duplicates_sample = [
+        {"address": key[0], "step": key[1], "arrivals": [round(moment - stage.began, 2) for moment in sorted(times)],
+         "counted_in_flight": key in stage.counted}
+        for key, times in sorted(arrivals.items()) if len(times) > 1
+    ][:40]  # fmt: skip
     figures.duplicate_bound = stage.bound
     figures.structural_bound = stage.structural_bound
     figures.in_flight_at_faults = stage.in_flight
+    figures.faults_at = stage.faults_at
     figures.fault_seconds = stage.fault_seconds
     # Delays: the first email at its seeded time, each next one a day after the previous arrived.
     late_after = 2 * stage.tick + 1.0
@@ -844,8 +957,51 @@ def _count(figures: Figures, stage: Stage, accepted: list[Accepted], refused: li
         by_subscriber[recipient].append(min(times))
     figures.two_on_one_date = sum(
         1 for times in by_subscriber.values()
-        if any(later - earlier < day for earlier, later in zip(sorted(times), sorted(times)[1:], strict=False))
+        if any(later - earlier < day for earlier, later in itertools.pairwise(sorted(times)))
     )  # fmt: skip
+    figures.notes += stage.notes
+
+
+def _count_calendar(figures: Figures, stage: Stage, accepted: list[Accepted], days: int, subscribers: int) -> None:
+    """Real days: each email's local date and time from its Date header (the worker's clock as it built it)."""
+    first_step = STEPS - days
+    engine = stage.engine
+    with engine.connect() as connection:
+        readers = {str(email): (str(zone), f"{send_time:%H:%M}") for email, zone, send_time in connection.execute(
+            sqlalchemy.text("SELECT email, timezone, send_time FROM subscribers"))}  # fmt: skip
+    arrivals: dict[tuple[str, int], list[datetime]] = defaultdict(list)
+    for taken in accepted:
+        key = _key(taken.recipient, taken.message_id)
+        if key is not None:
+            arrivals[key].append(parsedate_to_datetime(taken.date))
+    expected = {(reader, step) for reader in readers for step in range(first_step, STEPS)}
+    delivered = expected & arrivals.keys()
+    figures.due, figures.delivered = len(expected), len(delivered)
+    figures.lost = len(expected - delivered)
+    figures.extra = len(arrivals.keys() - expected)
+    figures.duplicated = sum(len(times) - 1 for times in arrivals.values())
+    longest, off_time, skipped = 0.0, 0, 0
+    dates: dict[str, list[date]] = defaultdict(list)
+    for reader, step in sorted(delivered):
+        zone, send_time = readers[reader]
+        due = _dst_slot(zone, send_time, DST_START + timedelta(days=step - first_step))
+        arrived = min(arrivals[(reader, step)])
+        longest = max(longest, (arrived - due).total_seconds())
+        local = arrived.astimezone(ZoneInfo(zone))
+        dates[reader].append(local.date())
+        if abs((arrived - due).total_seconds()) > 120:
+            off_time += 1
+    for found in dates.values():
+        ordered = sorted(found)
+        skipped += sum(1 for earlier, later in itertools.pairwise(ordered) if (later - earlier).days > 1)
+    figures.two_on_one_date = sum(1 for found in dates.values() if len(set(found)) < len(found))
+    figures.longest_delay = round(longest, 2)
+    if off_time:
+        figures.notes.append(f"FAILED: {off_time} emails more than two minutes from their local slot")
+    if skipped:
+        figures.notes.append(f"{skipped} local dates skipped")
+    figures.notes.append(f"local dates {DST_START} to {DST_START + timedelta(days=days - 1)} in {', '.join(DST_ZONES)}"
+                         f" at {' and '.join(DST_TIMES)}: every email on its own date at its local time")  # fmt: skip
     figures.notes += stage.notes
 
 
