@@ -295,6 +295,7 @@ class Stage:
         self.notes: list[str] = []
         self.counted: set[tuple[str, int]] = set()
         self.began = time.time()
+        self.last_count = 0.0
         self.faults_at: list[float] = []
         self.exited: list[str] = []
         self.fault_seconds: float | None = None
@@ -389,15 +390,15 @@ class Stage:
                 " WHERE d.state = 'sent' AND d.step IS NOT NULL"))  # fmt: skip
             return {(str(email), int(step)) for email, step in rows}
 
-    def unrecorded(self) -> set[tuple[str, int]]:
-        """Accepted by the server, not recorded as sent: what a resend would duplicate."""
-        accepted, _ = self.server.taken()
-        return {key for item in accepted if (key := _key(item.recipient, item.message_id))} - self.sent()
-
     def count_in_flight(self) -> int:
-        """After a SIGKILL: the messages that went out and were not recorded, new since the last kill."""
-        found = self.unrecorded() - self.counted
-        self.counted |= found
+        """After a SIGKILL: the copies the server accepted since the last count whose delivery is not
+        recorded as sent (a resend of one killed before, killed again, is in flight again)."""
+        accepted, _ = self.server.taken()
+        since, self.last_count = self.last_count, time.time()
+        unrecorded = {key for item in accepted if (key := _key(item.recipient, item.message_id))} - self.sent()
+        found = [key for item in accepted if item.at > since and (key := _key(item.recipient, item.message_id))
+                 and key in unrecorded]  # fmt: skip
+        self.counted |= set(found)
         self.in_flight.append(len(found))
         self.bound += len(found)
         self.structural_bound += self.options.chunk * self.options.concurrency
