@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from course.feedback import Feedback, record_all
 from web.context import WebContext, context
@@ -146,6 +147,5 @@ async def feedback(
 
 
 async def _in_thread(web: WebContext, items: list[Feedback]) -> JSONResponse:
-    from starlette.concurrency import run_in_threadpool
-
+    """The database's work off the event loop, as FastAPI runs a plain ``def`` handler."""
     return await run_in_threadpool(_record, web, items)
