@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, error: RequestValidationError) -> Response:
-        return problem(request, 400, "Something in that request was not right", "Go back and try again.")
+        return problem(request, 400, "Something in that request was not right",
+                       f"{what_was_wrong(error)} Go back and try again.")  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(request: Request, error: StarletteHTTPException) -> Response:
@@ -154,13 +156,55 @@ def create_app(
             moved = slash_redirect(request, str(settings.base_url))
             if moved is not None:
                 return moved
-            return problem(request, 404, "There is nothing here", "The page may have moved. Start from the home page.")
+            # An address of ours that names something missing ("No such template") says which; any other
+            # address is a page that is not there.
+            missing = str(error.detail) if error.detail != HTTPStatus.NOT_FOUND.phrase else None
+            return problem(request, 404, "There is nothing here",
+                           missing or "The page may have moved. Start from the home page.")  # fmt: skip
         headers: dict[str, Any] = dict(error.headers or {})
         response = problem(request, error.status_code, "That did not work", str(error.detail))
         response.headers.update(headers)
         return response
 
     return app
+
+
+def what_was_wrong(error: RequestValidationError) -> str:
+    """Which fields of a request were not right and what each should be, one sentence a field: what the
+    page of a refused request says. Never the value sent (it may be anything, of any length)."""
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for problem in error.errors():
+        where, name, *_ = [*tuple(problem.get("loc") or ()), "", ""]
+        found.setdefault((str(where), str(name)), []).append(problem)
+    sentences = []
+    for (where, name), problems in list(found.items())[:3]:
+        first, context = problems[0], problems[0].get("ctx") or {}
+        kind, inner = first.get("type"), [*tuple(first.get("loc") or ()), "", "", ""][2]
+        if isinstance(inner, str) and inner:  # a value of several kinds (an int or "draft"): none fitted
+            should = "is not one of the values it can take"
+        elif kind == "missing":
+            should = "is missing"
+        elif kind == "string_too_long":
+            should = f"is longer than {context.get('max_length')} characters"
+        elif kind in ("int_parsing", "int_type", "int_from_float"):
+            should = "is not a whole number"
+        elif kind == "greater_than_equal":
+            should = f"is less than {context.get('ge')}"
+        elif kind == "literal_error":
+            should = f"is not one of {context.get('expected')}"
+        elif kind == "string_pattern_mismatch":
+            should = "is not in the form it takes"
+        else:
+            should = "is not right"
+        if isinstance(inner, int):  # one of a list's values
+            should = f"has a value that {should}"
+        if where == "path":
+            sentences.append(f"The address is not one of ours: its “{name}” part {should}.")
+        elif where == "query":
+            sentences.append(f"The address's “{name}” {should}.")
+        else:
+            sentences.append(f"The field “{name}” {should}." if name else f"The form {should}.")
+    return " ".join(sentences) or "The request did not have the form it takes."
 
 
 def from_environment() -> FastAPI:
