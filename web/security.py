@@ -5,7 +5,9 @@
   ``nosniff``, no referrer, and ``Cache-Control: no-store`` on everything but the static files, so that
   no shared or back-button cache keeps a page that a signed link opened. A response that needs another
   policy (the demo inbox frames an email's HTML) sets its own headers; the defaults never overwrite them.
-- A request body limit, checked before the app runs, whether the body declares its length or streams.
+- A request body limit, checked before the app runs, whether the body declares its length or streams;
+  and no NUL character in a path, a query or a form (none of our fields takes one, and PostgreSQL's
+  text cannot hold one: it would be a server error deep in a handler, or half a request done).
 - The trailing-slash redirect, built from BASE_URL: Starlette's own builds it from the Host header.
 """
 
@@ -97,12 +99,31 @@ class SecuredFastAPI(FastAPI):
 Problem = Callable[[Request, int, str, str], Response]
 
 
+NUL_MESSAGE = "It holds a NUL character, which none of our fields takes. Nothing was saved. Go back and try again."
+
+
+def holds_nul(scope: Scope, body: bytes | None = None) -> bool:
+    """Whether the request's path, query or form (``body``, when it is one) has a NUL character in it."""
+    if "\x00" in str(scope["path"]):
+        return True
+    query = bytes(scope.get("query_string", b""))
+    if b"%00" in query or b"\x00" in query:
+        return True
+    if body is None:
+        return False
+    kind = Headers(scope=scope).get("content-type", "").lower()
+    if kind.startswith("application/x-www-form-urlencoded"):  # "%" itself is sent as %25: %00 is a NUL
+        return b"%00" in body or b"\x00" in body
+    return kind.startswith("multipart/form-data") and b"\x00" in body  # its values are sent as they are
+
+
 class BodyLimit:
-    """Reads the request body before the app does, and refuses it once it passes ``limit`` bytes.
+    """Reads the request body before the app does, and refuses it once it passes ``limit`` bytes, or
+    when it (or the path, or the query) holds a NUL character.
 
     A declared Content-Length over the limit is refused without reading anything; a chunked body is
     counted as it arrives, so at most ``limit`` bytes are ever held. The app then gets the body as
-    one message. Both refusals are our friendly page (FastAPI's own ``max_body_size`` answers a
+    one message. Every refusal is our friendly page (FastAPI's own ``max_body_size`` answers a
     declared length with Starlette's plain-text 413).
     """
 
@@ -116,11 +137,11 @@ class BodyLimit:
     def limit_for(self, path: str) -> int:
         return next((limit for prefix, limit in self.larger.items() if path.startswith(prefix)), self.limit)
 
-    async def refuse(self, scope: Scope, receive: Receive, send: Send, status_code: int) -> None:
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, status_code: int, message: str = "") -> None:
         if status_code == 413:
             title, message = "That was too much to send", "Nothing was saved. Go back and try again."
         else:
-            title, message = "Something in that request was not right", "Go back and try again."
+            title, message = "Something in that request was not right", message or "Go back and try again."
         response = self.problem(Request(scope, receive), status_code, title, message)
         response.headers["Connection"] = "close"  # the rest of the body is never read
         await response(scope, receive, send)
@@ -129,10 +150,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if holds_nul(scope):
+            await self.refuse(scope, receive, send, 400, NUL_MESSAGE)
+            return
         limit = self.limit_for(scope["path"])
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
-            if not declared.strip().isdigit():
+            if not (declared.strip().isascii() and declared.strip().isdigit()):  # "²" is a digit to isdigit
                 await self.refuse(scope, receive, send, 400)
                 return
             if int(declared) > limit:
@@ -153,6 +177,9 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if holds_nul(scope, body):
+            await self.refuse(scope, receive, send, 400, NUL_MESSAGE)
+            return
         delivered = False
 
         async def replay() -> Message:
