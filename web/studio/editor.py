@@ -170,9 +170,18 @@ def edit(request: Request, web: Web, user: User, item: str) -> Response:
     return _editor(request, web, user, _known(web, item), saved=done)
 
 
+async def _sent(request: Request) -> frozenset[str]:
+    """The names of the fields the form sent. FastAPI reads a field sent empty as one not sent (None),
+    but a file emptied in the editor is an empty file, not a file left out (which would remove it)."""
+    return frozenset((await request.form()).keys())
+
+
+Sent = Annotated[frozenset[str], Depends(_sent)]
+
+
 def posted_files(
     web: WebContext, item: str, subject: str | None, mjml: str | None, text: str | None, shared: str | None,
-    wording: dict[str, str],
+    wording: dict[str, str], sent: frozenset[str],
 ) -> dict[str, str]:  # fmt: skip
     """The item's files as a form posted them: three files of an email, one shared file, or wording."""
     if is_words(item):
@@ -180,7 +189,8 @@ def posted_files(
     if item.startswith(f"{SHARED_FOLDER}/"):
         return {item: (shared or "").replace("\r\n", "\n")}
     posted = {"subject.txt": subject, "body.mjml": mjml, "body.txt": text}
-    return {f"{item}/{file}": value.replace("\r\n", "\n") for file, value in posted.items() if value is not None}
+    return {f"{item}/{file}": (value or "").replace("\r\n", "\n") for file, value in posted.items()
+            if value is not None or file in sent}  # fmt: skip
 
 
 @router.post("/save", response_class=HTMLResponse)
@@ -190,10 +200,11 @@ def save(
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
     wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
+    sent: Sent = frozenset(),
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     item = _known(web, item)
-    files = posted_files(web, item, subject, mjml, text, shared, wording)
+    files = posted_files(web, item, subject, mjml, text, shared, wording, sent)
     now = web.clock()
     with web.session() as session:
         live = live_versions(session, web.course.slug).get(item)
@@ -259,8 +270,10 @@ def publish_draft(
 
 @router.post("/roll-back", response_class=HTMLResponse)
 def roll_back_item(
-    request: Request, web: Web, user: User, csrf: CSRF = "",
-    item: Annotated[str, Form(max_length=200)] = "", number: Annotated[int, Form(ge=0)] = 0,
+    # The version to make live again: required, since a form without one must not roll the item back
+    # to the text as shipped (0), which is what a default of 0 did.
+    request: Request, web: Web, user: User, number: Annotated[int, Form(ge=0)], csrf: CSRF = "",
+    item: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     _publisher(user)

@@ -53,7 +53,8 @@ def insights_page(
 ) -> Response:  # fmt: skip
     figures = _read(web, since, until, cohort)
     steps = [step.number for step in web.course.steps]
-    chosen = int(day) if day.isdigit() and len(day) <= 3 and int(day) in steps else 1  # hand-made: day 1
+    # A hand-made address: day 1. (ASCII digits only: "₀₁₂" is digits to str.isdigit, not to int.)
+    chosen = int(day) if day.isascii() and day.isdigit() and len(day) <= 3 and int(day) in steps else 1
     query = _query(figures.selection)
     return studio_page(
         web, request, "insights.html", user=user, figures=figures, day=chosen, query=query,

@@ -22,7 +22,7 @@ from emails.sandbox import CheckFailed, render_bounded
 from emails.store import draft_of, live_templates, with_item
 from web.security import EMAIL_HEADERS
 from web.studio.auth import CSRF, User, Web, check_csrf
-from web.studio.editor import Text, _known, emails_using, posted_files
+from web.studio.editor import Sent, Text, _known, emails_using, posted_files
 from web.studio.words import posted_fields, prefixed_fields
 
 router = APIRouter(prefix="/studio")
@@ -46,6 +46,7 @@ def preview(
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
     wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
     answers: Annotated[dict[str, str], Depends(posted_answers)] = {},  # noqa: B006
+    sent: Sent = frozenset(),
 ) -> Response:  # fmt: skip
     """The preview panel (an HTML fragment the editor's script puts in place) for the text as typed."""
     check_csrf(request, csrf)
@@ -58,11 +59,11 @@ def preview(
     now = web.clock()
     with web.session() as session:
         templates = live_templates(session, web.course.slug)
-        if subject is None and mjml is None and text is None and shared is None and not wording:  # the draft
+        if not sent & {"subject.txt", "body.mjml", "body.txt", "shared"} and not wording:  # no text: the draft
             draft = draft_of(session, web.course.slug, item)
             files = None if draft is None else json.loads(draft.files)
         else:
-            files = posted_files(web, item, subject, mjml, text, shared, wording)
+            files = posted_files(web, item, subject, mjml, text, shared, wording, sent)
     if files is not None:
         templates = with_item(templates, item, files)
     recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,
