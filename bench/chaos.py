@@ -325,10 +325,11 @@ class Stage:
         _reap_group(process.pid)
 
     def stop(self, role: str) -> None:
-        """SIGTERM: Celery's warm shutdown (the tasks under way finish first)."""
+        """SIGTERM to the main process: Celery's warm shutdown (the tasks under way finish first). Never to
+        the whole group: a pool process that gets SIGTERM itself dies mid-chunk, which is a kill."""
         process = self.processes.pop(role)
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(60)
         except subprocess.TimeoutExpired:
@@ -339,7 +340,7 @@ class Stage:
     def stop_all(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.send_signal(signal.SIGTERM)  # the main process: a warm shutdown
         deadline = time.monotonic() + 20
         for process in self.processes.values():
             try:
