@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -44,6 +45,7 @@ from course.models import (
 from course.subscriptions import skip_waiting_deliveries, unsubscribe
 
 log = logging.getLogger(__name__)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 __all__ = ["Feedback", "FeedbackKind", "Outcome", "Recorded", "SoftBouncePolicy", "record", "record_all"]
 
@@ -102,6 +104,7 @@ def record(
     policy: SoftBouncePolicy = SoftBouncePolicy(),
 ) -> Recorded:
     """Apply one notice in the caller's transaction (the caller commits)."""
+    feedback = _cleaned(feedback)
     delivery = _delivery(session, feedback.message_id)
     by_token = _token_subscriber(session, signer, feedback.unsubscribe_token)
     address = (feedback.address or "").strip().lower() or None
@@ -189,6 +192,23 @@ def record_all(
     policy: SoftBouncePolicy = SoftBouncePolicy(),
 ) -> list[Recorded]:
     return [record(session, item, signer=signer, address_key=address_key, now=now, policy=policy) for item in items]
+
+
+def _cleaned(feedback: Feedback) -> Feedback:
+    """What a report says, fit to store: no NUL (PostgreSQL's text cannot hold one) in its words or
+    ids; an address with a control character in it is no address (none of ours has one)."""
+    address = feedback.address
+    if address is not None and _CONTROL.search(address):
+        address = None
+    return replace(
+        feedback, address=address, detail=feedback.detail.replace("\x00", ""),
+        message_id=_no_nul(feedback.message_id), notice_id=_no_nul(feedback.notice_id),
+        unsubscribe_token=_no_nul(feedback.unsubscribe_token),
+    )  # fmt: skip
+
+
+def _no_nul(value: str | None) -> str | None:
+    return value.replace("\x00", "") if value is not None else None
 
 
 def _delivery(session: Session, message_id: str | None) -> Delivery | None:

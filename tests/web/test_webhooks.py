@@ -309,3 +309,21 @@ def test_course_web_refuses_to_start_with_a_pinned_certificate_it_cannot_use(
     )  # fmt: skip
     assert started.returncode == 1, started.stderr
     assert started.stderr.strip().startswith(f"course web: {error}")
+
+
+def test_nul_characters_in_a_notice_are_not_a_server_error(hooks: Site) -> None:
+    hooks.sign_up_and_confirm("john@example.com")
+    bounce = {**payload("postmark-soft-bounce"), "Details": "smtp;452 4.2.2\u0000 full", "ID": "7\u00008"}
+    response = _postmark(hooks, bounce)
+    assert response.status_code == 200 and response.json()["outcomes"] == {"counted": 1}
+    with hooks.session() as session:
+        assert (
+            session.scalars(select(FeedbackNotice.detail)).one() == "SoftBounce Unable to temporarily deliver "
+            "this email. smtp;452 4.2.2 full"
+        )
+    refused = _generic(hooks, {"type": "hard-bounce", "email": "john\u0000@example.com", "id": "z"})
+    assert refused.status_code == 400 and "email: String should match pattern" in refused.json()["error"]
+    # From a provider, an address with a control character in it names nobody: nothing is suppressed.
+    odd = _postmark(hooks, {**payload("postmark-bounce"), "Email": "john\u0000@example.com"})
+    assert odd.status_code == 200 and odd.json()["outcomes"] == {"unknown": 1}
+    assert hooks.subscriber("john@example.com").status == "active"

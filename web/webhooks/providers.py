@@ -132,7 +132,7 @@ class GenericNotice(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     type: Literal["hard-bounce", "soft-bounce", "complaint"]
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")
     id: str | None = Field(None, max_length=200)  # the sender's id: the same id twice counts once
     message_id: str | None = Field(None, max_length=255)  # our Message-ID of the email it is about
     detail: str = Field("", max_length=2000)
