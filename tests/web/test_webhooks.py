@@ -10,7 +10,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from course.models import FeedbackNotice, Subscriber, Suppression
 
+from ..support.naughty import Snapshots, Tally, naughty_strings, spread
 from ..support.samples import payload
 from ..support.smtp import ScriptedHandler
 from ..support.sns import TOPIC, FakeSns
@@ -327,3 +328,37 @@ def test_nul_characters_in_a_notice_are_not_a_server_error(hooks: Site) -> None:
     odd = _postmark(hooks, {**payload("postmark-bounce"), "Email": "john\u0000@example.com"})
     assert odd.status_code == 200 and odd.json()["outcomes"] == {"unknown": 1}
     assert hooks.subscriber("john@example.com").status == "active"
+
+
+def test_every_naughty_string_through_the_webhooks_fields_is_a_200_or_a_400_that_changes_nothing(
+    hooks: Site,
+) -> None:
+    """The Big List of Naughty Strings through the fields of the generic form and of Postmark's payload:
+    the providers are authenticated, but what they relay comes from anyone's mail server. The whole list
+    through the addresses; a spread of it through the ids and words, each of which a success writes."""
+    hooks.sign_up_and_confirm("john@example.com")
+    strings, some = naughty_strings(), spread(naughty_strings(), 64)
+    good = {"type": "soft-bounce", "email": "john@example.com", "detail": "4.2.2"}
+    soft = payload("postmark-soft-bounce")
+    fields: dict[str, tuple[Callable[..., Response], Sequence[str], Callable[[int, str], dict[str, Any]]]] = {
+        "generic email": (_generic, strings, lambda n, value: {**good, "id": f"e{n}", "email": value}),
+        "generic id": (_generic, some, lambda n, value: {**good, "id": value}),
+        "generic message_id": (_generic, some, lambda n, value: {**good, "id": f"m{n}", "message_id": value}),
+        "generic detail": (_generic, some, lambda n, value: {**good, "id": f"d{n}", "detail": value}),
+        "postmark Email": (_postmark, strings, lambda n, value: {**soft, "ID": f"e{n}", "Email": value}),
+        "postmark Details": (_postmark, some, lambda n, value: {**soft, "ID": f"d{n}", "Details": value}),
+    }
+    tally = Tally("webhooks", {name: len(values) for name, (_, values, _) in fields.items()})
+    with hooks.runtime.sessions.kw["bind"].connect() as connection:
+        snapshots = Snapshots(connection.execution_options(isolation_level="AUTOCOMMIT"))
+        for name, (send, values, body) in fields.items():
+            for number, value in enumerate(values):
+                response = send(hooks, body(number, value))
+                tally.record(name, response.status_code)
+                assert response.status_code in (200, 400), (name, value, response.status_code, response.text)
+                changed = snapshots.changed()
+                if response.status_code == 400:
+                    assert not changed and response.json()["error"], (name, value, changed)
+                else:
+                    assert changed <= {"feedback_notices", "events", "subscribers", "suppressions", "deliveries"}
+    tally.check()
