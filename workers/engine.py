@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from course.curriculum import course_slugs, load_course
@@ -40,7 +41,7 @@ from course.deliveries import (
     retry_later,
 )
 from course.engagement import answers_so_far
-from course.models import Delivery, SendingPause
+from course.models import Delivery, DeliveryState, SendingPause
 from course.settings import Settings
 from course.subscriptions import resume_ended_pauses
 from emails.compiler import TemplateError
@@ -287,7 +288,8 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
     """
     tally: dict[str, int] = {}
     with runtime.sessions() as session:
-        owned = begin_sending(session, delivery_ids, runtime.now(), runtime.timing)
+        began = runtime.now()
+        owned = begin_sending(session, delivery_ids, began, runtime.timing)
         session.commit()  # "sending" is on disk before anything reaches SMTP
         if not owned:
             return tally
@@ -297,11 +299,39 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
         answers = answers_so_far(session, owned)  # what each email may say of its reader's answers
         tally["gone"] = len(owned) - len(items)  # erased with their subscriber in the meantime
         size = runtime.settings.send_chunk_size
+        lease, ours = began + runtime.timing.lease, set(owned)
         with runtime.sender.connect() as connection:
             for start in range(0, len(items), size):
-                pause = _send_chunk(runtime, session, connection, items[start : start + size], pause, answers, tally)
+                if start:  # a slow batch (a server that stalls) must not outlive its lease unseen
+                    lease, ours = _keep_lease(session, [item.delivery_id for item in items[start:]], lease, runtime)
+                    session.commit()
+                chunk = [item for item in items[start : start + size] if item.delivery_id in ours]
+                if len(chunk) < len(items[start : start + size]):
+                    tally["taken back"] = tally.get("taken back", 0) + len(items[start : start + size]) - len(chunk)
+                pause = _send_chunk(runtime, session, connection, chunk, pause, answers, tally)
                 session.commit()
     return {outcome: count for outcome, count in tally.items() if count}
+
+
+def _keep_lease(
+    session: Session, delivery_ids: list[int], lease: datetime, runtime: Runtime
+) -> tuple[datetime, set[int]]:
+    """Renew the lease of the batch's deliveries still to send, and return those still this worker's.
+
+    A delivery whose lease ran out while the batch went slowly was handed out again by the beat (and
+    may be with another worker, under a lease of its own): this worker leaves it alone, so a slow batch
+    costs at most the chunk under way, never the rest of the batch sent twice.
+    """
+    renewed = runtime.now() + runtime.timing.lease
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.SENDING.value,
+               Delivery.lease_until == lease)
+        .values(lease_until=renewed)
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )  # fmt: skip
+    return renewed, {row[0] for row in result}
 
 
 def _send_chunk(
