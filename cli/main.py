@@ -250,7 +250,8 @@ def _worker(arguments: argparse.Namespace) -> int:
     _require_schema(settings)
     DkimSigner.from_settings(settings)  # a key that cannot sign stops the worker now, not each batch
     app.worker_main(
-        ["worker", "-Q", settings.celery_queue, f"--concurrency={arguments.concurrency}",
+        ["worker", "-Q", settings.celery_queue, f"--hostname={arguments.name or settings.celery_queue + '@%h'}",
+         f"--concurrency={arguments.concurrency}",
          f"--pool={arguments.pool}", f"--loglevel={arguments.loglevel}", "--without-gossip", "--without-mingle"]
     )  # fmt: skip
     return 0
@@ -506,6 +507,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=2)
     worker.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     worker.add_argument("--loglevel", default="INFO")
+    # Celery's node name. A node's control queue is exclusive on RabbitMQ: two workers of one name there
+    # stop each other. The default, CELERY_QUEUE@host, is one per host and deployment; a second worker
+    # of the same deployment on one host takes --name second@%%h (or more --concurrency instead).
+    worker.add_argument("--name", help="the worker's node name (default: CELERY_QUEUE@%%h, %%h the host name)")
     worker.set_defaults(handler=_worker)
 
     beat = commands.add_parser(
