@@ -132,6 +132,7 @@ def record(
         return Recorded(feedback, Outcome.UNKNOWN)
 
     hashed = email_hash(address, address_key)
+    detail = _without_address(feedback.detail, address)
     subscriber = by_token or (delivery.subscriber if delivery is not None else None)
     if subscriber is None and subscribers:
         subscriber = subscribers[0]
@@ -139,7 +140,7 @@ def record(
         fingerprint=feedback.fingerprint(), source=feedback.source, kind=feedback.kind.value, email_hash=hashed,
         subscriber_id=subscriber.id if subscriber is not None else None,
         delivery_id=delivery.id if delivery is not None else None,
-        detail=_without_address(feedback.detail, address)[:2000] or None, created_at=now,
+        detail=detail[:2000] or None, created_at=now,
     )  # fmt: skip
     try:
         with session.begin_nested():
@@ -153,7 +154,6 @@ def record(
         unsubscribe(session, by_token.id, now=now)
         return Recorded(feedback, Outcome.UNSUBSCRIBED, (by_token.id,))
 
-    detail = _without_address(feedback.detail, address)
     if feedback.kind is FeedbackKind.SOFT_BOUNCE:
         session.flush()
         count = session.scalar(
