@@ -18,7 +18,10 @@ Each scenario:
    - **delivered** and **lost** (due, never accepted), **duplicated** (accepted more than once),
      **extra** (accepted though not due: after a bad-address bounce, say);
    - **longest delay**: the most an email arrived after it was due (the first email at its seeded time;
-     each next one a compressed day after the previous one arrived, or was refused for good);
+     each next one a compressed day after the previous one arrived, or was refused for good; of an
+     email that arrived twice, the later copy, the one the engine recorded: with compressed days the
+     next is due a day after the recorded send, where real days go by the reader's local hour, so
+     measuring from the first copy would count a duplicate's resend again as the next day's delay);
    - **recovered in**: seconds from the fault's end until the last email that was late (more than
      two ticks and a second after due) arrived: 0 when nothing was late after the fault ended;
    - **two days on one local date**: with compressed days a "local date" is a compressed day, so a
@@ -127,6 +130,9 @@ class Figures:
     # For a look at what went twice: a few duplicated (address, step), their arrivals (seconds from the
     # start of the run), and whether they were counted in flight at a fault.
     duplicates_sample: list[dict[str, Any]] = field(default_factory=list)
+    # For a look at what recovered last: the latest few emails that arrived late after a fault began
+    # (seconds from the start of the run).
+    late_sample: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     not_run: str | None = None
@@ -951,6 +957,7 @@ def _count(figures: Figures, stage: Stage, accepted: list[Accepted], refused: li
     # Delays: the first email at its seeded time, each next one a day after the previous arrived.
     late_after = 2 * stage.tick + 1.0
     longest, last_late = 0.0, None
+    late: list[tuple[float, float, str, int]] = []
     for recipient, step in sorted(delivered):
         if step == first_step:
             found = number.match(recipient)
@@ -958,7 +965,7 @@ def _count(figures: Figures, stage: Stage, accepted: list[Accepted], refused: li
             due = first_due + (n - 1) * spread / subscribers
         else:
             previous = (recipient, step - 1)
-            previous_at = min(arrivals[previous]) if previous in arrivals else permanent_at.get(previous)
+            previous_at = max(arrivals[previous]) if previous in arrivals else permanent_at.get(previous)
             if previous_at is None:
                 continue
             due = previous_at + day
@@ -967,7 +974,13 @@ def _count(figures: Figures, stage: Stage, accepted: list[Accepted], refused: li
         longest = max(longest, delay)
         if delay > late_after and (stage.fault_started is None or arrived > stage.fault_started):
             last_late = arrived if last_late is None else max(last_late, arrived)
+            late.append((arrived, due, recipient, step))
     figures.longest_delay = round(longest, 2)
+    figures.late_sample = [
+        {"address": recipient, "step": step, "due": round(due - stage.began, 2),
+         "arrived": round(arrived - stage.began, 2)}
+        for arrived, due, recipient, step in sorted(late)[-20:]
+    ]  # fmt: skip
     if stage.fault_ended is not None:
         figures.recovered_in = round(max(0.0, (last_late or 0.0) - stage.fault_ended), 2)
     # Two course days on one (compressed) date: two different steps less than a day apart.

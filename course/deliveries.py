@@ -8,7 +8,8 @@ Assume two of everything run at once: two beats, a task delivered twice, a worke
   what it moved, so a task delivered twice sends nothing twice.
 - ``sending`` is committed before SMTP and ``sent`` after each chunk of SEND_CHUNK_SIZE messages
   (:func:`mark_sent_many`): a worker killed in between can duplicate only that chunk. A delivery whose
-  lease ran out (queued but lost, or stuck in ``sending``) is handed out again by the beat; nothing is
+  lease ran out (queued but lost, or stuck in ``sending``) is handed out again by the beat, and on
+  PostgreSQL so is one whose worker died while sending, at the next tick (course/senders.py); nothing is
   ever lost.
 
 Functions here change the session; the caller commits, and enqueues only after the commit.
@@ -39,6 +40,7 @@ from course.models import (
     email_hash,
 )
 from course.schedule import Schedule
+from course.senders import sender_gone
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +242,12 @@ def claim_due_subscribers(session: Session, now: datetime, limit: int, timing: T
 
 
 def release_abandoned(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:
-    """Deliveries whose lease ran out: a lost task, or a worker that died while sending. Hand them out again."""
+    """Deliveries whose lease ran out (a lost task, a worker that died or stalled while sending), and on
+    PostgreSQL those whose worker holds its lock no more (it died: course/senders.py). Hand them out again."""
+    sending = Delivery.state == DeliveryState.SENDING.value
+    abandoned = Delivery.lease_until < now
+    if session.get_bind().dialect.name == "postgresql":
+        abandoned = or_(abandoned, sender_gone())
     stale = session.scalars(
         select(Delivery)
         .where(
@@ -250,7 +257,7 @@ def release_abandoned(session: Session, now: datetime, limit: int, timing: Timin
                     Delivery.due_at <= now,
                     or_(Delivery.lease_until.is_(None), Delivery.lease_until < now),
                 ),
-                and_(Delivery.state == DeliveryState.SENDING.value, Delivery.lease_until < now),
+                and_(sending, abandoned),
             )
         )
         .order_by(Delivery.due_at)
@@ -260,8 +267,9 @@ def release_abandoned(session: Session, now: datetime, limit: int, timing: Timin
     for delivery in stale:
         if delivery.state == DeliveryState.SENDING.value:
             # It may or may not have reached the server: sending again risks this one duplicate.
-            log.warning("delivery %s was stuck in sending; sending it again", delivery.id)
+            log.warning("delivery %s was left in sending by a worker gone or stalled; sending it again", delivery.id)
             delivery.state = DeliveryState.CLAIMED.value
+            delivery.sender_key = None
         delivery.lease_until = now + timing.lease
     session.flush()
     return [delivery.id for delivery in stale]
@@ -270,8 +278,11 @@ def release_abandoned(session: Session, now: datetime, limit: int, timing: Timin
 # --- Sending --------------------------------------------------------------------------------------
 
 
-def begin_sending(session: Session, delivery_ids: list[int], now: datetime, timing: Timing) -> list[int]:
-    """claimed -> sending, for the deliveries nobody else has taken; returns the ones this worker owns."""
+def begin_sending(
+    session: Session, delivery_ids: list[int], now: datetime, timing: Timing, sender_key: int | None = None
+) -> list[int]:
+    """claimed -> sending, for the deliveries nobody else has taken; returns the ones this worker owns.
+    ``sender_key``: the key of the lock the worker holds for the batch (course/senders.py)."""
     if not delivery_ids:
         return []
     result = session.execute(
@@ -281,7 +292,12 @@ def begin_sending(session: Session, delivery_ids: list[int], now: datetime, timi
             Delivery.state == DeliveryState.CLAIMED.value,
             Delivery.due_at <= now,
         )
-        .values(state=DeliveryState.SENDING.value, attempts=Delivery.attempts + 1, lease_until=now + timing.lease)
+        .values(
+            state=DeliveryState.SENDING.value,
+            attempts=Delivery.attempts + 1,
+            lease_until=now + timing.lease,
+            sender_key=sender_key,
+        )
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )

@@ -181,6 +181,9 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))  # not attempted before this
     lease_until: Mapped[datetime | None]  # while queued or sending; after it, taken to be abandoned
+    # While sending, on PostgreSQL: the key of the advisory lock its worker holds for the batch
+    # (workers/liveness.py). A lock goes with its connection, so a worker that dies frees its key at once.
+    sender_key: Mapped[int | None] = mapped_column(Integer)
     message_id: Mapped[str | None] = mapped_column(String(255))
     last_reply: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))

@@ -42,6 +42,7 @@ from course.deliveries import (
 )
 from course.engagement import answers_so_far
 from course.models import Delivery, DeliveryState, SendingPause
+from course.senders import batch_lock
 from course.settings import Settings
 from course.subscriptions import resume_ended_pauses
 from emails.compiler import TemplateError
@@ -283,13 +284,15 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
     Chunk by chunk (SEND_CHUNK_SIZE): read whether each chunk's readers may still get mail (an
     unsubscribe or a suppression committed before that stops them), send the chunk, then record what
     was sent in a few statements and commit. A worker killed mid-chunk has sent at most that chunk
-    without recording it: those few go again when their lease runs out (the duplicate bound, per
+    without recording it: those few go again at the beat's next tick, when PostgreSQL has freed the
+    dead worker's lock (course/senders.py), or else when their lease runs out (the duplicate bound, per
     batch in flight when a worker dies), and nothing is lost.
     """
     tally: dict[str, int] = {}
-    with runtime.sessions() as session:
+    # The lock first, and let go after the last commit: while it is held, the beat knows this worker lives.
+    with batch_lock(runtime.sessions.kw["bind"]) as sender_key, runtime.sessions() as session:
         began = runtime.now()
-        owned = begin_sending(session, delivery_ids, began, runtime.timing)
+        owned = begin_sending(session, delivery_ids, began, runtime.timing, sender_key)
         session.commit()  # "sending" is on disk before anything reaches SMTP
         if not owned:
             return tally

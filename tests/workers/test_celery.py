@@ -199,9 +199,10 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_chun
 ) -> None:
     server, _ = smtp
     # Four messages a second, so a batch of twelve (four chunks of three) is still going when the worker
-    # dies; a short lease and a quick tick so that the beat hands the batch out again soon after.
-    deployment = deploy(SEND_RATE_PER_SECOND="4", SEND_BATCH_SIZE="12", SEND_CHUNK_SIZE="3", DELIVERY_LEASE_SECONDS="3",
-                        TICK_SECONDS="0.5")  # fmt: skip
+    # dies; the production lease (10 minutes) and a quick tick: the beat must see the dead worker's lock
+    # gone (course/senders.py) and hand its batch out again at once, not when the lease runs out.
+    deployment = deploy(SEND_RATE_PER_SECOND="4", SEND_BATCH_SIZE="12", SEND_CHUNK_SIZE="3",
+                        DELIVERY_LEASE_SECONDS="600", TICK_SECONDS="0.5")  # fmt: skip
     readers = [f"reader{number}@example.com" for number in range(12)]
     with deployment.runtime.sessions() as session:
         for email in readers:
