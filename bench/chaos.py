@@ -218,7 +218,9 @@ class PrivateRedis:
 class PrivateCluster:
     """A PostgreSQL cluster of the run's own (initdb on a free port), so that restarting it disturbs nobody."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, environment: dict[str, str] | None = None) -> None:
+        """``environment``: for the server's processes (the DST scenario's fake clock)."""
+        self.environment = environment or {}
         found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
         if not found:
             raise NotRun("no initdb under /usr/lib/postgresql/*/bin (a private PostgreSQL cluster is needed)")
@@ -239,14 +241,17 @@ class PrivateCluster:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _run(self, tool: str, *arguments: str) -> None:
+    def _run(self, tool: str, *arguments: str, environment: dict[str, str] | None = None) -> None:
+        settings = [f"{name}={value}" for name, value in (environment or {}).items()]
         subprocess.run(  # noqa: S603 - the system's PostgreSQL tools
-            [*self.as_user, str(self.bin / tool), *arguments], check=True, capture_output=True, timeout=120
-        )
+            [*self.as_user, "env", *settings, str(self.bin / tool), *arguments], check=True, capture_output=True,
+            timeout=120,
+        )  # fmt: skip
 
     def _ctl(self, action: str, *extra: str) -> None:
         options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        self._run("pg_ctl", action, "-D", str(self.data), "-w", "-o", options, "-l", str(self.data / "log"), *extra)
+        self._run("pg_ctl", action, "-D", str(self.data), "-w", "-o", options, "-l", str(self.data / "log"), *extra,
+                  environment=self.environment)  # fmt: skip
 
     def start(self) -> None:
         self._ctl("start")
@@ -690,9 +695,20 @@ def _seed_calendar(database_url: str, subscribers: int, course_slug: str, days: 
     engine.dispose()
 
 
+def _calendar_clock(folder: Path) -> dict[str, str]:
+    """The DST scenario's clock: libfaketime's timestamp file, set just before the first due moment, and
+    the environment that puts the scenario's PostgreSQL server on it. The beat and the worker go by the
+    database's clock (course/clock.py), so they follow its jumps with their own clocks left alone."""
+    library = _faketime()
+    start = min(_dst_slot(zone, send_time, DST_START) for zone in DST_ZONES for send_time in DST_TIMES)
+    (folder / "faketime").write_text(f"{start.timestamp() - time.time() - 2:+.1f}s\n")
+    return {"LD_PRELOAD": library, "FAKETIME_TIMESTAMP_FILE": str(folder / "faketime"),
+            "FAKETIME_CACHE_DURATION": "1", **FAKE_WALL_CLOCK_ONLY}  # fmt: skip
+
+
 def _time_lapse(stage: Stage) -> None:
     """Days go by in seconds: whenever nothing is being sent, the shared fake clock (libfaketime's
-    timestamp file, read by the beat and the worker) jumps to the next moment a subscriber is due."""
+    timestamp file, read by the database server) jumps to the next moment a subscriber is due."""
     clock = stage.folder / "faketime"
     deadline = time.monotonic() + TIME_LAPSE_SECONDS
     while time.monotonic() < deadline:
@@ -804,7 +820,9 @@ def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"chaos-{scenario.name}-")))
         folder.chmod(0o755)
         try:
-            cluster = PrivateCluster(folder / "cluster") if scenario.private_postgres else None
+            fake_clock = _calendar_clock(folder) if scenario.calendar else None
+            cluster = (PrivateCluster(folder / "cluster", fake_clock)
+                       if scenario.private_postgres or scenario.calendar else None)  # fmt: skip
         except NotRun as error:
             figures.not_run = str(error)
             return figures
@@ -822,18 +840,8 @@ def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None
         # The first emails are due once the processes are up, spread over the first course day.
         spread = 60.0 if subscribers > 20_000 else float(options.day_seconds)
         first_due = datetime.now(UTC).timestamp() + 4.0
-        preload: dict[str, str] = {}
         if scenario.calendar:
-            try:
-                library = _faketime()
-            except NotRun as error:
-                figures.not_run = str(error)
-                return figures
             _seed_calendar(database_url, subscribers, options.course_slug, days)
-            start = min(_dst_slot(zone, send_time, DST_START) for zone in DST_ZONES for send_time in DST_TIMES)
-            (folder / "faketime").write_text(f"{start.timestamp() - time.time() - 2:+.1f}s\n")
-            preload = {"LD_PRELOAD": library, "FAKETIME_TIMESTAMP_FILE": str(folder / "faketime"),
-                       "FAKETIME_CACHE_DURATION": "1", **FAKE_WALL_CLOCK_ONLY}  # fmt: skip
         else:
             harness.seed(database_url, subscribers, options.course_slug, datetime.fromtimestamp(first_due, UTC),
                          step=STEPS - days - 1, spread_seconds=spread)  # fmt: skip
@@ -855,11 +863,12 @@ def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None
             "PYTHONUNBUFFERED": "1",
             **({"SMTP_URL": f"smtp+starttls://127.0.0.1:{server.port}", "SSL_CERT_FILE": tls[0]} if tls else {}),
             **scenario.environment,
-            **preload,
         }
         if scenario.calendar:  # real days; leases long enough that no jump of the clock hands work out twice
             del stage.environment["COURSE_DAY_SECONDS"]
             stage.environment["DELIVERY_LEASE_SECONDS"] = "600"
+            # The beat and the worker go by the database's clock, the one that jumps: read it often.
+            stage.environment["CLOCK_CHECK_SECONDS"] = "0.2"
         stack.callback(stage.stop_all)
         if options.broker_url and options.broker_url.startswith("amqp"):
             stack.callback(_delete_amqp_queue, options.broker_url, queue)
@@ -995,7 +1004,8 @@ def _count(figures: Figures, stage: Stage, accepted: list[Accepted], refused: li
 
 
 def _count_calendar(figures: Figures, stage: Stage, accepted: list[Accepted], days: int, subscribers: int) -> None:
-    """Real days: each email's local date and time from its Date header (the worker's clock as it built it)."""
+    """Real days: each email's local date and time from its Date header (the clock the worker went by as it
+    built it: the database's)."""
     first_step = STEPS - days
     engine = stage.engine
     with engine.connect() as connection:

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(30.0, gt=0)
     # A delivery claimed or being sent for longer than this is taken to be abandoned and retried.
     delivery_lease_seconds: int = Field(600, ge=2)
+    # How often each process (beat, worker, web) reads the database's clock, which they all go by
+    # (course/clock.py): a machine whose clock is off neither delays nor hurries the course.
+    clock_check_seconds: float = Field(30.0, gt=0)
     # How long sending stops after the provider refuses us (5.7.x) before it is tried again.
     sending_pause_seconds: int = Field(900, ge=1)
     # How often the beat sums the insights' figures again for the cohorts still in the course (about

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
+from course.clock import DatabaseClock
 from course.curriculum import load_course
 from course.db import make_engine, make_sessionmaker
 from course.links import LinkSigner
@@ -77,8 +78,7 @@ def create_app(
         limiter=limiter,
         enqueue=enqueue or celery_enqueue(settings),
     )
-    if clock is not None:
-        web.clock = clock
+    web.clock = clock or DatabaseClock(web.sessions.kw["bind"], settings.clock_check_seconds)
 
     production = settings.environment == "production"
     app = SecuredFastAPI(

@@ -19,6 +19,7 @@ import redis
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from course.clock import DatabaseClock
 from course.curriculum import course_slugs, load_course
 from course.db import make_engine, make_sessionmaker
 from course.deliveries import (
@@ -87,7 +88,7 @@ class Runtime:
         self.sender: Sender = sender or sender_from_url(settings.smtp_url, settings.smtp_timeout_seconds)
         self.throttle = throttle or make_throttle(settings)
         self._enqueue = enqueue
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or DatabaseClock(self.sessions.kw["bind"], settings.clock_check_seconds)
         self._writers: dict[tuple[str, int], tuple[Renderer, Preparer, MessageBuilder]] = {}
 
     def now(self) -> datetime:
