@@ -146,6 +146,9 @@ class _Session(asyncio.Protocol):
         self.stalled = False
         self.greeted = False
         self.closed = False
+        # Between STARTTLS and the TLS transport's being ours: a quick client's EHLO, decrypted before
+        # start_tls returns, waits in the buffer (answered in plain text, it would break the client's TLS).
+        self.upgrading = False
         self.recipient = ""
         self.position = -1  # the current message's place in this connection
         self.transport: asyncio.Transport | None = None
@@ -199,7 +202,7 @@ class _Session(asyncio.Protocol):
 
     def process(self) -> None:
         state = self.state
-        while not state.frozen and not self.closed and not self.stalled:
+        while not state.frozen and not self.closed and not self.stalled and not self.upgrading:
             if self.in_data:
                 end = self.buffer.find(_END_OF_DATA)
                 if end < 0:
@@ -276,6 +279,7 @@ class _Session(asyncio.Protocol):
             self.close()
             return
         self.transport.pause_reading()  # nothing more is read as plain text
+        self.upgrading = True
         asyncio.get_running_loop().create_task(self._upgrade(self.transport, state.tls))
 
     async def _upgrade(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
@@ -290,6 +294,8 @@ class _Session(asyncio.Protocol):
             self.close()
             return
         self.transport = upgraded  # a transport over TLS
+        self.upgrading = False
+        self.process()  # what arrived over TLS meanwhile
 
     def end_of_data(self, message: bytes) -> None:
         state = self.state

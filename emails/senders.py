@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -105,6 +106,15 @@ class SmtpConfig:
         )
 
 
+def _no_delay(client: smtplib.SMTP) -> None:
+    """Turn Nagle's algorithm off: smtplib writes each command and each message whole, so holding small
+    writes back saves nothing; but over TLS a message longer than a TLS record (16 KB: most of ours) goes
+    as two writes, and Nagle held the second until the server's delayed ACK, 40 ms on Linux: 21 messages
+    a second on a connection that does 314 without it (README, Reliability)."""
+    if client.sock is not None:
+        client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class SmtpConnection:
     def __init__(self, config: SmtpConfig, tls_context: ssl.SSLContext | None) -> None:
         self._config = config
@@ -116,8 +126,10 @@ class SmtpConnection:
         client: smtplib.SMTP
         if config.security == "tls":
             client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=self._tls_context)
+            _no_delay(client)
         else:
             client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            _no_delay(client)
             if config.security == "starttls":
                 client.starttls(context=self._tls_context)
                 client.ehlo()
