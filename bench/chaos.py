@@ -783,8 +783,8 @@ def scenarios(options: Options) -> list[Scenario]:
                  slack=130),
         Scenario("clock-skew-fast", "a worker whose clock is two minutes fast, for two course days",
                  _skewed_worker(120), slack=130),
-        Scenario("clock-dst", f"real days across DST changes in {', '.join(DST_ZONES)} (a shared fake clock jumps "
-                 "from one due moment to the next)", _time_lapse, calendar=True, days=DST_DAYS,
+        Scenario("clock-dst", f"real days across DST changes in {', '.join(DST_ZONES)} (the database's clock, "
+                 "faked, jumps from one due moment to the next)", _time_lapse, calendar=True, days=DST_DAYS,
                  slack=TIME_LAPSE_SECONDS),
         Scenario("burst", f"{options.burst_subscribers:,} subscribers due in the same minute, one email each",
                  _nothing, subscribers=options.burst_subscribers, days=1,
