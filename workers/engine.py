@@ -306,14 +306,14 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
         lease, ours = began + runtime.timing.lease, set(owned)
         with runtime.sender.connect() as connection:
             for start in range(0, len(items), size):
-                if start:  # a slow batch (a server that stalls) must not outlive its lease unseen
-                    lease, ours = _keep_lease(session, [item.delivery_id for item in items[start:]], lease, runtime)
-                    session.commit()
                 chunk = [item for item in items[start : start + size] if item.delivery_id in ours]
                 if len(chunk) < len(items[start : start + size]):
                     tally["taken back"] = tally.get("taken back", 0) + len(items[start : start + size]) - len(chunk)
                 pause = _send_chunk(runtime, session, connection, chunk, pause, answers, tally)
-                session.commit()
+                rest = [item.delivery_id for item in items[start + size :]]
+                if rest:  # a slow batch (a server that stalls) must not outlive its lease unseen
+                    lease, ours = _keep_lease(session, rest, lease, runtime)
+                session.commit()  # the chunk recorded and the rest's lease renewed: one commit
     return {outcome: count for outcome, count in tally.items() if count}
 
 
