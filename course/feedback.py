@@ -4,14 +4,23 @@ Every source (the SES and Postmark webhooks, the generic JSON webhook, the bounc
 ARF reports, mail to the ``mailto:`` unsubscribe address) is read into :class:`Feedback` items by its
 own parser, and :func:`record` applies each one here, the same way whatever its source:
 
-- a hard bounce or a complaint suppresses the address for good and stops the course at once: the
+- a notice acts only when it is *proven*: it comes from an authenticated provider's webhook, or it
+  returns an email we sent to the very address it is about (that email's Message-ID, or the signed
+  token of its List-Unsubscribe, and both name the same subscriber when both are there). The bounce
+  mailbox is anyone's to write to: a notice from it that proves nothing is recorded (its address as a
+  keyed hash, counted in /metrics) and changes nothing, ever: no suppression, no status, no event, not
+  counted towards the soft-bounce limit, so it can neither stop a course nor a future sign-up;
+- a proven hard bounce or complaint suppresses the address for good and stops the course at once: the
   subscriber is ``bounced`` or ``complained``, nothing claimed is sent, nothing more is claimed;
-- a soft bounce is counted; the ``limit``-th within ``window`` (3 in 7 days by default) is taken as a
-  hard bounce;
+- a proven soft bounce is counted; the ``limit``-th within ``window`` (3 in 7 days by default) is taken
+  as a hard bounce;
 - an unsubscribe by mail is the unsubscribe of the links (it carries the signed token of the email's
   List-Unsubscribe, so it names its subscriber);
-- every notice is a :class:`~course.models.FeedbackNotice` (counted in /metrics) and, for a subscriber,
-  an event tied to the email it answers when the report names it (so the insights count it per day).
+- every notice is a :class:`~course.models.FeedbackNotice` (counted in /metrics) and, when proven, an
+  event of its subscriber tied to the email it answers (so the insights count it per day);
+- a report (one message, one webhook call) gives at most ``NOTICES_PER_REPORT`` addresses, each once;
+  an address gets at most ``UNPROVEN_PER_ADDRESS_A_DAY`` unproven notices a day: what is beyond is
+  logged and left out (``capped``), so a flood of forged reports cannot fill the table.
 
 A notice told twice (SNS retries, a mailbox read again) has the same fingerprint and changes nothing
 the second time.
@@ -56,6 +65,15 @@ class Outcome(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     DUPLICATE = "duplicate"  # this very notice was recorded before
     UNKNOWN = "unknown"  # nobody we mail, and nothing to suppress (an unsubscribe without a valid token)
+    UNPROVEN = "unproven"  # from anyone, returning no email we sent to that address: recorded, never acted on
+    CAPPED = "capped"  # beyond the notices taken per report or per address: left out
+
+
+# An email of ours has one recipient, so a genuine report names one address; a few allow for a report
+# that names the original recipient and its forwarding address.
+NOTICES_PER_REPORT = 5
+# Unproven notices kept per address a day (proven ones are bounded by what we send it: one a day).
+UNPROVEN_PER_ADDRESS_A_DAY = 10
 
 
 @dataclass(frozen=True)
@@ -105,47 +123,38 @@ def record(
 ) -> Recorded:
     """Apply one notice in the caller's transaction (the caller commits)."""
     feedback = _cleaned(feedback)
-    delivery = _delivery(session, feedback.message_id)
-    by_token = _token_subscriber(session, signer, feedback.unsubscribe_token)
     address = (feedback.address or "").strip().lower() or None
+    delivery = _delivery(session, feedback.message_id)
     if delivery is not None and address is not None and delivery.subscriber.email != address:
-        delivery = None  # a report about someone else than the email it returns: trust neither link
-    vouched = feedback.authenticated or delivery is not None or by_token is not None
-    if not vouched:
-        if feedback.kind is FeedbackKind.COMPLAINT:
-            log.warning("feedback: a complaint from %s that returns no email of ours was ignored", feedback.source)
-            return Recorded(feedback, Outcome.UNKNOWN)
-        if feedback.kind is FeedbackKind.HARD_BOUNCE:
-            # Anyone can mail the bounce mailbox: unproven, a hard bounce only counts as a soft one.
-            feedback = replace(feedback, kind=FeedbackKind.SOFT_BOUNCE, detail=f"unproven: {feedback.detail}")
-    if address is None and delivery is not None:
-        address = delivery.subscriber.email
-    if address is None and by_token is not None:
-        address = by_token.email
-    subscribers = _subscribers(session, address, delivery, by_token)
-    if feedback.kind is FeedbackKind.UNSUBSCRIBE and by_token is None:
-        # Only a signed token names who asks: an address in a From line is anyone's to write.
+        delivery = None  # a report about someone else than the email it returns: it does not return ours
+    by_token = _token_subscriber(session, signer, feedback.unsubscribe_token)
+    returned = _returned(delivery, by_token, address)
+    # Only a signed token names who asks to unsubscribe: an address in a From line is anyone's to write.
+    if feedback.kind is FeedbackKind.UNSUBSCRIBE and (by_token is None or returned is None):
         log.info("feedback: an unsubscribe by mail without a valid token was ignored (%s)", feedback.source)
         return Recorded(feedback, Outcome.UNKNOWN)
+    proven = feedback.authenticated or returned is not None
+    if address is None and returned is not None:
+        address = returned.email
     if address is None:
         log.info("feedback: a %s from %s names no address we know; ignored", feedback.kind, feedback.source)
         return Recorded(feedback, Outcome.UNKNOWN)
 
     hashed = email_hash(address, address_key)
     detail = _without_address(feedback.detail, address)
-    subscriber = by_token or (delivery.subscriber if delivery is not None else None)
-    if subscriber is None and subscribers:
-        subscriber = subscribers[0]
+    if not proven:
+        return _unproven(session, feedback, hashed, detail, now)
+    subscribers = _subscribers(session, address, returned)
+    subscriber = returned or (subscribers[0] if subscribers else None)
+    answered = delivery if delivery is not None and returned is not None and delivery.subscriber_id == returned.id \
+        else (delivery if feedback.authenticated else None)  # fmt: skip
     notice = FeedbackNotice(
         fingerprint=feedback.fingerprint(), source=feedback.source, kind=feedback.kind.value, email_hash=hashed,
         subscriber_id=subscriber.id if subscriber is not None else None,
-        delivery_id=delivery.id if delivery is not None else None,
+        delivery_id=answered.id if answered is not None else None, proven=True,
         detail=detail[:2000] or None, created_at=now,
     )  # fmt: skip
-    try:
-        with session.begin_nested():
-            session.add(notice)
-    except IntegrityError:
+    if not _stored(session, notice):
         return Recorded(feedback, Outcome.DUPLICATE)
 
     ids = tuple(s.id for s in subscribers)
@@ -160,11 +169,12 @@ def record(
             select(func.count()).where(
                 FeedbackNotice.email_hash == hashed,
                 FeedbackNotice.kind == FeedbackKind.SOFT_BOUNCE.value,
+                FeedbackNotice.proven.is_(True),
                 FeedbackNotice.created_at > now - policy.window,
             )
         )
         for reader in subscribers:
-            _event(session, EventKind.BOUNCE, "soft", reader, delivery, detail, now)
+            _event(session, EventKind.BOUNCE, "soft", reader, answered, detail, now)
         if (count or 0) < policy.limit:
             return Recorded(feedback, Outcome.COUNTED, ids)
         days = policy.window.total_seconds() / 86400
@@ -176,10 +186,54 @@ def record(
     complaint = feedback.kind is FeedbackKind.COMPLAINT
     for reader in subscribers:
         _event(session, EventKind.COMPLAINT if complaint else EventKind.BOUNCE, "complaint" if complaint else "hard",
-               reader, delivery, detail, now)  # fmt: skip
+               reader, answered, detail, now)  # fmt: skip
     _stop(session, subscribers, SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED, now)
     suppress(session, address, address_key, "complaint" if complaint else "bounce", detail[:2000] or None, now)
     return Recorded(feedback, Outcome.SUPPRESSED, ids)
+
+
+def _returned(delivery: Delivery | None, by_token: Subscriber | None, address: str | None) -> Subscriber | None:
+    """The subscriber whose email the notice returns (its Message-ID, its List-Unsubscribe token), when it
+    is one subscriber and the notice's address, if it names one, is that subscriber's: else nobody."""
+    named = {s.id: s for s in (by_token, delivery.subscriber if delivery is not None else None) if s is not None}
+    if len(named) != 1:
+        return None  # none, or two different people: the report proves nothing
+    (subscriber,) = named.values()
+    return subscriber if address is None or subscriber.email == address else None
+
+
+def _unproven(session: Session, feedback: Feedback, hashed: str, detail: str, now: datetime) -> Recorded:
+    """Record a notice that proves nothing (the bounce mailbox is anyone's to write to), and act on nothing."""
+    kept = session.scalar(
+        select(func.count()).where(
+            FeedbackNotice.email_hash == hashed,
+            FeedbackNotice.proven.is_(False),
+            FeedbackNotice.created_at > now - timedelta(days=1),
+        )
+    )
+    if (kept or 0) >= UNPROVEN_PER_ADDRESS_A_DAY:
+        log.warning("feedback: more than %s unproven notices a day for one address from %s: left out",
+                    UNPROVEN_PER_ADDRESS_A_DAY, feedback.source)  # fmt: skip
+        return Recorded(feedback, Outcome.CAPPED)
+    notice = FeedbackNotice(
+        fingerprint=feedback.fingerprint(), source=feedback.source, kind=feedback.kind.value, email_hash=hashed,
+        proven=False, detail=f"unproven: {detail}"[:2000], created_at=now,
+    )  # fmt: skip
+    if not _stored(session, notice):
+        return Recorded(feedback, Outcome.DUPLICATE)
+    log.warning("feedback: a %s from %s returns no email we sent to its address: recorded, nothing changed",
+                feedback.kind.value, feedback.source)  # fmt: skip
+    return Recorded(feedback, Outcome.UNPROVEN)
+
+
+def _stored(session: Session, notice: FeedbackNotice) -> bool:
+    """False when this very notice was recorded before (its fingerprint)."""
+    try:
+        with session.begin_nested():
+            session.add(notice)
+    except IntegrityError:
+        return False
+    return True
 
 
 def record_all(
@@ -191,7 +245,22 @@ def record_all(
     now: datetime,
     policy: SoftBouncePolicy = SoftBouncePolicy(),
 ) -> list[Recorded]:
-    return [record(session, item, signer=signer, address_key=address_key, now=now, policy=policy) for item in items]
+    """Apply the notices of one report: each address once, and at most ``NOTICES_PER_REPORT`` of them."""
+    recorded: list[Recorded] = []
+    seen: set[str] = set()
+    for item in items:
+        address = (item.address or "").strip().lower()
+        if address in seen:
+            recorded.append(Recorded(item, Outcome.DUPLICATE))
+        elif len(seen) >= NOTICES_PER_REPORT:
+            recorded.append(Recorded(item, Outcome.CAPPED))
+        else:
+            seen.add(address)
+            recorded.append(record(session, item, signer=signer, address_key=address_key, now=now, policy=policy))
+    if len(seen) >= NOTICES_PER_REPORT and len(recorded) > len(seen):
+        log.warning("feedback: a report from %s names %s notices; the first %s addresses were taken",
+                    items[0].source, len(items), NOTICES_PER_REPORT)  # fmt: skip
+    return recorded
 
 
 def _cleaned(feedback: Feedback) -> Feedback:
@@ -231,17 +300,11 @@ def _token_subscriber(session: Session, signer: LinkSigner, token: str | None) -
     return session.get(Subscriber, claim.subscriber_id)
 
 
-def _subscribers(
-    session: Session, address: str | None, delivery: Delivery | None, by_token: Subscriber | None
-) -> list[Subscriber]:
-    """Everyone the notice is about: the address is suppressed everywhere, so every course's reader of it."""
-    found: dict[int, Subscriber] = {}
-    for named in (by_token, delivery.subscriber if delivery is not None else None):
-        if named is not None:
-            found[named.id] = named
-    if address is not None:
-        for reader in session.scalars(select(Subscriber).where(Subscriber.email == address).order_by(Subscriber.id)):
-            found.setdefault(reader.id, reader)
+def _subscribers(session: Session, address: str, returned: Subscriber | None) -> list[Subscriber]:
+    """Everyone a proven notice is about: the address is suppressed everywhere, so every course's reader of it."""
+    found: dict[int, Subscriber] = {returned.id: returned} if returned is not None else {}
+    for reader in session.scalars(select(Subscriber).where(Subscriber.email == address).order_by(Subscriber.id)):
+        found.setdefault(reader.id, reader)
     return list(found.values())
 
 

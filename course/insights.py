@@ -629,10 +629,13 @@ def _release_order(version: str) -> tuple[int, str]:
     return (int(version[1:]), version) if version[1:].isdigit() else (-1, version)
 
 
-def selection_of(cohorts: Iterable[date], since: date | None, until: date | None, cohort: date | None) -> Selection:
-    """What the page shows when its form leaves something out: every cohort there is."""
+def selection_of(
+    cohorts: Iterable[date], since: date | None, until: date | None, cohort: date | None, today: date
+) -> Selection:
+    """What the page shows when its form leaves something out: every cohort there is (none yet: this
+    week, by the caller's clock, the one every other figure goes by)."""
     known = sorted(cohorts)
-    first = monday(since) if since else (known[0] if known else monday(datetime.now(UTC).date()))
+    first = monday(since) if since else (known[0] if known else monday(today))
     last = monday(until) if until else (known[-1] if known else first)
     if last < first:
         first, last = last, first

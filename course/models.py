@@ -1,6 +1,9 @@
 """The database: subscribers and their journey, deliveries, events, the suppression list.
 
 Every timestamp is stored and returned as an aware UTC datetime, on PostgreSQL and on SQLite alike.
+No column takes the time of its own accord: whoever writes a row says when, by the clock it was given
+(course/clock.py in production, the tests' own clock in tests), so that two clocks never meet in one
+figure. A row written without its ``created_at`` is an error, not this machine's wall clock.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from sqlalchemy import (
     Time,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -39,6 +43,12 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def _same_as_created(context: Any) -> datetime:
+    """``updated_at`` on insert: the row's own ``created_at`` (never the wall clock)."""
+    return context.get_current_parameters()["created_at"]  # type: ignore[no-any-return]
+
 
 # BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -123,8 +133,8 @@ class Subscriber(Base):
     consent_ip: Mapped[str | None] = mapped_column(String(45))
     consent_user_agent: Mapped[str | None] = mapped_column(String(500))
     consent_form: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
-    updated_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime] = mapped_column(default=_same_as_created)
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscriber", passive_deletes=True)
 
@@ -150,7 +160,7 @@ class SignupRequest(Base):
     consent_ip: Mapped[str | None] = mapped_column(String(45))
     consent_user_agent: Mapped[str | None] = mapped_column(String(500))
     consent_form: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
 
 
@@ -179,16 +189,16 @@ class Delivery(Base):
     signup_request_id: Mapped[int | None] = mapped_column(ForeignKey("signup_requests.id", ondelete="SET NULL"))
     state: Mapped[str] = mapped_column(String(20), default=DeliveryState.CLAIMED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    due_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))  # not attempted before this
+    due_at: Mapped[datetime]  # not attempted before this
     lease_until: Mapped[datetime | None]  # while queued or sending; after it, taken to be abandoned
     # While sending, on PostgreSQL: the key of the advisory lock its worker holds for the batch
     # (workers/liveness.py). A lock goes with its connection, so a worker that dies frees its key at once.
     sender_key: Mapped[int | None] = mapped_column(Integer)
     message_id: Mapped[str | None] = mapped_column(String(255))
     last_reply: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC))
+    updated_at: Mapped[datetime] = mapped_column(default=_same_as_created)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")
     signup_request: Mapped[SignupRequest | None] = relationship()
@@ -222,7 +232,7 @@ class Event(Base):
     user_agent: Mapped[str | None] = mapped_column(String(500))
     seconds_since_delivery: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
 
 
 class Answer(Base):
@@ -240,7 +250,7 @@ class Answer(Base):
     band: Mapped[str] = mapped_column(String(50))
     score: Mapped[int | None] = mapped_column(Integer)  # known when the items were ticked one by one
     items: Mapped[str | None] = mapped_column(Text)  # the ticked items' numbers, comma-separated
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
 
 
 class Suppression(Base):
@@ -257,7 +267,7 @@ class Suppression(Base):
     email_hash: Mapped[str] = mapped_column(String(64), unique=True)
     reason: Mapped[str] = mapped_column(String(30))  # bounce, complaint, erased
     detail: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
 
 
 class FeedbackKind(StrEnum):
@@ -289,7 +299,10 @@ class FeedbackNotice(Base):
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id", ondelete="SET NULL"))
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
     detail: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    # From an authenticated provider, or returning an email we sent to that address: only then does it act
+    # (course/feedback.py). An unproven notice is kept for the record and counted, never acted on.
+    proven: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime]
 
 
 class StudioRole(StrEnum):
@@ -314,7 +327,7 @@ class StudioUser(Base):
     # Part of every session cookie: changing the password or signing out everywhere bumps it, and
     # every older cookie stops working.
     session_generation: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
     last_sign_in_at: Mapped[datetime | None]
 
     def may_edit(self, course_slug: str) -> bool:
@@ -340,7 +353,7 @@ class AuditEntry(Base):
     item: Mapped[str | None] = mapped_column(String(200))
     version: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
 
 
 class TemplateVersion(Base):
@@ -363,7 +376,7 @@ class TemplateVersion(Base):
     files: Mapped[str] = mapped_column(Text)
     note: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str | None] = mapped_column(String(320))
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
 
 
 class TemplateDraft(Base):
@@ -383,7 +396,7 @@ class TemplateDraft(Base):
     based_on: Mapped[int] = mapped_column(Integer)  # the live version number the draft started from
     revision: Mapped[int] = mapped_column(Integer, default=1)
     author: Mapped[str | None] = mapped_column(String(320))
-    updated_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    updated_at: Mapped[datetime]
 
 
 class TemplatePreview(Base):
@@ -399,7 +412,7 @@ class TemplatePreview(Base):
     preview: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
 
 
 class TemplatePublication(Base):
@@ -420,7 +433,7 @@ class TemplatePublication(Base):
     action: Mapped[str] = mapped_column(String(20))  # publish, roll-back
     author: Mapped[str | None] = mapped_column(String(320))
     note: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
 
     version: Mapped[TemplateVersion | None] = relationship()
 
@@ -432,7 +445,7 @@ class SendingPause(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     reason: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
+    created_at: Mapped[datetime]
     until: Mapped[datetime]
 
 

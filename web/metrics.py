@@ -72,16 +72,17 @@ class CourseCollector(Collector):
             feedback = GaugeMetricFamily(
                 "course_feedback",
                 "Bounces, complaints and unsubscribes reported after SMTP accepted the message, by source "
-                "(ses, postmark, webhook, mailbox) and kind",
-                labels=["source", "kind"],
+                "(ses, postmark, webhook, mailbox), kind, and whether it was proven (an authenticated provider, "
+                "or the email we sent to that address returned): an unproven notice changes nothing",
+                labels=["source", "kind", "proven"],
             )
-            rows = session.execute(
-                select(FeedbackNotice.source, FeedbackNotice.kind, func.count()).group_by(
-                    FeedbackNotice.source, FeedbackNotice.kind
+            notices = session.execute(
+                select(FeedbackNotice.source, FeedbackNotice.kind, FeedbackNotice.proven, func.count()).group_by(
+                    FeedbackNotice.source, FeedbackNotice.kind, FeedbackNotice.proven
                 )
             )
-            for source, kind, count in rows:
-                feedback.add_metric([source, kind], count)
+            for source, kind, proven, count in notices:
+                feedback.add_metric([source, kind, "yes" if proven else "no"], count)
             yield feedback
 
             paused = GaugeMetricFamily("course_sending_paused", "1 while the provider refused us (5.7.x)")

@@ -128,7 +128,7 @@ def test_the_mailbox_is_read_once_and_each_report_does_what_it_says(site: Site, 
         message("arf-redacted", message_id=_welcome_id(site, "kim@example.com"),
                 token=SIGNER.token(Purpose.UNSUBSCRIBE, kim.id, 0)),
         message("unsubscribe-mailto", address="lee@example.com", token=SIGNER.token(Purpose.UNSUBSCRIBE, lee.id, 0)),
-        # Anyone can write to the bounce mailbox: a "bounce" for Pat that returns no email of ours is only counted.
+        # Anyone can write to the bounce mailbox: a "bounce" for Pat that returns no email of ours is only recorded.
         message("postfix-dsn-user-unknown", address="pat@example.com", message_id="<made-up@attacker.example>"),
         message("out-of-office", address="jane@example.com"),
         b"\x00\x01 not mail at all \xff",
@@ -137,7 +137,7 @@ def test_the_mailbox_is_read_once_and_each_report_does_what_it_says(site: Site, 
     first = course("--imap", imap.url(), database_url=database_url)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == (
-        "7 messages read: 2 counted, 2 suppressed, 1 unsubscribed; 2 not a report (left flagged)"
+        "7 messages read: 1 counted, 2 suppressed, 1 unproven, 1 unsubscribed; 2 not a report (left flagged)"
     )
     statuses = {email: site.subscriber(email).status for email in people}
     assert statuses == {"jane@example.com": "bounced", "sam@example.com": "active", "kim@example.com": "complained",
@@ -149,10 +149,11 @@ def test_the_mailbox_is_read_once_and_each_report_does_what_it_says(site: Site, 
         assert suppression_reason(session, "pat@example.com", key) is None
         sources = set(session.scalars(select(FeedbackNotice.source)))
     assert sources == {"mailbox"}
-    # Jane's bounce was proven by her welcome's Message-ID; Pat's, unproven, was counted as a soft one (with Sam's).
+    # Jane's bounce was proven by her welcome's Message-ID; Pat's, unproven, is only recorded and counted.
     metrics = site.client.get("/metrics").text
-    for kind, count in (("hard-bounce", 1), ("soft-bounce", 2), ("complaint", 1), ("unsubscribe", 1)):
-        assert f'course_feedback{{kind="{kind}",source="mailbox"}} {count}.0' in metrics
+    for kind, proven, count in (("hard-bounce", "yes", 1), ("hard-bounce", "no", 1), ("soft-bounce", "yes", 1),
+                                ("complaint", "yes", 1), ("unsubscribe", "yes", 1)):  # fmt: skip
+        assert f'course_feedback{{kind="{kind}",proven="{proven}",source="mailbox"}} {count}.0' in metrics
 
     flags = imap.flags()
     assert all("\\Seen" in found for found in flags)
@@ -220,3 +221,66 @@ def test_the_mailbox_url_may_come_from_the_environment_to_keep_its_password_out_
     result = course(database_url=database_url, BOUNCE_MAILBOX_URL=imap.url())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1 messages read: no notice; 1 not a report (left flagged)"
+
+
+def _arf_with_headers(recipients: list[str], token: str) -> bytes:
+    """An abuse report that returns only the original's header (text/rfc822-headers), one Original-Rcpt-To
+    per address."""
+    rcpt = "".join(f"Original-Rcpt-To: <{address}>\r\n" for address in recipients)
+    return (
+        "From: <abuse@isp.example>\r\nTo: <bounces@mail.example.org>\r\nSubject: complaint\r\n"
+        "Message-ID: <arf.forged.1@isp.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nAn abuse report.\r\n"
+        "--b\r\nContent-Type: message/feedback-report\r\n\r\n"
+        f"Feedback-Type: abuse\r\nUser-Agent: Forger/1.0\r\nVersion: 1\r\n{rcpt}\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        "From: South Denver Therapy <course@mail.example.org>\r\nSubject: Day 1\r\n"
+        f"List-Unsubscribe: <https://course.example.org/unsubscribe/{token}>\r\n\r\n"
+        "--b--\r\n"
+    ).encode()
+
+
+def _dsn_blocks(address: str, blocks: int) -> bytes:
+    """A delivery report with no Message-ID of ours and ``blocks`` per-recipient blocks for one address."""
+    recipients = "".join(
+        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 no such user ({number})\r\n\r\n"
+        for number in range(blocks)
+    )
+    return (
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@mail.example.org\r\nSubject: Undelivered\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nIt bounced.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.example.net\r\n\r\n{recipients}"
+        "--b--\r\n"
+    ).encode()
+
+
+def test_forged_reports_in_the_bounce_mailbox_silence_nobody(site: Site, database_url: str) -> None:
+    """The attacks of an outside run: the attacker's own unsubscribe token vouching for a list of victims,
+    and a delivery report, sent three times, with three blocks for one address (one who never signed up)."""
+    victims = [f"victim{number}@example.com" for number in range(8)]
+    for address in victims:
+        site.sign_up_and_confirm(address)
+    site.client.post("/subscribe", data={"email": "mallory@attacker.example", "timezone": "UTC"})
+    mallory = site.subscriber("mallory@attacker.example")
+    arf = _arf_with_headers(victims, SIGNER.token(Purpose.UNSUBSCRIBE, mallory.id, 0))
+    taken = course("-", database_url=database_url, stdin=arf)
+    assert taken.returncode == 0, taken.stderr
+    assert taken.stdout.strip() == (
+        "feedback-report: 1 messages read: 3 capped, 5 unproven; 0 not a report (left flagged)"
+    )
+    for number in range(3):
+        dsn = _dsn_blocks("newcomer@example.com", 3).replace(b"no such user", f"no user {number}".encode())
+        assert course("-", database_url=database_url, stdin=dsn).returncode == 0
+    assert {email: site.subscriber(email).status for email in victims} == dict.fromkeys(victims, "active")
+    with site.session() as session:
+        key = site.runtime.settings.address_key
+        assert all(suppression_reason(session, email, key) is None for email in [*victims, "newcomer@example.com"])
+        assert set(session.scalars(select(FeedbackNotice.proven))) == {False}
+    # The address that "bounced" signs up, and its confirmation goes out.
+    site.client.post("/subscribe", data={"email": "newcomer@example.com", "timezone": "UTC"})
+    assert len(site.smtp.to("newcomer@example.com")) == 1

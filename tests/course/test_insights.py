@@ -55,7 +55,8 @@ class Seed:
 
     def sent(self, person: Subscriber, step: int, version: str, state: str = "sent") -> Delivery:
         delivery = Delivery(subscriber_id=person.id, enrolment=1, step=step, email=f"step-{step}", state=state,
-                            template_version=version, sent_at=NOW if state == "sent" else None)  # fmt: skip
+                            template_version=version, sent_at=NOW if state == "sent" else None,
+                            due_at=person.created_at, created_at=person.created_at)  # fmt: skip
         self.session.add(delivery)
         self.session.flush()
         return delivery
@@ -63,10 +64,13 @@ class Seed:
     def event(self, person: Subscriber, kind: EventKind, step: int, *, automated: bool = False,
               value: str | None = None, delivery: Delivery | None = None) -> None:  # fmt: skip
         self.session.add(Event(subscriber_id=person.id, enrolment=1, kind=kind.value, step=step, value=value,
-                               automated=automated, delivery_id=delivery.id if delivery else None))  # fmt: skip
+                               automated=automated, delivery_id=delivery.id if delivery else None,
+                               created_at=NOW))  # fmt: skip
 
     def answer(self, person: Subscriber, step: int, checklist: str, band: str) -> None:
-        self.session.add(Answer(subscriber_id=person.id, enrolment=1, step=step, checklist=checklist, band=band))
+        self.session.add(
+            Answer(subscriber_id=person.id, enrolment=1, step=step, checklist=checklist, band=band, created_at=NOW)
+        )
         self.session.flush()
 
 
@@ -197,7 +201,7 @@ def test_a_refresh_replaces_the_sums_of_its_weeks_and_keeps_the_others(db: Sessi
     values_a = {(c.measure, c.step, c.version, c.key): c.value for c in before}
     late = db.scalar(select(Subscriber).where(Subscriber.email == "b2@example.com"))
     assert late is not None
-    db.add(Event(subscriber_id=late.id, enrolment=1, kind=EventKind.EXERCISE_DONE.value, step=1))
+    db.add(Event(subscriber_id=late.id, enrolment=1, kind=EventKind.EXERCISE_DONE.value, step=1, created_at=NOW))
     db.commit()
     later = NOW + timedelta(minutes=5)
     assert refresh(db, course, later, since=WEEK_B) == 1

@@ -10,7 +10,17 @@ import pytest
 from sqlalchemy import func, select
 
 from course.deliveries import claim_next_step, suppression_reason
-from course.feedback import Feedback, FeedbackKind, Outcome, Recorded, SoftBouncePolicy, record
+from course.feedback import (
+    NOTICES_PER_REPORT,
+    UNPROVEN_PER_ADDRESS_A_DAY,
+    Feedback,
+    FeedbackKind,
+    Outcome,
+    Recorded,
+    SoftBouncePolicy,
+    record,
+    record_all,
+)
 from course.links import LinkSigner, Purpose
 from course.models import Delivery, DeliveryState, Event, EventKind, FeedbackNotice, Subscriber
 
@@ -128,18 +138,21 @@ def test_an_address_we_never_mailed_is_still_suppressed_by_an_authenticated_prov
 def test_the_bounce_mailbox_proves_a_hard_bounce_by_the_email_it_returns(site: Site) -> None:
     alex = site.sign_up_and_confirm()
     site.sign_up_and_confirm("sam@example.com")
-    # Anyone can mail the bounce mailbox: without an email of ours, a hard bounce counts as a soft one...
+    # Anyone can mail the bounce mailbox: without an email of ours, a hard bounce is only recorded...
     forged = Feedback(FeedbackKind.HARD_BOUNCE, "mailbox", "sam@example.com", "5.1.1", None, "f1", authenticated=False)
-    assert _record(site, forged).outcome is Outcome.COUNTED
-    # ...and so does one that returns an email we sent to someone else (Alex's Message-ID for Sam).
+    assert _record(site, forged).outcome is Outcome.UNPROVEN
+    # ...and so is one that returns an email we sent to someone else (Alex's Message-ID for Sam).
     mixed = Feedback(FeedbackKind.HARD_BOUNCE, "mailbox", "sam@example.com", "5.1.1", _welcome_id(site, alex), "f2",
                      authenticated=False)  # fmt: skip
-    assert _record(site, mixed).outcome is Outcome.COUNTED
-    assert _state(site, "sam@example.com")[:2] == ("active", None)
+    assert _record(site, mixed).outcome is Outcome.UNPROVEN
+    assert _state(site, "sam@example.com") == ("active", None, 2)
     assert _state(site, "alex@example.com")[:2] == ("active", None)
-    # A complaint that returns no email of ours changes nothing at all.
+    # A complaint that returns no email of ours changes nothing at all either.
     complaint = Feedback(FeedbackKind.COMPLAINT, "mailbox", "sam@example.com", "abuse", None, "f3", authenticated=False)
-    assert _record(site, complaint).outcome is Outcome.UNKNOWN
+    assert _record(site, complaint).outcome is Outcome.UNPROVEN
+    with site.session() as session:
+        assert session.scalar(select(func.count()).select_from(Event).where(Event.kind != "confirmed")) == 0
+        assert set(session.scalars(select(FeedbackNotice.proven))) == {False}
     # With Alex's own Message-ID, the report is Alex's: suppressed at once.
     proven = Feedback(FeedbackKind.HARD_BOUNCE, "mailbox", "alex@example.com", "5.1.1", _welcome_id(site, alex), "f4",
                       authenticated=False)  # fmt: skip
@@ -180,3 +193,86 @@ def test_a_notice_that_names_nobody_changes_nothing(site: Site, address: str | N
     recorded = _record(site, Feedback(FeedbackKind.HARD_BOUNCE, "webhook", address, "", "<nobody@x>", "n"))
     assert recorded.outcome is Outcome.UNKNOWN
     assert _state(site, "alex@example.com") == ("active", None, 0)
+
+
+# --- Attacks through the bounce mailbox: reports that prove nothing change nothing ------------------
+
+
+def _unauthenticated(kind: FeedbackKind, address: str | None, notice: str, *, message_id: str | None = None,
+                     token: str | None = None, detail: str = "5.1.1 user unknown") -> Feedback:  # fmt: skip
+    return Feedback(kind, "mailbox", address, detail, message_id, notice, token, authenticated=False)
+
+
+def _attacker_token(site: Site) -> str:
+    """The unsubscribe token of a sign-up the attacker made with an address of their own, never confirmed."""
+    site.client.post("/subscribe", data={"email": "mallory@attacker.example", "timezone": "UTC"})
+    mallory = site.subscriber("mallory@attacker.example")
+    return SIGNER.token(Purpose.UNSUBSCRIBE, mallory.id, 0)
+
+
+@pytest.mark.parametrize("kind", [FeedbackKind.COMPLAINT, FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE])
+def test_the_attackers_own_token_vouches_for_no_victim(site: Site, kind: FeedbackKind) -> None:
+    victims = [site.sign_up_and_confirm(f"victim{number}@example.com") for number in range(3)]
+    token = _attacker_token(site)
+    # One ARF report, one Original-Rcpt-To per victim, the attacker's own token in the returned headers.
+    items = [_unauthenticated(kind, victim.email, "arf-1", token=token) for victim in victims]
+    with site.session() as session, session.begin():
+        recorded = record_all(session, items, signer=SIGNER, address_key=site.runtime.settings.address_key,
+                              now=site.clock())  # fmt: skip
+    assert [item.outcome for item in recorded] == [Outcome.UNPROVEN] * 3
+    for victim in victims:
+        assert _state(site, victim.email)[:2] == ("active", None)
+    # Nor does a victim's own Message-ID beside the attacker's token: two people named, nobody proven.
+    mixed = _unauthenticated(kind, victims[0].email, "arf-2", message_id=_welcome_id(site, victims[0]), token=token)
+    assert _record(site, mixed).outcome is Outcome.UNPROVEN
+    assert _state(site, victims[0].email)[:2] == ("active", None)
+    # And the attacker's token with no address at all is about the attacker alone.
+    own = _unauthenticated(kind, None, "arf-3", token=token)
+    assert _record(site, own).subscribers in ((), (site.subscriber("mallory@attacker.example").id,))
+    for victim in victims:
+        assert _state(site, victim.email)[:2] == ("active", None)
+
+
+def test_unproven_bounces_never_add_up_to_a_suppression_nor_stop_a_sign_up(site: Site) -> None:
+    alex = site.sign_up_and_confirm()
+    policy = SoftBouncePolicy(limit=3, window=timedelta(days=7))
+    for number in range(6):  # three DSNs, and three blocks of one DSN with no Message-ID of its own
+        for kind in (FeedbackKind.HARD_BOUNCE, FeedbackKind.SOFT_BOUNCE):
+            item = _unauthenticated(kind, "alex@example.com", f"dsn-{number}", detail=f"5.1.1 block {number}")
+            assert _record(site, item, policy).outcome in (Outcome.UNPROVEN, Outcome.CAPPED)
+    assert _state(site, "alex@example.com")[:2] == ("active", None)
+    # A proven soft bounce after them is the first that counts.
+    proven = _unauthenticated(FeedbackKind.SOFT_BOUNCE, "alex@example.com", "real-1",
+                              message_id=_welcome_id(site, alex), detail="4.2.2 mailbox full")  # fmt: skip
+    assert _record(site, proven, policy).outcome is Outcome.COUNTED
+    # An address that never signed up, "bounced" many times, still signs up and gets its confirmation.
+    for number in range(5):
+        item = _unauthenticated(FeedbackKind.HARD_BOUNCE, "newcomer@example.com", f"pre-{number}")
+        assert _record(site, item, policy).outcome is Outcome.UNPROVEN
+    site.client.post("/subscribe", data={"email": "newcomer@example.com", "timezone": "UTC"})
+    assert [m.subject for m in site.smtp.to("newcomer@example.com")] == [
+        "Confirm your place in Building Emotional Intimacy"
+    ]
+
+
+def test_notices_are_capped_per_report_and_unproven_ones_per_address(site: Site) -> None:
+    site.sign_up_and_confirm()
+    items = [_unauthenticated(FeedbackKind.HARD_BOUNCE, f"n{number}@example.com", "big") for number in range(50)]
+    items += [_unauthenticated(FeedbackKind.HARD_BOUNCE, "N0@example.com", "big", detail="again")]
+    with site.session() as session, session.begin():
+        recorded = record_all(session, items, signer=SIGNER, address_key=site.runtime.settings.address_key,
+                              now=site.clock())  # fmt: skip
+    outcomes = [item.outcome for item in recorded]
+    assert outcomes[:NOTICES_PER_REPORT] == [Outcome.UNPROVEN] * NOTICES_PER_REPORT
+    assert set(outcomes[NOTICES_PER_REPORT:50]) == {Outcome.CAPPED} and outcomes[50] is Outcome.DUPLICATE
+    assert _state(site, "alex@example.com")[2] == NOTICES_PER_REPORT
+    # One address, many reports in a day: only so many are kept, and the next day some more.
+    flood = [
+        _record(site, _unauthenticated(FeedbackKind.COMPLAINT, "alex@example.com", f"flood-{number}")).outcome
+        for number in range(UNPROVEN_PER_ADDRESS_A_DAY + 5)
+    ]
+    assert flood.count(Outcome.UNPROVEN) == UNPROVEN_PER_ADDRESS_A_DAY and flood.count(Outcome.CAPPED) == 5
+    site.clock.advance(days=1, seconds=1)
+    assert _record(site, _unauthenticated(FeedbackKind.COMPLAINT, "alex@example.com", "next")).outcome is (
+        Outcome.UNPROVEN)  # fmt: skip
+    assert _state(site, "alex@example.com")[:2] == ("active", None)

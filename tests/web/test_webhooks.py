@@ -73,7 +73,7 @@ def test_a_signed_ses_bounce_suppresses_and_stops_the_course(hooks: Site) -> Non
     assert response.json() == {"notices": 1, "outcomes": {"suppressed": 1}}
     assert _status(hooks, "jane@example.com") == "bounced"
     metrics = hooks.client.get("/metrics").text
-    assert 'course_feedback{kind="hard-bounce",source="ses"} 1.0' in metrics
+    assert 'course_feedback{kind="hard-bounce",proven="yes",source="ses"} 1.0' in metrics
 
 
 @pytest.mark.parametrize("version", ["1", "2"])
@@ -257,7 +257,7 @@ def test_the_generic_form_takes_one_notice_or_a_list(hooks: Site) -> None:
             {"type": "complaint", "email": "sam@example.com", "id": "n-3"}]  # fmt: skip
     assert _generic(hooks, many).json() == {"notices": 2, "outcomes": {"suppressed": 2}}
     assert (_status(hooks, "alex@example.com"), _status(hooks, "sam@example.com")) == ("bounced", "complained")
-    assert 'course_feedback{kind="complaint",source="webhook"} 1.0' in hooks.client.get("/metrics").text
+    assert 'course_feedback{kind="complaint",proven="yes",source="webhook"} 1.0' in hooks.client.get("/metrics").text
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token-0123456789abcdef", "", TOKEN + "x"])

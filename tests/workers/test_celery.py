@@ -10,7 +10,6 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +110,7 @@ def enrol(deployment: Deployment, email: str) -> int:
     with runtime.sessions() as session:
         result = subscribe(
             session, course_slug=SLUG, email=email, first_name="Alex", timezone="Pacific/Chatham",
-            consent=Consent(at=datetime.now(UTC), form="test"), timing=runtime.timing,
+            consent=Consent(at=runtime.now(), form="test"), timing=runtime.timing,
         )  # fmt: skip
         session.commit()
     assert result.subscriber_id is not None
@@ -122,7 +121,7 @@ def enrol(deployment: Deployment, email: str) -> int:
 def confirm_now(deployment: Deployment, subscriber_id: int) -> None:
     runtime = deployment.runtime
     with runtime.sessions() as session:
-        result = confirm(session, subscriber_id, now=datetime.now(UTC), timing=runtime.timing)
+        result = confirm(session, subscriber_id, now=runtime.now(), timing=runtime.timing)
         session.commit()
     runtime.enqueue(result.delivery_ids)
 
@@ -205,9 +204,10 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_at_most_the_chun
                         DELIVERY_LEASE_SECONDS="600", TICK_SECONDS="0.5")  # fmt: skip
     readers = [f"reader{number}@example.com" for number in range(12)]
     with deployment.runtime.sessions() as session:
+        now = deployment.runtime.now()  # the deployment's clock: the database's
         for email in readers:
             session.add(Subscriber(course_slug=SLUG, email=email, timezone="UTC", status=SubscriberStatus.ACTIVE.value,
-                                   next_send_at=datetime.now(UTC), confirmed_at=datetime.now(UTC)))  # fmt: skip
+                                   next_send_at=now, confirmed_at=now, created_at=now))  # fmt: skip
         session.commit()
     first = deployment.worker("worker-1")
     deployment.beat()
@@ -239,8 +239,8 @@ def test_a_task_delivered_twice_sends_its_message_once(
     server, _ = smtp
     deployment = deploy()
     with deployment.runtime.sessions() as session:
-        result = subscribe(session, course_slug=SLUG, email="alex@example.com", consent=Consent(at=datetime.now(UTC)),
-                           timing=deployment.runtime.timing)  # fmt: skip
+        result = subscribe(session, course_slug=SLUG, email="alex@example.com",
+                           consent=Consent(at=deployment.runtime.now()), timing=deployment.runtime.timing)  # fmt: skip
         session.commit()
     deployment.enqueue(result.delivery_ids)
     deployment.enqueue(result.delivery_ids)  # the broker redelivers the same task
@@ -277,8 +277,9 @@ def test_the_beat_starts_from_an_empty_folder_and_keeps_no_state_file(deploy: Ca
 def due_subscriber(deployment: Deployment, email: str) -> int:
     """A confirmed subscriber whose welcome is due now."""
     with deployment.runtime.sessions() as session:
+        now = deployment.runtime.now()  # the deployment's clock: the database's
         subscriber = Subscriber(course_slug=SLUG, email=email, timezone="UTC", status=SubscriberStatus.ACTIVE.value,
-                                next_send_at=datetime.now(UTC), confirmed_at=datetime.now(UTC))  # fmt: skip
+                                next_send_at=now, confirmed_at=now, created_at=now)  # fmt: skip
         session.add(subscriber)
         session.commit()
         return subscriber.id

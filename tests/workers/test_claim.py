@@ -22,7 +22,8 @@ TIMING = Timing(address_key=b"k" * 32, day_seconds=None, lease_seconds=600, send
 def reader(session: Session, name: str, step: int | None, *, due: datetime | None = NOW,
            status: SubscriberStatus = SubscriberStatus.ACTIVE) -> Subscriber:  # fmt: skip
     found = Subscriber(course_slug="building-emotional-intimacy", email=f"{name}@example.com", timezone="Europe/Paris",
-                       send_time=time(8, 0), status=status.value, current_step=step, next_send_at=due)  # fmt: skip
+                       send_time=time(8, 0), status=status.value, current_step=step, next_send_at=due,
+                       created_at=NOW - timedelta(days=30))  # fmt: skip
     session.add(found)
     session.flush()
     return found
@@ -30,7 +31,8 @@ def reader(session: Session, name: str, step: int | None, *, due: datetime | Non
 
 def delivery(session: Session, subscriber: Subscriber, step: int, state: DeliveryState) -> None:
     session.add(Delivery(subscriber_id=subscriber.id, enrolment=1, step=step, email=f"day-{step:02d}",
-                         state=state.value, due_at=NOW - timedelta(days=1)))  # fmt: skip
+                         state=state.value, due_at=NOW - timedelta(days=1),
+                         created_at=NOW - timedelta(days=1)))  # fmt: skip
     session.flush()
 
 

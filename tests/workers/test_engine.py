@@ -239,7 +239,9 @@ def test_a_sender_side_refusal_pauses_sending_and_never_blames_the_reader(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     alex = enrol(harness, "alex@example.com")
-    sam = enrol(harness, "sam@example.com")
+    # Sam's day 1 is due two minutes after Alex's: it is claimed only once sending has been paused (two
+    # deliveries due at once may go out in either order, and one sent before the refusal is no fault).
+    sam = enrol(harness, "sam@example.com", send_time=time(8, 2))
     harness.smtp.plan("alex@example.com", "data", "550 5.7.26 Unauthenticated email is not accepted (DMARC)")
     harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
     with caplog.at_level(logging.ERROR, logger="course.deliveries"):
@@ -250,8 +252,9 @@ def test_a_sender_side_refusal_pauses_sending_and_never_blames_the_reader(
     with harness.runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Suppression)) == 0
         (pause,) = session.scalars(select(SendingPause))
-    # Nothing goes while paused, for anyone.
+    # Nothing goes while paused, for anyone: Sam's day 1 is due now and waits too.
     harness.clock.advance(minutes=5)
+    assert subscriber(harness, sam).next_send_at <= harness.clock() < pause.until  # type: ignore[operator]
     harness.tick_and_send()
     assert not any(m.subject.startswith("Day 1") for m in harness.smtp.received)
     harness.clock.to(pause.until + timedelta(seconds=1))

@@ -42,7 +42,7 @@ def _read(web: WebContext, since: str | None, until: str | None, cohort: str | N
     """The figures of the weeks chosen; what the form leaves out, every week there is."""
     with web.session() as session:
         known = insights.cohorts_known(session, web.course)
-        selection = insights.selection_of(known[0], _date(since), _date(until), _date(cohort))
+        selection = insights.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
         return insights.read(session, web.course, selection, known)
 
 
