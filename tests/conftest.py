@@ -12,10 +12,20 @@ from course.db import make_engine, make_sessionmaker
 from course.settings import Settings, load_settings
 from emails.screens import CHROMIUM_ARGS
 
+from .support import calendar
 from .support.databases import database_from, template_database
 from .support.smtp import ScriptedHandler, smtp_server
 
 TEST_SECRET = "test-secret-key-0123456789abcdef-0123456789"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    calendar.start()  # TESTS_DAYS_AHEAD: the whole run on a later day (tests/support/calendar.py)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    days = calendar.days_ahead()
+    return f"calendar: {days} days ahead of this machine's ({calendar.ENVIRONMENT})" if days else None
 
 
 def make_settings(**overrides: object) -> Settings:
