@@ -6,6 +6,13 @@ as it runs. So the checks a save or a publish runs (render every email of the co
 emails/store.py ``check``) happen in a child process with an address-space limit, a CPU-time limit and
 a wall-clock timeout. The child gets the templates as JSON on stdin and answers JSON on stdout:
 template text never reaches a command line, a shell, SQL or Python source.
+
+The child gets what rendering needs and nothing secret: the few settings an email reads
+(``RENDERING_SETTINGS``), in the request, and an environment with only what starts Python (no
+SECRET_KEY, no DATABASE_URL, no webhook token or mailbox password). It signs with a key of its own,
+made up for the one request, and a preview's or test send's signed links (the reader's own values,
+emails/rendering.py ``reader_values``) are signed here, by the caller, and handed in: the templates
+place them, the child never holds the key that makes them.
 """
 
 from __future__ import annotations
@@ -14,14 +21,16 @@ import dataclasses
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
 from collections.abc import Mapping
 from typing import Any
 
-from course.settings import Settings
+from course.curriculum import load_course
+from course.settings import Settings, get_settings
 from emails.compiler import TemplateError
-from emails.rendering import Recipient, RenderedEmail
+from emails.rendering import Recipient, RenderedEmail, Renderer
 
 MEMORY_BYTES = 1024 * 1024 * 1024  # 1 GB of address space: MJML and the course need about 200 MB
 CPU_SECONDS = 20
@@ -38,21 +47,25 @@ def _limits() -> None:  # pragma: no cover - runs in the child, between fork and
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
 
 
-def _environment(settings: Settings | None) -> dict[str, str]:
-    """The child's environment: this process's, with ``settings`` written over it, so that the child
-    renders exactly as this process would (the same BASE_URL, SECRET_KEY, address...)."""
-    environment = {**os.environ, "PYTHONHASHSEED": "0"}
-    for name, value in (settings.model_dump(mode="json") if settings is not None else {}).items():
-        if value is not None:
-            environment[name.upper()] = json.dumps(value) if isinstance(value, dict | list) else str(value)
-    if settings is not None and settings.metrics_token is not None:
-        environment["METRICS_TOKEN"] = settings.metrics_token.get_secret_value()
-    return environment
+# What an email reads of the settings (emails/rendering.py, emails/store.py ``check``): nothing secret.
+RENDERING_SETTINGS = ("base_url", "practice_postal_address", "course_slug")
+# What starts Python and lets it find its packages; nothing of the deployment's own.
+_STARTS_PYTHON = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
+
+
+def _environment() -> dict[str, str]:
+    """The child's environment: what starts Python, and nothing else of this process's (its secrets)."""
+    return {**{name: os.environ[name] for name in _STARTS_PYTHON if name in os.environ}, "PYTHONHASHSEED": "0"}
+
+
+def _rendering_settings(settings: Settings | None) -> dict[str, str]:
+    settings = settings if settings is not None else get_settings()
+    return {name: str(getattr(settings, name)) for name in RENDERING_SETTINGS}
 
 
 def _run_child(request: dict[str, object], timeout: float, settings: Settings | None) -> dict[str, object]:
     """Run one request in the limited child; its JSON answer, or CheckFailed."""
-    payload = json.dumps(request).encode()
+    payload = json.dumps({**request, "settings": _rendering_settings(settings)}).encode()
     if len(payload) > MAX_INPUT_BYTES:
         raise CheckFailed(f"the templates are {len(payload) // 1024} KB; at most {MAX_INPUT_BYTES // 1024} KB")
     try:
@@ -62,7 +75,7 @@ def _run_child(request: dict[str, object], timeout: float, settings: Settings | 
             capture_output=True,
             timeout=timeout,
             preexec_fn=_limits,
-            env=_environment(settings),
+            env=_environment(),
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -111,11 +124,13 @@ def render_bounded(
 ) -> RenderedEmail:
     """One email rendered for ``recipient`` in the limited child (previews and test sends of drafts).
 
-    TemplateError when it does not render; CheckFailed when it asks too much.
+    Its signed links are made here, with the real key (a words file cannot change which links an email
+    has: emails/words.py). TemplateError when it does not render; CheckFailed when it asks too much.
     """
+    values = Renderer(load_course(course_slug), settings or get_settings()).reader_values(email, recipient)
     answer = _run_child(
         {"action": "render", "files": dict(files), "course": course_slug, "email": email,
-         "recipient": dataclasses.asdict(recipient)},
+         "recipient": dataclasses.asdict(recipient), "values": values},
         timeout,
         settings,
     )  # fmt: skip
@@ -130,17 +145,20 @@ def render_bounded(
 
 def main() -> int:
     """The child: read a request, check the templates or render one email, write the answer."""
-    from course.curriculum import load_course
-    from course.settings import get_settings
     from emails.compiler import TemplateSet
-    from emails.rendering import Renderer
     from emails.store import check
 
     request = json.loads(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1))
-    templates, course, settings = TemplateSet(request["files"]), load_course(request["course"]), get_settings()
+    # A key of its own for this one request: the links of a check are never used, those of a render
+    # come signed in the request.
+    settings = Settings(environment="test", secret_key=secrets.token_urlsafe(32), **request["settings"])
+    templates, course = TemplateSet(request["files"]), load_course(request["course"])
     if request["action"] == "render":
         try:
-            rendered = Renderer(course, settings, templates).render(request["email"], Recipient(**request["recipient"]))
+            renderer = Renderer(course, settings, templates)
+            recipient = Recipient(**request["recipient"])
+            rendered = renderer.render_with(request["email"], renderer.context(request["email"], recipient,
+                                                                                request["values"]))  # fmt: skip
         except TemplateError as p:
             json.dump({"problem": _answer(p)}, sys.stdout)
             return 0
