@@ -7,13 +7,11 @@ now" sums the chosen cohorts at once instead of waiting for the beat.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 
@@ -22,6 +20,7 @@ from course.insights import Insights, Selection, step_label
 from course.models import Event, Subscriber
 from course.studio import audit
 from web.context import WebContext
+from web.spreadsheet import SafeWriter
 from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
 from web.studio.charts import Series, bar_chart, line_chart, stacked_bars
 
@@ -31,11 +30,19 @@ TABLES = ("funnel", "days", "versions", "retention", "answers")
 CHART_COHORTS = 6
 
 
+# The dates a period may start or end on: wide enough for any course, narrow enough that a week or a
+# day after it is still a date.
+FIRST_DATE, LAST_DATE = date(1970, 1, 1), date(2999, 12, 31)
+
+
 def _date(text: str | None) -> date | None:
     try:
-        return date.fromisoformat(text) if text else None
+        found = date.fromisoformat(text) if text else None
     except ValueError:
         return None  # a hand-made address: the page's own choice instead
+    if found is not None and not FIRST_DATE <= found <= LAST_DATE:
+        raise HTTPException(400, f"Choose a date from {FIRST_DATE.year} to {LAST_DATE.year}, not {found.isoformat()}.")
+    return found
 
 
 def _read(web: WebContext, since: str | None, until: str | None, cohort: str | None) -> Insights:
@@ -138,11 +145,10 @@ def refresh_now(
 
 
 def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+    writer = SafeWriter()
+    writer.row(header)
+    writer.rows(rows)
+    return Response(writer.take(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})  # fmt: skip
 
 
@@ -212,9 +218,8 @@ def events_csv(web: Web, user: User, since: str | None = None, until: str | None
               "value", "automated", "seconds_since_delivery"]  # fmt: skip
 
     def rows() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(header)
+        writer = SafeWriter()
+        writer.row(header)
         with web.session() as session:
             found = session.execute(
                 select(Event.id, Event.created_at, Event.kind, Event.subscriber_id, Subscriber.email, Event.enrolment,
@@ -225,14 +230,12 @@ def events_csv(web: Web, user: User, since: str | None = None, until: str | None
                 .execution_options(yield_per=2000)
             )  # fmt: skip
             for event_id, at, kind, subscriber_id, email, enrolment, step, value, automated, seconds in found:
-                writer.writerow([event_id, at.isoformat(), kind, subscriber_id, *([email] if with_addresses else []),
-                                 enrolment, step, value, "yes" if automated else "no",
-                                 "" if seconds is None else f"{seconds:.1f}"])  # fmt: skip
-                if out.tell() > 64_000:
-                    yield out.getvalue()
-                    out.seek(0)
-                    out.truncate()
-        yield out.getvalue()
+                writer.row([event_id, at.isoformat(), kind, subscriber_id, *([email] if with_addresses else []),
+                            enrolment, step, value, "yes" if automated else "no",
+                            "" if seconds is None else f"{seconds:.1f}"])  # fmt: skip
+                if writer.size() > 64_000:
+                    yield writer.take()
+        yield writer.take()
 
     name = f"events-{first.isoformat()}-{last.isoformat()}.csv"
     return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
