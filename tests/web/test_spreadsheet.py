@@ -14,7 +14,7 @@ from ..support.naughty import naughty_strings
 from .conftest import Site
 from .test_studio_editing import signed_in
 
-FORMULA_STARTS = tuple("=+-@|\t\r\n") + ("\uff1d", "\uff0b", "\uff0d", "\uff20", "\uff5c")
+FORMULA_STARTS = (*"=+-@|\t\r\n", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\uff5c")
 ATTACK = "=cmd|'/ccalc'!a0@evil.example.com"  # valid syntax; addresses are kept in lower case
 
 
@@ -50,7 +50,8 @@ def test_no_naughty_string_starts_a_formula_and_each_reads_back_whole() -> None:
     for value, (cell,) in zip(strings, cells, strict=True):
         assert not starts_a_formula(cell), repr(value)
         assert cell in (value, "'" + value), repr(value)  # nothing lost, at most an apostrophe before it
-    assert sum(cell.startswith("'") and not value.startswith("'") for value, (cell,) in zip(strings, cells)) > 10
+    marked = [value for value, (cell,) in zip(strings, cells, strict=True) if cell == "'" + value]
+    assert len(marked) > 10
 
 
 def test_an_address_that_is_a_formula_lands_in_the_events_csv_as_text(site: Site) -> None:
@@ -59,7 +60,7 @@ def test_an_address_that_is_a_formula_lands_in_the_events_csv_as_text(site: Site
     today = site.clock().date().isoformat()
     text = site.client.get(f"/studio/insights/events.csv?since={today}").text
     rows = list(csv.reader(io.StringIO(text, newline="")))
-    assert ["'" + ATTACK] == [row[4] for row in rows[1:]]
+    assert [row[4] for row in rows[1:]] == ["'" + ATTACK]
     assert not any(starts_a_formula(cell) for row in rows for cell in row)
 
 
