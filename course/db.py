@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +35,16 @@ def make_engine(database_url: str, *, create_folder: bool = True, pre_ping: bool
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=pre_ping, **options)
+
+
+def serialise(session: Session, name: str) -> None:
+    """Wait until no other transaction holds ``name``, and hold it until this one ends (commit or rollback).
+
+    PostgreSQL: a transaction-level advisory lock on the name's hash (a rare collision only makes two
+    names wait for each other). SQLite, the one-process demo, has none: its single writer already runs
+    one write transaction at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
 from course.curriculum import Checklist, Course
+from course.db import serialise
 from course.models import (
     Answer,
     Delivery,
@@ -309,10 +310,10 @@ def refresh(
     since = monday(since)
     until = monday(until or now.date()) + timedelta(days=7)
     start, end = _midnight(since), _midnight(until)
+    # One sum of a course at a time (the beat's and a studio user's would insert the same rows): the
+    # second waits for the first to commit, then sums afresh.
+    serialise(session, f"course.insights:{course.slug}")
     if session.get_bind().dialect.name == "postgresql":
-        # One sum of a course at a time (the beat's and a studio user's would insert the same rows): the
-        # second waits for the first to commit, then sums afresh. SQLite's write lock does the same.
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"course.insights:{course.slug}"))))
         # The sums sort and hash a few hundred thousand rows a week of sign-ups: in memory, not on disk
         # (the server's default is 4 MB). For this transaction only.
         session.execute(text(f"SET LOCAL work_mem = '{SUM_MEMORY}'"))

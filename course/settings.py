@@ -10,6 +10,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import re
 from datetime import timedelta
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -21,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 if TYPE_CHECKING:
     from course.feedback import SoftBouncePolicy
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 DEVELOPMENT_SECRET_KEY = "development-secret-key-do-not-use-in-production"  # noqa: S105 - refused outside development
 
 
@@ -95,6 +97,10 @@ class Settings(BaseSettings):
     # The proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated
     # ("10.0.0.0/8,127.0.0.1"). Empty: none, the client is whoever connected.
     forwarded_allow_ips: str = ""
+    # Other sites whose pages may hold the sign-up form (an embed on the practice's own site): their
+    # origins, comma-separated ("https://www.example.org"). A sign-up sent by any other site's page is
+    # refused (a site that makes its visitors' browsers sign up strangers).
+    signup_embed_origins: str = ""
     # The bearer token Prometheus sends for /metrics. Unset: /metrics is open in development and
     # test, and not served at all in production.
     metrics_token: SecretStr | None = None
@@ -175,6 +181,15 @@ class Settings(BaseSettings):
                     raise ValueError(f"not an IP address or network: {part.strip()!r}") from None
         return value
 
+    @field_validator("signup_embed_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for part in value.split(","):
+            origin = part.strip()
+            if origin and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"not an origin (https://host or https://host:port, no path): {origin!r}")
+        return value
+
     @field_validator("metrics_token", "dkim_selector", "dkim_private_key_file", "ses_sns_certificate_file",
                      "ses_sns_topic_arn", "postmark_webhook_password", "feedback_webhook_token", "bounce_mailbox_url",
                      mode="before")  # fmt: skip
@@ -228,6 +243,10 @@ class Settings(BaseSettings):
             for part in self.forwarded_allow_ips.split(",")
             if part.strip()
         )
+
+    @property
+    def embed_origins(self) -> frozenset[str]:
+        return frozenset(part.strip().lower() for part in self.signup_embed_origins.split(",") if part.strip())
 
     @property
     def address_key(self) -> bytes:

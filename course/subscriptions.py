@@ -5,8 +5,11 @@ Double opt-in, and a form anyone can fill in with anyone's address:
   time, time zone, consent, status). Its values are applied only when that address confirms with the
   link made for this request;
 - confirmations are paced per mailbox (the address without its +tag): at most one an hour and three a
-  day. A request over the pace is not dropped: its confirmation goes when the pace allows, so someone
-  who floods a stranger's address delays that person's own sign-up but cannot cancel it;
+  day. Sign-ups of one mailbox take their turn one at a time (a lock on the mailbox), so parallel
+  requests cannot all find the pace unspent. A request over the pace is not dropped: its confirmation
+  goes when the pace allows. A mailbox has at most one confirmation waiting for its turn, the newest
+  request's: a newer one takes its place, so no stream of requests (to ``name+1@``, ``name+2@``...)
+  builds a backlog, and the owner's own sign-up waits for the pace at most, never behind a stranger's;
 - an active subscriber never gets a second course; a bounced or complained address is never mailed; a
   person who erased their data may come back through a new confirmation.
 The caller commits, then enqueues the returned delivery ids.
@@ -26,6 +29,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from course.db import serialise
 from course.deliveries import (
     CONFIRMATION_EMAIL,
     PERMANENT_SUPPRESSIONS,
@@ -176,6 +180,8 @@ def subscribe(
     if send_time.second or send_time.microsecond:
         raise InvalidSubscription("send_time", "a send time is in whole minutes")
     now = consent.at
+    mailbox = mailbox_hash(address, timing.address_key)
+    serialise(session, f"course.mailbox:{mailbox}")  # one sign-up of a mailbox at a time, until commit
     if suppression_reason(session, address, timing.address_key) in PERMANENT_SUPPRESSIONS:
         return Result(SubscribeOutcome.SUPPRESSED)
     subscriber = session.scalar(
@@ -205,7 +211,6 @@ def subscribe(
         return Result(SubscribeOutcome.SUPPRESSED, subscriber.id)
 
     # Pending or unsubscribed: the request is kept apart; the subscriber's row does not change.
-    mailbox = mailbox_hash(address, timing.address_key)
     request = SignupRequest(
         subscriber_id=subscriber.id, mailbox_hash=mailbox, first_name=name, timezone=timezone, send_time=send_time,
         consent_ip=consent.ip, consent_user_agent=(consent.user_agent or "")[:500] or None, consent_form=consent.form,
@@ -227,12 +232,39 @@ def subscribe(
     )
     if waiting is not None:
         return Result(SubscribeOutcome.CONFIRMATION_UPDATED, subscriber.id)
+    _give_up_waiting_turns(session, mailbox, now)
     due = next_confirmation_at(session, mailbox, now)
     delivery = queue_confirmation(session, subscriber, request, now, due, timing)
     session.flush()
     if due > now:
         return Result(SubscribeOutcome.CONFIRMATION_PACED, subscriber.id)
     return Result(SubscribeOutcome.CONFIRMATION_QUEUED, subscriber.id, [delivery.id])
+
+
+def _give_up_waiting_turns(session: Session, mailbox: str, now: datetime) -> None:
+    """A newer request to the mailbox takes the place of a confirmation still waiting for its turn (due
+    later, for another address of the mailbox): it is skipped, and leaves the pace unspent."""
+    waiting = (
+        select(Delivery.id)
+        .join(SignupRequest, Delivery.signup_request_id == SignupRequest.id)
+        .where(
+            SignupRequest.mailbox_hash == mailbox,
+            Delivery.email == CONFIRMATION_EMAIL,
+            Delivery.state == DeliveryState.CLAIMED.value,
+            Delivery.due_at > now,
+        )
+    )
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(waiting.scalar_subquery()))
+        .values(
+            state=DeliveryState.SKIPPED.value,
+            last_reply="a newer sign-up of this mailbox took its turn",
+            lease_until=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def next_confirmation_at(session: Session, mailbox: str, now: datetime) -> datetime:
@@ -259,6 +291,14 @@ def next_confirmation_at(session: Session, mailbox: str, now: datetime) -> datet
 
 
 def _forget_old_requests(session: Session, subscriber_id: int) -> None:
+    """Forget the subscriber's unconfirmed requests beyond the newest ``REQUESTS_KEPT``, but never one
+    whose confirmation went out (or will): the pace counts those by their request's mailbox."""
+    mailed = select(Delivery.signup_request_id).where(
+        Delivery.subscriber_id == subscriber_id,
+        Delivery.email == CONFIRMATION_EMAIL,
+        Delivery.state != DeliveryState.SKIPPED.value,
+        Delivery.signup_request_id.is_not(None),
+    )
     kept = (
         select(SignupRequest.id)
         .where(SignupRequest.subscriber_id == subscriber_id)
@@ -271,6 +311,7 @@ def _forget_old_requests(session: Session, subscriber_id: int) -> None:
             SignupRequest.subscriber_id == subscriber_id,
             SignupRequest.confirmed_at.is_(None),
             SignupRequest.id.not_in(kept.scalar_subquery()),
+            SignupRequest.id.not_in(mailed.scalar_subquery()),
         )
         .execution_options(synchronize_session=False)
     )

@@ -47,3 +47,21 @@ def client_ip(request: Request, settings: Settings) -> str | None:
         if not trusted(address):
             return str(address)
     return str(peer)
+
+
+# An IPv6 client usually holds a whole /64 (SLAAC, privacy addresses): a limit per address would give
+# it 2**64 of them. IPv4 addresses are scarce: one each.
+IPV6_PREFIX = 64
+
+
+def limit_key(request: Request, settings: Settings) -> str:
+    """What a per-client rate limit counts by: the client's IPv4 address, or its IPv6 /64 network."""
+    found = client_ip(request, settings)
+    if found is None:
+        return "unknown"
+    address = ipaddress.ip_address(found)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # ::ffff:192.0.2.1 is an IPv4 client
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/{IPV6_PREFIX}", strict=False))
+    return str(address)

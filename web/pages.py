@@ -21,10 +21,11 @@ from course.subscriptions import (
     subscribe,
 )
 from emails.rendering import PAGE_PATH
-from web.clients import client_ip
+from web.clients import client_ip, limit_key
 from web.context import WebContext, context
 from web.inbox import enabled as inbox_enabled
 from web.routing import get_and_head
+from web.security import sent_from_elsewhere
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -85,6 +86,14 @@ def sign_up(
     website: Annotated[str, Form(max_length=500)] = "",  # the honeypot: people never see it
 ) -> Response:
     values = {"email": email, "first_name": first_name, "send_time": send_time, "timezone": timezone}
+    if sent_from_elsewhere(request, str(web.settings.base_url), web.settings.embed_origins):
+        log.info("a sign-up sent from another site's page was refused (%s)", request.headers.get("origin"))
+        return web.templates.TemplateResponse(
+            request, "error.html", {"title": "Please sign up on the course's own page",
+                                    "message": "This form was sent from another website, so nothing was done. "
+                                               "Open the course's page and sign up there."},
+            status_code=403,
+        )  # fmt: skip
     if website:
         # A bot filled the hidden field: answer as if all went well, send nothing.
         return RedirectResponse("/check-your-inbox", status_code=303)
@@ -98,7 +107,7 @@ def sign_up(
         return _landing(request, web, errors={error.field: ERRORS[error.field]}, values=values, status_code=400)
     now = web.clock()
     ip = client_ip(request, web.settings)
-    if web.limiter.allow(f"ip:{ip or 'unknown'}", *CLIENT_LIMIT, now):
+    if web.limiter.allow(f"ip:{limit_key(request, web.settings)}", *CLIENT_LIMIT, now):
         consent = Consent(at=now, ip=ip, user_agent=request.headers.get("user-agent"), form="landing")
         # After the answer has gone: a new address and a known one take the same time to answer, so the
         # form does not tell a stranger who is on the list.

@@ -215,3 +215,22 @@ def slash_redirect(request: Request, base_url: str) -> Response | None:
     if query:
         location += "?" + urlencode(query)
     return RedirectResponse(location, status_code=307)
+
+
+def sent_from_elsewhere(request: Request, base_url: str, allowed: frozenset[str]) -> bool:
+    """Whether a browser sent this form from another site's page: not ours, nor one of ``allowed``.
+
+    Browsers name the page's origin in ``Origin`` on every cross-origin POST (``null`` from a sandboxed
+    frame or a privacy redirect) and say ``Sec-Fetch-Site``; a page cannot change either. Ours is
+    BASE_URL's origin or the host the request came to (the demo answers on 127.0.0.1 and localhost).
+    A request with neither header is no browser's (a script can write any header anyway): its limits
+    are the per-client and per-mailbox ones.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return request.headers.get("sec-fetch-site", "").strip().lower() in ("cross-site", "same-site")
+    origin = origin.strip().lower()
+    if origin in allowed or origin == base_url.rstrip("/").lower():
+        return False
+    _, _, host = origin.partition("://")
+    return not host or host != request.headers.get("host", "").strip().lower()

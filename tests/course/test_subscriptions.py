@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from course.db import make_engine, make_sessionmaker
@@ -112,10 +112,23 @@ def test_confirmations_to_one_mailbox_are_paced_and_a_request_is_never_dropped(s
     assert confirmation_times(session) == [NOW + timedelta(hours=hours) for hours in (0, 1, 2, 24)]
 
 
+def live_confirmations(session: Session) -> list[tuple[datetime, str]]:
+    """The confirmations that went or will go (not given up), with their address, by time."""
+    return sorted(
+        session.execute(
+            select(Delivery.due_at, Subscriber.email)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.email == "confirmation", Delivery.state != DeliveryState.SKIPPED.value)
+        ).all()
+    )
+
+
 def test_tagged_and_dotted_addresses_of_one_mailbox_share_its_pace(session: Session) -> None:
     for number in range(3):
         sign_up(session, f"victim+{number}@example.com", at=NOW + timedelta(minutes=number))
-    assert confirmation_times(session) == [NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=2)]
+    # The first goes now; the newest request waits for the next turn, in the place of the one before it.
+    assert live_confirmations(session) == [(NOW, "victim+0@example.com"),
+                                           (NOW + timedelta(hours=1), "victim+2@example.com")]  # fmt: skip
     dotted = sign_up(session, "v.i.c.t.i.m@googlemail.com", at=NOW)
     plain = sign_up(session, "victim@gmail.com", at=NOW + timedelta(minutes=1))
     assert dotted.outcome is SubscribeOutcome.CONFIRMATION_QUEUED
@@ -353,3 +366,54 @@ def test_two_sign_ups_of_one_new_address_at_once_queue_one_confirmation(database
     with sessions() as session:
         assert len(session.scalars(select(Delivery)).all()) == 1
     engine.dispose()
+
+
+def test_parallel_sign_ups_of_one_mailbox_keep_its_pace(database_url: str) -> None:
+    """Ten sign-ups of name+N@ at once (an outside run sent six confirmations within 12 ms): one goes now,
+    one waits for the next turn, the rest gave theirs up."""
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    start = threading.Barrier(10)
+    outcomes: list[SubscribeOutcome] = []
+
+    def sign_up_in_own_session(number: int) -> None:
+        with sessions() as session:
+            start.wait()
+            result = subscribe(session, course_slug=SLUG, email=f"name+{number}@example.com",
+                               consent=Consent(at=NOW), timing=TIMING)  # fmt: skip
+            session.commit()
+            outcomes.append(result.outcome)
+
+    threads = [threading.Thread(target=sign_up_in_own_session, args=(number,)) for number in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(outcomes) == 10
+    assert outcomes.count(SubscribeOutcome.CONFIRMATION_QUEUED) == 1
+    with sessions() as session:
+        assert [due for due, _ in live_confirmations(session)] == [NOW, NOW + timedelta(hours=1)]
+    engine.dispose()
+
+
+def test_a_flood_of_requests_never_delays_the_owners_own_sign_up_beyond_the_pace(session: Session) -> None:
+    """300 requests to name+N@ (an outside run delayed the owner's own sign-up by about 100 days)."""
+    for number in range(300):
+        sign_up(session, f"owner+{number}@example.com", at=NOW + timedelta(seconds=number))
+    owner_at = NOW + timedelta(minutes=10)
+    owner = sign_up(session, "owner@example.com", at=owner_at, first_name="Olive")
+    assert owner.outcome is SubscribeOutcome.CONFIRMATION_PACED
+    live = live_confirmations(session)
+    assert live == [(NOW, "owner+0@example.com"), (NOW + timedelta(hours=1), "owner@example.com")]
+    assert session.scalar(select(func.count()).select_from(Delivery).where(Delivery.state == "claimed")) == 2
+    # A whole day of requests, one a minute: at most three confirmations went, and the owner's is next.
+    for minute in range(24 * 60):
+        at = NOW + timedelta(minutes=minute)
+        send_confirmations(session, at)
+        sign_up(session, f"owner+{minute % 7}@example.com", at=at + timedelta(seconds=30))
+    owner = sign_up(session, "owner@example.com", at=NOW + timedelta(days=1, seconds=-30), first_name="Olive")
+    assert owner.outcome is SubscribeOutcome.CONFIRMATION_PACED
+    sent = [due for due, _ in live_confirmations(session) if due < NOW + timedelta(days=1)]
+    assert sent == [NOW, NOW + timedelta(hours=1), NOW + timedelta(hours=2)]
+    waiting = session.scalars(select(Delivery).where(Delivery.state == "claimed")).all()
+    assert [(d.subscriber.email, d.due_at) for d in waiting] == [("owner@example.com", NOW + timedelta(days=1))]

@@ -20,11 +20,11 @@ class DirectClient:
     """The app's answers as TestClient gives them (following redirects unless told not to), but a server
     error is an answer (a 500) rather than an exception, so that a run can count it and go on."""
 
-    def __init__(self, app: FastAPI, *, base_url: str, headers: dict[str, str]) -> None:
+    def __init__(self, app: FastAPI, *, base_url: str, headers: dict[str, str], client: str = "192.0.2.10") -> None:
         self.app = app
         self.loop = asyncio.new_event_loop()
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="direct-client")
-        transport = ASGITransport(app=app, raise_app_exceptions=False, client=("192.0.2.10", 50000))
+        transport = ASGITransport(app=app, raise_app_exceptions=False, client=(client, 50000))
         self.client = AsyncClient(transport=transport, base_url=base_url, headers=headers, follow_redirects=True)
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from course.db import make_engine, make_sessionmaker
 from course.models import Delivery, SignupRequest, Subscriber, SubscriberStatus
 from web.app import create_app
+from web.pages import CLIENT_LIMIT
 
 from ..conftest import make_settings
-from .conftest import Site
+from ..support.asgi import DirectClient
+from .conftest import BROWSER, Site, running_site
 
 
 def count_subscribers(site: Site) -> int:
@@ -243,3 +247,65 @@ def test_a_broker_that_is_away_loses_no_sign_up(database_url: str) -> None:
         (delivery,) = session.scalars(select(Delivery))
     assert (delivery.email, delivery.state) == ("confirmation", "claimed")  # the beat hands it out later
     engine.dispose()
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},  # a sandboxed frame
+    {"Origin": "https://course.example.org.evil.example"},
+    {"Origin": "http://course.example.org:8080"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+])  # fmt: skip
+def test_a_sign_up_sent_from_another_sites_page_is_refused_and_stores_nothing(
+    site: Site, headers: dict[str, str]
+) -> None:
+    response = site.client.post("/subscribe", data={"email": "victim@example.com", "timezone": "UTC"},
+                                headers=headers, follow_redirects=False)  # fmt: skip
+    assert response.status_code == 403 and "sign up on the course" in response.text
+    assert count_subscribers(site) == 0 and site.smtp.to("victim@example.com") == []
+
+
+def test_our_own_page_and_an_allowed_embed_may_send_the_form(database_url: str, smtp: Any) -> None:
+    with running_site(database_url, smtp, signup_embed_origins="https://www.practice.example") as site:
+        for number, headers in enumerate([
+            {"Origin": "https://course.example.org", "Sec-Fetch-Site": "same-origin"},
+            {"Origin": "https://www.practice.example", "Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-origin"},
+            {},  # no browser: a script, limited per client and per mailbox
+        ]):  # fmt: skip
+            response = site.client.post("/subscribe", data={"email": f"p{number}@example.com", "timezone": "UTC"},
+                                        headers=headers, follow_redirects=False)  # fmt: skip
+            assert response.status_code == 303, headers
+        assert count_subscribers(site) == 4
+        refused = site.client.post("/subscribe", data={"email": "x@example.com", "timezone": "UTC"},
+                                   headers={"Origin": "https://www.other.example"}, follow_redirects=False)  # fmt: skip
+        assert refused.status_code == 403
+
+
+def test_an_embed_origin_that_is_not_an_origin_is_a_configuration_error() -> None:
+    with pytest.raises(SystemExit, match="SIGNUP_EMBED_ORIGINS"):
+        make_settings(signup_embed_origins="https://www.practice.example/signup")
+
+
+def test_ipv6_clients_are_limited_per_64_network(site: Site) -> None:
+    """A client of one /64 holds 2**64 addresses: the per-client limit counts the network."""
+    app = site.client.app
+    sent = 0
+    for number in range(CLIENT_LIMIT[0] + 5):
+        client = DirectClient(app, base_url="https://course.example.org", headers={"User-Agent": BROWSER},  # type: ignore[arg-type]
+                              client=f"2001:db8:1:2::{number + 1:x}")  # fmt: skip
+        try:
+            client.post("/subscribe", data={"email": f"person{number}@example.com", "timezone": "UTC"})
+        finally:
+            client.close()
+        sent = count_subscribers(site)
+    assert sent == CLIENT_LIMIT[0]
+    # Another /64 is another client.
+    other = DirectClient(app, base_url="https://course.example.org", headers={"User-Agent": BROWSER},  # type: ignore[arg-type]
+                         client="2001:db8:1:3::1")  # fmt: skip
+    try:
+        other.post("/subscribe", data={"email": "neighbour@example.com", "timezone": "UTC"})
+    finally:
+        other.close()
+    assert count_subscribers(site) == CLIENT_LIMIT[0] + 1

@@ -23,7 +23,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from course.models import StudioUser, email_hash
 from course.settings import Settings
 from course.studio import StudioError, audit, authenticate, set_password
-from web.clients import client_ip
+from web.clients import limit_key
 from web.context import WebContext, context
 
 router = APIRouter(prefix="/studio")
@@ -132,7 +132,7 @@ def sign_in(
     check_csrf(request, csrf)
     now = web.clock()
     account = email_hash(email, web.settings.address_key)  # no address in clear in Redis
-    client = client_ip(request, web.settings) or "unknown"
+    client = limit_key(request, web.settings)
     allowed = web.limiter.allow(f"studio-client:{client}", *CLIENT_LIMIT, now) and web.limiter.allow(
         f"studio-account:{account}", *ACCOUNT_LIMIT, now
     )
