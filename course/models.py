@@ -329,6 +329,8 @@ class StudioUser(Base):
     session_generation: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime]
     last_sign_in_at: Mapped[datetime | None]
+    # `course studio disable-user`: no sign-in, every session ended; `enable-user` clears it.
+    disabled_at: Mapped[datetime | None]
 
     def may_edit(self, course_slug: str) -> bool:
         allowed = {slug.strip() for slug in self.courses.split(",")}
@@ -337,6 +339,23 @@ class StudioUser(Base):
     @property
     def may_publish(self) -> bool:
         return self.role == StudioRole.PUBLISHER.value
+
+
+class StudioSession(Base):
+    """One signed-in browser: the cookie holds a random token, this row its hash. A session ends on sign-out,
+    a password change or reset, or when the account is disabled, for every copy of the cookie; it also
+    ends on its own after ``expires_at`` (from sign-in: it never slides) or when left idle too long."""
+
+    __tablename__ = "studio_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("studio_users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_why: Mapped[str | None] = mapped_column(String(40))
 
 
 class AuditEntry(Base):

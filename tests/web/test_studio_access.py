@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from course.curriculum import Course
-from course.models import AuditEntry, StudioRole, StudioUser
-from course.studio import add_user, set_password
+from course.models import AuditEntry, StudioRole, StudioSession, StudioUser
+from course.studio import SESSION_IDLE, SESSION_LIFETIME, add_user, reset_password, set_disabled
 from emails.compiler import default_templates
 from emails.store import files_of, publish
 from web.studio.auth import sign_in_link
 
-from .conftest import Site
+from .conftest import BROWSER, Site
 
 PASSWORD = "a long studio passphrase"
 
@@ -124,29 +125,132 @@ def test_the_session_cookie_is_http_only_lax_secure_and_for_the_studio_only(site
         data={"csrf": csrf_of(page.text), "email": "kayla@example.org", "password": PASSWORD},
         follow_redirects=False,
     )
-    cookie = response.headers["set-cookie"]
-    assert cookie.startswith("studio=") and "path=/studio" in cookie and "httponly" in cookie.lower()
+    cookies = {value.split("=", 1)[0]: value for value in response.headers.get_list("set-cookie")}
+    cookie = cookies["studio"]
+    assert "path=/studio" in cookie and "httponly" in cookie.lower()
     assert "samesite=lax" in cookie.lower() and "secure" in cookie.lower()
+    device = cookies["studio_device"].lower()  # only the sign-in form ever sees it
+    assert "path=/studio/sign-in" in device and "httponly" in device and "samesite=strict" in device
     assert "set-cookie" not in site.client.get("/").headers  # the subscriber's pages set no cookie
 
 
-def test_a_new_password_ends_every_other_session_and_sign_out_ends_this_one(site: Site) -> None:
-    user = make_user(site)
+def browser(site: Site) -> TestClient:
+    """Another browser on the same site."""
+    return TestClient(site.client.app, base_url="https://course.example.org", headers={"User-Agent": BROWSER})
+
+
+def sign_in_with(client: TestClient, email: str = "kayla@example.org", password: str = PASSWORD) -> int:
+    page = client.get("/studio/sign-in")
+    return client.post("/studio/sign-in", follow_redirects=False, data={
+        "csrf": csrf_of(page.text), "email": email, "password": password, "next": "/studio"}).status_code  # fmt: skip
+
+
+def test_sign_out_ends_the_session_for_every_copy_of_the_cookie(site: Site) -> None:
+    make_user(site)
     assert sign_in(site) == 303
-    assert site.client.get("/studio", follow_redirects=False).status_code == 200
-    with site.session() as session:
-        account = session.get(StudioUser, user.id)
-        assert account is not None
-        set_password(session, account, "another long passphrase")
-        session.commit()
-    assert site.client.get("/studio", follow_redirects=False).status_code == 303
-    assert sign_in(site, password="another long passphrase") == 303
+    copied = browser(site)
+    copied.cookies.set("studio", site.client.cookies["studio"], domain="course.example.org", path="/studio")
+    assert copied.get("/studio", follow_redirects=False).status_code == 200
     page = site.client.get("/studio")
     site.client.post("/studio/sign-out", data={"csrf": csrf_of(page.text)})
-    assert site.client.get("/studio", follow_redirects=False).status_code == 303
+    for client in (site.client, copied):
+        assert client.get("/studio", follow_redirects=False).status_code == 303
     with site.session() as session:
         actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
-    assert actions == ["add-user", "sign-in", "sign-in"]
+    assert actions == ["add-user", "sign-in", "sign-out"]
+
+
+def test_a_session_lasts_its_lifetime_from_sign_in_however_busy_and_ends_when_left_idle(site: Site) -> None:
+    make_user(site)
+    assert sign_in(site) == 303
+    busy = SESSION_LIFETIME - timedelta(minutes=1)
+    while site.clock() < datetime(2026, 11, 27, 15, 0, tzinfo=UTC) + busy:  # a request every half hour
+        assert site.client.get("/studio", follow_redirects=False).status_code == 200
+        site.clock.advance(minutes=30)
+    site.clock.advance(minutes=1)
+    assert site.client.get("/studio", follow_redirects=False).status_code == 303
+    assert sign_in(site) == 303
+    site.clock.advance(seconds=SESSION_IDLE.total_seconds() + 1)
+    assert site.client.get("/studio", follow_redirects=False).status_code == 303
+    with site.session() as session:
+        endings = session.scalars(select(StudioSession.ended_why).order_by(StudioSession.id)).all()
+    assert endings == ["expired", "idle"]
+
+
+def test_a_new_password_in_the_studio_ends_every_other_session_and_keeps_this_one(site: Site) -> None:
+    make_user(site)
+    other = browser(site)
+    assert sign_in(site) == 303 and sign_in_with(other) == 303
+    page = site.client.get("/studio/account")
+    assert page.status_code == 200 and "Change your password" in page.text
+    form = {"csrf": csrf_of(page.text), "current": PASSWORD, "password": "another long passphrase"}
+    differ = site.client.post("/studio/account/password", data={**form, "again": "another long passphrase!"})
+    assert differ.status_code == 400 and "differ" in differ.text
+    wrong = site.client.post("/studio/account/password", data={**form, "current": "not it at all", "again":
+                                                               "another long passphrase"})  # fmt: skip
+    assert wrong.status_code == 400 and "not your current password" in wrong.text
+    done = site.client.post("/studio/account/password", data={**form, "again": "another long passphrase"})
+    assert done.status_code == 200 and "signed out everywhere else (1)" in done.text
+    assert site.client.get("/studio", follow_redirects=False).status_code == 200
+    assert other.get("/studio", follow_redirects=False).status_code == 303
+    assert sign_in_with(other) == 400  # the old password is gone
+    assert sign_in_with(other, password="another long passphrase") == 303
+    with site.session() as session:
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert actions == ["add-user", "sign-in", "sign-in", "password-change", "sign-in"]
+
+
+def test_reset_and_disable_from_the_command_line_end_every_session(site: Site) -> None:
+    make_user(site)
+    assert sign_in(site) == 303
+    with site.session() as session:
+        user = reset_password(session, "Kayla@Example.org", site.clock())
+        session.commit()
+        link = sign_in_link(site.runtime.settings, user).removeprefix("https://course.example.org")
+    assert site.client.get("/studio", follow_redirects=False).status_code == 303
+    assert sign_in(site) == 400  # no password any more
+    page = site.client.get(link)
+    site.client.post(link, data={"csrf": csrf_of(page.text), "password": "a brand new passphrase"})
+    assert site.client.get("/studio", follow_redirects=False).status_code == 200
+    with site.session() as session:
+        set_disabled(session, "kayla@example.org", site.clock(), disabled=True)
+        session.commit()
+    assert site.client.get("/studio", follow_redirects=False).status_code == 303
+    assert sign_in(site, password="a brand new passphrase") == 400
+    assert site.client.get(link).status_code == 400  # its links too
+    with site.session() as session:
+        set_disabled(session, "kayla@example.org", site.clock(), disabled=False)
+        session.commit()
+        actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert sign_in(site, password="a brand new passphrase") == 303
+    assert actions == ["add-user", "sign-in", "reset-password", "set-password", "disable-user", "enable-user"]
+
+
+def test_sign_in_limits_count_the_account_not_the_text_typed(site: Site) -> None:
+    make_user(site, "editor@example.org", StudioRole.EDITOR)
+    spellings = ["editor@example.org", "Editor@Example.org", "editor@\uff45xample.org", " EDITOR@example.org ",
+                 "editor@ｅｘａｍｐｌｅ.org"]  # fmt: skip
+    attacker = browser(site)
+    codes = [sign_in_with(attacker, spelling, "wrong password!!") for spelling in spellings]
+    assert codes == [400] * 5
+    for spelling in spellings:
+        assert sign_in_with(attacker, spelling, PASSWORD) == 429
+        assert sign_in_with(browser(site), spelling, PASSWORD) == 429  # any browser it never signed in from
+
+
+def test_a_stranger_who_fails_cannot_lock_out_the_owners_own_browser(site: Site) -> None:
+    make_user(site, "editor@example.org", StudioRole.EDITOR)
+    owner = browser(site)
+    assert sign_in_with(owner, "editor@example.org") == 303  # the owner's browser gets its device cookie
+    owner.post("/studio/sign-out", data={"csrf": csrf_of(owner.get("/studio").text)})
+    for _ in range(10):  # the attacker, from anywhere, fails again and again
+        sign_in_with(browser(site), "editor@example.org", "guessing away!!")
+    assert sign_in_with(browser(site), "editor@example.org") == 429
+    assert sign_in_with(owner, "editor@example.org") == 303
+    # A device cookie is for its account only, and cannot be forged.
+    thief = browser(site)
+    thief.cookies.set("studio_device", "forged.value.here", domain="course.example.org", path="/studio/sign-in")
+    assert sign_in_with(thief, "editor@example.org") == 429
 
 
 def test_after_signing_in_it_goes_back_only_to_a_studio_page(site: Site) -> None:

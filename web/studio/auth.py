@@ -1,11 +1,18 @@
-"""Studio sessions: sign in, sign out, a one-time link to set a password, and CSRF protection.
+"""Studio sessions: sign in, sign out, a one-time link to set a password, a password change, and CSRF.
 
-The session is a signed cookie (Starlette's SessionMiddleware, itsdangerous underneath) scoped to
-/studio: HttpOnly, SameSite=Lax, Secure when BASE_URL is https, eight hours long. It holds the user's
-id and their ``session_generation``: a new password (or removing the account) ends every session at
-once. Every form carries a CSRF token kept in the session and compared in constant time (the
-synchronizer-token pattern); SameSite=Lax alone would still let another site's top-level POST in on
-older browsers.
+The browser holds a signed cookie (Starlette's SessionMiddleware, itsdangerous underneath) scoped to
+/studio: HttpOnly, SameSite=Lax, Secure when BASE_URL is https. It carries a random session token and
+the CSRF token; the session itself lives on the server (course/studio.py): signing out ends it for every
+copy of the cookie, it lasts ``SESSION_LIFETIME`` from its sign-in whatever happens (the cookie being
+sent again on each answer changes nothing), and a password change, a reset or a disabled account end it.
+Every form carries a CSRF token kept in the session and compared in constant time (the synchronizer-token
+pattern); SameSite=Lax alone would still let another site's top-level POST in on older browsers.
+
+Sign-in attempts are limited per client and per account, the account named by its normalised address
+(what sign-in itself compares, so ``ｅditor@`` in full-width letters is the same account). So that a
+stranger who fails five times cannot lock the owner out, a browser that has signed in to an account
+before holds a long-lived signed "device" cookie for it (OWASP's device cookies): its attempts are
+counted on their own, apart from everyone else's.
 """
 
 from __future__ import annotations
@@ -13,16 +20,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
 
 from course.models import StudioUser, email_hash
 from course.settings import Settings
-from course.studio import StudioError, audit, authenticate, set_password
+from course.studio import (
+    SESSION_LIFETIME,
+    StudioError,
+    audit,
+    authenticate,
+    change_password,
+    end_sessions,
+    session_user,
+    set_password,
+    start_session,
+)
+from course.subscriptions import InvalidSubscription, normalise_email
 from web.clients import limit_key
 from web.context import WebContext, context
 
@@ -30,11 +50,16 @@ router = APIRouter(prefix="/studio")
 Web = Annotated[WebContext, Depends(context)]
 
 SESSION_COOKIE = "studio"
-SESSION_SECONDS = 8 * 3600
+# How long the browser keeps the cookie: the session's own lifetime (the server ends it then anyway).
+SESSION_SECONDS = int(SESSION_LIFETIME.total_seconds())
 SIGN_IN_LINK_SECONDS = 24 * 3600
-# Sign-in attempts: per account, and per client, in 15 minutes.
+# Sign-in attempts in 15 minutes: per account from browsers it never signed in from, per client, and per
+# browser that holds the account's device cookie.
 ACCOUNT_LIMIT = (5, 900)
 CLIENT_LIMIT = (20, 900)
+DEVICE_LIMIT = (5, 900)
+DEVICE_COOKIE = "studio_device"
+DEVICE_SECONDS = 365 * 86400
 
 
 class SignInRequired(Exception):
@@ -72,11 +97,12 @@ def safe_next(path: str | None) -> str:
 
 def current_user(request: Request, web: Web) -> StudioUser:
     """The signed-in studio user, or SignInRequired. Checked against the database on every request."""
-    user_id, generation = request.session.get("user"), request.session.get("generation")
-    if isinstance(user_id, int) and isinstance(generation, int):
+    token = request.session.get("session")
+    if isinstance(token, str):
         with web.session() as session:
-            user = session.get(StudioUser, user_id)
-            if user is not None and user.session_generation == generation and user.may_edit(web.course.slug):
+            user = session_user(session, token, web.clock())
+            session.commit()  # when it was last seen, or that it ran out
+            if user is not None and user.may_edit(web.course.slug):
                 session.expunge(user)
                 return user
     request.session.clear()
@@ -120,6 +146,48 @@ def sign_in_page(request: Request, web: Web, next: str | None = None) -> Respons
     return studio_page(web, request, "sign-in.html", next=safe_next(next), error=None, email="")
 
 
+def _account_key(email: str, settings: Settings) -> str:
+    """The account a sign-in names, as its limits count it: the address as sign-in compares it."""
+    try:
+        address = normalise_email(email)
+    except InvalidSubscription:
+        address = email.strip().lower()
+    return email_hash(address, settings.address_key)  # no address in clear in Redis
+
+
+def _devices(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key, salt="course.studio-device")
+
+
+def _device_of(request: Request, settings: Settings, account: str) -> str | None:
+    """The id of this browser's device cookie when it was given for ``account``, else None."""
+    cookie = request.cookies.get(DEVICE_COOKIE)
+    if not cookie:
+        return None
+    try:
+        holder, device = _devices(settings).loads(cookie, max_age=DEVICE_SECONDS)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    return device if holder == account and isinstance(device, str) else None
+
+
+def _attempt_allowed(request: Request, web: WebContext, account: str, now: datetime) -> bool:
+    device = _device_of(request, web.settings, account)
+    if device is not None:  # a browser this account signed in from: its own count, nobody else's
+        return web.limiter.allow(f"studio-device:{device}", *DEVICE_LIMIT, now)
+    client = limit_key(request, web.settings)
+    return web.limiter.allow(f"studio-client:{client}", *CLIENT_LIMIT, now) and web.limiter.allow(
+        f"studio-account:{account}", *ACCOUNT_LIMIT, now
+    )
+
+
+def _signed_in(request: Request, web: WebContext, session: Session, user: StudioUser, now: datetime) -> None:
+    """A new session for ``user`` in this browser: nothing carried over from before."""
+    token = start_session(session, user, now)
+    request.session.clear()
+    request.session.update({"session": token})
+
+
 @router.post("/sign-in", response_class=HTMLResponse)
 def sign_in(
     request: Request,
@@ -131,12 +199,8 @@ def sign_in(
 ) -> Response:
     check_csrf(request, csrf)
     now = web.clock()
-    account = email_hash(email, web.settings.address_key)  # no address in clear in Redis
-    client = limit_key(request, web.settings)
-    allowed = web.limiter.allow(f"studio-client:{client}", *CLIENT_LIMIT, now) and web.limiter.allow(
-        f"studio-account:{account}", *ACCOUNT_LIMIT, now
-    )
-    if not allowed:
+    account = _account_key(email, web.settings)
+    if not _attempt_allowed(request, web, account, now):
         return studio_page(web, request, "sign-in.html", status_code=429, next=safe_next(next), email=email,
                            error="Too many attempts. Wait a quarter of an hour, then try again.")  # fmt: skip
     with web.session() as session:
@@ -145,17 +209,70 @@ def sign_in(
             return studio_page(web, request, "sign-in.html", status_code=400, next=safe_next(next), email=email,
                                error="That email and password do not match an account.")  # fmt: skip
         audit(session, user, "sign-in", now=now, course_slug=web.course.slug)
+        _signed_in(request, web, session, user, now)
         session.commit()
-        request.session.clear()  # a new session on signing in: nothing carried over from before
-        request.session.update({"user": user.id, "generation": user.session_generation})
-    return RedirectResponse(safe_next(next), status_code=303)
+    response = RedirectResponse(safe_next(next), status_code=303)
+    device = _device_of(request, web.settings, account) or secrets.token_urlsafe(16)
+    response.set_cookie(DEVICE_COOKIE, _devices(web.settings).dumps([account, device]), max_age=DEVICE_SECONDS,
+                        path="/studio/sign-in", httponly=True, samesite="strict",
+                        secure=web.settings.base_url.scheme == "https")  # fmt: skip
+    return response
 
 
 @router.post("/sign-out", response_class=HTMLResponse)
-def sign_out(request: Request, csrf: CSRF = "") -> Response:
+def sign_out(request: Request, web: Web, csrf: CSRF = "") -> Response:
     check_csrf(request, csrf)
+    token = request.session.get("session")
+    if isinstance(token, str):
+        now = web.clock()
+        with web.session() as session:
+            user = session_user(session, token, now)
+            if user is not None:
+                end_sessions(session, user, now, "sign-out", only=token)
+                audit(session, user, "sign-out", now=now, course_slug=web.course.slug)
+            session.commit()
     request.session.clear()
     return RedirectResponse("/studio/sign-in", status_code=303)
+
+
+# --- The person's own account: a new password ------------------------------------------------------
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, web: Web, user: User) -> Response:
+    return studio_page(web, request, "account.html", user=user, error=None, done=None)
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def account_password(
+    request: Request,
+    web: Web,
+    user: User,
+    csrf: CSRF = "",
+    current: Annotated[str, Form(max_length=400)] = "",
+    password: Annotated[str, Form(max_length=400)] = "",
+    again: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    now = web.clock()
+    if not web.limiter.allow(f"studio-password:{user.id}", *DEVICE_LIMIT, now):
+        return studio_page(web, request, "account.html", status_code=429, user=user, done=None,
+                           error="Too many attempts. Wait a quarter of an hour, then try again.")  # fmt: skip
+    if password != again:
+        return studio_page(web, request, "account.html", status_code=400, user=user, done=None,
+                           error="The two new passwords differ: nothing was changed.")  # fmt: skip
+    token = request.session.get("session")
+    with web.session() as session:
+        account = session.get(StudioUser, user.id)
+        assert account is not None and isinstance(token, str)  # noqa: S101 - current_user found both
+        try:
+            ended = change_password(session, account, current, password, now, keep=token)
+        except StudioError as error:
+            return studio_page(web, request, "account.html", status_code=400, user=user, done=None,
+                               error=f"Nothing was changed: {error}.")  # fmt: skip
+        session.commit()
+    done = "Your password is changed." + (f" You were signed out everywhere else ({ended})." if ended else "")
+    return studio_page(web, request, "account.html", user=user, error=None, done=done)
 
 
 # --- The one-time link that sets a password --------------------------------------------------------
@@ -168,8 +285,8 @@ def _user_of_link(web: WebContext, token: str) -> StudioUser | None:
         return None
     with web.session() as session:
         user = session.get(StudioUser, user_id) if isinstance(user_id, int) else None
-        if user is None or user.session_generation != generation:
-            return None  # used already (the password was set), or made for an account that is gone
+        if user is None or user.session_generation != generation or user.disabled_at is not None:
+            return None  # used already (the password was set), made for an account that is gone, or disabled
         session.expunge(user)
         return user
 
@@ -205,9 +322,8 @@ def set_password_now(
                                error=str(error))  # fmt: skip
         account.last_sign_in_at = now
         audit(session, account, "set-password", now=now, course_slug=web.course.slug)
+        _signed_in(request, web, session, account, now)
         session.commit()
-        request.session.clear()
-        request.session.update({"user": account.id, "generation": account.session_generation})
     return RedirectResponse("/studio", status_code=303)
 
 
