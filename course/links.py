@@ -25,6 +25,7 @@ class Purpose(StrEnum):
     RESOURCE = "resource"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
+    DATA = "data"  # download or erase one's data: emailed on request, for an hour, once
 
 
 # The path each purpose's link opens under BASE_URL.
@@ -36,10 +37,13 @@ LINK_PATHS: dict[Purpose, str] = {
     Purpose.RESOURCE: "resource",
     Purpose.UNSUBSCRIBE: "unsubscribe",
     Purpose.PREFERENCES: "preferences",
+    Purpose.DATA: "my-data",
 }
 
-# None: never expires. A confirmation is for now or not at all; the preferences page opens personal
-# data, so its link does not live for ever; every other link keeps working in an old email.
+# None: never expires. A confirmation is for now or not at all; the preferences page shows the address
+# and pauses or stops the course, so its link does not live for ever; the link to download or erase
+# one's data is only ever in the email that answers a request for it, works for an hour and once (a
+# forwarded email must not hand over the reader's data); every other link keeps working in an old email.
 LINK_LIFETIMES: dict[Purpose, timedelta | None] = {
     Purpose.CONFIRM: timedelta(days=7),
     Purpose.EXERCISE_DONE: None,
@@ -48,6 +52,7 @@ LINK_LIFETIMES: dict[Purpose, timedelta | None] = {
     Purpose.RESOURCE: None,
     Purpose.UNSUBSCRIBE: None,
     Purpose.PREFERENCES: timedelta(days=180),
+    Purpose.DATA: timedelta(hours=1),
 }
 
 

@@ -128,6 +128,9 @@ class Subscriber(Base):
     confirmed_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
+    # When the last link to their data that was used had been made (web/preferences.py): that link and
+    # every older one are used up.
+    data_link_used: Mapped[datetime | None]
     # Consent, as the law asks us to be able to show it: when, from where, with what, on which form.
     consent_at: Mapped[datetime | None]
     consent_ip: Mapped[str | None] = mapped_column(String(45))

@@ -205,6 +205,7 @@ class Renderer:
             return values
         if email == PREFERENCES_LINK:
             values["links.unsubscribe"] = sign(Purpose.UNSUBSCRIBE, reader)
+            values["links.data"] = sign(Purpose.DATA, reader)  # only in the email that answers a request
             return values
         step = self._step(email)
         number = step.number

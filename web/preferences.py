@@ -1,16 +1,24 @@
 """The preferences page, from the signed link in every footer: pause, resume, change the hour and
-time zone, restart the course, download or delete one's data."""
+time zone, restart the course, unsubscribe; and the page of one's data (download it, delete it).
+
+Every email carries the preferences link, so whoever an email is forwarded to holds it: it opens the
+course's settings, never the reader's data. The data page opens from a link of its own (Purpose.DATA),
+emailed to the address on request (the preferences page's button, or an expired link's), which works for
+an hour and once: the first download or erasure uses it up.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from course.engagement import erase, export_json
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
+from course.models import Subscriber
 from course.subscriptions import (
     InvalidSubscription,
     change_schedule,
@@ -129,12 +137,23 @@ def restart_now(web: Web, token: Token) -> Response:
     return _back(token, "restarted")
 
 
-@get_and_head(router, "/preferences/{token}/data")
-def download(web: Web, token: Token) -> Response:
-    claim = verify(web, Purpose.PREFERENCES, token)
+@get_and_head(router, "/my-data/{token}", response_class=HTMLResponse)
+def data_page(request: Request, web: Web, token: Token) -> Response:
+    """What the emailed link opens (a GET uses nothing up: mail scanners open links before people do)."""
+    claim = _data_claim(web, token)
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
+        _check_unused(subscriber, claim)
+        return page(web, request, "my-data.html", token=token, subscriber=subscriber)
+
+
+@router.post("/my-data/{token}/download")
+def download(web: Web, token: Token) -> Response:
+    claim = _data_claim(web, token)
+    with web.session() as session:
+        subscriber = _use(session, claim)
         body = export_json(session, subscriber)
+        session.commit()
     return Response(
         body,
         media_type="application/json",
@@ -142,15 +161,55 @@ def download(web: Web, token: Token) -> Response:
     )
 
 
-@router.post("/preferences/{token}/erase", response_class=HTMLResponse)
+@router.post("/my-data/{token}/erase", response_class=HTMLResponse)
 def erase_now(
     request: Request, web: Web, token: Token, sure: Annotated[Literal["yes"] | None, Form()] = None
 ) -> Response:
-    claim = verify(web, Purpose.PREFERENCES, token)
+    claim = _data_claim(web, token)
     if sure != "yes":
         raise LinkProblem(400, "Nothing was deleted", "Tick the box to confirm that you want your data deleted.")
     with web.session() as session:
-        subscriber = load_subscriber(session, claim)
+        subscriber = _use(session, claim)
         erase(session, subscriber, web.clock(), web.settings.address_key)
         session.commit()
     return page(web, request, "erased.html")
+
+
+# --- The data link: for an hour, once ---------------------------------------------------------------
+
+
+def _data_claim(web: Web, token: str) -> LinkClaim:
+    try:
+        return web.signer.verify(Purpose.DATA, token)
+    except ExpiredLink:
+        raise LinkProblem(
+            400,
+            "This link has run out",
+            "A link to your data works for an hour. Ask for a new one "
+            "with the button on your settings page (the link at the foot of every email).",
+        ) from None
+    except InvalidLink:
+        raise LinkProblem(400, "This link does not work", "It may have been cut short or changed. Try the link "
+                          "in the email again.") from None  # fmt: skip
+
+
+def _issued(claim: LinkClaim) -> datetime:
+    return datetime.fromtimestamp(claim.issued_at, UTC)
+
+
+def _check_unused(subscriber: Subscriber, claim: LinkClaim) -> None:
+    """A link is used up once it, or a newer one, was used (links are made one an hour at most)."""
+    if subscriber.data_link_used is not None and _issued(claim) <= subscriber.data_link_used:
+        raise LinkProblem(410, "This link was used already", "A link to your data works once. Ask for a new one "
+                          "with the button on your settings page (the link at the foot of every email).")  # fmt: skip
+
+
+def _use(session: Session, claim: LinkClaim) -> Subscriber:
+    """The link's subscriber, locked, with the link marked used; LinkProblem when it was (of two requests
+    at once, the second waits for the first and finds it used)."""
+    subscriber = session.get(Subscriber, claim.subscriber_id, with_for_update=True)
+    if subscriber is None:
+        raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
+    _check_unused(subscriber, claim)
+    subscriber.data_link_used = _issued(claim)
+    return subscriber

@@ -51,12 +51,14 @@ def test_in_dark_mode_the_text_stays_light_on_dark(browser: Browser, rendered_em
     page.close()
 
 
-def test_the_preferences_link_email_leads_to_the_settings_page(
+def test_the_preferences_link_email_leads_to_the_data_page_and_the_settings(
     browser: Browser, rendered_emails: dict[str, RenderedEmail]
 ) -> None:
     page = browser.new_page(viewport={"width": 375, "height": 800})
     page.set_content(rendered_emails["preferences-link"].html)
-    href = page.get_by_role("link", name="Open my settings").get_attribute("href", timeout=5000)
+    href = page.get_by_role("link", name="Download or delete my data").get_attribute("href", timeout=5000)
+    assert href is not None and href.startswith("https://course.example.org/my-data/")
+    href = page.get_by_role("link", name="open my settings").get_attribute("href", timeout=5000)
     assert href is not None and href.startswith("https://course.example.org/preferences/")
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTEFACTS / "preferences-link.png"), full_page=True)

@@ -103,6 +103,13 @@ class Site:
             session.expunge(found)
             return found
 
+    def data_link(self, email: str = "alex@example.com") -> str:
+        """Ask for a link to one's data with the preferences page's button; the link the email brings."""
+        preferences = self.link(email, "/preferences/", "Welcome")
+        asked = self.client.post(f"{preferences}/renew")
+        assert asked.status_code == 200 and "on its way to your address" in asked.text
+        return self.link(email, "/my-data/", "Your link to your data")
+
     def sign_up_and_confirm(self, email: str = "alex@example.com", timezone: str = "Europe/Paris") -> Subscriber:
         response = self.client.post(
             "/subscribe", data={"email": email, "first_name": "Alex", "send_time": "08:00", "timezone": timezone}

@@ -1,15 +1,22 @@
-"""The preferences page: pause, resume, change the hour, restart, download and delete one's data."""
+"""The preferences page: pause, resume, change the hour, restart; download and delete one's data from a
+link emailed on request, for an hour, once."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time as time_module
 from datetime import time
+from unittest import mock
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from course.links import LinkSigner, Purpose
 from course.models import Answer, Delivery, Event, Subscriber, SubscriberStatus, Suppression, email_hash
 
+from ..conftest import TEST_SECRET
 from .conftest import Site
 
 
@@ -55,20 +62,20 @@ def test_download_my_data_has_profile_consent_deliveries_answers_and_clicks(site
     site.sign_up_and_confirm()
     site.clock.advance(minutes=30)
     site.submit(next(h for h in site.links("alex@example.com", "Welcome") if h.startswith("/answer/")))
-    response = site.client.get(f"{preferences(site)}/data")
+    response = site.client.post(f"{site.data_link()}/download")
     assert response.headers["content-type"] == "application/json"
     assert "attachment" in response.headers["content-disposition"]
     data = json.loads(response.text)
     assert data["profile"]["email"] == "alex@example.com" and data["profile"]["timezone"] == "Europe/Paris"
     assert data["consents"][0]["form"] == "landing"
-    assert [d["email"] for d in data["deliveries"]] == ["confirmation", "welcome"]
+    assert [d["email"] for d in data["deliveries"]] == ["confirmation", "welcome", "preferences-link"]
     assert [(a["step"], a["band"]) for a in data["answers"]] == [(0, "normal")]
     assert any(click["kind"] == "answer" for click in data["clicks"])
 
 
 def test_delete_my_data_keeps_only_a_hash_so_the_address_is_never_mailed_again(site: Site) -> None:
     site.sign_up_and_confirm()
-    page = preferences(site)
+    page = site.data_link()
     refused = site.client.post(f"{page}/erase")  # without ticking the box
     assert refused.status_code == 400 and "Nothing was deleted" in refused.text
     erased = site.client.post(f"{page}/erase", data={"sure": "yes"})
@@ -81,7 +88,7 @@ def test_delete_my_data_keeps_only_a_hash_so_the_address_is_never_mailed_again(s
     assert suppression.email_hash == email_hash("alex@example.com", site.runtime.settings.address_key)
     assert suppression.email_hash != hashlib.sha256(b"alex@example.com").hexdigest()
     assert suppression.reason == "erased"
-    assert site.client.get(page).status_code == 404  # the link's subscriber is gone
+    assert site.client.get(page).status_code == 404  # its subscriber is gone
 
 
 def test_metrics_count_people_and_machines_apart(site: Site) -> None:
@@ -97,3 +104,65 @@ def test_metrics_count_people_and_machines_apart(site: Site) -> None:
     assert 'course_clicks{kind="click",who="human"} 1.0' in text
     assert 'course_clicks{kind="click",who="automated"} 1.0' in text
     assert "course_sending_paused 0.0" in text
+
+
+def test_the_footer_link_never_opens_the_readers_data(site: Site) -> None:
+    """Every email carries the preferences link, and emails get forwarded: it opens settings, not data."""
+    site.sign_up_and_confirm()
+    page = preferences(site)
+    text = site.client.get(page).text
+    assert "Email me a link to my data" in text and "/my-data/" not in text
+    for method, path in (("GET", f"{page}/data"), ("POST", f"{page}/data"), ("POST", f"{page}/erase")):
+        assert site.client.request(method, path).status_code in (404, 405), path
+    assert site.subscriber("alex@example.com").status == SubscriberStatus.ACTIVE.value
+    # No course email carries a link to the data: only the email that answers a request for it.
+    for message in site.smtp.to("alex@example.com"):
+        assert "/my-data/" not in message.data.decode("latin-1").replace("=\r\n", ""), message.subject
+
+
+def test_a_data_link_works_once_and_uses_up_every_older_one(site: Site) -> None:
+    alex = site.sign_up_and_confirm()
+    signer = LinkSigner(TEST_SECRET, "https://course.example.org")
+    with mock.patch("itsdangerous.timed.time.time", return_value=time_module.time() - 600):
+        older = signer.url(Purpose.DATA, alex.id).removeprefix("https://course.example.org")  # asked for before
+    link = site.data_link()
+    assert site.client.head(link).status_code == 200 and site.client.get(link).status_code == 200  # scanners
+    assert "alex@example.com" in site.client.get(link).text
+    assert site.client.post(f"{link}/download").status_code == 200
+    for token in (link, older):
+        for method, path in (("GET", token), ("POST", f"{token}/download"), ("POST", f"{token}/erase")):
+            used = site.client.request(method, path, data={"sure": "yes"} if path.endswith("erase") else None)
+            assert used.status_code == 410 and "used already" in used.text, path
+    assert site.subscriber("alex@example.com").status == SubscriberStatus.ACTIVE.value  # nothing erased
+
+
+def test_two_uses_of_one_data_link_at_once_use_it_once(site: Site) -> None:
+    site.sign_up_and_confirm()
+    link = site.data_link()
+    start = threading.Barrier(2)
+    codes: list[int] = []
+
+    def download() -> None:
+        client = TestClient(site.client.app, base_url="https://course.example.org")
+        start.wait()
+        codes.append(client.post(f"{link}/download").status_code)
+
+    threads = [threading.Thread(target=download) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(codes) == [200, 410]
+
+
+def test_a_data_link_runs_out_after_an_hour(site: Site) -> None:
+    alex = site.sign_up_and_confirm()
+    signer = LinkSigner(TEST_SECRET, "https://course.example.org")
+    with mock.patch("itsdangerous.timed.time.time", return_value=time_module.time() - 3601):
+        old = signer.url(Purpose.DATA, alex.id).removeprefix("https://course.example.org")
+    for method, path in (("GET", old), ("POST", f"{old}/download"), ("POST", f"{old}/erase")):
+        response = site.client.request(method, path, data={"sure": "yes"} if path.endswith("erase") else None)
+        assert response.status_code == 400 and "run out" in response.text, path
+    forged = signer.url(Purpose.PREFERENCES, alex.id).removeprefix("https://course.example.org/preferences")
+    assert site.client.post(f"/my-data{forged}/download").status_code == 400  # a settings token is no data token
+    assert site.subscriber("alex@example.com").status == SubscriberStatus.ACTIVE.value

@@ -118,7 +118,8 @@ def pages_of_a_subscriber(site: Site) -> dict[str, Any]:
     pages["checklist"] = site.client.get(answers[-1])
     preferences = site.link("alex@example.com", "/preferences/", "Welcome")
     pages["preferences"] = site.client.get(preferences)
-    pages["data"] = site.client.get(f"{preferences}/data")
+    data = site.data_link()
+    pages["my-data"] = site.client.get(data)
     unsubscribe = site.link("alex@example.com", "/unsubscribe/", "Welcome")
     pages["unsubscribe"] = site.client.get(unsubscribe)
     alex = site.subscriber("alex@example.com")
@@ -128,7 +129,7 @@ def pages_of_a_subscriber(site: Site) -> dict[str, Any]:
     pages["exercise-done"] = site.client.post(exercise)
     pages["unsubscribed"] = site.client.post(unsubscribe)
     pages["error"] = site.client.get("/answer/forged")
-    pages["erased"] = site.client.post(f"{preferences}/erase", data={"sure": "yes"})
+    pages["erased"] = site.client.post(f"{data}/erase", data={"sure": "yes"})
     return pages
 
 
