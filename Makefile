@@ -8,15 +8,20 @@ DEMO_OUT ?= out/emails
 ACE := web/node_modules/ace-builds/src-min-noconflict/ace.js
 
 .DEFAULT_GOAL := help
-.PHONY: help demo render test lint compose-check bench chaos clean
+.PHONY: help demo render test lint compose-check bench chaos clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
+# Installs exactly what requirements-dev.lock pins (the project's dependencies and the dev extra's, each file
+# checked against its hash), then the project itself without dependencies; `pip check` fails when
+# pyproject.toml asks for something the lock lacks. See "Dependencies and the lock files" in the README.
+$(INSTALLED): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@$(BIN)/python -m pip check || { echo "pyproject.toml and requirements-dev.lock disagree: run make lock"; exit 1; }
 	touch $(INSTALLED)
 
 demo: $(INSTALLED) $(ACE) ## run the whole course on this machine; watch it arrive at http://127.0.0.1:8000/inbox
@@ -55,6 +60,20 @@ bench: $(INSTALLED) ## measure the send path end to end beside the bare-sender l
 
 chaos: $(INSTALLED) ## run the beat and worker through faults, count lost and duplicated emails (course chaos --help)
 	$(BIN)/course chaos
+
+# The lock files are written by pip-tools' pip-compile (kept in a virtual environment of its own), from
+# PyPI alone: a pip.conf's other indexes and find-links are ignored, so that the hashes are those of PyPI's
+# files. The versions are resolved for the Python that runs make (3.11, as in the Dockerfile) on Linux.
+LOCK_TOOLS := $(VENV)/lock-tools
+PIP_COMPILE := env -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null \
+    CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+    --strip-extras
+
+lock: ## update requirements*.lock from pyproject.toml (LOCK_ARGS=--upgrade-package=NAME moves one package)
+	$(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/python -m pip install --quiet pip-tools==7.7.0
+	$(PIP_COMPILE) --extra=dev --output-file=requirements-dev.lock $(LOCK_ARGS) pyproject.toml
+	$(PIP_COMPILE) --constraint=requirements-dev.lock --output-file=requirements.lock pyproject.toml
 
 clean: ## remove the virtual environment and everything the targets create
 	rm -rf $(VENV) out var test-artefacts .hypothesis tests/e2e/node_modules web/node_modules *.egg-info \

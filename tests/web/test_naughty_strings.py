@@ -225,7 +225,8 @@ def signed_up(run: Run, typed: dict[str, str], tables: set[str], value: str) -> 
 # --- The preferences ----------------------------------------------------------------------------------
 
 # The preferences forms that take a field: the path, the field, the other fields' good values, what a
-# refusal says. (Resume, restart and renew take no field but the link.)
+# refusal says. (Resume, restart and renew take no field but the link.) Erasure is on the data page,
+# whose link is emailed on request.
 PREFERENCES = {
     "schedule send_time": ("schedule", "send_time", {"timezone": "Asia/Tokyo"},
                            ("That time did not work", field_named("send_time"))),
@@ -244,13 +245,15 @@ def test_every_naughty_string_through_every_field_of_the_preferences(site: Site)
 def preferences_forms(site: Site, strings: Sequence[str]) -> Run:
     site.sign_up_and_confirm()
     page = site.link("alex@example.com", "/preferences/", "Welcome")
+    data = site.data_link()
     tally = Tally("preferences (POST /preferences/{token}/..., GET /preferences/{token})",
                   dict.fromkeys([*PREFERENCES, "token"], len(strings)))  # fmt: skip
     with run_of(site, tally) as run:
         for label, (action, name, others, says) in PREFERENCES.items():
             for value in strings:
                 typed = {**others, name: value}
-                response = run.client.post(f"{page}/{action}", data=typed, follow_redirects=False)
+                form = f"{data}/{action}" if action == "erase" else f"{page}/{action}"
+                response = run.client.post(form, data=typed, follow_redirects=False)
                 # No string is "week", "until-resumed" or "yes": only a new time may be taken.
                 judge = scheduled(run, page, typed, value, response) if action == "schedule" else partial(taken, value)
                 run.answer([label], value, response, says, judge)

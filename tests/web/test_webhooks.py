@@ -1,6 +1,8 @@
 """The provider webhooks over the providers' published sample payloads: SES through SNS (signatures
-checked against the pinned certificate), Postmark (HTTP Basic) and our generic JSON form (a bearer
-token). Forged, tampered, unauthenticated and malformed requests are refused and change nothing."""
+checked against the pinned certificate, published within the hour), Postmark (HTTP Basic) and our
+generic JSON form (a bearer token). Forged, tampered, stale, unauthenticated and malformed requests
+(JSON nested without end, numbers no float holds, a wrong type in any field) are refused and change
+nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,27 @@ def _status(site: Site, email: str) -> str:
     return site.subscriber(email).status
 
 
+# The fields SNS signs, in its order (AWS's "Verifying the signatures of Amazon SNS messages"), written
+# out here rather than taken from the code under test.
+SIGNED = {
+    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
+    "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
+}
+
+
+def _stamped(message: dict[str, Any], at: datetime | str, sns: FakeSns = SNS) -> dict[str, Any]:
+    """``message`` (as FakeSns writes it) published at ``at``, and signed again as SNS signs it."""
+    stamp = at if isinstance(at, str) else at.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    stamped = {**message, "Timestamp": stamp}
+    signed = "".join(f"{name}\n{stamped[name]}\n" for name in SIGNED[stamped["Type"]] if name in stamped)
+    return {**stamped, "Signature": sns.sign(signed, stamped["SignatureVersion"])}
+
+
+def _notification(site: Site, message: Any, *, ago: timedelta = timedelta(0), **options: Any) -> dict[str, Any]:
+    """An SNS notification of ``message``, published ``ago`` before the site's clock (now, unless told)."""
+    return _stamped(SNS.notification(message, **options), site.clock() - ago)
+
+
 def _ses(site: Site, body: Any) -> Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     # SNS posts JSON as text/plain, with its message type in a header.
@@ -68,7 +91,7 @@ def test_a_signed_ses_bounce_suppresses_and_stops_the_course(hooks: Site) -> Non
     hooks.sign_up_and_confirm("jane@example.com")
     welcome = hooks.smtp.to("jane@example.com")[-1].message["Message-ID"]
     bounce = payload("ses-bounce", {"custom-message-ID": welcome})
-    response = _ses(hooks, SNS.notification(bounce))
+    response = _ses(hooks, _notification(hooks, bounce))
     assert response.status_code == 200, response.text
     assert response.json() == {"notices": 1, "outcomes": {"suppressed": 1}}
     assert _status(hooks, "jane@example.com") == "bounced"
@@ -79,14 +102,14 @@ def test_a_signed_ses_bounce_suppresses_and_stops_the_course(hooks: Site) -> Non
 @pytest.mark.parametrize("version", ["1", "2"])
 def test_both_signature_versions_verify_and_a_complaint_is_taken(hooks: Site, version: str) -> None:
     hooks.sign_up_and_confirm("recipient@example.com")
-    response = _ses(hooks, SNS.notification(payload("ses-complaint"), version=version, subject="Amazon SES Email"))
+    response = _ses(hooks, _notification(hooks, payload("ses-complaint"), version=version, subject="Amazon SES Email"))
     assert response.status_code == 200 and response.json()["outcomes"] == {"suppressed": 1}
     assert _status(hooks, "recipient@example.com") == "complained"
 
 
 def test_a_transient_ses_bounce_is_counted_and_sns_retries_count_once(hooks: Site) -> None:
     hooks.sign_up_and_confirm("jane@example.com")
-    notification = SNS.notification(payload("ses-transient-bounce"))
+    notification = _notification(hooks, payload("ses-transient-bounce"))
     assert _ses(hooks, notification).json()["outcomes"] == {"counted": 1}
     assert _ses(hooks, notification).json()["outcomes"] == {"duplicate": 1}  # SNS delivers at least once
     assert _status(hooks, "jane@example.com") == "active"
@@ -116,7 +139,7 @@ def test_a_forged_or_tampered_sns_message_is_refused_and_changes_nothing(hooks: 
     hooks.sign_up_and_confirm("jane@example.com")
     hooks.sign_up_and_confirm("alex@example.com")
     before = _changed(hooks)
-    response = _ses(hooks, REFUSED[how](SNS.notification(payload("ses-bounce"))))
+    response = _ses(hooks, REFUSED[how](_notification(hooks, payload("ses-bounce"))))
     assert response.status_code == 403, response.text
     assert response.json()["error"].startswith("refused: ")
     assert _changed(hooks) == before
@@ -125,7 +148,7 @@ def test_a_forged_or_tampered_sns_message_is_refused_and_changes_nothing(hooks: 
 def test_a_message_from_another_topic_is_refused(hooks: Site) -> None:
     hooks.sign_up_and_confirm("jane@example.com")
     before = _changed(hooks)
-    other = SNS.notification(payload("ses-bounce"), topic="arn:aws:sns:us-east-1:999999999999:someone-else")
+    other = _notification(hooks, payload("ses-bounce"), topic="arn:aws:sns:us-east-1:999999999999:someone-else")
     response = _ses(hooks, other)
     assert response.status_code == 403 and "topic" in response.json()["error"]
     assert _changed(hooks) == before
@@ -143,11 +166,55 @@ def test_a_pinned_certificate_out_of_its_validity_refuses_everything(
 
 def test_a_subscription_confirmation_is_left_to_an_operator(hooks: Site, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="web.webhooks"):
-        response = _ses(hooks, SNS.subscription())
+        response = _ses(hooks, _stamped(SNS.subscription(), hooks.clock()))
     assert response.status_code == 200 and "operator" in response.json()["subscription"]
     assert "Action=ConfirmSubscription" in caplog.text  # logged for the operator, never fetched by us
-    forged = {**SNS.subscription(), "SubscribeURL": "https://attacker.example/confirm"}
+    forged = {**_stamped(SNS.subscription(), hooks.clock()), "SubscribeURL": "https://attacker.example/confirm"}
     assert _ses(hooks, forged).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "ago",
+    [timedelta(hours=2), timedelta(hours=-2), timedelta(hours=1, minutes=16), timedelta(minutes=-16)],
+    ids=["2h-old", "2h-ahead", "76min-old", "16min-ahead"],
+)
+def test_a_signed_sns_message_published_outside_the_window_is_refused_and_changes_nothing(
+    hooks: Site, ago: timedelta
+) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    before = _changed(hooks)
+    response = _ses(hooks, _notification(hooks, payload("ses-bounce"), ago=ago))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error.startswith("refused: the SNS message was published at ")
+    assert ("minutes ago" if ago > timedelta(0) else "minutes ahead of this server's clock") in error
+    assert _changed(hooks) == before
+    # A subscription confirmation as well; and a forged message is a 403 whatever its Timestamp says.
+    assert _ses(hooks, _stamped(SNS.subscription(), hooks.clock() - ago)).status_code == 400
+    forged = _forged(_notification(hooks, payload("ses-bounce"), ago=ago))
+    assert _ses(hooks, forged).status_code == 403 and "does not verify" in _ses(hooks, forged).json()["error"]
+    assert _changed(hooks) == before
+
+
+@pytest.mark.parametrize("ago", [timedelta(minutes=5), timedelta(hours=1), timedelta(minutes=-10)],
+                         ids=["5min-old", "1h-old", "10min-ahead"])  # fmt: skip
+def test_a_signed_sns_message_published_within_the_window_is_taken(hooks: Site, ago: timedelta) -> None:
+    """SNS retries a delivery for at most an hour (AWS's limit): its last retry is still taken."""
+    hooks.sign_up_and_confirm("jane@example.com")
+    response = _ses(hooks, _notification(hooks, payload("ses-bounce"), ago=ago))
+    assert response.status_code == 200 and response.json()["outcomes"] == {"suppressed": 1}, response.text
+    assert _status(hooks, "jane@example.com") == "bounced"
+
+
+@pytest.mark.parametrize("stamp", ["", "yesterday", "2026-11-27T15:00:00", "2026-11-27 15:00 UTC",
+                                   "0001-01-01T00:00:00+01:00", "9" * 1000])  # fmt: skip
+def test_a_signed_sns_message_whose_timestamp_is_no_time_is_refused(hooks: Site, stamp: str) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    before = _changed(hooks)
+    response = _ses(hooks, _stamped(SNS.notification(payload("ses-bounce")), stamp))
+    assert response.status_code == 400, response.text
+    assert "Timestamp" in response.json()["error"] and "is not an ISO 8601 time" in response.json()["error"]
+    assert _changed(hooks) == before
 
 
 @pytest.mark.parametrize("body, error", [
@@ -166,14 +233,14 @@ def test_a_signed_notification_we_cannot_read_is_a_400_and_changes_nothing(hooks
     for message, error in (("not json", "is not JSON"), ({"notificationType": "Bounce"}, "no bounce object"),
                            ({"notificationType": "Bounce", "bounce": {"bouncedRecipients": [{"x": 1}]}},
                             "no emailAddress address")):  # fmt: skip
-        response = _ses(hooks, SNS.notification(message))
+        response = _ses(hooks, _notification(hooks, message))
         assert response.status_code == 400 and error in response.json()["error"]
     assert _changed(hooks) == before
 
 
 def test_deliveries_and_other_notifications_are_taken_and_ignored(hooks: Site) -> None:
     delivery = {"notificationType": "Delivery", "mail": {"messageId": "x"}, "delivery": {"recipients": ["a@b.c"]}}
-    response = _ses(hooks, SNS.notification(delivery))
+    response = _ses(hooks, _notification(hooks, delivery))
     assert response.status_code == 200 and response.json() == {"notices": 0, "outcomes": {}}
 
 
@@ -181,7 +248,7 @@ def test_a_notification_with_its_full_headers_is_larger_than_a_form_and_is_taken
     hooks.sign_up_and_confirm("jane@example.com")
     bounce = payload("ses-bounce")
     bounce["mail"]["headers"] += [{"name": f"X-Padding-{n}", "value": "x" * 900} for n in range(200)]
-    notification = SNS.notification(bounce)
+    notification = _notification(hooks, bounce)
     assert len(json.dumps(notification)) > 150_000  # the forms' limit is 64 KB; SNS sends up to 256 KB
     assert _ses(hooks, notification).status_code == 200
     assert _ses(hooks, b"{" + b" " * (1024 * 1024 + 1) + b"}").status_code == 413
@@ -194,7 +261,8 @@ def _postmark(site: Site, body: Any, auth: tuple[str, str] | None = POSTMARK) ->
     headers = {"Content-Type": "application/json"}
     if auth is not None:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    return site.client.post("/webhooks/postmark", content=json.dumps(body).encode(), headers=headers)
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return site.client.post("/webhooks/postmark", content=raw, headers=headers)
 
 
 @pytest.mark.parametrize("sample, outcome, status", [
@@ -245,6 +313,9 @@ def test_a_malformed_postmark_payload_is_a_400_and_changes_nothing(hooks: Site, 
 
 def _generic(site: Site, body: Any, token: str | None = TOKEN) -> Response:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    if isinstance(body, bytes):
+        headers["Content-Type"] = "application/json"
+        return site.client.post("/webhooks/feedback", content=body, headers=headers)
     return site.client.post("/webhooks/feedback", json=body, headers=headers)
 
 
@@ -362,3 +433,172 @@ def test_every_naughty_string_through_the_webhooks_fields_is_a_200_or_a_400_that
                 else:
                     assert changed <= {"feedback_notices", "events", "subscribers", "suppressions", "deliveries"}
     tally.check()
+
+
+# --- Any body: JSON within bounds -----------------------------------------------------------------
+
+
+def _send(site: Site, webhook: str, raw: bytes) -> Response:
+    """``raw`` to ``webhook``, with its credentials; "ses-message" is an SES notification in a signed SNS
+    message, whose Message (JSON in a string) is read with the same bounds."""
+    if webhook == "ses":
+        return _ses(site, raw)
+    if webhook == "ses-message":
+        return _ses(site, _notification(site, raw.decode("utf-8")))
+    if webhook == "postmark":
+        return _postmark(site, raw)
+    return _generic(site, raw)
+
+
+WEBHOOKS = ["ses", "ses-message", "postmark", "feedback"]
+
+
+def _valid(webhook: str) -> dict[str, Any]:
+    """A notice that each webhook takes (and that suppresses its address)."""
+    if webhook == "postmark":
+        return {**payload("postmark-bounce"), "Email": "jane@example.com"}
+    if webhook == "feedback":
+        return {"type": "hard-bounce", "email": "jane@example.com", "id": "n-1"}
+    bounce: dict[str, Any] = payload("ses-bounce")  # for "ses", unsigned: refused, but only once it is read
+    return bounce
+
+
+def _with(webhook: str, name: str, raw_value: str) -> bytes:
+    """The webhook's valid notice with one more field, written as ``raw_value`` (JSON text)."""
+    return (json.dumps(_valid(webhook))[:-1] + f', "{name}": {raw_value}}}').encode("utf-8", "surrogatepass")
+
+
+@pytest.mark.parametrize("webhook", WEBHOOKS)
+def test_json_nested_deeper_than_the_bound_is_a_400_on_every_webhook_and_changes_nothing(
+    hooks: Site, webhook: str
+) -> None:
+    """Unbounded, 10,000 levels made json's decoder raise a RecursionError: a 500, on the SES webhook
+    without any credentials."""
+    hooks.sign_up_and_confirm("jane@example.com")
+    before = _changed(hooks)
+    for depth in (33, 10_000, 100_000):
+        for opened, closed, times in (("[", "]", depth), ('{"":', "}", depth), ('[{"":', "}]", (depth + 1) // 2)):
+            deep = opened * times + "1" + closed * times
+            for raw in (deep.encode(), _with(webhook, "Deep", deep)):
+                response = _send(hooks, webhook, raw)
+                assert response.status_code == 400, (depth, opened, response.text)
+                assert "nests arrays and objects more than 32 deep" in response.json()["error"]
+    assert _changed(hooks) == before
+    # Brackets inside strings are not nesting; 32 levels are taken (the notice, the field, 30 lists).
+    fine = _with(webhook, "Fine", '{"text": "[{\\"[{", "deep": ' + "[" * 30 + "1" + "]" * 30 + "}")
+    response = _send(hooks, webhook, fine)
+    if webhook == "ses":
+        assert response.status_code == 403  # read, and refused for what it is: not an SNS message
+    else:
+        assert response.status_code == 200 and response.json()["outcomes"] == {"suppressed": 1}, response.text
+
+
+NUMBERS = {
+    "1e999999": "beyond a float's range",
+    "-1e999999": "beyond a float's range",
+    "1e309": "beyond a float's range",
+    "1" + "0" * 100_000: "a number of more than 100 characters",  # 10**100000: past int()'s 4,300 digits
+    "-" + "9" * 5_000: "a number of more than 100 characters",
+    "0." + "1" * 200: "a number of more than 100 characters",
+    "NaN": "has NaN, which is not JSON",
+    "Infinity": "has Infinity, which is not JSON",
+    "-Infinity": "has -Infinity, which is not JSON",
+}
+
+
+@pytest.mark.parametrize("webhook", WEBHOOKS)
+def test_numbers_no_float_holds_and_nan_are_a_400_and_change_nothing(hooks: Site, webhook: str) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    before = _changed(hooks)
+    for number, error in NUMBERS.items():
+        for raw in (number.encode(), _with(webhook, "Number", number), _with(webhook, "Numbers", f"[1, {number}]")):
+            response = _send(hooks, webhook, raw)
+            assert response.status_code == 400 and error in response.json()["error"], (number[:20], response.text)
+    assert _changed(hooks) == before
+    # What the providers send is taken: 64-bit ids, floats, exponents.
+    response = _send(hooks, webhook, _with(webhook, "Numbers", "[4323372036854775807, -0.5, 1.5e-7, 2E+10, 1e308]"))
+    assert response.status_code == (403 if webhook == "ses" else 200), response.text
+
+
+@pytest.mark.parametrize("webhook", WEBHOOKS)
+def test_lone_surrogates_duplicate_keys_and_other_json_are_a_400_and_change_nothing(hooks: Site, webhook: str) -> None:
+    hooks.sign_up_and_confirm("jane@example.com")
+    before = _changed(hooks)
+    twice = {"postmark": "RecordType", "feedback": "type"}.get(webhook, "notificationType")
+    refused = {
+        _with(webhook, "Detail", '"\\ud800"'): "lone surrogate",  # an escape of half a pair
+        _with(webhook, "Detail", '"\\udfff and \\ud83d"'): "lone surrogate",
+        _with(webhook, "Detail", '{"\\udc00": 1}'): "lone surrogate",  # in a key
+        _with(webhook, twice, '"Complaint"'): f"has the key '{twice}' twice in one object",
+        b'{"a": 1, "a": 2}': "has the key 'a' twice in one object",
+        b'"\xed\xa0\x80"': "is not JSON",  # a surrogate written as UTF-8: no UTF-8
+        b"\xef\xbb\xbf{}": "is not JSON",  # a byte order mark
+        b"": "is not JSON",
+        b"{} {}": "is not JSON",
+        b"[1,]": "is not JSON",
+        b'{"a": 1': "is not JSON",
+        b'"unclosed \\"': "is not JSON",
+        b"[" * 20 + b'"' + b"]" * 40: "is not JSON",
+    }
+    for raw, error in refused.items():
+        if webhook == "ses-message" and raw.startswith(b'"\xed'):
+            continue  # a Message is text: this one cannot be sent
+        response = _send(hooks, webhook, raw)
+        assert response.status_code == 400 and error in response.json()["error"], (raw[:60], response.text)
+    assert _changed(hooks) == before
+    # A pair of escapes is one character (an emoji, as json.dumps writes it): taken.
+    response = _send(hooks, webhook, _with(webhook, "Detail", '"\\ud83d\\ude00"'))
+    assert response.status_code == (403 if webhook == "ses" else 200), response.text
+
+
+WRONG = [None, False, -1, 2.5, "", [], [None], {"x": [1]}]
+
+
+def _paths(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Every value's place in ``value``, containers included (of a list, the first item's)."""
+    if path:
+        yield path
+    children = value.items() if isinstance(value, dict) else enumerate(value[:1]) if isinstance(value, list) else []
+    for key, child in children:
+        yield from _paths(child, (*path, key))
+
+
+def _replaced(value: Any, path: tuple[str | int, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    parent = copy
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = new
+    return copy
+
+
+def test_a_wrong_type_in_any_field_is_a_200_or_a_400_that_changes_nothing(hooks: Site) -> None:
+    """Every field of every sample (and the sample itself) as each JSON type, through its webhook: what a
+    provider does not document is a 400 that changes nothing (a TypeError was a 500), or is ignored."""
+    hooks.sign_up_and_confirm("jane@example.com")
+    hooks.sign_up_and_confirm("john@example.com")
+    hooks.sign_up_and_confirm("recipient@example.com")
+    generic = [{"type": "soft-bounce", "email": "john@example.com", "id": "g", "message_id": "<m>", "detail": "d"}]
+    samples: list[tuple[Callable[[Any], Response], Any]] = [
+        *((lambda body: _ses(hooks, _notification(hooks, body)), payload(name))
+          for name in ("ses-bounce", "ses-complaint", "ses-transient-bounce")),
+        *((lambda body: _postmark(hooks, body), payload(name))
+          for name in ("postmark-bounce", "postmark-spam-complaint", "postmark-subscription-change")),
+        (lambda body: _generic(hooks, body), generic),
+        (lambda body: _ses(hooks, body), _notification(hooks, payload("ses-bounce"))),  # the SNS message itself
+    ]  # fmt: skip
+    sent = 0
+    with hooks.runtime.sessions.kw["bind"].connect() as connection:
+        snapshots = Snapshots(connection.execution_options(isolation_level="AUTOCOMMIT"))
+        for send, sample in samples:
+            for path in [(), *_paths(sample)]:
+                for wrong in WRONG:
+                    response = send(_replaced(sample, path, wrong))
+                    sent += 1
+                    assert response.status_code in (200, 400, 403), (path, wrong, response.text)
+                    changed = snapshots.changed()
+                    if response.status_code != 200:
+                        assert not changed and response.json()["error"], (path, wrong, changed)
+    assert sent > 1000, sent

@@ -58,6 +58,9 @@ SIGN_IN_LINK_SECONDS = 24 * 3600
 ACCOUNT_LIMIT = (5, 900)
 CLIENT_LIMIT = (20, 900)
 DEVICE_LIMIT = (5, 900)
+# Work one person may start in the studio, per window: each preview, save check and publish renders every
+# email in a child process (seconds of a core); a sum of the insights reads a year of events.
+WORK_LIMITS = {"preview": (120, 300), "check": (30, 300), "insights-refresh": (6, 600)}
 DEVICE_COOKIE = "studio_device"
 DEVICE_SECONDS = 365 * 86400
 
@@ -113,6 +116,11 @@ def current_user(request: Request, web: Web) -> StudioUser:
 
 
 User = Annotated[StudioUser, Depends(current_user)]
+
+
+def within_limit(web: WebContext, user: StudioUser, work: str) -> bool:
+    """Whether ``user`` may start this kind of work now (``WORK_LIMITS``); counts it when so."""
+    return web.limiter.allow(f"studio-{work}:{user.id}", *WORK_LIMITS[work], web.clock())
 
 
 def csrf_token(request: Request) -> str:

@@ -43,7 +43,7 @@ from emails.variables import variables_for
 from emails.words import email_of, is_words, shipped_files, words_items
 from web.context import WebContext
 from web.security import EDITOR_PAGE_POLICY
-from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
+from web.studio.auth import CSRF, User, Web, check_csrf, studio_page, within_limit
 from web.studio.words import posted_fields, words_from_form
 from web.studio.words import sections as words_sections
 
@@ -227,6 +227,10 @@ def save(
         audit(session, user, "save-draft", now=now, course_slug=web.course.slug, item=item, version=draft.revision)
         session.commit()
         candidate = with_item_live(session, web.course.slug, item, files)
+    if not within_limit(web, user, "check"):  # the draft is kept; only its check waits
+        return _editor(request, web, user, item, saved=True, status_code=429,
+                       message="Draft saved. It was not checked: that is a lot of saves in a few minutes. Save "
+                               "again in a minute or two to check that every email renders.")  # fmt: skip
     problems = bounded_check(candidate, web.course, web.settings)  # in the child, with no connection held
     return _editor(request, web, user, item, problems=problems, saved=True,
                    message="Draft saved." + ("" if problems else " Every email renders with it."))  # fmt: skip
@@ -247,6 +251,10 @@ def publish_draft(
     _publisher(user)
     item = _known(web, item)
     now = web.clock()
+    if not within_limit(web, user, "check"):
+        return _editor(request, web, user, item, status_code=429,
+                       message="Nothing was published: that is a lot of checks in a few minutes. Publish again in "
+                               "a minute or two.")  # fmt: skip
     with web.session() as session:
         draft = draft_of(session, web.course.slug, item)
         if draft is None or draft.revision != revision:

@@ -21,7 +21,7 @@ from course.models import Event, Subscriber
 from course.studio import audit
 from web.context import WebContext
 from web.spreadsheet import SafeWriter
-from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
+from web.studio.auth import CSRF, User, Web, check_csrf, studio_page, within_limit
 from web.studio.charts import Series, bar_chart, line_chart, stacked_bars
 
 router = APIRouter(prefix="/studio")
@@ -130,6 +130,11 @@ def refresh_now(
     """Sum the chosen weeks (or week) again now: the beat does it every few minutes for the weeks still in
     the course, and every week once a day. A year of weeks at a million subscribers takes minutes."""
     check_csrf(request, csrf)
+    if not within_limit(web, user, "insights-refresh"):
+        return studio_page(web, request, "refused.html", status_code=429, user=user, title="Not summed yet",
+                           message="The figures were summed several times in the last minutes, and each sum reads "
+                                   "every event of those weeks: try again in a few minutes (the beat sums them "
+                                   "every few minutes anyway).")  # fmt: skip
     now = web.clock()
     with web.session() as session:
         insights.refresh(session, web.course, now, since=_date(since), until=_date(until))

@@ -21,7 +21,7 @@ from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
 from emails.store import draft_of, live_templates, with_item
 from web.security import EMAIL_HEADERS
-from web.studio.auth import CSRF, User, Web, check_csrf
+from web.studio.auth import CSRF, User, Web, check_csrf, within_limit
 from web.studio.editor import Sent, Text, _known, emails_using, posted_files
 from web.studio.words import posted_fields, prefixed_fields
 
@@ -69,6 +69,9 @@ def preview(
     recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,
                           signup_request_id=0, answers=answers)  # fmt: skip
     values: dict[str, object] = {"item": item, "email": email, "choices": choices, "first_name": first_name}
+    if not within_limit(web, user, "preview"):
+        values["busy"] = "That is a lot of previews in a few minutes: the next one can come in a minute or two."
+        return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=429)
     try:
         rendered = render_bounded(templates.files, web.course.slug, email, recipient, settings=web.settings)
     except (TemplateError, CheckFailed) as error:

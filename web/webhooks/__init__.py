@@ -10,12 +10,12 @@
 Each endpoint is served only when its credentials are configured (404 otherwise), answers JSON, and
 records what it is told with :func:`course.feedback.record` in one transaction: 200 once recorded
 (a notice told again is a 200 too, so the provider stops retrying), 401/403 when the request is not
-from the provider, 400 when the payload is not what the provider documents, and nothing is changed.
+from the provider, 400 when the payload is not what the provider documents (or JSON past the bounds of
+:func:`providers.loads`, or an SNS message published too long ago), and nothing is changed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from hmac import compare_digest
@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from course.feedback import Feedback, record_all
 from web.context import WebContext, context
 from web.webhooks import providers
-from web.webhooks.sns import SnsRefused, SnsVerifier
+from web.webhooks.sns import SnsOutOfTime, SnsRefused, SnsVerifier
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,7 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return json.loads(await request.body())
-    except (UnicodeDecodeError, ValueError):
-        raise providers.Malformed("the body is not JSON") from None
+    return providers.loads(await request.body())
 
 
 def _record(web: WebContext, items: list[Feedback]) -> JSONResponse:
@@ -83,6 +80,9 @@ async def ses(request: Request, web: Annotated[WebContext, Depends(context)]) ->
     except SnsRefused as error:
         log.warning("webhook ses: refused: %s", error)
         return _error(403, f"refused: {error}")
+    except SnsOutOfTime as error:
+        log.warning("webhook ses: refused: %s", error)
+        return _error(400, f"refused: {error}")
     except providers.Malformed as error:
         return _error(400, str(error))
     kind = envelope["Type"]

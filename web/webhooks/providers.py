@@ -2,13 +2,17 @@
 
 Each function takes the decoded JSON and returns the items (none for a notification about something
 else: a delivery, an open); a payload that is not what the provider documents raises
-:class:`Malformed` with what is missing.
+:class:`Malformed` with what is missing. The JSON itself is read by :func:`loads`, within bounds, so
+that no body (the SES webhook's is anyone's to send) gets anything but a :class:`Malformed`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import math
+import re
+from itertools import accumulate
+from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -64,7 +68,8 @@ def ses(notification: dict[str, Any], sns_message_id: str) -> list[Feedback]:
 
 def _ses_message_id(mail: dict[str, Any]) -> str | None:
     """Our own Message-ID, from the original headers SES returns (when the identity includes them)."""
-    for header in mail.get("headers") or []:
+    headers = mail.get("headers")
+    for header in headers if isinstance(headers, list) else []:
         if isinstance(header, dict) and str(header.get("name", "")).lower() == "message-id":
             return str(header.get("value") or "") or None
     common = mail.get("commonHeaders")
@@ -74,10 +79,11 @@ def _ses_message_id(mail: dict[str, Any]) -> str | None:
 
 
 def sns_notification_message(envelope: dict[str, Any]) -> dict[str, Any]:
-    try:
-        decoded = json.loads(envelope["Message"])
-    except (KeyError, TypeError, ValueError):
-        raise Malformed("the SNS notification's Message is not JSON") from None
+    """The SES notification an SNS notification carries: JSON in a string, read as a body is."""
+    message = envelope.get("Message")
+    if not isinstance(message, str):
+        raise Malformed("the SNS notification's Message is not JSON")
+    decoded = loads(message, "the SNS notification's Message")
     if not isinstance(decoded, dict):
         raise Malformed("the SNS notification's Message is not a JSON object")
     return decoded
@@ -160,6 +166,102 @@ def generic(payload: Any) -> list[Feedback]:
 
 
 # --- Reading JSON safely --------------------------------------------------------------------------
+
+# Arrays and objects inside one another, at most. The deepest a provider documents is 4 (an SES
+# notification's mail.headers[n]; Postmark's Headers is 3, our form's list of notices 2), and an SNS
+# message is 1 (its Message is a string, read apart with the same bound). 32 leaves room for what a
+# provider adds, and keeps far below Python's recursion limit (1,000): json's decoder recurses once a
+# level and fails with a RecursionError beyond it, and so would anything that walks the result (str(),
+# pydantic, logging). Checked before decoding, by counting brackets outside strings (:func:`_depth`).
+MAX_DEPTH = 32
+# Characters in a number, at most. A 64-bit id has 20, the shortest repr of any float at most 24; past
+# 4,300 digits int() raises (Python's limit against quadratic conversion), and 1e999999 is infinity.
+MAX_NUMBER_CHARS = 100
+
+# A string literal, up to its closing quote or, unclosed, to the end of the text. Possessive and always
+# matching at a quote: one pass, no backtracking, whatever the text (re.sub moves on after each match).
+_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# An escape of half a surrogate pair (U+D800-U+DFFF): alone, it decodes to no character (UTF-8 has none
+# for it: PostgreSQL, the logs and the JSON answer would fail on it).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def loads(raw: bytes | str, what: str = "the body") -> Any:
+    """JSON as RFC 8259 writes it, within bounds, or :class:`Malformed` saying which bound ``what`` is past:
+    UTF-8 text; at most :data:`MAX_DEPTH` levels; numbers of at most :data:`MAX_NUMBER_CHARS` characters
+    and finite (no NaN, no Infinity); every key once in its object; no lone surrogate. Never another
+    exception, whatever ``raw`` is."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Malformed(f"{what} is not JSON") from None
+    else:
+        text = raw
+        if not _encodable(text):
+            raise Malformed(f"{what} has a lone surrogate, which is no character")
+    if _depth(text) > MAX_DEPTH:
+        raise Malformed(f"{what} nests arrays and objects more than {MAX_DEPTH} deep")
+    try:
+        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant,
+                           object_pairs_hook=_unique_keys)  # fmt: skip
+    except Malformed as error:
+        raise Malformed(f"{what} {error}") from None
+    except ValueError:  # json.JSONDecodeError
+        raise Malformed(f"{what} is not JSON") from None
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(json.dumps(value, ensure_ascii=False)):
+        raise Malformed(f"{what} has a lone surrogate (an escape from \\ud800 to \\udfff not in a pair), which is "
+                        "no character")  # fmt: skip
+    return value
+
+
+def _depth(text: str) -> int:
+    """How deep arrays and objects nest in ``text`` (exact for JSON; for text that is not, json.loads
+    refuses it anyway): its brackets outside strings, counted by the regex engine and accumulate, in
+    linear time and without recursion."""
+    brackets = _NOT_A_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _int(digits: str) -> int:
+    if len(digits) > MAX_NUMBER_CHARS:
+        raise Malformed(f"has a number of more than {MAX_NUMBER_CHARS} characters")
+    return int(digits)
+
+
+def _float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise Malformed(f"has a number of more than {MAX_NUMBER_CHARS} characters")
+    number = float(text)
+    if not math.isfinite(number):
+        raise Malformed("has a number beyond a float's range")
+    return number
+
+
+def _constant(name: str) -> NoReturn:
+    raise Malformed(f"has {name}, which is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object, each of whose keys is there once: twice, which one counts depends on who reads it."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise Malformed(f"has the key {key[:40]!r} twice in one object")
+            seen.add(key)
+    return found
 
 
 def _object(parent: dict[str, Any], name: str) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""Work one studio user may start in a few minutes: previews, save checks, publishes and sums of the
+insights each cost seconds of a core; past the limit the answer says so, and nothing typed is lost."""
+
+from __future__ import annotations
+
+from course.models import StudioRole
+from web.studio.auth import WORK_LIMITS
+
+from .conftest import Site
+from .test_studio_access import csrf_of
+from .test_studio_editing import DAY_FILES, signed_in
+
+
+def test_previews_past_the_limit_wait_and_say_so(site: Site) -> None:
+    signed_in(site, "kayla@example.org", StudioRole.EDITOR)
+    csrf = csrf_of(site.client.get("/studio/edit?item=day").text)
+    times, window = WORK_LIMITS["preview"]
+    answers = [site.client.post("/studio/preview", data={"csrf": csrf, "item": "day", "email": "day-01",
+                                                         "subject.txt": DAY_FILES["subject.txt"]}).status_code
+               for _ in range(times + 1)]  # fmt: skip
+    assert answers == [200] * times + [429]
+    late = site.client.post("/studio/preview", data={"csrf": csrf, "item": "day", "email": "day-01"})
+    assert late.status_code == 429 and "a lot of previews" in late.text
+    site.clock.advance(seconds=window)
+    assert site.client.post("/studio/preview", data={"csrf": csrf, "item": "day", "email": "day-01"}).status_code == 200
+
+
+def test_a_save_past_the_limit_keeps_the_draft_and_only_its_check_waits(site: Site) -> None:
+    signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    times, _ = WORK_LIMITS["check"]
+    for number in range(times + 1):
+        page = site.client.get("/studio/edit?item=day")
+        revision = int(page.text.split('name="revision" value="', 1)[1].split('"', 1)[0])
+        saved = site.client.post("/studio/save", data={"csrf": csrf_of(page.text), "item": "day", "revision":
+                                                       revision, "subject.txt": DAY_FILES["subject.txt"]})  # fmt: skip
+        if number < times:
+            assert saved.status_code == 200 and "Draft saved." in saved.text
+    assert saved.status_code == 429 and "Draft saved. It was not checked" in saved.text
+    page = site.client.get("/studio/edit?item=day")
+    published = site.client.post("/studio/publish", data={"csrf": csrf_of(page.text), "item": "day", "revision":
+                                                          page.text.split('name="revision" value="', 1)[1]
+                                                          .split('"', 1)[0]})  # fmt: skip
+    assert published.status_code == 429 and "Nothing was published" in published.text
+
+
+def test_sums_of_the_insights_past_the_limit_wait_and_say_so(site: Site) -> None:
+    signed_in(site, "kayla@example.org", StudioRole.EDITOR)
+    csrf = csrf_of(site.client.get("/studio/insights").text)
+    times, window = WORK_LIMITS["insights-refresh"]
+    codes = [site.client.post("/studio/insights/refresh", data={"csrf": csrf}, follow_redirects=False).status_code
+             for _ in range(times + 1)]  # fmt: skip
+    assert codes == [303] * times + [429]
+    refused = site.client.post("/studio/insights/refresh", data={"csrf": csrf}, follow_redirects=False)
+    assert "Not summed yet" in refused.text
+    site.clock.advance(seconds=window)
+    assert site.client.post("/studio/insights/refresh", data={"csrf": csrf}, follow_redirects=False).status_code == 303
