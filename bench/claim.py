@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy
 
-from bench.harness import claim_plan, own_database, seed
+from bench.harness import claim_plan, database_now, own_database, seed
 from course.curriculum import load_course
 from course.db import make_engine, make_sessionmaker
 from course.settings import Settings
@@ -30,7 +30,7 @@ def measure_claim(server_url: str, table: int, due: int, course_slug: str,
         from cli.database import upgrade
 
         upgrade(database_url)
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = database_now(database_url)
         started = time.perf_counter()
         seed(database_url, due, course_slug, now)
         seed(database_url, table - due, course_slug, now + timedelta(days=1), first=due + 1)

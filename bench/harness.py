@@ -188,6 +188,26 @@ def own_database(server_url: str) -> Iterator[str]:
         server.dispose()
 
 
+def database_ahead(database_url: str) -> float:
+    """How many seconds the database server's clock is ahead of this machine's (the beat and the workers
+    go by the database's: course/clock.py). What the harness makes due is due by that clock."""
+    engine = sqlalchemy.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            before = time.time()
+            found = connection.scalar(sqlalchemy.text("SELECT clock_timestamp()"))
+            after = time.time()
+    finally:
+        engine.dispose()
+    assert isinstance(found, datetime)  # noqa: S101 - PostgreSQL's answer
+    return float(found.timestamp() - (before + after) / 2)
+
+
+def database_now(database_url: str) -> datetime:
+    """The database server's time, in whole seconds."""
+    return datetime.fromtimestamp(time.time() + database_ahead(database_url), UTC).replace(microsecond=0)
+
+
 def seed(
     database_url: str, count: int, course_slug: str, due: datetime, first: int = 1, *, step: int = 0,
     spread_seconds: float = 0.0, zones: tuple[str, ...] = ZONES,
@@ -348,7 +368,7 @@ def run(
             from cli.database import upgrade
 
             upgrade(database_url)
-            due = datetime.now(UTC).replace(microsecond=0)
+            due = database_now(database_url)
             seconds = seed(database_url, options.subscribers, options.course_slug, due)
             plan = claim_plan(database_url, options.course_slug, due)
             say("The claim's plan for its due subscribers:\n    " + "\n    ".join(plan))

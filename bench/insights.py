@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy
 
-from bench.harness import RESULTS, own_database
+from bench.harness import RESULTS, database_now, own_database
 
 EVENTS_PER_SUBSCRIBER = 20
 PASSWORD = "a long benchmark passphrase"  # noqa: S105 - a throwaway account in a throwaway database
@@ -86,7 +86,7 @@ def measure_insights(server_url: str, subscribers: int, course_slug: str, say: C
     course = load_course(course_slug)
     with own_database(server_url) as database_url:
         upgrade(database_url)
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = database_now(database_url)
         engine = sqlalchemy.create_engine(database_url)
         started = time.perf_counter()
         with engine.begin() as connection:
