@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from course.clock import DatabaseClock
 from course.feedback import Outcome, SoftBouncePolicy, record_all
 from course.links import LinkSigner
 from course.settings import Settings
@@ -54,8 +55,10 @@ class Reader:
 
     @classmethod
     def from_settings(cls, settings: Settings, sessions: sessionmaker[Session]) -> Reader:
+        # The database's clock, as the web's webhooks go by: notices from both are counted in one window.
+        clock = DatabaseClock(sessions.kw["bind"], settings.clock_check_seconds)
         return cls(sessions, LinkSigner(settings.secret_key, str(settings.base_url)), settings.address_key,
-                   settings.feedback_policy)  # fmt: skip
+                   settings.feedback_policy, clock)  # fmt: skip
 
     def take(self, raw: bytes, tally: Tally) -> Report:
         report = read_report(raw)

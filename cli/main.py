@@ -296,8 +296,8 @@ def _health(arguments: argparse.Namespace) -> int:
 def _studio(arguments: argparse.Namespace) -> int:
     """`course studio add-user EMAIL`: an account, with a password typed now or a one-time link."""
     import getpass
-    from datetime import UTC, datetime
 
+    from course.clock import DatabaseClock
     from course.db import make_engine, make_sessionmaker
     from course.models import StudioRole
     from course.studio import StudioError, add_user, check_password
@@ -321,7 +321,7 @@ def _studio(arguments: argparse.Namespace) -> int:
         with make_sessionmaker(engine)() as session:
             try:
                 user = add_user(session, arguments.email, role=StudioRole(arguments.role), courses=arguments.courses,
-                                password=password, now=datetime.now(UTC))  # fmt: skip
+                                password=password, now=DatabaseClock(engine)())  # fmt: skip
             except StudioError as error:
                 raise CommandError(str(error)) from None
             session.commit()
