@@ -2,10 +2,13 @@
 
 The Jinja sandbox stops templates from reaching Python's internals, but not from asking for a lot:
 ``{{ "A" * 10**9 }}`` or a loop of a million turns would hold a web worker (and its memory) for as long
-as it runs. So the checks a save or a publish runs (render every email of the course, see
-emails/store.py ``check``) happen in a child process with an address-space limit, a CPU-time limit and
-a wall-clock timeout. The child gets the templates as JSON on stdin and answers JSON on stdout:
-template text never reaches a command line, a shell, SQL or Python source.
+as it runs. Every render runs on a budget (emails/compiler.py) that stops such a template with a named
+problem, here and wherever published templates render (the workers, the studio's list); and the checks a
+save or a publish runs (render every email of the course, see emails/store.py ``check``) happen in a
+child process with an address-space limit, a CPU-time limit and a wall-clock timeout besides: the outer
+wall, around what the budget does not meter (MJML, Jinja's own compiler) and any mistake in it. The
+child gets the templates as JSON on stdin and answers JSON on stdout: template text never reaches a
+command line, a shell, SQL or Python source.
 
 The child gets what rendering needs and nothing secret: the few settings an email reads
 (``RENDERING_SETTINGS``), in the request, and an environment with only what starts Python (no

@@ -220,17 +220,18 @@ def slash_redirect(request: Request, base_url: str) -> Response | None:
 def sent_from_elsewhere(request: Request, base_url: str, allowed: frozenset[str]) -> bool:
     """Whether a browser sent this form from another site's page: not ours, nor one of ``allowed``.
 
-    Browsers name the page's origin in ``Origin`` on every cross-origin POST (``null`` from a sandboxed
-    frame or a privacy redirect) and say ``Sec-Fetch-Site``; a page cannot change either. Ours is
-    BASE_URL's origin or the host the request came to (the demo answers on 127.0.0.1 and localhost).
-    A request with neither header is no browser's (a script can write any header anyway): its limits
-    are the per-client and per-mailbox ones.
+    Browsers say where a request comes from in ``Sec-Fetch-Site`` (every current one), which a page
+    cannot change: ``same-origin`` (or ``none``, typed or bookmarked) is ours. ``Origin`` names the page's
+    origin, but our own pages' POSTs carry ``Origin: null`` (our ``Referrer-Policy: no-referrer`` makes the
+    browser send that), so it decides only for a cross-site request (an embed listed in ``allowed``) and
+    for a browser too old for ``Sec-Fetch-Site``. A request with neither header is no browser's (a
+    script can write any header anyway): its limits are the per-client and per-mailbox ones.
     """
-    origin = request.headers.get("origin")
-    if origin is None:
-        return request.headers.get("sec-fetch-site", "").strip().lower() in ("cross-site", "same-site")
-    origin = origin.strip().lower()
-    if origin in allowed or origin == base_url.rstrip("/").lower():
+    site = request.headers.get("sec-fetch-site", "").strip().lower()
+    origin = (request.headers.get("origin") or "").strip().lower()
+    ours = origin == base_url.rstrip("/").lower() or origin.partition("://")[2] == request.headers.get("host", "")
+    if site in ("same-origin", "none"):
         return False
-    _, _, host = origin.partition("://")
-    return not host or host != request.headers.get("host", "").strip().lower()
+    if site:  # same-site, cross-site, or what a later browser may say
+        return not (origin in allowed or (origin and ours))
+    return bool(origin) and origin != "null" and origin not in allowed and not ours

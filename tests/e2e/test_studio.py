@@ -223,8 +223,11 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     assert "keep <em>small rituals</em> that belong to them alone." in body and "One ritual, kept, is enough." in body
     assert "keep *small rituals* that belong to them alone." in text
 
-    # The words' history: what changed, then back to the words as shipped.
+    # The words' history: what changed, then back to the words as shipped. The clock went on to day 3, and
+    # a session left idle that long has ended: signing in again leads back to the page.
     page.goto(journey.base + "/studio/edit?item=_words/day-03.yaml")
+    page.get_by_role("heading", name="Sign in to edit the emails").wait_for()
+    sign_in(page)
     page.get_by_role("link", name="What changed").first.click()
     page.get_by_role("heading", name="Version 0 and version 1").wait_for()
     check(page, "diff", 1280)
