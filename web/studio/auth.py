@@ -263,12 +263,14 @@ def account_password(
 ) -> Response:
     check_csrf(request, csrf)
     now = web.clock()
+
+    def refused(status_code: int, error: str) -> Response:
+        return studio_page(web, request, "account.html", status_code=status_code, user=user, done=None, error=error)
+
     if not web.limiter.allow(f"studio-password:{user.id}", *DEVICE_LIMIT, now):
-        return studio_page(web, request, "account.html", status_code=429, user=user, done=None,
-                           error="Too many attempts. Wait a quarter of an hour, then try again.")  # fmt: skip
+        return refused(429, "Too many attempts. Wait a quarter of an hour, then try again.")
     if password != again:
-        return studio_page(web, request, "account.html", status_code=400, user=user, done=None,
-                           error="The two new passwords differ: nothing was changed.")  # fmt: skip
+        return refused(400, "The two new passwords differ: nothing was changed.")
     token = request.session.get("session")
     with web.session() as session:
         account = session.get(StudioUser, user.id)
@@ -276,8 +278,7 @@ def account_password(
         try:
             ended = change_password(session, account, current, password, now, keep=token)
         except StudioError as error:
-            return studio_page(web, request, "account.html", status_code=400, user=user, done=None,
-                               error=f"Nothing was changed: {error}.")  # fmt: skip
+            return refused(400, f"Nothing was changed: {error}.")
         session.commit()
     done = "Your password is changed." + (f" You were signed out everywhere else ({ended})." if ended else "")
     return studio_page(web, request, "account.html", user=user, error=None, done=done)
