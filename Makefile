@@ -43,8 +43,8 @@ $(AXE): tests/e2e/package-lock.json
 	npm ci --prefix tests/e2e --silent --no-audit --no-fund
 	touch $(AXE)
 
-test: $(INSTALLED) $(AXE) $(ACE) ## run the test suite
-	$(BIN)/python -m pytest
+test: $(INSTALLED) $(AXE) $(ACE) ## run the test suite (PYTEST_ARGS="-k ..." to choose)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
