@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
 from course.models import (
+    Bounce,
     Delivery,
     DeliveryState,
     Event,
@@ -412,7 +413,7 @@ _MARK_SENT = (
     update(_DELIVERIES)
     .where(_deliveries.id == bindparam("delivery_id"))
     .values(state=DeliveryState.SENT.value, message_id=bindparam("message_id"), last_reply=bindparam("reply"),
-            sent_at=bindparam("now"), lease_until=None, template_version=bindparam("release"),
+            sent_at=bindparam("sent_at"), lease_until=None, template_version=bindparam("release"),
             updated_at=bindparam("now"))
 )  # fmt: skip
 # What :func:`_advance` does to a subscriber whose course step was sent, as one statement for many: the
@@ -443,19 +444,34 @@ _CONFIRMATION_SENT = (
 )
 
 
-def mark_sent_many(session: Session, sent: list[tuple[Outgoing, str, str, str]], now: datetime, timing: Timing) -> None:
-    """Record that these deliveries were sent: ``(item, message_id, reply, release)`` each. Two
-    statements whatever their number (executemany); the caller commits."""
+@dataclass(frozen=True)
+class Sent:
+    """One message the server accepted: its Message-ID, the server's reply, the release it was made with,
+    and when the server said 250 (each message its own moment: a reader's click is measured from it)."""
+
+    item: Outgoing
+    message_id: str
+    reply: str
+    release: str
+    at: datetime
+
+
+def mark_sent_many(session: Session, sent: list[Sent], now: datetime, timing: Timing) -> None:
+    """Record that these deliveries were sent, each at its own moment. Two statements whatever their
+    number (executemany); the caller commits. ``now``: when the chunk is recorded (the subscribers'
+    next slots count from it)."""
     if not sent:
         return
     session.execute(_MARK_SENT, [
-        {"delivery_id": item.delivery_id, "message_id": message_id, "reply": reply, "release": release, "now": now}
-        for item, message_id, reply, release in sent
+        {"delivery_id": one.item.delivery_id, "message_id": one.message_id, "reply": one.reply,
+         "release": one.release, "sent_at": one.at, "now": now}
+        for one in sent
     ])  # fmt: skip
-    steps = [(item, item.step) for item, *_ in sent if item.step is not None]
+    sent_items = [one.item for one in sent]
+    steps = [(item, item.step) for item in sent_items if item.step is not None]
     if steps:
         session.execute(_ADVANCE, [_advanced(item, step, now, timing) for item, step in steps])
-    confirmations = [item for item, *_ in sent if item.email == CONFIRMATION_EMAIL]
+    confirmations = [item for item in sent_items if item.email == CONFIRMATION_EMAIL]
     if confirmations:
         session.execute(
             _CONFIRMATION_SENT, [{"subscriber_id": item.subscriber_id, "now": now} for item in confirmations]
@@ -498,7 +514,7 @@ def mark_failed(
     delivery.lease_until = None
     if bounced:
         session.add(Event(subscriber_id=delivery.subscriber_id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
-                          step=delivery.step, value="failed", detail=reply, created_at=now))  # fmt: skip
+                          step=delivery.step, value=Bounce.REFUSED.value, detail=reply, created_at=now))  # fmt: skip
     if delivery.step is not None:
         _advance(delivery.subscriber, delivery.step, now, timing)
 
@@ -513,7 +529,7 @@ def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: date
     subscriber.next_send_at = None
     suppress(session, subscriber.email, timing.address_key, "bounce", reply, now)
     session.add(Event(subscriber_id=subscriber.id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
-                      step=delivery.step, value="bad-address", detail=reply, created_at=now))  # fmt: skip
+                      step=delivery.step, value=Bounce.BAD_ADDRESS.value, detail=reply, created_at=now))  # fmt: skip
 
 
 def retry_later(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> None:

@@ -21,7 +21,6 @@ from course.deliveries import suppress
 from course.models import (
     Answer,
     Delivery,
-    DeliveryState,
     Event,
     EventKind,
     SignupRequest,
@@ -43,28 +42,57 @@ def records_for(subscriber: Subscriber) -> bool:
     return subscriber.status in RECORDING_STATUSES
 
 
-def subscriber_and_sent_at(
-    session: Session, subscriber_id: int, step: int | None
-) -> tuple[Subscriber | None, datetime | None]:
-    """For a click: the subscriber a link belongs to, and when the email it came in was sent, in one query."""
+@dataclass(frozen=True)
+class LinkReader:
+    """Whose link was opened, which time through the course it belongs to, and whether its email is out."""
+
+    subscriber: Subscriber
+    enrolment: int
+    delivered: bool  # the link's email has a delivery in that time through (a course step's link)
+    sent_at: datetime | None  # when the mail server accepted it; None while it is still being handed over
+
+    @property
+    def still_sending(self) -> bool:
+        """The email is not recorded as sent yet: whoever opens its link now is a machine on the way."""
+        return self.delivered and self.sent_at is None
+
+
+def placed_enrolment(session: Session, subscriber: Subscriber, step: int | None, enrolment: int | None) -> int:
+    """The time through the course a link belongs to: the one it names; a link made before links named
+    one counts in the latest time through that was sent its email (else the current one)."""
+    if enrolment is not None:
+        return enrolment
     if step is None:
-        return session.get(Subscriber, subscriber_id), None
-    sent = and_(
-        Delivery.subscriber_id == Subscriber.id,
-        Delivery.enrolment == Subscriber.enrolment,
-        Delivery.step == step,
-        Delivery.state == DeliveryState.SENT.value,
+        return subscriber.enrolment
+    latest = session.scalar(
+        select(func.max(Delivery.enrolment)).where(
+            Delivery.subscriber_id == subscriber.id, Delivery.step == step, Delivery.sent_at.is_not(None)
+        )
     )
-    row = session.execute(
-        select(Subscriber, Delivery.sent_at).outerjoin(Delivery, sent).where(Subscriber.id == subscriber_id)
+    return int(latest) if latest is not None else subscriber.enrolment
+
+
+def link_reader(session: Session, subscriber_id: int, step: int | None, enrolment: int | None) -> LinkReader | None:
+    """For a click: the subscriber a link belongs to (None: gone), and its email's delivery."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        return None
+    placed = placed_enrolment(session, subscriber, step, enrolment)
+    if step is None:
+        return LinkReader(subscriber, placed, False, None)
+    delivery = session.execute(
+        select(Delivery.id, Delivery.sent_at).where(
+            Delivery.subscriber_id == subscriber.id, Delivery.enrolment == placed, Delivery.step == step
+        )
     ).first()
-    return (None, None) if row is None else (row[0], row[1])
+    return LinkReader(subscriber, placed, delivery is not None, delivery[1] if delivery is not None else None)
 
 
 def record_click(
     session: Session,
     subscriber: Subscriber,
     *,
+    enrolment: int,
     kind: EventKind,
     step: int | None,
     value: str | None,
@@ -81,7 +109,7 @@ def record_click(
         return False
     same_link = and_(
         Event.subscriber_id == subscriber.id,
-        Event.enrolment == subscriber.enrolment,
+        Event.enrolment == enrolment,
         Event.kind == kind.value,
         Event.step.is_(None) if step is None else Event.step == step,
         Event.value.is_(None) if value is None else Event.value == value,
@@ -91,7 +119,7 @@ def record_click(
     recent = select(Event.id).where(same_link, Event.created_at > now - REPEAT_CLICK_WINDOW).exists()
     kept = select(func.count()).select_from(Event).where(same_link).scalar_subquery()
     values = {
-        "subscriber_id": subscriber.id, "enrolment": subscriber.enrolment, "kind": kind.value, "step": step,
+        "subscriber_id": subscriber.id, "enrolment": enrolment, "kind": kind.value, "step": step,
         "value": value, "automated": automated, "user_agent": (user_agent or "")[:500] or None,
         "seconds_since_delivery": elapsed, "created_at": now,
     }  # fmt: skip
@@ -101,9 +129,11 @@ def record_click(
 
 
 # A click on a link that only redirects (consultation, resource), recorded in one statement on
-# PostgreSQL: the subscriber and when the link's email was sent are looked up, whether it was a
-# machine is decided, and the event is inserted under the same rules as :func:`record_click` (someone
-# who left is not recorded; a repeat within the window, or beyond what a link keeps, is not).
+# PostgreSQL: the subscriber, the time through the course the link belongs to (:func:`placed_enrolment`)
+# and its email's delivery are looked up, whether it was a machine is decided (:func:`LinkReader` and
+# web/scanners.py: a request that says so, an email still being handed over, or one delivered seconds
+# ago), and the event is inserted under the same rules as :func:`record_click` (someone who left is not
+# recorded; a repeat within the window, or beyond what a link keeps, is not).
 # It returns whether the subscriber exists and whether a click was recorded. The web app runs it
 # without a thread or an ORM session, for the bursts mail scanners make.
 _CLICK = """
@@ -113,16 +143,25 @@ WITH p AS (
            CAST(:user_agent AS varchar) AS user_agent, CAST(:agent_automated AS boolean) AS agent_automated,
            CAST(:now AS timestamptz) AS now, CAST(:repeat_after AS timestamptz) AS repeat_after,
            make_interval(secs => CAST(:human_delay AS double precision)) AS human_delay,
-           CAST(:kept AS integer) AS kept, CAST(:recording AS text[]) AS recording
-), reader AS (
-    SELECT s.id, s.enrolment, s.status, d.sent_at
+           CAST(:kept AS integer) AS kept, CAST(:recording AS text[]) AS recording,
+           CAST(:enrolment AS integer) AS enrolment
+), placed AS (
+    SELECT s.id, s.status,
+           COALESCE(p.enrolment,
+                    (SELECT max(x.enrolment) FROM deliveries AS x
+                     WHERE x.subscriber_id = s.id AND x.step = p.step AND x.sent_at IS NOT NULL),
+                    s.enrolment) AS enrolment
     FROM p
     JOIN subscribers AS s ON s.id = p.subscriber_id
-    LEFT JOIN deliveries AS d
-        ON d.subscriber_id = s.id AND d.enrolment = s.enrolment AND d.step = p.step AND d.state = 'sent'
+), reader AS (
+    SELECT s.id, s.enrolment, s.status, d.id AS delivery_id, d.sent_at
+    FROM placed AS s
+    JOIN p ON true
+    LEFT JOIN deliveries AS d ON d.subscriber_id = s.id AND d.enrolment = s.enrolment AND d.step = p.step
 ), click AS (
     SELECT r.id, r.enrolment, r.sent_at,
-           p.agent_automated OR (r.sent_at IS NOT NULL AND p.now - r.sent_at < p.human_delay) AS automated
+           p.agent_automated OR (r.delivery_id IS NOT NULL AND r.sent_at IS NULL)
+               OR (r.sent_at IS NOT NULL AND p.now - r.sent_at < p.human_delay) AS automated
     FROM reader AS r, p
     WHERE r.status = ANY(p.recording)
 ), same_link AS (
@@ -162,13 +201,14 @@ SELECT (SELECT count(*) FROM reader) AS known, (SELECT count(*) FROM click) AS r
 
 
 def click_at_once_parameters(
-    *, subscriber_id: int, step: int, kind: EventKind, value: str | None, user_agent: str | None,
-    agent_automated: bool, human_delay: float, now: datetime,
+    *, subscriber_id: int, step: int, enrolment: int | None, kind: EventKind, value: str | None,
+    user_agent: str | None, agent_automated: bool, human_delay: float, now: datetime,
 ) -> dict[str, object]:  # fmt: skip
     """The parameters of :data:`CLICK_AT_ONCE`. ``agent_automated``: the request alone says it is a
-    machine (a HEAD, a scanner's agent); the time since delivery is judged by the statement."""
+    machine (a HEAD, a scanner's agent); the delivery is judged by the statement. ``enrolment``: the
+    time through the course the link names (None: an older link, placed by the statement)."""
     return {
-        "subscriber_id": subscriber_id, "step": step, "kind": kind.value, "value": value,
+        "subscriber_id": subscriber_id, "step": step, "enrolment": enrolment, "kind": kind.value, "value": value,
         "user_agent": (user_agent or "")[:500] or None, "agent_automated": agent_automated,
         "human_delay": human_delay, "now": now, "repeat_after": now - REPEAT_CLICK_WINDOW,
         "kept": CLICKS_KEPT_PER_LINK, "recording": sorted(RECORDING_STATUSES),
@@ -181,12 +221,12 @@ def exercise_click_parameters(*, day: int, course_slug: str, **click: Any) -> di
             "course_slug": course_slug}  # fmt: skip
 
 
-def exercise_done(session: Session, subscriber: Subscriber, step: int) -> bool:
+def exercise_done(session: Session, subscriber: Subscriber, step: int, enrolment: int) -> bool:
     return (
         session.scalar(
             select(Event.id).where(
                 Event.subscriber_id == subscriber.id,
-                Event.enrolment == subscriber.enrolment,
+                Event.enrolment == enrolment,
                 Event.kind == EventKind.EXERCISE_DONE.value,
                 Event.step == step,
             )
@@ -195,14 +235,15 @@ def exercise_done(session: Session, subscriber: Subscriber, step: int) -> bool:
     )
 
 
-def record_exercise_done(session: Session, subscriber: Subscriber, step: int, now: datetime) -> bool:
-    """Once per day and time through the course; True when this call recorded it."""
-    if not records_for(subscriber) or exercise_done(session, subscriber, step):
+def record_exercise_done(session: Session, subscriber: Subscriber, step: int, enrolment: int, now: datetime) -> bool:
+    """Once per day and time through the course (the one the link was sent in); True when this call
+    recorded it."""
+    if not records_for(subscriber) or exercise_done(session, subscriber, step, enrolment):
         return False
     session.add(
         Event(
             subscriber_id=subscriber.id,
-            enrolment=subscriber.enrolment,
+            enrolment=enrolment,
             kind=EventKind.EXERCISE_DONE.value,
             step=step,
             created_at=now,
@@ -225,17 +266,19 @@ def save_answer(
     subscriber: Subscriber,
     *,
     step: int,
+    enrolment: int,
     checklist: Checklist,
     band: ScoreBand,
     ticked: list[int] | None,
     now: datetime,
 ) -> Answer | None:
-    """A new row each time: a changed answer keeps its history."""
+    """A new row each time: a changed answer keeps its history. ``enrolment``: the time through the
+    course the answer's email was sent in."""
     if not records_for(subscriber):
         return None
     answer = Answer(
         subscriber_id=subscriber.id,
-        enrolment=subscriber.enrolment,
+        enrolment=enrolment,
         step=step,
         checklist=checklist.key,
         band=band.key,
@@ -245,16 +288,16 @@ def save_answer(
     )
     session.add(answer)
     session.add(
-        Event(subscriber_id=subscriber.id, enrolment=subscriber.enrolment, kind=EventKind.ANSWER.value, step=step,
+        Event(subscriber_id=subscriber.id, enrolment=enrolment, kind=EventKind.ANSWER.value, step=step,
               value=f"{checklist.key}:{band.key}", created_at=now)
     )  # fmt: skip
     return answer
 
 
-def current_answer(session: Session, subscriber: Subscriber, step: int) -> Answer | None:
+def current_answer(session: Session, subscriber: Subscriber, step: int, enrolment: int) -> Answer | None:
     return session.scalar(
         select(Answer)
-        .where(Answer.subscriber_id == subscriber.id, Answer.enrolment == subscriber.enrolment, Answer.step == step)
+        .where(Answer.subscriber_id == subscriber.id, Answer.enrolment == enrolment, Answer.step == step)
         .order_by(Answer.created_at.desc(), Answer.id.desc())
         .limit(1)
     )
@@ -295,15 +338,16 @@ class Comparison:
         return "same" if before == after else ("closer" if after < before else "further")
 
 
-def baseline_and_retake(session: Session, subscriber: Subscriber, course: Course) -> Comparison | None:
-    """The welcome's checklist against the completion's, when both emails carry the same checklist."""
+def baseline_and_retake(session: Session, subscriber: Subscriber, course: Course, enrolment: int) -> Comparison | None:
+    """The welcome's checklist against the completion's (of one time through the course), when both
+    emails carry the same checklist."""
     first, last = course.steps[0], course.steps[-1]
     if first.checklist is None or first.checklist != last.checklist:
         return None
     checklist = course.checklists[first.checklist]
     baseline, retake = (
-        current_answer(session, subscriber, first.number),
-        current_answer(session, subscriber, last.number),
+        current_answer(session, subscriber, first.number, enrolment),
+        current_answer(session, subscriber, last.number, enrolment),
     )
     return Comparison(
         checklist,

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from course.deliveries import suppress
 from course.links import InvalidLink, LinkSigner, Purpose
 from course.models import (
+    Bounce,
     Delivery,
     Event,
     EventKind,
@@ -173,9 +174,11 @@ def record(
                 FeedbackNotice.created_at > now - policy.window,
             )
         )
-        for reader in subscribers:
-            _event(session, EventKind.BOUNCE, "soft", reader, answered, detail, now)
-        if (count or 0) < policy.limit:
+        stops = (count or 0) >= policy.limit
+        for reader in subscribers:  # the bounce that reaches the limit says so: the insights count who left
+            value = Bounce.SOFT_LIMIT if stops else Bounce.SOFT
+            _event(session, EventKind.BOUNCE, value, reader, answered, detail, now)
+        if not stops:
             return Recorded(feedback, Outcome.COUNTED, ids)
         days = policy.window.total_seconds() / 86400
         detail = f"{count} soft bounces in {days:g} days; the last: {detail}"
@@ -185,8 +188,8 @@ def record(
 
     complaint = feedback.kind is FeedbackKind.COMPLAINT
     for reader in subscribers:
-        _event(session, EventKind.COMPLAINT if complaint else EventKind.BOUNCE, "complaint" if complaint else "hard",
-               reader, answered, detail, now)  # fmt: skip
+        kind, value = (EventKind.COMPLAINT, "complaint") if complaint else (EventKind.BOUNCE, Bounce.HARD.value)
+        _event(session, kind, value, reader, answered, detail, now)
     _stop(session, subscribers, SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED, now)
     suppress(session, address, address_key, "complaint" if complaint else "bounce", detail[:2000] or None, now)
     return Recorded(feedback, Outcome.SUPPRESSED, ids)

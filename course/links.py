@@ -1,6 +1,9 @@
 """Signed links for the emails: one salt per purpose, so a token made for one cannot open another.
 
-A token carries the subscriber, the course step and a value (a checklist band, a resource key...).
+A token carries the subscriber, the course step, a value (a checklist band, a resource key...) and, in a
+course email, which time through the course the email was sent in (its enrolment): a click, an exercise
+done or an answer from an email of the first time through counts there, even after the reader started
+again. Links made before enrolments were signed carry none (:func:`LinkClaim.enrolment` is None).
 It is signed with HMAC (itsdangerous) and time-stamped; whether it has expired depends on its purpose.
 Unsubscribe tokens never expire: an old email's unsubscribe link must always work.
 """
@@ -75,6 +78,7 @@ class LinkClaim:
     step: int | None
     value: str | None
     issued_at: float
+    enrolment: int | None = None  # None: a link made before links named their time through the course
 
 
 class LinkSigner:
@@ -89,12 +93,21 @@ class LinkSigner:
         # of the time.
         self._signers = {purpose: serializer.make_signer() for purpose, serializer in self._serializers.items()}
 
-    def token(self, purpose: Purpose, subscriber_id: int, step: int | None = None, value: str | None = None) -> str:
-        payload = json.dumps([subscriber_id, step, value], separators=(",", ":")).encode()
+    def token(
+        self, purpose: Purpose, subscriber_id: int, step: int | None = None, value: str | None = None,
+        enrolment: int | None = None,
+    ) -> str:  # fmt: skip
+        fields: list[object] = (
+            [subscriber_id, step, value] if enrolment is None else [subscriber_id, step, value, enrolment]
+        )
+        payload = json.dumps(fields, separators=(",", ":")).encode()
         return self._signers[purpose].sign(base64_encode(payload)).decode("ascii")
 
-    def url(self, purpose: Purpose, subscriber_id: int, step: int | None = None, value: str | None = None) -> str:
-        return f"{self._base_url}/{LINK_PATHS[purpose]}/{self.token(purpose, subscriber_id, step, value)}"
+    def url(
+        self, purpose: Purpose, subscriber_id: int, step: int | None = None, value: str | None = None,
+        enrolment: int | None = None,
+    ) -> str:  # fmt: skip
+        return f"{self._base_url}/{LINK_PATHS[purpose]}/{self.token(purpose, subscriber_id, step, value, enrolment)}"
 
     def verify(self, purpose: Purpose, token: str, *, now: float | None = None) -> LinkClaim:
         try:
@@ -104,8 +117,8 @@ class LinkSigner:
         if not _is_payload(payload):
             # Only we can sign, so this means our own format changed: still never trust it.
             raise InvalidLink(f"not a valid {purpose.value} link")
-        subscriber_id, step, value = payload
-        claim = LinkClaim(purpose, subscriber_id, step, value, signed_at.timestamp())
+        subscriber_id, step, value, *rest = payload
+        claim = LinkClaim(purpose, subscriber_id, step, value, signed_at.timestamp(), rest[0] if rest else None)
         lifetime = LINK_LIFETIMES[purpose]
         if lifetime is not None and (time.time() if now is None else now) - claim.issued_at > lifetime.total_seconds():
             raise ExpiredLink(f"this {purpose.value} link has expired", claim)
@@ -113,9 +126,14 @@ class LinkSigner:
 
 
 def _is_payload(payload: object) -> bool:
-    if not (isinstance(payload, list) and len(payload) == 3):
+    """[subscriber, step, value] or [subscriber, step, value, enrolment]."""
+    if not (isinstance(payload, list) and len(payload) in (3, 4)):
         return False
-    subscriber_id, step, value = payload
+    subscriber_id, step, value, *rest = payload
+    enrolment_ok = not rest or (type(rest[0]) is int and rest[0] >= 1)
     return (
-        type(subscriber_id) is int and (step is None or type(step) is int) and (value is None or isinstance(value, str))
+        type(subscriber_id) is int
+        and (step is None or type(step) is int)
+        and (value is None or isinstance(value, str))
+        and enrolment_ok
     )

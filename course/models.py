@@ -220,6 +220,26 @@ class EventKind(StrEnum):
     COMPLAINT = "complaint"
 
 
+class Bounce(StrEnum):
+    """What a bounce event's value says happened to the email (``Event.value`` of a ``bounce``)."""
+
+    REFUSED = "failed"  # refused for good at SMTP time, this one message (the course goes on)
+    BAD_ADDRESS = "bad-address"  # 5.1.x at SMTP time: no such mailbox; the address is suppressed
+    HARD = "hard"  # a hard bounce reported after the server accepted it: suppressed
+    SOFT = "soft"  # a soft bounce reported after acceptance: the provider may still deliver it
+    SOFT_LIMIT = "soft-limit"  # the soft bounce that reached the limit: suppressed
+
+    @classmethod
+    def undelivered(cls) -> tuple[str, ...]:
+        """The email did not reach the reader."""
+        return (cls.REFUSED.value, cls.BAD_ADDRESS.value, cls.HARD.value)
+
+    @classmethod
+    def stopping(cls) -> tuple[str, ...]:
+        """The reader's address was stopped: they left the course by bouncing."""
+        return (cls.BAD_ADDRESS.value, cls.HARD.value, cls.SOFT_LIMIT.value)
+
+
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_kind_created", "kind", "created_at"),)
@@ -455,6 +475,11 @@ class TemplatePublication(Base):
     action: Mapped[str] = mapped_column(String(20))  # publish, roll-back
     author: Mapped[str | None] = mapped_column(String(320))
     note: Mapped[str] = mapped_column(Text, default="")
+    # What each email of the course said once this was live: a JSON object of a digest per email (of its
+    # subject, preview, text and HTML for sample readers: emails/store.py), and the JSON list of the
+    # emails this publication changed. None: published before these were kept (taken to change them all).
+    contents: Mapped[str | None] = mapped_column(Text)
+    changed: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
 
     version: Mapped[TemplateVersion | None] = relationship()

@@ -42,6 +42,9 @@ class Recipient:
     signup_request_id: int | None = None
     # Their latest answer to each checklist so far, by checklist: {"warning-signs": "significant"}.
     answers: Mapping[str, str] = field(default_factory=dict)
+    # Which time through the course the email belongs to: its links say so (course/links.py). None: a
+    # preview's sample reader.
+    enrolment: int | None = None
 
 
 @dataclass(frozen=True)
@@ -208,20 +211,24 @@ class Renderer:
             values["links.data"] = sign(Purpose.DATA, reader)  # only in the email that answers a request
             return values
         step = self._step(email)
-        number = step.number
-        values["links.unsubscribe"] = sign(Purpose.UNSUBSCRIBE, reader, number)
-        values["links.consultation"] = sign(Purpose.CONSULTATION, reader, number)
+        number, enrolment = step.number, recipient.enrolment
+
+        def sign_step(purpose: Purpose, value: str | None = None) -> str:
+            return sign(purpose, reader, number, value, enrolment)
+
+        values["links.unsubscribe"] = sign_step(Purpose.UNSUBSCRIBE)
+        values["links.consultation"] = sign_step(Purpose.CONSULTATION)
         if step.day_number is not None:
-            values["links.exercise_done"] = sign(Purpose.EXERCISE_DONE, reader, number)
+            values["links.exercise_done"] = sign_step(Purpose.EXERCISE_DONE)
             resources = self._course_data["days"][step.day_number - 1]["resources"]
         else:
             resources = self._course_data[email]["resources"]
         for key in resources:
-            values[f"resources.{key}"] = sign(Purpose.RESOURCE, reader, number, key)
+            values[f"resources.{key}"] = sign_step(Purpose.RESOURCE, key)
         if step.checklist is not None:
-            values["checklist"] = sign(Purpose.ANSWER, reader, number)
+            values["checklist"] = sign_step(Purpose.ANSWER)
             for band in self._course_data["checklists"][step.checklist]["bands"]:
-                values[f"checklist.{band['key']}"] = sign(Purpose.ANSWER, reader, number, band["key"])
+                values[f"checklist.{band['key']}"] = sign_step(Purpose.ANSWER, band["key"])
         return values
 
 

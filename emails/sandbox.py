@@ -110,10 +110,17 @@ def check_bounded(
     The child renders with ``settings`` (without them: the environment's). CheckFailed when it runs
     out of time or memory: the templates ask too much, and are refused for it.
     """
+    return checked_bounded(files, course_slug, settings=settings, timeout=timeout)[0]
+
+
+def checked_bounded(
+    files: Mapping[str, str], course_slug: str, *, settings: Settings | None = None, timeout: float = WALL_SECONDS
+) -> tuple[list[TemplateError], dict[str, str]]:
+    """:func:`check_bounded`, and when nothing is wrong what each email says (emails/store.py ``contents``)."""
     answer = _run_child({"action": "check", "files": dict(files), "course": course_slug}, timeout, settings)
-    problems = answer["problems"]
-    assert isinstance(problems, list)  # noqa: S101 - our own child's answer
-    return [_problem(p) for p in problems]
+    problems, contents = answer["problems"], answer.get("contents") or {}
+    assert isinstance(problems, list) and isinstance(contents, dict)  # noqa: S101 - our own child's answer
+    return [_problem(p) for p in problems], {str(email): str(digest) for email, digest in contents.items()}
 
 
 def render_bounded(
@@ -149,7 +156,7 @@ def render_bounded(
 def main() -> int:
     """The child: read a request, check the templates or render one email, write the answer."""
     from emails.compiler import TemplateSet
-    from emails.store import check
+    from emails.store import check, contents
 
     request = json.loads(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1))
     # A key of its own for this one request: the links of a check are never used, those of a render
@@ -168,7 +175,8 @@ def main() -> int:
         json.dump({"rendered": dataclasses.asdict(rendered)}, sys.stdout)
         return 0
     problems = check(templates, course, settings)
-    json.dump({"problems": [_answer(p) for p in problems]}, sys.stdout)
+    described = {} if problems else contents(templates, course, settings)
+    json.dump({"problems": [_answer(p) for p in problems], "contents": described}, sys.stdout)
     return 0
 
 

@@ -15,6 +15,8 @@ subscriber with the candidate templates, and any template error or unknown varia
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -171,15 +173,42 @@ def check(templates: TemplateSet, course: Course, settings: Settings) -> list[Te
     return problems
 
 
+def contents(templates: TemplateSet, course: Course, settings: Settings) -> dict[str, str]:
+    """What each email of the course says with these templates, as a digest per email: its subject,
+    preview line, text and HTML, rendered for a sample reader with each answer the course can record
+    (none, and every band of every checklist), their links and address left as stand-ins. Two template
+    sets give an email the same digest when no reader could tell its two versions apart: the insights
+    split an email only by the publications that changed it (``TemplatePublication.changed``)."""
+    renderer = Renderer(course, settings, templates)
+    answers: list[dict[str, str]] = [{}]
+    answers += [{key: band.key} for key, checklist in renderer.course.checklists.items() for band in checklist.bands]
+    found = {}
+    for email in renderer.email_names():
+        digest = hashlib.sha256()
+        stand_ins = {key: f"[{key}]" for key in renderer.reader_values(email, SAMPLE)}
+        for given in answers:
+            reader = dataclasses.replace(SAMPLE, answers=given)
+            rendered = renderer.render_with(email, renderer.context(email, reader, stand_ins))
+            for part in (rendered.subject, rendered.preview, rendered.text, rendered.html):
+                digest.update(part.encode() + b"\0")
+        found[email] = digest.hexdigest()[:32]
+    return found
+
+
 def bounded_check(templates: TemplateSet, course: Course, settings: Settings) -> list[TemplateError]:
     """:func:`check` in a child process with limits on time and memory (emails/sandbox.py): what a
     save or publish from the studio runs, so that no template can hold the web app."""
-    from emails.sandbox import CheckFailed, check_bounded
+    return _bounded(templates, course, settings)[0]
+
+
+def _bounded(templates: TemplateSet, course: Course, settings: Settings) -> tuple[list[TemplateError], dict[str, str]]:
+    """The problems of these templates and, when there are none, their :func:`contents`: in the child."""
+    from emails.sandbox import CheckFailed, checked_bounded
 
     try:
-        return check_bounded(templates.files, course.slug, settings=settings)
+        return checked_bounded(templates.files, course.slug, settings=settings)
     except CheckFailed as error:
-        return [TemplateError("every email", "", str(error))]
+        return [TemplateError("every email", "", str(error))], {}
 
 
 def live_templates(session: Session, course_slug: str) -> TemplateSet:
@@ -194,10 +223,31 @@ def with_item_live(session: Session, course_slug: str, item: str, files: Mapping
 
 def _refuse_unless_it_renders(
     session: Session, course: Course, settings: Settings, item: str, files: Mapping[str, str]
-) -> None:
-    problems = bounded_check(with_item_live(session, course.slug, item, files), course, settings)
+) -> tuple[str, str]:
+    """Check what publishing ``files`` as the item would make live; PublishRefused if anything would
+    break. Otherwise its :func:`contents` and the emails it changes, as the JSON a publication keeps."""
+    problems, after = _bounded(with_item_live(session, course.slug, item, files), course, settings)
     if problems:
         raise PublishRefused(problems)
+    before = _live_contents(session, course, settings)
+    changed = sorted(email for email, digest in after.items() if before.get(email) != digest)
+    return json.dumps(after, sort_keys=True), json.dumps(changed)
+
+
+def _live_contents(session: Session, course: Course, settings: Settings) -> dict[str, str]:
+    """The :func:`contents` of what is live now: kept with the latest publication; read again (in the
+    child) before the first publication, or after one published before contents were kept."""
+    latest = session.scalar(
+        select(TemplatePublication)
+        .where(TemplatePublication.course_slug == course.slug)
+        .order_by(TemplatePublication.id.desc())
+        .limit(1)
+    )
+    if latest is not None and latest.contents:
+        kept: dict[str, str] = json.loads(latest.contents)
+        return kept
+    problems, found = _bounded(live_templates(session, course.slug), course, settings)
+    return {} if problems else found  # what is live no longer renders: every email counts as changed
 
 
 @dataclass(frozen=True)
@@ -222,7 +272,7 @@ def publish(
     The caller commits. Two publishes of one item at once: the unique (course, item, number) makes the
     second fail rather than both claim one number.
     """
-    _refuse_unless_it_renders(session, course, settings, item, files)
+    contents_json, changed = _refuse_unless_it_renders(session, course, settings, item, files)
     number = (
         session.scalar(
             select(func.max(TemplateVersion.number)).where(
@@ -236,7 +286,8 @@ def publish(
     session.add(version)
     session.flush()
     publication = TemplatePublication(course_slug=course.slug, item=item, version_id=version.id, action="publish",
-                                      author=author, note=note, created_at=now)  # fmt: skip
+                                      author=author, note=note, contents=contents_json, changed=changed,
+                                      created_at=now)  # fmt: skip
     session.add(publication)
     session.flush()
     return Published(version, publication)
@@ -265,10 +316,10 @@ def roll_back(
         if version is None:
             raise LookupError(f"{item} has no version {number}")
     files = json.loads(version.files) if version is not None else files_of(default_templates(), item)
-    _refuse_unless_it_renders(session, course, settings, item, files)
+    contents_json, changed = _refuse_unless_it_renders(session, course, settings, item, files)
     publication = TemplatePublication(course_slug=course.slug, item=item, version_id=version.id if version else None,
                                       action="roll-back", author=author, note=f"back to version {number}",
-                                      created_at=now)  # fmt: skip
+                                      contents=contents_json, changed=changed, created_at=now)  # fmt: skip
     session.add(publication)
     session.flush()
     return publication

@@ -8,7 +8,7 @@ from a button on that page. The one exception is RFC 8058's one-click unsubscrib
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -21,17 +21,19 @@ from course.curriculum import CourseStep
 from course.engagement import (
     CLICK_AT_ONCE,
     EXERCISE_CLICK_AT_ONCE,
+    LinkReader,
     baseline_and_retake,
     click_at_once_parameters,
     current_answer,
     exercise_click_parameters,
     exercise_done,
+    link_reader,
+    placed_enrolment,
     record_click,
     record_exercise_done,
     records_for,
     save_answer,
     score_items,
-    subscriber_and_sent_at,
 )
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
 from course.models import EventKind, SignupRequest, Subscriber, SubscriberStatus
@@ -92,31 +94,36 @@ def course_step(web: WebContext, claim: LinkClaim) -> CourseStep:
 
 
 def note_click(
-    web: WebContext, request: Request, session: Session, subscriber: Subscriber, claim: LinkClaim,
-    kind: EventKind, value: str | None, sent_at: datetime | None,
+    web: WebContext, request: Request, session: Session, reader: LinkReader, claim: LinkClaim,
+    kind: EventKind, value: str | None,
 ) -> bool:  # fmt: skip
-    """Record the click; returns whether it looked automated. ``sent_at``: when the link's email was sent
-    (:func:`course.engagement.subscriber_and_sent_at` reads it with the subscriber)."""
+    """Record the click in the time through the course the link belongs to; returns whether it looked
+    automated (:func:`web.scanners.is_automated`)."""
     now = web.clock()
-    elapsed = None if sent_at is None else (now - sent_at).total_seconds()
+    elapsed = None if reader.sent_at is None else (now - reader.sent_at).total_seconds()
     user_agent = request.headers.get("user-agent")
-    automated = is_automated(request.method, user_agent, elapsed)
-    record_click(session, subscriber, kind=kind, step=claim.step, value=value, user_agent=user_agent,
-                 automated=automated, elapsed=elapsed, now=now)  # fmt: skip
+    automated = is_automated(request.method, user_agent, elapsed, still_sending=reader.still_sending)
+    record_click(session, reader.subscriber, enrolment=reader.enrolment, kind=kind, step=claim.step, value=value,
+                 user_agent=user_agent, automated=automated, elapsed=elapsed,
+                 now=now)  # fmt: skip
     session.commit()
     return automated
 
 
 def clicked(
     web: WebContext, request: Request, session: Session, claim: LinkClaim, kind: EventKind, value: str | None
-) -> Subscriber:
-    """The subscriber a link belongs to, with the click recorded: one read and one write, for the links
-    that mail scanners open by the thousand."""
-    subscriber, sent_at = subscriber_and_sent_at(session, claim.subscriber_id, claim.step)
-    if subscriber is None:
+) -> LinkReader:
+    """The reader a link belongs to, with the click recorded."""
+    reader = link_reader(session, claim.subscriber_id, claim.step, claim.enrolment)
+    if reader is None:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
-    note_click(web, request, session, subscriber, claim, kind, value, sent_at)
-    return subscriber
+    note_click(web, request, session, reader, claim, kind, value)
+    return reader
+
+
+def enrolment_of(session: Session, subscriber: Subscriber, claim: LinkClaim) -> int:
+    """The time through the course the link's email was sent in (:func:`placed_enrolment`)."""
+    return placed_enrolment(session, subscriber, claim.step, claim.enrolment)
 
 
 def page(web: WebContext, request: Request, template: str, status_code: int = 200, **values: Any) -> Response:
@@ -202,9 +209,10 @@ async def exercise_page(request: Request, web: Web, token: Token) -> Response:
 def _exercise_page_in_session(web: WebContext, request: Request, claim: LinkClaim, token: str) -> Response:
     with web.session() as session:
         day = _day_of(web, session, course_step(web, claim))
-        subscriber = clicked(web, request, session, claim, EventKind.CLICK, "exercise")
-        done = exercise_done(session, subscriber, day["number"])
-        return page(web, request, "exercise.html", token=token, day=day, done=done, recording=records_for(subscriber))
+        reader = clicked(web, request, session, claim, EventKind.CLICK, "exercise")
+        done = exercise_done(session, reader.subscriber, day["number"], reader.enrolment)
+        return page(web, request, "exercise.html", token=token, day=day, done=done,
+                    recording=records_for(reader.subscriber))  # fmt: skip
 
 
 @router.post("/exercise/{token}", response_class=HTMLResponse)
@@ -213,7 +221,7 @@ def exercise_done_now(request: Request, web: Web, token: Token) -> Response:
     with web.session() as session:
         day = _day_of(web, session, course_step(web, claim))
         subscriber = load_subscriber(session, claim)
-        record_exercise_done(session, subscriber, day["number"], web.clock())
+        record_exercise_done(session, subscriber, day["number"], enrolment_of(session, subscriber, claim), web.clock())
         session.commit()
         return page(web, request, "exercise.html", token=token, day=day, done=True, recording=records_for(subscriber))
 
@@ -237,14 +245,16 @@ def _answer_page(
     step = course_step(web, claim)
     checklist = _checklist_of(web, session, step)
     band = checklist.band(band_key) if band_key else None
-    answer = current_answer(session, subscriber, step.number)
-    comparison = baseline_and_retake(session, subscriber, web.course) if step == web.course.steps[-1] else None
+    enrolment = enrolment_of(session, subscriber, claim)
+    answer = current_answer(session, subscriber, step.number, enrolment)
+    last = step == web.course.steps[-1]
+    comparison = baseline_and_retake(session, subscriber, web.course, enrolment) if last else None
     return page(
         web, request, "answer.html",
         token=token, checklist=checklist, band=band, saved=saved, ticked=ticked or [],
         answer=answer, saved_band=checklist.band(answer.band) if answer else None,
         comparison=comparison, recording=records_for(subscriber), occurrence=step.email,
-        checklist_url=web.signer.url(Purpose.ANSWER, subscriber.id, step.number),
+        checklist_url=web.signer.url(Purpose.ANSWER, subscriber.id, step.number, None, enrolment),
         live_bands=[{"min": b.min, "max": b.max, "text": f"{b.label}: {b.title}"} for b in checklist.bands],
     )  # fmt: skip
 
@@ -256,8 +266,8 @@ def answer_page(request: Request, web: Web, token: Token) -> Response:
     if claim.value is not None and checklist.band(claim.value) is None:
         raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
     with web.session() as session:
-        subscriber = clicked(web, request, session, claim, EventKind.CLICK, claim.value or "checklist")
-        return _answer_page(web, request, session, subscriber, claim, token, band_key=claim.value)
+        reader = clicked(web, request, session, claim, EventKind.CLICK, claim.value or "checklist")
+        return _answer_page(web, request, session, reader.subscriber, claim, token, band_key=claim.value)
 
 
 NOT_SAVED = ("Nothing was saved", "Open the link in the email again and use the button on its page.")
@@ -292,8 +302,8 @@ def save_answer_now(
         _, band = score_items(checklist, ticked)
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
-        save_answer(session, subscriber, step=step.number, checklist=checklist, band=band, ticked=ticked,
-                    now=web.clock())  # fmt: skip
+        save_answer(session, subscriber, step=step.number, enrolment=enrolment_of(session, subscriber, claim),
+                    checklist=checklist, band=band, ticked=ticked, now=web.clock())  # fmt: skip
         session.commit()
         return _answer_page(web, request, session, subscriber, claim, token, saved=True, ticked=ticked,
                             band_key=band.key)  # fmt: skip
@@ -359,7 +369,8 @@ def _click_parameters(
     """What a click recorded in one statement is made of (see :func:`click_at_once_parameters`)."""
     assert claim.step is not None  # noqa: S101 - the callers take links without a step elsewhere
     user_agent = request.headers.get("user-agent")
-    return {"subscriber_id": claim.subscriber_id, "step": claim.step, "kind": kind, "value": value,
+    return {"subscriber_id": claim.subscriber_id, "step": claim.step, "enrolment": claim.enrolment, "kind": kind,
+            "value": value,
             "user_agent": user_agent, "agent_automated": agent_is_automated(request.method, user_agent),
             "human_delay": HUMAN_DELAY_SECONDS, "now": web.clock()}  # fmt: skip
 
@@ -383,10 +394,11 @@ def _redirect_click_in_session(
 def unsubscribe_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.UNSUBSCRIBE, token)
     with web.session() as session:
-        subscriber, sent_at = subscriber_and_sent_at(session, claim.subscriber_id, claim.step)
+        reader = link_reader(session, claim.subscriber_id, claim.step, claim.enrolment)
+        subscriber = reader.subscriber if reader is not None else None
         gone = subscriber is None or subscriber.status == SubscriberStatus.UNSUBSCRIBED.value
-        if subscriber is not None:
-            note_click(web, request, session, subscriber, claim, EventKind.CLICK, "unsubscribe", sent_at)
+        if reader is not None:
+            note_click(web, request, session, reader, claim, EventKind.CLICK, "unsubscribe")
         can_pause = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE.value
         return page(web, request, "unsubscribe.html", token=token, gone=gone, known=subscriber is not None,
                     can_pause=can_pause)  # fmt: skip

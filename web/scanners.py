@@ -18,8 +18,14 @@ SCANNER_AGENTS = re.compile(
 HUMAN_DELAY_SECONDS = 10.0
 
 
-def is_automated(method: str, user_agent: str | None, seconds_since_delivery: float | None) -> bool:
-    if agent_is_automated(method, user_agent):
+def is_automated(
+    method: str, user_agent: str | None, seconds_since_delivery: float | None, *, still_sending: bool = False
+) -> bool:
+    """A machine: the request says so, or the link's email is still being handed over (its chunk is not
+    recorded as sent: a scanner at the receiving server opens links before the server answers 250), or
+    it was delivered seconds ago. The same rule, for the links that record in one statement on
+    PostgreSQL, is in course/engagement.py (``_CLICK``)."""
+    if agent_is_automated(method, user_agent) or still_sending:
         return True
     return seconds_since_delivery is not None and seconds_since_delivery < HUMAN_DELAY_SECONDS
 

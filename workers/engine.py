@@ -24,6 +24,7 @@ from course.curriculum import course_slugs, load_course
 from course.db import make_engine, make_sessionmaker
 from course.deliveries import (
     Outgoing,
+    Sent,
     Timing,
     active_pause,
     begin_sending,
@@ -135,7 +136,14 @@ class Runtime:
         renderer, preparer, builder = self.writers(session, item.course_slug, release)
         # A course step may speak to the reader's answers so far (a confirmation has none yet).
         answers = (answers or {}) if item.step is not None else {}
-        recipient = Recipient(item.subscriber_id, item.address, item.first_name, item.signup_request_id, answers)
+        recipient = Recipient(
+            item.subscriber_id,
+            item.address,
+            item.first_name,
+            item.signup_request_id,
+            answers,
+            item.enrolment if item.step is not None else None,
+        )
         # Fixed per (subscriber, enrolment, step): a resend of one delivery carries the same Message-ID.
         if item.step is None:
             key: int | str = f"{item.email}-{item.delivery_id}"
@@ -362,7 +370,7 @@ def _send_chunk(
         if outcome:
             tally[outcome] = tally.get(outcome, 0) + 1
     runtime.throttle.acquire(len(ready))
-    sent: list[tuple[Outgoing, str, str, str]] = []
+    sent: list[Sent] = []
     for item, envelope, release in ready:
         if pause is not None and pause.until > runtime.now():  # a 5.7.x earlier in this chunk: hold the rest
             if (held := _delivery(session, item)) is not None:
@@ -374,7 +382,7 @@ def _send_chunk(
         reply = result.describe()
         tally[result.outcome.value] = tally.get(result.outcome.value, 0) + 1
         if result.outcome is Outcome.ACCEPTED:
-            sent.append((item, envelope.message_id, reply, release))
+            sent.append(Sent(item, envelope.message_id, reply, release, now))
             continue
         delivery = _delivery(session, item)
         if delivery is None:  # erased while it was being sent: nothing left to record

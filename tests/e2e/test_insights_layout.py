@@ -1,0 +1,171 @@
+"""The insights page reads well on a desktop (1280 px) and a phone (375 px), measured in a real browser:
+nothing makes the document wider than the window, every chart's text is shown at 12 px or more and
+stays inside its chart, and on the desktop the wide tables (each day, retention by day, version by
+version) fit without scrolling sideways. Screenshots in test-artefacts/insights-layout/."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, Page
+from sqlalchemy import insert
+
+from course import insights
+from course.curriculum import Course
+from course.models import InsightCohort, InsightCount, StudioRole
+
+from .test_journey import Journey, booking_site, journey  # noqa: F401 - the fixtures this test uses
+from .test_studio import enrol, make_user, next_email, open_browser, sign_in
+
+ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "insights-layout"
+SMALLEST_TEXT = 12  # CSS px, as shown
+WIDE_TABLES = ("days", "retention", "versions")  # sections whose table must fit at 1280 px
+
+# What the page measures of itself: the document's width, each chart text's size as shown (its font
+# size times the chart's scale on screen) and whether it lies inside its chart, each chart box's and
+# each table's scrolling, and how wide a card's paragraph runs in characters.
+MEASURE = """() => {
+  const charts = [...document.querySelectorAll("svg.chart")];
+  const texts = charts.flatMap(svg => {
+    const box = svg.getBoundingClientRect();
+    return [...svg.querySelectorAll("text")].map(text => {
+      const ctm = text.getScreenCTM(), rect = text.getBoundingClientRect();
+      return {chart: svg.getAttribute("aria-labelledby"), text: text.textContent,
+              shown: parseFloat(getComputedStyle(text).fontSize) * Math.hypot(ctm.a, ctm.b), height: rect.height,
+              inside: rect.left >= box.left - 1 && rect.right <= box.right + 1
+                      && rect.top >= box.top - 1 && rect.bottom <= box.bottom + 1};
+    });
+  });
+  const scrolls = element => ({scrollWidth: element.scrollWidth, clientWidth: element.clientWidth});
+  const tables = {};
+  for (const section of document.querySelectorAll("section[aria-labelledby]")) {
+    const scroller = section.querySelector(".table-scroll");
+    if (scroller) tables[section.getAttribute("aria-labelledby").replace(/-heading$/, "")] = scrolls(scroller);
+  }
+  const paragraph = document.querySelector(".insights-page .card > p:not(.eyebrow)");
+  const ch = document.createElement("span");
+  ch.textContent = "0";
+  ch.style.position = "absolute";
+  paragraph.append(ch);
+  const characters = paragraph.getBoundingClientRect().width / ch.getBoundingClientRect().width;
+  ch.remove();
+  return {document: document.documentElement.scrollWidth, window: window.innerWidth, texts, tables,
+          charts: charts.map(svg => ({name: svg.getAttribute("aria-labelledby"), width: svg.getBoundingClientRect().width,
+                                      frame: scrolls(svg.parentElement)})),
+          paragraphCharacters: characters};
+}"""
+
+
+def busy_weeks(journey: Journey, course: Course, weeks: int) -> None:  # noqa: F811
+    """Figures of a busy course for the ``weeks`` weeks before the first one summed, as insights.refresh sums them into
+    insight_counts: thousands of people a week (wide numbers), two template versions of some emails,
+    each older week further through the course, the checklists answered."""
+    steps = course.steps
+    with journey.runtime.sessions() as session:
+        this_week = insights.cohorts_known(session, course)[0][-1]
+    first, last = insights.asked_twice(course)["warning-signs"]
+    rows: list[dict[str, Any]] = []
+
+    def count(cohort: date, measure: str, step: int, value: int, version: str = "", key: str = "") -> None:
+        if value > 0:
+            rows.append({"course_slug": course.slug, "cohort": cohort, "measure": measure, "step": step,
+                         "version": version, "key": key, "value": value})  # fmt: skip
+
+    for week in range(1, weeks + 1):
+        cohort = this_week - timedelta(days=7 * week)
+        signed_up = 12_000 + 731 * week
+        reached = min(len(steps), 3 * week + 1)
+        count(cohort, "signed-up", insights.NONE, signed_up)
+        count(cohort, "confirmed", insights.NONE, signed_up * 9 // 10)
+        count(cohort, "completed", insights.NONE, signed_up // 3 if reached == len(steps) else 0)
+        for step in steps[:reached]:
+            delivered = int(signed_up * 0.88 * 0.97**step.number)
+            versions = {"r3": delivered // 2, "r4": delivered - delivered // 2} if step.number % 3 == 1 else {"r4": delivered}
+            for version, people in versions.items():
+                for measure, share in (("sent", 1.02), ("delivered", 1), ("failed", 0.021), ("engaged", 0.46),
+                                       ("consultation", 0.034), ("consultation-automated", 0.011),
+                                       ("resource", 0.12), ("resource-automated", 0.05), ("click-automated", 0.09),
+                                       ("unsubscribed", 0.012), ("paused", 0.004)):  # fmt: skip
+                    count(cohort, measure, step.number, int(people * share), version)
+                if step.day_number is not None:
+                    count(cohort, "exercise", step.number, int(people * 0.31), version)
+        for step in steps[:reached]:
+            if step.checklist is None:
+                continue
+            bands = course.checklists[step.checklist].bands
+            for number, band in enumerate(bands):
+                count(cohort, "answer", step.number, signed_up // (4 + number), "r4", band.key)
+                if step.number == first:
+                    count(cohort, "consultation-by-band", first, signed_up // (30 - 5 * number), "", band.key)
+                if step.number == last:
+                    for before in bands:
+                        count(cohort, "movement", last, signed_up // 40, "r4", f"{before.key}>{band.key}")
+    with journey.runtime.sessions() as session:
+        session.execute(insert(InsightCount), rows)
+        session.execute(
+            insert(InsightCohort),
+            [{"course_slug": course.slug, "cohort": this_week - timedelta(days=7 * week),
+              "refreshed_at": journey.clock()} for week in range(1, weeks + 1)],
+        )  # fmt: skip
+        session.commit()
+
+
+def measure(page: Page, width: int) -> dict[str, Any]:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("document.fonts.ready.then(() => true)")
+    page.screenshot(path=str(ARTEFACTS / f"insights-{width}.png"), full_page=True)
+    for section in ("funnel", "retention", "days", "versions", "answers"):
+        page.locator(f"section[aria-labelledby={section}-heading]").screenshot(
+            path=str(ARTEFACTS / f"insights-{section}-{width}.png")
+        )
+    found: dict[str, Any] = page.evaluate(MEASURE)
+    return found
+
+
+def test_the_insights_read_well_on_a_desktop_and_a_phone(
+    journey: Journey,  # noqa: F811
+    browser: Browser,
+    course: Course,
+) -> None:
+    """Three people through the real path to day 1, summed by insights.refresh, beside eight busy weeks."""
+    make_user(journey, StudioRole.EDITOR)
+    for address, hour in (("robin@example.org", 8), ("kim@example.org", 9), ("ali@example.org", 10)):
+        next_email(journey, enrol(journey, address, hour))  # the welcome, then day 1
+    with journey.runtime.sessions() as session:
+        assert insights.refresh(session, course, journey.clock()) == 1
+        session.commit()
+    busy_weeks(journey, course, weeks=8)
+    figures: dict[int, dict[str, Any]] = {}
+    for width, height in ((1280, 900), (375, 812)):
+        context, page, problems = open_browser(journey, browser, width)
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(journey.base + "/studio/insights")
+        sign_in(page)
+        page.get_by_role("heading", name="Insights").wait_for()
+        page.get_by_text("Figures summed at").wait_for()
+        assert page.locator("svg.chart").count() == 4  # the funnel, retention, each day, the answers
+        figures[width] = found = measure(page, width)
+        assert found["window"] == width
+        assert found["document"] <= width, f"the page scrolls sideways at {width} px: {found['document']} px wide"
+        small = [text for text in found["texts"] if text["shown"] < SMALLEST_TEXT]
+        assert not small, f"chart text under {SMALLEST_TEXT} px at {width} px: {small[:5]}"
+        outside = [text for text in found["texts"] if not text["inside"]]
+        assert not outside, f"chart text cut off at {width} px: {outside[:5]}"
+        scrolling = [chart for chart in found["charts"] if chart["frame"]["scrollWidth"] > chart["frame"]["clientWidth"]]
+        assert not scrolling, f"a chart scrolls sideways at {width} px: {scrolling}"
+        if width == 1280:
+            for section in WIDE_TABLES:
+                table = found["tables"][section]
+                assert table["scrollWidth"] <= table["clientWidth"], f"the {section} table scrolls at 1280 px: {table}"
+            assert found["paragraphCharacters"] <= 80, found["paragraphCharacters"]
+        assert problems.found == [], problems.found
+        context.close()
+    for width, found in figures.items():  # for the log (pytest -s): the figures behind the assertions
+        print(
+            f"{width} px: document {found['document']}, smallest chart text "
+            f"{min(text['shown'] for text in found['texts']):.1f} px (box {min(t['height'] for t in found['texts']):.1f}), "
+            f"tables {found['tables']}, charts {[round(chart['width']) for chart in found['charts']]}, "
+            f"paragraph {found['paragraphCharacters']:.0f} characters"
+        )
