@@ -176,8 +176,8 @@ def record(
         )
         stops = (count or 0) >= policy.limit
         for reader in subscribers:  # the bounce that reaches the limit says so: the insights count who left
-            value = Bounce.SOFT_LIMIT if stops else Bounce.SOFT
-            _event(session, EventKind.BOUNCE, value, reader, answered, detail, now)
+            soft = Bounce.SOFT_LIMIT if stops else Bounce.SOFT
+            _event(session, EventKind.BOUNCE, soft.value, reader, answered, detail, now)
         if not stops:
             return Recorded(feedback, Outcome.COUNTED, ids)
         days = policy.window.total_seconds() / 86400
