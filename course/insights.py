@@ -483,6 +483,7 @@ class Behind:
     through), and what it added to the figure."""
 
     subscriber_id: int
+    email: str
     enrolment: int | None
     n: int
 
@@ -492,20 +493,22 @@ def people(
     key: str,
 ) -> Iterator[Behind]:  # fmt: skip
     """Who is behind one figure of the page: the very rows its sum counted, for the selected cohorts.
-    ``releases``: the releases of the version chosen (None: every release)."""
+    ``releases``: the releases of the version chosen (None: every release; :meth:`Changes.releases`)."""
     if measure not in MEASURES:
         raise ValueError(f"no figure {measure!r}")
     scope = _scope(course.slug, _midnight(selection.first), _midnight(selection.last + timedelta(days=7)))
     sources = _delivery_facts(scope) if measure in DELIVERY_MEASURES else _person_facts(course, scope)
     facts = union_all(*sources).subquery("facts")
-    chosen = select(facts.c.subscriber_id, facts.c.enrolment, facts.c.n).where(
-        facts.c.measure == measure, facts.c.step == step, facts.c.key == key
+    chosen = (
+        select(facts.c.subscriber_id, Subscriber.email, facts.c.enrolment, facts.c.n)
+        .join(Subscriber, Subscriber.id == facts.c.subscriber_id)
+        .where(facts.c.measure == measure, facts.c.step == step, facts.c.key == key)
     )
     if releases is not None:
         chosen = chosen.where(facts.c.version.in_(list(releases)))
     chosen = chosen.order_by(facts.c.subscriber_id, facts.c.enrolment)
-    for subscriber_id, enrolment, n in session.execute(chosen.execution_options(yield_per=2000)):
-        yield Behind(int(subscriber_id), None if enrolment is None else int(enrolment), int(n))
+    for subscriber_id, email, enrolment, n in session.execute(chosen.execution_options(yield_per=2000)):
+        yield Behind(int(subscriber_id), email, None if enrolment is None else int(enrolment), int(n))
 
 
 # --- Reading -------------------------------------------------------------------------------------
@@ -657,9 +660,14 @@ class Changes:
         return found
 
     def releases(self, email: str, version: str, known: Iterable[str]) -> list[str]:
-        """Of the ``known`` releases, those an email's ``version`` (a :attr:`Change.version`) went out with."""
-        return [release for release in known if (change := self.change(email, release)) is not None
-                and change.version == version]  # fmt: skip
+        """Of the ``known`` releases, those an email's ``version`` (a :attr:`Change.version`, or OLDER) went
+        out with."""
+
+        def version_of(release: str) -> str:
+            change = self.change(email, release)
+            return change.version if change is not None else OLDER
+
+        return [release for release in known if version_of(release) == version]
 
 
 @dataclass(frozen=True)

@@ -58,14 +58,21 @@ MEASURE = """() => {
 }"""
 
 
+# The share of the emails that reached them each figure of a step comes to (insights.DELIVERY_MEASURES
+# and EVENT_MEASURES; a figure not named here: 2%).
+SHARES = {insights.SENT: 1.02, insights.FAILED: 0.021, insights.SOFT: 0.013, insights.COMPLAINED: 0.0008,
+          insights.EXERCISE: 0.31, insights.ENGAGED: 0.46, insights.CONSULTATION: 0.034, insights.RESOURCE: 0.12,
+          insights.UNSUBSCRIBED: 0.012, insights.LEFT: 0.014, insights.PAUSED: 0.004}  # fmt: skip
+
+
 def busy_weeks(journey: Journey, course: Course, weeks: int) -> None:  # noqa: F811
-    """Figures of a busy course for the ``weeks`` weeks before the first one summed, as insights.refresh sums them into
-    insight_counts: thousands of people a week (wide numbers), two template versions of some emails,
+    """Figures of a busy course for the ``weeks`` weeks before the first one summed, as insights.refresh
+    sums them into insight_counts: thousands of people a week (wide numbers), two releases of some emails,
     each older week further through the course, the checklists answered."""
     steps = course.steps
     with journey.runtime.sessions() as session:
-        this_week = insights.cohorts_known(session, course)[0][-1]
-    first, last = insights.asked_twice(course)["warning-signs"]
+        first_week = insights.cohorts_known(session, course)[0][-1]
+    baseline, retake = insights.asked_twice(course)["warning-signs"]
     rows: list[dict[str, Any]] = []
 
     def count(cohort: date, measure: str, step: int, value: int, version: str = "", key: str = "") -> None:
@@ -74,39 +81,38 @@ def busy_weeks(journey: Journey, course: Course, weeks: int) -> None:  # noqa: F
                          "version": version, "key": key, "value": value})  # fmt: skip
 
     for week in range(1, weeks + 1):
-        cohort = this_week - timedelta(days=7 * week)
-        signed_up = 12_000 + 731 * week
+        cohort = first_week - timedelta(days=7 * week)
+        began = 12_000 + 731 * week
         reached = min(len(steps), 3 * week + 1)
-        count(cohort, "signed-up", insights.NONE, signed_up)
-        count(cohort, "confirmed", insights.NONE, signed_up * 9 // 10)
-        count(cohort, "completed", insights.NONE, signed_up // 3 if reached == len(steps) else 0)
+        count(cohort, insights.PEOPLE, insights.NONE, began * 97 // 100)
+        count(cohort, insights.BEGAN, insights.NONE, began)
+        count(cohort, insights.CONFIRMED, insights.NONE, began * 9 // 10)
         for step in steps[:reached]:
-            delivered = int(signed_up * 0.88 * 0.97**step.number)
-            versions = {"r3": delivered // 2, "r4": delivered - delivered // 2} if step.number % 3 == 1 else {"r4": delivered}
-            for version, people in versions.items():
-                for measure, share in (("sent", 1.02), ("delivered", 1), ("failed", 0.021), ("engaged", 0.46),
-                                       ("consultation", 0.034), ("consultation-automated", 0.011),
-                                       ("resource", 0.12), ("resource-automated", 0.05), ("click-automated", 0.09),
-                                       ("unsubscribed", 0.012), ("paused", 0.004)):  # fmt: skip
-                    count(cohort, measure, step.number, int(people * share), version)
-                if step.day_number is not None:
-                    count(cohort, "exercise", step.number, int(people * 0.31), version)
-        for step in steps[:reached]:
+            delivered = int(began * 0.88 * (0.975 - 0.002 * week) ** step.number)
+            releases = {"r3": delivered // 2, "r4": delivered - delivered // 2} if step.number % 3 == 1 else {"r4": delivered}
+            for release, people in releases.items():
+                count(cohort, insights.DELIVERED, step.number, people, release)
+                for measure in (*insights.DELIVERY_MEASURES, *insights.EVENT_MEASURES):
+                    if measure == insights.DELIVERED or measure.startswith("link-"):  # links: per link key
+                        continue
+                    if measure == insights.EXERCISE and step.day_number is None:
+                        continue
+                    count(cohort, measure, step.number, int(people * SHARES.get(measure, 0.02)), release)
             if step.checklist is None:
                 continue
             bands = course.checklists[step.checklist].bands
             for number, band in enumerate(bands):
-                count(cohort, "answer", step.number, signed_up // (4 + number), "r4", band.key)
-                if step.number == first:
-                    count(cohort, "consultation-by-band", first, signed_up // (30 - 5 * number), "", band.key)
-                if step.number == last:
+                count(cohort, insights.ANSWER, step.number, began // (4 + number), "r4", band.key)
+                if step.number == baseline:
+                    count(cohort, insights.BOOKED, baseline, began // (30 - 5 * number), "", band.key)
+                if step.number == retake:
                     for before in bands:
-                        count(cohort, "movement", last, signed_up // 40, "r4", f"{before.key}>{band.key}")
+                        count(cohort, insights.MOVEMENT, retake, began // 40, "r4", f"{before.key}>{band.key}")
     with journey.runtime.sessions() as session:
         session.execute(insert(InsightCount), rows)
         session.execute(
             insert(InsightCohort),
-            [{"course_slug": course.slug, "cohort": this_week - timedelta(days=7 * week),
+            [{"course_slug": course.slug, "cohort": first_week - timedelta(days=7 * week),
               "refreshed_at": journey.clock()} for week in range(1, weeks + 1)],
         )  # fmt: skip
         session.commit()

@@ -9,11 +9,12 @@ Each planned reply is used once, in order, for messages to that address; then me
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import threading
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes
@@ -49,6 +50,9 @@ class ScriptedHandler:
         self.refused: list[tuple[str, str]] = []
         self._plans: dict[str, deque[tuple[str, str | None]]] = defaultdict(deque)
         self._lock = threading.Lock()
+        # Run with each accepted message before the server answers 250, off the server's loop: what a
+        # scanner at the receiving end does (it opens the links while the sender waits for the reply).
+        self.before_reply: Callable[[Received], None] | None = None
 
     def plan(self, recipient: str, stage: str, reply: str | None = None) -> None:
         with self._lock:
@@ -79,10 +83,11 @@ class ScriptedHandler:
         if planned is not None:
             self.refused.append((recipient, planned[1] or ""))
             return planned[1] or "451 4.3.0 try later"
+        received = Received(envelope.mail_from, recipient, bytes(envelope.original_content), tuple(session.peer))
         with self._lock:
-            self.received.append(
-                Received(envelope.mail_from, recipient, bytes(envelope.original_content), tuple(session.peer))
-            )
+            self.received.append(received)
+        if self.before_reply is not None:
+            await asyncio.to_thread(self.before_reply, received)
         return "250 2.0.0 Queued"
 
     def to(self, recipient: str) -> list[Received]:

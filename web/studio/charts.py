@@ -30,7 +30,9 @@ VALUE_FONT = f'font-size="{VALUE_SIZE}" fill="var(--text)"'
 # How wide a character is drawn, at most, in units (the system sans-serif fonts, digits and letters):
 # room is made for labels from this, so that none runs out of its chart.
 LABEL_CHAR, VALUE_CHAR = 0.56 * LABEL_SIZE, 0.58 * VALUE_SIZE
-LEGEND_ROW = 20
+LINE = 17  # from one line of a label to the next
+LEGEND_ROW = 22  # a row of keys of one line
+LABEL_ROOM = 136  # the most room row labels take (about 17 characters a line), so that bars keep theirs
 assert min(LABEL_SIZE, VALUE_SIZE) * MIN_SHOWN / WIDTH >= 12, "a chart's text would show under 12 px"
 
 
@@ -94,9 +96,9 @@ def line_chart(name: str, title: str, description: str, x_labels: Sequence[str],
         dashes = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2.5"{dashes}/>')
         parts.extend(_marker(number, x, y, colour) for x, y in points)
-    legend, legend_h = _legend(name, [line.label for line in series], top + inner_h + 44, width, lines=True)
+    legend, legend_h = _legend(name, [line.label for line in series], top + inner_h + 28, width, lines=True)
     parts.append(legend)
-    return _frame(name, title, description, width, top + inner_h + 36 + legend_h, "".join(parts))
+    return _frame(name, title, description, width, top + inner_h + 30 + legend_h, "".join(parts))
 
 
 def _marker(number: int, x: float, y: float, colour: str) -> str:
@@ -112,15 +114,40 @@ def _marker(number: int, x: float, y: float, colour: str) -> str:
     return f'<path d="M{x:.1f} {y - 4.5:.1f}L{x + 4.5:.1f} {y + 4:.1f}L{x - 4.5:.1f} {y + 4:.1f}Z" fill="{colour}"/>'
 
 
+def _lines(label: str, room: float) -> list[str]:
+    """A label broken at its spaces into lines of at most ``room`` units (a word longer than a line is cut,
+    with an ellipsis): a long row label or key must neither run out of the chart nor squeeze the bars."""
+    most = max(2, int(room / LABEL_CHAR))
+    lines: list[str] = []
+    for word in label.split() or [""]:
+        if len(word) > most:
+            word = word[: most - 1] + "…"
+        if lines and len(lines[-1]) + 1 + len(word) <= most:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def _text(x: float, first_baseline: float, lines: Sequence[str], anchor: str = "start") -> str:
+    """A text of one or more lines (tspans), each line LINE units below the one before."""
+    spans = "".join(f'<tspan x="{x:.1f}" dy="{0 if index == 0 else LINE}">{escape(line)}</tspan>'
+                    for index, line in enumerate(lines))  # fmt: skip
+    return f'<text x="{x:.1f}" y="{first_baseline:.1f}" text-anchor="{anchor}" {FONT}>{spans}</text>'
+
+
 def _legend(name: str, labels: Sequence[str], y: float, width: int, *, lines: bool) -> tuple[str, float]:
-    """The series' keys in rows from ``y`` (the first row's middle), each wrapped to the chart's width;
-    returns the markup and the height of its rows."""
-    parts, x, row = [], 8.0, 0
+    """The series' keys in rows from ``y`` (the top of the first row), wrapped to the chart's width (a key
+    too long for a line: in lines of its own); returns the markup and the height of its rows."""
+    parts: list[str] = []
+    x, row_top, row_lines = 8.0, y, 1
     for number, label in enumerate(labels):
-        span = 28 + _label_width(label)
+        text = _lines(label, width - 8 - 28 - 8)
+        span = 28 + max(_label_width(line) for line in text)
         if x > 8 and x + span > width - 4:
-            x, row = 8.0, row + 1
-        middle = y + row * LEGEND_ROW
+            x, row_top, row_lines = 8.0, row_top + row_lines * LINE + LEGEND_ROW - LINE, 1
+        row_lines = max(row_lines, len(text))
+        middle = row_top + LEGEND_ROW / 2
         colour = COLOURS[number % len(COLOURS)]
         if lines:
             dash = DASHES[number % len(DASHES)]
@@ -131,14 +158,17 @@ def _legend(name: str, labels: Sequence[str], y: float, width: int, *, lines: bo
         else:
             parts.append(f'<rect x="{x:.0f}" y="{middle - 6:.0f}" width="22" height="12" '
                          f'fill="url(#{escape(name)}-fill-{number})" stroke="{colour}"/>')  # fmt: skip
-        parts.append(f'<text x="{x + 28:.0f}" y="{middle + 5:.0f}" {FONT}>{escape(label)}</text>')
+        parts.append(_text(x + 28, middle + 5, text))
         x += span + 14
-    return "".join(parts), (row + 1) * LEGEND_ROW if labels else 0
+    height = row_top + row_lines * LINE + LEGEND_ROW - LINE - y if labels else 0
+    return "".join(parts), height
 
 
-def _label_room(labels: Sequence[str]) -> int:
-    """Room for the longest row label at the charts' font, at least 60 units."""
-    return max(60, round(max((_label_width(label) for label in labels), default=0)) + 14)
+def _row_labels(labels: Sequence[str]) -> tuple[int, list[list[str]]]:
+    """Room for the row labels (the longest, up to LABEL_ROOM units; longer ones in lines) and their lines."""
+    longest = max((_label_width(label) for label in labels), default=0)
+    room = max(60, min(LABEL_ROOM, round(longest) + 14))
+    return room, [_lines(label, room - 14) for label in labels]
 
 
 def _patterns(name: str, count: int) -> str:
@@ -167,58 +197,59 @@ def _patterns(name: str, count: int) -> str:
 def bar_chart(name: str, title: str, description: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
     """Horizontal bars, a row per label and a bar per series in it: long lists stay readable on a phone.
     Each bar ends with its number; one series gets thicker bars."""
-    width, top = WIDTH, 6
-    left = _label_room(labels)
+    width, top, gap = WIDTH, 6, 8
+    left, label_lines = _row_labels(labels)
     values = [value or 0 for line in series for value in line.values]
     # Room after the longest bar for its number.
     right = max(12, round(VALUE_CHAR * max((len(f"{value:,.0f}") for value in values), default=1)) + 10)
     bar = 20 if len(series) == 1 else 14
-    gap = 8
-    row = bar * len(series) + gap
+    bars = bar * len(series)
     inner_w = width - left - right
     largest = max(values, default=0) or 1
     parts = [_patterns(name, len(series))]
-    for index, label in enumerate(labels):
-        y = top + index * row
-        middle = y + bar * len(series) / 2
-        parts.append(f'<text x="{left - 8}" y="{middle + 5:.1f}" text-anchor="end" {FONT}>{escape(label)}</text>')
+    y = float(top)
+    for index, lines in enumerate(label_lines):
+        block = max(bars, LINE * len(lines))
+        parts.append(_text(left - 8, y + (block - LINE * len(lines)) / 2 + LINE - 4, lines, "end"))
         for number, line in enumerate(series):
             value = line.values[index] or 0
             length = inner_w * value / largest
-            by = y + number * bar
+            by = y + (block - bars) / 2 + number * bar
             colour = COLOURS[number % len(COLOURS)]
-            parts.append(f'<rect x="{left}" y="{by}" width="{length:.1f}" height="{bar - 1}" '
+            parts.append(f'<rect x="{left}" y="{by:.1f}" width="{length:.1f}" height="{bar - 1}" '
                          f'fill="url(#{escape(name)}-fill-{number})" stroke="{colour}" stroke-width="0.8"/>')  # fmt: skip
             if value:
                 parts.append(f'<text x="{left + length + 4:.1f}" y="{by + (bar - 1) / 2 + 4.5:.1f}" '
                              f"{VALUE_FONT}>{value:,.0f}</text>")  # fmt: skip
-    plotted = top + row * len(labels)
-    legend, legend_h = _legend(name, [line.label for line in series], plotted + 12, width, lines=False)
+        y += block + gap
+    legend, legend_h = _legend(name, [line.label for line in series], y, width, lines=False)
     parts.append(legend)
-    return _frame(name, title, description, width, plotted + 2 + legend_h, "".join(parts))
+    return _frame(name, title, description, width, y + legend_h + 2, "".join(parts))
 
 
 def stacked_bars(name: str, title: str, description: str, labels: Sequence[str], parts_of: Sequence[Series]) -> Markup:
     """One bar per label, split into shares (the series): the answers before and after, band by band."""
     width, right, top, bar, gap = WIDTH, 8, 8, 28, 14
-    left = _label_room(labels)
+    left, label_lines = _row_labels(labels)
     inner_w = width - left - right
     parts = [_patterns(name, len(parts_of))]
-    for index, label in enumerate(labels):
-        y = top + index * (bar + gap)
+    y = float(top)
+    for index, lines in enumerate(label_lines):
+        block = max(bar, LINE * len(lines))
+        by = y + (block - bar) / 2
         total = sum(line.values[index] or 0 for line in parts_of)
-        parts.append(f'<text x="{left - 8}" y="{y + bar / 2 + 5:.1f}" text-anchor="end" {FONT}>{escape(label)}</text>')
+        parts.append(_text(left - 8, y + (block - LINE * len(lines)) / 2 + LINE - 4, lines, "end"))
         x = float(left)
         for number, line in enumerate(parts_of):
             value = line.values[index] or 0
             length = inner_w * value / total if total else 0
             colour = COLOURS[number % len(COLOURS)]
-            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{length:.1f}" height="{bar}" '
+            parts.append(f'<rect x="{x:.1f}" y="{by:.1f}" width="{length:.1f}" height="{bar}" '
                          f'fill="url(#{escape(name)}-fill-{number})" stroke="{colour}"/>')  # fmt: skip
             x += length
         if not total:
-            parts.append(f'<text x="{left}" y="{y + bar / 2 + 5:.1f}" {FONT}>no answers</text>')
-    plotted = top + (bar + gap) * len(labels)
-    legend, legend_h = _legend(name, [line.label for line in parts_of], plotted + 4, width, lines=False)
+            parts.append(_text(left, by + bar / 2 + 5, ["no answers"]))
+        y += block + gap
+    legend, legend_h = _legend(name, [line.label for line in parts_of], y - 4, width, lines=False)
     parts.append(legend)
-    return _frame(name, title, description, width, plotted - 6 + legend_h, "".join(parts))
+    return _frame(name, title, description, width, y - 4 + legend_h + 2, "".join(parts))

@@ -1,8 +1,9 @@
 """The studio's insights: is the course working, and did a change help? (course/insights.py sums the figures.)
 
 The page, its charts and tables read the sums for the chosen cohorts; every table downloads as CSV,
-and so do the raw events of a period (with addresses only for publishers). "Sum these weeks again
-now" sums the chosen cohorts at once instead of waiting for the beat.
+and so do the raw events of a period, and the people behind any number of the page (each number links
+to them; addresses only for publishers, and their downloads are in the audit log). "Sum these weeks
+again now" sums the chosen cohorts (or the one chosen week) at once instead of waiting for the beat.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from course import insights
-from course.insights import Insights, Selection, step_label
-from course.models import Event, Subscriber
+from course.insights import MEASURES, Changes, Figure, Insights, Selection, step_label
+from course.models import Event, InsightCount, Subscriber
 from course.studio import audit
 from web.context import WebContext
 from web.spreadsheet import SafeWriter
@@ -25,7 +27,7 @@ from web.studio.auth import CSRF, User, Web, check_csrf, studio_page, within_lim
 from web.studio.charts import Series, bar_chart, line_chart, stacked_bars
 
 router = APIRouter(prefix="/studio")
-TABLES = ("funnel", "days", "versions", "retention", "answers")
+TABLES = ("funnel", "days", "versions", "links", "retention", "answers")
 # The retention chart draws the newest cohorts of the selection (the table has them all).
 CHART_COHORTS = 6
 
@@ -63,8 +65,17 @@ def insights_page(
     # A hand-made address: day 1. (ASCII digits only: "₀₁₂" is digits to str.isdigit, not to int.)
     chosen = int(day) if day.isascii() and day.isdigit() and len(day) <= 3 and int(day) in steps else 1
     query = _query(figures.selection)
+
+    def people_url(figure: Figure) -> str:
+        """Where the people behind a number download (people_csv)."""
+        asked = {"measure": figure.measure, "step": figure.step, "key": figure.key}
+        if figure.version is not None:
+            asked["version"] = figure.version
+        return f"/studio/insights/people.csv?{urlencode(asked)}&{query}"
+
     return studio_page(
-        web, request, "insights.html", user=user, figures=figures, day=chosen, query=query,
+        web, request, "insights.html", user=user, figures=figures, day=chosen, query=query, people_url=people_url,
+        figure=Figure,
         step_labels={step: step_label(web.course, step) for step in steps}, charts=_charts(figures),
         weeks=_weeks(figures), events_until=figures.selection.last + timedelta(days=6),
     )  # fmt: skip
@@ -105,8 +116,9 @@ def _charts(figures: Insights) -> dict[str, Any]:
              Series("Did the exercise", [day.exercise for day in figures.days])],
         ),
         "funnel": bar_chart(
-            "funnel", "The funnel", "How many people reached each stage of the course.",
-            [label for label, _, _ in figures.funnel], [Series("People", [n for _, n, _ in figures.funnel])],
+            "funnel", "The funnel", "How many times through the course reached each stage.",
+            [stage.label for stage in figures.funnel],
+            [Series("Times through", [stage.count for stage in figures.funnel])],
         ),
     }  # fmt: skip
     if figures.answers is not None:
@@ -136,14 +148,15 @@ def refresh_now(
                                    "every event of those weeks: try again in a few minutes (the beat sums them "
                                    "every few minutes anyway).")  # fmt: skip
     now = web.clock()
+    first, last, week = _date(since), _date(until), _date(cohort)
     with web.session() as session:
-        insights.refresh(session, web.course, now, since=_date(since), until=_date(until))
+        # The chosen week alone when one is chosen, else the period; the page comes back to the same choice.
+        insights.refresh(session, web.course, now, since=week or first, until=week or last)
         audit(session, user, "insights-refresh", now=now, course_slug=web.course.slug)
         session.commit()
-    back = f"since={since}&until={until}" if _date(since) and _date(until) else ""
-    if back and _date(cohort):
-        back += f"&cohort={cohort}"
-    return RedirectResponse(f"/studio/insights?{back}" if back else "/studio/insights", status_code=303)
+    back = [f"{name}={value.isoformat()}" for name, value in (("since", first), ("until", last), ("cohort", week))
+            if value is not None]  # fmt: skip
+    return RedirectResponse("/studio/insights" + (f"?{'&'.join(back)}" if back else ""), status_code=303)
 
 
 # --- CSV -----------------------------------------------------------------------------------------
@@ -161,29 +174,42 @@ def _share(rate: insights.Rate | None) -> str:
     return "" if rate is None or rate.share is None else f"{rate.share:.4f}"
 
 
+DAY_HEADER = ["sent", "reached", "hard_bounced_or_refused", "hard_bounce_rate_of_sent", "soft_bounced",
+              "soft_bounce_rate_of_sent", "complaints", "complaint_rate", "exercise_done", "exercise_rate",
+              "acted_on_it", "acted_on_it_rate", "clicked_consultation_link", "clicked_a_guide", "scanner_clicks",
+              "unsubscribed_after", "unsubscribe_rate", "left_after", "left_rate", "paused_after"]  # fmt: skip
+
+
+def day_values(day: insights.DayRow) -> list[Any]:
+    """A day's figures in the order of DAY_HEADER (rates of the emails that reached them, unless said)."""
+    return [day.sent, day.delivered, day.failed, _share(day.rate(day.failed, "sent")), day.soft_bounced,
+            _share(day.rate(day.soft_bounced, "sent")), day.complained, _share(day.rate(day.complained)),
+            "" if day.exercise is None else day.exercise, _share(day.exercise_rate), day.engaged,
+            _share(day.engaged_rate), day.consultation, day.resource, day.scanner_clicks, day.unsubscribed,
+            _share(day.rate(day.unsubscribed)), day.left, _share(day.rate(day.left)), day.paused]  # fmt: skip
+
+
 def table_rows(figures: Insights, table: str) -> tuple[list[str], list[list[Any]]]:
     """One of the page's tables as a header and rows (for CSV)."""
+    course = figures.course
     if table == "funnel":
-        return ["stage", "people", "share_of_signed_up"], [
-            [label, n, _share(rate)] for label, n, rate in figures.funnel
+        return ["stage", "times_through", "share_of_begun"], [
+            [stage.label, stage.count, _share(stage.rate)] for stage in figures.funnel
         ]
-    day_header = ["sent", "delivered", "failed_or_bounced", "exercise_done", "exercise_rate", "acted_on_it",
-                  "consultation_people", "consultation_scanner_clicks", "guide_people", "guide_scanner_clicks",
-                  "other_scanner_clicks", "unsubscribed_after", "paused_after"]  # fmt: skip
-
-    def day_values(day: insights.DayRow) -> list[Any]:
-        return [day.sent, day.delivered, day.failed, "" if day.exercise is None else day.exercise,
-                _share(day.exercise_rate), day.engaged, day.consultation, day.consultation_automated, day.resource,
-                day.resource_automated, day.clicks_automated, day.unsubscribed, day.paused]  # fmt: skip
-
     if table == "days":
-        return ["email", *day_header], [[day.label, *day_values(day)] for day in figures.days]
+        return ["email", *DAY_HEADER], [[day.label, *day_values(day)] for day in figures.days]
     if table == "versions":
-        rows = [[step_label(figures.course, step), row.version, *day_values(row.day), row.verdict]
+        rows = [[step_label(course, step), row.version, row.label, *day_values(row.day), row.judged_by,
+                 row.rate.count, row.rate.of, _share(row.rate), row.verdict]
                 for step, versions in figures.versions.items() for row in versions]  # fmt: skip
-        return ["email", "version", *day_header, "note"], rows
+        return ["email", "version", "change", *DAY_HEADER, "judged_by", "judged_count", "judged_of", "judged_rate",
+                "note"], rows  # fmt: skip
+    if table == "links":
+        rows = [[step_label(course, step), link.label, link.key, link.people, link.clicks, link.scanner_clicks]
+                for step, links in figures.links.items() for link in links]  # fmt: skip
+        return ["email", "link", "link_key", "people_who_clicked", "their_clicks", "scanner_clicks"], rows
     if table == "retention":
-        labels = [step_label(figures.course, step.number) for step in figures.course.steps]
+        labels = [step_label(course, step.number) for step in course.steps]
         return ["cohort_week", *labels], [[cohort.isoformat(), *(_share(rate) for rate in rates)]
                                           for cohort, rates in figures.retention.items()]  # fmt: skip
     answers = figures.answers
@@ -192,10 +218,11 @@ def table_rows(figures: Insights, table: str) -> tuple[list[str], list[list[Any]
         rows += [["start", band.label, band.count, _share(band.share)] for band in answers.baseline]
         rows += [["end", band.label, band.count, _share(band.share)] for band in answers.retake]
         rows += [["moved", f"{m.before} to {m.after}", m.count, ""] for m in answers.movement]
-        rows += [["booked a consultation", band.label, band.count, _share(band.share)] for band in answers.booked]
+        rows += [["clicked to book a consultation", band.label, band.count, _share(band.share)]
+                 for band in answers.booked]  # fmt: skip
     for step, bands in figures.checklists.items():
-        rows += [[step_label(figures.course, step), band.label, band.count, _share(band.share)] for band in bands]
-    return ["when", "band", "people", "share"], rows
+        rows += [[step_label(course, step), band.label, band.count, _share(band.share)] for band in bands]
+    return ["when", "band", "times_through", "share"], rows
 
 
 @router.get("/insights.csv")
@@ -245,3 +272,52 @@ def events_csv(web: Web, user: User, since: str | None = None, until: str | None
     name = f"events-{first.isoformat()}-{last.isoformat()}.csv"
     return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+
+
+@router.get("/insights/people.csv")
+def people_csv(
+    web: Web, user: User, measure: str, step: int = insights.NONE, version: str | None = None, key: str = "",
+    since: str | None = None, until: str | None = None, cohort: str | None = None,
+) -> Response:  # fmt: skip
+    """The people behind one number of the page: the very rows its sum counted (course/insights.py
+    ``people``), for the chosen weeks. Addresses only for publishers, and their downloads are logged."""
+    if measure not in MEASURES or len(key) > 120 or (version is not None and len(version) > 40):
+        return Response("No such figure.", status_code=404, media_type="text/plain")
+    if step != insights.NONE and step not in {course_step.number for course_step in web.course.steps}:
+        return Response("No such email in this course.", status_code=404, media_type="text/plain")
+    with web.session() as session:
+        known = insights.cohorts_known(session, web.course)
+        selection = insights.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
+    with_addresses = user.may_publish
+    figure = Figure(measure, step, version, key)
+    name = f"people-{measure}-{'all' if step == insights.NONE else step}-{selection.first}-{selection.last}"
+
+    def rows() -> Iterator[str]:
+        writer = SafeWriter()
+        writer.row(["subscriber_id", *(["email"] if with_addresses else []), "time_through", "counted"])
+        listed = 0
+        with web.session() as session:
+            releases = None
+            if figure.version is not None:
+                known_releases = session.scalars(
+                    select(InsightCount.version).distinct().where(
+                        InsightCount.course_slug == web.course.slug, InsightCount.step == figure.step
+                    )
+                ).all()  # fmt: skip
+                email = web.course.step(figure.step).email
+                releases = Changes.of(session, web.course).releases(email, figure.version, known_releases)
+            found = insights.people(session, web.course, selection, figure.measure, figure.step, releases, figure.key)
+            for behind in found:
+                listed += 1
+                writer.row([behind.subscriber_id, *([behind.email] if with_addresses else []),
+                            "" if behind.enrolment is None else behind.enrolment, behind.n])  # fmt: skip
+                if writer.size() > 64_000:
+                    yield writer.take()
+            if with_addresses:
+                audit(session, user, "insights-people", now=web.clock(), course_slug=web.course.slug,
+                      detail=f"{name}.csv: {listed} rows with addresses")  # fmt: skip
+                session.commit()
+        yield writer.take()
+
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})  # fmt: skip
