@@ -11,6 +11,7 @@ in a table beside it: the chart is for the eye, the table for reading.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,8 +33,7 @@ VALUE_FONT = f'font-size="{VALUE_SIZE}" fill="var(--text)"'
 LABEL_CHAR, VALUE_CHAR = 0.56 * LABEL_SIZE, 0.58 * VALUE_SIZE
 LINE = 17  # from one line of a label to the next
 LEGEND_ROW = 22  # a row of keys of one line
-LABEL_ROOM = 136  # the most room row labels take (about 17 characters a line), so that bars keep theirs
-assert min(LABEL_SIZE, VALUE_SIZE) * MIN_SHOWN / WIDTH >= 12, "a chart's text would show under 12 px"
+LABEL_ROOM = 150  # the most room row labels take (about 17 characters a line), so that bars keep theirs
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,12 @@ class Series:
 
 
 def _frame(name: str, title: str, description: str, width: int, height: float, body: str) -> Markup:
-    ident = escape(name)
+    ident, tall = escape(name), math.ceil(height)
     # Every text in ``body`` went through escape() where it was drawn; the rest is numbers and our markup.
     # The frame scrolls the chart sideways where its box is narrower than MIN_SHOWN (course.css).
     return Markup(  # noqa: S704
         f'<div class="chart-frame">'
-        f'<svg class="chart" viewBox="0 0 {width} {height:.0f}" width="{width}" height="{height:.0f}" role="img"'
+        f'<svg class="chart" viewBox="0 0 {width} {tall}" width="{width}" height="{tall}" role="img"'
         f' aria-labelledby="{ident}-title {ident}-desc" preserveAspectRatio="xMinYMin meet"'
         f' xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{ident}-title">{escape(title)}</title><desc id="{ident}-desc">{escape(description)}</desc>'
@@ -166,9 +166,10 @@ def _legend(name: str, labels: Sequence[str], y: float, width: int, *, lines: bo
 
 def _row_labels(labels: Sequence[str]) -> tuple[int, list[list[str]]]:
     """Room for the row labels (the longest, up to LABEL_ROOM units; longer ones in lines) and their lines."""
-    longest = max((_label_width(label) for label in labels), default=0)
-    room = max(60, min(LABEL_ROOM, round(longest) + 14))
-    return room, [_lines(label, room - 14) for label in labels]
+    longest = math.ceil(max((_label_width(label) for label in labels), default=0))
+    if longest + 14 <= LABEL_ROOM:
+        return max(60, longest + 14), [[label] for label in labels]
+    return LABEL_ROOM, [_lines(label, LABEL_ROOM - 14) for label in labels]
 
 
 def _patterns(name: str, count: int) -> str:
@@ -217,7 +218,8 @@ def bar_chart(name: str, title: str, description: str, labels: Sequence[str], se
             by = y + (block - bars) / 2 + number * bar
             colour = COLOURS[number % len(COLOURS)]
             parts.append(f'<rect x="{left}" y="{by:.1f}" width="{length:.1f}" height="{bar - 1}" '
-                         f'fill="url(#{escape(name)}-fill-{number})" stroke="{colour}" stroke-width="0.8"/>')  # fmt: skip
+                         f'fill="url(#{escape(name)}-fill-{number})" stroke="{colour}" '
+                         f'stroke-width="0.8"/>')  # fmt: skip
             if value:
                 parts.append(f'<text x="{left + length + 4:.1f}" y="{by + (bar - 1) / 2 + 4.5:.1f}" '
                              f"{VALUE_FONT}>{value:,.0f}</text>")  # fmt: skip
