@@ -293,11 +293,12 @@ def _event_facts(scope: _Scope) -> list[Select[Any]]:
                and_(Event.kind == EventKind.BOUNCE.value, Event.value.in_(Bounce.stopping())))  # fmt: skip
 
     def per_person(counted: ColumnElement[str], which: ColumnElement[bool], key: ColumnElement[str],
-                   *by: ColumnElement[Any]) -> Select[Any]:  # fmt: skip
-        """One row per time through and figure (with how many events made it), from the chosen weeks' events."""
+                   *by: ColumnElement[Any], n: Any = None) -> Select[Any]:  # fmt: skip
+        """One row per time through and figure, from the chosen weeks' events; it adds 1 (``n``: as many as
+        the events that made it)."""
         return (
             select(*_fact(people.c.cohort, counted, Event.step, version, key, Event.subscriber_id, Event.enrolment,
-                          func.count()))
+                          literal(1) if n is None else n))
             .join(people, people.c.id == Event.subscriber_id)
             .outerjoin(emails, and_(_same_enrolment(emails.c, Event), emails.c.step == Event.step))
             .where(Event.step.is_not(None), which)
@@ -306,7 +307,9 @@ def _event_facts(scope: _Scope) -> list[Select[Any]]:
 
     measure, link = _event_measure(), _link_key()
     clicked = case((Event.automated.is_(True), SCANNER), else_=LINK_CLICKS)
-    links = per_person(clicked, Event.kind.in_([kind.value for kind in CLICKS]), link, clicked, link).cte("links")
+    links = per_person(
+        clicked, Event.kind.in_([kind.value for kind in CLICKS]), link, clicked, link, n=func.count()
+    ).cte("links")
     c = links.c
     return [
         per_person(measure, measure != "", _text(""), measure),

@@ -1,6 +1,7 @@
 """The insights' figures, from a seeded course with known answers: two sign-up weeks, people who drop
 off, a scanner, a bounce, a template change in the middle of the course, answers that move. Every
-figure is checked exactly, on PostgreSQL and on SQLite (the demo's database)."""
+figure is checked exactly, on PostgreSQL and on SQLite (the demo's database). The same causes played
+through the real path are in tests/web/test_insights_truth.py."""
 
 from __future__ import annotations
 
@@ -10,13 +11,24 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course
 from course.db import make_engine, make_sessionmaker
-from course.insights import DayRow, Rate, Selection, compare, read, refresh, refresh_active
-from course.models import Answer, Base, Delivery, Event, EventKind, InsightCohort, InsightCount, Subscriber
+from course.insights import DayRow, Rate, Selection, compare, people, read, refresh, refresh_active
+from course.models import (
+    Answer,
+    Base,
+    Bounce,
+    Delivery,
+    Event,
+    EventKind,
+    InsightCohort,
+    InsightCount,
+    Subscriber,
+    TemplatePublication,
+)
 
 SLUG = "building-emotional-intimacy"
 WEEK_A = date(2026, 11, 2)  # a Monday
@@ -75,6 +87,13 @@ class Seed:
 
 
 def seed(session: Session) -> None:
+    # Two publications: the first published before what each changed was kept (so it changed every
+    # email), the second changed day 1 and day 2 only.
+    for number, changed in ((1, None), (2, '["day-01", "day-02"]')):
+        session.add(TemplatePublication(id=number, course_slug=SLUG, item="day", action="publish",
+                                        note=f"change {number}", changed=changed,
+                                        created_at=NOW - timedelta(days=30 - number)))  # fmt: skip
+    session.flush()
     s = Seed(session)
     a1, a2, a3 = s.person("a1", WEEK_A), s.person("a2", WEEK_A, day=0), s.person("a3", WEEK_A, day=6)
     s.person("a4", WEEK_A, confirmed=False)
@@ -106,7 +125,7 @@ def seed(session: Session) -> None:
     s.sent(b1, 1, "r2")
     s.event(b1, EventKind.EXERCISE_DONE, 1)
     bounced = s.sent(b2, 1, "r2")
-    s.event(b2, EventKind.BOUNCE, 1, delivery=bounced)  # accepted, then bounced
+    s.event(b2, EventKind.BOUNCE, 1, value=Bounce.HARD.value, delivery=bounced)  # accepted, then bounced for good
     s.sent(b1, 18, "r2")
     s.answer(b1, 18, "professional-support", "any")
     s.sent(b1, 19, "r2")
@@ -120,44 +139,51 @@ def test_the_funnel_and_each_days_figures_are_exact(db: Session, course: Course)
     assert refresh(db, course, NOW) == 2
     db.commit()
     both = read(db, course, Selection(WEEK_A, WEEK_B))
-    assert [(label, n) for label, n, _ in both.funnel] == [
-        ("Signed up", 6), ("Confirmed", 5), ("Got the welcome", 5), ("Reached day 1", 3), ("Reached day 5", 0),
-        ("Reached day 10", 0), ("Reached day 14", 0), ("Reached day 18", 1), ("Completed", 1),
+    assert [(stage.label, stage.count) for stage in both.funnel] == [
+        ("Began the course", 6), ("Confirmed", 5), ("Got the welcome", 5), ("Reached day 1", 3), ("Reached day 5", 0),
+        ("Reached day 10", 0), ("Reached day 14", 0), ("Reached day 18", 1),
+        ("Completed: the last email reached them", 1),
     ]  # fmt: skip
-    assert both.funnel[1][2].percent == "83%"
+    assert both.people == 6 and both.funnel[1].rate.percent == "83%"
     day1 = both.days[1]
     assert (day1.label, day1.sent, day1.delivered, day1.failed) == ("Day 1", 5, 3, 2)
-    assert (day1.exercise, day1.consultation, day1.consultation_automated) == (2, 1, 2)
-    assert (day1.resource, day1.resource_automated, day1.clicks_automated) == (1, 0, 1)
-    assert (day1.engaged, day1.unsubscribed, day1.paused) == (3, 1, 0)  # a1, a2 (the guide), b1
+    assert (day1.exercise, day1.consultation, day1.resource, day1.scanner_clicks) == (2, 1, 1, 3)
+    assert (day1.engaged, day1.unsubscribed, day1.left, day1.paused) == (3, 1, 2, 0)  # left: a2, and b2's bounce
     assert day1.exercise_rate == Rate(2, 3)
     day2 = both.days[2]
     assert (day2.sent, day2.delivered, day2.paused, day2.exercise) == (1, 1, 1, 0)
     welcome, completion = both.days[0], both.days[19]
     assert (welcome.label, welcome.exercise, welcome.engaged) == ("Welcome", None, 0)  # answers come with no click here
     assert (completion.label, completion.consultation) == ("Completion", 1)
+    assert [(link.key, link.people, link.clicks, link.scanner_clicks) for link in both.links[1]] == [
+        ("consultation", 1, 2, 2), ("click:exercise", 1, 1, 1), ("resource:couples-exercise-guide", 1, 1, 0),
+    ]  # fmt: skip
 
     week_a = read(db, course, Selection(WEEK_A, WEEK_B, cohort=WEEK_A))
-    assert [n for _, n, _ in week_a.funnel][:4] == [4, 3, 3, 2]  # a3's day 1 was refused
+    assert [stage.count for stage in week_a.funnel][:4] == [4, 3, 3, 2]  # a3's day 1 was refused
     assert (week_a.days[1].delivered, week_a.days[1].failed, week_a.days[1].exercise) == (2, 1, 1)
     assert both.cohorts == [WEEK_B, WEEK_A]
 
 
-def test_each_day_splits_by_the_version_it_was_sent_with(db: Session, course: Course) -> None:
+def test_each_day_splits_by_the_changes_that_touched_it(db: Session, course: Course) -> None:
     seed(db)
     refresh(db, course, NOW)
     db.commit()
     both = read(db, course, Selection(WEEK_A, WEEK_B))
     welcome = both.versions[0]
-    assert [(row.version, row.day.delivered) for row in welcome] == [("r1", 3), ("r2", 2)]
+    # r1 and r2: the second publication did not change the welcome, so both are its first change's version.
+    assert [(row.version, row.label, row.day.delivered) for row in welcome] == [
+        ("v1", "30 Oct 2026 12:00 UTC: change 1", 5)
+    ]
     day1 = both.versions[1]
     assert [(row.version, row.day.delivered, row.day.exercise, row.day.failed) for row in day1] == [
-        ("r1", 2, 1, 1),  # a1 and a2; a3 refused
-        ("r2", 1, 1, 1),  # b1; b2 bounced
+        ("v1", 2, 1, 1),  # a1 and a2; a3 refused
+        ("v2", 1, 1, 1),  # b1; b2 bounced
     ]
-    assert day1[0].verdict == "The first version these cohorts got."
+    assert day1[0].verdict.startswith("The first version these weeks got")
     assert day1[1].verdict.startswith("Too few people to tell yet")
-    assert [(row.version, row.day.paused) for row in both.versions[2]] == [("r2", 1)]
+    assert (day1[1].judged_by, day1[1].rate) == ("did the exercise", Rate(1, 1))
+    assert [(row.version, row.day.paused) for row in both.versions[2]] == [("v2", 1)]
 
 
 def test_answers_baseline_retake_movement_and_who_booked(db: Session, course: Course) -> None:
@@ -173,9 +199,10 @@ def test_answers_baseline_retake_movement_and_who_booked(db: Session, course: Co
     ]
     assert [(band.key, band.count) for band in answers.retake] == [("normal", 0), ("prioritise", 1), ("significant", 0)]
     assert [(m.before, m.after, m.count) for m in answers.movement] == [("4+ checked", "2-3 checked", 1)]
-    # a1 (4+ at the start) and b1 (4+) clicked the consultation; a2's clicks were a scanner's.
+    # a1 (4+ at the start) and b1 (4+) clicked the consultation; a2's clicks were a scanner's. Whom the
+    # welcome reached without an answer (a3, b2) clicked nothing.
     assert [(band.key, band.count, band.share.of) for band in answers.booked] == [
-        ("normal", 0, 0), ("prioritise", 0, 1), ("significant", 2, 2),
+        ("normal", 0, 0), ("prioritise", 0, 1), ("significant", 2, 2), ("(none)", 0, 2),
     ]  # fmt: skip
     day18 = read(db, course, Selection(WEEK_A, WEEK_B)).checklists[18]
     assert [(band.key, band.count) for band in day18] == [("none", 0), ("any", 1)]
@@ -219,7 +246,7 @@ def test_a_refresh_replaces_the_sums_of_its_weeks_and_keeps_the_others(db: Sessi
 def test_nothing_to_sum_is_no_figure_and_no_error(db: Session, course: Course) -> None:
     assert refresh(db, course, NOW) == 0
     empty = read(db, course, Selection(WEEK_A, WEEK_B))
-    assert all(n == 0 for _, n, _ in empty.funnel) and empty.funnel[0][2].percent == "–"
+    assert all(stage.count == 0 for stage in empty.funnel) and empty.funnel[0].rate.percent == "–"
     assert empty.versions[1] == [] and empty.retention == {}
 
 
@@ -235,13 +262,13 @@ def test_every_figure_of_every_email_reached(db: Session, course: Course) -> Non
     refresh(db, course, NOW)
     db.commit()
     days = {day.step: day for day in read(db, course, Selection(WEEK_A, WEEK_B)).days}
-    zero = {"consultation": 0, "consultation_automated": 0, "resource": 0, "resource_automated": 0,
-            "clicks_automated": 0, "engaged": 0, "unsubscribed": 0, "paused": 0}  # fmt: skip
+    zero = {"soft_bounced": 0, "complained": 0, "consultation": 0, "resource": 0, "scanner_clicks": 0, "engaged": 0,
+            "unsubscribed": 0, "left": 0, "paused": 0}  # fmt: skip
     expected = {
         0: DayRow(0, "Welcome", sent=5, delivered=5, failed=0, exercise=None, **zero),
         1: DayRow(1, "Day 1", sent=5, delivered=3, failed=2, exercise=2,
-                  **{**zero, "consultation": 1, "consultation_automated": 2, "resource": 1, "clicks_automated": 1,
-                     "engaged": 3, "unsubscribed": 1}),
+                  **{**zero, "consultation": 1, "resource": 1, "scanner_clicks": 3, "engaged": 3, "unsubscribed": 1,
+                     "left": 2}),
         2: DayRow(2, "Day 2", sent=1, delivered=1, failed=0, exercise=0, **{**zero, "paused": 1}),
         18: DayRow(18, "Day 18", sent=1, delivered=1, failed=0, exercise=0, **zero),
         19: DayRow(19, "Completion", sent=1, delivered=1, failed=0, exercise=None,
@@ -250,6 +277,26 @@ def test_every_figure_of_every_email_reached(db: Session, course: Course) -> Non
     for step, day in days.items():
         assert day == expected.get(step, DayRow(step, day.label, sent=0, delivered=0, failed=0,
                                                 exercise=0, **zero)), step  # fmt: skip
+
+
+def test_the_people_behind_each_figure_are_the_ones_it_counted(db: Session, course: Course) -> None:
+    """Every stored figure, listed by people(): as many rows (or what they add up to) as the figure says."""
+    seed(db)
+    refresh(db, course, NOW)
+    db.commit()
+    selection = Selection(WEEK_A, WEEK_B)
+    kept = (InsightCount.measure, InsightCount.step, InsightCount.version, InsightCount.key)
+    figures = db.execute(select(*kept, func.sum(InsightCount.value)).group_by(*kept)).all()  # both weeks
+    assert len(figures) > 30
+    totals: dict[tuple[str, int, str], int] = {}
+    for measure, step, version, key, value in figures:
+        totals[(measure, step, key)] = totals.get((measure, step, key), 0) + value
+        listed = list(people(db, course, selection, measure, step, [version], key))
+        assert sum(behind.n for behind in listed) == value, (measure, step, version, key)
+    for (measure, step, key), value in totals.items():
+        assert sum(behind.n for behind in people(db, course, selection, measure, step, None, key)) == value
+    emails = {behind.email for behind in people(db, course, selection, "failed", 1, None, "")}
+    assert emails == {"a3@example.com", "b2@example.com"}
 
 
 def test_two_sums_at_once_wait_for_each_other_and_agree(database_url: str, course: Course) -> None:
@@ -275,5 +322,5 @@ def test_two_sums_at_once_wait_for_each_other_and_agree(database_url: str, cours
         thread.join(timeout=60)
     assert errors == []
     with sessions() as session:
-        assert [n for _, n, _ in read(session, course, Selection(WEEK_A, WEEK_B)).funnel][:3] == [6, 5, 5]
+        assert [stage.count for stage in read(session, course, Selection(WEEK_A, WEEK_B)).funnel][:3] == [6, 5, 5]
     engine.dispose()

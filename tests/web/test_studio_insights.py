@@ -63,28 +63,36 @@ def test_the_page_shows_what_people_did_after_summing(site: Site) -> None:
     assert "No figures summed yet" in before
     page = sum_now(site)
     assert "Figures summed at" in page
-    assert cells(page, "Signed up")[:2] == ["2", "100%"]
+    assert cells(page, "Began the course")[:2] == ["2", "100%"]
     assert cells(page, "Got the welcome")[:1] == ["2"] and cells(page, "Reached day 1")[:1] == ["2"]
     day1 = cells(page, "Day 1")
-    # reached, failed, exercise (rate), acted on it (rate), consultation, guide, scanner clicks, left, paused
-    assert day1 == ["2", "0", "1 (50%)", "1 (50%)", "1", "0", "1", "1", "0"]
+    # reached, hard bounced, soft bounced, complaints, exercise, acted on it, consultation, guide, scanner
+    # clicks, unsubscribed after, left after, paused after
+    assert day1 == ["2", "0 (0%)", "0 (0%)", "0 (0%)", "1 (50%)", "1 (50%)", "1", "0", "1", "1 (50%)", "1 (50%)",
+                    "0"]  # fmt: skip
     assert page.count('<svg class="chart"') == 4 and 'role="img"' in page
-    assert "Day 1, version by version" in page and "The first version these cohorts got." in page
+    assert "Day 1, version by version" in page and "The first version these weeks got" in page
+    assert "not a randomised test" in page
 
 
 def test_every_table_downloads_as_csv_with_the_pages_numbers(site: Site) -> None:
     journey(site)
     signed_in(site, "kayla@example.org", StudioRole.EDITOR)
     sum_now(site)
-    for table in ("funnel", "days", "versions", "retention", "answers"):
+    for table in ("funnel", "days", "versions", "links", "retention", "answers"):
         response = site.client.get(f"/studio/insights.csv?table={table}")
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
         assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(site.client.get("/studio/insights.csv?table=days").text)))
     day1 = next(row for row in rows if row["email"] == "Day 1")
-    assert (day1["delivered"], day1["exercise_done"], day1["exercise_rate"], day1["consultation_scanner_clicks"]) == (
+    assert (day1["reached"], day1["exercise_done"], day1["exercise_rate"], day1["scanner_clicks"]) == (
         "2", "1", "0.5000", "1",
     )  # fmt: skip
+    links = list(csv.DictReader(io.StringIO(site.client.get("/studio/insights.csv?table=links").text)))
+    # The exercise and the unsubscribe were pressed on their pages' buttons (POSTs): clicks are the links opened.
+    assert [(row["email"], row["link_key"], row["people_who_clicked"], row["scanner_clicks"]) for row in links] == [
+        ("Day 1", "consultation", "1", "1")
+    ]
     assert site.client.get("/studio/insights.csv?table=secrets").status_code == 404
 
 
