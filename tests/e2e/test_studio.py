@@ -330,7 +330,7 @@ def test_a_marketer_reads_the_insights_picks_a_cohort_and_a_day_and_downloads_a_
         assert reached.inner_text() == "2"
         cohort = page.get_by_label("Sign-up week (cohort)")
         cohort.select_option(index=1)  # the one week there is
-        page.get_by_label("Day to compare by version").select_option(label="Day 1")
+        page.get_by_label("Email to look at closely").select_option(label="Day 1")
         page.get_by_role("button", name="Show").click()
         page.get_by_role("heading", name="Day 1, version by version").wait_for()
         assert "cohort=" in page.url and "day=1" in page.url
@@ -343,6 +343,6 @@ def test_a_marketer_reads_the_insights_picks_a_cohort_and_a_day_and_downloads_a_
             page.locator("#days-heading ~ p.downloads a").click()
         saved = download.value.path()
         assert saved is not None
-        assert Path(saved).read_text().splitlines()[0].startswith("email,sent,delivered,failed_or_bounced")
+        assert Path(saved).read_text().splitlines()[0].startswith("email,sent,reached,hard_bounced_or_refused")
         assert problems.found == [], problems.found
         context.close()
