@@ -35,7 +35,7 @@ def test_every_week_is_summed_with_all_and_a_bad_date_is_named(database_url: str
     assert result.returncode == 0, result.stderr
     assert "Summed the figures of 2 sign-up weeks of building-emotional-intimacy" in result.stdout
     with sessions() as session:
-        assert [n for _, n, _ in read(session, course, Selection(WEEK_A, WEEK_B)).funnel][:2] == [6, 5]
+        assert [stage.count for stage in read(session, course, Selection(WEEK_A, WEEK_B)).funnel][:2] == [6, 5]
         rows = session.scalar(select(func.count()).select_from(InsightCount))
     bad = insights(database_url, "--since", "last tuesday")
     assert bad.returncode == 1 and "--since takes a date such as 2026-11-02, not 'last tuesday'" in bad.stderr
