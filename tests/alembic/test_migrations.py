@@ -82,3 +82,38 @@ def test_suppressions_are_re_keyed_and_erasures_that_cannot_be_are_dropped(datab
     engine.dispose()
     # The bounce is kept under the keyed hash; the erasure's address is gone, so its plain hash goes too.
     assert rows == [(email_hash("gone@example.com", get_settings().address_key), "bounce")]
+
+
+def test_clicks_made_while_their_email_was_handed_over_become_the_scanners(database_url: str) -> None:
+    """0012: a click recorded as a person's with no time since delivery, before (or within seconds after) its
+    delivery was recorded as sent, was a scanner at the receiving server; a later one stays a person's."""
+    database.downgrade(database_url, "0011")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        subscriber = connection.execute(
+            text(
+                "INSERT INTO subscribers (course_slug, email, timezone, send_time, status, enrolment, created_at, "
+                "updated_at) VALUES ('c', 'alex@example.com', 'UTC', '08:00', 'active', 1, now(), now()) RETURNING id"
+            )
+        ).scalar_one()
+        connection.execute(
+            text(
+                "INSERT INTO deliveries (subscriber_id, enrolment, step, email, state, attempts, due_at, created_at,"
+                " sent_at, updated_at) VALUES (:s, 1, 1, 'day-01', 'sent', 1, :at, :at, :at, :at)"
+            ),
+            {"s": subscriber, "at": "2026-11-02 08:00:05+00"},
+        )
+        for at, seconds in (("2026-11-02 08:00:03+00", None), ("2026-11-02 08:00:09+00", None),
+                            ("2026-11-02 09:00:00+00", None), ("2026-11-02 09:00:00+00", 3595.0)):  # fmt: skip
+            connection.execute(
+                text(
+                    "INSERT INTO events (subscriber_id, enrolment, kind, step, automated, seconds_since_delivery,"
+                    " created_at) VALUES (:s, 1, 'consultation', 1, false, :seconds, :at)"
+                ),
+                {"s": subscriber, "at": at, "seconds": seconds},
+            )
+    database.upgrade(database_url)
+    with engine.connect() as connection:
+        flags = connection.execute(text("SELECT automated FROM events ORDER BY id")).scalars().all()
+    engine.dispose()
+    assert flags == [True, True, False, False]
