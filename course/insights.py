@@ -493,10 +493,11 @@ class Behind:
 
 def people(
     session: Session, course: Course, selection: Selection, measure: str, step: int, releases: Iterable[str] | None,
-    key: str,
+    key: str | None,
 ) -> Iterator[Behind]:  # fmt: skip
     """Who is behind one figure of the page: the very rows its sum counted, for the selected cohorts.
-    ``releases``: the releases of the version chosen (None: every release; :meth:`Changes.releases`)."""
+    ``releases``: the releases of the version chosen (None: every release; :meth:`Changes.releases`); ``key``:
+    the band, link or movement (None: every one)."""
     if measure not in MEASURES:
         raise ValueError(f"no figure {measure!r}")
     scope = _scope(course.slug, _midnight(selection.first), _midnight(selection.last + timedelta(days=7)))
@@ -505,8 +506,10 @@ def people(
     chosen = (
         select(facts.c.subscriber_id, Subscriber.email, facts.c.enrolment, facts.c.n)
         .join(Subscriber, Subscriber.id == facts.c.subscriber_id)
-        .where(facts.c.measure == measure, facts.c.step == step, facts.c.key == key)
+        .where(facts.c.measure == measure, facts.c.step == step)
     )
+    if key is not None:
+        chosen = chosen.where(facts.c.key == key)
     if releases is not None:
         chosen = chosen.where(facts.c.version.in_(list(releases)))
     chosen = chosen.order_by(facts.c.subscriber_id, facts.c.enrolment)
@@ -560,7 +563,7 @@ class Figure:
     measure: str
     step: int = NONE
     version: str | None = None  # a version's id (see Changes); None: every release
-    key: str = ""
+    key: str | None = ""  # None: every key (the scanners' clicks on any link of the email)
 
 
 @dataclass(frozen=True)
@@ -595,7 +598,7 @@ class DayRow:
     def engaged_rate(self) -> Rate:
         return Rate(self.engaged, self.delivered)
 
-    def figure(self, measure: str, key: str = "") -> Figure:
+    def figure(self, measure: str, key: str | None = "") -> Figure:
         return Figure(measure, self.step, self.version, key)
 
 

@@ -294,6 +294,10 @@ def test_every_number_lists_the_people_behind_it(site: Site) -> None:
     assert "people.csv?measure=consultation&amp;step=1" in page.text
     reached = list(csv.reader(io.StringIO(editor.get("/studio/insights/people.csv?measure=delivered&step=1").text)))
     assert len(reached) - 1 == 2
+    # The scanners' clicks of an email, on any of its links: whose emails they opened, and how often.
+    scanned = [row for row in csv.reader(io.StringIO(editor.get(
+        "/studio/insights/people.csv?measure=link-scanner&step=1").text))][1:]  # fmt: skip
+    assert scanned == [] and "measure=link-scanner" not in page.text  # nobody's link was opened by a scanner
     assert editor.get("/studio/insights/people.csv?measure=nonsense&step=1").status_code == 404
     assert editor.get("/studio/insights/people.csv?measure=delivered&step=999").status_code == 404
 

@@ -68,7 +68,9 @@ def insights_page(
 
     def people_url(figure: Figure) -> str:
         """Where the people behind a number download (people_csv)."""
-        asked = {"measure": figure.measure, "step": figure.step, "key": figure.key}
+        asked: dict[str, object] = {"measure": figure.measure, "step": figure.step}
+        if figure.key is not None:
+            asked["key"] = figure.key
         if figure.version is not None:
             asked["version"] = figure.version
         return f"/studio/insights/people.csv?{urlencode(asked)}&{query}"
@@ -276,12 +278,12 @@ def events_csv(web: Web, user: User, since: str | None = None, until: str | None
 
 @router.get("/insights/people.csv")
 def people_csv(
-    web: Web, user: User, measure: str, step: int = insights.NONE, version: str | None = None, key: str = "",
+    web: Web, user: User, measure: str, step: int = insights.NONE, version: str | None = None, key: str | None = None,
     since: str | None = None, until: str | None = None, cohort: str | None = None,
 ) -> Response:  # fmt: skip
     """The people behind one number of the page: the very rows its sum counted (course/insights.py
     ``people``), for the chosen weeks. Addresses only for publishers, and their downloads are logged."""
-    if measure not in MEASURES or len(key) > 120 or (version is not None and len(version) > 40):
+    if measure not in MEASURES or len(key or "") > 120 or (version is not None and len(version) > 40):
         return Response("No such figure.", status_code=404, media_type="text/plain")
     if step != insights.NONE and step not in {course_step.number for course_step in web.course.steps}:
         return Response("No such email in this course.", status_code=404, media_type="text/plain")
