@@ -257,19 +257,6 @@ def _delivery_sums(scope: _Scope) -> list[Select[Any]]:
     return [select(*_row(*where[:1], _text(measure), *where[1:], _text(""), per_step.c[measure])) for measure in rules]
 
 
-def _event_measure() -> ColumnElement[str]:
-    """Which figure an event counts toward, each time through once (the links' figures are apart)."""
-    human = Event.automated.is_(False)
-    return case(
-        (Event.kind == EventKind.EXERCISE_DONE.value, EXERCISE),
-        (and_(Event.kind == EventKind.CONSULTATION.value, human), CONSULTATION),
-        (and_(Event.kind == EventKind.RESOURCE.value, human), RESOURCE),
-        (Event.kind == EventKind.UNSUBSCRIBED.value, UNSUBSCRIBED),
-        (Event.kind == EventKind.PAUSED.value, PAUSED),
-        else_="",
-    )
-
-
 def _link_key() -> ColumnElement[str]:
     """Which link of an email a click opened: ``consultation``, ``resource:<key>``, ``click:<what>``
     (the exercise page, the checklist, a band's answer, the unsubscribe page)."""
@@ -283,42 +270,62 @@ def _link_key() -> ColumnElement[str]:
 def _event_facts(scope: _Scope) -> list[Select[Any]]:
     """Per step and time through: did the exercise, clicked the consultation or a guide, acted on the email
     at all, left after it (unsubscribed, complained, or stopped by a bounce) or paused after it; and per
-    link, people who clicked it, their clicks, and the scanners' clicks."""
-    people, emails = scope.people, scope.emails
-    version = func.coalesce(emails.c.version, "")
-    engaged = and_(Event.kind.in_([kind.value for kind in ENGAGING]), Event.automated.is_(False),
-                   not_(and_(Event.kind == EventKind.CLICK.value,
-                             func.coalesce(Event.value, "").in_(NOT_ENGAGING_CLICKS))))  # fmt: skip
-    left = or_(Event.kind.in_([EventKind.UNSUBSCRIBED.value, EventKind.COMPLAINT.value]),
-               and_(Event.kind == EventKind.BOUNCE.value, Event.value.in_(Bounce.stopping())))  # fmt: skip
+    link, people who clicked it, their clicks, and the scanners' clicks.
 
-    def per_person(counted: ColumnElement[str], which: ColumnElement[bool], key: ColumnElement[str],
-                   *by: ColumnElement[Any], n: Any = None) -> Select[Any]:  # fmt: skip
-        """One row per time through and figure, from the chosen weeks' events; it adds 1 (``n``: as many as
-        the events that made it)."""
+    The chosen weeks' events are read once, joined to their people and their email's release, into
+    ``acts``: per time through, step, kind of event, link and whether a machine made it, how many there
+    were. Each figure is a selection of those rows."""
+    people, emails = scope.people, scope.emails
+    link = case((Event.kind.in_([kind.value for kind in CLICKS]), _link_key()), else_="")
+    stopping = and_(Event.kind == EventKind.BOUNCE.value, Event.value.in_(Bounce.stopping()))
+    by = (people.c.cohort, Event.step, func.coalesce(emails.c.version, ""), Event.subscriber_id, Event.enrolment,
+          Event.kind, link, Event.automated, stopping)  # fmt: skip
+    names = ("cohort", "step", "version", "subscriber_id", "enrolment", "kind", "link", "automated", "stopping")
+    acts = (
+        select(*(column.label(name) for column, name in zip(by, names, strict=True)), func.count().label("n"))
+        .join(people, people.c.id == Event.subscriber_id)
+        .outerjoin(emails, and_(_same_enrolment(emails.c, Event), emails.c.step == Event.step))
+        .where(Event.step.is_not(None))
+        .group_by(*by)
+        .cte("acts")
+    )  # fmt: skip
+    a = acts.c
+    person = (a.cohort, a.step, a.version, a.subscriber_id, a.enrolment)
+    human = a.automated.is_(False)
+
+    def kind(*kinds: EventKind) -> ColumnElement[bool]:
+        return a.kind.in_([one.value for one in kinds])
+
+    def per_person(measure: str, which: ColumnElement[bool]) -> Select[Any]:
+        """One row per time through that has such an event at the step: it adds 1."""
         return (
-            select(*_fact(people.c.cohort, counted, Event.step, version, key, Event.subscriber_id, Event.enrolment,
-                          literal(1) if n is None else n))
-            .join(people, people.c.id == Event.subscriber_id)
-            .outerjoin(emails, and_(_same_enrolment(emails.c, Event), emails.c.step == Event.step))
-            .where(Event.step.is_not(None), which)
-            .group_by(people.c.cohort, *by, Event.step, version, Event.subscriber_id, Event.enrolment)
+            select(*_fact(a.cohort, _text(measure), a.step, a.version, _text(""), a.subscriber_id, a.enrolment,
+                          literal(1)))
+            .where(which)
+            .group_by(*person)
         )  # fmt: skip
 
-    measure, link = _event_measure(), _link_key()
-    clicked = case((Event.automated.is_(True), SCANNER), else_=LINK_CLICKS)
-    links = per_person(
-        clicked, Event.kind.in_([kind.value for kind in CLICKS]), link, clicked, link, n=func.count()
-    ).cte("links")
-    c = links.c
+    engaged = and_(kind(*ENGAGING), human, a.link.not_in([f"click:{value}" for value in NOT_ENGAGING_CLICKS]))
+    clicked = case((human, LINK_CLICKS), else_=SCANNER)
+    per_link = (
+        select(*person, a.link, clicked.label("measure"), func.sum(a.n).label("n"))
+        .where(kind(*CLICKS))
+        .group_by(*person, a.link, clicked)
+        .cte("per_link")
+    )
+    c = per_link.c
     return [
-        per_person(measure, measure != "", _text(""), measure),
-        per_person(_text(ENGAGED), engaged, _text("")),
-        per_person(_text(LEFT), left, _text("")),
-        select(*_fact(c.cohort, c.measure, c.step, c.version, c.key, c.subscriber_id, c.enrolment, c.n)),
-        select(*_fact(c.cohort, _text(LINK_PEOPLE), c.step, c.version, c.key, c.subscriber_id, c.enrolment,
+        per_person(EXERCISE, kind(EventKind.EXERCISE_DONE)),
+        per_person(CONSULTATION, and_(kind(EventKind.CONSULTATION), human)),
+        per_person(RESOURCE, and_(kind(EventKind.RESOURCE), human)),
+        per_person(UNSUBSCRIBED, kind(EventKind.UNSUBSCRIBED)),
+        per_person(PAUSED, kind(EventKind.PAUSED)),
+        per_person(ENGAGED, engaged),
+        per_person(LEFT, or_(kind(EventKind.UNSUBSCRIBED, EventKind.COMPLAINT), a.stopping.is_(True))),
+        select(*_fact(c.cohort, c.measure, c.step, c.version, c.link, c.subscriber_id, c.enrolment, c.n)),
+        select(*_fact(c.cohort, _text(LINK_PEOPLE), c.step, c.version, c.link, c.subscriber_id, c.enrolment,
                       literal(1))).where(c.measure == LINK_CLICKS),
-    ]  # fmt: skip  # fmt: skip
+    ]  # fmt: skip
 
 
 def _answer_facts(course: Course, scope: _Scope) -> list[Select[Any]]:
