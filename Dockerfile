@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 RUN useradd --create-home --uid 10001 course
 WORKDIR /app
 
-# Exactly the packages requirements.lock pins, each file checked against its hash (the README's "Dependencies
+# Exactly the packages requirements.lock pins, each file checked against its hash (docs/development.md's "Dependencies
 # and the lock files"); then, further down, the project itself without dependencies.
 COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock

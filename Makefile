@@ -15,7 +15,7 @@ help: ## list the targets
 
 # Installs exactly what requirements-dev.lock pins (the project's dependencies and the dev extra's, each file
 # checked against its hash), then the project itself without dependencies; `pip check` fails when
-# pyproject.toml asks for something the lock lacks. See "Dependencies and the lock files" in the README.
+# pyproject.toml asks for something the lock lacks. See "Dependencies and the lock files" in docs/development.md.
 $(INSTALLED): pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

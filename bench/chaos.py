@@ -670,7 +670,7 @@ TIME_LAPSE_SECONDS = 1800  # 12 days of 6 slots, a jump every few seconds, with 
 
 def _dst_slot(zone: str, send_time: str, on: date) -> datetime:
     """The send time on a local date, as zoneinfo's fold=0 places it (a time the spring skips goes an hour
-    later, one that happens twice goes the first time): the README's rule, computed here on its own."""
+    later, one that happens twice goes the first time): the rule of docs/reliability.md, computed here on its own."""
     hour, minute = (int(part) for part in send_time.split(":"))
     return datetime.combine(on, dt_time(hour, minute), tzinfo=ZoneInfo(zone)).astimezone(UTC)
 

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     # How long sending stops after the provider refuses us (5.7.x) before it is tried again.
     sending_pause_seconds: int = Field(900, ge=1)
     # How often the beat sums the insights' figures again for the cohorts still in the course (about
-    # 30-50 s of one PostgreSQL core at a million subscribers; README, Insights).
+    # 30-50 s of one PostgreSQL core at a million subscribers; docs/studio.md, Insights).
     insights_refresh_seconds: float = Field(600.0, gt=0)
     # The Celery queue; also prefixes this deployment's Redis keys (tests give each run its own).
     celery_queue: str = Field("course", pattern=r"^[A-Za-z0-9_.-]+$")

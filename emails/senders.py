@@ -110,7 +110,7 @@ def _no_delay(client: smtplib.SMTP) -> None:
     """Turn Nagle's algorithm off: smtplib writes each command and each message whole, so holding small
     writes back saves nothing; but over TLS a message longer than a TLS record (16 KB: most of ours) goes
     as two writes, and Nagle held the second until the server's delayed ACK, 40 ms on Linux: 21 messages
-    a second on a connection that does 314 without it (README, Reliability)."""
+    a second on a connection that does 314 without it (docs/reliability.md)."""
     if client.sock is not None:
         client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

@@ -226,7 +226,7 @@ def test_the_connection_sends_without_waiting_for_acks(
     scheme: str, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
     # Nagle's algorithm off: over TLS it held each long message's last record for the server's delayed
-    # ACK (40 ms a message); the figures are a benchmark's (README), this is the setting behind them.
+    # ACK (40 ms a message); the figures are a benchmark's (docs/performance.md), this is the setting behind them.
     tls = {"smtp": None, "smtp+starttls": server_tls, "smtps": server_tls}[scheme]
     with smtp_server(tls=tls, implicit_tls=scheme == "smtps") as (server, port):
         sender = SmtpSender(SmtpConfig.from_url(f"{scheme}://127.0.0.1:{port}", timeout=5), client_tls)
