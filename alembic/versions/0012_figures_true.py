@@ -49,9 +49,7 @@ def upgrade() -> None:
         ),
         {"no": False},
     ).all()
-    scanners = [
-        event_id for event_id, clicked, sent in candidates if _aware(clicked) < _aware(sent) + HUMAN_DELAY
-    ]
+    scanners = [event_id for event_id, clicked, sent in candidates if _aware(clicked) < _aware(sent) + HUMAN_DELAY]
     for start in range(0, len(scanners), BATCH):
         connection.execute(
             sa.text("UPDATE events SET automated = :yes WHERE id IN :ids").bindparams(

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -262,8 +263,8 @@ def test_every_figure_of_every_email_reached(db: Session, course: Course) -> Non
     refresh(db, course, NOW)
     db.commit()
     days = {day.step: day for day in read(db, course, Selection(WEEK_A, WEEK_B)).days}
-    zero = {"soft_bounced": 0, "complained": 0, "consultation": 0, "resource": 0, "scanner_clicks": 0, "engaged": 0,
-            "unsubscribed": 0, "left": 0, "paused": 0}  # fmt: skip
+    zero: dict[str, Any] = {"soft_bounced": 0, "complained": 0, "consultation": 0, "resource": 0,
+                            "scanner_clicks": 0, "engaged": 0, "unsubscribed": 0, "left": 0, "paused": 0}  # fmt: skip
     expected = {
         0: DayRow(0, "Welcome", sent=5, delivered=5, failed=0, exercise=None, **zero),
         1: DayRow(1, "Day 1", sent=5, delivered=3, failed=2, exercise=2,
