@@ -420,6 +420,9 @@ _MARK_SENT = (
 # course moves on to the next slot, or is complete after its last step; a subscriber who paused or
 # left in the meantime keeps that status and no next slot is set.
 _LAST = bindparam("last", type_=Boolean)
+# The last step sent completes the course of someone still active; who paused keeps paused (resuming
+# completes them: nothing is left to claim), who left while it was being sent stays left.
+_COMPLETES = and_(_LAST, _subscribers.status == SubscriberStatus.ACTIVE.value)
 _ADVANCE = (
     update(_SUBSCRIBERS)
     .where(_subscribers.id == bindparam("subscriber_id"))
@@ -427,8 +430,8 @@ _ADVANCE = (
         current_step=case((_subscribers.current_step > bindparam("step"), _subscribers.current_step),
                           else_=bindparam("step")),
         last_sent_at=bindparam("now"),
-        status=case((_LAST, SubscriberStatus.COMPLETED.value), else_=_subscribers.status),
-        completed_at=case((_LAST, bindparam("now")), else_=_subscribers.completed_at),
+        status=case((_COMPLETES, SubscriberStatus.COMPLETED.value), else_=_subscribers.status),
+        completed_at=case((_COMPLETES, bindparam("now")), else_=_subscribers.completed_at),
         next_send_at=case(
             (_LAST, None),
             (_subscribers.status == SubscriberStatus.ACTIVE.value, bindparam("next_send_at")),
@@ -570,7 +573,10 @@ def _advance(subscriber: Subscriber, step: int, now: datetime, timing: Timing) -
     subscriber.current_step = max(step, subscriber.current_step if subscriber.current_step is not None else -1)
     subscriber.last_sent_at = now
     if step >= len(course.steps) - 1:
-        _complete(subscriber, now)
+        if subscriber.status == SubscriberStatus.ACTIVE.value:  # as _COMPLETES: who left stays left
+            _complete(subscriber, now)
+        else:
+            subscriber.next_send_at = None
     elif subscriber.status == SubscriberStatus.ACTIVE.value:
         subscriber.next_send_at = schedule_for(subscriber, timing).next_after(now)
 
