@@ -19,17 +19,17 @@ from sqlalchemy.orm import Session
 from course.curriculum import Checklist, Course, ScoreBand
 from course.deliveries import suppress
 from course.models import (
+    ENROLLED,
     Answer,
     Delivery,
     Event,
     EventKind,
     SignupRequest,
     Subscriber,
-    SubscriberStatus,
 )
 
 # Someone who has left (or never confirmed) may read a page, but we keep no record of it.
-RECORDING_STATUSES = {SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value, SubscriberStatus.COMPLETED.value}
+RECORDING_STATUSES = ENROLLED
 # The same link (subscriber, time through the course, kind, step, value), opened again within this
 # long of its last recorded click, is the same click.
 REPEAT_CLICK_WINDOW = timedelta(seconds=60)

@@ -93,6 +93,11 @@ class SubscriberStatus(StrEnum):
     COMPLAINED = "complained"
 
 
+# Who is on the course (confirmed, and neither left nor stopped): their clicks count, they cannot sign up
+# or confirm again, and they may start the course again.
+ENROLLED = frozenset({SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value, SubscriberStatus.COMPLETED.value})
+
+
 class DeliveryState(StrEnum):
     CLAIMED = "claimed"  # created by the beat, waiting for a worker (or for its retry time)
     SENDING = "sending"  # a worker is handing it to SMTP

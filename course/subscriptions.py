@@ -43,6 +43,7 @@ from course.deliveries import (
     suppression_reason,
 )
 from course.models import (
+    ENROLLED,
     Delivery,
     DeliveryState,
     Event,
@@ -201,11 +202,7 @@ def subscribe(
                 .with_for_update()
             )
             assert subscriber is not None  # noqa: S101 - the other sign-up's row made the insert fail
-    if subscriber.status in (
-        SubscriberStatus.ACTIVE.value,
-        SubscriberStatus.PAUSED.value,
-        SubscriberStatus.COMPLETED.value,
-    ):
+    if subscriber.status in ENROLLED:
         return Result(SubscribeOutcome.ALREADY_SUBSCRIBED, subscriber.id)
     if subscriber.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
         return Result(SubscribeOutcome.SUPPRESSED, subscriber.id)
@@ -333,8 +330,7 @@ def confirm(
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None:
         raise LookupError(f"no subscriber {subscriber_id}")
-    if subscriber.status in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value,
-                             SubscriberStatus.COMPLETED.value):  # fmt: skip
+    if subscriber.status in ENROLLED:
         return Result(ConfirmOutcome.ALREADY_CONFIRMED, subscriber.id)
     request = _request_for(session, subscriber, request_id)
     if subscriber.status == SubscriberStatus.UNSUBSCRIBED.value:
@@ -457,11 +453,7 @@ def resume(session: Session, subscriber_id: int, *, now: datetime, timing: Timin
 def restart(session: Session, subscriber_id: int, *, now: datetime, timing: Timing) -> bool:
     """Go through the course again from the welcome: a new enrolment, one email a day from a new local day."""
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
-    if subscriber is None or subscriber.status not in (
-        SubscriberStatus.ACTIVE.value,
-        SubscriberStatus.PAUSED.value,
-        SubscriberStatus.COMPLETED.value,
-    ):
+    if subscriber is None or subscriber.status not in ENROLLED:
         return False
     skip_waiting_deliveries(session, subscriber.id, "restarted", now)
     subscriber.enrolment += 1
