@@ -110,17 +110,24 @@ def check_bounded(
     The child renders with ``settings`` (without them: the environment's). CheckFailed when it runs
     out of time or memory: the templates ask too much, and are refused for it.
     """
-    return checked_bounded(files, course_slug, settings=settings, timeout=timeout)[0]
+    return checked_bounded(files, course_slug, settings=settings, timeout=timeout, contents=False)[0]
 
 
 def checked_bounded(
-    files: Mapping[str, str], course_slug: str, *, settings: Settings | None = None, timeout: float = WALL_SECONDS
+    files: Mapping[str, str],
+    course_slug: str,
+    *,
+    settings: Settings | None = None,
+    timeout: float = WALL_SECONDS,
+    contents: bool = True,
 ) -> tuple[list[TemplateError], dict[str, str]]:
-    """:func:`check_bounded`, and when nothing is wrong what each email says (emails/store.py ``contents``)."""
-    answer = _run_child({"action": "check", "files": dict(files), "course": course_slug}, timeout, settings)
-    problems, contents = answer["problems"], answer.get("contents") or {}
-    assert isinstance(problems, list) and isinstance(contents, dict)  # noqa: S101 - our own child's answer
-    return [_problem(p) for p in problems], {str(email): str(digest) for email, digest in contents.items()}
+    """:func:`check_bounded`, and when nothing is wrong (and ``contents``) what each email says
+    (emails/store.py ``contents``: what a publication keeps)."""
+    request: dict[str, object] = {"action": "check", "files": dict(files), "course": course_slug, "contents": contents}
+    answer = _run_child(request, timeout, settings)
+    problems, described = answer["problems"], answer.get("contents") or {}
+    assert isinstance(problems, list) and isinstance(described, dict)  # noqa: S101 - our own child's answer
+    return [_problem(p) for p in problems], {str(email): str(digest) for email, digest in described.items()}
 
 
 def render_bounded(
@@ -175,7 +182,7 @@ def main() -> int:
         json.dump({"rendered": dataclasses.asdict(rendered)}, sys.stdout)
         return 0
     problems = check(templates, course, settings)
-    described = {} if problems else contents(templates, course, settings)
+    described = contents(templates, course, settings) if request.get("contents") and not problems else {}
     json.dump({"problems": [_answer(p) for p in problems], "contents": described}, sys.stdout)
     return 0
 

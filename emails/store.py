@@ -198,15 +198,18 @@ def contents(templates: TemplateSet, course: Course, settings: Settings) -> dict
 def bounded_check(templates: TemplateSet, course: Course, settings: Settings) -> list[TemplateError]:
     """:func:`check` in a child process with limits on time and memory (emails/sandbox.py): what a
     save or publish from the studio runs, so that no template can hold the web app."""
-    return _bounded(templates, course, settings)[0]
+    return _bounded(templates, course, settings, contents=False)[0]
 
 
-def _bounded(templates: TemplateSet, course: Course, settings: Settings) -> tuple[list[TemplateError], dict[str, str]]:
-    """The problems of these templates and, when there are none, their :func:`contents`: in the child."""
+def _bounded(
+    templates: TemplateSet, course: Course, settings: Settings, *, contents: bool = True
+) -> tuple[list[TemplateError], dict[str, str]]:
+    """The problems of these templates and, when there are none (and ``contents``), their :func:`contents`:
+    in the child."""
     from emails.sandbox import CheckFailed, checked_bounded
 
     try:
-        return checked_bounded(templates.files, course.slug, settings=settings)
+        return checked_bounded(templates.files, course.slug, settings=settings, contents=contents)
     except CheckFailed as error:
         return [TemplateError("every email", "", str(error))], {}
 
