@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from course import insights
 from course.feedback import Feedback, FeedbackKind, SoftBouncePolicy, record
-from course.insights import Insights, Selection
+from course.insights import Insights
 from course.links import LinkSigner, Purpose
 from course.models import Answer, Delivery, Event, StudioRole, Subscriber
 from emails import words
@@ -315,9 +315,3 @@ def test_summing_one_week_again_keeps_the_period_chosen(site: Site) -> None:
     assert response.status_code == 303
     assert response.headers["location"] == f"/studio/insights?since={since}&until={week}&cohort={week}"
     assert 'name="since" value="' + since in editor.get(response.headers["location"]).text
-
-
-def test_selection_default_reads_every_week(site: Site) -> None:
-    site.sign_up_and_confirm("alex@example.com")
-    found = figures(site)
-    assert isinstance(found.selection, Selection) and found.people == 1
