@@ -55,11 +55,11 @@ compose-check: ## validate docker-compose.yml (needs docker compose or docker-co
 	@if docker compose version >/dev/null 2>&1; then compose="docker compose"; else compose="docker-compose"; fi; \
 	SECRET_KEY=check PRACTICE_POSTAL_ADDRESS=check $$compose -f docker-compose.yml config --quiet && echo "docker-compose.yml is valid"
 
-bench: $(INSTALLED) ## measure the send path end to end beside the bare-sender limit (PostgreSQL, Redis; course bench --help)
-	$(BIN)/course bench
+bench: $(INSTALLED) ## measure the send path end to end beside the bare-sender limit (PostgreSQL, Redis; BENCH_ARGS="--help")
+	$(BIN)/python -m bench send $(BENCH_ARGS)
 
-chaos: $(INSTALLED) ## run the beat and worker through faults, count lost and duplicated emails (course chaos --help)
-	$(BIN)/course chaos
+chaos: $(INSTALLED) ## run the beat and worker through faults, count lost and duplicated emails (CHAOS_ARGS="--help")
+	$(BIN)/python -m bench chaos $(CHAOS_ARGS)
 
 # The lock files are written by pip-tools' pip-compile (kept in a virtual environment of its own), from
 # PyPI alone: a pip.conf's other indexes and find-links are ignored, so that the hashes are those of PyPI's

@@ -1,1 +1,5 @@
-"""The benchmark harness: ``course bench`` measures the send path end to end beside this machine's limit."""
+"""The development measurements: the send-path benchmark, the fault harness and their SMTP servers.
+
+Not shipped in the wheel and never imported by the product; run them with ``python -m bench`` (``make
+bench``, ``make chaos``). Dated results are kept in ``bench/results/``.
+"""

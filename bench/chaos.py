@@ -1,4 +1,4 @@
-"""``course chaos``: the production commands through faults, and what each fault cost the subscribers.
+"""``python -m bench chaos``: the production commands through faults, and what each fault cost the subscribers.
 
 Each scenario:
 
@@ -31,7 +31,7 @@ Each scenario:
 The figures to reach: 0 lost, 0 extra, no two days on one date, and duplicates within the bound: the
 messages in flight (accepted by the server, not yet recorded as sent) when a worker is SIGKILLed, as
 counted at each kill, or SEND_CHUNK_SIZE per pool process for a database that goes away mid-batch.
-The table and every figure go to bench/results/ as JSON. ``course chaos`` exits 1 when a figure misses.
+The table and every figure go to bench/results/ as JSON. ``python -m bench chaos`` exits 1 when a figure misses.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``course bench --claim TABLE``: how long one tick takes to claim what is due in a large table.
+"""``python -m bench claim TABLE``: how long one tick takes to claim what is due in a large table.
 
 A morning at 08:00 in one time zone: TABLE subscribers, of whom DUE (1% by default) are due now and the
 rest tomorrow. It seeds them in a database of its own, then runs the beat's tick in this process (the

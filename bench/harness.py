@@ -1,4 +1,4 @@
-"""``course bench``: the send path end to end, measured beside the limit of this machine.
+"""``python -m bench send``: the send path end to end, measured beside the limit of this machine.
 
 One run:
 

@@ -1,4 +1,4 @@
-"""``course bench --insights SUBSCRIBERS``: the studio's insights on a big list.
+"""``python -m bench insights SUBSCRIBERS``: the studio's insights on a big list.
 
 A year of sign-ups: SUBSCRIBERS spread over 52 weeks, most confirmed, each gone as far through the
 course as a spread of drop-offs takes them (half to the end), their deliveries sent under three

@@ -11,19 +11,15 @@ import os
 import sys
 from pathlib import Path
 
-from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from course.curriculum import load_course
 from course.db import UPGRADE_HINT, describe
 from course.settings import Settings, get_settings
-from emails.benchmark import measure
-from emails.compiler import TemplateError, is_day_email
-from emails.dkim import DkimError, DkimSigner, throwaway_signer
-from emails.mime import MessageBuilder
+from emails.compiler import TemplateError
+from emails.dkim import DkimError, DkimSigner
 from emails.preview import write_previews
 from emails.rendering import Renderer
-from emails.screens import PHONE_WIDTH, SCREEN_HEIGHT, NotMeasured, heights
 
 
 def _render(arguments: argparse.Namespace) -> int:
@@ -41,83 +37,11 @@ def _render(arguments: argparse.Namespace) -> int:
     except TemplateError as error:
         print(f"course render: {error}", file=sys.stderr)
         return 1
-    try:
-        tall = heights({email.name: email.html.read_text(encoding="utf-8") for email in written})
-    except NotMeasured as error:
-        tall, why = {}, str(error)
     for email in written:
         print(f"{email.eml}")
         print(f"  subject ({len(email.subject)} characters): {email.subject}")
         print(f"  preview ({len(email.preview)} characters): {email.preview}")
-        if email.name in tall:
-            print(f"  height at {PHONE_WIDTH} px: {tall[email.name]}")
     print(f"{len(written)} of {len(names)} emails written; open {arguments.out / 'index.html'} in a browser.")
-    days = {name: height for name, height in tall.items() if is_day_email(name)}
-    if tall:
-        print(f"On a phone ({PHONE_WIDTH} x {SCREEN_HEIGHT} px a screen):", ", ".join(
-            f"{name} {tall[name]}" for name in ("welcome", "completion") if name in tall), end="")  # fmt: skip
-        if days:
-            longest = max(days, key=lambda name: days[name].pixels)
-            print(f", the longest day {longest} {days[longest]}", end="")
-        print(".")
-    else:
-        print(f"Heights on a phone not measured: {why}.")
-    return 0
-
-
-def _bench(arguments: argparse.Namespace) -> int:
-    if arguments.claim:
-        from bench.claim import measure_claim
-
-        try:
-            measure_claim(arguments.postgres, arguments.claim, arguments.due or max(1, arguments.claim // 100),
-                          get_settings().course_slug)  # fmt: skip
-        except (OSError, SQLAlchemyError) as error:
-            print(f"course bench: {error}", file=sys.stderr)
-            return 1
-        return 0
-    if arguments.insights:
-        from bench.insights import measure_insights
-
-        try:
-            measure_insights(arguments.postgres, arguments.insights, get_settings().course_slug)
-        except (OSError, SQLAlchemyError, RuntimeError) as error:
-            print(f"course bench: {error}", file=sys.stderr)
-            return 1
-        return 0
-    if not arguments.micro:
-        from bench.harness import Options, run
-
-        try:
-            run(Options(subscribers=arguments.subscribers, concurrency=arguments.concurrency,
-                        server_url=arguments.postgres, broker_url=arguments.redis,
-                        tick_seconds=arguments.tick_seconds, click_seconds=arguments.click_seconds))  # fmt: skip
-        except (RuntimeError, OSError, SQLAlchemyError, RedisError) as error:
-            print(f"course bench: {error}", file=sys.stderr)
-            return 1
-        return 0
-    settings = get_settings()
-    course = load_course(settings.course_slug)
-    renderer = Renderer(course, settings)
-    # The columns are unsigned; the DKIM column prices a signature on its own, with the configured key or,
-    # where DKIM is not set up, a throwaway 2048-bit one.
-    builder = MessageBuilder(settings.model_copy(update={"dkim_selector": None}), course.slug, course.title)
-    signer = DkimSigner.from_settings(settings) or throwaway_signer(settings.sending_domain)
-    print(f"{'email':<17}{'prepared ms':>12}{'msgs/s':>8}{'full render':>12}{'MIME ms':>9}{'msgs/s':>8}"
-          f"{'naive MIME':>11}{'DKIM ms':>9}{'HTML KB':>9}{'message KB':>12}")  # fmt: skip
-    for email in arguments.emails or renderer.email_names():
-        figures = measure(renderer, builder, email, arguments.count, signer)
-        print(
-            f"{figures.email:<17}{figures.prepared_ms:>12.3f}{figures.prepared_per_second:>8.0f}"
-            f"{figures.render_ms:>12.3f}{figures.mime_ms:>9.3f}{figures.messages_per_second:>8.0f}"
-            f"{figures.naive_mime_ms:>11.3f}{figures.dkim_ms:>9.3f}{figures.html_bytes / 1024:>9.1f}"
-            f"{figures.message_bytes / 1024:>12.1f}"
-        )
-    print(f"({arguments.count} messages each, one process, one core, ms per message; compile time excluded. prepared: "
-          "render and MIME as the workers do them, the course part rendered once per version; full render: the "
-          "whole template per reader, then MIME; naive MIME: the standard library's EmailMessage building the same "
-          "message, the baseline; DKIM: what signing the message adds when DKIM_SELECTOR is set"
-          f"{'' if settings.dkim_selector else ', priced with a throwaway key: DKIM is not set up'})")  # fmt: skip
     return 0
 
 
@@ -413,31 +337,6 @@ def _demo(arguments: argparse.Namespace) -> int:
     )
 
 
-def _chaos(arguments: argparse.Namespace) -> int:
-    import dataclasses
-
-    from bench.chaos import SMALL, SMALL_SCENARIOS, Options, run
-
-    base = SMALL if arguments.small else Options()
-    chosen = [name for name in (arguments.scenarios or "").split(",") if name]
-    overrides = {name: value for name, value in (
-        ("subscribers", arguments.subscribers), ("days", arguments.days), ("day_seconds", arguments.day_seconds),
-        ("minute", arguments.fault_minute), ("repeats", arguments.repeats), ("concurrency", arguments.concurrency),
-        ("burst_subscribers", arguments.burst_subscribers), ("broker_url", arguments.broker),
-        ("results", arguments.results),
-    ) if value is not None}  # fmt: skip
-    options = dataclasses.replace(
-        base, server_url=arguments.postgres, scenarios=tuple(chosen or (SMALL_SCENARIOS if arguments.small else ())),
-        **overrides,
-    )  # fmt: skip
-    try:
-        table = run(options)
-    except (ValueError, RuntimeError, OSError, SQLAlchemyError, RedisError) as error:
-        print(f"course chaos: {error}", file=sys.stderr)
-        return 2
-    return 0 if table["ok"] else 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description="Run and inspect the email course.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -451,65 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--out", type=Path, required=True, help="folder to write into (created if missing)")
     render.add_argument("--day", type=int, help="only this course day (1..18)")
     render.set_defaults(handler=_render)
-
-    bench = commands.add_parser(
-        "bench",
-        help="measure the send path end to end beside this machine's limit (or, --micro, one process)",
-        description="Seed SUBSCRIBERS due now into a database of its own on PostgreSQL, run `course beat` and "
-        "`course worker` on Redis sending to an SMTP sink on loopback, and print emails/s end to end beside a "
-        "bare sender's on the same sink, with latency, CPU and memory per process; the figures also go to "
-        "bench/results/ as JSON. --micro instead renders and assembles COUNT messages of each email in this "
-        "process. A measurement, not a test: nothing is asserted.",
-    )
-    bench.add_argument("--subscribers", type=int, default=100_000, help="subscribers due (default 100,000)")
-    bench.add_argument("--concurrency", type=int, default=2, help="worker processes, and SMTP connections (2)")
-    bench.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                       help="the PostgreSQL server to create the benchmark's database on")  # fmt: skip
-    bench.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="the broker (a queue of its own)")
-    bench.add_argument("--tick-seconds", type=float, help="the beat's interval (default: as in production)")
-    bench.add_argument("--click-seconds", type=float, default=10.0,
-                       help="seconds wrk requests each click endpoint after the send run (10; 0: none)")  # fmt: skip
-    bench.add_argument(
-        "--claim",
-        type=int,
-        metavar="TABLE",
-        help="only time one tick's claim among TABLE subscribers (e.g. 1000000), 1%% of them due",
-    )
-    bench.add_argument("--insights", type=int, metavar="SUBSCRIBERS",
-                       help="only time the studio's insights (their sums and the page) on a year of SUBSCRIBERS "
-                       "sign-ups with about 20 events each (e.g. 1000000)")  # fmt: skip
-    bench.add_argument("--due", type=int, help="--claim: how many are due (default: 1%% of TABLE)")
-    bench.add_argument("--micro", action="store_true", help="only time render and MIME in this process")
-    bench.add_argument("--count", type=int, default=500, help="--micro: messages per email (default 500)")
-    bench.add_argument("emails", nargs="*", help="--micro: only these emails (e.g. day-05 welcome)")
-    bench.set_defaults(handler=_bench)
-
-    chaos = commands.add_parser(
-        "chaos",
-        help="run the real beat and worker through faults and count what the subscribers got",
-        description="Each scenario seeds SUBSCRIBERS over several time zones into a database of its own, runs "
-        "`course beat` and `course worker` in production mode on a Redis of its own (or --broker) with compressed "
-        "days, sending to a scriptable SMTP server on loopback, injects its fault (SIGKILL at an SMTP point, Redis "
-        "or PostgreSQL restarted, no beat, SMTP refusals, clock skew ...) and counts, per subscriber and course "
-        "day, what was due, delivered, lost and duplicated, the longest delay and how long recovery took. Prints "
-        "the table, writes it to bench/results/ as JSON, and exits 1 when a figure misses its target.",
-    )
-    chaos.add_argument("--small", action="store_true",
-                       help="the CI version: 300 subscribers, 6-second days, a few scenarios")  # fmt: skip
-    chaos.add_argument("--scenarios", help="comma-separated scenario names (default: all; --small: a few)")
-    chaos.add_argument("--subscribers", type=int, help="subscribers in each scenario (default 2,000)")
-    chaos.add_argument("--days", type=int, help="course emails each subscriber gets in a scenario (default 3)")
-    chaos.add_argument("--day-seconds", type=int, help="COURSE_DAY_SECONDS (default 12)")
-    chaos.add_argument("--fault-minute", type=float, metavar="SECONDS",
-                       help="how long a minute of fault lasts (Redis away 1, no beat 10; default 60)")  # fmt: skip
-    chaos.add_argument("--repeats", type=int, help="SIGKILLs in each kill scenario (default 3)")
-    chaos.add_argument("--concurrency", type=int, help="the worker's pool processes (default 2)")
-    chaos.add_argument("--burst-subscribers", type=int, help="the burst scenario's subscribers (default 100,000)")
-    chaos.add_argument("--broker", help="BROKER_URL (default: the run's own Redis; amqp://... for RabbitMQ)")
-    chaos.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                       help="the PostgreSQL server to create each scenario's database on")  # fmt: skip
-    chaos.add_argument("--results", type=Path, help="the folder the JSON table goes to (default bench/results)")
-    chaos.set_defaults(handler=_chaos)
 
     demo = commands.add_parser(
         "demo",

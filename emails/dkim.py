@@ -10,7 +10,7 @@ The header fields' canonical form and the folding come from dkimpy, the referenc
 relaxed body is made here in whole-buffer passes (dkimpy's line-by-line version cost 1.5 ms of the 2 ms
 a signature took), and tests hold it equal to dkimpy's. The RSA signature is made by ``cryptography``
 (OpenSSL): dkimpy's pure-Python RSA takes about 7 ms a message on this hardware, which would cap a worker
-near 140 emails a second, where OpenSSL takes about 0.4 ms (``course bench --micro`` prints what signing
+near 140 emails a second, where OpenSSL takes about 0.4 ms (``python -m bench micro`` prints what signing
 costs). Tests verify every signature with dkimpy's own verifier against the public key.
 
 Signed, with relaxed/relaxed canonicalization: From, Reply-To, To, Subject, Date, Message-ID, List-Id,

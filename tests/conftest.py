@@ -7,10 +7,10 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy.orm import Session
 
+from bench.screens import CHROMIUM_ARGS
 from course.curriculum import Course, load_course
 from course.db import make_engine, make_sessionmaker
 from course.settings import Settings, load_settings
-from emails.screens import CHROMIUM_ARGS
 
 from .support import calendar
 from .support.databases import database_from, template_database

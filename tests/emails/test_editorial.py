@@ -17,11 +17,11 @@ import pytest
 from markupsafe import escape
 from playwright.sync_api import Browser, Page
 
+from bench.screens import PHONE_WIDTH, SCREEN_HEIGHT
 from course.curriculum import Course
 from course.settings import Settings
 from emails.mime import MessageBuilder
 from emails.rendering import Recipient, RenderedEmail, Renderer
-from emails.screens import PHONE_WIDTH, SCREEN_HEIGHT
 
 from .conftest import ALEX
 from .test_rendering import EMAIL_NAMES, plain, words

@@ -1,9 +1,9 @@
 """How long each email is on a phone: its HTML laid out by Chromium 375 px wide, counted in screens.
 
-People decide in the first screen or two whether to keep reading a course, so ``course render`` prints
-each email's height. Laying out an email takes a real browser engine: Playwright drives the Chromium
-the machine has (``CHROMIUM``, or ``chromium`` on the PATH); Playwright is a development dependency,
-so where it or the browser is missing the heights are simply not measured, and the command says why.
+People decide in the first screen or two whether to keep reading a course, so ``python -m bench heights``
+prints each email's height (and the editorial tests hold the welcome to about three screens). Laying out
+an email takes a real browser engine: Playwright (a development dependency) drives the Chromium the
+machine has (``CHROMIUM``, or ``chromium`` on the PATH); where either is missing, it says why.
 """
 
 from __future__ import annotations
@@ -12,6 +12,12 @@ import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from course.curriculum import Course
+from course.settings import Settings
+from emails.compiler import is_day_email
+from emails.preview import write_previews
 
 # A phone's viewport in CSS pixels (an iPhone of the X to 15 size): one "screen" is its height.
 PHONE_WIDTH = 375
@@ -64,3 +70,16 @@ def heights(htmls: Mapping[str, str]) -> dict[str, Height]:
                 browser.close()
     except Error as error:
         raise NotMeasured(f"Chromium at {executable} did not run: {str(error).splitlines()[0]}") from None
+
+
+def print_heights(course: Course, settings: Settings, out: Path) -> None:
+    """Write every email as ``course render`` does, then print each one's height on a phone."""
+    written = write_previews(course, settings, out)
+    tall = heights({email.name: email.html.read_text(encoding="utf-8") for email in written})
+    for email in written:
+        print(f"{email.name:<20} {tall[email.name]}")
+    days = {name: height for name, height in tall.items() if is_day_email(name)}
+    longest = max(days, key=lambda name: days[name].pixels)
+    print(f"On a phone ({PHONE_WIDTH} x {SCREEN_HEIGHT} px a screen):", ", ".join(
+        f"{name} {tall[name]}" for name in ("welcome", "completion") if name in tall),
+        f"the longest day {longest} {days[longest]}.")  # fmt: skip

@@ -2,7 +2,7 @@
 render beside the prepared one the workers use (emails/prepared.py), and the standard library's MIME
 build as a baseline.
 
-Speed is measured here and printed by ``course bench``, never asserted by a timed test.
+Speed is measured here and printed by ``python -m bench micro``, never asserted by a timed test.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from emails.dkim import DkimSigner
+from course.curriculum import load_course
+from course.settings import Settings
+from emails.dkim import DkimSigner, throwaway_signer
 from emails.mime import MessageBuilder
 from emails.prepared import Preparer
 from emails.rendering import Recipient, RenderedEmail, Renderer
@@ -105,3 +107,28 @@ def _naive(rendered: RenderedEmail, recipient: Recipient, date: datetime) -> Ema
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message
+
+
+def print_table(settings: Settings, emails: list[str], count: int) -> None:
+    """Each email's figures (all of the course's when ``emails`` is empty), one row each."""
+    course = load_course(settings.course_slug)
+    renderer = Renderer(course, settings)
+    # The columns are unsigned; the DKIM column prices a signature on its own, with the configured key or,
+    # where DKIM is not set up, a throwaway 2048-bit one.
+    builder = MessageBuilder(settings.model_copy(update={"dkim_selector": None}), course.slug, course.title)
+    signer = DkimSigner.from_settings(settings) or throwaway_signer(settings.sending_domain)
+    print(f"{'email':<17}{'prepared ms':>12}{'msgs/s':>8}{'full render':>12}{'MIME ms':>9}{'msgs/s':>8}"
+          f"{'naive MIME':>11}{'DKIM ms':>9}{'HTML KB':>9}{'message KB':>12}")  # fmt: skip
+    for email in emails or renderer.email_names():
+        figures = measure(renderer, builder, email, count, signer)
+        print(
+            f"{figures.email:<17}{figures.prepared_ms:>12.3f}{figures.prepared_per_second:>8.0f}"
+            f"{figures.render_ms:>12.3f}{figures.mime_ms:>9.3f}{figures.messages_per_second:>8.0f}"
+            f"{figures.naive_mime_ms:>11.3f}{figures.dkim_ms:>9.3f}{figures.html_bytes / 1024:>9.1f}"
+            f"{figures.message_bytes / 1024:>12.1f}"
+        )
+    print(f"({count} messages each, one process, one core, ms per message; compile time excluded. prepared: "
+          "render and MIME as the workers do them, the course part rendered once per version; full render: the "
+          "whole template per reader, then MIME; naive MIME: the standard library's EmailMessage building the same "
+          "message, the baseline; DKIM: what signing the message adds when DKIM_SELECTOR is set"
+          f"{'' if settings.dkim_selector else ', priced with a throwaway key: DKIM is not set up'})")  # fmt: skip

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from bench.__main__ import main
 from bench.harness import Options, run
-from cli.main import main
 
 from ..support.databases import ADMIN_URL
 
 
 def test_bench_prints_a_row_of_figures_per_email(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--micro", "--count", "3", "day-01", "welcome"]) == 0
+    assert main(["micro", "--count", "3", "day-01", "welcome"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     figures = {row[0]: row[1:] for row in rows if row and row[0] in {"day-01", "welcome"}}
     assert set(figures) == {"day-01", "welcome"}

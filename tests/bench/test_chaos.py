@@ -1,4 +1,4 @@
-"""`course chaos --small`, as CI runs it: the real beat and worker through a few faults, strict figures.
+"""`python -m bench chaos --small`, as CI runs it: the real beat and worker through a few faults, strict figures.
 
 A few hundred subscribers, six-second course days: a worker SIGKILLed after the server's 250 and before
 the "sent" commit, 451 on RCPT, Redis flushed while tasks are queued, every database connection killed
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import main
 from bench.chaos import SMALL_SCENARIOS
-from cli.main import main
 
 from ..support.databases import sqlalchemy_url
 
