@@ -291,7 +291,11 @@ def begin_sending(
         .where(
             Delivery.id.in_(delivery_ids),
             Delivery.state == DeliveryState.CLAIMED.value,
-            Delivery.due_at <= now,
+            # Handed out (a lease): due by the clock of whoever claimed it, which may read a few ms ahead
+            # of this worker's (each process keeps its own offset to the database's clock, course/clock.py).
+            # Waiting for a retry or the end of a pause (no lease): not before its time, whatever a stale
+            # task in the queue says.
+            or_(Delivery.lease_until.is_not(None), Delivery.due_at <= now),
         )
         .values(
             state=DeliveryState.SENDING.value,

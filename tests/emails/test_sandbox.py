@@ -58,7 +58,7 @@ def test_a_sandbox_escape_or_a_runaway_template_is_named(template: str, said: st
 def test_a_resource_bomb_is_stopped_in_bounded_time(template: str) -> None:
     """The render budget (emails/compiler.py) stops and names it before the child's limits are reached."""
     started = time.monotonic()
-    problems = check_bounded(welcome_subject(template), SLUG, timeout=5)
+    problems = check_bounded(welcome_subject(template), SLUG, timeout=50)  # past a busy machine's slowest
     assert any(problem.email == "welcome" and "more than" in problem.message for problem in problems), problems
     assert time.monotonic() - started < 60  # a generous bound: the point is that it ends
 

@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from course.models import DeliveryState
 from emails.mime import Envelope
 from emails.senders import Connection, Sender, SendResult
 from workers.engine import send_batch, tick
 
 from .conftest import Harness
-from .test_engine import enrol
+from .test_engine import DAY_ONE, deliveries, enrol, subscriber
 
 
 class Stalling:
@@ -69,3 +70,33 @@ def test_a_batch_that_outlives_its_lease_leaves_the_rest_to_the_worker_that_took
     assert set(day_one) == set(readers)
     # The message under way when the lease ran out goes twice (the chunk in flight); the rest go once.
     assert sorted(day_one.values()) == [1, 1, 2], day_one
+
+
+def test_a_worker_whose_clock_reads_behind_the_beats_sends_what_the_beat_handed_out(harness: Harness) -> None:
+    """Each process keeps its own offset to the database's clock (course/clock.py); the beat's may read a
+    little ahead of a worker's. What the beat claimed is due by the beat's clock, and goes at once: it
+    does not wait out its lease in the queue."""
+    alex = enrol(harness, "alex@example.com")
+    harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
+    harness.clock.advance(seconds=0.3)  # the beat's clock
+    tick(harness.runtime)
+    batch = [delivery_id for queued in harness.queued for delivery_id in queued]
+    harness.queued.clear()
+    harness.clock.advance(seconds=-0.3)  # the worker's, a little behind
+    assert send_batch(harness.runtime, batch) == {"accepted": 1}
+    assert [m.subject for m in harness.smtp.to("alex@example.com")].count(DAY_ONE) == 1
+
+
+def test_a_stale_task_does_not_send_a_retry_before_its_time(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com")
+    harness.smtp.plan("alex@example.com", "data", "421 4.7.0 Try again later")
+    harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
+    tick(harness.runtime)
+    batch = [delivery_id for queued in harness.queued for delivery_id in queued]
+    harness.queued.clear()
+    send_batch(harness.runtime, batch)  # 421: waits a minute for its retry
+    harness.clock.advance(seconds=30)
+    assert send_batch(harness.runtime, batch) == {}  # the same task again, delivered twice by the broker
+    (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
+    assert day_one.state == DeliveryState.CLAIMED.value and day_one.attempts == 1
+    assert [m.subject for m in harness.smtp.to("alex@example.com")].count(DAY_ONE) == 0
