@@ -21,6 +21,7 @@ the few token kinds the check needs do not justify another dependency on the sen
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterator
@@ -281,6 +282,12 @@ def _css_urls(css: str) -> Iterator[tuple[str, str]]:
         yield "@import", ""
 
 
+@functools.lru_cache(maxsize=4096)
+def _css_urls_of(css: str) -> tuple[tuple[str, str], ...]:
+    """``_css_urls``, remembered: MJML writes the same few style attributes on every email's elements."""
+    return tuple(_css_urls(css))
+
+
 # --- HTML -----------------------------------------------------------------------------------------
 
 
@@ -297,7 +304,7 @@ class _Parts(HTMLParser):
         return what + self.hidden
 
     def _css(self, css: str, where: str, tag: str) -> None:
-        for what, url in _css_urls(css):
+        for what, url in _css_urls_of(css):
             if what == "@import":
                 self.found.imports.append((url, self._where(f"@import in {where}")))
             elif what == "expression()":

@@ -9,10 +9,11 @@ context in step, in both directions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
-from jinja2 import meta, nodes
+from jinja2 import Environment, meta, nodes
 
 from emails.compiler import EMAIL_FILES, TemplateSet, environments, is_day_email, resolve_includes
 
@@ -156,20 +157,31 @@ def unknown_variables(templates: TemplateSet, email: str) -> dict[str, set[str]]
         assigned: set[str] = set()
         pending, seen = [source], set()
         while pending:
-            parsed = environment.parse(pending.pop())
-            used |= meta.find_undeclared_variables(parsed)
-            targets = [node.target for node in parsed.find_all(nodes.Assign)]
-            targets += [node.target for node in parsed.find_all(nodes.AssignBlock)]
-            for target in targets:
-                names = [target] if isinstance(target, nodes.Name) else list(target.find_all(nodes.Name))
-                assigned |= {name.name for name in names}
-            for referenced in meta.find_referenced_templates(parsed):
-                if referenced is not None and referenced not in seen:
+            reads, sets, references = _names(environment, pending.pop())
+            used |= reads
+            assigned |= sets
+            for referenced in references:
+                if referenced not in seen:
                     seen.add(referenced)
                     pending.append(templates.source(referenced))
         # The subject is rendered first: only the bodies can use it.
         found[file] = used - assigned - (known - {"subject"} if file == "subject.txt" else known)
     return found
+
+
+@functools.lru_cache(maxsize=256)
+def _names(environment: Environment, source: str) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
+    """What one template source reads, what it sets, and the templates it names. Cached: the days of a
+    course share most of their files, so a check of every email would otherwise parse each 18 times."""
+    parsed = environment.parse(source)
+    targets = [node.target for node in parsed.find_all(nodes.Assign)]
+    targets += [node.target for node in parsed.find_all(nodes.AssignBlock)]
+    assigned = set()
+    for target in targets:
+        names = [target] if isinstance(target, nodes.Name) else list(target.find_all(nodes.Name))
+        assigned |= {name.name for name in names}
+    referenced = tuple(name for name in meta.find_referenced_templates(parsed) if name is not None)
+    return frozenset(meta.find_undeclared_variables(parsed)), frozenset(assigned), referenced
 
 
 def first_use(templates: TemplateSet, email: str, file: str, name: str) -> int | None:
