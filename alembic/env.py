@@ -18,8 +18,6 @@ def run(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
-        # SQLite cannot ALTER most things: batch mode copies the table instead.
-        render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,7 +1,8 @@
 """`course demo`: the whole product in one process, on nothing but this machine.
 
-SQLite instead of PostgreSQL, an in-process broker instead of Redis, the outbox sender instead of an
-SMTP relay: otherwise the same code runs as in production. The Celery worker (in the main thread),
+A PostgreSQL of its own (cli/embedded.py: PostgreSQL 18 from a wheel, its data under var/demo), an
+in-process broker instead of Redis, the outbox sender instead of an SMTP relay: otherwise the same code
+runs as in production. The Celery worker (in the main thread),
 the beat (a thread) and the web app (a thread) share the process. A sample subscriber signs up and
 confirms, and the course arrives in the inbox page, one email every ``--day-seconds``.
 """
@@ -19,17 +20,19 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cli import embedded
+
 DEMO_DIR = Path("var/demo")
 DEMO_QUEUE = "course-demo"
 DEMO_STUDIO_USER = "studio@example.com"
 
 
-def configure_environment(day_seconds: int, port: int, folder: Path) -> None:
+def configure_environment(day_seconds: int, port: int, folder: Path, database_url: str) -> None:
     """The demo's settings. Must run before anything reads the settings."""
     os.environ.update(
         {
             "ENVIRONMENT": "development",
-            "DATABASE_URL": f"sqlite:///{folder / 'course.sqlite3'}",
+            "DATABASE_URL": database_url,
             "BROKER_URL": "memory://",
             "SMTP_URL": f"outbox:{folder / 'outbox'}",
             "DEMO_INBOX": "true",  # the inbox page; refused outside development
@@ -66,11 +69,20 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
     except PortInUse as error:
         print(f"course demo: {error}", file=sys.stderr)
         return 1
-    if fresh and DEMO_DIR.exists():
-        shutil.rmtree(DEMO_DIR)
+    if fresh:
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+        embedded.discard(DEMO_DIR)
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
-    configure_environment(day_seconds, port, DEMO_DIR)
+    try:
+        with embedded.embedded_database(DEMO_DIR) as database_url:
+            configure_environment(day_seconds, port, DEMO_DIR, database_url)
+            return _run(listener, day_seconds, port, until_complete, email)
+    except embedded.EmbeddedUnavailable as error:
+        print(f"course demo: {error}", file=sys.stderr)
+        return 1
 
+
+def _run(listener: socket.socket, day_seconds: int, port: int, until_complete: bool, email: str) -> int:
     # Imported here: they read the settings the lines above just set.
     import uvicorn
 
@@ -89,9 +101,11 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
     studio_password = _demo_studio_account()
 
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="web", daemon=True).start()
+    web = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="web", daemon=True)
+    web.start()
     stop_beat = threading.Event()
-    threading.Thread(target=run_beat, args=(runtime(), stop_beat), name="beat", daemon=True).start()
+    beat = threading.Thread(target=run_beat, args=(runtime(), stop_beat), name="beat", daemon=True)
+    beat.start()
     print(
         f"\n  The course is on its way to {email}: one email every {day_seconds} seconds.\n"
         f"  Watch it arrive: http://127.0.0.1:{port}/inbox\n"
@@ -107,8 +121,11 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
              "--without-heartbeat", "--without-mingle", "--without-gossip"]
         )  # fmt: skip
     finally:
+        # The beat and the web app finish what they are doing before the database stops (cli/embedded.py).
         stop_beat.set()
         server.should_exit = True
+        beat.join(timeout=30)
+        web.join(timeout=30)
         runtime.cache_clear()
     return 0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from course.curriculum import load_course
-from course.db import UPGRADE_HINT, describe
+from course.db import describe
 from course.settings import Settings, get_settings
 from emails.compiler import TemplateError
 from emails.dkim import DkimError, DkimSigner
@@ -67,10 +67,8 @@ class CommandError(Exception):
 
 def _require_schema(settings: Settings) -> None:
     """Refuse to start a process that needs tables the database does not have yet."""
-    from course.db import make_engine, schema_state, sqlite_file_missing
+    from course.db import make_engine, schema_state
 
-    if sqlite_file_missing(settings.database_url):
-        raise CommandError(f"there is no database yet at {describe(settings.database_url)}: {UPGRADE_HINT}")
     engine = make_engine(settings.database_url)
     try:
         state = schema_state(engine)
@@ -354,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="run everything in one process on this machine and watch the course arrive",
-        description="SQLite, an in-process broker, worker and beat, and the web app with an inbox page that "
+        description="A PostgreSQL of its own (from a wheel), an in-process broker, worker and beat, and the web "
+        "app with an inbox page that "
         "shows every email sent. A sample subscriber signs up and the course arrives in minutes.",
     )
     demo.add_argument("--day-seconds", type=int, default=10, help="length of a course day (default 10)")

@@ -6,8 +6,6 @@ disagree, a worker two minutes slow finds nothing due yet (and the batch waits o
 minutes fast records sends in the future (and the next day waits for it). So they all go by the
 database's clock, as job queues on a database usually do: each process reads it every
 ``CLOCK_CHECK_SECONDS`` and keeps the offset to its own, so that reading the time costs nothing between.
-
-On SQLite the database is a file on this machine: its clock is ours.
 """
 
 from __future__ import annotations
@@ -41,10 +39,9 @@ class DatabaseClock:
         self.offset = timedelta(0)
         self._next_check = 0.0  # monotonic: now
         self._lock = threading.Lock()
-        self._own = engine.dialect.name == "sqlite"
 
     def __call__(self) -> datetime:
-        if not self._own and time.monotonic() >= self._next_check:
+        if time.monotonic() >= self._next_check:
             self.check()
         return self.local() + self.offset
 

@@ -208,9 +208,9 @@ RETURNING d.id
 def claim_due_ids(
     session: Session, course: Course, now: datetime, limit: int, timing: Timing, release: str | None
 ) -> list[int]:
-    """One round of the beat for one course, set-based (PostgreSQL): the ids of the deliveries it made due.
+    """One round of the beat for one course, set-based: the ids of the deliveries it made due.
 
-    The same rules as :func:`claim_due_subscribers`, in one statement instead of a query per subscriber;
+    The same rules as :func:`claim_next_step` for one subscriber, in one statement for a round of them;
     the deliveries carry ``release``, the templates they are sent with.
     """
     rows = session.execute(_CLAIM, {
@@ -228,27 +228,11 @@ def in_flight(session: Session, now: datetime) -> int:
     return int(session.scalar(select(func.count()).select_from(Delivery).where(or_(waiting, sending))) or 0)
 
 
-def claim_due_subscribers(session: Session, now: datetime, limit: int, timing: Timing) -> list[Delivery]:
-    """The beat's work: lock due subscribers nobody else holds, and create their deliveries."""
-    due = session.scalars(
-        select(Subscriber)
-        .where(Subscriber.status == SubscriberStatus.ACTIVE.value, Subscriber.next_send_at <= now)
-        .order_by(Subscriber.next_send_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    deliveries = [delivery for subscriber in due if (delivery := claim_next_step(session, subscriber, now, timing))]
-    session.flush()
-    return deliveries
-
-
 def release_abandoned(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:
-    """Deliveries whose lease ran out (a lost task, a worker that died or stalled while sending), and on
-    PostgreSQL those whose worker holds its lock no more (it died: course/senders.py). Hand them out again."""
+    """Deliveries whose lease ran out (a lost task, a worker that died or stalled while sending), and
+    those whose worker holds its lock no more (it died: course/senders.py). Hand them out again."""
     sending = Delivery.state == DeliveryState.SENDING.value
-    abandoned = Delivery.lease_until < now
-    if session.get_bind().dialect.name == "postgresql":
-        abandoned = or_(abandoned, sender_gone())
+    abandoned = or_(Delivery.lease_until < now, sender_gone())
     stale = session.scalars(
         select(Delivery)
         .where(

@@ -38,6 +38,7 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -49,9 +50,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from course.curriculum import Checklist, Course
 from course.db import serialise
@@ -88,22 +87,9 @@ CLICKS = (EventKind.CLICK, EventKind.CONSULTATION, EventKind.RESOURCE)
 NO_ANSWER = "(none)"
 
 
-class week_of(FunctionElement[date]):
-    """The Monday (UTC) of a timestamp's week, as a date, on PostgreSQL and on SQLite."""
-
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(week_of, "postgresql")
-def _week_of_postgresql(element: week_of, compiler: Any, **kw: Any) -> str:
-    return f"CAST(date_trunc('week', {compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS date)"
-
-
-@compiles(week_of, "sqlite")
-def _week_of_sqlite(element: week_of, compiler: Any, **kw: Any) -> str:
-    # SQLite keeps UTC timestamps as text: to the next Sunday (or that day), then back six days.
-    return f"date({compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
+def week_of(moment: ColumnElement[datetime] | InstrumentedAttribute[datetime]) -> ColumnElement[date]:
+    """The Monday (UTC) of a timestamp's week, as a date."""
+    return cast(func.date_trunc("week", func.timezone("UTC", moment)), Date)
 
 
 def monday(day: date) -> date:
@@ -448,13 +434,12 @@ def refresh(
     # One sum of a course at a time (the beat's and a studio user's would insert the same rows): the
     # second waits for the first to commit, then sums afresh.
     serialise(session, f"course.insights:{course.slug}")
-    if session.get_bind().dialect.name == "postgresql":
-        # The sums sort and hash a few hundred thousand rows a week of sign-ups: in memory, not on disk
-        # (the server's default is 4 MB). For this transaction only.
-        session.execute(text(f"SET LOCAL work_mem = '{SUM_MEMORY}'"))
-        # The sum is one statement of twenty parts: compiling it to machine code (JIT) took longer than it
-        # saved (3.5 s of 9 for the weeks still in the course, at 200,000 subscribers).
-        session.execute(text("SET LOCAL jit = off"))
+    # The sums sort and hash a few hundred thousand rows a week of sign-ups: in memory, not on disk
+    # (the server's default is 4 MB). For this transaction only.
+    session.execute(text(f"SET LOCAL work_mem = '{SUM_MEMORY}'"))
+    # The sum is one statement of twenty parts: compiling it to machine code (JIT) took longer than it
+    # saved (3.5 s of 9 for the weeks still in the course, at 200,000 subscribers).
+    session.execute(text("SET LOCAL jit = off"))
     in_range = and_(InsightCount.course_slug == course.slug, InsightCount.cohort >= since, InsightCount.cohort < until)
     session.execute(delete(InsightCount).where(in_range))
     session.execute(

@@ -1,6 +1,6 @@
 """The database: subscribers and their journey, deliveries, events, the suppression list.
 
-Every timestamp is stored and returned as an aware UTC datetime, on PostgreSQL and on SQLite alike.
+Every timestamp is stored and returned as an aware UTC datetime.
 No column takes the time of its own accord: whoever writes a row says when, by the clock it was given
 (course/clock.py in production, the tests' own clock in tests), so that two clocks never meet in one
 figure. A row written without its ``created_at`` is an error, not this machine's wall clock.
@@ -50,12 +50,11 @@ def _same_as_created(context: Any) -> datetime:
     return context.get_current_parameters()["created_at"]  # type: ignore[no-any-return]
 
 
-# BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
-Id = BigInteger().with_variant(Integer(), "sqlite")
+Id = BigInteger()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime in and out. SQLite would otherwise hand back naive values."""
+    """An aware UTC datetime in and out; a naive one is refused rather than guessed at."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -65,8 +64,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime: store aware UTC datetimes only")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -9,7 +9,6 @@ and the beat hands out every "sending" delivery whose key nobody holds at its ne
 
 The lease stays, for what a lock cannot tell:
 
-- SQLite, the one-process demo, has no advisory locks (and no other process to die);
 - a machine that vanishes without closing its connections (power, network): PostgreSQL notices only
   when TCP keepalives give up;
 - behind PgBouncer in transaction mode a lock stays with the server's connection, not the worker's;
@@ -39,12 +38,9 @@ _TRIES = 8  # random 31-bit keys: a clash with a lock held at this moment is a o
 
 
 @contextmanager
-def batch_lock(engine: Engine) -> Iterator[int | None]:
-    """Hold an advisory lock for the length of a batch and yield its key; None where the database has
-    no advisory locks (SQLite). Take it before the batch is marked "sending", leave after its last commit."""
-    if engine.dialect.name != "postgresql":
-        yield None
-        return
+def batch_lock(engine: Engine) -> Iterator[int]:
+    """Hold an advisory lock for the length of a batch and yield its key. Take it before the batch is
+    marked "sending", leave after its last commit."""
     with engine.connect() as opened:
         # Autocommit: the connection sits idle for the whole batch, and an open transaction would hold
         # back VACUUM (and count as idle in transaction) all that time.

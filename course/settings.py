@@ -53,9 +53,9 @@ class Settings(BaseSettings):
     course_slug: str = "building-emotional-intimacy"
 
     # --- Delivery -------------------------------------------------------------------------------
-    # postgresql://... (psycopg 3 is used) or sqlite:///path for the embedded demo. The default is a file
-    # under var/ in the folder the command runs from; production must say where its database is.
-    database_url: str = "sqlite:///var/course.sqlite3"
+    # postgresql://user@host/db (psycopg 3 is used; ?host=/folder for a Unix socket). The default is a
+    # PostgreSQL on this machine; production must say where its database is. `course demo` runs one of its own.
+    database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/course"
     # redis://host:port/db for production, or amqp://... for RabbitMQ (with REDIS_URL besides);
     # memory:// runs broker and worker inside one process (demo).
     broker_url: str = "redis://127.0.0.1:6379/0"
@@ -144,8 +144,8 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value.removeprefix(prefix)
-        if not value.startswith(("postgresql+psycopg://", "sqlite://")):
-            raise ValueError("use postgresql://user@host/db or sqlite:///path")
+        if not value.startswith("postgresql+psycopg://"):
+            raise ValueError("use postgresql://user@host/db (PostgreSQL is the one database)")
         return value
 
     @field_validator("broker_url")
@@ -215,7 +215,7 @@ class Settings(BaseSettings):
             if self.practice_postal_address == Settings.model_fields["practice_postal_address"].default:
                 problems.append("PRACTICE_POSTAL_ADDRESS must be the practice's full postal address in production")
             if "database_url" not in self.model_fields_set:
-                problems.append("DATABASE_URL must be set in production (the default is a SQLite file to try it out)")
+                problems.append("DATABASE_URL must be set in production (the default is a PostgreSQL on this machine)")
             if "smtp_url" not in self.model_fields_set:
                 problems.append("SMTP_URL must be set in production (the default writes the mail to files)")
         if (self.dkim_selector is None) != (self.dkim_private_key_file is None):

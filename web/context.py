@@ -71,13 +71,10 @@ class WebContext:
         with self.sessions() as session:
             yield session
 
-    def async_engine(self) -> AsyncEngine | None:
-        """The database for the handlers that run on the event loop (the click redirects), on
-        PostgreSQL; None elsewhere (SQLite: they take the thread and the session instead). One engine per
+    def async_engine(self) -> AsyncEngine:
+        """The database for the handlers that run on the event loop (the click redirects). One engine per
         event loop: a server has one, a test client one per client."""
         bind = self.sessions.kw["bind"]
-        if bind.dialect.name != "postgresql":
-            return None
         loop = asyncio.get_running_loop()
         engine = self._engines.get(loop)
         if engine is None:

@@ -26,7 +26,6 @@ from course.engagement import (
     click_at_once_parameters,
     current_answer,
     exercise_click_parameters,
-    exercise_done,
     link_reader,
     placed_enrolment,
     record_click,
@@ -183,19 +182,18 @@ def _day_of(web: WebContext, session: Session, step: CourseStep) -> dict[str, An
 
 @get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)
 async def exercise_page(request: Request, web: Web, token: Token) -> Response:
-    """The day's exercise, with the click recorded: on PostgreSQL one statement on the event loop records
-    it and reads what the page shows (mail scanners open this link in every email they pass)."""
+    """The day's exercise, with the click recorded: one statement on the event loop records it and reads
+    what the page shows (mail scanners open this link in every email they pass)."""
     claim = verify(web, Purpose.EXERCISE_DONE, token)
     step = course_step(web, claim)
-    engine = web.async_engine()
-    if engine is None or step.day_number is None:
-        return await run_in_threadpool(_exercise_page_in_session, web, request, claim, token)
+    if step.day_number is None:
+        raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
     parameters = exercise_click_parameters(
         day=step.day_number,
         course_slug=web.course.slug,
         **_click_parameters(web, request, claim, EventKind.CLICK, "exercise"),
     )
-    async with engine.begin() as connection:
+    async with web.async_engine().begin() as connection:
         known, recording, done, release, _ = (await connection.execute(EXERCISE_CLICK_AT_ONCE, parameters)).one()
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
@@ -204,15 +202,6 @@ async def exercise_page(request: Request, web: Web, token: Token) -> Response:
         course = await run_in_threadpool(web.course_at, release)
     day = course.day(step.day_number).model_dump(mode="json")
     return page(web, request, "exercise.html", token=token, day=day, done=bool(done), recording=bool(recording))
-
-
-def _exercise_page_in_session(web: WebContext, request: Request, claim: LinkClaim, token: str) -> Response:
-    with web.session() as session:
-        day = _day_of(web, session, course_step(web, claim))
-        reader = clicked(web, request, session, claim, EventKind.CLICK, "exercise")
-        done = exercise_done(session, reader.subscriber, day["number"], reader.enrolment)
-        return page(web, request, "exercise.html", token=token, day=day, done=done,
-                    recording=records_for(reader.subscriber))  # fmt: skip
 
 
 @router.post("/exercise/{token}", response_class=HTMLResponse)
@@ -350,14 +339,13 @@ def _published_resources(web: WebContext) -> dict[str, Any]:
 async def redirect_click(
     web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
 ) -> None:
-    """Record the click of a link that only redirects: one statement on the event loop (PostgreSQL),
-    or the session in a thread (SQLite). A subscriber who no longer exists is a 404, as elsewhere."""
-    engine = web.async_engine()
-    if engine is None or claim.step is None:
+    """Record the click of a link that only redirects: one statement on the event loop (a link without a
+    step, the session in a thread). A subscriber who no longer exists is a 404, as elsewhere."""
+    if claim.step is None:
         await run_in_threadpool(_redirect_click_in_session, web, request, claim, kind, value)
         return
     parameters = click_at_once_parameters(**_click_parameters(web, request, claim, kind, value))
-    async with engine.begin() as connection:
+    async with web.async_engine().begin() as connection:
         known, _ = (await connection.execute(CLICK_AT_ONCE, parameters)).one()
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")

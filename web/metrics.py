@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from course.db import UPGRADE_HINT, schema_state, sqlite_file_missing
+from course.db import schema_state
 from course.models import Delivery, Event, EventKind, FeedbackNotice, SendingPause, Subscriber
 from web.context import WebContext, context
 
@@ -104,8 +104,6 @@ def scraper(
 
 
 def _database_problem(web: WebContext) -> str:
-    if sqlite_file_missing(web.settings.database_url):
-        return f"no database yet: {UPGRADE_HINT}"
     try:
         with web.session() as session:
             state = schema_state(session.get_bind().engine)

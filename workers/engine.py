@@ -29,7 +29,6 @@ from course.deliveries import (
     active_pause,
     begin_sending,
     claim_due_ids,
-    claim_due_subscribers,
     hold_for_pause,
     in_flight,
     mark_bad_address,
@@ -252,22 +251,14 @@ def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple
                 elif time.monotonic() > budget_ends:
                     left["done"] = left["more_due"] = True
 
-    if runtime.sessions.kw["bind"].dialect.name != "postgresql":
-        claimer()
-    else:
-        with ThreadPoolExecutor(CLAIMERS, thread_name_prefix="claim") as pool:
-            for done in [pool.submit(claimer) for _ in range(CLAIMERS)]:
-                done.result()  # a claimer's error (the database away) is the tick's
+    with ThreadPoolExecutor(CLAIMERS, thread_name_prefix="claim") as pool:
+        for done in [pool.submit(claimer) for _ in range(CLAIMERS)]:
+            done.result()  # a claimer's error (the database away) is the tick's
     return int(left["claimed"]), bool(left["more_due"])
 
 
 def _claim_round(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:
-    """One round's claim: set-based on PostgreSQL (a statement per course), row by row elsewhere (SQLite,
-    the one-process demo, where nobody else claims)."""
-    if session.get_bind().dialect.name != "postgresql":
-        deliveries = claim_due_subscribers(session, now, limit, timing)
-        stamp_release(session, deliveries)
-        return [delivery.id for delivery in deliveries]
+    """One round's claim: one statement per course (course/deliveries.py's ``_CLAIM``)."""
     claimed: list[int] = []
     for slug in course_slugs():
         release = release_name(current_release(session, slug))
@@ -275,16 +266,6 @@ def _claim_round(session: Session, now: datetime, limit: int, timing: Timing) ->
         if len(claimed) >= limit:
             break
     return claimed
-
-
-def stamp_release(session: Session, deliveries: list[Delivery]) -> None:
-    """Each delivery keeps the templates of the release it was claimed under, whatever is published later."""
-    releases: dict[str, int] = {}
-    for delivery in deliveries:
-        slug = delivery.subscriber.course_slug
-        if slug not in releases:
-            releases[slug] = current_release(session, slug)
-        delivery.template_version = release_name(releases[slug])
 
 
 def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:

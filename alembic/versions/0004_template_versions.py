@@ -16,7 +16,7 @@ down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Id = sa.BigInteger()
 
 
 def upgrade() -> None:

@@ -1,4 +1,4 @@
-"""The migrations build the schema the models describe, on PostgreSQL and on SQLite: no drift."""
+"""The migrations build the schema the models describe: no drift."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from sqlalchemy import create_engine, inspect, text
 from cli import database
 from course.models import email_hash
 from course.settings import get_settings
+
+from ..support.databases import empty_database
 
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
@@ -36,8 +38,13 @@ def test_the_migrations_go_down_and_up_again(database_url: str) -> None:
     assert database.check(database_url) is None
 
 
-def test_course_db_upgrade_builds_sqlite_and_check_finds_no_drift(tmp_path: Path) -> None:
-    environment = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'course.sqlite3'}"}
+def test_course_db_upgrade_builds_an_empty_database_and_check_finds_no_drift() -> None:
+    with empty_database() as url:
+        _upgrade_and_check(url)
+
+
+def _upgrade_and_check(url: str) -> None:
+    environment = {**os.environ, "DATABASE_URL": url}
     upgrade = subprocess.run(  # noqa: S603 - our own console script
         [str(COURSE), "db", "upgrade"], env=environment, capture_output=True, text=True, timeout=120, check=False
     )
@@ -50,13 +57,12 @@ def test_course_db_upgrade_builds_sqlite_and_check_finds_no_drift(tmp_path: Path
     assert set(inspect(create_engine(environment["DATABASE_URL"])).get_table_names()) == TABLES
 
 
-def test_course_db_check_reports_drift(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
-    create_engine(url).connect().close()  # an empty database: every table is missing
-    drift = subprocess.run(  # noqa: S603
-        [str(COURSE), "db", "check"], env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+def test_course_db_check_reports_drift() -> None:
+    with empty_database() as url:  # every table is missing
+        drift = subprocess.run(  # noqa: S603
+            [str(COURSE), "db", "check"], env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
     assert drift.returncode == 1
 
 

@@ -76,11 +76,13 @@ def run(*arguments: str, cwd: Path | None = None, **environment: str) -> subproc
     )  # fmt: skip
 
 
-def test_a_health_check_on_a_fresh_machine_says_there_is_no_database_and_creates_none(tmp_path: Path) -> None:
-    result = run("health", cwd=tmp_path, BROKER_URL="memory://")
+def test_a_health_check_where_there_is_no_database_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    with empty_database() as url:
+        missing = url.rsplit("/", 1)[0] + "/course_never_created"
+    result = run("health", cwd=tmp_path, DATABASE_URL=missing, BROKER_URL="memory://")
     assert result.returncode == 1
-    assert "database: missing: no database file yet: run `course db upgrade`" in result.stdout
-    assert list(tmp_path.iterdir()) == []  # no var/, no SQLite file
+    assert "database: unreachable: OperationalError" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing written where it ran
 
 
 def test_health_says_the_schema_is_missing_before_course_db_upgrade() -> None:

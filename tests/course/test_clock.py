@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from course.clock import DatabaseClock
 from course.db import make_engine
@@ -84,15 +82,4 @@ def test_a_database_out_of_reach_leaves_the_last_offset_and_raises_nothing(
         told = clock()
     assert abs((told - datetime.now(UTC)).total_seconds()) < 1.0
     assert "could not read the database's clock" in caplog.text
-    engine.dispose()
-
-
-def test_sqlite_is_on_this_machine_and_is_never_asked(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'demo.db'}")
-    asked: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *args: asked.append(args[2]))
-    local: Callable[[], datetime] = Skewed(timedelta(minutes=2))
-    clock = DatabaseClock(engine, local=local)
-    assert abs((clock() - datetime.now(UTC) - timedelta(minutes=2)).total_seconds()) < 1.0
-    assert asked == []
     engine.dispose()

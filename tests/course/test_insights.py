@@ -1,14 +1,12 @@
 """The insights' figures, from a seeded course with known answers: two sign-up weeks, people who drop
 off, a scanner, a bounce, a template change in the middle of the course, answers that move. Every
-figure is checked exactly, on PostgreSQL and on SQLite (the demo's database). The same causes played
+figure is checked exactly. The same causes played
 through the real path are in tests/web/test_insights_truth.py."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +18,6 @@ from course.db import make_engine, make_sessionmaker
 from course.insights import DayRow, Rate, Selection, compare, people, read, refresh, refresh_active
 from course.models import (
     Answer,
-    Base,
     Bounce,
     Delivery,
     Event,
@@ -37,16 +34,9 @@ WEEK_B = date(2026, 11, 9)
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
-    if request.param == "postgresql":
-        yield request.getfixturevalue("session")
-        return
-    engine = make_engine(f"sqlite:///{tmp_path / 'insights.sqlite3'}")
-    Base.metadata.create_all(engine)
-    with make_sessionmaker(engine)() as session:
-        yield session
-    engine.dispose()
+@pytest.fixture
+def db(session: Session) -> Session:
+    return session
 
 
 class Seed:

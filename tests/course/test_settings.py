@@ -118,7 +118,7 @@ def test_production_says_where_its_database_and_mail_go(monkeypatch: pytest.Monk
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("PRACTICE_POSTAL_ADDRESS", "1 A Street, Castle Rock, CO")
-    # The defaults (a SQLite file, mail written to files) are for trying it out, never for real.
+    # The defaults (a PostgreSQL on this machine, mail written to files) are for trying it out, never for real.
     with pytest.raises(SettingsError, match="DATABASE_URL must be set") as missing:
         load_settings()
     assert "SMTP_URL must be set" in str(missing.value)

@@ -65,7 +65,7 @@ def test_the_demo_sends_the_whole_course_and_shows_it_in_the_inbox(tmp_path: Pat
         first = page.split('href="/inbox/', 1)[1].split('"', 1)[0]
         status, shown = get(f"{inbox}/{first}")
         assert status == 200 and "Its links" in shown and "/unsubscribe/" in shown
-        assert get(f"{inbox}/..%2F..%2Fcourse.sqlite3")[0] == 404
+        assert get(f"{inbox}/..%2F..%2F..%2Fdemo.log")[0] == 404  # the log, three folders above the outbox
         assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         # The demo's studio account, printed at start, signs in.
         banner = re.search(r"\((studio@example\.com), password (\S+)\)", (tmp_path / "demo.log").read_text())

@@ -40,13 +40,13 @@ class _Framer(ForeignPage):
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
+def demo(tmp_path: Path, database_url: str) -> Iterator[Demo]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     outbox = tmp_path / "outbox"
     settings = make_settings(
         environment="development", demo_inbox=True, smtp_url=f"outbox:{outbox}", base_url=base,
-        database_url=f"sqlite:///{tmp_path / 'course.sqlite3'}", broker_url="memory://",
+        database_url=database_url, broker_url="memory://",
     )  # fmt: skip
     write_previews(load_course(), settings, outbox, only=["welcome"])  # the real email, as the outbox holds it
     server = uvicorn.Server(uvicorn.Config(create_app(settings, enqueue=lambda ids: None), host="127.0.0.1",

@@ -36,9 +36,8 @@ def outbox(tmp_path: Path) -> Path:
     return folder
 
 
-def client(tmp_path: Path, **overrides: object) -> TestClient:
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'course.sqlite3'}", broker_url="memory://",
-                             **overrides)  # fmt: skip
+def client(database_url: str, **overrides: object) -> TestClient:
+    settings = make_settings(database_url=database_url, broker_url="memory://", **overrides)
     return TestClient(create_app(settings, enqueue=lambda ids: None), base_url="https://course.example.org")
 
 
@@ -46,8 +45,8 @@ INBOX_PATHS = ["/inbox", f"/inbox/{NAME}", f"/inbox/{NAME}/html"]
 
 
 @pytest.mark.parametrize("environment", ["production", "test", "development"])
-def test_mail_going_to_a_folder_does_not_open_the_inbox(tmp_path: Path, outbox: Path, environment: str) -> None:
-    with client(tmp_path, environment=environment, smtp_url=f"outbox:{outbox}") as web:
+def test_mail_going_to_a_folder_does_not_open_the_inbox(database_url: str, outbox: Path, environment: str) -> None:
+    with client(database_url, environment=environment, smtp_url=f"outbox:{outbox}") as web:
         for path in INBOX_PATHS:
             response = web.get(path)
             assert response.status_code == 404, (environment, path)
@@ -55,8 +54,8 @@ def test_mail_going_to_a_folder_does_not_open_the_inbox(tmp_path: Path, outbox: 
         assert 'href="/inbox"' not in web.get("/").text
 
 
-def test_the_demo_inbox_shows_the_mail_in_development_when_asked(tmp_path: Path, outbox: Path) -> None:
-    with client(tmp_path, environment="development", smtp_url=f"outbox:{outbox}", demo_inbox=True,
+def test_the_demo_inbox_shows_the_mail_in_development_when_asked(database_url: str, outbox: Path) -> None:
+    with client(database_url, environment="development", smtp_url=f"outbox:{outbox}", demo_inbox=True,
                 base_url="http://127.0.0.1:8000") as web:  # fmt: skip
         assert 'href="/inbox"' in web.get("/").text
         listing = web.get("/inbox")
@@ -84,11 +83,13 @@ def test_the_demo_inbox_shows_the_mail_in_development_when_asked(tmp_path: Path,
         assert html.headers["x-content-type-options"] == "nosniff"
         assert html.headers["cache-control"] == "no-store"
 
-        assert web.get("/inbox/..%2F..%2Fcourse.sqlite3").status_code == 404
+        (outbox.parent / "secret.txt").write_text("beside the outbox")  # a file a way out would reach
+        assert web.get("/inbox/..%2Fsecret.txt").status_code == 404
+        assert web.get("/inbox/..%2F..%2Fsecret.txt").status_code == 404
 
 
-def test_uptime_monitors_may_ask_the_inbox_with_head(tmp_path: Path, outbox: Path) -> None:
-    with client(tmp_path, environment="development", smtp_url=f"outbox:{outbox}", demo_inbox=True,
+def test_uptime_monitors_may_ask_the_inbox_with_head(database_url: str, outbox: Path) -> None:
+    with client(database_url, environment="development", smtp_url=f"outbox:{outbox}", demo_inbox=True,
                 base_url="http://127.0.0.1:8000") as web:  # fmt: skip
         for path in INBOX_PATHS:
             response = web.head(path)

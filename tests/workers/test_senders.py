@@ -13,10 +13,9 @@ import sqlalchemy
 from sqlalchemy import select, text
 from sqlalchemy.pool import NullPool
 
-from course.db import make_engine
 from course.deliveries import begin_sending
 from course.models import Delivery, DeliveryState
-from course.senders import LOCK_SPACE, batch_lock
+from course.senders import LOCK_SPACE
 from workers.engine import send_batch, tick
 
 from ..support.waiting import wait_until
@@ -122,10 +121,3 @@ def test_a_worker_whose_lock_connection_is_killed_leaves_the_rest_of_its_batch_t
     day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1"))
     assert set(day_one) == {f"reader{number}@example.com" for number in range(3)}
     assert sorted(day_one.values()) == [1, 1, 2], "only the message under way goes twice"
-
-
-def test_sqlite_has_no_locks_and_the_lease_alone_hands_out(tmp_path: Any) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'demo.db'}")
-    with batch_lock(engine) as key:
-        assert key is None
-    engine.dispose()
