@@ -14,8 +14,10 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-# The migrations, beside the packages in the repository (and in the container image).
-MIGRATIONS = Path(__file__).resolve().parents[1] / "alembic"
+# The migrations: the package course.migrations of an installed wheel (the container image's), the
+# top-level alembic/ folder of a checkout.
+_SHIPPED = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = _SHIPPED if (_SHIPPED / "env.py").is_file() else Path(__file__).resolve().parents[1] / "alembic"
 UPGRADE_HINT = "run `course db upgrade`"
 
 
