@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course.curriculum import Course
+from course.lifecycle import is_day_email
 from course.settings import Settings
-from emails.compiler import is_day_email
 from emails.preview import write_previews
 
 # A phone's viewport in CSS pixels (an iPhone of the X to 15 size): one "screen" is its height.

@@ -15,6 +15,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from course import lifecycle
+from course.lifecycle import EmailKind, day_email
+
 CURRICULA_DIR = Path(__file__).parent / "curricula"
 DEFAULT_COURSE_SLUG = "building-emotional-intimacy"
 
@@ -369,12 +372,9 @@ class Course(_Data):
         """What a subscriber receives, in order: the welcome, each day, the completion."""
         last = len(self.days) + 1
         return (
-            [CourseStep(number=0, email="welcome", checklist=self.welcome.checklist)]
-            + [
-                CourseStep(number=day.number, email=f"day-{day.number:02d}", checklist=day.checklist)
-                for day in self.days
-            ]
-            + [CourseStep(number=last, email="completion", checklist=self.completion.checklist)]
+            [CourseStep(number=0, email=EmailKind.WELCOME.value, checklist=self.welcome.checklist)]
+            + [CourseStep(number=day.number, email=day_email(day.number), checklist=day.checklist) for day in self.days]
+            + [CourseStep(number=last, email=EmailKind.COMPLETION.value, checklist=self.completion.checklist)]
         )
 
     def step(self, number: int) -> CourseStep:
@@ -393,7 +393,7 @@ class CourseStep(_Data):
 
     @property
     def day_number(self) -> int | None:
-        return int(self.email.removeprefix("day-")) if self.email.startswith("day-") else None
+        return lifecycle.day_number(self.email)
 
 
 def load_course_file(path: Path) -> Course:

@@ -27,6 +27,7 @@ from sqlalchemy import Boolean, Table, and_, bindparam, case, delete, func, or_,
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
+from course.lifecycle import EmailKind, SuppressionReason
 from course.models import (
     Bounce,
     Delivery,
@@ -45,13 +46,10 @@ from course.senders import sender_gone
 
 log = logging.getLogger(__name__)
 
-CONFIRMATION_EMAIL = "confirmation"
+CONFIRMATION_EMAIL = EmailKind.CONFIRMATION.value
 # Sent on request to the address on file: a fresh link to the preferences page (data download and erase).
-PREFERENCES_LINK_EMAIL = "preferences-link"
+PREFERENCES_LINK_EMAIL = EmailKind.PREFERENCES_LINK.value
 MAX_ATTEMPTS = 8
-# Suppressions that are for good; "erased" only stops mail until the person signs up again and confirms.
-PERMANENT_SUPPRESSIONS = ("bounce", "complaint")
-_WEIGHT = {"erased": 1, "bounce": 2, "complaint": 3}  # a later, weightier reason replaces the one on file
 
 
 @dataclass(frozen=True)
@@ -87,20 +85,20 @@ def is_suppressed(session: Session, email: str, key: bytes) -> bool:
     return suppression_reason(session, email, key) is not None
 
 
-def suppress(session: Session, email: str, key: bytes, reason: str, detail: str | None, now: datetime) -> None:
+def suppress(
+    session: Session, email: str, key: bytes, reason: SuppressionReason, detail: str | None, now: datetime
+) -> None:
     existing = session.scalar(select(Suppression).where(Suppression.email_hash == email_hash(email, key)))
     if existing is None:
-        session.add(Suppression(email_hash=email_hash(email, key), reason=reason, detail=detail, created_at=now))
-    elif _WEIGHT.get(reason, 0) > _WEIGHT.get(existing.reason, 0):
-        # A bounce after an erasure is for good; a complaint after a bounce is what the person said.
-        existing.reason, existing.detail = reason, detail
+        session.add(Suppression(email_hash=email_hash(email, key), reason=reason.value, detail=detail, created_at=now))
+    elif reason.weight > SuppressionReason(existing.reason).weight:
+        existing.reason, existing.detail = reason.value, detail
 
 
 def lift_erasure(session: Session, email: str, key: bytes) -> None:
     """The person who erased their data confirmed a new sign-up: their own choice wins over the old erasure."""
-    session.execute(
-        delete(Suppression).where(Suppression.email_hash == email_hash(email, key), Suppression.reason == "erased")
-    )
+    erased = Suppression.reason == SuppressionReason.ERASED.value
+    session.execute(delete(Suppression).where(Suppression.email_hash == email_hash(email, key), erased))
 
 
 # --- Creating deliveries --------------------------------------------------------------------------
@@ -310,7 +308,7 @@ def _why_not(step: int | None, email: str, status: str, suppressed: str | None) 
             return f"the subscriber is {status}"
         return None
     # Emails the person asked for just now. An erasure does not stop them: they are the way back in.
-    if suppressed in PERMANENT_SUPPRESSIONS:
+    if SuppressionReason.is_permanent(suppressed):
         return "the address is suppressed"
     # Someone who unsubscribed stays unsubscribed until they confirm again: their confirmation may go.
     if email == CONFIRMATION_EMAIL and status not in (
@@ -518,7 +516,7 @@ def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: date
     subscriber = delivery.subscriber
     subscriber.status = SubscriberStatus.BOUNCED.value
     subscriber.next_send_at = None
-    suppress(session, subscriber.email, timing.address_key, "bounce", reply, now)
+    suppress(session, subscriber.email, timing.address_key, SuppressionReason.BOUNCE, reply, now)
     session.add(Event(subscriber_id=subscriber.id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
                       step=delivery.step, value=Bounce.BAD_ADDRESS.value, detail=reply, created_at=now))  # fmt: skip
 

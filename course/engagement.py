@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from course.curriculum import Checklist, Course, ScoreBand
 from course.deliveries import suppress
+from course.lifecycle import SuppressionReason
 from course.models import (
     ENROLLED,
     Answer,
@@ -453,7 +454,7 @@ def export_json(session: Session, subscriber: Subscriber) -> str:
 def erase(session: Session, subscriber: Subscriber, now: datetime, address_key: bytes) -> None:
     """Delete every personal record; keep only a keyed hash of the address on the suppression list, so
     that nothing is mailed to it by accident. Signing up again and confirming lifts it."""
-    suppress(session, subscriber.email, address_key, "erased", None, now)
+    suppress(session, subscriber.email, address_key, SuppressionReason.ERASED, None, now)
     session.execute(delete(Answer).where(Answer.subscriber_id == subscriber.id))
     session.execute(delete(SignupRequest).where(SignupRequest.subscriber_id == subscriber.id))
     session.execute(delete(Event).where(Event.subscriber_id == subscriber.id))

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.deliveries import suppress
+from course.lifecycle import SuppressionReason
 from course.links import InvalidLink, LinkSigner, Purpose
 from course.models import (
     Bounce,
@@ -183,7 +184,7 @@ def record(
         days = policy.window.total_seconds() / 86400
         detail = f"{count} soft bounces in {days:g} days; the last: {detail}"
         _stop(session, subscribers, SubscriberStatus.BOUNCED, now)
-        suppress(session, address, address_key, "bounce", detail[:2000], now)
+        suppress(session, address, address_key, SuppressionReason.BOUNCE, detail[:2000], now)
         return Recorded(feedback, Outcome.SUPPRESSED, ids)
 
     complaint = feedback.kind is FeedbackKind.COMPLAINT
@@ -191,7 +192,8 @@ def record(
         kind, value = (EventKind.COMPLAINT, "complaint") if complaint else (EventKind.BOUNCE, Bounce.HARD.value)
         _event(session, kind, value, reader, answered, detail, now)
     _stop(session, subscribers, SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED, now)
-    suppress(session, address, address_key, "complaint" if complaint else "bounce", detail[:2000] or None, now)
+    reason = SuppressionReason.COMPLAINT if complaint else SuppressionReason.BOUNCE
+    suppress(session, address, address_key, reason, detail[:2000] or None, now)
     return Recorded(feedback, Outcome.SUPPRESSED, ids)
 
 

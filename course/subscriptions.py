@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from course.db import serialise
 from course.deliveries import (
     CONFIRMATION_EMAIL,
-    PERMANENT_SUPPRESSIONS,
     PREFERENCES_LINK_EMAIL,
     Timing,
     claim_next_step,
@@ -42,6 +41,7 @@ from course.deliveries import (
     schedule_for,
     suppression_reason,
 )
+from course.lifecycle import SuppressionReason
 from course.models import (
     ENROLLED,
     Delivery,
@@ -183,7 +183,7 @@ def subscribe(
     now = consent.at
     mailbox = mailbox_hash(address, timing.address_key)
     serialise(session, f"course.mailbox:{mailbox}")  # one sign-up of a mailbox at a time, until commit
-    if suppression_reason(session, address, timing.address_key) in PERMANENT_SUPPRESSIONS:
+    if SuppressionReason.is_permanent(suppression_reason(session, address, timing.address_key)):
         return Result(SubscribeOutcome.SUPPRESSED)
     subscriber = session.scalar(
         select(Subscriber).where(Subscriber.course_slug == course_slug, Subscriber.email == address).with_for_update()
@@ -339,7 +339,7 @@ def confirm(
     elif subscriber.status != SubscriberStatus.PENDING.value:
         return Result(ConfirmOutcome.NOT_PENDING, subscriber.id)
     suppressed = suppression_reason(session, subscriber.email, timing.address_key)
-    if suppressed in PERMANENT_SUPPRESSIONS:
+    if SuppressionReason.is_permanent(suppressed):
         return Result(ConfirmOutcome.NOT_PENDING, subscriber.id)
     if suppressed is not None:
         lift_erasure(session, subscriber.email, timing.address_key)

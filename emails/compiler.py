@@ -32,6 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 from mjml import mjml2html
 
+from course.lifecycle import is_day_email
 from emails.markup import inline_html, inline_text, markup_html, markup_text, plain, punctuated
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -39,12 +40,6 @@ EMAIL_FILES = ("subject.txt", "body.mjml", "body.txt")
 SHARED_FOLDER = "_base"
 # The folder every course day's email falls back to, file by file.
 DAY_FOLDER = "day"
-_DAY_EMAIL = re.compile(r"^day-\d+$")
-
-
-def is_day_email(name: str) -> bool:
-    """``day-07``: a course day's email (or its folder of own files)."""
-    return _DAY_EMAIL.fullmatch(name) is not None
 
 
 class TemplateError(ValueError):

@@ -14,18 +14,17 @@ from typing import Any
 import jinja2
 
 from course.curriculum import Course, CourseStep
+from course.lifecycle import EmailKind
 from course.links import LinkSigner, Purpose
 from course.settings import Settings
 from emails import words
 from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
 from emails.markup import plain
 
-CONFIRMATION = "confirmation"
+CONFIRMATION = EmailKind.CONFIRMATION.value
 # The web page a letter's ``page`` is published at (web/pages.py serves it).
 PAGE_PATH = "/about"
-PREFERENCES_LINK = "preferences-link"
-# Emails a person asks for, outside the course's steps.
-SERVICE_EMAILS = (CONFIRMATION, PREFERENCES_LINK)
+PREFERENCES_LINK = EmailKind.PREFERENCES_LINK.value
 
 
 def email_names(course: Course) -> list[str]:
@@ -134,12 +133,12 @@ class Renderer:
             "consultation": None,
         }
         if email == CONFIRMATION:
-            context["step"] = {"number": None, "kind": "confirmation", "email": email}
+            context["step"] = {"number": None, "kind": EmailKind.CONFIRMATION.value, "email": email}
             context["letter"] = course["confirmation"]
             context["preview"] = course["confirmation"]["preview"]
             return context
         if email == PREFERENCES_LINK:
-            context["step"] = {"number": None, "kind": "preferences-link", "email": email}
+            context["step"] = {"number": None, "kind": EmailKind.PREFERENCES_LINK.value, "email": email}
             context["preview"] = "The link you asked for: your course settings and your data."
             return context
 

@@ -11,27 +11,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from enum import StrEnum
 
 from jinja2 import Environment, meta, nodes
 
-from emails.compiler import EMAIL_FILES, TemplateSet, environments, is_day_email, resolve_includes
-
-
-class EmailKind(StrEnum):
-    """The kinds of email; each kind gets the same variables (``step.kind`` in a template)."""
-
-    CONFIRMATION = "confirmation"
-    WELCOME = "welcome"
-    DAY = "day"
-    COMPLETION = "completion"
-    PREFERENCES_LINK = "preferences-link"
-
-
-def kind_of(email: str) -> EmailKind:
-    """``day-07`` is a day; every other email is its own kind."""
-    return EmailKind.DAY if is_day_email(email) else EmailKind(email)
-
+from course.lifecycle import EmailKind, kind_of
+from emails.compiler import EMAIL_FILES, TemplateSet, environments, resolve_includes
 
 ALL = frozenset(EmailKind)
 COURSE_STEPS = frozenset({EmailKind.WELCOME, EmailKind.DAY, EmailKind.COMPLETION})

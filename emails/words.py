@@ -25,11 +25,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from course.curriculum import Block, ChecklistItem, Course, Exercise, Practice
+from course.lifecycle import EmailKind, day_number
 from emails.compiler import TemplateError, TemplateSet
 
 WORDS_FOLDER = "_words"
 SHARED = f"{WORDS_FOLDER}/shared.yaml"
-LETTERS = ("confirmation", "welcome", "completion")
+# The emails written as a letter (a person's words, a sign-off), not as a day's lesson.
+LETTERS = (EmailKind.CONFIRMATION.value, EmailKind.WELCOME.value, EmailKind.COMPLETION.value)
 
 
 class _Words(BaseModel):
@@ -141,7 +143,7 @@ def shipped(course: Course, item: str) -> dict[str, Any]:
     if email in LETTERS:
         letter = data[email]
         return {field: letter[field] for field in LetterWords.model_fields if letter.get(field)}
-    day = data["days"][int(email.removeprefix("day-")) - 1]
+    day = data["days"][_day_index(email)]
     return {field: day[field] for field in DayWords.model_fields if field in day}
 
 
@@ -245,7 +247,7 @@ def _apply(course: Course, templates: TemplateSet) -> Course:
             data[email].update(after=[], page=None)  # a field left out goes back to none
             data[email].update(words)
         else:
-            day = data["days"][int(email.removeprefix("day-")) - 1]
+            day = data["days"][_day_index(email)]
             day.update(subject=None, preview=None)  # a field left empty goes back to its default
             day.update(words)
     try:
@@ -274,3 +276,10 @@ def apply(course: Course, templates: TemplateSet) -> Course:
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return applied
+
+
+def _day_index(email: str) -> int:
+    number = day_number(email)
+    if number is None:
+        raise KeyError(f"{email} is not a course day's email")
+    return number - 1

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from course.db import make_engine, make_sessionmaker
 from course.deliveries import Timing, is_suppressed, suppress
 from course.engagement import erase
+from course.lifecycle import SuppressionReason
 from course.models import Delivery, DeliveryState, SignupRequest, Subscriber, SubscriberStatus, mailbox
 from course.subscriptions import (
     ConfirmOutcome,
@@ -187,7 +188,7 @@ def test_a_person_who_erased_their_data_can_join_again(session: Session) -> None
 
 
 def test_a_bounced_address_stays_suppressed(session: Session) -> None:
-    suppress(session, "gone@example.com", TIMING.address_key, "bounce", "550 5.1.1", NOW)
+    suppress(session, "gone@example.com", TIMING.address_key, SuppressionReason.BOUNCE, "550 5.1.1", NOW)
     session.commit()
     assert sign_up(session, "gone@example.com").outcome is SubscribeOutcome.SUPPRESSED
     assert session.scalars(select(Delivery)).all() == []

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from course.lifecycle import EmailKind, kind_of
 from emails.compiler import default_templates
 from emails.rendering import Renderer
-from emails.variables import EmailKind, kind_of, unknown_variables, variables_for
+from emails.variables import unknown_variables, variables_for
 
 from .conftest import ALEX
 

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from course.lifecycle import EmailKind, is_day_email
 from course.studio import audit
 from emails import markup
-from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates, is_day_email
+from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates
 from emails.mime import MessageBuilder
 from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
@@ -150,7 +151,7 @@ def item_label(item: str) -> str:
     if is_words(item):
         email = email_of(item)
         return "Shared words" if email is None else f"{email_label(email)} · words"
-    if is_day_email(item) or item in {"confirmation", "welcome", "completion", "preferences-link"}:
+    if is_day_email(item) or item in set(EmailKind) - {EmailKind.DAY}:
         return f"{email_label(item)} · layout"
     if item == "day":
         return "Every day · layout"

@@ -1,0 +1,77 @@
+"""The words of a subscriber's life with the course, each defined once: the kinds of email, and why an
+address is on the suppression list. (The statuses and their sets are the models'; course/models.py.)
+
+Every module that names an email kind or a suppression reason takes it from here, so that a new kind
+(a course's own email, say) or a new reason is added in one place and every rule that reads it sees it.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+_DAY_EMAIL = re.compile(r"^day-(\d+)$")
+
+
+class EmailKind(StrEnum):
+    """The kinds of email; each kind gets the same variables (``step.kind`` in a template)."""
+
+    CONFIRMATION = "confirmation"  # double opt-in: before the course, to confirm the address
+    WELCOME = "welcome"  # the course's first step, right after confirming
+    DAY = "day"  # a course day: its emails are named day-01, day-02, ...
+    COMPLETION = "completion"  # the course's last step
+    PREFERENCES_LINK = "preferences-link"  # asked for: a fresh link to one's preferences and data
+
+    @property
+    def asked_for(self) -> bool:
+        """Sent because the person asked just now (signing up, asking for their link), outside the
+        course's steps: it goes to whoever asked, whatever their place in the course."""
+        return self in (EmailKind.CONFIRMATION, EmailKind.PREFERENCES_LINK)
+
+
+# Emails a person asks for, outside the course's steps.
+SERVICE_EMAILS = tuple(kind.value for kind in EmailKind if kind.asked_for)
+
+
+def day_email(number: int) -> str:
+    """The email of course day ``number``: ``day-07``."""
+    return f"day-{number:02d}"
+
+
+def is_day_email(name: str) -> bool:
+    """``day-07``: a course day's email (or its folder of own files)."""
+    return _DAY_EMAIL.fullmatch(name) is not None
+
+
+def day_number(name: str) -> int | None:
+    """7 for ``day-07``; None for an email that is not a day's."""
+    found = _DAY_EMAIL.fullmatch(name)
+    return int(found.group(1)) if found else None
+
+
+def kind_of(email: str) -> EmailKind:
+    """``day-07`` is a day; every other email is its own kind (ValueError for a name that is none)."""
+    return EmailKind.DAY if is_day_email(email) else EmailKind(email)
+
+
+class SuppressionReason(StrEnum):
+    """Why an address is on the suppression list (``Suppression.reason``)."""
+
+    ERASED = "erased"  # the person erased their data: no mail until they sign up again and confirm
+    BOUNCE = "bounce"  # the address does not take mail: for good
+    COMPLAINT = "complaint"  # the person marked an email as spam: for good
+
+    @property
+    def permanent(self) -> bool:
+        """For good: even an email the person asks for does not go (only an erasure is lifted, by them)."""
+        return self is not SuppressionReason.ERASED
+
+    @property
+    def weight(self) -> int:
+        """A later, weightier reason replaces the one on file: a bounce after an erasure is for good; a
+        complaint after a bounce is what the person said."""
+        return list(SuppressionReason).index(self)
+
+    @classmethod
+    def is_permanent(cls, reason: str | None) -> bool:
+        return reason is not None and cls(reason).permanent
