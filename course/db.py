@@ -4,15 +4,16 @@ server), and whether a database's schema is the one this code expects."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 # The migrations: the package course.migrations of an installed wheel (the container image's), the
 # top-level alembic/ folder of a checkout.
@@ -40,6 +41,47 @@ def serialise(session: Session, name: str) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+# --- Handing deliveries to the workers once they are committed -------------------------------------------
+#
+# A worker must find a delivery committed, so it is queued only after the transaction that made it commits,
+# and never if it rolls back. The rules that make deliveries due now (a sign-up's confirmation, a welcome,
+# the beat's claim) say so with :func:`hand_over_after_commit`; the session remembers them, and its commit
+# gives them to the queue its sessionmaker was given (:func:`hand_over_with`, in the composition root). No
+# caller has to remember to enqueue, or to wait for the commit first.
+
+_QUEUED = "course.queued_deliveries"  # Session.info: the transaction's deliveries for the workers
+_ENQUEUE = "course.enqueue"  # Session.info, from its sessionmaker: where they go
+
+
+def hand_over_after_commit(session: Session, delivery_ids: Iterable[int]) -> None:
+    """Give these deliveries to the workers once this session's transaction commits (forgotten if it rolls
+    back)."""
+    session.info.setdefault(_QUEUED, []).extend(delivery_ids)
+
+
+def hand_over_with(sessions: sessionmaker[Session], enqueue: Callable[[list[int]], None]) -> None:
+    """The sessions ``sessions`` makes give what they hand over to ``enqueue``, after each commit.
+
+    Sessions made without one (a script's, a test's) commit what they hand over and leave it to the
+    beat, which hands out a claimed delivery nobody took once its lease runs out
+    (:func:`course.deliveries.release_abandoned`), as when the broker was away."""
+    sessions.kw.setdefault("info", {})[_ENQUEUE] = enqueue
+
+
+@event.listens_for(Session, "after_commit")
+def _hand_over(session: Session) -> None:
+    queued = session.info.pop(_QUEUED, None)
+    enqueue = session.info.get(_ENQUEUE)
+    if queued and enqueue is not None:
+        enqueue(queued)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:  # the whole transaction (a savepoint's keeps the rest's)
+        session.info.pop(_QUEUED, None)
 
 
 def describe(database_url: str) -> str:

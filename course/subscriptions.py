@@ -29,7 +29,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from course.db import serialise
+from course.db import hand_over_after_commit, serialise
 from course.deliveries import (
     CONFIRMATION_EMAIL,
     PREFERENCES_LINK_EMAIL,
@@ -235,6 +235,7 @@ def subscribe(
     session.flush()
     if due > now:
         return Result(SubscribeOutcome.CONFIRMATION_PACED, subscriber.id)
+    hand_over_after_commit(session, [delivery.id])
     return Result(SubscribeOutcome.CONFIRMATION_QUEUED, subscriber.id, [delivery.id])
 
 
@@ -370,7 +371,9 @@ def confirm(
     if subscriber.current_step is None:
         delivery = claim_next_step(session, subscriber, now, timing)  # the welcome, right away
         session.flush()
-        return Result(ConfirmOutcome.CONFIRMED, subscriber.id, [delivery.id] if delivery else [])
+        welcome = [delivery.id] if delivery else []
+        hand_over_after_commit(session, welcome)
+        return Result(ConfirmOutcome.CONFIRMED, subscriber.id, welcome)
     # Back after an unsubscribe: resume where they left off, on a new local day.
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
     session.flush()
@@ -408,6 +411,7 @@ def send_preferences_link(session: Session, subscriber_id: int, *, now: datetime
         return []
     delivery = queue_service_email(session, subscriber, PREFERENCES_LINK_EMAIL, now, now, timing)
     session.flush()
+    hand_over_after_commit(session, [delivery.id])
     return [delivery.id]
 
 

@@ -21,7 +21,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from course.clock import DatabaseClock
 from course.curriculum import load_course
-from course.db import make_engine, make_sessionmaker
+from course.db import hand_over_with, make_engine, make_sessionmaker
 from course.links import LinkSigner
 from course.settings import Settings, get_settings
 from emails.markup import inline_html, markup_html, punctuated
@@ -30,6 +30,7 @@ from web.context import WebContext
 from web.links import LinkProblem
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from web.security import BODY_LIMIT_BYTES, BodyLimit, SecuredFastAPI, slash_redirect
+from workers.engine import batches
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ def celery_enqueue(settings: Settings) -> Callable[[Iterable[int]], None]:
 
         ids = list(delivery_ids)
         try:
-            for start in range(0, len(ids), settings.send_batch_size):
-                send_batch.delay(ids[start : start + settings.send_batch_size])
+            for batch in batches(ids, settings.send_batch_size):
+                send_batch.delay(batch)
         except Exception:  # the broker is away: the deliveries are committed, so nothing is lost
             log.warning("could not queue deliveries %s now; the beat will hand them out", ids, exc_info=True)
 
@@ -79,6 +80,7 @@ def create_app(
         enqueue=enqueue or celery_enqueue(settings),
     )
     web.clock = clock or DatabaseClock(web.sessions.kw["bind"], settings.clock_check_seconds)
+    hand_over_with(web.sessions, web.enqueue)  # what a request's transaction hands over, queued once it commits
 
     production = settings.environment == "production"
     app = SecuredFastAPI(

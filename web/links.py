@@ -163,7 +163,6 @@ def confirm_now(request: Request, web: Web, token: Token) -> Response:
         subscriber = load_subscriber(session, claim)
         result = confirm(session, subscriber.id, now=web.clock(), timing=web.timing, request_id=request_id)
         session.commit()
-    web.enqueue(result.delivery_ids)
     if result.outcome is ConfirmOutcome.NOT_PENDING:
         raise LinkProblem(
             400, "This confirmation is no longer valid", "You left the course after it was sent. Sign up again below."
@@ -420,18 +419,15 @@ def pause_instead(request: Request, web: Web, token: Token) -> Response:
 def resubscribe(request: Request, web: Web, token: Token) -> Response:
     """Back in, through a new confirmation sent to the address (the link may have been forwarded)."""
     claim = verify(web, Purpose.UNSUBSCRIBE, token)
-    delivery_ids: list[int] = []
     with web.session() as session:
         subscriber = session.get(Subscriber, claim.subscriber_id)
         if subscriber is not None:
             consent = Consent(at=web.clock(), ip=client_ip(request, web.settings),
                               user_agent=request.headers.get("user-agent"), form="unsubscribe page")  # fmt: skip
-            result = subscribe(session, course_slug=subscriber.course_slug, email=subscriber.email,
-                               first_name=subscriber.first_name, timezone=subscriber.timezone,
-                               send_time=subscriber.send_time, consent=consent, timing=web.timing)  # fmt: skip
+            subscribe(session, course_slug=subscriber.course_slug, email=subscriber.email,
+                      first_name=subscriber.first_name, timezone=subscriber.timezone,
+                      send_time=subscriber.send_time, consent=consent, timing=web.timing)  # fmt: skip
             session.commit()
-            delivery_ids = result.delivery_ids
-    web.enqueue(delivery_ids)
     return page(web, request, "unsubscribe-done.html", done="confirmation")
 
 
@@ -442,10 +438,8 @@ def email_preferences_link(request: Request, web: Web, token: Token) -> Response
 
 def mail_preferences_link(web: WebContext, request: Request, claim: LinkClaim) -> Response:
     """Send a fresh preferences link to the address of the link's subscriber (if they still exist)."""
-    delivery_ids: list[int] = []
     with web.session() as session:
         if session.get(Subscriber, claim.subscriber_id) is not None:
-            delivery_ids = send_preferences_link(session, claim.subscriber_id, now=web.clock(), timing=web.timing)
+            send_preferences_link(session, claim.subscriber_id, now=web.clock(), timing=web.timing)
             session.commit()
-    web.enqueue(delivery_ids)
     return page(web, request, "unsubscribe-done.html", done="preferences-link")

@@ -119,7 +119,7 @@ def sign_up(
 def _sign_up_now(web: WebContext, sign_up: SignUp) -> None:
     try:
         with web.session() as session:
-            result = subscribe(
+            subscribe(
                 session,
                 course_slug=web.course.slug,
                 email=sign_up.email,
@@ -129,11 +129,9 @@ def _sign_up_now(web: WebContext, sign_up: SignUp) -> None:
                 consent=sign_up.consent,
                 timing=web.timing,
             )
-            session.commit()
+            session.commit()  # its confirmation goes to the workers as it commits
     except Exception:
         log.exception("a sign-up could not be stored (%s)", sign_up.consent.at.isoformat())
-        return
-    web.enqueue(result.delivery_ids)
 
 
 @get_and_head(router, "/check-your-inbox", response_class=HTMLResponse)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from course.clock import DatabaseClock
 from course.curriculum import course_slugs, load_course
-from course.db import make_engine, make_sessionmaker
+from course.db import hand_over_after_commit, hand_over_with, make_engine, make_sessionmaker
 from course.deliveries import (
     Outgoing,
     Sent,
@@ -66,6 +66,13 @@ TICK_BUDGET = 0.8
 CLAIMERS = 2
 
 
+def batches(delivery_ids: Iterable[int], size: int) -> Iterator[list[int]]:
+    """The ids in send_batch tasks of at most ``size`` (SEND_BATCH_SIZE)."""
+    ids = list(delivery_ids)
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 class Runtime:
     def __init__(
         self,
@@ -85,6 +92,7 @@ class Runtime:
             sending_pause_seconds=settings.sending_pause_seconds,
         )
         self.sessions = sessions or make_sessionmaker(make_engine(settings.database_url))
+        hand_over_with(self.sessions, self.enqueue)
         self.sender: Sender = sender or sender_from_url(settings.smtp_url, settings.smtp_timeout_seconds)
         self.throttle = throttle or make_throttle(settings)
         self._enqueue = enqueue
@@ -95,11 +103,9 @@ class Runtime:
         return self.clock()
 
     def enqueue(self, delivery_ids: Iterable[int]) -> None:
-        """Queue send_batch tasks, in batches. Call only after the transaction that made them committed."""
-        ids = list(delivery_ids)
-        size = self.settings.send_batch_size
-        for start in range(0, len(ids), size):
-            chunk = ids[start : start + size]
+        """Queue send_batch tasks, in batches. Its sessions do it when a transaction that handed deliveries
+        over commits (course/db.py's hand_over_after_commit)."""
+        for chunk in batches(delivery_ids, self.settings.send_batch_size):
             if self._enqueue is not None:
                 self._enqueue(chunk)
             else:
@@ -215,8 +221,8 @@ def tick(runtime: Runtime) -> TickOutcome:
     while True:  # then what dead workers left behind
         with runtime.sessions() as session:
             found = release_abandoned(session, runtime.now(), batch, runtime.timing)
+            hand_over_after_commit(session, found)
             session.commit()
-        runtime.enqueue(found)  # only now: a worker must find them committed
         queued += len(found)
         if len(found) < batch:
             return TickOutcome(queued, more_due=False)
@@ -241,8 +247,8 @@ def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple
                 left["room"] -= wanted  # taken for this round; what it does not claim is given back
             with runtime.sessions() as session:
                 found = _claim_round(session, runtime.now(), wanted, runtime.timing)
+                hand_over_after_commit(session, found)
                 session.commit()
-            runtime.enqueue(found)  # only now: a worker must find them committed
             with lock:
                 left["claimed"] += len(found)
                 left["room"] += wanted - len(found)

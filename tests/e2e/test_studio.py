@@ -113,11 +113,9 @@ def enrol(journey: Journey, email: str, hour: int) -> int:  # noqa: F811
                            consent=consent)  # fmt: skip
         session.commit()
     assert result.subscriber_id is not None
-    runtime.enqueue(result.delivery_ids)
     with runtime.sessions() as session:
-        confirmed = confirm(session, result.subscriber_id, now=journey.clock(), timing=runtime.timing)
+        confirm(session, result.subscriber_id, now=journey.clock(), timing=runtime.timing)
         session.commit()
-    runtime.enqueue(confirmed.delivery_ids)
     return result.subscriber_id
 
 

@@ -52,13 +52,12 @@ def enrol(
         )
         session.commit()
     assert result.outcome is SubscribeOutcome.CONFIRMATION_QUEUED and result.subscriber_id
-    runtime.enqueue(result.delivery_ids)
+    assert harness.queued == [result.delivery_ids]  # handed to the workers as the session committed
     harness.drain()
     if confirm_it:
         with runtime.sessions() as session:
-            confirmed = confirm(session, result.subscriber_id, now=harness.clock(), timing=runtime.timing)
+            confirm(session, result.subscriber_id, now=harness.clock(), timing=runtime.timing)
             session.commit()
-        runtime.enqueue(confirmed.delivery_ids)
         harness.drain()
     return result.subscriber_id
 
