@@ -27,7 +27,7 @@ from sqlalchemy import Boolean, Table, and_, bindparam, case, delete, func, or_,
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
-from course.lifecycle import EmailKind, SuppressionReason
+from course.lifecycle import EmailKind, SuppressionReason, become, complete
 from course.models import (
     Bounce,
     Delivery,
@@ -147,7 +147,7 @@ def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, tim
     step_number = 0 if subscriber.current_step is None else subscriber.current_step + 1
     subscriber.next_send_at = None
     if step_number >= len(course.steps):
-        _complete(subscriber, now)
+        complete(subscriber, now)
         return None
     existing = session.scalar(
         select(Delivery).where(
@@ -402,9 +402,10 @@ _MARK_SENT = (
             sent_at=bindparam("sent_at"), lease_until=None, template_version=bindparam("release"),
             updated_at=bindparam("now"))
 )  # fmt: skip
-# What :func:`_advance` does to a subscriber whose course step was sent, as one statement for many: the
-# course moves on to the next slot, or is complete after its last step; a subscriber who paused or
-# left in the meantime keeps that status and no next slot is set.
+# The advance of a subscriber whose course step was sent (or failed for good), as one statement for many:
+# the course moves on to the next slot, or is complete after its last step; a subscriber who paused or
+# left in the meantime keeps that status and no next slot is set. The one place the send path changes a
+# status: it completes what course/lifecycle.py's MOVES lets complete (an active subscriber).
 _LAST = bindparam("last", type_=Boolean)
 # The last step sent completes the course of someone still active; who paused keeps paused (resuming
 # completes them: nothing is left to claim), who left while it was being sent stays left.
@@ -459,7 +460,8 @@ def mark_sent_many(session: Session, sent: list[Sent], now: datetime, timing: Ti
     sent_items = [one.item for one in sent]
     steps = [(item, item.step) for item in sent_items if item.step is not None]
     if steps:
-        session.execute(_ADVANCE, [_advanced(item, step, now, timing) for item, step in steps])
+        session.execute(_ADVANCE, [_advanced(item.subscriber_id, item.course_slug, item.timezone, item.send_time, step,
+                                             now, timing) for item, step in steps])  # fmt: skip
     confirmations = [item for item in sent_items if item.email == CONFIRMATION_EMAIL]
     if confirmations:
         session.execute(
@@ -467,11 +469,13 @@ def mark_sent_many(session: Session, sent: list[Sent], now: datetime, timing: Ti
         )
 
 
-def _advanced(item: Outgoing, step: int, now: datetime, timing: Timing) -> dict[str, object]:
-    last = step >= len(load_course(item.course_slug).steps) - 1
-    schedule = Schedule.for_subscriber(item.timezone, item.send_time, timing.day_seconds)
+def _advanced(subscriber_id: int, course_slug: str, timezone: str, send_time: time_of_day, step: int,
+              now: datetime, timing: Timing) -> dict[str, object]:  # fmt: skip
+    """``_ADVANCE``'s parameters for one subscriber whose ``step`` was sent (or failed for good)."""
+    last = step >= len(load_course(course_slug).steps) - 1
+    schedule = Schedule.for_subscriber(timezone, send_time, timing.day_seconds)
     return {
-        "subscriber_id": item.subscriber_id, "step": step, "now": now, "last": last,
+        "subscriber_id": subscriber_id, "step": step, "now": now, "last": last,
         "next_send_at": None if last else schedule.next_after(now),
     }  # fmt: skip
 
@@ -505,7 +509,10 @@ def mark_failed(
         session.add(Event(subscriber_id=delivery.subscriber_id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
                           step=delivery.step, value=Bounce.REFUSED.value, detail=reply, created_at=now))  # fmt: skip
     if delivery.step is not None:
-        _advance(delivery.subscriber, delivery.step, now, timing)
+        subscriber = delivery.subscriber
+        session.execute(_ADVANCE, [_advanced(subscriber.id, subscriber.course_slug, subscriber.timezone,
+                                             subscriber.send_time, delivery.step, now, timing)])  # fmt: skip
+        session.expire(subscriber)  # the statement changed it behind the session's back
 
 
 def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> None:
@@ -514,7 +521,7 @@ def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: date
     delivery.last_reply = reply
     delivery.lease_until = None
     subscriber = delivery.subscriber
-    subscriber.status = SubscriberStatus.BOUNCED.value
+    become(subscriber, SubscriberStatus.BOUNCED)
     subscriber.next_send_at = None
     suppress(session, subscriber.email, timing.address_key, SuppressionReason.BOUNCE, reply, now)
     session.add(Event(subscriber_id=subscriber.id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
@@ -552,22 +559,3 @@ def pause_sending(session: Session, delivery: Delivery, reply: str, now: datetim
         reply,
     )
     return pause
-
-
-def _advance(subscriber: Subscriber, step: int, now: datetime, timing: Timing) -> None:
-    course: Course = load_course(subscriber.course_slug)
-    subscriber.current_step = max(step, subscriber.current_step if subscriber.current_step is not None else -1)
-    subscriber.last_sent_at = now
-    if step >= len(course.steps) - 1:
-        if subscriber.status == SubscriberStatus.ACTIVE.value:  # as _COMPLETES: who left stays left
-            _complete(subscriber, now)
-        else:
-            subscriber.next_send_at = None
-    elif subscriber.status == SubscriberStatus.ACTIVE.value:
-        subscriber.next_send_at = schedule_for(subscriber, timing).next_after(now)
-
-
-def _complete(subscriber: Subscriber, now: datetime) -> None:
-    subscriber.status = SubscriberStatus.COMPLETED.value
-    subscriber.completed_at = now
-    subscriber.next_send_at = None

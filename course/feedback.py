@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.deliveries import suppress
-from course.lifecycle import SuppressionReason
+from course.lifecycle import SuppressionReason, become
 from course.links import InvalidLink, LinkSigner, Purpose
 from course.models import (
     Bounce,
@@ -318,7 +318,7 @@ def _stop(session: Session, subscribers: list[Subscriber], status: SubscriberSta
         session.refresh(reader, with_for_update=True)
         skip_waiting_deliveries(session, reader.id, f"the address {status.value}", now)
         if reader.status != SubscriberStatus.COMPLAINED.value:  # a complaint is the last word
-            reader.status = status.value
+            become(reader, status)
         reader.next_send_at = None
 
 

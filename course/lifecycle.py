@@ -1,14 +1,19 @@
-"""The words of a subscriber's life with the course, each defined once: the kinds of email, and why an
-address is on the suppression list. (The statuses and their sets are the models'; course/models.py.)
+"""A subscriber's life with the course, each rule of it defined once: the kinds of email, why an address
+is on the suppression list, and which status may follow which (the statuses themselves and their named
+sets are the models': course/models.py).
 
 Every module that names an email kind or a suppression reason takes it from here, so that a new kind
-(a course's own email, say) or a new reason is added in one place and every rule that reads it sees it.
+(a course's own email, say) or a new reason is added in one place and every rule that reads it sees it;
+and no module assigns a subscriber's status but through :func:`become`.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
+
+from course.models import Subscriber, SubscriberStatus
 
 _DAY_EMAIL = re.compile(r"^day-(\d+)$")
 
@@ -75,3 +80,42 @@ class SuppressionReason(StrEnum):
     @classmethod
     def is_permanent(cls, reason: str | None) -> bool:
         return reason is not None and cls(reason).permanent
+
+
+# --- A subscriber's status ----------------------------------------------------------------------------
+#
+# Every change of a subscriber's status goes through :func:`become` (in course/subscriptions.py,
+# course/deliveries.py, course/feedback.py), and the send path's one statement for many (``_ADVANCE`` in
+# course/deliveries.py) completes only what :data:`MOVES` lets complete. A move the table does not hold is
+# a bug, raised, never a status quietly overwritten.
+
+_S = SubscriberStatus
+_STOPPED = frozenset({_S.UNSUBSCRIBED, _S.BOUNCED, _S.COMPLAINED})  # anyone may leave or be stopped
+MOVES: dict[SubscriberStatus, frozenset[SubscriberStatus]] = {
+    _S.PENDING: frozenset({_S.ACTIVE}) | _STOPPED,  # confirmed
+    _S.ACTIVE: frozenset({_S.ACTIVE, _S.PAUSED, _S.COMPLETED}) | _STOPPED,  # ACTIVE again: a restart
+    _S.PAUSED: frozenset({_S.ACTIVE, _S.COMPLETED}) | _STOPPED,  # resumed (past the last step: completed)
+    _S.COMPLETED: frozenset({_S.ACTIVE}) | _STOPPED,  # started again
+    _S.UNSUBSCRIBED: frozenset({_S.ACTIVE, _S.BOUNCED, _S.COMPLAINED}),  # confirmed again
+    _S.BOUNCED: frozenset({_S.BOUNCED, _S.UNSUBSCRIBED, _S.COMPLAINED}),
+    _S.COMPLAINED: frozenset({_S.UNSUBSCRIBED}),  # a complaint is the last word on mail, not on leaving
+}
+
+
+class LifecycleError(RuntimeError):
+    """A status change the lifecycle does not allow: a bug in the caller."""
+
+
+def become(subscriber: Subscriber, status: SubscriberStatus) -> None:
+    """Move ``subscriber`` to ``status``, as :data:`MOVES` allows (LifecycleError otherwise)."""
+    current = SubscriberStatus(subscriber.status)
+    if status not in MOVES[current]:
+        raise LifecycleError(f"subscriber {subscriber.id}: {current.value} cannot become {status.value}")
+    subscriber.status = status.value
+
+
+def complete(subscriber: Subscriber, now: datetime) -> None:
+    """The course is over for this subscriber: nothing more is due."""
+    become(subscriber, SubscriberStatus.COMPLETED)
+    subscriber.completed_at = now
+    subscriber.next_send_at = None

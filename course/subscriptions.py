@@ -41,7 +41,7 @@ from course.deliveries import (
     schedule_for,
     suppression_reason,
 )
-from course.lifecycle import SuppressionReason
+from course.lifecycle import SuppressionReason, become
 from course.models import (
     ENROLLED,
     Delivery,
@@ -353,7 +353,7 @@ def confirm(
         subscriber.consent_user_agent = request.consent_user_agent
         subscriber.consent_form = request.consent_form
         request.confirmed_at = now
-    subscriber.status = SubscriberStatus.ACTIVE.value
+    become(subscriber, SubscriberStatus.ACTIVE)
     subscriber.confirmed_at = now
     subscriber.unsubscribed_at = None
     session.add(Event(subscriber_id=subscriber.id, kind=EventKind.CONFIRMED.value, created_at=now))
@@ -423,7 +423,7 @@ def unsubscribe(session: Session, subscriber_id: int, *, now: datetime) -> bool:
     skip_waiting_deliveries(session, subscriber.id, "unsubscribed", now)
     if subscriber.status == SubscriberStatus.UNSUBSCRIBED.value:
         return False
-    subscriber.status = SubscriberStatus.UNSUBSCRIBED.value
+    become(subscriber, SubscriberStatus.UNSUBSCRIBED)
     subscriber.unsubscribed_at = now
     subscriber.next_send_at = None
     # With the last email they had: the insights count who left after which email.
@@ -436,7 +436,7 @@ def pause(session: Session, subscriber_id: int, *, now: datetime, until: datetim
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None or subscriber.status != SubscriberStatus.ACTIVE.value:
         return
-    subscriber.status = SubscriberStatus.PAUSED.value
+    become(subscriber, SubscriberStatus.PAUSED)
     subscriber.paused_until = until
     subscriber.next_send_at = None
     skip_waiting_deliveries(session, subscriber.id, "paused", now)
@@ -449,7 +449,7 @@ def resume(session: Session, subscriber_id: int, *, now: datetime, timing: Timin
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None or subscriber.status != SubscriberStatus.PAUSED.value:
         return
-    subscriber.status = SubscriberStatus.ACTIVE.value
+    become(subscriber, SubscriberStatus.ACTIVE)
     subscriber.paused_until = None
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
 
@@ -462,7 +462,7 @@ def restart(session: Session, subscriber_id: int, *, now: datetime, timing: Timi
     skip_waiting_deliveries(session, subscriber.id, "restarted", now)
     subscriber.enrolment += 1
     subscriber.current_step = None
-    subscriber.status = SubscriberStatus.ACTIVE.value
+    become(subscriber, SubscriberStatus.ACTIVE)
     subscriber.completed_at = None
     subscriber.paused_until = None
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)

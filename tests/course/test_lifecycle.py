@@ -8,8 +8,20 @@ from sqlalchemy.orm import Session
 
 from course.curriculum import load_course
 from course.deliveries import lift_erasure, suppress, suppression_reason
-from course.lifecycle import SERVICE_EMAILS, EmailKind, SuppressionReason, day_email, day_number, kind_of
-from course.models import Suppression
+from course.lifecycle import (
+    MOVES,
+    SERVICE_EMAILS,
+    EmailKind,
+    LifecycleError,
+    SuppressionReason,
+    become,
+    complete,
+    day_email,
+    day_number,
+    kind_of,
+)
+from course.models import Subscriber, SubscriberStatus, Suppression
+from course.subscriptions import Consent, subscribe
 
 from .test_subscriptions import NOW, TIMING
 
@@ -35,3 +47,21 @@ def test_a_weightier_reason_replaces_the_one_on_file_and_never_the_other_way(ses
     lift_erasure(session, address, TIMING.address_key)  # the person's sign-up lifts only an erasure
     assert SuppressionReason.is_permanent(suppression_reason(session, address, TIMING.address_key))
     assert not SuppressionReason.is_permanent("erased") and not SuppressionReason.is_permanent(None)
+
+
+def test_a_status_changes_only_as_the_lifecycle_allows(session: Session) -> None:
+    signed_up = subscribe(session, course_slug="building-emotional-intimacy", email="alex@example.com",
+                          consent=Consent(at=NOW), timing=TIMING)  # fmt: skip
+    assert signed_up.subscriber_id is not None
+    alex = session.get(Subscriber, signed_up.subscriber_id)
+    assert alex is not None and alex.status == SubscriberStatus.PENDING.value
+    with pytest.raises(LifecycleError, match="pending cannot become completed"):
+        complete(alex, NOW)  # a course nobody confirmed is not complete
+    assert alex.status == SubscriberStatus.PENDING.value and alex.completed_at is None
+    become(alex, SubscriberStatus.COMPLAINED)
+    with pytest.raises(LifecycleError):
+        become(alex, SubscriberStatus.ACTIVE)  # after a complaint, no confirmation brings the mail back
+    # Every status has its moves, and anyone may leave.
+    assert set(MOVES) == set(SubscriberStatus)
+    assert all(SubscriberStatus.UNSUBSCRIBED in MOVES[status] for status in SubscriberStatus
+               if status is not SubscriberStatus.UNSUBSCRIBED)  # fmt: skip
