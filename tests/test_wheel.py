@@ -25,6 +25,9 @@ def test_the_wheel_holds_the_product_its_data_and_its_migrations_and_no_tools(tm
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/", 1)[0] for name in names if not name.startswith("course_mailer-")}
     assert tops == {"cli", "course", "emails", "web", "workers"}
+    modules = {path.relative_to(ROOT).as_posix() for room in sorted(tops)
+               for path in (ROOT / room).rglob("*.py") if "node_modules" not in path.parts}  # fmt: skip
+    assert modules <= set(names), f"not shipped: {sorted(modules - set(names))}"  # every module, every package
     migrations = {Path(name).name for name in names if name.startswith("course/migrations/versions/")}
     assert migrations == {path.name for path in (ROOT / "alembic" / "versions").glob("*.py")}
     assert {"course/migrations/env.py", "course/migrations/script.py.mako"} <= set(names)
