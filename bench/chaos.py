@@ -43,7 +43,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,7 @@ from sqlalchemy.engine import make_url
 
 from bench import harness
 from bench.faults import Accepted, FaultServer, Hook, Refused, Rule
+from bench.net import TimedOut, free_port, wait_until
 
 RESULTS = harness.RESULTS
 STEPS = 20  # the course's steps: the welcome, 18 days, the completion
@@ -161,12 +161,6 @@ class Figures:
 # --- Services of the run's own ---------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class PrivateRedis:
     """A redis-server of the run's own on a free port: restarting or flushing it disturbs nobody else."""
 
@@ -192,7 +186,7 @@ class PrivateRedis:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()
-        _wait(lambda: self.ping(), 30, "the run's Redis to start")
+        wait_until(self.ping, timeout=30, interval=0.1, what="the run's Redis to start")
 
     def ping(self) -> bool:
         import redis
@@ -384,7 +378,8 @@ class Stage:
             self.fault_seconds = round((self.fault_seconds or 0.0) + self.fault_ended - self.fault_started, 1)
 
     def sending_under_way(self, count: int = 1) -> None:
-        _wait(lambda: self.server.count() >= count, 60 + self.options.day_seconds, "the first emails")
+        wait_until(lambda: self.server.count() >= count, timeout=60 + self.options.day_seconds, interval=0.1,
+                   what="the first emails")  # fmt: skip
 
     def sleep(self, seconds: float) -> None:
         """A fault's own duration (never a wait for a result: those wait on conditions)."""
@@ -434,14 +429,6 @@ def _reap_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _wait(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def _key(recipient: str, message_id: str | None) -> tuple[str, int] | None:
     found = _MESSAGE_STEP.match(message_id or "")
     return (recipient.lower(), int(found.group(1))) if found else None
@@ -467,7 +454,8 @@ def _kill_at(point: str) -> Callable[[Stage], None]:
             stage.fault_begins()
             if point == "after-commit":
                 key = _key(event.recipient, event.message_id)
-                _wait(lambda: key in stage.sent(), 30, "the chunk's commit")  # noqa: B023 - used at once
+                wait_until(lambda: key in stage.sent(), timeout=30, interval=0.1,  # noqa: B023 - used at once
+                           what="the chunk's commit")  # fmt: skip
             stage.kill("worker")
             stage.count_in_flight()
             stage.server.thaw()
@@ -569,7 +557,7 @@ def _queued(stage: Stage) -> None:
             def depth() -> int:
                 return _amqp_depth(broker, queue)
 
-        _wait(lambda: depth() >= 2, 30, "tasks waiting in the queue")
+        wait_until(lambda: depth() >= 2, timeout=30, interval=0.1, what="tasks waiting in the queue")
         stage.notes.append(f"{depth()} tasks were queued when the fault hit")
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
@@ -727,7 +715,8 @@ def _time_lapse(stage: Stage) -> None:
         due = row[1].timestamp()
         if due > now:
             clock.write_text(f"{offset + due - now + 0.2:+.1f}s\n")
-        _wait(lambda: _claimed_by(stage, row[1]), 60, "the beat to claim what the jump made due")  # noqa: B023
+        wait_until(lambda: _claimed_by(stage, row[1]), timeout=60, interval=0.1,  # noqa: B023 - used at once
+                   what="the beat to claim what the jump made due")  # fmt: skip
     stage.notes.append(f"FAILED: the time lapse did not finish in {TIME_LAPSE_SECONDS} s")
 
 
@@ -884,24 +873,24 @@ def run_scenario(options: Options, scenario: Scenario, say: Callable[[str], None
         except NotRun as error:
             figures.not_run = str(error)
             return figures
-        except RuntimeError as error:
+        except RuntimeError as error:  # bench/net.py's TimedOut among them: a wait for the fault's moment
             fault_error = error
             stage.notes.append(f"FAILED: the fault could not be carried out: {error}")
             say(f"  the fault could not be carried out: {error}")
         # Then wait until everyone is through: no subscriber active, nothing claimed or being sent.
         limit = days * options.day_seconds + options.lease_seconds * 4 + 90 + subscribers / 300 + scenario.slack
-        deadline = time.monotonic() + limit
-        while True:
+
+        def through() -> bool:
             stage.check_alive()
             try:
-                if stage.finished():
-                    break
+                return stage.finished()
             except sqlalchemy.exc.OperationalError:
-                pass  # the database coming back
-            if time.monotonic() > deadline:
-                stage.notes.append(f"FAILED: not everyone was through {limit:.0f} s after the fault")
-                break
-            time.sleep(0.5)
+                return False  # the database coming back
+
+        try:
+            wait_until(through, timeout=limit, interval=0.5, what="everyone to be through")
+        except TimedOut:
+            stage.notes.append(f"FAILED: not everyone was through {limit:.0f} s after the fault")
         stage.stop_all()
         accepted, refused = server.taken()
         if scenario.calendar:

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.net import free_port, wait_until
 from course.links import LinkSigner, Purpose
 
 # Each endpoint: what to request, with how many different links (a subscriber's click is recorded once
@@ -42,12 +41,6 @@ request = function()
   return wrk.format("GET", paths[(counter %% #paths) + 1], {["User-Agent"] = "Mozilla/5.0 (bench) Safari/604.1"})
 end
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _seconds(text: str) -> float:
@@ -85,7 +78,7 @@ def measure_clicks(
         "landing page": ["/"],
         "healthz": ["/healthz"],
     }
-    port = _free_port()
+    port = free_port()
     with (folder / "web.log").open("wb") as log:
         web = subprocess.Popen(  # noqa: S603 - our own command
             [sys.executable, "-m", "cli.main", "web", "--port", str(port)], env=environment, cwd=folder,
@@ -139,15 +132,15 @@ def _answer(url: str) -> str:
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(
                 f"`course web` exited ({process.returncode}):\n{log.read_text(errors='replace')[-2000:]}"
             )
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback address
-                return
+                return True
         except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"`course web` did not answer {url} within 60 s")
+            return False
+
+    wait_until(answers, timeout=60, interval=0.2, what=f"`course web` to answer {url}")

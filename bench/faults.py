@@ -1,7 +1,8 @@
 """A scriptable SMTP server on loopback for the chaos suite (bench/chaos.py): it misbehaves on cue.
 
 It runs in a process of its own, like the benchmark's sink (bench/sink.py), and speaks enough SMTP for
-our workers (EHLO, STARTTLS, MAIL, RCPT, DATA, RSET, NOOP, QUIT). The harness scripts it over a pipe:
+our workers (EHLO, STARTTLS, MAIL, RCPT, DATA, RSET, NOOP, QUIT): bench/smtp.py's, which the sink speaks
+too. The harness scripts it over a pipe:
 
 - **rules**: a reply at a stage, for every message or for some recipients, once per recipient or for
   as long as the rule is in force: ``421`` on connect, ``451`` on RCPT, ``552`` or ``550 5.7.26`` at the
@@ -21,21 +22,20 @@ recipient, Message-ID when known, stage, reply). It never listens beyond 127.0.0
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import re
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
+from bench import smtp
+from bench.smtp import MESSAGE_ID, headers_end
+
 _DATE = re.compile(rb"^Date:[ \t]*([^\r\n]+)", re.IGNORECASE | re.MULTILINE)
 _ADDRESS = re.compile(rb"<([^>]*)>")
-_END_OF_DATA = b"\r\n.\r\n"
 # A TLS record carrying a fatal handshake_failure alert: what a server that cannot agree on TLS sends.
 _TLS_HANDSHAKE_FAILURE = b"\x15\x03\x03\x00\x02\x02\x28"
 
@@ -138,32 +138,34 @@ class _State:
             session.resume()
 
 
-class _Session(asyncio.Protocol):
+class _Session(smtp.Session):
+    """bench/smtp.py's SMTP, with the rules and hooks at connect, STARTTLS, MAIL, RCPT, DATA and the message's end.
+    Its replies go out as bench/smtp.py's do, once the buffer is answered, but before a hook tells the harness
+    (which may kill the client at once) and before the connection is dropped."""
+
+    NAME = b"faults"
+    OWN = frozenset({b"STAR", b"MAIL", b"RCPT", b"DATA"})
+
     def __init__(self, state: _State) -> None:
+        super().__init__()
         self.state = state
-        self.buffer = bytearray()
-        self.in_data = False
         self.stalled = False
         self.greeted = False
-        self.closed = False
         # Between STARTTLS and the TLS transport's being ours: a quick client's EHLO, decrypted before
         # start_tls returns, waits in the buffer (answered in plain text, it would break the client's TLS).
         self.upgrading = False
         self.recipient = ""
         self.position = -1  # the current message's place in this connection
-        self.transport: asyncio.Transport | None = None
 
     # --- the connection ---
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - a TCP server's
-        self.transport = transport
+    def opened(self) -> None:
         self.state.sessions.add(self)
         if not self.state.frozen:
             self.greet()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        super().connection_lost(exc)
         self.state.sessions.discard(self)
 
     def greet(self) -> None:
@@ -171,19 +173,10 @@ class _Session(asyncio.Protocol):
         refusal = self.state.rule("connect")
         if refusal is not None:
             self.state.refused.append(Refused(time.time(), "", None, "connect", refusal.reply))
-            self.write(refusal.reply.encode() + b"\r\n")
+            self.replies += refusal.reply.encode() + b"\r\n"
             self.close()
             return
-        self.write(b"220 faults ESMTP\r\n")
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
-    def close(self) -> None:
-        if self.transport is not None and not self.closed:
-            self.closed = True
-            self.transport.close()
+        super().greet()
 
     def resume(self) -> None:
         if self.closed:
@@ -192,90 +185,74 @@ class _Session(asyncio.Protocol):
             self.greet()
         self.process()
 
+    def held(self) -> bool:
+        """Whether the session answers nothing for now: the server frozen, the connection closed, stalled,
+        or becoming TLS."""
+        return self.state.frozen or self.closed or self.stalled or self.upgrading
+
     def data_received(self, data: bytes) -> None:
         if self.stalled:
             return
-        self.buffer += data
-        self.process()
+        if self.held():
+            self.buffer += data
+            return
+        super().data_received(data)
 
     # --- SMTP ---
 
-    def process(self) -> None:
-        state = self.state
-        while not state.frozen and not self.closed and not self.stalled and not self.upgrading:
-            if self.in_data:
-                end = self.buffer.find(_END_OF_DATA)
-                if end < 0:
-                    return
-                message = bytes(self.buffer[:end])
-                del self.buffer[: end + len(_END_OF_DATA)]
-                self.in_data = False
-                self.end_of_data(message)
-                continue
-            end = self.buffer.find(b"\r\n")
-            if end < 0:
-                return
-            line = bytes(self.buffer[:end])
-            del self.buffer[: end + 2]
-            self.command(line)
+    def extensions(self) -> tuple[bytes, ...]:
+        offered = self.state.tls is not None and self.transport.get_extra_info("sslcontext") is None
+        return (b"STARTTLS",) if offered else ()
 
-    def command(self, line: bytes) -> None:
+    def command(self, verb: bytes, line: bytes) -> bool:
         state = self.state
-        verb = line[:4].upper()
-        if verb == b"EHLO":
-            tls = b"250-STARTTLS\r\n" if state.tls is not None and self.transport is not None and (
-                self.transport.get_extra_info("sslcontext") is None) else b""  # fmt: skip
-            self.write(b"250-faults\r\n" + tls + b"250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 52428800\r\n")
-        elif verb == b"STAR":
+        if verb == b"STAR":
             self.starttls()
         elif verb == b"MAIL":
             self.position += 1
             self.recipient = ""
-            self.write(b"250 2.1.0 ok\r\n")
+            self.replies += smtp.SENDER_OK
         elif verb == b"RCPT":
             found = _ADDRESS.search(line)
             self.recipient = (found.group(1) if found else b"").decode(errors="replace").lower()
             rule = state.rule("rcpt", self.recipient)
             if rule is not None:
                 state.refused.append(Refused(time.time(), self.recipient, None, "rcpt", rule.reply))
-                self.write(rule.reply.encode() + b"\r\n")
-                return
-            if state.fire("before-data", self.position, self.recipient, None):
+                self.replies += rule.reply.encode() + b"\r\n"
+            elif self.fire("before-data", None):
                 self.buffer[:0] = line + b"\r\n"  # answered, if ever, once thawed: the worker is killed first
-                return
-            self.write(b"250 2.1.5 ok\r\n")
+            else:
+                self.replies += smtp.RECIPIENT_OK
         elif verb == b"DATA":
+            self.replies += smtp.GO_AHEAD
             if state.rule("stall", self.recipient) is not None:
                 state.refused.append(Refused(time.time(), self.recipient, None, "stall", "stalled mid-DATA"))
-                self.write(b"354 go ahead\r\n")
                 self.stall()
-                return
-            self.in_data = True
-            self.write(b"354 go ahead\r\n")
-        elif verb in (b"RSET", b"NOOP", b"HELO"):
-            self.write(b"250 2.0.0 ok\r\n")
-        elif verb == b"QUIT":
-            self.write(b"221 2.0.0 bye\r\n")
-            self.close()
-        else:
-            self.write(b"502 5.5.2 not here\r\n")
+            else:
+                self.in_data = True
+        return self.held()
+
+    def fire(self, point: str, message_id: str | None) -> bool:
+        """Whether the armed hook fires here; the replies so far are written first."""
+        self.flush()
+        return self.state.fire(point, self.position, self.recipient, message_id)
 
     def stall(self) -> None:
         """Stop reading mid-DATA and never answer: the client's timeout must end it."""
         self.stalled = True
         self.buffer.clear()
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self.transport.pause_reading()
 
     def starttls(self) -> None:
         state = self.state
-        if state.tls is None or self.transport is None:
-            self.write(b"454 4.7.0 TLS not available\r\n")
+        if state.tls is None:
+            self.replies += b"454 4.7.0 TLS not available\r\n"
             return
-        self.write(b"220 2.0.0 ready to start TLS\r\n")
+        self.replies += b"220 2.0.0 ready to start TLS\r\n"
+        self.flush()  # in plain text, on its own
         if state.rule("tls") is not None:
             state.refused.append(Refused(time.time(), "", None, "tls", "TLS handshake failure"))
-            self.write(_TLS_HANDSHAKE_FAILURE)
+            self.replies += _TLS_HANDSHAKE_FAILURE
             self.close()
             return
         self.transport.pause_reading()  # nothing more is read as plain text
@@ -297,31 +274,28 @@ class _Session(asyncio.Protocol):
         self.upgrading = False
         self.process()  # what arrived over TLS meanwhile
 
-    def end_of_data(self, message: bytes) -> None:
+    def message(self, message: bytes) -> bool:
         state = self.state
-        header_end = message.find(b"\r\n\r\n")
-        headers = message[: header_end if header_end >= 0 else len(message)]
-        found = _MESSAGE_ID.search(headers)
+        end = headers_end(message)
+        found = MESSAGE_ID.search(message, 0, end)
         message_id = found.group(1).decode() if found else ""
-        dated = _DATE.search(headers)
+        dated = _DATE.search(message, 0, end)
         now = time.time()
         dropped = state.rule("drop", self.recipient)
         if dropped is not None:  # the message arrived whole; the connection goes before any reply
             state.refused.append(Refused(now, self.recipient, message_id, "drop", "dropped after DATA"))
-            if self.transport is not None:
-                self.transport.abort()
+            self.flush()
+            self.transport.abort()
             self.closed = True
-            return
+            return True
         rule = state.rule("data", self.recipient)
         if rule is not None:
             state.refused.append(Refused(now, self.recipient, message_id, "data", rule.reply))
-            self.write(rule.reply.encode() + b"\r\n")
-            return
+            self.replies += rule.reply.encode() + b"\r\n"
+            return False
         state.accepted.append(Accepted(now, self.recipient, message_id, dated.group(1).decode() if dated else ""))
-        self.write(b"250 2.0.0 queued\r\n")
-        for point in ("after-250", "after-commit"):
-            if state.fire(point, self.position, self.recipient, message_id):
-                return
+        self.replies += smtp.QUEUED
+        return any(self.fire(point, message_id) for point in ("after-250", "after-commit"))
 
 
 def _serve(port_out: Connection, commands: Connection, events: Connection, tls: tuple[str, str] | None) -> None:
@@ -332,76 +306,38 @@ def _serve(port_out: Connection, commands: Connection, events: Connection, tls: 
         context.load_cert_chain(*tls)
         state.tls = context
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Session(state), "127.0.0.1", 0, backlog=512)
-        port_out.send(server.sockets[0].getsockname()[1])
-        stop = asyncio.Event()
+    def answer(command: str, argument: Any) -> Any:  # on the loop: the state is the loop's alone
+        if command == "rules":
+            state.rules, state.used, state.spent = list(argument), {}, {}
+        elif command == "hook":
+            state.hook = argument
+        elif command == "thaw":
+            state.thaw()
+        elif command == "taken":
+            return list(state.accepted), list(state.refused)
+        elif command == "count":
+            return len(state.accepted)
+        elif command == "reset":
+            state.accepted, state.refused = [], []
+        return True
 
-        async def answer(command: str, argument: Any) -> Any:  # on the loop: the state is the loop's alone
-            if command == "rules":
-                state.rules, state.used, state.spent = list(argument), {}, {}
-            elif command == "hook":
-                state.hook = argument
-            elif command == "thaw":
-                state.thaw()
-            elif command == "taken":
-                return list(state.accepted), list(state.refused)
-            elif command == "count":
-                return len(state.accepted)
-            elif command == "reset":
-                state.accepted, state.refused = [], []
-            elif command == "stop":
-                stop.set()
-            return True
-
-        def listen() -> None:  # the harness's questions, on a thread: the loop never waits for the pipe
-            while True:
-                try:
-                    command, argument = commands.recv()
-                except EOFError:
-                    loop.call_soon_threadsafe(stop.set)
-                    return
-                commands.send(asyncio.run_coroutine_threadsafe(answer(command, argument), loop).result())
-                if command == "stop":
-                    return
-
-        threading.Thread(target=listen, daemon=True).start()
-        async with server:
-            await stop.wait()
-
-    asyncio.run(main())
+    smtp.serve(lambda: _Session(state), port_out, commands, answer)
 
 
-class FaultServer:
+class FaultServer(smtp.ServerProcess):
     """The server's process, and the harness's side of its pipes."""
 
     def __init__(self, tls: tuple[str, str] | None = None) -> None:
         """``tls``: a certificate and key file: STARTTLS is offered (and a client may be refused it)."""
-        context = multiprocessing.get_context("spawn")
-        port_in, port_out = context.Pipe(duplex=False)
-        self._commands, theirs = context.Pipe()
-        self._events, their_events = context.Pipe(duplex=False)
-        self.process = context.Process(
-            target=_serve, args=(port_out, theirs, their_events, tls), name="smtp-faults", daemon=True
-        )
-        self.process.start()
-        if not port_in.poll(30):
-            raise RuntimeError("the fault SMTP server did not start")
-        self.port: int = port_in.recv()
-        self._lock = threading.Lock()
-
-    def _ask(self, command: str, argument: Any = None) -> Any:
-        with self._lock:
-            self._commands.send((command, argument))
-            return self._commands.recv()
+        self._events, their_events = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        super().__init__(_serve, their_events, tls, name="smtp-faults", what="fault SMTP server")
 
     def rules(self, *rules: Rule) -> None:
         """Replace the rules in force (none: every message is accepted)."""
-        self._ask("rules", rules)
+        self.ask("rules", rules)
 
     def arm(self, hook: Hook) -> None:
-        self._ask("hook", hook)
+        self.ask("hook", hook)
 
     def wait_event(self, timeout: float) -> Event | None:
         """The next hook that fired, or None after ``timeout`` seconds."""
@@ -411,20 +347,11 @@ class FaultServer:
         return found
 
     def thaw(self) -> None:
-        self._ask("thaw")
+        self.ask("thaw")
 
     def count(self) -> int:
-        return int(self._ask("count"))
+        return int(self.ask("count"))
 
     def taken(self) -> tuple[list[Accepted], list[Refused]]:
-        accepted, refused = self._ask("taken")
+        accepted, refused = self.ask("taken")
         return accepted, refused
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            with contextlib.suppress(EOFError, OSError):
-                self._ask("stop")
-            self.process.join(10)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join(5)

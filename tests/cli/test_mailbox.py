@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bench.net import free_port
 from course.deliveries import suppression_reason
 from course.links import LinkSigner, Purpose
 from course.models import Delivery, FeedbackNotice
@@ -31,12 +32,6 @@ COURSE = Path(sys.executable).parent / "course"
 PYMAP = Path(sys.executable).parent / "pymap"
 USER, PASSWORD = "bounces", "imap-password-0123"
 SIGNER = LinkSigner(TEST_SECRET, "https://course.example.org")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -68,7 +63,7 @@ class Imap:
 
 @pytest.fixture
 def imap(tmp_path: Path) -> Iterator[Imap]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "pymap.log").open("wb")
     server = subprocess.Popen(  # noqa: S603 - the test's own IMAP server
         [str(PYMAP), "--host", "127.0.0.1", "--port", str(port), "dict", "--demo-user", USER,
@@ -191,7 +186,7 @@ def test_a_message_piped_in_is_read_and_a_database_away_asks_the_mail_server_to_
 def test_a_mailbox_that_cannot_be_read_says_why_and_never_shows_the_password(
     imap: Imap, database_url: str, what: str, error: str
 ) -> None:
-    dead = _free_port()
+    dead = free_port()
     url = {"password": imap.url(password="wrong-password-99"), "folder": imap.url(folder="Nowhere"),
            "server": f"imap://{USER}:{PASSWORD}@127.0.0.1:{dead}/INBOX"}[what]  # fmt: skip
     result = course("--imap", url, database_url=database_url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -14,15 +13,11 @@ from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
 
+from bench.net import free_port
+
 from ..support.waiting import wait_until
 
 COURSE = Path(sys.executable).parent / "course"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, str]:

@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page
 
+from bench.net import free_port
 from course.curriculum import load_course
 from emails.preview import write_previews
 from web.app import create_app
@@ -21,7 +22,6 @@ from web.app import create_app
 from ..conftest import make_settings
 from ..support.sites import ForeignPage
 from ..support.waiting import wait_until
-from .test_journey import free_port
 from .watch import BrowserProblems
 
 

@@ -16,6 +16,7 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page
 from sqlalchemy import select
 
+from bench.net import free_port
 from course.curriculum import load_course
 from course.db import make_engine, make_sessionmaker
 from course.models import Event, Subscriber, SubscriberStatus
@@ -33,14 +34,6 @@ from .watch import BrowserProblems
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "journey"
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Journey:
@@ -244,9 +237,8 @@ def test_a_scanner_running_javascript_opens_every_link_and_changes_nothing(journ
                               timezone="UTC", consent=Consent(at=journey.clock()), timing=runtime.timing)  # fmt: skip
         session.commit()
         assert signed_up.subscriber_id is not None
-        confirmed = confirm(session, signed_up.subscriber_id, now=journey.clock(), timing=runtime.timing)
-        session.commit()
-    runtime.enqueue(signed_up.delivery_ids + confirmed.delivery_ids)
+        confirm(session, signed_up.subscriber_id, now=journey.clock(), timing=runtime.timing)
+        session.commit()  # the confirmation and the welcome go to the workers as each commit happens
     journey.clock.advance(seconds=20)  # a security gateway opens everything within the first minute
     scanner = browser.new_context()  # Playwright's own agent: "HeadlessChrome"
     problems = BrowserProblems()

@@ -10,7 +10,6 @@ Each planned reply is used once, in order, for messages to that address; then me
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import threading
 from collections import defaultdict, deque
@@ -24,6 +23,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+
+from bench.net import free_port
 
 
 @dataclass(frozen=True)
@@ -95,12 +96,6 @@ class ScriptedHandler:
             return [message for message in self.received if message.recipient == recipient]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def smtp_server(
     *,
@@ -123,7 +118,7 @@ def smtp_server(
         options.update(auth_required=True, authenticator=authenticate, auth_require_tls=tls is not None)
     # aiosmtpd checks its own readiness by connecting to the port it was given, so port 0 will not do.
     for _ in range(5):
-        port = _free_port()
+        port = free_port()
         controller = Controller(
             handler,
             hostname="127.0.0.1",

@@ -1,20 +1,8 @@
-"""Wait on a condition with a deadline; never a fixed sleep."""
+"""Wait on a condition with a deadline; never a fixed sleep. The bench's harness waits the same way: the one
+``wait_until`` is bench/net.py's."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TypeVar
+from bench.net import TimedOut, wait_until
 
-T = TypeVar("T")
-
-
-def wait_until(condition: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(interval)
+__all__ = ["TimedOut", "wait_until"]

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from bench.net import free_port
 from course.links import LinkSigner, Purpose
 from course.models import Answer, Subscriber
 from web.app import create_app
@@ -274,12 +275,6 @@ def test_a_declared_length_over_the_limit_is_refused_unread(bare_app: FastAPI) -
 def test_a_nonsense_content_length_is_a_400(bare_app: FastAPI, declared: bytes) -> None:
     stream = _Stream([(b"content-length", declared)], chunks=1, size=10)
     assert stream.run(bare_app) == 400
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_a_real_server_answers_a_runaway_chunked_upload_with_the_friendly_413(bare_app: FastAPI) -> None:
