@@ -85,9 +85,10 @@ class SuppressionReason(StrEnum):
 # --- A subscriber's status ----------------------------------------------------------------------------
 #
 # Every change of a subscriber's status goes through :func:`become` (in course/subscriptions.py,
-# course/deliveries.py, course/feedback.py), and the send path's one statement for many (``_ADVANCE`` in
-# course/deliveries.py) completes only what :data:`MOVES` lets complete. A move the table does not hold is
-# a bug, raised, never a status quietly overwritten.
+# course/deliveries.py, course/feedback.py). The send path's two statements for many rows (``_CLAIM`` and
+# ``_ADVANCE`` in course/deliveries.py) change one status only, as :data:`MOVES` allows: an active
+# subscriber past the last step is completed. A move the table does not hold is a bug, raised, never a
+# status quietly overwritten.
 
 _S = SubscriberStatus
 _STOPPED = frozenset({_S.UNSUBSCRIBED, _S.BOUNCED, _S.COMPLAINED})  # anyone may leave or be stopped
