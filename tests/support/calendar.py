@@ -29,14 +29,22 @@ def days_ahead() -> int:
         raise SystemExit(f"{ENVIRONMENT} must be a whole number of days, not {text!r}") from None
 
 
+_travelling = False  # this process's calendar is moved already
+
+
 def travel_from_environment() -> None:
-    """Move this process's calendar when the environment asks for it; else do nothing."""
+    """Move this process's calendar when the environment asks for it, once; else do nothing.
+
+    Once: a pytest-xdist worker is a process the suite started, so its sitecustomize moves it before its
+    conftest asks again (twice would put it two years ahead of the processes it starts)."""
+    global _travelling
     days = days_ahead()
-    if not days:
+    if not days or _travelling:
         return
     import time_machine  # a test dependency: only when asked for
 
     time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True).start()
+    _travelling = True
 
 
 def start() -> int:
