@@ -3,9 +3,12 @@ it rolls back: a property of the session (course/db.py), not something each call
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from course.db import hand_over_after_commit, hand_over_with, make_engine, make_sessionmaker
+from course.deliveries import release_abandoned
 from course.models import Delivery
 from course.subscriptions import Consent, confirm, subscribe
 
@@ -47,6 +50,9 @@ def test_a_session_without_a_queue_commits_and_leaves_the_deliveries_to_the_beat
     with make_sessionmaker(engine)() as session:
         signed_up = subscribe(session, course_slug="building-emotional-intimacy", email="alex@example.com",
                               consent=Consent(at=NOW), timing=TIMING)  # fmt: skip
-        session.commit()
-        assert session.get(Delivery, signed_up.delivery_ids[0]) is not None
+        session.commit()  # nowhere to queue it: the confirmation stays claimed under its lease
+        assert release_abandoned(session, NOW + TIMING.lease - timedelta(seconds=1), 10, TIMING) == []
+        assert release_abandoned(session, NOW + TIMING.lease + timedelta(seconds=1), 10, TIMING) == (
+            signed_up.delivery_ids
+        )  # the beat hands it out once the lease runs out, as when the broker was away
     engine.dispose()
