@@ -19,8 +19,12 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli import embedded
+
+if TYPE_CHECKING:
+    from workers.engine import Runtime
 
 DEMO_DIR = Path("var/demo")
 DEMO_QUEUE = "course-demo"
@@ -87,57 +91,56 @@ def _run(listener: socket.socket, day_seconds: int, port: int, until_complete: b
     import uvicorn
 
     from course.settings import get_settings
-    from web.app import create_app
-    from workers.app import app as celery_app
     from workers.beat import run as run_beat
-    from workers.tasks import runtime
 
     from .database import upgrade
+    from .root import Root
 
     get_settings.cache_clear()
-    settings = get_settings()
-    upgrade(settings.database_url)
-    subscriber_id = _enrol_sample_subscriber(email)
-    studio_password = _demo_studio_account()
+    with Root.from_environment() as root:
+        upgrade(root.settings.database_url)
+        subscriber_id = _enrol_sample_subscriber(root.runtime, email)
+        studio_password = _demo_studio_account(root.runtime)
 
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    web = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="web", daemon=True)
-    web.start()
-    stop_beat = threading.Event()
-    beat = threading.Thread(target=run_beat, args=(runtime(), stop_beat), name="beat", daemon=True)
-    beat.start()
-    print(
-        f"\n  The course is on its way to {email}: one email every {day_seconds} seconds.\n"
-        f"  Watch it arrive: http://127.0.0.1:{port}/inbox\n"
-        f"  The studio: http://127.0.0.1:{port}/studio  ({DEMO_STUDIO_USER}, password {studio_password})\n"
-        f"  Files: {DEMO_DIR / 'outbox'}/   Stop: Ctrl+C\n",
-        flush=True,
-    )
-    if until_complete:
-        threading.Thread(target=_stop_when_complete, args=(subscriber_id,), name="watch", daemon=True).start()
-    try:
-        celery_app.worker_main(
-            ["worker", "--pool=threads", "--concurrency=2", "--loglevel=WARNING", "-Q", DEMO_QUEUE,
-             "--without-heartbeat", "--without-mingle", "--without-gossip"]
-        )  # fmt: skip
-    finally:
-        # The beat and the web app finish what they are doing before the database stops (cli/embedded.py).
-        stop_beat.set()
-        server.should_exit = True
-        beat.join(timeout=30)
-        web.join(timeout=30)
-        runtime.cache_clear()
+        app = root.web()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        web = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="web", daemon=True)
+        web.start()
+        stop_beat = threading.Event()
+        beat = threading.Thread(target=run_beat, args=(root.runtime, stop_beat), name="beat", daemon=True)
+        beat.start()
+        print(
+            f"\n  The course is on its way to {email}: one email every {day_seconds} seconds.\n"
+            f"  Watch it arrive: http://127.0.0.1:{port}/inbox\n"
+            f"  The studio: http://127.0.0.1:{port}/studio  ({DEMO_STUDIO_USER}, password {studio_password})\n"
+            f"  Files: {DEMO_DIR / 'outbox'}/   Stop: Ctrl+C\n",
+            flush=True,
+        )
+        if until_complete:
+            watch = threading.Thread(target=_stop_when_complete, args=(root.runtime, subscriber_id), name="watch",
+                                     daemon=True)  # fmt: skip
+            watch.start()
+        try:
+            root.worker(
+                ["worker", "--pool=threads", "--concurrency=2", "--loglevel=WARNING", "-Q", DEMO_QUEUE,
+                 "--without-heartbeat", "--without-mingle", "--without-gossip"]
+            )  # fmt: skip
+        finally:
+            # The beat and the web app finish what they are doing before the database stops (cli/embedded.py).
+            stop_beat.set()
+            server.should_exit = True
+            beat.join(timeout=30)
+            web.join(timeout=30)
     return 0
 
 
-def _demo_studio_account() -> str:
+def _demo_studio_account(runtime: Runtime) -> str:
     """A publisher account for trying the studio, with a password made for this run (printed at start)."""
     from course.models import StudioRole, StudioUser
     from course.studio import add_user, set_password
-    from workers.tasks import runtime
 
     password = secrets.token_urlsafe(12)
-    with runtime().sessions() as session:
+    with runtime.sessions() as session:
         user = session.query(StudioUser).filter_by(email=DEMO_STUDIO_USER).one_or_none()
         if user is None:
             add_user(session, DEMO_STUDIO_USER, role=StudioRole.PUBLISHER, password=password, now=datetime.now(UTC))
@@ -147,39 +150,37 @@ def _demo_studio_account() -> str:
     return password
 
 
-def _enrol_sample_subscriber(email: str) -> int:
+def _enrol_sample_subscriber(runtime: Runtime, email: str) -> int:
     """Sign up the demo's reader through the same lifecycle as the web form; confirm once the
     confirmation email has gone, as a person clicking its button would."""
     from course.subscriptions import Consent, subscribe
-    from workers.tasks import runtime
 
-    current = runtime()
-    with current.sessions() as session:
+    with runtime.sessions() as session:
         signed_up = subscribe(
             session,
-            course_slug=current.settings.course_slug,
+            course_slug=runtime.settings.course_slug,
             email=email,
             first_name="Alex",
             timezone="UTC",
             consent=Consent(at=datetime.now(UTC), form="course demo"),
-            timing=current.timing,
+            timing=runtime.timing,
         )
         session.commit()  # its confirmation goes to the worker as it commits
     assert signed_up.subscriber_id is not None  # noqa: S101 - subscribe always names the subscriber
-    threading.Thread(target=_confirm_when_asked, args=(signed_up.subscriber_id,), name="reader", daemon=True).start()
+    reader = threading.Thread(target=_confirm_when_asked, args=(runtime, signed_up.subscriber_id), name="reader",
+                              daemon=True)  # fmt: skip
+    reader.start()
     return signed_up.subscriber_id
 
 
-def _confirm_when_asked(subscriber_id: int) -> None:
+def _confirm_when_asked(runtime: Runtime, subscriber_id: int) -> None:
     from sqlalchemy import select
 
     from course.models import Delivery, DeliveryState
     from course.subscriptions import confirm
-    from workers.tasks import runtime
 
-    current = runtime()
     while True:
-        with current.sessions() as session:
+        with runtime.sessions() as session:
             sent = session.scalar(
                 select(Delivery.id).where(
                     Delivery.subscriber_id == subscriber_id,
@@ -188,20 +189,18 @@ def _confirm_when_asked(subscriber_id: int) -> None:
                 )
             )
             if sent is not None:
-                confirm(session, subscriber_id, now=datetime.now(UTC), timing=current.timing)
+                confirm(session, subscriber_id, now=datetime.now(UTC), timing=runtime.timing)
                 session.commit()  # the welcome goes to the worker as it commits
                 return
         time.sleep(0.5)
 
 
-def _stop_when_complete(subscriber_id: int) -> None:
+def _stop_when_complete(runtime: Runtime, subscriber_id: int) -> None:
     from course.models import Subscriber, SubscriberStatus
-    from workers.tasks import runtime
 
-    current = runtime()
     while True:
         time.sleep(0.5)
-        with current.sessions() as session:
+        with runtime.sessions() as session:
             subscriber = session.get(Subscriber, subscriber_id)
             if subscriber is not None and subscriber.status == SubscriberStatus.COMPLETED.value:
                 break

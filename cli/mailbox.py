@@ -20,10 +20,8 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from course.clock import DatabaseClock
 from course.feedback import Outcome, SoftBouncePolicy, record_all
 from course.links import LinkSigner
-from course.settings import Settings
 from emails.mailbox import Mailbox, MailboxError, MailboxUrl, open_mailbox
 from emails.reports import Report, read_report
 
@@ -52,13 +50,6 @@ class Reader:
     address_key: bytes
     policy: SoftBouncePolicy
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, sessions: sessionmaker[Session]) -> Reader:
-        # The database's clock, as the web's webhooks go by: notices from both are counted in one window.
-        clock = DatabaseClock(sessions.kw["bind"], settings.clock_check_seconds)
-        return cls(sessions, LinkSigner(settings.secret_key, str(settings.base_url)), settings.address_key,
-                   settings.feedback_policy, clock)  # fmt: skip
 
     def take(self, raw: bytes, tally: Tally) -> Report:
         report = read_report(raw)

@@ -43,6 +43,7 @@ from course.models import (
 )
 from course.schedule import Schedule
 from course.senders import sender_gone
+from course.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,15 @@ class Timing:
     day_seconds: int | None = None
     lease_seconds: int = 600
     sending_pause_seconds: int = 900
+
+    @classmethod
+    def of(cls, settings: Settings) -> Timing:
+        return cls(
+            address_key=settings.address_key,
+            day_seconds=settings.course_day_seconds,
+            lease_seconds=settings.delivery_lease_seconds,
+            sending_pause_seconds=settings.sending_pause_seconds,
+        )
 
     @property
     def lease(self) -> timedelta:

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from course.curriculum import load_course
-from course.settings import Settings, get_settings
+from course.settings import Settings
 from emails.compiler import TemplateError
 from emails.rendering import Recipient, RenderedEmail, Renderer
 
@@ -61,12 +61,11 @@ def _environment() -> dict[str, str]:
     return {**{name: os.environ[name] for name in _STARTS_PYTHON if name in os.environ}, "PYTHONHASHSEED": "0"}
 
 
-def _rendering_settings(settings: Settings | None) -> dict[str, str]:
-    settings = settings if settings is not None else get_settings()
+def _rendering_settings(settings: Settings) -> dict[str, str]:
     return {name: str(getattr(settings, name)) for name in RENDERING_SETTINGS}
 
 
-def _run_child(request: dict[str, object], timeout: float, settings: Settings | None) -> dict[str, object]:
+def _run_child(request: dict[str, object], timeout: float, settings: Settings) -> dict[str, object]:
     """Run one request in the limited child; its JSON answer, or CheckFailed."""
     payload = json.dumps({**request, "settings": _rendering_settings(settings)}).encode()
     if len(payload) > MAX_INPUT_BYTES:
@@ -103,7 +102,7 @@ def _problem(answer: Any) -> TemplateError:
 
 
 def check_bounded(
-    files: Mapping[str, str], course_slug: str, *, settings: Settings | None = None, timeout: float = WALL_SECONDS
+    files: Mapping[str, str], course_slug: str, *, settings: Settings, timeout: float = WALL_SECONDS
 ) -> list[TemplateError]:
     """Every problem of these templates for the course, found in a limited child process.
 
@@ -117,7 +116,7 @@ def checked_bounded(
     files: Mapping[str, str],
     course_slug: str,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     timeout: float = WALL_SECONDS,
     contents: bool = True,
 ) -> tuple[list[TemplateError], dict[str, str]]:
@@ -136,7 +135,7 @@ def render_bounded(
     email: str,
     recipient: Recipient,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     timeout: float = WALL_SECONDS,
 ) -> RenderedEmail:
     """One email rendered for ``recipient`` in the limited child (previews and test sends of drafts).
@@ -144,7 +143,7 @@ def render_bounded(
     Its signed links are made here, with the real key (a words file cannot change which links an email
     has: emails/words.py). TemplateError when it does not render; CheckFailed when it asks too much.
     """
-    values = Renderer(load_course(course_slug), settings or get_settings()).reader_values(email, recipient)
+    values = Renderer(load_course(course_slug), settings).reader_values(email, recipient)
     answer = _run_child(
         {"action": "render", "files": dict(files), "course": course_slug, "email": email,
          "recipient": dataclasses.asdict(recipient), "values": values},

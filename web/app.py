@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
 from pathlib import Path
@@ -23,41 +23,42 @@ from course.clock import DatabaseClock
 from course.curriculum import load_course
 from course.db import hand_over_with, make_engine, make_sessionmaker
 from course.links import LinkSigner
-from course.settings import Settings, get_settings
+from course.settings import Settings
 from emails.markup import inline_html, markup_html, punctuated
 from web import health, inbox, links, metrics, pages, preferences, studio, webhooks
 from web.context import WebContext
 from web.links import LinkProblem
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from web.security import BODY_LIMIT_BYTES, BodyLimit, SecuredFastAPI, slash_redirect
-from workers.engine import batches
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
 
 
-def celery_enqueue(settings: Settings) -> Callable[[Iterable[int]], None]:
-    def enqueue(delivery_ids: Iterable[int]) -> None:
-        from workers.tasks import send_batch  # the Celery task: the workers send, the web only queues
+def queue_or_leave(enqueue: Callable[[list[int]], None]) -> Callable[[list[int]], None]:
+    """What a request's commit hands over goes to ``enqueue``; a broker that is away fails no request: the
+    deliveries are committed, and the beat hands them out once their lease runs out."""
 
-        ids = list(delivery_ids)
+    def hand_over(delivery_ids: list[int]) -> None:
         try:
-            for batch in batches(ids, settings.send_batch_size):
-                send_batch.delay(batch)
-        except Exception:  # the broker is away: the deliveries are committed, so nothing is lost
-            log.warning("could not queue deliveries %s now; the beat will hand them out", ids, exc_info=True)
+            enqueue(delivery_ids)
+        except Exception:
+            log.warning("could not queue deliveries %s now; the beat will hand them out", delivery_ids, exc_info=True)
 
-    return enqueue
+    return hand_over
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: Settings,
     *,
     sessions: sessionmaker[Session] | None = None,
-    enqueue: Callable[[Iterable[int]], None] | None = None,
+    enqueue: Callable[[list[int]], None] | None = None,
     clock: Callable[[], datetime] | None = None,
+    signer: LinkSigner | None = None,
 ) -> FastAPI:
-    settings = settings or get_settings()
+    """The web app. The composition root (cli/root.py) gives it the resources it shares with the rest of the
+    process; a test may give its own. Without ``enqueue`` nothing is queued by a request: the beat hands
+    out what a sign-up or a confirmation made due (a script's or a test's app)."""
     course = load_course(settings.course_slug)
     templates = Jinja2Templates(directory=HERE / "templates", context_processors=[lambda request: {"course": course}])
     # The course's words carry a small markup (emails/markup.py); the pages show it as the emails do.
@@ -74,13 +75,13 @@ def create_app(
         settings=settings,
         course=course,
         sessions=sessions or make_sessionmaker(make_engine(settings.database_url, pre_ping=False, pool_size=20)),
-        signer=LinkSigner(settings.secret_key, str(settings.base_url)),
+        signer=signer or LinkSigner(settings.secret_key, str(settings.base_url)),
         templates=templates,
         limiter=limiter,
-        enqueue=enqueue or celery_enqueue(settings),
     )
     web.clock = clock or DatabaseClock(web.sessions.kw["bind"], settings.clock_check_seconds)
-    hand_over_with(web.sessions, web.enqueue)  # what a request's transaction hands over, queued once it commits
+    if enqueue is not None:  # what a request's transaction hands over, queued once it commits
+        hand_over_with(web.sessions, queue_or_leave(enqueue))
 
     production = settings.environment == "production"
     app = SecuredFastAPI(
@@ -207,9 +208,3 @@ def what_was_wrong(error: RequestValidationError) -> str:
         else:
             sentences.append(f"The field “{name}” {should}." if name else f"The form {should}.")
     return " ".join(sentences) or "The request did not have the form it takes."
-
-
-def from_environment() -> FastAPI:
-    """The app as ``course web`` serves it, with the settings of the environment: uvicorn calls this in
-    each of its worker processes."""
-    return create_app(get_settings())

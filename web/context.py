@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +31,6 @@ class WebContext:
     signer: LinkSigner
     templates: Jinja2Templates
     limiter: RateLimiter
-    enqueue: Callable[[Iterable[int]], None]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _wording: dict[int, Course] = field(default_factory=dict)
     _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = field(
@@ -40,12 +39,7 @@ class WebContext:
 
     @property
     def timing(self) -> Timing:
-        return Timing(
-            address_key=self.settings.address_key,
-            day_seconds=self.settings.course_day_seconds,
-            lease_seconds=self.settings.delivery_lease_seconds,
-            sending_pause_seconds=self.settings.sending_pause_seconds,
-        )
+        return Timing.of(self.settings)
 
     def live_course(self, session: Session) -> Course:
         """The course with the wording published in the studio (its pages say what its emails say)."""

@@ -3,17 +3,20 @@
 Course days are never scheduled with ETA or countdown: Redis hands a message that waits longer than
 its visibility timeout to a second worker, so it would run twice. Time lives in the database
 (``next_send_at``, ``due_at``) and the beat (workers/beat.py, not Celery's beat) claims what is due.
+
+Nothing here is built on import: the composition root (cli/root.py) makes the app from its settings and
+gives it the task (workers/tasks.py).
 """
 
 from __future__ import annotations
 
 from celery import Celery
 
-from course.settings import Settings, get_settings
+from course.settings import Settings
 
 
 def create_app(settings: Settings) -> Celery:
-    app = Celery("course", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery("course", broker=settings.broker_url)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -34,6 +37,3 @@ def create_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
-
-
-app = create_app(get_settings())

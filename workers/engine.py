@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from course.clock import DatabaseClock
@@ -74,6 +74,13 @@ def batches(delivery_ids: Iterable[int], size: int) -> Iterator[list[int]]:
 
 
 class Runtime:
+    """One process's resources for sending: the database, the sender, the throttle, the clock, the queue.
+
+    The composition root (cli/root.py) makes one per process from the resources it built; tests make theirs
+    with a clock, a sender or a queue of their own. Without ``enqueue`` nothing is queued: what a commit
+    hands over waits for the beat, which hands out a claimed delivery nobody took once its lease runs out.
+    """
+
     def __init__(
         self,
         settings: Settings,
@@ -85,33 +92,26 @@ class Runtime:
         sessions: sessionmaker[Session] | None = None,
     ) -> None:
         self.settings = settings
-        self.timing = Timing(
-            address_key=settings.address_key,
-            day_seconds=settings.course_day_seconds,
-            lease_seconds=settings.delivery_lease_seconds,
-            sending_pause_seconds=settings.sending_pause_seconds,
-        )
+        self.timing = Timing.of(settings)
         self.sessions = sessions or make_sessionmaker(make_engine(settings.database_url))
-        hand_over_with(self.sessions, self.enqueue)
+        self.engine: Engine = self.sessions.kw["bind"]
+        self._enqueue = enqueue
+        if enqueue is not None:
+            hand_over_with(self.sessions, self.enqueue)
         self.sender: Sender = sender or sender_from_url(settings.smtp_url, settings.smtp_timeout_seconds)
         self.throttle = throttle or make_throttle(settings)
-        self._enqueue = enqueue
-        self.clock = clock or DatabaseClock(self.sessions.kw["bind"], settings.clock_check_seconds)
+        self.clock = clock or DatabaseClock(self.engine, settings.clock_check_seconds)
         self._writers: dict[tuple[str, int], tuple[Renderer, Preparer, MessageBuilder]] = {}
 
     def now(self) -> datetime:
         return self.clock()
 
     def enqueue(self, delivery_ids: Iterable[int]) -> None:
-        """Queue send_batch tasks, in batches. Its sessions do it when a transaction that handed deliveries
-        over commits (course/db.py's hand_over_after_commit)."""
-        for chunk in batches(delivery_ids, self.settings.send_batch_size):
-            if self._enqueue is not None:
+        """Queue send_batch tasks of at most SEND_BATCH_SIZE. Its sessions do it when a transaction that
+        handed deliveries over commits (course/db.py's hand_over_after_commit)."""
+        if self._enqueue is not None:
+            for chunk in batches(delivery_ids, self.settings.send_batch_size):
                 self._enqueue(chunk)
-            else:
-                from workers.tasks import send_batch  # the Celery task; imported late: tasks import us
-
-                send_batch.delay(chunk)
 
     def writers(self, session: Session, course_slug: str, release: int) -> tuple[Renderer, Preparer, MessageBuilder]:
         """The renderer of a course's release (see emails/store.py). A release never changes, so its
@@ -286,7 +286,7 @@ def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
     """
     tally: dict[str, int] = {}
     # The lock first, and let go after the last commit: while it is held, the beat knows this worker lives.
-    with batch_lock(runtime.sessions.kw["bind"]) as sender_key, runtime.sessions() as session:
+    with batch_lock(runtime.engine) as sender_key, runtime.sessions() as session:
         began = runtime.now()
         owned = begin_sending(session, delivery_ids, began, runtime.timing, sender_key)
         session.commit()  # "sending" is on disk before anything reaches SMTP

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from cli.common import require_schema
-from course.settings import get_settings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,14 +20,15 @@ def _beat(arguments: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from cli.root import Root
     from workers.beat import run
-    from workers.tasks import runtime
 
-    settings = get_settings()
-    require_schema(settings)
+    root = Root.from_environment()
+    require_schema(root.settings)
     logging.basicConfig(level=arguments.loglevel.upper(), format="[%(asctime)s: %(levelname)s/beat] %(message)s")
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())  # the tick under way finishes, then the beat stops
-    run(runtime(), stop)
+    with root:
+        run(root.runtime, stop)
     return 0

@@ -24,10 +24,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _insights(arguments: argparse.Namespace) -> int:
     """`course insights`: sum the studio's insights now (the beat does it every few minutes)."""
     import time
-    from datetime import UTC, date, datetime
+    from datetime import date
 
+    from cli.root import Root
     from course import insights
-    from course.db import make_engine, make_sessionmaker
 
     settings = get_settings()
     require_schema(settings)
@@ -38,16 +38,12 @@ def _insights(arguments: argparse.Namespace) -> int:
             since = date.fromisoformat(arguments.since)
         except ValueError:
             raise CommandError(f"--since takes a date such as 2026-11-02, not {arguments.since!r}") from None
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            started, now = time.perf_counter(), datetime.now(UTC)
-            if arguments.all or since:
-                cohorts = insights.refresh(session, course, now, since=since)
-            else:
-                cohorts = insights.refresh_active(session, course, now)
-            session.commit()
-    finally:
-        engine.dispose()
+    with Root(settings) as root, root.sessions() as session:
+        started, now = time.perf_counter(), root.clock()
+        if arguments.all or since:
+            cohorts = insights.refresh(session, course, now, since=since)
+        else:
+            cohorts = insights.refresh_active(session, course, now)
+        session.commit()
     print(f"Summed the figures of {cohorts} sign-up weeks of {course.slug} in {time.perf_counter() - started:.2f} s.")
     return 0

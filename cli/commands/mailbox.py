@@ -36,7 +36,7 @@ def _mailbox(arguments: argparse.Namespace) -> int:
     import threading
 
     from cli.mailbox import EX_TEMPFAIL, MailboxError, MailboxUrl, Reader, run_imap, run_stdin
-    from course.db import make_engine, make_sessionmaker
+    from cli.root import Root
 
     settings = get_settings()
     imap = arguments.imap
@@ -63,9 +63,9 @@ def _mailbox(arguments: argparse.Namespace) -> int:
         print(f"course mailbox: cannot use the database ({describe(settings.database_url)}): {reason(error)}; "
               "try again later", file=sys.stderr)  # fmt: skip
         return EX_TEMPFAIL
-    engine = make_engine(settings.database_url)
-    try:
-        reader = Reader.from_settings(settings, make_sessionmaker(engine))
+    with Root(settings) as root:
+        # The database's clock, as the web's webhooks go by: notices from both are counted in one window.
+        reader = Reader(root.sessions, root.signer, settings.address_key, settings.feedback_policy, root.clock)
         if url is None:
             return run_stdin(reader)
         stop = threading.Event()
@@ -82,5 +82,3 @@ def _mailbox(arguments: argparse.Namespace) -> int:
             return 1
         print(tally.line())
         return 0
-    finally:
-        engine.dispose()

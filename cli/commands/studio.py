@@ -54,8 +54,7 @@ def _studio(arguments: argparse.Namespace) -> int:
     """`course studio add-user EMAIL`: an account, with a password typed now or a one-time link."""
     import getpass
 
-    from course.clock import DatabaseClock
-    from course.db import make_engine, make_sessionmaker
+    from cli.root import Root
     from course.models import StudioRole
     from course.studio import StudioError, add_user, check_password
     from web.studio.auth import sign_in_link
@@ -73,54 +72,43 @@ def _studio(arguments: argparse.Namespace) -> int:
             if getpass.getpass("The same password again: ") != password:
                 raise CommandError("the two passwords differ; nothing was created")
         password = password or None
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            try:
-                user = add_user(session, arguments.email, role=StudioRole(arguments.role), courses=arguments.courses,
-                                password=password, now=DatabaseClock(engine)())  # fmt: skip
-            except StudioError as error:
-                raise CommandError(str(error)) from None
-            session.commit()
-            print(f"Studio account for {user.email} ({user.role}).")
-            if password is None:
-                print(
-                    f"Send them this link to set a password (it works once, for a day):\n{sign_in_link(settings, user)}"
-                )
-    finally:
-        engine.dispose()
+    with Root(settings) as root, root.sessions() as session:
+        try:
+            user = add_user(session, arguments.email, role=StudioRole(arguments.role), courses=arguments.courses,
+                            password=password, now=root.clock())  # fmt: skip
+        except StudioError as error:
+            raise CommandError(str(error)) from None
+        session.commit()
+        print(f"Studio account for {user.email} ({user.role}).")
+        if password is None:
+            print(f"Send them this link to set a password (it works once, for a day):\n{sign_in_link(settings, user)}")
     return 0
 
 
 def _studio_account(arguments: argparse.Namespace) -> int:
     """`course studio reset-password | disable-user | enable-user EMAIL`."""
-    from course.clock import DatabaseClock
-    from course.db import make_engine, make_sessionmaker
+    from cli.root import Root
     from course.studio import StudioError, reset_password, set_disabled
     from web.studio.auth import sign_in_link
 
     settings = get_settings()
     require_schema(settings)
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            now = DatabaseClock(engine)()  # the time every process goes by (course/clock.py)
-            try:
-                if arguments.action == "reset-password":
-                    user = reset_password(session, arguments.email, now)
-                else:
-                    user = set_disabled(session, arguments.email, now, disabled=arguments.action == "disable-user")
-            except StudioError as error:
-                raise CommandError(str(error)) from None
-            session.commit()
+    with Root(settings) as root, root.sessions() as session:
+        now = root.clock()  # the time every process goes by (course/clock.py)
+        try:
             if arguments.action == "reset-password":
-                print(f"The password of {user.email} is removed and every session of theirs has ended.")
-                link = sign_in_link(settings, user)
-                print(f"Send them this link to set a new one (it works once, for a day):\n{link}")
-            elif arguments.action == "disable-user":
-                print(f"{user.email} can no longer sign in; every session of theirs has ended.")
+                user = reset_password(session, arguments.email, now)
             else:
-                print(f"{user.email} may sign in again (with their password, or `course studio reset-password`).")
-    finally:
-        engine.dispose()
+                user = set_disabled(session, arguments.email, now, disabled=arguments.action == "disable-user")
+        except StudioError as error:
+            raise CommandError(str(error)) from None
+        session.commit()
+        if arguments.action == "reset-password":
+            print(f"The password of {user.email} is removed and every session of theirs has ended.")
+            link = sign_in_link(settings, user)
+            print(f"Send them this link to set a new one (it works once, for a day):\n{link}")
+        elif arguments.action == "disable-user":
+            print(f"{user.email} can no longer sign in; every session of theirs has ended.")
+        else:
+            print(f"{user.email} may sign in again (with their password, or `course studio reset-password`).")
     return 0

@@ -39,7 +39,7 @@ def _web(arguments: argparse.Namespace) -> int:
     # mail scanners open every link of every email within seconds of its delivery.
     # uvicorn's own X-Forwarded-For handling stays off: the app believes the header only from the
     # proxies in FORWARDED_ALLOW_IPS (web/clients.py), and keeps the peer's address otherwise.
-    uvicorn.run("web.app:from_environment", factory=True, host=arguments.host, port=arguments.port,
+    uvicorn.run("cli.root:web_app", factory=True, host=arguments.host, port=arguments.port,
                 workers=arguments.workers, proxy_headers=False, access_log=arguments.access_log,
                 log_level="info")  # fmt: skip
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from cli.common import require_schema
-from course.settings import get_settings
 from emails.dkim import DkimSigner
 
 
@@ -22,12 +21,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _worker(arguments: argparse.Namespace) -> int:
-    from workers.app import app
+    from cli.root import Root
 
-    settings = get_settings()
+    root = Root.from_environment()
+    settings = root.settings
     require_schema(settings)
     DkimSigner.from_settings(settings)  # a key that cannot sign stops the worker now, not each batch
-    app.worker_main(
+    root.worker(
         ["worker", "-Q", settings.celery_queue, f"--hostname={arguments.name or settings.celery_queue + '@%h'}",
          f"--concurrency={arguments.concurrency}",
          f"--pool={arguments.pool}", f"--loglevel={arguments.loglevel}", "--without-gossip", "--without-mingle"]

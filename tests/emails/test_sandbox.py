@@ -17,6 +17,7 @@ from emails.sandbox import MAX_INPUT_BYTES, CheckFailed, check_bounded, render_b
 from ..conftest import TEST_SECRET, make_settings
 
 SLUG = "building-emotional-intimacy"
+SETTINGS = make_settings()
 
 
 def welcome_subject(text: str) -> dict[str, str]:
@@ -26,7 +27,7 @@ def welcome_subject(text: str) -> dict[str, str]:
 
 
 def test_the_shipped_templates_pass() -> None:
-    assert check_bounded(default_templates().files, SLUG) == []
+    assert check_bounded(default_templates().files, SLUG, settings=SETTINGS) == []
 
 
 @pytest.mark.parametrize(
@@ -44,7 +45,7 @@ def test_the_shipped_templates_pass() -> None:
     ],
 )
 def test_a_sandbox_escape_or_a_runaway_template_is_named(template: str, said: str) -> None:
-    problems = check_bounded(welcome_subject(template), SLUG)
+    problems = check_bounded(welcome_subject(template), SLUG, settings=SETTINGS)
     assert any(problem.email == "welcome" and said in problem.message for problem in problems), problems
 
 
@@ -58,7 +59,9 @@ def test_a_sandbox_escape_or_a_runaway_template_is_named(template: str, said: st
 def test_a_resource_bomb_is_stopped_in_bounded_time(template: str) -> None:
     """The render budget (emails/compiler.py) stops and names it before the child's limits are reached."""
     started = time.monotonic()
-    problems = check_bounded(welcome_subject(template), SLUG, timeout=50)  # past a busy machine's slowest
+    problems = check_bounded(
+        welcome_subject(template), SLUG, settings=SETTINGS, timeout=50
+    )  # past a busy machine's slowest
     assert any(problem.email == "welcome" and "more than" in problem.message for problem in problems), problems
     assert time.monotonic() - started < 60  # a generous bound: the point is that it ends
 
@@ -66,12 +69,12 @@ def test_a_resource_bomb_is_stopped_in_bounded_time(template: str) -> None:
 def test_a_check_that_outlasts_its_time_is_stopped() -> None:
     """The child's own limits stay, around what the budget does not meter (MJML, Jinja's compiler)."""
     with pytest.raises(CheckFailed, match="took longer"):
-        check_bounded(default_templates().files, SLUG, timeout=0.05)
+        check_bounded(default_templates().files, SLUG, settings=SETTINGS, timeout=0.05)
 
 
 def test_ten_megabytes_of_text_are_refused_before_any_work() -> None:
     with pytest.raises(CheckFailed, match="KB"):
-        check_bounded(welcome_subject("A" * 10 * 1024 * 1024), SLUG)
+        check_bounded(welcome_subject("A" * 10 * 1024 * 1024), SLUG, settings=SETTINGS)
     assert MAX_INPUT_BYTES < 10 * 1024 * 1024
 
 

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from cli.root import Root
 from course.db import make_engine, make_sessionmaker
 from course.models import Delivery, SignupRequest, Subscriber, SubscriberStatus
-from web.app import create_app
 from web.pages import CLIENT_LIMIT
 
 from ..conftest import make_settings
@@ -235,9 +235,10 @@ def test_confirming_needs_a_press_of_the_button_not_a_visit(site: Site) -> None:
 
 
 def test_a_broker_that_is_away_loses_no_sign_up(database_url: str) -> None:
-    # Redis on a port where nothing listens: queueing fails, the sign-up does not.
+    # Redis on a port where nothing listens: queueing fails, the sign-up does not. The app as `course web`
+    # serves it (the composition root's, queueing to its Celery app).
     settings = make_settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")
-    with TestClient(create_app(settings)) as client:
+    with Root(settings) as root, TestClient(root.web()) as client:
         response = client.post(
             "/subscribe", data={"email": "alex@example.com", "timezone": "UTC"}, follow_redirects=False
         )

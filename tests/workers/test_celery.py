@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,11 +23,10 @@ from kombu.connection import Connection as KombuConnection
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from course.db import make_engine, make_sessionmaker
+from cli.root import Root
 from course.models import Delivery, DeliveryState, InsightCount, Subscriber, SubscriberStatus
 from course.settings import Settings
 from course.subscriptions import Consent, confirm, subscribe
-from workers.app import create_app
 from workers.engine import Runtime
 
 from ..conftest import TEST_SECRET, make_settings
@@ -55,12 +57,15 @@ class Deployment:
         self.settings = settings
         self.environment = environment
         self.processes = running
-        self.celery: Celery = create_app(settings)
-        self.engine = make_engine(settings.database_url)
-        self.runtime = Runtime(settings, sessions=make_sessionmaker(self.engine), enqueue=self.enqueue)
+        # What `course worker` and `course beat` build, built here the same way: their Celery app, its task,
+        # a runtime whose commits queue to it.
+        self.root = Root(settings)
+        self.celery: Celery = self.root.celery
+        self.engine = self.root.engine
+        self.runtime: Runtime = self.root.runtime
 
     def enqueue(self, delivery_ids: list[int]) -> None:
-        self.celery.send_task("workers.tasks.send_batch", args=[delivery_ids], queue=self.settings.celery_queue)
+        self.root.enqueue(delivery_ids)
 
     def worker(self, name: str = "worker") -> Any:
         return self.processes.start(name, "worker", "--pool=threads", "--concurrency=2", "--loglevel=INFO")
@@ -100,7 +105,7 @@ def deploy(database_url: str, smtp: tuple[ScriptedHandler, int], tmp_path: Path)
     for context in contexts:
         context.__exit__(None, None, None)
     for deployment in made:
-        deployment.engine.dispose()
+        deployment.root.close()
     client = redis.Redis.from_url(REDIS_URL)
     client.delete(queue, f"_kombu.binding.{queue}", f"{queue}:send-rate", f"{queue}:last-tick")
 
@@ -280,6 +285,26 @@ def due_subscriber(deployment: Deployment, email: str) -> int:
         session.add(subscriber)
         session.commit()
         return subscriber.id
+
+
+def test_course_health_worker_answers_once_the_worker_does(deploy: Callable[..., Deployment]) -> None:
+    """The worker's container health check (docker-compose.yml): a Celery ping to CELERY_QUEUE@host."""
+    deployment = deploy()
+
+    def health() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own console script
+            [str(Path(sys.executable).parent / "course"), "health", "--worker"],
+            env={**os.environ, **deployment.environment}, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    before = health()
+    assert before.returncode == 1 and f"worker: no answer from {deployment.settings.celery_queue}@" in before.stdout
+    deployment.worker()
+    try:
+        wait_until(lambda: health().returncode == 0, timeout=60, what="the worker to answer its ping")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
+    assert f"worker: ok ({deployment.settings.celery_queue}@" in health().stdout
 
 
 def test_the_beat_claims_as_it_starts_not_one_interval_later_and_needs_no_worker_to_tick(

@@ -1,0 +1,110 @@
+"""The composition root (cli/root.py): each process builds its resources once, from its settings, and hands
+them to the web app, the beat and the workers; nothing below it builds anything on import."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cli.root import Root
+from course.db import make_engine, make_sessionmaker
+from course.models import Delivery
+from workers.tasks import SEND_BATCH
+
+from ..conftest import make_settings
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+ROOT = Path(__file__).resolve().parents[2]
+ROOMS = ("course", "emails", "workers", "web", "cli")
+
+
+def product_modules() -> list[str]:
+    found = []
+    for room in ROOMS:
+        for path in sorted((ROOT / room).rglob("*.py")):
+            if "node_modules" in path.parts or path.name == "__main__.py":
+                continue
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return found
+
+
+def test_every_module_of_the_product_imports_without_reading_the_settings() -> None:
+    # An environment whose settings would not validate: a module that read them on import (the Celery app
+    # built from get_settings(), as workers/app.py once did) fails here.
+    environment = {**os.environ, "SEND_RATE_PER_SECOND": "as fast as you can", "DATABASE_URL": "nowhere"}
+    modules = product_modules()
+    assert "workers.tasks" in modules and "web.app" in modules and "cli.root" in modules
+    script = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    done = subprocess.run(  # noqa: S603 - this interpreter, our modules
+        [sys.executable, "-c", script, *modules], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # And the settings do refuse that environment, so the run above proves something.
+    refused = subprocess.run(
+        [sys.executable, "-c", "from course.settings import get_settings; get_settings()"],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "send_rate_per_second" in refused.stderr.lower()
+
+
+def test_a_root_builds_each_resource_once_and_the_runtime_uses_them(database_url: str) -> None:
+    with Root(make_settings(database_url=database_url, broker_url="memory://")) as root:
+        runtime = root.runtime
+        assert root.runtime is runtime and root.sessions is root.sessions
+        assert runtime.sessions is root.sessions and runtime.engine is root.engine
+        assert runtime.sender is root.sender and runtime.throttle is root.throttle and runtime.clock is root.clock
+        # The Celery app carries the task under the name queued messages have always had.
+        assert root.send_batch is root.celery.tasks[SEND_BATCH] and root.send_batch.app is root.celery
+        assert root.celery.conf.task_default_queue == root.settings.celery_queue
+        assert runtime.now() is not None  # the database's clock answers through the root's engine
+        # A second root (another process's, a test's) has its own app and task, reaching its own runtime.
+        with Root(make_settings(database_url=database_url, broker_url="memory://")) as other:
+            assert other.send_batch is not root.send_batch and other.send_batch.app is other.celery
+            assert other.runtime is not runtime
+
+
+def test_a_prefork_child_makes_its_own_connections(database_url: str) -> None:
+    with Root(make_settings(database_url=database_url, broker_url="memory://")) as root:
+        parent_engine, parent_runtime = root.engine, root.runtime
+        with root.sessions() as session:
+            session.execute(select(1))
+        root.after_fork()  # what worker_process_init runs in each child
+        assert root.engine is not parent_engine and root.runtime is not parent_runtime
+        assert root.runtime.engine is root.engine
+        with root.sessions() as session:
+            assert session.scalar(select(1)) == 1
+
+
+def test_the_web_app_of_the_root_queues_a_sign_up_on_the_deployments_broker(database_url: str) -> None:
+    queue = f"test-root-{uuid.uuid4().hex[:12]}"
+    settings = make_settings(database_url=database_url, broker_url=REDIS_URL, celery_queue=queue)
+    broker = redis.Redis.from_url(REDIS_URL)
+    try:
+        with Root(settings) as root, TestClient(root.web()) as client:
+            response = client.post("/subscribe", data={"email": "alex@example.com", "timezone": "UTC"},
+                                   follow_redirects=False)  # fmt: skip
+            assert response.status_code == 303
+            # Queued as the sign-up's transaction committed: the message is there when the response is.
+            assert broker.llen(queue) == 1
+            message = json.loads(broker.lindex(queue, 0) or b"{}")
+        engine = make_engine(database_url)
+        with make_sessionmaker(engine)() as session:
+            (delivery_id,) = session.scalars(select(Delivery.id))
+        engine.dispose()
+        assert message["headers"]["task"] == SEND_BATCH
+        arguments, _, _ = json.loads(base64.b64decode(message["body"]))
+        assert arguments == [[delivery_id]]
+    finally:
+        broker.delete(queue)
