@@ -329,9 +329,9 @@ class Course(_Data):
             if not 1 <= category.first_day <= category.last_day <= len(self.days):
                 raise ValueError(f"category {category.key!r} spans days that do not exist")
         owners: list[tuple[str, str | None, list[str]]] = [
-            ("confirmation", self.confirmation.checklist, self.confirmation.resources),
-            ("welcome", self.welcome.checklist, self.welcome.resources),
-            ("completion", self.completion.checklist, self.completion.resources),
+            (EmailKind.CONFIRMATION.value, self.confirmation.checklist, self.confirmation.resources),
+            (EmailKind.WELCOME.value, self.welcome.checklist, self.welcome.resources),
+            (EmailKind.COMPLETION.value, self.completion.checklist, self.completion.resources),
         ]
         for day in self.days:
             if day.category not in category_keys:
@@ -342,7 +342,7 @@ class Course(_Data):
             owners.append((f"day {day.number}", day.checklist, day.resources))
         if self.confirmation.page is not None or self.completion.page is not None:
             raise ValueError("only the welcome has a web page (/about)")
-        places = {"welcome", "completion", *range(1, len(self.days) + 1)}
+        places = {EmailKind.WELCOME.value, EmailKind.COMPLETION.value, *range(1, len(self.days) + 1)}
         for question in self.faq:
             if question.shown_in is not None and question.shown_in not in places:
                 raise ValueError(f"question {question.question!r}: shown_in {question.shown_in!r} is not an email")
@@ -357,7 +357,7 @@ class Course(_Data):
     def page_questions(self) -> list[Question]:
         """What the welcome's web page answers: the questions meant for the welcome (which the email then
         leaves to the page) and those meant for no email."""
-        return [question for question in self.faq if question.shown_in in ("welcome", None)]
+        return [question for question in self.faq if question.shown_in in (EmailKind.WELCOME.value, None)]
 
     def category(self, key: str) -> Category:
         return next(category for category in self.categories if category.key == key)

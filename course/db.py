@@ -66,7 +66,7 @@ def hand_over_with(sessions: sessionmaker[Session], enqueue: Callable[[list[int]
 
     Sessions made without one (a script's, a test's) commit what they hand over and leave it to the
     beat, which hands out a claimed delivery nobody took once its lease runs out
-    (:func:`course.deliveries.release_abandoned`), as when the broker was away."""
+    (:func:`course.deliveries.claim.release_abandoned`), as when the broker was away."""
     sessions.kw.setdefault("info", {})[_ENQUEUE] = enqueue
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import and_, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from course.curriculum import Checklist, Course, ScoreBand
-from course.deliveries import suppress
+from course.deliveries.suppressions import suppress
 from course.lifecycle import SuppressionReason
 from course.models import (
     ENROLLED,

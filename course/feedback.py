@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from course.deliveries import suppress
+from course.deliveries.suppressions import suppress
 from course.lifecycle import SuppressionReason, become
 from course.links import InvalidLink, LinkSigner, Purpose
 from course.models import (

@@ -54,6 +54,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from course.curriculum import Checklist, Course
 from course.db import serialise
+from course.lifecycle import EmailKind
 from course.models import (
     Answer,
     Bounce,
@@ -754,7 +755,9 @@ class Insights:
 
 def step_label(course: Course, step: int) -> str:
     email = course.step(step).email
-    return {"welcome": "Welcome", "completion": "Completion"}.get(email, f"Day {course.step(step).day_number}")
+    return {EmailKind.WELCOME.value: "Welcome", EmailKind.COMPLETION.value: "Completion"}.get(
+        email, f"Day {course.step(step).day_number}"
+    )
 
 
 def link_label(course: Course, key: str) -> str:

@@ -85,8 +85,8 @@ class SuppressionReason(StrEnum):
 # --- A subscriber's status ----------------------------------------------------------------------------
 #
 # Every change of a subscriber's status goes through :func:`become` (in course/subscriptions.py,
-# course/deliveries.py, course/feedback.py). The send path's two statements for many rows (``_CLAIM`` and
-# ``_ADVANCE`` in course/deliveries.py) change one status only, as :data:`MOVES` allows: an active
+# course/deliveries/, course/feedback.py). The send path's two statements for many rows (``_CLAIM`` and
+# ``_ADVANCE`` in course/deliveries/) change one status only, as :data:`MOVES` allows: an active
 # subscriber past the last step is completed. A move the table does not hold is a bug, raised, never a
 # status quietly overwritten.
 

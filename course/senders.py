@@ -5,7 +5,7 @@ before it marks a batch "sending", records the key on each delivery (``deliverie
 lets go once the batch is recorded. A lock belongs to its connection: when the worker's process dies
 (SIGKILL, the OOM killer, a crash), its kernel closes the connection, PostgreSQL frees the lock at once,
 and the beat hands out every "sending" delivery whose key nobody holds at its next tick
-(:func:`course.deliveries.release_abandoned`), instead of waiting for the lease to run out.
+(:func:`course.deliveries.claim.release_abandoned`), instead of waiting for the lease to run out.
 
 The lease stays, for what a lock cannot tell:
 

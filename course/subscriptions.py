@@ -30,18 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.db import hand_over_after_commit, serialise
-from course.deliveries import (
-    CONFIRMATION_EMAIL,
-    PREFERENCES_LINK_EMAIL,
-    Timing,
-    claim_next_step,
-    lift_erasure,
-    queue_confirmation,
-    queue_service_email,
-    schedule_for,
-    suppression_reason,
-)
-from course.lifecycle import SuppressionReason, become
+from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email
+from course.deliveries.suppressions import lift_erasure, suppression_reason
+from course.deliveries.timing import Timing, schedule_for
+from course.lifecycle import EmailKind, SuppressionReason, become
 from course.models import (
     ENROLLED,
     Delivery,
@@ -220,7 +212,7 @@ def subscribe(
         update(Delivery)
         .where(
             Delivery.subscriber_id == subscriber.id,
-            Delivery.email == CONFIRMATION_EMAIL,
+            Delivery.email == EmailKind.CONFIRMATION,
             Delivery.state == DeliveryState.CLAIMED.value,
         )
         .values(signup_request_id=request.id)
@@ -247,7 +239,7 @@ def _give_up_waiting_turns(session: Session, mailbox: str, now: datetime) -> Non
         .join(SignupRequest, Delivery.signup_request_id == SignupRequest.id)
         .where(
             SignupRequest.mailbox_hash == mailbox,
-            Delivery.email == CONFIRMATION_EMAIL,
+            Delivery.email == EmailKind.CONFIRMATION,
             Delivery.state == DeliveryState.CLAIMED.value,
             Delivery.due_at > now,
         )
@@ -274,7 +266,7 @@ def next_confirmation_at(session: Session, mailbox: str, now: datetime) -> datet
             .join(SignupRequest, Delivery.signup_request_id == SignupRequest.id)
             .where(
                 SignupRequest.mailbox_hash == mailbox,
-                Delivery.email == CONFIRMATION_EMAIL,
+                Delivery.email == EmailKind.CONFIRMATION,
                 Delivery.state != DeliveryState.SKIPPED.value,
                 Delivery.due_at > now - timedelta(days=1),
             )
@@ -293,7 +285,7 @@ def _forget_old_requests(session: Session, subscriber_id: int) -> None:
     whose confirmation went out (or will): the pace counts those by their request's mailbox."""
     mailed = select(Delivery.signup_request_id).where(
         Delivery.subscriber_id == subscriber_id,
-        Delivery.email == CONFIRMATION_EMAIL,
+        Delivery.email == EmailKind.CONFIRMATION,
         Delivery.state != DeliveryState.SKIPPED.value,
         Delivery.signup_request_id.is_not(None),
     )
@@ -362,7 +354,7 @@ def confirm(
         update(Delivery)
         .where(
             Delivery.subscriber_id == subscriber.id,
-            Delivery.email == CONFIRMATION_EMAIL,
+            Delivery.email == EmailKind.CONFIRMATION,
             Delivery.state == DeliveryState.CLAIMED.value,
         )
         .values(state=DeliveryState.SKIPPED.value, last_reply="confirmed already", lease_until=None, updated_at=now)
@@ -403,13 +395,13 @@ def send_preferences_link(session: Session, subscriber_id: int, *, now: datetime
     recent = session.scalar(
         select(Delivery.id).where(
             Delivery.subscriber_id == subscriber.id,
-            Delivery.email == PREFERENCES_LINK_EMAIL,
+            Delivery.email == EmailKind.PREFERENCES_LINK,
             Delivery.created_at > now - CONFIRMATION_INTERVAL,
         )
     )
     if recent is not None:
         return []
-    delivery = queue_service_email(session, subscriber, PREFERENCES_LINK_EMAIL, now, now, timing)
+    delivery = queue_service_email(session, subscriber, EmailKind.PREFERENCES_LINK, now, now, timing)
     session.flush()
     hand_over_after_commit(session, [delivery.id])
     return [delivery.id]

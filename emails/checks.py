@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from course.lifecycle import EmailKind
 from emails.compiler import TemplateError
 from emails.rendering import RenderedEmail
 
@@ -438,7 +439,7 @@ def content_problems(rendered: RenderedEmail, context: dict[str, Any], base_url:
 
     links = context["links"]
     required = {}
-    if context["step"]["kind"] != "confirmation":  # not yet a subscriber: nothing to leave or to set
+    if context["step"]["kind"] != EmailKind.CONFIRMATION:  # not yet a subscriber: nothing to leave or to set
         required = {"the unsubscribe link": links["unsubscribe"], "the preferences link": links["preferences"]}
     if "confirm" in links:
         required["the confirmation link"] = links["confirm"]

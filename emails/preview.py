@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from course.curriculum import Course
+from course.lifecycle import EmailKind
 from course.settings import Settings
 from emails.mime import MessageBuilder
-from emails.rendering import CONFIRMATION, Recipient, RenderedEmail, Renderer
+from emails.rendering import Recipient, RenderedEmail, Renderer
 
 SAMPLE_RECIPIENT = Recipient(subscriber_id=1, email="alex@example.com", first_name="Alex")
 
@@ -60,7 +61,7 @@ def write_previews(
 
 
 def _message_key(rendered: RenderedEmail) -> int | str:
-    return CONFIRMATION if rendered.step is None else rendered.step
+    return EmailKind.CONFIRMATION if rendered.step is None else rendered.step
 
 
 def _index(course: Course, written: list[WrittenEmail]) -> str:

@@ -21,15 +21,13 @@ from emails import words
 from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
 from emails.markup import plain
 
-CONFIRMATION = EmailKind.CONFIRMATION.value
 # The web page a letter's ``page`` is published at (web/pages.py serves it).
 PAGE_PATH = "/about"
-PREFERENCES_LINK = EmailKind.PREFERENCES_LINK.value
 
 
 def email_names(course: Course) -> list[str]:
     """Every email of the course in the order a subscriber meets them, then the one sent on request."""
-    return [CONFIRMATION] + [step.email for step in course.steps] + [PREFERENCES_LINK]
+    return [EmailKind.CONFIRMATION] + [step.email for step in course.steps] + [EmailKind.PREFERENCES_LINK]
 
 
 @dataclass(frozen=True)
@@ -132,12 +130,12 @@ class Renderer:
             "answers": {},
             "consultation": None,
         }
-        if email == CONFIRMATION:
+        if email == EmailKind.CONFIRMATION:
             context["step"] = {"number": None, "kind": EmailKind.CONFIRMATION.value, "email": email}
-            context["letter"] = course["confirmation"]
-            context["preview"] = course["confirmation"]["preview"]
+            context["letter"] = course[EmailKind.CONFIRMATION.value]
+            context["preview"] = course[EmailKind.CONFIRMATION.value]["preview"]
             return context
-        if email == PREFERENCES_LINK:
+        if email == EmailKind.PREFERENCES_LINK:
             context["step"] = {"number": None, "kind": EmailKind.PREFERENCES_LINK.value, "email": email}
             context["preview"] = "The link you asked for: your course settings and your data."
             return context
@@ -200,12 +198,12 @@ class Renderer:
         values = {"email": recipient.email, "links.preferences": sign(Purpose.PREFERENCES, reader)}
         if recipient.first_name:
             values["first_name"] = recipient.first_name
-        if email == CONFIRMATION:
+        if email == EmailKind.CONFIRMATION:
             request = None if recipient.signup_request_id is None else str(recipient.signup_request_id)
             values["links.confirm"] = sign(Purpose.CONFIRM, reader, None, request)
             values["links.unsubscribe"] = sign(Purpose.UNSUBSCRIBE, reader)
             return values
-        if email == PREFERENCES_LINK:
+        if email == EmailKind.PREFERENCES_LINK:
             values["links.unsubscribe"] = sign(Purpose.UNSUBSCRIBE, reader)
             values["links.data"] = sign(Purpose.DATA, reader)  # only in the email that answers a request
             return values

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from course.curriculum import Course
-from course.deliveries import Timing
+from course.deliveries.timing import Timing
 from course.links import LinkSigner
 from course.settings import Settings
 from emails import words

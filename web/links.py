@@ -34,6 +34,7 @@ from course.engagement import (
     save_answer,
     score_items,
 )
+from course.lifecycle import EmailKind
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
 from course.models import EventKind, SignupRequest, Subscriber, SubscriberStatus
 from course.subscriptions import (
@@ -428,7 +429,7 @@ def resubscribe(request: Request, web: Web, token: Token) -> Response:
                       first_name=subscriber.first_name, timezone=subscriber.timezone,
                       send_time=subscriber.send_time, consent=consent, timing=web.timing)  # fmt: skip
             session.commit()
-    return page(web, request, "unsubscribe-done.html", done="confirmation")
+    return page(web, request, "unsubscribe-done.html", done=EmailKind.CONFIRMATION.value)
 
 
 @router.post("/unsubscribe/{token}/preferences-link", response_class=HTMLResponse)
@@ -442,4 +443,4 @@ def mail_preferences_link(web: WebContext, request: Request, claim: LinkClaim) -
         if session.get(Subscriber, claim.subscriber_id) is not None:
             send_preferences_link(session, claim.subscriber_id, now=web.clock(), timing=web.timing)
             session.commit()
-    return page(web, request, "unsubscribe-done.html", done="preferences-link")
+    return page(web, request, "unsubscribe-done.html", done=EmailKind.PREFERENCES_LINK.value)

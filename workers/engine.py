@@ -22,15 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from course.clock import DatabaseClock
 from course.curriculum import course_slugs, load_course
 from course.db import hand_over_after_commit, hand_over_with, make_engine, make_sessionmaker
-from course.deliveries import (
+from course.deliveries.claim import claim_due_ids, in_flight, release_abandoned
+from course.deliveries.sending import (
     Outgoing,
     Sent,
-    Timing,
     active_pause,
     begin_sending,
-    claim_due_ids,
     hold_for_pause,
-    in_flight,
     mark_bad_address,
     mark_failed,
     mark_sent_many,
@@ -38,9 +36,9 @@ from course.deliveries import (
     outgoing,
     pause_sending,
     reasons_not_to_send,
-    release_abandoned,
     retry_later,
 )
+from course.deliveries.timing import Timing
 from course.engagement import answers_so_far
 from course.models import Delivery, DeliveryState, SendingPause
 from course.senders import batch_lock
@@ -264,7 +262,7 @@ def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple
 
 
 def _claim_round(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:
-    """One round's claim: one statement per course (course/deliveries.py's ``_CLAIM``)."""
+    """One round's claim: one statement per course (course/deliveries/claim.py's ``_CLAIM``)."""
     claimed: list[int] = []
     for slug in course_slugs():
         release = release_name(current_release(session, slug))

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from bench.net import free_port
-from course.deliveries import suppression_reason
+from course.deliveries.suppressions import suppression_reason
 from course.links import LinkSigner, Purpose
 from course.models import Delivery, FeedbackNotice
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from course.db import hand_over_after_commit, hand_over_with, make_engine, make_sessionmaker
-from course.deliveries import release_abandoned
+from course.deliveries.claim import release_abandoned
 from course.models import Delivery
 from course.subscriptions import Consent, confirm, subscribe
 

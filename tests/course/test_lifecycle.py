@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from course.curriculum import load_course
-from course.deliveries import lift_erasure, suppress, suppression_reason
+from course.deliveries.suppressions import lift_erasure, suppress, suppression_reason
 from course.lifecycle import (
     MOVES,
     SERVICE_EMAILS,

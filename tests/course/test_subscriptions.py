@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from course.db import make_engine, make_sessionmaker
-from course.deliveries import Timing, is_suppressed, suppress
+from course.deliveries.suppressions import is_suppressed, suppress
+from course.deliveries.timing import Timing
 from course.engagement import erase
 from course.lifecycle import SuppressionReason
 from course.models import Delivery, DeliveryState, SignupRequest, Subscriber, SubscriberStatus, mailbox

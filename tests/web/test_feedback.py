@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from course.deliveries import claim_next_step, suppression_reason
+from course.deliveries.claim import claim_next_step
+from course.deliveries.suppressions import suppression_reason
 from course.feedback import (
     NOTICES_PER_REPORT,
     UNPROVEN_PER_ADDRESS_A_DAY,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from course.deliveries import mark_failed
+from course.deliveries.sending import mark_failed
 from course.models import Delivery, Subscriber
 
 from ..support.smtp import Received

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from course.curriculum import load_course
-from course.deliveries import claim_due_ids
+from course.deliveries.claim import claim_due_ids
 from course.links import LinkSigner, Purpose
 from course.models import Answer, Delivery, DeliveryState, Event, SubscriberStatus
 

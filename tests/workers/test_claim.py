@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course
-from course.deliveries import Timing, claim_due_ids, in_flight
+from course.deliveries.claim import claim_due_ids, in_flight
+from course.deliveries.timing import Timing
 from course.models import Delivery, DeliveryState, Subscriber, SubscriberStatus
 from workers.engine import send_batch, tick
 
