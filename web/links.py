@@ -18,21 +18,16 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from course.curriculum import CourseStep
-from course.engagement import (
+from course.engagement.answers import baseline_and_retake, current_answer, save_answer, score_items
+from course.engagement.clicks import (
     CLICK_AT_ONCE,
     EXERCISE_CLICK_AT_ONCE,
-    LinkReader,
-    baseline_and_retake,
     click_at_once_parameters,
-    current_answer,
     exercise_click_parameters,
-    link_reader,
     placed_enrolment,
     record_click,
     record_exercise_done,
     records_for,
-    save_answer,
-    score_items,
 )
 from course.lifecycle import EmailKind
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
@@ -49,7 +44,7 @@ from course.subscriptions import (
 from web.clients import client_ip
 from web.context import WebContext, context
 from web.routing import get_and_head
-from web.scanners import HUMAN_DELAY_SECONDS, agent_is_automated, is_automated
+from web.scanners import HUMAN_DELAY_SECONDS, agent_is_automated
 
 router = APIRouter()
 Token = Annotated[str, Path(max_length=400, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -94,31 +89,13 @@ def course_step(web: WebContext, claim: LinkClaim) -> CourseStep:
 
 
 def note_click(
-    web: WebContext, request: Request, session: Session, reader: LinkReader, claim: LinkClaim,
-    kind: EventKind, value: str | None,
-) -> bool:  # fmt: skip
-    """Record the click in the time through the course the link belongs to; returns whether it looked
-    automated (:func:`web.scanners.is_automated`)."""
-    now = web.clock()
-    elapsed = None if reader.sent_at is None else (now - reader.sent_at).total_seconds()
-    user_agent = request.headers.get("user-agent")
-    automated = is_automated(request.method, user_agent, elapsed, still_sending=reader.still_sending)
-    record_click(session, reader.subscriber, enrolment=reader.enrolment, kind=kind, step=claim.step, value=value,
-                 user_agent=user_agent, automated=automated, elapsed=elapsed,
-                 now=now)  # fmt: skip
-    session.commit()
-    return automated
-
-
-def clicked(
     web: WebContext, request: Request, session: Session, claim: LinkClaim, kind: EventKind, value: str | None
-) -> LinkReader:
-    """The reader a link belongs to, with the click recorded."""
-    reader = link_reader(session, claim.subscriber_id, claim.step, claim.enrolment)
-    if reader is None:
-        raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
-    note_click(web, request, session, reader, claim, kind, value)
-    return reader
+) -> bool:
+    """Record the click in this session (the one click rule: course/engagement/clicks.py) and commit;
+    whether the subscriber the link belongs to exists."""
+    known, _ = record_click(session, **_click_parameters(web, request, claim, kind, value))
+    session.commit()
+    return known
 
 
 def enrolment_of(session: Session, subscriber: Subscriber, claim: LinkClaim) -> int:
@@ -255,8 +232,9 @@ def answer_page(request: Request, web: Web, token: Token) -> Response:
     if claim.value is not None and checklist.band(claim.value) is None:
         raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
     with web.session() as session:
-        reader = clicked(web, request, session, claim, EventKind.CLICK, claim.value or "checklist")
-        return _answer_page(web, request, session, reader.subscriber, claim, token, band_key=claim.value)
+        note_click(web, request, session, claim, EventKind.CLICK, claim.value or "checklist")
+        subscriber = load_subscriber(session, claim)
+        return _answer_page(web, request, session, subscriber, claim, token, band_key=claim.value)
 
 
 NOT_SAVED = ("Nothing was saved", "Open the link in the email again and use the button on its page.")
@@ -339,11 +317,8 @@ def _published_resources(web: WebContext) -> dict[str, Any]:
 async def redirect_click(
     web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
 ) -> None:
-    """Record the click of a link that only redirects: one statement on the event loop (a link without a
-    step, the session in a thread). A subscriber who no longer exists is a 404, as elsewhere."""
-    if claim.step is None:
-        await run_in_threadpool(_redirect_click_in_session, web, request, claim, kind, value)
-        return
+    """Record the click of a link that only redirects: one statement on the event loop. A subscriber who
+    no longer exists is a 404, as elsewhere."""
     parameters = click_at_once_parameters(**_click_parameters(web, request, claim, kind, value))
     async with web.async_engine().begin() as connection:
         known, _ = (await connection.execute(CLICK_AT_ONCE, parameters)).one()
@@ -355,19 +330,11 @@ def _click_parameters(
     web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
 ) -> dict[str, Any]:
     """What a click recorded in one statement is made of (see :func:`click_at_once_parameters`)."""
-    assert claim.step is not None  # noqa: S101 - the callers take links without a step elsewhere
     user_agent = request.headers.get("user-agent")
     return {"subscriber_id": claim.subscriber_id, "step": claim.step, "enrolment": claim.enrolment, "kind": kind,
             "value": value,
             "user_agent": user_agent, "agent_automated": agent_is_automated(request.method, user_agent),
             "human_delay": HUMAN_DELAY_SECONDS, "now": web.clock()}  # fmt: skip
-
-
-def _redirect_click_in_session(
-    web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
-) -> None:
-    with web.session() as session:
-        clicked(web, request, session, claim, kind, value)
 
 
 # --- Unsubscribe ----------------------------------------------------------------------------------
@@ -382,11 +349,10 @@ def _redirect_click_in_session(
 def unsubscribe_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.UNSUBSCRIBE, token)
     with web.session() as session:
-        reader = link_reader(session, claim.subscriber_id, claim.step, claim.enrolment)
-        subscriber = reader.subscriber if reader is not None else None
+        subscriber = session.get(Subscriber, claim.subscriber_id)
         gone = subscriber is None or subscriber.status == SubscriberStatus.UNSUBSCRIBED.value
-        if reader is not None:
-            note_click(web, request, session, reader, claim, EventKind.CLICK, "unsubscribe")
+        if subscriber is not None:
+            note_click(web, request, session, claim, EventKind.CLICK, "unsubscribe")
         can_pause = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE.value
         return page(web, request, "unsubscribe.html", token=token, gone=gone, known=subscriber is not None,
                     can_pause=can_pause)  # fmt: skip

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from course.engagement import erase, export_json
+from course.engagement.privacy import erase, export_json
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
 from course.models import Subscriber
 from course.subscriptions import (

@@ -14,20 +14,10 @@ SCANNER_AGENTS = re.compile(
     r"forcepoint|fireeye|ironport|sophos|zscaler|cisco|checkpoint|bitdefender|kaspersky|avast|urlscan",
     re.IGNORECASE,
 )
-# A person needs a few seconds at least to open an email and tap a link in it.
+# A person needs a few seconds at least to open an email and tap a link in it: a click sooner after the
+# delivery is a machine's. The click statement judges by it (course/engagement/clicks.py, ``_CLICK``),
+# with what the request alone tells (:func:`agent_is_automated`).
 HUMAN_DELAY_SECONDS = 10.0
-
-
-def is_automated(
-    method: str, user_agent: str | None, seconds_since_delivery: float | None, *, still_sending: bool = False
-) -> bool:
-    """A machine: the request says so, or the link's email is still being handed over (its chunk is not
-    recorded as sent: a scanner at the receiving server opens links before the server answers 250), or
-    it was delivered seconds ago. The same rule, for the links that record in one statement on
-    PostgreSQL, is in course/engagement.py (``_CLICK``)."""
-    if agent_is_automated(method, user_agent) or still_sending:
-        return True
-    return seconds_since_delivery is not None and seconds_since_delivery < HUMAN_DELAY_SECONDS
 
 
 def agent_is_automated(method: str, user_agent: str | None) -> bool:

@@ -39,7 +39,7 @@ from course.deliveries.sending import (
     retry_later,
 )
 from course.deliveries.timing import Timing
-from course.engagement import answers_so_far
+from course.engagement.answers import answers_so_far
 from course.models import Delivery, DeliveryState, SendingPause
 from course.senders import batch_lock
 from course.settings import Settings

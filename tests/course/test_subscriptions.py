@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from course.db import make_engine, make_sessionmaker
 from course.deliveries.suppressions import is_suppressed, suppress
 from course.deliveries.timing import Timing
-from course.engagement import erase
+from course.engagement.privacy import erase
 from course.lifecycle import SuppressionReason
 from course.models import Delivery, DeliveryState, SignupRequest, Subscriber, SubscriberStatus, mailbox
 from course.subscriptions import (

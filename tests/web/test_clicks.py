@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from course.engagement import CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW
+from course.engagement.clicks import CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW
+from course.links import LinkSigner, Purpose
 from course.models import Event, Subscriber
 
+from ..conftest import TEST_SECRET
 from .conftest import Site
 
 
@@ -153,3 +155,35 @@ def test_a_redirect_click_of_someone_who_left_is_followed_but_not_recorded_and_o
         session.commit()
     response = site.client.get(consultation, follow_redirects=False)
     assert response.status_code == 404 and "no longer exists" in response.text
+
+
+def test_a_link_without_a_step_keeps_the_same_rules(site: Site) -> None:
+    """The unsubscribe link of the confirmation or of a preferences-link email names no course step: no
+    delivery judges it, and the same statement records it once a minute (it used to be the ORM twin's)."""
+    site.sign_up_and_confirm()
+    alex = site.subscriber("alex@example.com")
+    signer = LinkSigner(TEST_SECRET, "https://course.example.org")
+    unsubscribe = signer.url(Purpose.UNSUBSCRIBE, alex.id).removeprefix("https://course.example.org")
+    for _ in range(3):
+        assert site.client.get(unsubscribe).status_code == 200
+        site.clock.advance(seconds=20)
+    site.client.head(unsubscribe)  # a scanner's HEAD: its own click
+    site.clock.advance(seconds=REPEAT_CLICK_WINDOW.total_seconds())
+    site.client.get(unsubscribe)  # a minute after the last recorded one: a new click
+    assert clicks(site) == [("click", "unsubscribe", None, False), ("click", "unsubscribe", None, True),
+                            ("click", "unsubscribe", None, False)]  # fmt: skip
+    with site.session() as session:  # counted in the subscriber's own time through the course
+        assert set(session.scalars(select(Event.enrolment).where(Event.value == "unsubscribe"))) == {1}
+
+
+def test_a_link_of_someone_erased_records_nothing_and_says_so(site: Site) -> None:
+    site.sign_up_and_confirm()
+    day_one(site)
+    answer = next(href for href in site.links("alex@example.com", "Welcome") if href.startswith("/answer/"))
+    with site.session() as session:
+        session.execute(delete(Event))
+        session.execute(delete(Subscriber))
+        session.commit()
+    response = site.client.get(answer)
+    assert response.status_code == 404 and "no longer exists" in response.text
+    assert clicks(site) == []
