@@ -75,9 +75,9 @@ def measure_insights(server_url: str, subscribers: int, course_slug: str, say: C
     from fastapi.testclient import TestClient
 
     from cli.database import upgrade
-    from course import insights
     from course.curriculum import load_course
     from course.db import make_engine, make_sessionmaker
+    from course.insights import measures, summing
     from course.models import StudioRole
     from course.settings import load_settings
     from course.studio import add_user
@@ -108,10 +108,10 @@ def measure_insights(server_url: str, subscribers: int, course_slug: str, say: C
         engine = make_engine(database_url)
         sessions = make_sessionmaker(engine)
         figures: dict[str, Any] = {"subscribers": subscribers, "deliveries": deliveries, "events": events}
-        for name, since in (("sum_every_week_s", None), ("sum_active_weeks_s", (now - insights.ACTIVE_COHORTS).date())):
+        for name, since in (("sum_every_week_s", None), ("sum_active_weeks_s", (now - measures.ACTIVE_COHORTS).date())):
             with sessions() as session:
                 started = time.perf_counter()
-                cohorts = insights.refresh(session, course, now, since=since)
+                cohorts = summing.refresh(session, course, now, since=since)
                 session.commit()
                 figures[name] = round(time.perf_counter() - started, 2)
             say(f"  {name.replace('_', ' ').removesuffix(' s')}: {cohorts} weeks in {figures[name]:.2f} s")

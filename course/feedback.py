@@ -53,6 +53,7 @@ from course.models import (
     SubscriberStatus,
     email_hash,
 )
+from course.settings import Settings
 from course.subscriptions import skip_waiting_deliveries, unsubscribe
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,11 @@ class Feedback:
 class SoftBouncePolicy:
     limit: int = 3
     window: timedelta = timedelta(days=7)
+
+    @classmethod
+    def of(cls, settings: Settings) -> SoftBouncePolicy:
+        """SOFT_BOUNCE_LIMIT soft bounces within SOFT_BOUNCE_DAYS stop an address."""
+        return cls(settings.soft_bounce_limit, timedelta(days=settings.soft_bounce_days))
 
 
 @dataclass(frozen=True)

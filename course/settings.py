@@ -11,16 +11,12 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from datetime import timedelta
 from email.headerregistry import Address
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from course.feedback import SoftBouncePolicy
 
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 DEVELOPMENT_SECRET_KEY = "development-secret-key-do-not-use-in-production"  # noqa: S105 - refused outside development
@@ -270,12 +266,6 @@ class Settings(BaseSettings):
     @property
     def unsubscribe_mailbox(self) -> str:
         return self.mail_unsubscribe or f"unsubscribe@{self.sending_domain}"
-
-    @property
-    def feedback_policy(self) -> SoftBouncePolicy:
-        from course.feedback import SoftBouncePolicy  # the domain imports the settings, not the other way
-
-        return SoftBouncePolicy(self.soft_bounce_limit, timedelta(days=self.soft_bounce_days))
 
     @property
     def redis(self) -> str | None:

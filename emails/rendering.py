@@ -44,6 +44,10 @@ class Recipient:
     enrolment: int | None = None
 
 
+# The reader of previews and checks: no real person, no answers yet.
+SAMPLE = Recipient(subscriber_id=0, email="sample@example.com", first_name="Sam", signup_request_id=0)
+
+
 @dataclass(frozen=True)
 class RenderedEmail:
     email: str  # the template folder, e.g. "day-03"

@@ -32,8 +32,9 @@ from typing import Any
 
 from course.curriculum import load_course
 from course.settings import Settings
-from emails.compiler import TemplateError
+from emails.compiler import TemplateError, TemplateSet
 from emails.rendering import Recipient, RenderedEmail, Renderer
+from emails.validation import check, contents
 
 MEMORY_BYTES = 1024 * 1024 * 1024  # 1 GB of address space: MJML and the course need about 200 MB
 CPU_SECONDS = 20
@@ -161,8 +162,6 @@ def render_bounded(
 
 def main() -> int:
     """The child: read a request, check the templates or render one email, write the answer."""
-    from emails.compiler import TemplateSet
-    from emails.store import check, contents
 
     request = json.loads(sys.stdin.buffer.read(MAX_INPUT_BYTES + 1))
     # A key of its own for this one request: the links of a check are never used, those of a render

@@ -10,19 +10,15 @@ its way, and reaches every worker with its next batch, without a restart (a rele
 a worker reads each one once: workers/engine.py keeps its renderers by release).
 
 Nothing is published that does not render: every email of the course is rendered for a sample
-subscriber with the candidate templates, and any template error or unknown variable refuses it.
-"""
+subscriber with the candidate templates, and any template error or unknown variable refuses it."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import jinja2
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -30,14 +26,12 @@ from sqlalchemy.orm import Session
 from course.curriculum import Course
 from course.models import TemplateDraft, TemplatePublication, TemplateVersion
 from course.settings import Settings
-from emails.checks import content_problems
 from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
-from emails.rendering import Recipient, Renderer
-from emails.variables import first_use, unknown_variables
+from emails.sandbox import CheckFailed, checked_bounded
 
 RELEASE_PREFIX = "r"
+
 # Subscriber 0 does not exist: a link in a preview or a test email opens its page but changes nobody.
-SAMPLE = Recipient(subscriber_id=0, email="sample@example.com", first_name="Sam", signup_request_id=0)
 
 
 class PublishRefused(ValueError):
@@ -141,60 +135,6 @@ def live_versions(session: Session, course_slug: str) -> dict[str, LiveVersion]:
     }
 
 
-def check(templates: TemplateSet, course: Course, settings: Settings) -> list[TemplateError]:
-    """Every problem that would stop an email of the course from being sent with these templates."""
-    try:
-        renderer = Renderer(course, settings, templates)
-    except TemplateError as error:  # the wording does not read: nothing can render
-        return [error]
-    problems: list[TemplateError] = []
-    for email in renderer.email_names():
-        try:
-            unknown = unknown_variables(templates, email)
-        except (KeyError, ValueError, jinja2.TemplateError):
-            unknown = {}  # a missing file or a syntax error: rendering below names it, with its line
-        for file, names in unknown.items():
-            for name in sorted(names):
-                line = first_use(templates, email, file, name)
-                problems.append(TemplateError(email, file, f"unknown variable: {name}", line))
-        try:
-            context = renderer.context(email, SAMPLE)
-            rendered = renderer.render_with(email, context)
-        except TemplateError as error:
-            named = {f"undefined: '{name}' is undefined" for names in unknown.values() for name in names}
-            if error.message not in named:  # not said twice: the unknown variable is named above, with its line
-                problems.append(error)
-        except (RecursionError, OverflowError, ArithmeticError, TypeError, ValueError) as error:
-            # What the sandbox stops (a range too large, a template that includes itself) or a value
-            # the template cannot work with: the email would never send.
-            problems.append(TemplateError(email, "", f"{type(error).__name__}: {str(error).splitlines()[0]}"))
-        else:
-            problems += content_problems(rendered, context, str(settings.base_url))
-    return problems
-
-
-def contents(templates: TemplateSet, course: Course, settings: Settings) -> dict[str, str]:
-    """What each email of the course says with these templates, as a digest per email: its subject,
-    preview line, text and HTML, rendered for a sample reader with each answer the course can record
-    (none, and every band of every checklist), their links and address left as stand-ins. Two template
-    sets give an email the same digest when no reader could tell its two versions apart: the insights
-    split an email only by the publications that changed it (``TemplatePublication.changed``)."""
-    renderer = Renderer(course, settings, templates)
-    answers: list[dict[str, str]] = [{}]
-    answers += [{key: band.key} for key, checklist in renderer.course.checklists.items() for band in checklist.bands]
-    found = {}
-    for email in renderer.email_names():
-        digest = hashlib.sha256()
-        stand_ins = {key: f"[{key}]" for key in renderer.reader_values(email, SAMPLE)}
-        for given in answers:
-            reader = dataclasses.replace(SAMPLE, answers=given)
-            rendered = renderer.render_with(email, renderer.context(email, reader, stand_ins))
-            for part in (rendered.subject, rendered.preview, rendered.text, rendered.html):
-                digest.update(part.encode() + b"\0")
-        found[email] = digest.hexdigest()[:32]
-    return found
-
-
 def bounded_check(templates: TemplateSet, course: Course, settings: Settings) -> list[TemplateError]:
     """:func:`check` in a child process with limits on time and memory (emails/sandbox.py): what a
     save or publish from the studio runs, so that no template can hold the web app."""
@@ -206,8 +146,6 @@ def _bounded(
 ) -> tuple[list[TemplateError], dict[str, str]]:
     """The problems of these templates and, when there are none (and ``contents``), their :func:`contents`:
     in the child."""
-    from emails.sandbox import CheckFailed, checked_bounded
-
     try:
         return checked_bounded(templates.files, course.slug, settings=settings, contents=contents)
     except CheckFailed as error:
@@ -326,9 +264,6 @@ def roll_back(
     session.add(publication)
     session.flush()
     return publication
-
-
-# --- Drafts ---------------------------------------------------------------------------------------
 
 
 class DraftConflict(Exception):

@@ -49,3 +49,70 @@ def test_the_walk_finds_imports_inside_functions_and_from_tests(tmp_path: Path) 
         "import os\n\ndef later():\n    from web.app import create_app\n    import tests.support\n"
     )
     assert imported_rooms("course", tmp_path) == {"web": {"course/late.py"}, "tests": {"course/late.py"}}
+
+
+def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
+    """Each module of the product (not bench/) and the modules of ours it imports, at any level."""
+    modules: dict[str, Path] = {}
+    for room in LAYERS[:-1]:
+        for path in (root / room).rglob("*.py"):
+            if "node_modules" in path.parts:
+                continue
+            parts = path.relative_to(root).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            graph[name] |= {target for target in targets if target in modules and target != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import one another, directly or around a loop (Tarjan's strongly
+    connected components of more than one module)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in sorted(graph[module]):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while True:
+                other = stack.pop()
+                group.append(other)
+                if other == module:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_module_of_the_product_imports_itself_around_a_loop() -> None:
+    assert cycles(module_graph()) == []
+
+
+def test_the_loop_finder_finds_a_loop_through_a_late_import(tmp_path: Path) -> None:
+    (tmp_path / "course").mkdir()
+    (tmp_path / "course" / "one.py").write_text("from course.two import x\n")
+    (tmp_path / "course" / "two.py").write_text("def later():\n    from course import one\n")
+    (tmp_path / "course" / "three.py").write_text("import course.one\n")
+    assert cycles(module_graph(tmp_path)) == [["course.one", "course.two"]]

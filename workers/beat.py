@@ -25,8 +25,8 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from course import insights
 from course.curriculum import course_slugs, load_course
+from course.insights import measures, summing
 from workers.engine import Runtime, record_tick, tick
 
 log = logging.getLogger(__name__)
@@ -66,9 +66,9 @@ def refresh_insights(runtime: Runtime, stop: threading.Event) -> None:
                 with runtime.sessions() as session:
                     course, now = load_course(slug), runtime.now()
                     if everything:
-                        cohorts = insights.refresh(session, course, now)
+                        cohorts = summing.refresh(session, course, now)
                     else:
-                        cohorts = insights.refresh_active(session, course, now)
+                        cohorts = summing.refresh_active(session, course, now)
                     session.commit()
                 log.info("beat: insights of %s summed for %s cohorts in %.2f s", slug, cohorts,
                          time.monotonic() - started)  # fmt: skip
@@ -76,5 +76,5 @@ def refresh_insights(runtime: Runtime, stop: threading.Event) -> None:
                 everything = False  # tried again at the next interval, not a day later
                 log.error("beat: the insights' sums failed, trying again in %ss: %s", f"{interval:g}", error)
         if everything:
-            full_sum_due = started + insights.FULL_SUM_EVERY.total_seconds()
+            full_sum_due = started + measures.FULL_SUM_EVERY.total_seconds()
         stop.wait(max(0.0, interval - (time.monotonic() - started)))

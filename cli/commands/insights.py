@@ -27,7 +27,7 @@ def _insights(arguments: argparse.Namespace) -> int:
     from datetime import date
 
     from cli.root import Root
-    from course import insights
+    from course.insights import summing
 
     settings = get_settings()
     require_schema(settings)
@@ -41,9 +41,9 @@ def _insights(arguments: argparse.Namespace) -> int:
     with Root(settings) as root, root.sessions() as session:
         started, now = time.perf_counter(), root.clock()
         if arguments.all or since:
-            cohorts = insights.refresh(session, course, now, since=since)
+            cohorts = summing.refresh(session, course, now, since=since)
         else:
-            cohorts = insights.refresh_active(session, course, now)
+            cohorts = summing.refresh_active(session, course, now)
         session.commit()
     print(f"Summed the figures of {cohorts} sign-up weeks of {course.slug} in {time.perf_counter() - started:.2f} s.")
     return 0

@@ -37,6 +37,7 @@ def _mailbox(arguments: argparse.Namespace) -> int:
 
     from cli.mailbox import EX_TEMPFAIL, MailboxError, MailboxUrl, Reader, run_imap, run_stdin
     from cli.root import Root
+    from course.feedback import SoftBouncePolicy
 
     settings = get_settings()
     imap = arguments.imap
@@ -65,7 +66,7 @@ def _mailbox(arguments: argparse.Namespace) -> int:
         return EX_TEMPFAIL
     with Root(settings) as root:
         # The database's clock, as the web's webhooks go by: notices from both are counted in one window.
-        reader = Reader(root.sessions, root.signer, settings.address_key, settings.feedback_policy, root.clock)
+        reader = Reader(root.sessions, root.signer, settings.address_key, SoftBouncePolicy.of(settings), root.clock)
         if url is None:
             return run_stdin(reader)
         stop = threading.Event()

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from course.curriculum import Course
 from course.db import make_engine, make_sessionmaker
-from course.insights import Selection, read
+from course.insights.measures import Selection
+from course.insights.reading import read
 from course.models import InsightCount
 
 from ..course.test_insights import WEEK_A, WEEK_B, seed

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from course.curriculum import Course
 from course.db import make_engine, make_sessionmaker
-from course.insights import DayRow, Rate, Selection, compare, people, read, refresh, refresh_active
+from course.insights.measures import Selection
+from course.insights.reading import DayRow, Rate, compare, read
+from course.insights.summing import people, refresh, refresh_active
 from course.models import (
     Answer,
     Bounce,

@@ -13,8 +13,8 @@ from typing import Any
 from playwright.sync_api import Browser, Page
 from sqlalchemy import insert
 
-from course import insights
 from course.curriculum import Course
+from course.insights import measures, reading, summing
 from course.models import InsightCohort, InsightCount, StudioRole
 from web.studio import charts
 
@@ -62,21 +62,21 @@ MEASURE = """() => {
 }"""
 
 
-# The share of the emails that reached them each figure of a step comes to (insights.DELIVERY_MEASURES
+# The share of the emails that reached them each figure of a step comes to (measures.DELIVERY_MEASURES
 # and EVENT_MEASURES; a figure not named here: 2%).
-SHARES = {insights.SENT: 1.02, insights.FAILED: 0.021, insights.SOFT: 0.013, insights.COMPLAINED: 0.0008,
-          insights.EXERCISE: 0.31, insights.ENGAGED: 0.46, insights.CONSULTATION: 0.034, insights.RESOURCE: 0.12,
-          insights.UNSUBSCRIBED: 0.012, insights.LEFT: 0.014, insights.PAUSED: 0.004}  # fmt: skip
+SHARES = {measures.SENT: 1.02, measures.FAILED: 0.021, measures.SOFT: 0.013, measures.COMPLAINED: 0.0008,
+          measures.EXERCISE: 0.31, measures.ENGAGED: 0.46, measures.CONSULTATION: 0.034, measures.RESOURCE: 0.12,
+          measures.UNSUBSCRIBED: 0.012, measures.LEFT: 0.014, measures.PAUSED: 0.004}  # fmt: skip
 
 
 def busy_weeks(journey: Journey, course: Course, weeks: int) -> None:  # noqa: F811
-    """Figures of a busy course for the ``weeks`` weeks before the first one summed, as insights.refresh
+    """Figures of a busy course for the ``weeks`` weeks before the first one summed, as summing.refresh
     sums them into insight_counts: thousands of people a week (wide numbers), two releases of some emails,
     each older week further through the course, the checklists answered."""
     steps = course.steps
     with journey.runtime.sessions() as session:
-        first_week = insights.cohorts_known(session, course)[0][-1]
-    baseline, retake = insights.asked_twice(course)["warning-signs"]
+        first_week = reading.cohorts_known(session, course)[0][-1]
+    baseline, retake = measures.asked_twice(course)["warning-signs"]
     rows: list[dict[str, Any]] = []
 
     def count(cohort: date, measure: str, step: int, value: int, version: str = "", key: str = "") -> None:
@@ -88,32 +88,32 @@ def busy_weeks(journey: Journey, course: Course, weeks: int) -> None:  # noqa: F
         cohort = first_week - timedelta(days=7 * week)
         began = 12_000 + 731 * week
         reached = min(len(steps), 3 * week + 1)
-        count(cohort, insights.PEOPLE, insights.NONE, began * 97 // 100)
-        count(cohort, insights.BEGAN, insights.NONE, began)
-        count(cohort, insights.CONFIRMED, insights.NONE, began * 9 // 10)
+        count(cohort, measures.PEOPLE, measures.NONE, began * 97 // 100)
+        count(cohort, measures.BEGAN, measures.NONE, began)
+        count(cohort, measures.CONFIRMED, measures.NONE, began * 9 // 10)
         for step in steps[:reached]:
             delivered = int(began * 0.88 * (0.975 - 0.002 * week) ** step.number)
             releases = {"r4": delivered}
             if step.number % 3 == 1:
                 releases = {"r3": delivered // 2, "r4": delivered - delivered // 2}
             for release, people in releases.items():
-                count(cohort, insights.DELIVERED, step.number, people, release)
-                for measure in (*insights.DELIVERY_MEASURES, *insights.EVENT_MEASURES):
-                    if measure == insights.DELIVERED or measure.startswith("link-"):  # links: per link key
+                count(cohort, measures.DELIVERED, step.number, people, release)
+                for measure in (*measures.DELIVERY_MEASURES, *measures.EVENT_MEASURES):
+                    if measure == measures.DELIVERED or measure.startswith("link-"):  # links: per link key
                         continue
-                    if measure == insights.EXERCISE and step.day_number is None:
+                    if measure == measures.EXERCISE and step.day_number is None:
                         continue
                     count(cohort, measure, step.number, int(people * SHARES.get(measure, 0.02)), release)
             if step.checklist is None:
                 continue
             bands = course.checklists[step.checklist].bands
             for number, band in enumerate(bands):
-                count(cohort, insights.ANSWER, step.number, began // (4 + number), "r4", band.key)
+                count(cohort, measures.ANSWER, step.number, began // (4 + number), "r4", band.key)
                 if step.number == baseline:
-                    count(cohort, insights.BOOKED, baseline, began // (30 - 5 * number), "", band.key)
+                    count(cohort, measures.BOOKED, baseline, began // (30 - 5 * number), "", band.key)
                 if step.number == retake:
                     for before in bands:
-                        count(cohort, insights.MOVEMENT, retake, began // 40, "r4", f"{before.key}>{band.key}")
+                        count(cohort, measures.MOVEMENT, retake, began // 40, "r4", f"{before.key}>{band.key}")
     with journey.runtime.sessions() as session:
         session.execute(insert(InsightCount), rows)
         session.execute(
@@ -152,13 +152,13 @@ def test_the_insights_read_well_on_a_desktop_and_a_phone(
     browser: Browser,
     course: Course,
 ) -> None:
-    """Three people through the real path to day 1, summed by insights.refresh, beside eight busy weeks;
+    """Three people through the real path to day 1, summed by summing.refresh, beside eight busy weeks;
     the page at 1280 and 375 px."""
     make_user(journey, StudioRole.EDITOR)
     for address, hour in (("robin@example.org", 8), ("kim@example.org", 9), ("ali@example.org", 10)):
         next_email(journey, enrol(journey, address, hour))  # the welcome, then day 1
     with journey.runtime.sessions() as session:
-        assert insights.refresh(session, course, journey.clock()) == 1
+        assert summing.refresh(session, course, journey.clock()) == 1
         session.commit()
     busy_weeks(journey, course, weeks=8)
     figures: dict[int, dict[str, Any]] = {}

@@ -7,7 +7,7 @@ import pytest
 from course.curriculum import Course
 from course.settings import Settings
 from emails.compiler import TemplateSet, default_templates
-from emails.store import check
+from emails.validation import check
 
 
 def edited(path: str, old: str, new: str) -> TemplateSet:

@@ -14,8 +14,8 @@ from course.curriculum import Course
 from course.settings import Settings
 from emails.checks import content_problems
 from emails.compiler import TemplateSet, default_templates
-from emails.rendering import Renderer
-from emails.store import SAMPLE, check
+from emails.rendering import SAMPLE, Renderer
+from emails.validation import check
 
 FOOTER = '<mj-include path="_base/footer.mjml" />'
 REMOTE = "no remote images or files (they track readers and break offline)"

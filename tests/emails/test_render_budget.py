@@ -15,8 +15,8 @@ from course.settings import Settings
 from emails import compiler
 from emails.compiler import MAX_STEPS, MAX_TEXT, MAX_VALUE, TemplateError, TemplateSet, default_templates
 from emails.prepared import Preparer
-from emails.rendering import Recipient, Renderer
-from emails.store import SAMPLE, check
+from emails.rendering import SAMPLE, Recipient, Renderer
+from emails.validation import check
 
 STEPS = f"more than {MAX_STEPS:,} steps"
 TEXT = f"more than {MAX_TEXT:,} characters"

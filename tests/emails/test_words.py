@@ -8,7 +8,7 @@ from course.curriculum import Course
 from course.settings import Settings
 from emails.compiler import TemplateError, TemplateSet, default_templates
 from emails.rendering import Recipient, Renderer
-from emails.store import check
+from emails.validation import check
 from emails.words import SHARED, apply, dump, read, shipped, shipped_files, words_items
 
 DAY_3 = "_words/day-03.yaml"

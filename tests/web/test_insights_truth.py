@@ -12,9 +12,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from course import insights
 from course.feedback import Feedback, FeedbackKind, SoftBouncePolicy, record
-from course.insights import Insights
+from course.insights import measures, reading, summing
+from course.insights.reading import Insights
 from course.links import LinkSigner, Purpose
 from course.models import Answer, Delivery, Event, StudioRole, Subscriber
 from emails import words
@@ -33,11 +33,11 @@ def figures(site: Site) -> Insights:
     """Sum every week now and read them all, as the page's button and the page do."""
     with site.session() as session:
         course = site.runtime.writers(session, site.runtime.settings.course_slug, 0)[0].course
-        insights.refresh(session, course, site.clock())
+        summing.refresh(session, course, site.clock())
         session.commit()
-        known = insights.cohorts_known(session, course)
-        selection = insights.selection_of(known[0], None, None, None, site.clock().date())
-        return insights.read(session, course, selection, known)
+        known = reading.cohorts_known(session, course)
+        selection = reading.selection_of(known[0], None, None, None, site.clock().date())
+        return reading.read(session, course, selection, known)
 
 
 def next_email(site: Site, *emails: str) -> None:
@@ -306,7 +306,7 @@ def test_summing_one_week_again_keeps_the_period_chosen(site: Site) -> None:
     site.sign_up_and_confirm("alex@example.com")
     figures(site)
     editor = signed_in(site, "kayla@example.org", StudioRole.EDITOR)
-    week = insights.monday(site.clock().date()).isoformat()
+    week = measures.monday(site.clock().date()).isoformat()
     since = "2026-01-05"
     page = editor.get(f"/studio/insights?since={since}&until={week}&cohort={week}")
     response = editor.post("/studio/insights/refresh", data={"csrf": csrf_of(page.text), "since": since,

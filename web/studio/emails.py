@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from course.models import TemplateDraft
 from emails.compiler import SHARED_FOLDER, TemplateError
-from emails.rendering import Renderer
-from emails.store import SAMPLE, LiveVersion, current_release, items, live_versions, templates_at
+from emails.rendering import SAMPLE, Renderer
+from emails.store import LiveVersion, current_release, items, live_versions, templates_at
 from emails.words import words_item, words_items
 from web.studio.auth import User, Web, studio_page
 from web.studio.editor import email_label, item_label

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 
-from course import insights
-from course.insights import MEASURES, Changes, Figure, Insights, Selection, step_label
+from course.insights import measures, reading, summing
+from course.insights.measures import MEASURES, Selection
+from course.insights.reading import Changes, Figure, Insights, step_label
 from course.models import Event, InsightCount, Subscriber
 from course.studio import audit
 from web.context import WebContext
@@ -50,9 +51,9 @@ def _date(text: str | None) -> date | None:
 def _read(web: WebContext, since: str | None, until: str | None, cohort: str | None) -> Insights:
     """The figures of the weeks chosen; what the form leaves out, every week there is."""
     with web.session() as session:
-        known = insights.cohorts_known(session, web.course)
-        selection = insights.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
-        return insights.read(session, web.course, selection, known)
+        known = reading.cohorts_known(session, web.course)
+        selection = reading.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
+        return reading.read(session, web.course, selection, known)
 
 
 @router.get("/insights", response_class=HTMLResponse)
@@ -153,7 +154,7 @@ def refresh_now(
     first, last, week = _date(since), _date(until), _date(cohort)
     with web.session() as session:
         # The chosen week alone when one is chosen, else the period; the page comes back to the same choice.
-        insights.refresh(session, web.course, now, since=week or first, until=week or last)
+        summing.refresh(session, web.course, now, since=week or first, until=week or last)
         audit(session, user, "insights-refresh", now=now, course_slug=web.course.slug)
         session.commit()
     back = [f"{name}={value.isoformat()}" for name, value in (("since", first), ("until", last), ("cohort", week))
@@ -172,7 +173,7 @@ def _csv(name: str, header: list[str], rows: list[list[Any]]) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})  # fmt: skip
 
 
-def _share(rate: insights.Rate | None) -> str:
+def _share(rate: reading.Rate | None) -> str:
     return "" if rate is None or rate.share is None else f"{rate.share:.4f}"
 
 
@@ -182,7 +183,7 @@ DAY_HEADER = ["sent", "reached", "hard_bounced_or_refused", "hard_bounce_rate_of
               "unsubscribed_after", "unsubscribe_rate", "left_after", "left_rate", "paused_after"]  # fmt: skip
 
 
-def day_values(day: insights.DayRow) -> list[Any]:
+def day_values(day: reading.DayRow) -> list[Any]:
     """A day's figures in the order of DAY_HEADER (rates of the emails that reached them, unless said)."""
     return [day.sent, day.delivered, day.failed, _share(day.rate(day.failed, "sent")), day.soft_bounced,
             _share(day.rate(day.soft_bounced, "sent")), day.complained, _share(day.rate(day.complained)),
@@ -278,21 +279,21 @@ def events_csv(web: Web, user: User, since: str | None = None, until: str | None
 
 @router.get("/insights/people.csv")
 def people_csv(
-    web: Web, user: User, measure: str, step: int = insights.NONE, version: str | None = None, key: str | None = None,
+    web: Web, user: User, measure: str, step: int = measures.NONE, version: str | None = None, key: str | None = None,
     since: str | None = None, until: str | None = None, cohort: str | None = None,
 ) -> Response:  # fmt: skip
     """The people behind one number of the page: the very rows its sum counted (course/insights.py
     ``people``), for the chosen weeks. Addresses only for publishers, and their downloads are logged."""
     if measure not in MEASURES or len(key or "") > 120 or (version is not None and len(version) > 40):
         return Response("No such figure.", status_code=404, media_type="text/plain")
-    if step != insights.NONE and step not in {course_step.number for course_step in web.course.steps}:
+    if step != measures.NONE and step not in {course_step.number for course_step in web.course.steps}:
         return Response("No such email in this course.", status_code=404, media_type="text/plain")
     with web.session() as session:
-        known = insights.cohorts_known(session, web.course)
-        selection = insights.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
+        known = reading.cohorts_known(session, web.course)
+        selection = reading.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
     with_addresses = user.may_publish
     figure = Figure(measure, step, version, key)
-    name = f"people-{measure}-{'all' if step == insights.NONE else step}-{selection.first}-{selection.last}"
+    name = f"people-{measure}-{'all' if step == measures.NONE else step}-{selection.first}-{selection.last}"
 
     def rows() -> Iterator[str]:
         writer = SafeWriter()
@@ -308,7 +309,7 @@ def people_csv(
                 ).all()  # fmt: skip
                 email = web.course.step(figure.step).email
                 releases = Changes.of(session, web.course).releases(email, figure.version, known_releases)
-            found = insights.people(session, web.course, selection, figure.measure, figure.step, releases, figure.key)
+            found = summing.people(session, web.course, selection, figure.measure, figure.step, releases, figure.key)
             for behind in found:
                 listed += 1
                 writer.row([behind.subscriber_id, *([behind.email] if with_addresses else []),

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from course.feedback import Feedback, record_all
+from course.feedback import Feedback, SoftBouncePolicy, record_all
 from web.context import WebContext, context
 from web.webhooks import providers
 from web.webhooks.sns import SnsOutOfTime, SnsRefused, SnsVerifier
@@ -60,7 +60,7 @@ async def _json(request: Request) -> Any:
 def _record(web: WebContext, items: list[Feedback]) -> JSONResponse:
     with web.session() as session, session.begin():
         recorded = record_all(session, items, signer=web.signer, address_key=web.settings.address_key,
-                              now=web.clock(), policy=web.settings.feedback_policy)  # fmt: skip
+                              now=web.clock(), policy=SoftBouncePolicy.of(web.settings))  # fmt: skip
     outcomes = Counter(item.outcome.value for item in recorded)
     for item in recorded:
         log.info("webhook %s: %s %s", item.feedback.source, item.feedback.kind.value, item.outcome.value)
