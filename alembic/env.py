@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from course.db import make_engine
-from course.models import Base
+from course.models.base import Base
 from course.settings import get_settings
 
 config = context.config

@@ -78,7 +78,7 @@ def measure_insights(server_url: str, subscribers: int, course_slug: str, say: C
     from course.curriculum import load_course
     from course.db import make_engine, make_sessionmaker
     from course.insights import measures, summing
-    from course.models import StudioRole
+    from course.models.studio import StudioRole
     from course.settings import load_settings
     from course.studio import add_user
     from web.app import create_app

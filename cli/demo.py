@@ -136,7 +136,7 @@ def _run(listener: socket.socket, day_seconds: int, port: int, until_complete: b
 
 def _demo_studio_account(runtime: Runtime) -> str:
     """A publisher account for trying the studio, with a password made for this run (printed at start)."""
-    from course.models import StudioRole, StudioUser
+    from course.models.studio import StudioRole, StudioUser
     from course.studio import add_user, set_password
 
     password = secrets.token_urlsafe(12)
@@ -176,7 +176,7 @@ def _enrol_sample_subscriber(runtime: Runtime, email: str) -> int:
 def _confirm_when_asked(runtime: Runtime, subscriber_id: int) -> None:
     from sqlalchemy import select
 
-    from course.models import Delivery, DeliveryState
+    from course.models.deliveries import Delivery, DeliveryState
     from course.subscriptions import confirm
 
     while True:
@@ -196,7 +196,7 @@ def _confirm_when_asked(runtime: Runtime, subscriber_id: int) -> None:
 
 
 def _stop_when_complete(runtime: Runtime, subscriber_id: int) -> None:
-    from course.models import Subscriber, SubscriberStatus
+    from course.models.subscribers import Subscriber, SubscriberStatus
 
     while True:
         time.sleep(0.5)

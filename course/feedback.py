@@ -42,17 +42,10 @@ from sqlalchemy.orm import Session
 from course.deliveries.suppressions import suppress
 from course.lifecycle import SuppressionReason, become
 from course.links import InvalidLink, LinkSigner, Purpose
-from course.models import (
-    Bounce,
-    Delivery,
-    Event,
-    EventKind,
-    FeedbackKind,
-    FeedbackNotice,
-    Subscriber,
-    SubscriberStatus,
-    email_hash,
-)
+from course.models.deliveries import Delivery
+from course.models.engagement import Event, EventKind
+from course.models.feedback import Bounce, FeedbackKind, FeedbackNotice
+from course.models.subscribers import Subscriber, SubscriberStatus, email_hash
 from course.settings import Settings
 from course.subscriptions import skip_waiting_deliveries, unsubscribe
 

@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
-from course.models import Subscriber, SubscriberStatus
+from course.models.subscribers import Subscriber, SubscriberStatus
 
 _DAY_EMAIL = re.compile(r"^day-(\d+)$")
 

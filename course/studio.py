@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from course.models import AuditEntry, StudioRole, StudioSession, StudioUser
+from course.models.studio import AuditEntry, StudioRole, StudioSession, StudioUser
 from course.subscriptions import InvalidSubscription, normalise_email
 
 MIN_PASSWORD_LENGTH = 12

@@ -34,17 +34,9 @@ from course.deliveries.claim import claim_next_step, queue_confirmation, queue_s
 from course.deliveries.suppressions import lift_erasure, suppression_reason
 from course.deliveries.timing import Timing, schedule_for
 from course.lifecycle import EmailKind, SuppressionReason, become
-from course.models import (
-    ENROLLED,
-    Delivery,
-    DeliveryState,
-    Event,
-    EventKind,
-    SignupRequest,
-    Subscriber,
-    SubscriberStatus,
-    mailbox_hash,
-)
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.engagement import Event, EventKind
+from course.models.subscribers import ENROLLED, SignupRequest, Subscriber, SubscriberStatus, mailbox_hash
 from course.schedule import DEFAULT_SEND_TIME, UnknownTimezone, canonical_timezone
 
 OutcomeT = TypeVar("OutcomeT")

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course
-from course.models import TemplateDraft, TemplatePublication, TemplateVersion
+from course.models.templates import TemplateDraft, TemplatePublication, TemplateVersion
 from course.settings import Settings
 from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
 from emails.sandbox import CheckFailed, checked_bounded

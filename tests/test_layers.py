@@ -51,8 +51,18 @@ def test_the_walk_finds_imports_inside_functions_and_from_tests(tmp_path: Path) 
     assert imported_rooms("course", tmp_path) == {"web": {"course/late.py"}, "tests": {"course/late.py"}}
 
 
+def for_types_only(tree: ast.Module) -> set[int]:
+    """The import statements under ``if TYPE_CHECKING:``: for the type checker, never run."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            found |= {id(inner) for statement in node.body for inner in ast.walk(statement)}
+    return found
+
+
 def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
-    """Each module of the product (not bench/) and the modules of ours it imports, at any level."""
+    """Each module of the product (not bench/) and the modules of ours it imports when it runs, at any
+    level (an import for the type checker only does not run)."""
     modules: dict[str, Path] = {}
     for room in LAYERS[:-1]:
         for path in (root / room).rglob("*.py"):
@@ -62,7 +72,11 @@ def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
             modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = for_types_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -114,5 +128,8 @@ def test_the_loop_finder_finds_a_loop_through_a_late_import(tmp_path: Path) -> N
     (tmp_path / "course").mkdir()
     (tmp_path / "course" / "one.py").write_text("from course.two import x\n")
     (tmp_path / "course" / "two.py").write_text("def later():\n    from course import one\n")
-    (tmp_path / "course" / "three.py").write_text("import course.one\n")
+    (tmp_path / "course" / "three.py").write_text(
+        "from typing import TYPE_CHECKING\nimport course.one\nif TYPE_CHECKING:\n    from course.four import y\n"
+    )
+    (tmp_path / "course" / "four.py").write_text("from course.three import z\n")  # a loop for types only
     assert cycles(module_graph(tmp_path)) == [["course.one", "course.two"]]

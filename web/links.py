@@ -31,7 +31,8 @@ from course.engagement.clicks import (
 )
 from course.lifecycle import EmailKind
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
-from course.models import EventKind, SignupRequest, Subscriber, SubscriberStatus
+from course.models.engagement import EventKind
+from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus
 from course.subscriptions import (
     ConfirmOutcome,
     Consent,

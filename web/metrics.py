@@ -23,7 +23,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from course.db import schema_state
-from course.models import Delivery, Event, EventKind, FeedbackNotice, SendingPause, Subscriber
+from course.models.deliveries import Delivery, SendingPause
+from course.models.engagement import Event, EventKind
+from course.models.feedback import FeedbackNotice
+from course.models.subscribers import Subscriber
 from web.context import WebContext, context
 
 router = APIRouter()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from course.engagement.privacy import erase, export_json
 from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
-from course.models import Subscriber
+from course.models.subscribers import Subscriber
 from course.subscriptions import (
     InvalidSubscription,
     change_schedule,

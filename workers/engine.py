@@ -40,7 +40,7 @@ from course.deliveries.sending import (
 )
 from course.deliveries.timing import Timing
 from course.engagement.answers import answers_so_far
-from course.models import Delivery, DeliveryState, SendingPause
+from course.models.deliveries import Delivery, DeliveryState, SendingPause
 from course.senders import batch_lock
 from course.settings import Settings
 from course.subscriptions import resume_ended_pauses

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from course.models import email_hash
+from course.models.subscribers import email_hash
 from course.settings import get_settings
 
 revision: str = "0003"

@@ -55,7 +55,7 @@ def _studio(arguments: argparse.Namespace) -> int:
     import getpass
 
     from cli.root import Root
-    from course.models import StudioRole
+    from course.models.studio import StudioRole
     from course.studio import StudioError, add_user, check_password
     from web.studio.auth import sign_in_link
 

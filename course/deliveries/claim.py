@@ -18,12 +18,8 @@ from sqlalchemy.orm import Session
 from course.curriculum import Course, load_course
 from course.deliveries.timing import Timing
 from course.lifecycle import EmailKind, complete
-from course.models import (
-    Delivery,
-    DeliveryState,
-    SignupRequest,
-    Subscriber,
-)
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.subscribers import SignupRequest, Subscriber
 from course.senders import sender_gone
 
 log = logging.getLogger(__name__)

@@ -24,19 +24,10 @@ from course.curriculum import load_course
 from course.deliveries.suppressions import suppress
 from course.deliveries.timing import MAX_ATTEMPTS, Timing, schedule_for
 from course.lifecycle import EmailKind, SuppressionReason, become
-from course.models import (
-    Bounce,
-    Delivery,
-    DeliveryState,
-    Event,
-    EventKind,
-    SendingPause,
-    SignupRequest,
-    Subscriber,
-    SubscriberStatus,
-    Suppression,
-    email_hash,
-)
+from course.models.deliveries import Delivery, DeliveryState, SendingPause, Suppression
+from course.models.engagement import Event, EventKind
+from course.models.feedback import Bounce
+from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus, email_hash
 from course.schedule import Schedule
 
 log = logging.getLogger(__name__)

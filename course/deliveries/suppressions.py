@@ -10,10 +10,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from course.lifecycle import SuppressionReason
-from course.models import (
-    Suppression,
-    email_hash,
-)
+from course.models.deliveries import Suppression
+from course.models.subscribers import email_hash
 
 
 def suppression_reason(session: Session, email: str, key: bytes) -> str | None:

@@ -7,9 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from course.models import (
-    Subscriber,
-)
+from course.models.subscribers import Subscriber
 from course.schedule import Schedule
 from course.settings import Settings
 

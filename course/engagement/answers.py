@@ -12,13 +12,9 @@ from sqlalchemy.orm import Session
 
 from course.curriculum import Checklist, Course, ScoreBand
 from course.engagement.clicks import records_for
-from course.models import (
-    Answer,
-    Delivery,
-    Event,
-    EventKind,
-    Subscriber,
-)
+from course.models.deliveries import Delivery
+from course.models.engagement import Answer, Event, EventKind
+from course.models.subscribers import Subscriber
 
 
 def score_items(checklist: Checklist, ticked: list[int]) -> tuple[int, ScoreBand]:

@@ -16,13 +16,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from course.models import (
-    ENROLLED,
-    Delivery,
-    Event,
-    EventKind,
-    Subscriber,
-)
+from course.models.deliveries import Delivery
+from course.models.engagement import Event, EventKind
+from course.models.subscribers import ENROLLED, Subscriber
 
 # Someone who has left (or never confirmed) may read a page, but we keep no record of it.
 RECORDING_STATUSES = ENROLLED

@@ -11,13 +11,9 @@ from sqlalchemy.orm import Session
 
 from course.deliveries.suppressions import suppress
 from course.lifecycle import SuppressionReason
-from course.models import (
-    Answer,
-    Delivery,
-    Event,
-    SignupRequest,
-    Subscriber,
-)
+from course.models.deliveries import Delivery
+from course.models.engagement import Answer, Event
+from course.models.subscribers import SignupRequest, Subscriber
 
 
 def export(session: Session, subscriber: Subscriber) -> dict[str, Any]:

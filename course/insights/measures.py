@@ -17,9 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute
 
 from course.curriculum import Course
-from course.models import (
-    EventKind,
-)
+from course.models.engagement import EventKind
 
 NONE = -1  # the step of a figure that belongs to no step (signed up, began, confirmed)
 

@@ -51,11 +51,8 @@ from course.insights.measures import (
     monday,
 )
 from course.lifecycle import EmailKind
-from course.models import (
-    InsightCohort,
-    InsightCount,
-    TemplatePublication,
-)
+from course.models.insights import InsightCohort, InsightCount
+from course.models.templates import TemplatePublication
 
 
 @dataclass(frozen=True)

@@ -69,17 +69,11 @@ from course.insights.measures import (
     monday,
     week_of,
 )
-from course.models import (
-    Answer,
-    Bounce,
-    Delivery,
-    DeliveryState,
-    Event,
-    EventKind,
-    InsightCohort,
-    InsightCount,
-    Subscriber,
-)
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.engagement import Answer, Event, EventKind
+from course.models.feedback import Bounce
+from course.models.insights import InsightCohort, InsightCount
+from course.models.subscribers import Subscriber
 
 
 def _row(cohort: Any, measure: Any, step: Any, version: Any, key: Any, value: Any) -> list[Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, inspect, text
 
 from cli import database
-from course.models import email_hash
+from course.models.subscribers import email_hash
 from course.settings import get_settings
 
 from ..support.databases import empty_database

@@ -13,7 +13,7 @@ from course.curriculum import Course
 from course.db import make_engine, make_sessionmaker
 from course.insights.measures import Selection
 from course.insights.reading import read
-from course.models import InsightCount
+from course.models.insights import InsightCount
 
 from ..course.test_insights import WEEK_A, WEEK_B, seed
 

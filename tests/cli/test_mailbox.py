@@ -20,7 +20,8 @@ from sqlalchemy import select
 from bench.net import free_port
 from course.deliveries.suppressions import suppression_reason
 from course.links import LinkSigner, Purpose
-from course.models import Delivery, FeedbackNotice
+from course.models.deliveries import Delivery
+from course.models.feedback import FeedbackNotice
 
 from ..conftest import TEST_SECRET
 from ..support.samples import message

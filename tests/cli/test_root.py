@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from cli.root import Root
 from course.db import make_engine, make_sessionmaker
-from course.models import Delivery
+from course.models.deliveries import Delivery
 from workers.tasks import SEND_BATCH
 
 from ..conftest import make_settings

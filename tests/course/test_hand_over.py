@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from course.db import hand_over_after_commit, hand_over_with, make_engine, make_sessionmaker
 from course.deliveries.claim import release_abandoned
-from course.models import Delivery
+from course.models.deliveries import Delivery
 from course.subscriptions import Consent, confirm, subscribe
 
 from .test_subscriptions import NOW, TIMING

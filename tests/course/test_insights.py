@@ -18,17 +18,12 @@ from course.db import make_engine, make_sessionmaker
 from course.insights.measures import Selection
 from course.insights.reading import DayRow, Rate, compare, read
 from course.insights.summing import people, refresh, refresh_active
-from course.models import (
-    Answer,
-    Bounce,
-    Delivery,
-    Event,
-    EventKind,
-    InsightCohort,
-    InsightCount,
-    Subscriber,
-    TemplatePublication,
-)
+from course.models.deliveries import Delivery
+from course.models.engagement import Answer, Event, EventKind
+from course.models.feedback import Bounce
+from course.models.insights import InsightCohort, InsightCount
+from course.models.subscribers import Subscriber
+from course.models.templates import TemplatePublication
 
 SLUG = "building-emotional-intimacy"
 WEEK_A = date(2026, 11, 2)  # a Monday

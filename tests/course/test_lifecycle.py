@@ -20,7 +20,8 @@ from course.lifecycle import (
     day_number,
     kind_of,
 )
-from course.models import Subscriber, SubscriberStatus, Suppression
+from course.models.deliveries import Suppression
+from course.models.subscribers import Subscriber, SubscriberStatus
 from course.subscriptions import Consent, subscribe
 
 from .test_subscriptions import NOW, TIMING

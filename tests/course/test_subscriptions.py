@@ -14,7 +14,8 @@ from course.deliveries.suppressions import is_suppressed, suppress
 from course.deliveries.timing import Timing
 from course.engagement.privacy import erase
 from course.lifecycle import SuppressionReason
-from course.models import Delivery, DeliveryState, SignupRequest, Subscriber, SubscriberStatus, mailbox
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus, mailbox
 from course.subscriptions import (
     ConfirmOutcome,
     Consent,

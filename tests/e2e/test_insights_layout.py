@@ -15,7 +15,8 @@ from sqlalchemy import insert
 
 from course.curriculum import Course
 from course.insights import measures, reading, summing
-from course.models import InsightCohort, InsightCount, StudioRole
+from course.models.insights import InsightCohort, InsightCount
+from course.models.studio import StudioRole
 from web.studio import charts
 
 from .test_journey import Journey, booking_site, journey  # noqa: F401 - the fixtures this test uses

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from bench.net import free_port
 from course.curriculum import load_course
 from course.db import make_engine, make_sessionmaker
-from course.models import Event, Subscriber, SubscriberStatus
+from course.models.engagement import Event
+from course.models.subscribers import Subscriber, SubscriberStatus
 from web.app import create_app
 from workers.engine import Runtime, send_batch, tick
 from workers.throttle import LocalTokenBucket

@@ -11,7 +11,9 @@ from pathlib import Path
 from playwright.sync_api import Browser, BrowserContext, Locator, Page
 from sqlalchemy import select
 
-from course.models import Delivery, StudioRole, Subscriber
+from course.models.deliveries import Delivery
+from course.models.studio import StudioRole
+from course.models.subscribers import Subscriber
 from course.studio import add_user
 from course.subscriptions import Consent, confirm, subscribe
 from emails.store import current_release, release_name

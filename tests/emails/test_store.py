@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course
-from course.models import TemplatePublication, TemplateVersion
+from course.models.templates import TemplatePublication, TemplateVersion
 from course.settings import Settings
 from emails.compiler import default_templates
 from emails.store import (

@@ -14,7 +14,7 @@ from httpx2 import Response
 from sqlalchemy.orm import Session
 
 from course.db import make_engine, make_sessionmaker
-from course.models import Subscriber
+from course.models.subscribers import Subscriber
 from web.app import create_app
 from workers.engine import Runtime, send_batch, tick
 from workers.throttle import LocalTokenBucket

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from course.models import Answer, Event
+from course.models.engagement import Answer, Event
 
 from .conftest import Site
 

@@ -7,7 +7,8 @@ from sqlalchemy import delete, select
 
 from course.engagement.clicks import CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW
 from course.links import LinkSigner, Purpose
-from course.models import Event, Subscriber
+from course.models.engagement import Event
+from course.models.subscribers import Subscriber
 
 from ..conftest import TEST_SECRET
 from .conftest import Site

@@ -23,7 +23,10 @@ from course.feedback import (
     record_all,
 )
 from course.links import LinkSigner, Purpose
-from course.models import Delivery, DeliveryState, Event, EventKind, FeedbackNotice, Subscriber
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.engagement import Event, EventKind
+from course.models.feedback import FeedbackNotice
+from course.models.subscribers import Subscriber
 
 from ..conftest import TEST_SECRET
 from .conftest import Site

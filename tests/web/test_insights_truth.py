@@ -16,7 +16,10 @@ from course.feedback import Feedback, FeedbackKind, SoftBouncePolicy, record
 from course.insights import measures, reading, summing
 from course.insights.reading import Insights
 from course.links import LinkSigner, Purpose
-from course.models import Answer, Delivery, Event, StudioRole, Subscriber
+from course.models.deliveries import Delivery
+from course.models.engagement import Answer, Event
+from course.models.studio import StudioRole
+from course.models.subscribers import Subscriber
 from emails import words
 from emails.store import publish
 

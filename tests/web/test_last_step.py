@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from course.deliveries.sending import mark_failed
-from course.models import Delivery, Subscriber
+from course.models.deliveries import Delivery
+from course.models.subscribers import Subscriber
 
 from ..support.smtp import Received
 from .conftest import Site

@@ -11,7 +11,9 @@ from sqlalchemy import select
 from course.curriculum import load_course
 from course.deliveries.claim import claim_due_ids
 from course.links import LinkSigner, Purpose
-from course.models import Answer, Delivery, DeliveryState, Event, SubscriberStatus
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.engagement import Answer, Event
+from course.models.subscribers import SubscriberStatus
 
 from ..conftest import TEST_SECRET
 from .conftest import Site

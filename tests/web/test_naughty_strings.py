@@ -34,7 +34,8 @@ from markupsafe import escape
 from sqlalchemy import select
 from starlette.types import Message
 
-from course.models import Answer, SignupRequest, Subscriber, SubscriberStatus
+from course.models.engagement import Answer
+from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus
 from course.subscriptions import InvalidSubscription, check_timezone, clean_first_name, normalise_email, parse_send_time
 from web.security import NUL_MESSAGE
 

@@ -22,7 +22,8 @@ from httpx2 import Response
 from sqlalchemy import func, select
 
 from course.curriculum import Course
-from course.models import StudioRole, TemplatePublication, TemplateVersion
+from course.models.studio import StudioRole
+from course.models.templates import TemplatePublication, TemplateVersion
 from course.studio import add_user
 from emails.store import draft_of
 from web.security import EMAIL_POLICY

@@ -25,7 +25,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from httpx2 import Response
 
-from course.models import StudioRole, StudioUser
+from course.models.studio import StudioRole, StudioUser
 from course.studio import add_user
 from web.studio.auth import WORK_LIMITS, safe_next, sign_in_link
 

@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from course.links import LinkSigner, Purpose
-from course.models import Answer, Delivery, Event, Subscriber, SubscriberStatus, Suppression, email_hash
+from course.models.deliveries import Delivery, Suppression
+from course.models.engagement import Answer, Event
+from course.models.subscribers import Subscriber, SubscriberStatus, email_hash
 
 from ..conftest import TEST_SECRET
 from .conftest import Site

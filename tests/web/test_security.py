@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 
 from bench.net import free_port
 from course.links import LinkSigner, Purpose
-from course.models import Answer, Subscriber
+from course.models.engagement import Answer
+from course.models.subscribers import Subscriber
 from web.app import create_app
 from web.security import BODY_LIMIT_BYTES, PAGE_POLICY
 

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from course.models import StudioRole
+from course.models.studio import StudioRole
 from web.spreadsheet import SafeWriter, safe_cell
 
 from ..support.naughty import naughty_strings

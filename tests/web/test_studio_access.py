@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from course.curriculum import Course
-from course.models import AuditEntry, StudioRole, StudioSession, StudioUser
+from course.models.studio import AuditEntry, StudioRole, StudioSession, StudioUser
 from course.studio import SESSION_IDLE, SESSION_LIFETIME, add_user, reset_password, set_disabled
 from emails.compiler import default_templates
 from emails.store import files_of, publish

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from course.models import AuditEntry, StudioRole
+from course.models.studio import AuditEntry, StudioRole
 from course.studio import add_user
 from emails.compiler import default_templates
 

@@ -7,7 +7,7 @@ import csv
 import io
 import re
 
-from course.models import StudioRole
+from course.models.studio import StudioRole
 
 from .conftest import Site
 from .test_studio_access import csrf_of

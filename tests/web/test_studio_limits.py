@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from course.models import StudioRole, StudioUser
+from course.models.studio import StudioRole, StudioUser
 from web.studio.auth import WORK_LIMITS
 
 from .conftest import Site

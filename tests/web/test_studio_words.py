@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from course.curriculum import load_course
 from course.links import LinkSigner, Purpose
-from course.models import StudioRole
+from course.models.studio import StudioRole
 from emails.rendering import Recipient
 from emails.store import current_release
 

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from cli.root import Root
 from course.db import make_engine, make_sessionmaker
-from course.models import Delivery, SignupRequest, Subscriber, SubscriberStatus
+from course.models.deliveries import Delivery
+from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus
 from web.pages import CLIENT_LIMIT
 
 from ..conftest import make_settings

@@ -10,7 +10,8 @@ from unittest import mock
 from sqlalchemy import select
 
 from course.links import LinkSigner, Purpose
-from course.models import Delivery, SubscriberStatus
+from course.models.deliveries import Delivery
+from course.models.subscribers import SubscriberStatus
 
 from ..conftest import TEST_SECRET
 from .conftest import Site

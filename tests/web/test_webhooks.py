@@ -21,7 +21,9 @@ import pytest
 from httpx2 import Response
 from sqlalchemy import func, select
 
-from course.models import FeedbackNotice, Subscriber, Suppression
+from course.models.deliveries import Suppression
+from course.models.feedback import FeedbackNotice
+from course.models.subscribers import Subscriber
 
 from ..support.naughty import Snapshots, Tally, naughty_strings, spread
 from ..support.samples import payload

@@ -24,7 +24,9 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from cli.root import Root
-from course.models import Delivery, DeliveryState, InsightCount, Subscriber, SubscriberStatus
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.insights import InsightCount
+from course.models.subscribers import Subscriber, SubscriberStatus
 from course.settings import Settings
 from course.subscriptions import Consent, confirm, subscribe
 from workers.engine import Runtime

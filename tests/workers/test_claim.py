@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from course.curriculum import Course
 from course.deliveries.claim import claim_due_ids, in_flight
 from course.deliveries.timing import Timing
-from course.models import Delivery, DeliveryState, Subscriber, SubscriberStatus
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.subscribers import Subscriber, SubscriberStatus
 from workers.engine import send_batch, tick
 
 from .conftest import Harness

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from course.models import Delivery, DeliveryState, SendingPause, Subscriber, SubscriberStatus, Suppression
+from course.models.deliveries import Delivery, DeliveryState, SendingPause, Suppression
+from course.models.subscribers import Subscriber, SubscriberStatus
 from course.subscriptions import Consent, SubscribeOutcome, confirm, pause, restart, subscribe, unsubscribe
 from workers.engine import send_batch, tick
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from course.models import DeliveryState
+from course.models.deliveries import DeliveryState
 from emails.mime import Envelope
 from emails.senders import Connection, Sender, SendResult
 from workers.engine import send_batch, tick

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.pool import NullPool
 
 from course.deliveries.sending import begin_sending
-from course.models import Delivery, DeliveryState
+from course.models.deliveries import Delivery, DeliveryState
 from course.senders import LOCK_SPACE
 from workers.engine import send_batch, tick
 

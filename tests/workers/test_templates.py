@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from course.curriculum import Course
-from course.models import Delivery, Subscriber
+from course.models.deliveries import Delivery
+from course.models.subscribers import Subscriber
 from emails.compiler import default_templates
 from emails.store import files_of, publish, roll_back
 

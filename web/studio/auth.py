@@ -29,7 +29,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
-from course.models import StudioUser, email_hash
+from course.models.studio import StudioUser
+from course.models.subscribers import email_hash
 from course.settings import Settings
 from course.studio import (
     SESSION_LIFETIME,

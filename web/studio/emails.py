@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from course.models import TemplateDraft
+from course.models.templates import TemplateDraft
 from emails.compiler import SHARED_FOLDER, TemplateError
 from emails.rendering import SAMPLE, Renderer
 from emails.store import LiveVersion, current_release, items, live_versions, templates_at

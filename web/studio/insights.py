@@ -20,7 +20,9 @@ from sqlalchemy import select
 from course.insights import measures, reading, summing
 from course.insights.measures import MEASURES, Selection
 from course.insights.reading import Changes, Figure, Insights, step_label
-from course.models import Event, InsightCount, Subscriber
+from course.models.engagement import Event
+from course.models.insights import InsightCount
+from course.models.subscribers import Subscriber
 from course.studio import audit
 from web.context import WebContext
 from web.spreadsheet import SafeWriter

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import delete
 from starlette.exceptions import HTTPException
 
-from course.models import TemplatePreview
+from course.models.templates import TemplatePreview
 from emails.compiler import TemplateError
 from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
