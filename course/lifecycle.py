@@ -1,10 +1,12 @@
 """A subscriber's life with the course, each rule of it defined once: the kinds of email, why an address
-is on the suppression list, and which status may follow which (the statuses themselves and their named
-sets are the models': course/models.py).
+is on the suppression list, which status of a subscriber may follow which, and which state of a delivery
+may follow which (the statuses and states themselves and their named sets are the models':
+course/models/).
 
 Every module that names an email kind or a suppression reason takes it from here, so that a new kind
 (a course's own email, say) or a new reason is added in one place and every rule that reads it sees it;
-and no module assigns a subscriber's status but through :func:`become`.
+and no module assigns a subscriber's status but through :func:`become`, nor a delivery's state but through
+:func:`move`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
+from course.models.deliveries import Delivery, DeliveryState
 from course.models.subscribers import Subscriber, SubscriberStatus
 
 _DAY_EMAIL = re.compile(r"^day-(\d+)$")
@@ -120,3 +123,34 @@ def complete(subscriber: Subscriber, now: datetime) -> None:
     become(subscriber, SubscriberStatus.COMPLETED)
     subscriber.completed_at = now
     subscriber.next_send_at = None
+
+
+# --- A delivery's state -------------------------------------------------------------------------------
+#
+# A delivery is claimed (made due, or handed out again), then a worker takes it (sending) and it ends
+# sent, failed or skipped; or, before it reaches a mail server, it goes back to claimed (a retry later, a
+# sending pause, a worker gone) or is skipped (its reader paused, left or confirmed already). A skipped
+# step is claimed again when its reader comes back. Sent and failed are final: a step is never sent twice.
+# The ORM's moves go through :func:`move`; the statements that move many rows at once say in their WHERE
+# which state they move from, each a move this table holds: the claim (skipped -> claimed, course/
+# deliveries/claim.py), taking a batch (claimed -> sending) and recording it sent (sending -> sent, both
+# course/deliveries/sending.py), and skipping what waits (claimed -> skipped, :data:`SKIPPABLE`).
+
+_D = DeliveryState
+DELIVERY_MOVES: dict[DeliveryState, frozenset[DeliveryState]] = {
+    _D.CLAIMED: frozenset({_D.SENDING, _D.SKIPPED, _D.CLAIMED}),  # CLAIMED again: handed out once more
+    _D.SENDING: frozenset({_D.SENT, _D.FAILED, _D.SKIPPED, _D.CLAIMED}),  # CLAIMED: back to wait its turn
+    _D.SKIPPED: frozenset({_D.CLAIMED}),  # its reader came back: the step goes after all
+    _D.SENT: frozenset(),
+    _D.FAILED: frozenset(),
+}
+# What may still be skipped without risk of a duplicate: claimed, not yet taken by a worker.
+SKIPPABLE = _D.CLAIMED
+
+
+def move(delivery: Delivery, state: DeliveryState) -> None:
+    """Move ``delivery`` to ``state``, as :data:`DELIVERY_MOVES` allows (LifecycleError otherwise)."""
+    current = DeliveryState(delivery.state)
+    if state not in DELIVERY_MOVES[current]:
+        raise LifecycleError(f"delivery {delivery.id}: {current.value} cannot become {state.value}")
+    delivery.state = state.value

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.db import hand_over_after_commit, serialise
-from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email
+from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email, skip_waiting
 from course.deliveries.suppressions import lift_erasure, suppression_reason
 from course.deliveries.timing import Timing, schedule_for
 from course.lifecycle import EmailKind, SuppressionReason, become
@@ -226,27 +226,12 @@ def subscribe(
 def _give_up_waiting_turns(session: Session, mailbox: str, now: datetime) -> None:
     """A newer request to the mailbox takes the place of a confirmation still waiting for its turn (due
     later, for another address of the mailbox): it is skipped, and leaves the pace unspent."""
-    waiting = (
-        select(Delivery.id)
-        .join(SignupRequest, Delivery.signup_request_id == SignupRequest.id)
-        .where(
-            SignupRequest.mailbox_hash == mailbox,
-            Delivery.email == EmailKind.CONFIRMATION,
-            Delivery.state == DeliveryState.CLAIMED.value,
-            Delivery.due_at > now,
-        )
-    )
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(waiting.scalar_subquery()))
-        .values(
-            state=DeliveryState.SKIPPED.value,
-            last_reply="a newer sign-up of this mailbox took its turn",
-            lease_until=None,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    of_the_mailbox = select(SignupRequest.id).where(SignupRequest.mailbox_hash == mailbox)
+    skip_waiting(
+        session, "a newer sign-up of this mailbox took its turn", now,
+        Delivery.signup_request_id.in_(of_the_mailbox.scalar_subquery()), Delivery.email == EmailKind.CONFIRMATION,
+        Delivery.due_at > now,
+    )  # fmt: skip
 
 
 def next_confirmation_at(session: Session, mailbox: str, now: datetime) -> datetime:
@@ -342,16 +327,10 @@ def confirm(
     subscriber.unsubscribed_at = None
     session.add(Event(subscriber_id=subscriber.id, kind=EventKind.CONFIRMED.value, created_at=now))
     # Confirmations still waiting (a paced one, say) have nothing left to do.
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.email == EmailKind.CONFIRMATION,
-            Delivery.state == DeliveryState.CLAIMED.value,
-        )
-        .values(state=DeliveryState.SKIPPED.value, last_reply="confirmed already", lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    skip_waiting(
+        session, "confirmed already", now, Delivery.subscriber_id == subscriber.id,
+        Delivery.email == EmailKind.CONFIRMATION,
+    )  # fmt: skip
     if subscriber.current_step is None:
         delivery = claim_next_step(session, subscriber, now, timing)  # the welcome, right away
         session.flush()
@@ -481,10 +460,6 @@ def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limi
 
 
 def skip_waiting_deliveries(session: Session, subscriber_id: int, reason: str, now: datetime) -> None:
-    """Deliveries not yet handed to SMTP are skipped (a skipped step is claimed again on resuming)."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.subscriber_id == subscriber_id, Delivery.state == DeliveryState.CLAIMED.value)
-        .values(state=DeliveryState.SKIPPED.value, last_reply=reason, lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    """The subscriber's deliveries not yet handed to SMTP are skipped (a skipped step is claimed again on
+    resuming)."""
+    skip_waiting(session, reason, now, Delivery.subscriber_id == subscriber_id)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
 from course.deliveries.timing import Timing
-from course.lifecycle import EmailKind, complete
+from course.lifecycle import SKIPPABLE, EmailKind, complete, move
 from course.models.deliveries import Delivery, DeliveryState
 from course.models.subscribers import SignupRequest, Subscriber
 from course.senders import sender_gone
@@ -82,7 +82,7 @@ def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, tim
     if existing.state != DeliveryState.SKIPPED.value:
         return None  # claimed or sent already: never a second delivery of one step
     # Skipped when they paused or unsubscribed before it went out: it goes now instead.
-    existing.state = DeliveryState.CLAIMED.value
+    move(existing, DeliveryState.CLAIMED)
     existing.due_at = now
     existing.lease_until = now + timing.lease
     existing.last_reply = None
@@ -172,8 +172,20 @@ def release_abandoned(session: Session, now: datetime, limit: int, timing: Timin
         if delivery.state == DeliveryState.SENDING.value:
             # It may or may not have reached the server: sending again risks this one duplicate.
             log.warning("delivery %s was left in sending by a worker gone or stalled; sending it again", delivery.id)
-            delivery.state = DeliveryState.CLAIMED.value
+            move(delivery, DeliveryState.CLAIMED)
             delivery.sender_key = None
         delivery.lease_until = now + timing.lease
     session.flush()
     return [delivery.id for delivery in stale]
+
+
+def skip_waiting(session: Session, reason: str, now: datetime, *where: ColumnElement[bool]) -> None:
+    """Skip the deliveries ``where`` selects that wait to be sent: claimed, not yet taken by a worker (what
+    a worker has taken may be at the mail server already). A skipped course step is claimed again when its
+    reader comes back (:func:`claim_next_step`)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.state == SKIPPABLE.value, *where)
+        .values(state=DeliveryState.SKIPPED.value, last_reply=reason, lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from course.curriculum import load_course
 from course.deliveries.suppressions import suppress
 from course.deliveries.timing import MAX_ATTEMPTS, Timing, schedule_for
-from course.lifecycle import EmailKind, SuppressionReason, become
+from course.lifecycle import EmailKind, SuppressionReason, become, move
 from course.models.deliveries import Delivery, DeliveryState, SendingPause, Suppression
 from course.models.engagement import Event, EventKind
 from course.models.feedback import Bounce
@@ -258,7 +258,7 @@ def _advanced(subscriber_id: int, course_slug: str, timezone: str, send_time: ti
 
 
 def mark_skipped(delivery: Delivery, reason: str, now: datetime) -> None:
-    delivery.state = DeliveryState.SKIPPED.value
+    move(delivery, DeliveryState.SKIPPED)
     delivery.last_reply = reason
     delivery.lease_until = None
     delivery.updated_at = now
@@ -266,7 +266,7 @@ def mark_skipped(delivery: Delivery, reason: str, now: datetime) -> None:
 
 def hold_for_pause(delivery: Delivery, pause: SendingPause) -> None:
     """Back to the queue until the pause ends; the attempt does not count against the subscriber."""
-    delivery.state = DeliveryState.CLAIMED.value
+    move(delivery, DeliveryState.CLAIMED)
     delivery.attempts = max(0, delivery.attempts - 1)
     delivery.due_at = pause.until
     delivery.lease_until = None
@@ -279,7 +279,7 @@ def mark_failed(
 
     ``bounced``: the receiving server refused it (a bounce event), rather than our not being able to build it.
     """
-    delivery.state = DeliveryState.FAILED.value
+    move(delivery, DeliveryState.FAILED)
     delivery.last_reply = reply
     delivery.lease_until = None
     if bounced:
@@ -294,7 +294,7 @@ def mark_failed(
 
 def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> None:
     """5.1.x: the mailbox does not exist. Suppress the address; nothing more goes to it."""
-    delivery.state = DeliveryState.FAILED.value
+    move(delivery, DeliveryState.FAILED)
     delivery.last_reply = reply
     delivery.lease_until = None
     subscriber = delivery.subscriber
@@ -316,7 +316,7 @@ def retry_later(session: Session, delivery: Delivery, reply: str, now: datetime,
         # course moves on by one day, and the subscriber never gets two course emails at once.
         next_slot = schedule_for(delivery.subscriber, timing).next_after(delivery.created_at)
         due = min(due, next_slot)
-    delivery.state = DeliveryState.CLAIMED.value
+    move(delivery, DeliveryState.CLAIMED)
     delivery.last_reply = reply
     delivery.due_at = due
     delivery.lease_until = None

@@ -7,10 +7,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from course.curriculum import load_course
+from course.deliveries.claim import skip_waiting
 from course.deliveries.suppressions import lift_erasure, suppress, suppression_reason
 from course.lifecycle import (
+    DELIVERY_MOVES,
     MOVES,
     SERVICE_EMAILS,
+    SKIPPABLE,
     EmailKind,
     LifecycleError,
     SuppressionReason,
@@ -19,8 +22,9 @@ from course.lifecycle import (
     day_email,
     day_number,
     kind_of,
+    move,
 )
-from course.models.deliveries import Suppression
+from course.models.deliveries import Delivery, DeliveryState, Suppression
 from course.models.subscribers import Subscriber, SubscriberStatus
 from course.subscriptions import Consent, subscribe
 
@@ -66,3 +70,39 @@ def test_a_status_changes_only_as_the_lifecycle_allows(session: Session) -> None
     assert set(MOVES) == set(SubscriberStatus)
     assert all(SubscriberStatus.UNSUBSCRIBED in MOVES[status] for status in SubscriberStatus
                if status is not SubscriberStatus.UNSUBSCRIBED)  # fmt: skip
+
+
+def test_a_delivery_moves_only_as_the_lifecycle_allows(session: Session) -> None:
+    signed_up = subscribe(session, course_slug="building-emotional-intimacy", email="alex@example.com",
+                          consent=Consent(at=NOW), timing=TIMING)  # fmt: skip
+    session.flush()
+    (confirmation,) = session.scalars(select(Delivery).where(Delivery.subscriber_id == signed_up.subscriber_id))
+    assert confirmation.state == DeliveryState.CLAIMED.value
+    move(confirmation, DeliveryState.SENDING)
+    move(confirmation, DeliveryState.SENT)
+    for later in DeliveryState:  # sent is final: nothing makes it go out again
+        with pytest.raises(LifecycleError, match="sent cannot become"):
+            move(confirmation, later)
+    assert confirmation.state == DeliveryState.SENT.value
+    # Every state has its moves; the ends have none, and what may be skipped is what no worker took.
+    assert set(DELIVERY_MOVES) == set(DeliveryState)
+    assert DELIVERY_MOVES[DeliveryState.SENT] == DELIVERY_MOVES[DeliveryState.FAILED] == frozenset()
+    assert DeliveryState.SKIPPED in DELIVERY_MOVES[SKIPPABLE] and SKIPPABLE is not DeliveryState.SENDING
+
+
+def test_skipping_what_waits_leaves_what_a_worker_took(session: Session) -> None:
+    """The one rule behind pausing, leaving, confirming again and a newer sign-up's turn: claimed deliveries
+    are skipped, one a worker holds (it may be at the mail server) is not."""
+    ids = []
+    for email in ("alex@example.com", "sam@example.com"):
+        signed_up = subscribe(session, course_slug="building-emotional-intimacy", email=email,
+                              consent=Consent(at=NOW), timing=TIMING)  # fmt: skip
+        ids.append(signed_up.subscriber_id)
+    session.flush()
+    alex, sam = (session.scalars(select(Delivery).where(Delivery.subscriber_id == one)).one() for one in ids)
+    move(sam, DeliveryState.SENDING)
+    session.flush()
+    skip_waiting(session, "test", NOW, Delivery.id.in_([alex.id, sam.id]))
+    session.expire_all()
+    assert (alex.state, alex.last_reply) == (DeliveryState.SKIPPED.value, "test")
+    assert sam.state == DeliveryState.SENDING.value
