@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from celery.signals import worker_process_init
-from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,11 +26,13 @@ from course.db import make_engine, make_sessionmaker
 from course.links import LinkSigner
 from course.settings import Settings, get_settings
 from emails.senders import Sender, sender_from_url
-from web.app import create_app as create_web_app
 from workers import tasks
 from workers.app import create_app as create_celery_app
 from workers.engine import Runtime, batches, make_throttle
 from workers.throttle import Throttle
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 # Connections of the web app's pool per process: a request takes one for its transaction.
 WEB_POOL_SIZE = 20
@@ -119,7 +120,12 @@ class Root:
 
     def web(self) -> FastAPI:
         """The web app. Its database pool is its own (no pre-ping, a connection per request; see
-        course/db.py's make_engine); the clock, the signer and the queue are the process's."""
+        course/db.py's make_engine); the clock, the signer and the queue are the process's.
+
+        The web room is imported here, by the processes that serve it: a worker or the beat that loaded
+        FastAPI and every page would carry them (50 MB each) and their garbage collector would walk them."""
+        from web.app import create_app as create_web_app
+
         engine = make_engine(self.settings.database_url, pre_ping=False, pool_size=WEB_POOL_SIZE)
         return create_web_app(
             self.settings,
