@@ -19,12 +19,21 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import uvicorn
+from sqlalchemy import select
 
 from cli import embedded
-
-if TYPE_CHECKING:
-    from workers.engine import Runtime
+from cli.database import upgrade
+from cli.root import Root
+from course.models.deliveries import Delivery, DeliveryState
+from course.models.studio import StudioRole, StudioUser
+from course.models.subscribers import Subscriber, SubscriberStatus
+from course.settings import get_settings
+from course.studio import add_user, set_password
+from course.subscriptions import Consent, confirm, subscribe
+from workers.beat import run as run_beat
+from workers.engine import Runtime
 
 DEMO_DIR = Path("var/demo")
 DEMO_QUEUE = "course-demo"
@@ -87,16 +96,7 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
 
 
 def _run(listener: socket.socket, day_seconds: int, port: int, until_complete: bool, email: str) -> int:
-    # Imported here: they read the settings the lines above just set.
-    import uvicorn
-
-    from course.settings import get_settings
-    from workers.beat import run as run_beat
-
-    from .database import upgrade
-    from .root import Root
-
-    get_settings.cache_clear()
+    get_settings.cache_clear()  # the settings configure_environment() just set
     with Root.from_environment() as root:
         upgrade(root.settings.database_url)
         subscriber_id = _enrol_sample_subscriber(root.runtime, email)
@@ -136,8 +136,6 @@ def _run(listener: socket.socket, day_seconds: int, port: int, until_complete: b
 
 def _demo_studio_account(runtime: Runtime) -> str:
     """A publisher account for trying the studio, with a password made for this run (printed at start)."""
-    from course.models.studio import StudioRole, StudioUser
-    from course.studio import add_user, set_password
 
     password = secrets.token_urlsafe(12)
     with runtime.sessions() as session:
@@ -153,7 +151,6 @@ def _demo_studio_account(runtime: Runtime) -> str:
 def _enrol_sample_subscriber(runtime: Runtime, email: str) -> int:
     """Sign up the demo's reader through the same lifecycle as the web form; confirm once the
     confirmation email has gone, as a person clicking its button would."""
-    from course.subscriptions import Consent, subscribe
 
     with runtime.sessions() as session:
         signed_up = subscribe(
@@ -174,10 +171,6 @@ def _enrol_sample_subscriber(runtime: Runtime, email: str) -> int:
 
 
 def _confirm_when_asked(runtime: Runtime, subscriber_id: int) -> None:
-    from sqlalchemy import select
-
-    from course.models.deliveries import Delivery, DeliveryState
-    from course.subscriptions import confirm
 
     while True:
         with runtime.sessions() as session:
@@ -196,7 +189,6 @@ def _confirm_when_asked(runtime: Runtime, subscriber_id: int) -> None:
 
 
 def _stop_when_complete(runtime: Runtime, subscriber_id: int) -> None:
-    from course.models.subscribers import Subscriber, SubscriberStatus
 
     while True:
         time.sleep(0.5)

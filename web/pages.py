@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import time
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from course.schedule import canonical_timezones
 from course.subscriptions import (
@@ -154,3 +155,13 @@ def about(request: Request, web: Annotated[WebContext, Depends(context)]) -> Res
     return web.templates.TemplateResponse(
         request, "about.html", {"course": course, "page": page, "questions": course.page_questions()}
     )
+
+
+FAVICON = Path(__file__).parent / "static" / "favicon.svg"
+
+
+@get_and_head(router, "/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """What browsers and feed readers ask for at the root whatever a page links: the same mark as the
+    pages' ``<link rel="icon">``, kept for a day."""
+    return FileResponse(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})

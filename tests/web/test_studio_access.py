@@ -63,8 +63,11 @@ def test_a_one_time_link_sets_the_password_and_signs_in(site: Site) -> None:
         link = sign_in_link(site.runtime.settings, user).removeprefix("https://course.example.org")
     page = site.client.get(link)
     assert page.status_code == 200 and "Welcome, editor@example.org" in page.text
+    # Not signed in yet: the studio's bar (whose first button was "Sign out") is not there.
+    assert "Sign out" not in page.text and 'class="studio-bar"' not in page.text
     short = site.client.post(link, data={"csrf": csrf_of(page.text), "password": "short"})
     assert short.status_code == 400 and "at least 12 characters" in short.text
+    assert "Sign out" not in short.text and "editor@example.org" in short.text
     done = site.client.post(link, data={"csrf": csrf_of(page.text), "password": PASSWORD})
     assert done.status_code == 200 and "The emails" in done.text and "editor@example.org · editor" in done.text
     again = site.client.get(link)

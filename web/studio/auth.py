@@ -306,7 +306,7 @@ def welcome_page(request: Request, web: Web, token: str) -> Response:
     user = _user_of_link(web, token)
     if user is None:
         return studio_page(web, request, "link-expired.html", status_code=400)
-    return studio_page(web, request, "set-password.html", token=token, user=user, error=None)
+    return studio_page(web, request, "set-password.html", token=token, account=user, error=None)
 
 
 @router.post("/welcome/{token}", response_class=HTMLResponse)
@@ -328,7 +328,7 @@ def set_password_now(
         try:
             set_password(session, account, password)
         except StudioError as error:
-            return studio_page(web, request, "set-password.html", status_code=400, token=token, user=user,
+            return studio_page(web, request, "set-password.html", status_code=400, token=token, account=user,
                                error=str(error))  # fmt: skip
         account.last_sign_in_at = now
         audit(session, account, "set-password", now=now, course_slug=web.course.slug)
