@@ -41,6 +41,7 @@ WEB_POOL_SIZE = 20
 class Root:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._web_engines: list[Engine] = []
 
     @classmethod
     def from_environment(cls) -> Root:
@@ -56,6 +57,8 @@ class Root:
         """Close the database connections it made (a command that ends; a demo that stops)."""
         if "engine" in self.__dict__:
             self.engine.dispose()
+        while self._web_engines:
+            self._web_engines.pop().dispose()
 
     # --- What the rooms share -----------------------------------------------------------------------
 
@@ -127,6 +130,7 @@ class Root:
         from web.app import create_app as create_web_app
 
         engine = make_engine(self.settings.database_url, pre_ping=False, pool_size=WEB_POOL_SIZE)
+        self._web_engines.append(engine)
         return create_web_app(
             self.settings,
             sessions=make_sessionmaker(engine),

@@ -40,14 +40,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.deliveries.suppressions import suppress
-from course.lifecycle import SuppressionReason, become
+from course.lifecycle import SuppressionReason, stop
 from course.links import InvalidLink, LinkSigner, Purpose
 from course.models.deliveries import Delivery
 from course.models.engagement import Event, EventKind
 from course.models.feedback import Bounce, FeedbackKind, FeedbackNotice
 from course.models.subscribers import Subscriber, SubscriberStatus, email_hash
 from course.settings import Settings
-from course.subscriptions import skip_waiting_deliveries, unsubscribe
+from course.subscriptions import unsubscribe
 
 log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -182,7 +182,7 @@ def record(
             return Recorded(feedback, Outcome.COUNTED, ids)
         days = policy.window.total_seconds() / 86400
         detail = f"{count} soft bounces in {days:g} days; the last: {detail}"
-        _stop(session, subscribers, SubscriberStatus.BOUNCED, now)
+        _stop_all(session, subscribers, SubscriberStatus.BOUNCED, now)
         suppress(session, address, address_key, SuppressionReason.BOUNCE, detail[:2000], now)
         return Recorded(feedback, Outcome.SUPPRESSED, ids)
 
@@ -190,7 +190,7 @@ def record(
     for reader in subscribers:
         kind, value = (EventKind.COMPLAINT, "complaint") if complaint else (EventKind.BOUNCE, Bounce.HARD.value)
         _event(session, kind, value, reader, answered, detail, now)
-    _stop(session, subscribers, SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED, now)
+    _stop_all(session, subscribers, SubscriberStatus.COMPLAINED if complaint else SubscriberStatus.BOUNCED, now)
     reason = SuppressionReason.COMPLAINT if complaint else SuppressionReason.BOUNCE
     suppress(session, address, address_key, reason, detail[:2000] or None, now)
     return Recorded(feedback, Outcome.SUPPRESSED, ids)
@@ -312,13 +312,10 @@ def _subscribers(session: Session, address: str, returned: Subscriber | None) ->
     return list(found.values())
 
 
-def _stop(session: Session, subscribers: list[Subscriber], status: SubscriberStatus, now: datetime) -> None:
+def _stop_all(session: Session, subscribers: list[Subscriber], status: SubscriberStatus, now: datetime) -> None:
     for reader in subscribers:
-        session.refresh(reader, with_for_update=True)
-        skip_waiting_deliveries(session, reader.id, f"the address {status.value}", now)
-        if reader.status != SubscriberStatus.COMPLAINED.value:  # a complaint is the last word
-            become(reader, status)
-        reader.next_send_at = None
+        session.refresh(reader, with_for_update=True)  # a change under way to their row finishes first
+        stop(session, reader, status, f"the address {status.value}", now)
 
 
 def _event(

@@ -15,6 +15,9 @@ import re
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import ColumnElement, update
+from sqlalchemy.orm import Session
+
 from course.models.deliveries import Delivery, DeliveryState
 from course.models.subscribers import Subscriber, SubscriberStatus
 
@@ -154,3 +157,25 @@ def move(delivery: Delivery, state: DeliveryState) -> None:
     if state not in DELIVERY_MOVES[current]:
         raise LifecycleError(f"delivery {delivery.id}: {current.value} cannot become {state.value}")
     delivery.state = state.value
+
+
+def skip_waiting(session: Session, reason: str, now: datetime, *where: ColumnElement[bool]) -> None:
+    """Skip the deliveries ``where`` selects that wait to be sent: :data:`SKIPPABLE`, not yet taken by a
+    worker (what a worker has taken may be at the mail server already). A skipped course step is claimed
+    again when its reader comes back. One statement for them all: the move claimed -> skipped."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.state == SKIPPABLE.value, *where)
+        .values(state=DeliveryState.SKIPPED.value, last_reply=reason, lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def stop(session: Session, subscriber: Subscriber, status: SubscriberStatus, reason: str, now: datetime) -> None:
+    """Nothing more goes to ``subscriber``: their address bounced or they complained (``status``). What
+    waits for them is skipped, no next email is due, and their status says why; a complaint stays the
+    last word (a bounce after it does not replace it)."""
+    skip_waiting(session, reason, now, Delivery.subscriber_id == subscriber.id)
+    if subscriber.status != SubscriberStatus.COMPLAINED.value:
+        become(subscriber, status)
+    subscriber.next_send_at = None

@@ -30,10 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.db import hand_over_after_commit, serialise
-from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email, skip_waiting
+from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email
 from course.deliveries.suppressions import lift_erasure, suppression_reason
 from course.deliveries.timing import Timing, schedule_for
-from course.lifecycle import EmailKind, SuppressionReason, become
+from course.lifecycle import EmailKind, SuppressionReason, become, skip_waiting
 from course.models.deliveries import Delivery, DeliveryState
 from course.models.engagement import Event, EventKind
 from course.models.subscribers import ENROLLED, SignupRequest, Subscriber, SubscriberStatus, mailbox_hash

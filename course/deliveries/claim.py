@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course, load_course
 from course.deliveries.timing import Timing
-from course.lifecycle import SKIPPABLE, EmailKind, complete, move
+from course.lifecycle import EmailKind, complete, move
 from course.models.deliveries import Delivery, DeliveryState
 from course.models.subscribers import SignupRequest, Subscriber
 from course.senders import sender_gone
@@ -177,15 +177,3 @@ def release_abandoned(session: Session, now: datetime, limit: int, timing: Timin
         delivery.lease_until = now + timing.lease
     session.flush()
     return [delivery.id for delivery in stale]
-
-
-def skip_waiting(session: Session, reason: str, now: datetime, *where: ColumnElement[bool]) -> None:
-    """Skip the deliveries ``where`` selects that wait to be sent: claimed, not yet taken by a worker (what
-    a worker has taken may be at the mail server already). A skipped course step is claimed again when its
-    reader comes back (:func:`claim_next_step`)."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.state == SKIPPABLE.value, *where)
-        .values(state=DeliveryState.SKIPPED.value, last_reply=reason, lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from course.curriculum import load_course
 from course.deliveries.suppressions import suppress
 from course.deliveries.timing import MAX_ATTEMPTS, Timing, schedule_for
-from course.lifecycle import EmailKind, SuppressionReason, become, move
+from course.lifecycle import EmailKind, SuppressionReason, move, stop
 from course.models.deliveries import Delivery, DeliveryState, SendingPause, Suppression
 from course.models.engagement import Event, EventKind
 from course.models.feedback import Bounce
@@ -298,8 +298,7 @@ def mark_bad_address(session: Session, delivery: Delivery, reply: str, now: date
     delivery.last_reply = reply
     delivery.lease_until = None
     subscriber = delivery.subscriber
-    become(subscriber, SubscriberStatus.BOUNCED)
-    subscriber.next_send_at = None
+    stop(session, subscriber, SubscriberStatus.BOUNCED, f"the address {SubscriberStatus.BOUNCED.value}", now)
     suppress(session, subscriber.email, timing.address_key, SuppressionReason.BOUNCE, reply, now)
     session.add(Event(subscriber_id=subscriber.id, delivery_id=delivery.id, kind=EventKind.BOUNCE.value,
                       step=delivery.step, value=Bounce.BAD_ADDRESS.value, detail=reply, created_at=now))  # fmt: skip

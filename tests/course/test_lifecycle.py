@@ -7,7 +7,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from course.curriculum import load_course
-from course.deliveries.claim import skip_waiting
 from course.deliveries.suppressions import lift_erasure, suppress, suppression_reason
 from course.lifecycle import (
     DELIVERY_MOVES,
@@ -23,6 +22,8 @@ from course.lifecycle import (
     day_number,
     kind_of,
     move,
+    skip_waiting,
+    stop,
 )
 from course.models.deliveries import Delivery, DeliveryState, Suppression
 from course.models.subscribers import Subscriber, SubscriberStatus
@@ -106,3 +107,20 @@ def test_skipping_what_waits_leaves_what_a_worker_took(session: Session) -> None
     session.expire_all()
     assert (alex.state, alex.last_reply) == (DeliveryState.SKIPPED.value, "test")
     assert sam.state == DeliveryState.SENDING.value
+
+
+def test_stopping_skips_what_waits_and_a_complaint_stays_the_last_word(session: Session) -> None:
+    """One rule behind a 5.1.1 in the send path and a bounce or complaint reported later (it was two): a
+    5.1.1 for someone who complained meanwhile raised LifecycleError, a complaint cannot become a bounce."""
+    signed_up = subscribe(session, course_slug="building-emotional-intimacy", email="alex@example.com",
+                          consent=Consent(at=NOW), timing=TIMING)  # fmt: skip
+    session.flush()
+    alex = session.get(Subscriber, signed_up.subscriber_id)
+    assert alex is not None
+    become(alex, SubscriberStatus.COMPLAINED)
+    stop(session, alex, SubscriberStatus.BOUNCED, "the address bounced", NOW)
+    session.flush()
+    assert alex.status == SubscriberStatus.COMPLAINED.value and alex.next_send_at is None
+    (confirmation,) = session.scalars(select(Delivery).where(Delivery.subscriber_id == alex.id))
+    session.refresh(confirmation)
+    assert (confirmation.state, confirmation.last_reply) == (DeliveryState.SKIPPED.value, "the address bounced")
