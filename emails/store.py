@@ -243,8 +243,10 @@ def roll_back(
     number: int,
     author: str | None,
     now: datetime,
+    note: str = "",
 ) -> TemplatePublication:
-    """Make an earlier version of the item live again (0: the repository's files). Checked like a publish."""
+    """Make an earlier version of the item live again (0: the repository's files). Checked like a publish;
+    ``note`` says why, in the item's history (:func:`history_of`)."""
     version = None
     if number:
         version = session.scalar(
@@ -258,12 +260,36 @@ def roll_back(
             raise LookupError(f"{item} has no version {number}")
     files = json.loads(version.files) if version is not None else files_of(default_templates(), item)
     contents_json, changed = _refuse_unless_it_renders(session, course, settings, item, files)
+    why = note.strip() or f"back to version {number}"
     publication = TemplatePublication(course_slug=course.slug, item=item, version_id=version.id if version else None,
-                                      action="roll-back", author=author, note=f"back to version {number}",
+                                      action="roll-back", author=author, note=why,
                                       contents=contents_json, changed=changed, created_at=now)  # fmt: skip
     session.add(publication)
     session.flush()
     return publication
+
+
+@dataclass(frozen=True)
+class Went:
+    """One time the item went live: a publish of a new version, or a roll-back to an earlier one."""
+
+    publication: TemplatePublication
+    number: int  # the version that went live (0: the text as shipped)
+
+    @property
+    def rolled_back(self) -> bool:
+        return self.publication.action == "roll-back"
+
+
+def history_of(session: Session, course_slug: str, item: str) -> list[Went]:
+    """Every time the item went live, newest first: who, when, which version, and why."""
+    rows = session.execute(
+        select(TemplatePublication, TemplateVersion.number)
+        .outerjoin(TemplateVersion, TemplatePublication.version_id == TemplateVersion.id)
+        .where(TemplatePublication.course_slug == course_slug, TemplatePublication.item == item)
+        .order_by(TemplatePublication.id.desc())
+    ).all()
+    return [Went(publication, number or 0) for publication, number in rows]
 
 
 class DraftConflict(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
@@ -62,7 +63,7 @@ def create_app(
     course = load_course(settings.course_slug)
     templates = Jinja2Templates(directory=HERE / "templates", context_processors=[lambda request: {"course": course}])
     # The course's words carry a small markup (emails/markup.py); the pages show it as the emails do.
-    templates.env.filters.update(markup=markup_html, inline=inline_html, punctuated=punctuated)
+    templates.env.filters.update(markup=markup_html, inline=inline_html, punctuated=punctuated, moment=moment)
     limiter: RateLimiter = (
         RedisRateLimiter(
             redis.Redis.from_url(settings.redis, socket_timeout=2, socket_connect_timeout=2),
@@ -170,6 +171,16 @@ def create_app(
         return response
 
     return app
+
+
+def moment(value: datetime, year: bool = True) -> Markup:
+    """A moment for the studio's pages: in UTC as written, and in the viewer's own zone once the page's
+    script (static/local-times.js) has read ``datetime``."""
+    utc = value.astimezone(UTC)
+    shown = utc.strftime("%d %b %Y %H:%M" if year else "%d %b %H:%M")
+    return Markup('<time datetime="{}" data-local="{}">{} UTC</time>').format(
+        utc.strftime("%Y-%m-%dT%H:%M:%SZ"), "year" if year else "", shown
+    )
 
 
 def what_was_wrong(error: RequestValidationError) -> str:

@@ -16,7 +16,8 @@ from course.models.studio import StudioRole
 from course.models.subscribers import Subscriber
 from course.studio import add_user
 from course.subscriptions import Consent, confirm, subscribe
-from emails.store import current_release, release_name
+from emails.compiler import default_templates
+from emails.store import current_release, files_of, release_name, save_draft
 from web.studio.auth import sign_in_link
 from workers.engine import tick
 
@@ -81,6 +82,30 @@ def test_a_marketer_signs_in_and_sees_the_emails(journey: Journey, browser: Brow
         page.get_by_role("button", name="Sign out").click()
         page.get_by_role("heading", name="Sign in to edit the emails").wait_for()
         assert problems.found == [], problems.found
+        context.close()
+
+
+def test_the_studio_shows_its_moments_in_the_viewers_own_zone(journey: Journey, browser: Browser) -> None:  # noqa: F811
+    make_user(journey)
+    files = {"welcome/subject.txt": "Welcome, {{ subscriber.first_name or 'friend' }}"}
+    with journey.runtime.sessions() as session:
+        draft = save_draft(session, course_slug=journey.runtime.settings.course_slug, item="welcome",
+                           files={**files_of(default_templates(), "welcome"), **files}, expected_revision=0,
+                           based_on=0, author="kayla@example.org",
+                           now=datetime(2026, 7, 1, 18, 30, tzinfo=UTC))  # fmt: skip
+        session.commit()
+    assert draft.revision == 1
+    for zone, shown in (
+        ("America/Denver", re.compile(r"01 Jul.* 12:30.*(MDT|GMT-6)")),
+        ("Asia/Tokyo", re.compile(r"02 Jul.* 03:30.*(GMT\+9|JST)")),
+    ):
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id=zone, locale="en-GB")
+        page = context.new_page()
+        page.goto(journey.base + "/studio")
+        sign_in(page)
+        moment = page.get_by_role("row", name=re.compile("^Welcome")).first.locator("time")
+        assert shown.search(moment.inner_text()), moment.inner_text()
+        assert moment.get_attribute("title") == "01 Jul 18:30 UTC"  # what shows without JavaScript
         context.close()
 
 
@@ -232,8 +257,13 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     page.get_by_role("heading", name="Version 0 and version 1").wait_for()
     check(page, "diff", 1280)
     page.go_back()
-    page.get_by_role("button", name="Go back to the text as shipped").click()
-    page.get_by_text("Rolled back to version 0").wait_for()
+    page.get_by_text("Go back to the text as shipped…").click()  # it asks first, and why
+    page.get_by_label("Why (for the history)").fill("the old ritual read better")
+    page.get_by_role("button", name="Go back to the text as shipped now").click()
+    page.get_by_text("Rolled back to version 0").first.wait_for()
+    page.get_by_role("row", name=re.compile("^Rolled back to version 0 .*the old ritual read better")).wait_for()
+    page.get_by_text("Make version 1 live…").click()  # open, for the picture and the checks: it asks why
+    check(page, "history", 1280)
     assert not [m for m in journey.smtp.to("second@example.com") if m.subject.startswith("Day 3")]
     while (sent := next_email(journey, second)).step != 3:
         assert sent.step is not None and sent.step < 3

@@ -131,8 +131,48 @@ def test_roll_back_and_compare_versions(site: Site) -> None:
     back = publisher.post("/studio/roll-back", data={"csrf": csrf, "item": "day", "number": 1}, follow_redirects=False)
     assert back.status_code == 303
     assert "First: Practice Daily Check-Ins" in publisher.get("/studio").text
-    publisher.post("/studio/roll-back", data={"csrf": csrf, "item": "day", "number": 0})
+    publisher.post("/studio/roll-back", data={"csrf": csrf, "item": "day", "number": 0, "note": "as it was"})
     assert "Day 1: A 5-minute check-in that keeps you close" in publisher.get("/studio").text
+    # Each time the item went live is listed, newest first, with why.
+    history = publisher.get("/studio/edit?item=day").text.split("What went live, and when", 1)[1]
+    rows = [html.unescape(re.sub(r"<[^>]+>", "", row)).split(", ")[0]
+            for row in re.findall(r"<tr>(.*?)</tr>", history, re.S)[1:]]  # fmt: skip
+    assert [" ".join(row.split()) for row in rows] == [
+        "Rolled back to version 0 (as shipped) as it was kayla@example.org",
+        "Rolled back to version 1 back to version 1 kayla@example.org",
+        "Published version 2 two kayla@example.org",
+        "Published version 1 one kayla@example.org",
+    ]
+    with site.session() as session:
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "roll-back")
+                                .order_by(AuditEntry.id.desc())).first()  # fmt: skip
+        assert entry is not None and (entry.version, entry.detail) == (0, "as it was")
+
+
+def test_a_draft_can_be_thrown_away_but_not_a_colleagues_newer_one(site: Site) -> None:
+    editor = signed_in(site, "sam@example.org", StudioRole.EDITOR)
+    save(editor, "welcome", "Mine: {{ subscriber.first_name }}")
+    page = editor.get("/studio/edit?item=welcome").text
+    assert "Throw the draft away…" in page and "Mine: {{ subscriber.first_name }}" in html.unescape(page)
+    csrf = csrf_of(page)
+    colleague = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER,
+                          TestClient(site.client.app, base_url="https://course.example.org",
+                                     headers={"User-Agent": BROWSER}))  # fmt: skip
+    save(colleague, "welcome", "Theirs: {{ subscriber.first_name }}", revision=1)  # revision 2, after my page
+    stale = editor.post("/studio/discard", data={"csrf": csrf, "item": "welcome", "revision": 1})
+    assert stale.status_code == 409 and "Nothing was discarded: kayla@example.org saved" in stale.text
+    fresh = editor.get("/studio/edit?item=welcome").text
+    gone = editor.post("/studio/discard", data={"csrf": csrf_of(fresh), "item": "welcome", "revision": 2},
+                       follow_redirects=False)  # fmt: skip
+    assert gone.status_code == 303 and gone.headers["location"] == "/studio/edit?item=welcome&discarded=2"
+    after = editor.get(gone.headers["location"]).text
+    assert "The draft is thrown away" in after and "No draft: the text below is what is live." in after
+    assert 'data-saved="yes"' in after  # the browser's kept copy of the form goes too
+    with site.session() as session:
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "discard-draft")).one()
+        assert (entry.item, entry.version) == ("welcome", 2)
+    again = editor.post("/studio/discard", data={"csrf": csrf_of(after), "item": "welcome", "revision": 2})
+    assert again.status_code == 409 and "someone published or discarded" in again.text
 
 
 def test_a_resource_bomb_is_refused_and_the_site_keeps_answering(site: Site) -> None:

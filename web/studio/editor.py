@@ -29,6 +29,7 @@ from emails.store import (
     discard_draft,
     draft_of,
     files_of,
+    history_of,
     is_one_file,
     items,
     live_templates,
@@ -120,6 +121,7 @@ def _editor(
         live = live_versions(session, web.course.slug).get(item)
         draft = draft_of(session, web.course.slug, item)
         versions = versions_of(session, web.course.slug, item)
+        history = history_of(session, web.course.slug, item)
     live_files = files_of(today, item) or (_shipped(web, item) if is_words(item) else {})
     if not live_files and is_day_email(item):
         # A day's own files start as a copy of the day template's.
@@ -140,7 +142,7 @@ def _editor(
         test_emails=emails_using(item, email_names(web.course)), saved=saved,
         conflict=conflict, variables=variables_for(sample) if sample else [],
         words=_words_form(web, item, shown, problems or []) if is_words(item) else None,
-        label=item_label(item),
+        label=item_label(item), history=history,
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
     return response
@@ -166,8 +168,9 @@ def email_label(email: str) -> str:
 
 @router.get("/edit", response_class=HTMLResponse)
 def edit(request: Request, web: Web, user: User, item: str) -> Response:
-    # Just published or rolled back: the server has the text, the browser's kept copy can go.
-    done = "published" in request.query_params or "rolled-back" in request.query_params
+    # Just published, rolled back or discarded (the page says which): the server has the text, the
+    # browser's kept copy can go.
+    done = any(key in request.query_params for key in ("published", "rolled-back", "discarded"))
     return _editor(request, web, user, _known(web, item), saved=done)
 
 
@@ -282,7 +285,7 @@ def roll_back_item(
     # The version to make live again: required, since a form without one must not roll the item back
     # to the text as shipped (0), which is what a default of 0 did.
     request: Request, web: Web, user: User, number: Annotated[int, Form(ge=0)], csrf: CSRF = "",
-    item: Annotated[str, Form(max_length=200)] = "",
+    item: Annotated[str, Form(max_length=200)] = "", note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     _publisher(user)
@@ -291,16 +294,40 @@ def roll_back_item(
     with web.session() as session:
         try:
             roll_back(session, course=web.course, settings=web.settings, item=item, number=number,
-                      author=user.email, now=now)  # fmt: skip
+                      author=user.email, now=now, note=note)  # fmt: skip
         except LookupError:
             raise HTTPException(404, f"{item} has no version {number}") from None
         except PublishRefused as refused:
             session.rollback()
             return _editor(request, web, user, item, problems=refused.problems, status_code=400,
                            message=f"Version {number} no longer renders with the rest of the templates.")  # fmt: skip
-        audit(session, user, "roll-back", now=now, course_slug=web.course.slug, item=item, version=number)
+        audit(session, user, "roll-back", now=now, course_slug=web.course.slug, item=item, version=number,
+              detail=note.strip() or None)  # fmt: skip
         session.commit()
     return RedirectResponse(f"/studio/edit?item={item}&rolled-back={number}", status_code=303)
+
+
+@router.post("/discard", response_class=HTMLResponse)
+def discard(
+    request: Request, web: Web, user: User, csrf: CSRF = "",
+    item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
+) -> Response:  # fmt: skip
+    """Throw the saved draft away: what is live stays, and the form shows it again. Only the draft this
+    page showed: one a colleague saved since is kept, and the page says so."""
+    check_csrf(request, csrf)
+    item = _known(web, item)
+    now = web.clock()
+    with web.session() as session:
+        draft = draft_of(session, web.course.slug, item)
+        if draft is None or draft.revision != revision:
+            who = f"{draft.author or 'someone'} saved" if draft is not None else "someone published or discarded"
+            return _editor(request, web, user, item, status_code=409,
+                           message=f"Nothing was discarded: {who} the draft since this page was loaded. Look it "
+                                   "over first.")  # fmt: skip
+        discard_draft(session, web.course.slug, item)
+        audit(session, user, "discard-draft", now=now, course_slug=web.course.slug, item=item, version=revision)
+        session.commit()
+    return RedirectResponse(f"/studio/edit?item={item}&discarded={revision}", status_code=303)
 
 
 # At most this many test emails a studio user may send an hour.
