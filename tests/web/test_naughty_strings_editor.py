@@ -177,7 +177,8 @@ def studio_editor(site: Site, samples: Samples) -> Run:
     fields = {
         "edit item": some, "save item": some, "save revision": some, "save subject.txt+body.mjml+body.txt": few,
         "save shared": few[-1:], f"save {len(words)} words fields": few, "publish item": some, "publish revision": some,
-        "publish note": few, "roll-back item": some, "roll-back number": some, "test-send item": some,
+        "publish note": few, "roll-back item": some, "roll-back number": some, "roll-back note": few,
+        "discard item": some, "test-send item": some,
         "test-send email": some, "preview item": some, "preview first_name+email+answer": few,
         "preview subject.txt+body.mjml+body.txt": few, "preview page token": some, "preview page scheme": some,
         "diff item": some, "diff before": some, "diff after": some,
@@ -222,6 +223,10 @@ def studio_editor(site: Site, samples: Samples) -> Run:
                 never)  # fmt: skip
         through(run, "roll-back number", some, lambda v: post("/studio/roll-back", item="welcome", number=v),
                 ("welcome has no version", field_named("number")), editor.rolled_back)  # fmt: skip
+        through(run, "roll-back note", few, lambda v: post("/studio/roll-back", item="welcome", number="0", note=v),
+                (field_named("note"),), editor.rolled_back)  # fmt: skip
+        through(run, "discard item", some, lambda v: post("/studio/discard", item=v, revision="1"), UNKNOWN_ITEM,
+                never)  # fmt: skip
         through(run, "test-send item", some, lambda v: post("/studio/test-send", item=v, email="day-01"),
                 UNKNOWN_ITEM, never)  # fmt: skip
         through(run, "test-send email", some, lambda v: post("/studio/test-send", item="day", email=v),
