@@ -9,6 +9,7 @@ at start-up rather than a broken email on day 12.
 from __future__ import annotations
 
 import functools
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -223,12 +224,34 @@ class Resource(_Data):
 
 
 class Category(_Data):
+    """A run of days under one heading. Its days name it; ``first_day`` and ``last_day`` are the places of
+    its first and last day in the course, worked out from the days (so a reorder moves them too)."""
+
     key: str
     title: str
     short_title: str
-    first_day: int
-    last_day: int
-    intro: str
+    first_day: int = 0
+    last_day: int = 0
+    intro: str = ""
+
+
+# When an email goes: how long after the one before (or after signing up), on which days, at what hour.
+After = Literal["previous", "signup"]
+
+
+class Wait(_Data):
+    """How long a reader waits for an email. ``days`` local calendar days after the email before it
+    (``after: previous``) or after they confirmed (``after: signup``); 0: straight after the one before.
+    ``weekdays_only``: a slot on a Saturday or Sunday (the reader's) moves to the Monday. ``send_hour``: the
+    hour it goes at, the reader's local time (none: the time the reader chose)."""
+
+    days: int = Field(default=1, ge=0, le=365)
+    after: After = "previous"
+    weekdays_only: bool = False
+    send_hour: int | None = Field(default=None, ge=0, le=23)
+
+
+RIGHT_AWAY = Wait(days=0)
 
 
 class Exercise(_Data):
@@ -237,8 +260,12 @@ class Exercise(_Data):
 
 
 class Day(_Data):
+    # Who the email is: deliveries and signed links record it, and it never changes, wherever the day moves
+    # (its email is ``day-NN`` by this number). ``position`` is its place among the days (1 the first),
+    # worked out from the order of the list.
     number: int = Field(ge=1)
-    category: str
+    position: int = 0
+    category: str | None = None
     title: str
     short_title: str  # as the seed's quick reference names it
     subject: str | None = None  # the email's subject; none: "Day N: title"
@@ -250,6 +277,7 @@ class Day(_Data):
     teaser: str  # one line about tomorrow
     # The day's main action is booking the consultation (the exercise's button becomes the second).
     consultation_leads: bool = False
+    wait: Wait = Wait()
 
 
 class Page(_Data):
@@ -273,6 +301,10 @@ class Letter(_Data):
     resources: list[str] = []
     consultation_leads: bool = False
     page: Page | None = None
+    # The completion's own number (its identity, like a day's): set once, kept when days are added.
+    step: int | None = None
+    # When it goes (the welcome: right after confirming; the completion: after the last day).
+    wait: Wait | None = None
 
 
 class Question(_Data):
@@ -299,50 +331,138 @@ class Practice(_Data):
     signer_role: str
 
 
+# --- The course's own look, and where it sends people -----------------------------------------------
+
+_COLOUR = r"^#[0-9a-fA-F]{6}$"
+# A CSS font stack: family names, quoted or not, and commas. Nothing that could end the declaration.
+_FONT_STACK = r"^[A-Za-z0-9 ,'\"-]{1,200}$"
+SYSTEM_FONTS = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[index : index + 2], 16) / 255 for index in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG's contrast ratio of two colours (1 to 21)."""
+    lighter, darker = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+class Theme(_Data):
+    """The course's colours, font and logo, in its emails and on its pages. Checked for contrast (WCAG AA,
+    4.5:1) where text sits on them, so a theme cannot make the course hard to read."""
+
+    accent: str = Field(default="#a3472a", pattern=_COLOUR)  # buttons, links, the eyebrow
+    background: str = Field(default="#f5efe9", pattern=_COLOUR)  # around the email's card and the page
+    text: str = Field(default="#2b2622", pattern=_COLOUR)  # body text, on white
+    font: str = Field(default=SYSTEM_FONTS, pattern=_FONT_STACK)
+    logo: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}\.(png|jpg|gif|webp)$")  # an uploaded image
+    logo_alt: str = ""
+
+    @model_validator(mode="after")
+    def _readable(self) -> Theme:
+        if contrast(self.accent, "#ffffff") < 4.5:
+            raise ValueError(
+                f"the accent colour {self.accent} is too light for white button text (contrast "
+                f"{contrast(self.accent, '#ffffff'):.1f}:1; at least 4.5:1): choose a darker one"
+            )
+        if contrast(self.text, "#ffffff") < 4.5:
+            raise ValueError(
+                f"the text colour {self.text} is too light to read on white (contrast "
+                f"{contrast(self.text, '#ffffff'):.1f}:1; at least 4.5:1): choose a darker one"
+            )
+        if self.logo and not self.logo_alt.strip():
+            raise ValueError("the logo needs a text alternative (what it says, for readers who do not see it)")
+        return self
+
+
 class Course(_Data):
-    slug: str = Field(pattern=r"^[a-z0-9-]+$")
-    title: str
-    subtitle: str
-    sender_name: str
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    title: str = Field(min_length=1, max_length=200)
+    subtitle: str = ""
+    sender_name: str = Field(min_length=1, max_length=100)
+    # Where a reply goes (none: MAIL_REPLY_TO) and the consultation's booking page (none: CONSULTATION_URL).
+    reply_to: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+    consultation_url: HttpUrl | None = None
+    theme: Theme = Theme()
+    # Listed on the home page and open to sign-ups (a closed course keeps sending to its readers).
+    open: bool = True
     practice: Practice
-    quick_answer: str
-    categories: list[Category] = Field(min_length=1)
-    checklists: dict[str, Checklist]
-    resources: dict[str, Resource]
+    quick_answer: str = ""
+    categories: list[Category] = []
+    checklists: dict[str, Checklist] = {}
+    resources: dict[str, Resource] = {}
     confirmation: Letter
     welcome: Letter
     completion: Letter
-    key_takeaways: list[str]
-    faq: list[Question]
+    key_takeaways: list[str] = []
+    faq: list[Question] = []
     days: list[Day] = Field(min_length=1)
+    # Emails taken out of the course, each with the email it came after (-1: the start), so that a reader
+    # whose last email it was keeps their place (course/deliveries/claim.py); their numbers are never
+    # given again.
+    retired: dict[int, int] = {}
+    # Emails that were ever moved later in the course: a reader may have had one already, so the claim
+    # looks before sending it (none: it never has to).
+    moved: list[int] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _places(cls, data: object) -> object:
+        """Each day's place, each category's first and last place, and the completion's number when the
+        course does not say it (the last day's number plus one: what the course shipped with)."""
+        if not isinstance(data, dict) or not isinstance(data.get("days"), list):
+            return data
+        if not all(isinstance(day, dict) for day in data["days"]):
+            return data
+        data = dict(data)
+        days = [{**day, "position": position} for position, day in enumerate(data["days"], 1)]
+        data["days"] = days
+        categories = data.get("categories")
+        if isinstance(categories, list) and all(isinstance(category, dict) for category in categories):
+            placed = []
+            for category in categories:
+                places = [day["position"] for day in days if day.get("category") == category.get("key")]
+                placed.append({**category, "first_day": min(places, default=0), "last_day": max(places, default=0)})
+            data["categories"] = placed
+        completion = data.get("completion")
+        if isinstance(completion, dict) and completion.get("step") is None:
+            numbers: list[int] = [day["number"] for day in days if isinstance(day.get("number"), int)]
+            data["completion"] = {**completion, "step": max(numbers, default=0) + 1}
+        return data
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Course:
         numbers = [day.number for day in self.days]
-        if numbers != list(range(1, len(self.days) + 1)):
-            raise ValueError(f"days must be numbered 1..{len(self.days)} in order, got {numbers}")
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"two days carry one number: {sorted(n for n in numbers if numbers.count(n) > 1)}")
+        if self.completion.step is None or self.completion.step in numbers or self.completion.step < 1:
+            raise ValueError(f"the completion's number {self.completion.step} is a day's, or not a number")
+        live = {0, self.completion.step, *numbers}
+        for removed, anchor in self.retired.items():
+            if removed in live:
+                raise ValueError(f"email {removed} is in the course and among those taken out")
+            if anchor != -1 and anchor not in live and anchor not in self.retired:
+                raise ValueError(f"email {removed} was taken out after email {anchor}, which the course never had")
         category_keys = {category.key for category in self.categories}
         for key, checklist in self.checklists.items():
             if checklist.key != key:
                 raise ValueError(f"checklist {key!r} carries the key {checklist.key!r}")
-        for category in self.categories:
-            if not 1 <= category.first_day <= category.last_day <= len(self.days):
-                raise ValueError(f"category {category.key!r} spans days that do not exist")
         owners: list[tuple[str, str | None, list[str]]] = [
             (EmailKind.CONFIRMATION.value, self.confirmation.checklist, self.confirmation.resources),
             (EmailKind.WELCOME.value, self.welcome.checklist, self.welcome.resources),
             (EmailKind.COMPLETION.value, self.completion.checklist, self.completion.resources),
         ]
         for day in self.days:
-            if day.category not in category_keys:
-                raise ValueError(f"day {day.number}: unknown category {day.category!r}")
-            category = self.category(day.category)
-            if not category.first_day <= day.number <= category.last_day:
-                raise ValueError(f"day {day.number} lies outside its category {category.key!r}")
-            owners.append((f"day {day.number}", day.checklist, day.resources))
+            if day.category is not None and day.category not in category_keys:
+                raise ValueError(f"day {day.position}: unknown category {day.category!r}")
+            owners.append((f"day {day.position}", day.checklist, day.resources))
         if self.confirmation.page is not None or self.completion.page is not None:
             raise ValueError("only the welcome has a web page (/about)")
-        places = {EmailKind.WELCOME.value, EmailKind.COMPLETION.value, *range(1, len(self.days) + 1)}
+        places = {EmailKind.WELCOME.value, EmailKind.COMPLETION.value, *numbers}
         for question in self.faq:
             if question.shown_in is not None and question.shown_in not in places:
                 raise ValueError(f"question {question.question!r}: shown_in {question.shown_in!r} is not an email")
@@ -359,37 +479,82 @@ class Course(_Data):
         leaves to the page) and those meant for no email."""
         return [question for question in self.faq if question.shown_in in (EmailKind.WELCOME.value, None)]
 
-    def category(self, key: str) -> Category:
-        return next(category for category in self.categories if category.key == key)
+    def category(self, key: str | None) -> Category | None:
+        return next((category for category in self.categories if category.key == key), None)
 
     def day(self, number: int) -> Day:
-        if not 1 <= number <= len(self.days):
-            raise KeyError(f"{self.slug} has days 1..{len(self.days)}, not {number}")
-        return self.days[number - 1]
+        """The day whose number (identity) is ``number``, wherever it now stands."""
+        for day in self.days:
+            if day.number == number:
+                return day
+        raise KeyError(f"{self.slug} has no day {number}")
 
-    @property
+    @cached_property
     def steps(self) -> list[CourseStep]:
         """What a subscriber receives, in order: the welcome, each day, the completion."""
-        last = len(self.days) + 1
+        completion = self.completion.step or 0  # always set (_places); 0 only to satisfy the type
         return (
-            [CourseStep(number=0, email=EmailKind.WELCOME.value, checklist=self.welcome.checklist)]
-            + [CourseStep(number=day.number, email=day_email(day.number), checklist=day.checklist) for day in self.days]
-            + [CourseStep(number=last, email=EmailKind.COMPLETION.value, checklist=self.completion.checklist)]
-        )
+            [CourseStep(number=0, position=0, email=EmailKind.WELCOME.value, checklist=self.welcome.checklist,
+                        wait=self.welcome.wait or RIGHT_AWAY)]
+            + [CourseStep(number=day.number, position=day.position, email=day_email(day.number),
+                          checklist=day.checklist, wait=day.wait) for day in self.days]
+            + [CourseStep(number=completion, position=len(self.days) + 1, email=EmailKind.COMPLETION.value,
+                          checklist=self.completion.checklist, wait=self.completion.wait or Wait())]
+        )  # fmt: skip
 
     def step(self, number: int) -> CourseStep:
+        """The email whose number (identity) is ``number``."""
+        for step in self.steps:
+            if step.number == number:
+                return step
+        raise KeyError(f"{self.slug} has no email {number}")
+
+    def has_step(self, number: int) -> bool:
+        return any(step.number == number for step in self.steps)
+
+    @property
+    def last_step(self) -> CourseStep:
+        return self.steps[-1]
+
+    def place_after(self, number: int | None) -> int:
+        """Where a reader whose last email was ``number`` (none: not one yet) goes on: the index in
+        :attr:`steps` of the first email they may get next (past the end: none left). An email taken out
+        stands where it was: after the email it came after, or after that one's own place if it too went."""
         steps = self.steps
-        if not 0 <= number < len(steps):
-            raise KeyError(f"{self.slug} has steps 0..{len(steps) - 1}, not {number}")
-        return steps[number]
+        seen: set[int] = set()
+        current = -1 if number is None else number
+        while True:
+            for index, step in enumerate(steps):
+                if step.number == current:
+                    return index + 1
+            if current == -1 or current in seen or current not in self.retired:
+                return 0 if current == -1 else len(steps)
+            seen.add(current)
+            current = self.retired[current]
+
+    def following(self, number: int | None) -> list[CourseStep]:
+        """The emails still to come for a reader whose last email was ``number``, in order."""
+        return self.steps[self.place_after(number) :]
+
+    def next_step(self, number: int | None, sent: set[int] | frozenset[int] = frozenset()) -> CourseStep | None:
+        """The email a reader whose last email was ``number`` gets next (none: the course is over), leaving
+        out any in ``sent`` (they had it before it was moved later)."""
+        return next((step for step in self.following(number) if step.number not in sent), None)
+
+    def next_number(self) -> int:
+        """The number a new email gets: one more than any the course has had (taken-out ones included)."""
+        return max([step.number for step in self.steps] + list(self.retired)) + 1
 
 
 class CourseStep(_Data):
-    """One email of the sequence. ``number`` is what deliveries and signed links record."""
+    """One email of the sequence. ``number`` is who it is (what deliveries and signed links record);
+    ``position`` its place (0 the welcome)."""
 
     number: int
+    position: int
     email: str  # the template folder
     checklist: str | None
+    wait: Wait
 
     @property
     def day_number(self) -> int | None:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from course.curriculum import Wait
 
 DEFAULT_SEND_TIME = time(8, 0)
 
@@ -117,6 +119,30 @@ class Schedule:
         while self.local_date(slot := self.slot_on(candidate)) <= last_date:
             candidate += timedelta(days=1)
         return slot
+
+    def after_wait(self, wait: Wait, sent_at: datetime, confirmed_at: datetime | None = None) -> datetime:
+        """When an email with ``wait`` goes, the email before it having gone at ``sent_at`` (the reader
+        confirmed at ``confirmed_at``). Never on the local date of the one before (but with a wait of
+        0 days: straight after it), never on a weekend with ``weekdays_only``, at the email's own hour or
+        the reader's."""
+        if wait.days == 0 and wait.after == "previous":
+            return sent_at
+        if self.day_seconds is not None:
+            start = confirmed_at if wait.after == "signup" and confirmed_at is not None else sent_at
+            return max(sent_at, start + timedelta(seconds=self.day_seconds * wait.days))
+        timed = self if wait.send_hour is None else replace(self, send_time=time(wait.send_hour))
+        start = confirmed_at if wait.after == "signup" and confirmed_at is not None else sent_at
+        after = self.local_date(sent_at)
+        candidate = max(timed.local_date(start) + timedelta(days=wait.days), after + timedelta(days=1))
+        while True:
+            slot = timed.slot_on(candidate)
+            landed = timed.local_date(slot)
+            if landed <= after:  # a local date that does not exist (Samoa, 30 December 2011)
+                candidate += timedelta(days=1)
+            elif wait.weekdays_only and landed.weekday() >= 5:
+                candidate = landed + timedelta(days=7 - landed.weekday())
+            else:
+                return slot
 
     def resume_at(self, now: datetime, last_sent_at: datetime | None) -> datetime:
         """After a pause or a change of time: the first slot from now that is not on the last email's date."""

@@ -29,6 +29,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from course.catalog import course_at
 from course.db import hand_over_after_commit, serialise
 from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email
 from course.deliveries.suppressions import lift_erasure, suppression_reason
@@ -332,7 +333,13 @@ def confirm(
         Delivery.email == EmailKind.CONFIRMATION,
     )  # fmt: skip
     if subscriber.current_step is None:
-        delivery = claim_next_step(session, subscriber, now, timing)  # the welcome, right away
+        course = course_at(session, subscriber.course_slug)
+        first = course.steps[0].wait
+        if first.days:  # the course's first email waits: the beat sends it
+            subscriber.next_send_at = schedule_for(subscriber, timing).after_wait(first, now, now)
+            session.flush()
+            return Result(ConfirmOutcome.CONFIRMED, subscriber.id)
+        delivery = claim_next_step(session, subscriber, course, now, timing)  # the welcome, right away
         session.flush()
         welcome = [delivery.id] if delivery else []
         hand_over_after_commit(session, welcome)

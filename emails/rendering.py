@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 
+from course.catalog import course_from_files
 from course.curriculum import Course, CourseStep
 from course.lifecycle import EmailKind
 from course.links import LinkSigner, Purpose
@@ -65,12 +66,14 @@ class Renderer:
 
     def __init__(self, course: Course, settings: Settings, templates: TemplateSet | None = None) -> None:
         self.templates = templates or default_templates()
-        # The wording published in the studio, over the course's own (TemplateError if it is broken).
-        self.course = words.apply(course, self.templates)
+        # The course as these templates publish it (its _course.yaml, else as given), with the wording
+        # published in the studio over its own (TemplateError if it is broken).
+        self.course = words.apply(course_from_files(self.templates.files, course), self.templates)
         self.settings = settings
         self.signer = LinkSigner(settings.secret_key, str(settings.base_url))
         self._course_data = self.course.model_dump(mode="json")
         self._steps = {step.email: step for step in self.course.steps}
+        self._days = {day["number"]: day for day in self._course_data["days"]}
 
     def email_names(self) -> list[str]:
         return email_names(self.course)
@@ -148,11 +151,11 @@ class Renderer:
         context["answers"] = self._answers(recipient.answers)
         number = step.number
         if step.day_number is not None:
-            day = course["days"][step.day_number - 1]
+            day = self._days[step.day_number]
             source = day
             context["step"] = {"number": number, "kind": "day", "email": email}
             context["day"] = day
-            context["category"] = next(c for c in course["categories"] if c["key"] == day["category"])
+            context["category"] = next((c for c in course["categories"] if c["key"] == day["category"]), None)
             context["preview"] = day["preview"] or plain(day["teaching"][0].get("paragraphs", [day["title"]])[0])
         else:
             source = course[email]
@@ -221,7 +224,7 @@ class Renderer:
         values["links.consultation"] = sign_step(Purpose.CONSULTATION)
         if step.day_number is not None:
             values["links.exercise_done"] = sign_step(Purpose.EXERCISE_DONE)
-            resources = self._course_data["days"][step.day_number - 1]["resources"]
+            resources = self._days[step.day_number]["resources"]
         else:
             resources = self._course_data[email]["resources"]
         for key in resources:

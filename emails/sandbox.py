@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from course.curriculum import load_course
+from course.catalog import course_in
 from course.settings import Settings
 from emails.compiler import TemplateError, TemplateSet
 from emails.rendering import Recipient, RenderedEmail, Renderer
@@ -144,7 +144,7 @@ def render_bounded(
     Its signed links are made here, with the real key (a words file cannot change which links an email
     has: emails/words.py). TemplateError when it does not render; CheckFailed when it asks too much.
     """
-    values = Renderer(load_course(course_slug), settings).reader_values(email, recipient)
+    values = Renderer(course_in(files, course_slug), settings, TemplateSet(files)).reader_values(email, recipient)
     answer = _run_child(
         {"action": "render", "files": dict(files), "course": course_slug, "email": email,
          "recipient": dataclasses.asdict(recipient), "values": values},
@@ -167,7 +167,8 @@ def main() -> int:
     # A key of its own for this one request: the links of a check are never used, those of a render
     # come signed in the request.
     settings = Settings(environment="test", secret_key=secrets.token_urlsafe(32), **request["settings"])
-    templates, course = TemplateSet(request["files"]), load_course(request["course"])
+    templates = TemplateSet(request["files"])
+    course = course_in(templates.files, request["course"])
     if request["action"] == "render":
         try:
             renderer = Renderer(course, settings, templates)

@@ -29,8 +29,6 @@ from course.settings import Settings
 from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
 from emails.sandbox import CheckFailed, checked_bounded
 
-RELEASE_PREFIX = "r"
-
 # Subscriber 0 does not exist: a link in a preview or a test email opens its page but changes nobody.
 
 
@@ -68,17 +66,6 @@ def with_item(templates: TemplateSet, item: str, files: Mapping[str, str]) -> Te
             raise ValueError(f"{path!r} is not a file of {item!r}")
     kept = {path: text for path, text in templates.files.items() if path not in files_of(templates, item)}
     return TemplateSet({**kept, **files})
-
-
-def release_name(release: int) -> str:
-    return f"{RELEASE_PREFIX}{release}"
-
-
-def parse_release(name: str | None) -> int | None:
-    """``r17`` -> 17; anything else (an older delivery's content hash, none) -> None."""
-    if name and name.startswith(RELEASE_PREFIX) and name[1:].isdigit():
-        return int(name[1:])
-    return None
 
 
 def current_release(session: Session, course_slug: str) -> int:

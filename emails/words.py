@@ -143,7 +143,7 @@ def shipped(course: Course, item: str) -> dict[str, Any]:
     if email in LETTERS:
         letter = data[email]
         return {field: letter[field] for field in LetterWords.model_fields if letter.get(field)}
-    day = data["days"][_day_index(email)]
+    day = data["days"][_day_index(course, email)]
     return {field: day[field] for field in DayWords.model_fields if field in day}
 
 
@@ -247,7 +247,7 @@ def _apply(course: Course, templates: TemplateSet) -> Course:
             data[email].update(after=[], page=None)  # a field left out goes back to none
             data[email].update(words)
         else:
-            day = data["days"][_day_index(email)]
+            day = data["days"][_day_index(course, email)]
             day.update(subject=None, preview=None)  # a field left empty goes back to its default
             day.update(words)
     try:
@@ -278,8 +278,9 @@ def apply(course: Course, templates: TemplateSet) -> Course:
     return applied
 
 
-def _day_index(email: str) -> int:
+def _day_index(course: Course, email: str) -> int:
+    """Where the day whose email is ``email`` stands in the course's list of days."""
     number = day_number(email)
     if number is None:
         raise KeyError(f"{email} is not a course day's email")
-    return number - 1
+    return next(index for index, day in enumerate(course.days) if day.number == number)

@@ -25,7 +25,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from course.curriculum import course_slugs, load_course
+from course.catalog import course_at, slugs
 from course.insights import measures, summing
 from workers.engine import Runtime, record_tick, tick
 
@@ -61,10 +61,16 @@ def refresh_insights(runtime: Runtime, stop: threading.Event) -> None:
     while not stop.is_set():
         started = time.monotonic()
         everything = started >= full_sum_due
-        for slug in course_slugs():
+        try:
+            with runtime.sessions() as session:
+                courses = slugs(session)
+        except (SQLAlchemyError, OSError) as error:
+            courses, everything = [], False
+            log.error("beat: could not list the courses to sum their insights: %s", error)
+        for slug in courses:
             try:
                 with runtime.sessions() as session:
-                    course, now = load_course(slug), runtime.now()
+                    course, now = course_at(session, slug), runtime.now()
                     if everything:
                         cohorts = summing.refresh(session, course, now)
                     else:

@@ -19,8 +19,8 @@ import redis
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from course.catalog import course_at, parse_release, release_name, slugs
 from course.clock import DatabaseClock
-from course.curriculum import course_slugs, load_course
 from course.db import hand_over_after_commit, hand_over_with, make_engine, make_sessionmaker
 from course.deliveries.claim import claim_due_ids, in_flight, release_abandoned
 from course.deliveries.sending import (
@@ -49,7 +49,7 @@ from emails.mime import Envelope, MessageBuilder, UnsafeHeaderValue
 from emails.prepared import Preparer
 from emails.rendering import Recipient, Renderer
 from emails.senders import Connection, Outcome, Sender, SendResult, sender_from_url
-from emails.store import current_release, parse_release, release_name, templates_at
+from emails.store import current_release, templates_at
 from workers.throttle import LocalTokenBucket, RedisTokenBucket, Throttle
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class Runtime:
         if key not in self._writers:
             while len(self._writers) >= RELEASES_KEPT:
                 self._writers.pop(next(iter(self._writers)))
-            course = load_course(course_slug)
+            course = course_at(session, course_slug, release)
             renderer = Renderer(course, self.settings, templates_at(session, course_slug, release))
             self._writers[key] = (
                 renderer,
@@ -264,9 +264,10 @@ def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple
 def _claim_round(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:
     """One round's claim: one statement per course (course/deliveries/claim.py's ``_CLAIM``)."""
     claimed: list[int] = []
-    for slug in course_slugs():
-        release = release_name(current_release(session, slug))
-        claimed += claim_due_ids(session, load_course(slug), now, limit - len(claimed), timing, release)
+    for slug in slugs(session):
+        release = current_release(session, slug)
+        course = course_at(session, slug, release)
+        claimed += claim_due_ids(session, course, now, limit - len(claimed), timing, release_name(release))
         if len(claimed) >= limit:
             break
     return claimed

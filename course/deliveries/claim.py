@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from course.curriculum import Course, load_course
+from course.curriculum import Course
 from course.deliveries.timing import Timing
 from course.lifecycle import EmailKind, complete, move
 from course.models.deliveries import Delivery, DeliveryState
@@ -62,25 +62,42 @@ def queue_confirmation(
     return delivery
 
 
-def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, timing: Timing) -> Delivery | None:
-    """Create the delivery of the subscriber's next course email (the caller holds the row lock)."""
-    course = load_course(subscriber.course_slug)
-    step_number = 0 if subscriber.current_step is None else subscriber.current_step + 1
+def claim_next_step(
+    session: Session, subscriber: Subscriber, course: Course, now: datetime, timing: Timing
+) -> Delivery | None:
+    """Create the delivery of the subscriber's next course email (the caller holds the row lock).
+
+    Their place is the last email they got, by who it is, not by its number in the course: an email put in
+    after that place comes in its turn, one taken out is skipped, one they had already and that was moved
+    later is not sent again (see :func:`claim_due_ids` for the same rule for a round of subscribers)."""
     subscriber.next_send_at = None
-    if step_number >= len(course.steps):
+    had: set[int] = set()
+    if course.moved:  # an email moved later may have reached them before the move
+        had = set(
+            session.scalars(
+                select(Delivery.step).where(
+                    Delivery.subscriber_id == subscriber.id,
+                    Delivery.enrolment == subscriber.enrolment,
+                    Delivery.step.in_(course.moved),
+                    Delivery.state != DeliveryState.SKIPPED.value,
+                )
+            )
+        )
+    step = course.next_step(subscriber.current_step, had)
+    if step is None:
         complete(subscriber, now)
         return None
     existing = session.scalar(
         select(Delivery).where(
             Delivery.subscriber_id == subscriber.id,
             Delivery.enrolment == subscriber.enrolment,
-            Delivery.step == step_number,
+            Delivery.step == step.number,
         )
     )
     if existing is None:
-        return _claimed(session, subscriber, step_number, course.step(step_number).email, now, timing)
+        return _claimed(session, subscriber, step.number, step.email, now, timing)
     if existing.state != DeliveryState.SKIPPED.value:
-        return None  # claimed or sent already: never a second delivery of one step
+        return None  # claimed or sent already: never a second delivery of one email
     # Skipped when they paused or unsubscribed before it went out: it goes now instead.
     move(existing, DeliveryState.CLAIMED)
     existing.due_at = now
@@ -90,38 +107,77 @@ def claim_next_step(session: Session, subscriber: Subscriber, now: datetime, tim
 
 
 # One statement claims a round on PostgreSQL: it locks due subscribers nobody else holds (SKIP LOCKED),
-# clears their next_send_at (completing those past the last step), and creates each one's delivery of
-# its next step, or hands a skipped one out again; a step already claimed or sent gets nothing (the
+# clears their next_send_at (completing those with nothing left to get), and creates each one's delivery
+# of their next email, or hands a skipped one out again; an email already claimed or sent gets nothing (the
 # unique (subscriber, enrolment, step) makes "never two" the database's rule, not ours).
+#
+# The next email: the course's emails are the arrays :numbers and :emails, in order (1-based); a reader
+# whose last email was N (-1: none yet) goes on from index :starts[N + 2] (past the end: nothing left),
+# which the course works out for emails taken out too (Course.place_after). An email that was ever moved
+# later (:checks) may have reached them before: for it alone the claim looks at their deliveries, and
+# passes over it when they had it.
 _CLAIM = text("""
 WITH due AS (
-    SELECT id, enrolment, COALESCE(current_step + 1, 0) AS step
+    SELECT id, enrolment, COALESCE(current_step, -1) AS place
     FROM subscribers
     WHERE status = 'active' AND next_send_at <= :now AND course_slug = :slug
     ORDER BY next_send_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
+), placed AS (
+    SELECT id, enrolment, COALESCE((CAST(:starts AS int[]))[place + 2], :past) AS start
+    FROM due
+), next AS (
+    SELECT id, enrolment,
+           CASE WHEN start > :steps THEN NULL
+                WHEN NOT (CAST(:checks AS boolean[]))[start] THEN start
+                ELSE (SELECT i FROM generate_series(start, :steps) AS i
+                      WHERE NOT (CAST(:checks AS boolean[]))[i] OR NOT EXISTS (
+                          SELECT 1 FROM deliveries AS x
+                          WHERE x.subscriber_id = placed.id AND x.enrolment = placed.enrolment
+                            AND x.step = (CAST(:numbers AS int[]))[i] AND x.state <> 'skipped')
+                      ORDER BY i LIMIT 1)
+           END AS i
+    FROM placed
 ), cleared AS (
     UPDATE subscribers AS s
     SET next_send_at = NULL, updated_at = :now,
-        status = CASE WHEN due.step >= :steps THEN 'completed' ELSE s.status END,
-        completed_at = CASE WHEN due.step >= :steps THEN :now ELSE s.completed_at END
-    FROM due
-    WHERE s.id = due.id
+        status = CASE WHEN next.i IS NULL THEN 'completed' ELSE s.status END,
+        completed_at = CASE WHEN next.i IS NULL THEN :now ELSE s.completed_at END
+    FROM next
+    WHERE s.id = next.id
     RETURNING s.id
 )
 INSERT INTO deliveries AS d (subscriber_id, enrolment, step, email, template_version, state, attempts, due_at,
                              lease_until, created_at, updated_at)
-SELECT due.id, due.enrolment, due.step, (CAST(:emails AS text[]))[due.step + 1], :release, 'claimed', 0, :now,
-       :lease_until, :now, :now
-FROM due JOIN cleared ON cleared.id = due.id
-WHERE due.step < :steps
+SELECT next.id, next.enrolment, (CAST(:numbers AS int[]))[next.i], (CAST(:emails AS text[]))[next.i], :release,
+       'claimed', 0, :now, :lease_until, :now, :now
+FROM next JOIN cleared ON cleared.id = next.id
+WHERE next.i IS NOT NULL
 ON CONFLICT (subscriber_id, enrolment, step) DO UPDATE
     SET state = 'claimed', due_at = :now, lease_until = :lease_until, last_reply = NULL,
         template_version = :release, updated_at = :now
     WHERE d.state = 'skipped'
 RETURNING d.id
 """)
+
+
+def sequence_parameters(course: Course) -> dict[str, object]:
+    """The course's order as the claim reads it (see ``_CLAIM``)."""
+    steps = course.steps
+    known = [-1, *(step.number for step in steps), *course.retired]
+    starts = [len(steps) + 1] * (max(known) + 2)
+    for number in known:
+        starts[number + 1] = course.place_after(None if number == -1 else number) + 1
+    moved = set(course.moved)
+    return {
+        "numbers": [step.number for step in steps],
+        "emails": [step.email for step in steps],
+        "checks": [step.number in moved for step in steps],
+        "starts": starts,
+        "steps": len(steps),
+        "past": len(steps) + 1,
+    }
 
 
 def claim_due_ids(
@@ -133,8 +189,8 @@ def claim_due_ids(
     the deliveries carry ``release``, the templates they are sent with.
     """
     rows = session.execute(_CLAIM, {
-        "now": now, "slug": course.slug, "limit": limit, "steps": len(course.steps), "release": release,
-        "emails": [step.email for step in course.steps], "lease_until": now + timing.lease,
+        "now": now, "slug": course.slug, "limit": limit, "release": release, "lease_until": now + timing.lease,
+        **sequence_parameters(course),
     })  # fmt: skip
     return [row[0] for row in rows]
 

@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from datetime import time as time_of_day
 from typing import cast
 
-from sqlalchemy import Boolean, Table, and_, bindparam, case, or_, select, update
+from sqlalchemy import Boolean, Integer, Table, and_, any_, bindparam, case, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from course.curriculum import load_course
+from course.catalog import course_at, parse_release
 from course.deliveries.suppressions import suppress
 from course.deliveries.timing import MAX_ATTEMPTS, Timing, schedule_for
 from course.lifecycle import EmailKind, SuppressionReason, move, stop
@@ -110,6 +111,7 @@ class Outgoing:
     first_name: str | None  # for a confirmation, only what its requester typed: the address may not be theirs
     timezone: str
     send_time: time_of_day
+    confirmed_at: datetime | None
 
 
 def outgoing(session: Session, delivery_ids: list[int]) -> list[Outgoing]:
@@ -118,18 +120,19 @@ def outgoing(session: Session, delivery_ids: list[int]) -> list[Outgoing]:
         select(Delivery.id, Delivery.email, Delivery.step, Delivery.enrolment, Delivery.template_version,
                Delivery.created_at, Delivery.signup_request_id, Subscriber.id, Subscriber.course_slug,
                Subscriber.email, Subscriber.first_name, SignupRequest.first_name, Subscriber.timezone,
-               Subscriber.send_time)
+               Subscriber.send_time, Subscriber.confirmed_at)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .outerjoin(SignupRequest, SignupRequest.id == Delivery.signup_request_id)
         .where(Delivery.id.in_(delivery_ids))
     )  # fmt: skip
     found = {}
     for (delivery_id, email, step, enrolment, version, created_at, request_id, subscriber_id, slug, address,
-         first_name, request_first_name, timezone, send_time) in rows:  # fmt: skip
+         first_name, request_first_name, timezone, send_time, confirmed_at) in rows:  # fmt: skip
         if email == EmailKind.CONFIRMATION:
             first_name = request_first_name
         found[delivery_id] = Outgoing(delivery_id, email, step, enrolment, version, created_at, request_id,
-                                      subscriber_id, slug, address, first_name, timezone, send_time)  # fmt: skip
+                                      subscriber_id, slug, address, first_name, timezone, send_time,
+                                      confirmed_at)  # fmt: skip
     return [found[delivery_id] for delivery_id in delivery_ids if delivery_id in found]
 
 
@@ -190,8 +193,8 @@ _ADVANCE = (
     update(_SUBSCRIBERS)
     .where(_subscribers.id == bindparam("subscriber_id"))
     .values(
-        current_step=case((_subscribers.current_step > bindparam("step"), _subscribers.current_step),
-                          else_=bindparam("step")),
+        current_step=case((_subscribers.current_step == any_(bindparam("later", type_=ARRAY(Integer))),
+                           _subscribers.current_step), else_=bindparam("step")),
         last_sent_at=bindparam("now"),
         status=case((_COMPLETES, SubscriberStatus.COMPLETED.value), else_=_subscribers.status),
         completed_at=case((_COMPLETES, bindparam("now")), else_=_subscribers.completed_at),
@@ -235,10 +238,13 @@ def mark_sent_many(session: Session, sent: list[Sent], now: datetime, timing: Ti
         for one in sent
     ])  # fmt: skip
     sent_items = [one.item for one in sent]
-    steps = [(item, item.step) for item in sent_items if item.step is not None]
+    steps = [one for one in sent if one.item.step is not None]
     if steps:
-        session.execute(_ADVANCE, [_advanced(item.subscriber_id, item.course_slug, item.timezone, item.send_time, step,
-                                             now, timing) for item, step in steps])  # fmt: skip
+        session.execute(_ADVANCE, [
+            _advanced(session, one.item.subscriber_id, one.item.course_slug, one.release, one.item.timezone,
+                      one.item.send_time, one.item.confirmed_at, one.item.step, now, timing)
+            for one in steps if one.item.step is not None
+        ])  # fmt: skip
     confirmations = [item for item in sent_items if item.email == EmailKind.CONFIRMATION]
     if confirmations:
         session.execute(
@@ -246,14 +252,20 @@ def mark_sent_many(session: Session, sent: list[Sent], now: datetime, timing: Ti
         )
 
 
-def _advanced(subscriber_id: int, course_slug: str, timezone: str, send_time: time_of_day, step: int,
-              now: datetime, timing: Timing) -> dict[str, object]:  # fmt: skip
-    """``_ADVANCE``'s parameters for one subscriber whose ``step`` was sent (or failed for good)."""
-    last = step >= len(load_course(course_slug).steps) - 1
+def _advanced(session: Session, subscriber_id: int, course_slug: str, release: str | None, timezone: str,
+              send_time: time_of_day, confirmed_at: datetime | None, step: int, now: datetime,
+              timing: Timing) -> dict[str, object]:  # fmt: skip
+    """``_ADVANCE``'s parameters for one subscriber whose ``step`` was sent (or failed for good): the course
+    of the release it went with says which email comes next and when (its wait); ``later`` are the emails
+    after this one, so that a place further on is never taken back (a resend of an earlier email)."""
+    course = course_at(session, course_slug, parse_release(release))
+    following = course.following(step)
+    upcoming = following[0] if following else None
     schedule = Schedule.for_subscriber(timezone, send_time, timing.day_seconds)
     return {
-        "subscriber_id": subscriber_id, "step": step, "now": now, "last": last,
-        "next_send_at": None if last else schedule.next_after(now),
+        "subscriber_id": subscriber_id, "step": step, "now": now, "last": upcoming is None,
+        "later": [later.number for later in following],
+        "next_send_at": None if upcoming is None else schedule.after_wait(upcoming.wait, now, confirmed_at),
     }  # fmt: skip
 
 
@@ -287,8 +299,9 @@ def mark_failed(
                           step=delivery.step, value=Bounce.REFUSED.value, detail=reply, created_at=now))  # fmt: skip
     if delivery.step is not None:
         subscriber = delivery.subscriber
-        session.execute(_ADVANCE, [_advanced(subscriber.id, subscriber.course_slug, subscriber.timezone,
-                                             subscriber.send_time, delivery.step, now, timing)])  # fmt: skip
+        session.execute(_ADVANCE, [_advanced(session, subscriber.id, subscriber.course_slug, delivery.template_version,
+                                             subscriber.timezone, subscriber.send_time, subscriber.confirmed_at,
+                                             delivery.step, now, timing)])  # fmt: skip
         session.expire(subscriber)  # the statement changed it behind the session's back
 
 

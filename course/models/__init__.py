@@ -10,6 +10,7 @@ figure. A row written without its ``created_at`` is an error, not this machine's
 
 from course.models import (  # noqa: F401 - every table registered with the metadata
     base,
+    courses,
     deliveries,
     engagement,
     feedback,

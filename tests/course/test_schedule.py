@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from course.curriculum import Wait
 from course.schedule import Schedule, UnknownTimezone, zone
 
 ZONES = sorted(available_timezones())
@@ -147,3 +148,49 @@ def test_compressed_days_are_seconds_after_the_last_email() -> None:
 def test_only_iana_zone_names_are_accepted(name: str) -> None:
     with pytest.raises(UnknownTimezone):
         zone(name)
+
+
+# --- Waits: how long after the email before, on which days, at what hour ------------------------------
+
+waits = st.builds(
+    Wait,
+    days=st.integers(0, 30),
+    after=st.sampled_from(["previous", "signup"]),
+    weekdays_only=st.booleans(),
+    send_hour=st.none() | st.integers(0, 23),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(schedule=schedules, sent_at=instants, wait=waits, signed_up_days=st.integers(0, 60))
+def test_a_wait_never_puts_two_emails_on_one_local_date_nor_one_on_a_weekend(
+    schedule: Schedule, sent_at: datetime, wait: Wait, signed_up_days: int
+) -> None:
+    confirmed_at = sent_at - timedelta(days=signed_up_days)
+    slot = schedule.after_wait(wait, sent_at, confirmed_at)
+    if wait.days == 0 and wait.after == "previous":
+        assert slot == sent_at  # straight after the one before
+        return
+    local = slot.astimezone(schedule.timezone)
+    assert local.date() > schedule.local_date(sent_at)
+    if wait.weekdays_only:
+        assert local.weekday() < 5
+    start = confirmed_at if wait.after == "signup" else sent_at
+    assert local.date() >= schedule.local_date(start) + timedelta(days=wait.days)
+    hour = schedule.send_time if wait.send_hour is None else time(wait.send_hour)
+    if exists(local.date(), hour, schedule.timezone):
+        assert local.time().replace(tzinfo=None) == hour
+
+
+def test_a_wait_by_example() -> None:
+    paris = Schedule(ZoneInfo("Europe/Paris"), time(8, 0))
+    friday = datetime(2026, 12, 4, 7, 0, tzinfo=UTC)  # 08:00 in Paris
+    assert paris.after_wait(Wait(), friday) == datetime(2026, 12, 5, 7, 0, tzinfo=UTC)  # Saturday
+    assert paris.after_wait(Wait(weekdays_only=True), friday) == datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # Monday
+    assert paris.after_wait(Wait(days=3, send_hour=18), friday) == datetime(2026, 12, 7, 17, 0, tzinfo=UTC)
+    # Ten days after signing up, which was a week ago: in three days; long past: the next day, no burst.
+    week_ago = friday - timedelta(days=7)
+    assert paris.after_wait(Wait(days=10, after="signup"), friday, week_ago) == datetime(2026, 12, 7, 7, 0, tzinfo=UTC)
+    assert paris.after_wait(Wait(days=2, after="signup"), friday, week_ago) == datetime(2026, 12, 5, 7, 0, tzinfo=UTC)
+    demo = Schedule(ZoneInfo("UTC"), time(8, 0), day_seconds=30)
+    assert demo.after_wait(Wait(days=2), friday) == friday + timedelta(seconds=60)

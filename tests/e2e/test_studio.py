@@ -11,13 +11,14 @@ from pathlib import Path
 from playwright.sync_api import Browser, BrowserContext, Locator, Page
 from sqlalchemy import select
 
+from course.catalog import release_name
 from course.models.deliveries import Delivery
 from course.models.studio import StudioRole
 from course.models.subscribers import Subscriber
 from course.studio import add_user
 from course.subscriptions import Consent, confirm, subscribe
 from emails.compiler import default_templates
-from emails.store import current_release, files_of, release_name, save_draft
+from emails.store import current_release, files_of, save_draft
 from web.studio.auth import sign_in_link
 from workers.engine import tick
 

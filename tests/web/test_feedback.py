@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from course.curriculum import load_course
 from course.deliveries.claim import claim_next_step
 from course.deliveries.suppressions import suppression_reason
 from course.feedback import (
@@ -64,7 +65,7 @@ def test_a_hard_bounce_suppresses_the_address_and_stops_the_course_at_once(site:
     with site.session() as session:  # the beat has claimed day 1; no worker has sent it yet
         subscriber = session.get(Subscriber, alex.id, with_for_update=True)
         assert subscriber is not None
-        claimed = claim_next_step(session, subscriber, site.clock(), site.runtime.timing)
+        claimed = claim_next_step(session, subscriber, load_course(), site.clock(), site.runtime.timing)
         assert claimed is not None and claimed.step == 1
         session.commit()
         day_1 = claimed.id

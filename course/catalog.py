@@ -1,0 +1,182 @@
+"""The courses of a deployment, and the data of each as it is live at any release.
+
+A course is data the studio owns. A course shipped with the deployment starts as its file,
+``course/curricula/<slug>.yaml`` (its version 0); a course made in the studio starts as a copy of another
+or a blank one. From then on the studio publishes the course's data as the ``_course.yaml`` item of its
+templates (emails/store.py): drafted, checked, published and rolled back like any template, and pinned,
+like them, by the release each delivery is claimed under. So the emails in order, each one's wait and
+send hour, the theme, the sender's name and the links are what the release says, for the beat, the
+worker and the pages alike.
+
+The wording of each email may be published apart, as a words file (emails/words.py): that changes words
+only, never the course's shape, which is why the send path (the claim, the next email's time) reads the
+course from here alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from course.curriculum import Course, course_slugs, load_course
+from course.models.courses import CourseEntry
+from course.models.templates import TemplatePublication, TemplateVersion
+
+COURSE_FILE = "_course.yaml"
+
+
+class CourseFileError(ValueError):
+    """A course file that cannot be read as a course; ``field`` names where (``days.2.wait.days``)."""
+
+    def __init__(self, message: str, field: str | None = None, line: int | None = None) -> None:
+        self.message, self.field, self.line = message, field, line
+        super().__init__(message)
+
+
+def _field(location: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+@functools.lru_cache(maxsize=64)
+def read_course(text: str) -> Course:
+    """A course file's course; CourseFileError (with the field, or the line) when it is not one."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise CourseFileError(f"not valid YAML: {getattr(error, 'problem', error)}",
+                              line=mark.line + 1 if mark is not None else None) from None  # fmt: skip
+    if not isinstance(data, dict):
+        raise CourseFileError("expected the fields of a course, found none")
+    try:
+        return Course.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = _field(first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise CourseFileError(f"{field}: {message}" if field else message, field or None) from None
+
+
+def course_data(course: Course) -> dict[str, Any]:
+    """The course as its file holds it: without what is worked out from the rest (places)."""
+    data = course.model_dump(mode="json", exclude_none=True)
+    for day in data["days"]:
+        day.pop("position", None)
+    for category in data.get("categories", []):
+        category.pop("first_day", None)
+        category.pop("last_day", None)
+    data["retired"] = {int(number): anchor for number, anchor in data.get("retired", {}).items()}
+    return data
+
+
+def dump_course(course: Course) -> str:
+    """A course file's text: YAML in the order of the course's fields, readable in a diff."""
+    return yaml.safe_dump(course_data(course), sort_keys=False, allow_unicode=True, width=100)
+
+
+def course_from_files(files: Mapping[str, str], fallback: Course) -> Course:
+    """The course a template set's files hold (its ``_course.yaml``), else ``fallback``."""
+    text = files.get(COURSE_FILE)
+    return read_course(text) if text is not None else fallback
+
+
+def course_in(files: Mapping[str, str], slug: str) -> Course:
+    """The course a template set's files hold, or for one that holds none, the course as shipped."""
+    text = files.get(COURSE_FILE)
+    if text is not None:
+        return read_course(text)
+    course = shipped(slug)
+    if course is None:
+        raise LookupError(f"no course {slug!r}")
+    return course
+
+
+def shipped(slug: str) -> Course | None:
+    """The course as the deployment ships it, if it ships one of this slug."""
+    return load_course(slug) if slug in course_slugs() else None
+
+
+def slugs(session: Session) -> list[str]:
+    """Every course of the deployment: those shipped with it, then those made in the studio (by age)."""
+    made = list(session.scalars(select(CourseEntry.slug).order_by(CourseEntry.created_at, CourseEntry.slug)))
+    return list(course_slugs()) + [slug for slug in made if slug not in course_slugs()]
+
+
+def exists(session: Session, slug: str) -> bool:
+    return slug in course_slugs() or session.get(CourseEntry, slug) is not None
+
+
+# Courses read from the database, by the version of their file that was live: a version never changes.
+_READ: OrderedDict[tuple[str, int], Course] = OrderedDict()
+_READ_KEPT = 64
+
+
+RELEASE_PREFIX = "r"
+
+
+def release_name(release: int) -> str:
+    """How a delivery records the release it was claimed under: ``r17``."""
+    return f"{RELEASE_PREFIX}{release}"
+
+
+def parse_release(name: str | None) -> int | None:
+    """``r17`` -> 17; anything else (an older delivery's content hash, none) -> None."""
+    if name and name.startswith(RELEASE_PREFIX) and name[1:].isdigit():
+        return int(name[1:])
+    return None
+
+
+# A past release's course never changes: found once per process.
+_AT_RELEASE: OrderedDict[tuple[str, int], Course] = OrderedDict()
+
+
+def course_at(session: Session, slug: str, release: int | None = None) -> Course:
+    """The course as it was at ``release`` (none: as it is now). LookupError for a course the deployment
+    does not have."""
+    if release is not None:
+        known = _AT_RELEASE.get((slug, release))
+        if known is not None:
+            return known
+        course = _course_at(session, slug, release)
+        _AT_RELEASE[(slug, release)] = course
+        while len(_AT_RELEASE) > _READ_KEPT:
+            _AT_RELEASE.popitem(last=False)
+        return course
+    return _course_at(session, slug, None)
+
+
+def _course_at(session: Session, slug: str, release: int | None) -> Course:
+    query = (
+        select(TemplatePublication.id, TemplatePublication.version_id)
+        .where(TemplatePublication.course_slug == slug, TemplatePublication.item == COURSE_FILE)
+        .order_by(TemplatePublication.id.desc())
+        .limit(1)
+    )
+    if release is not None:
+        query = query.where(TemplatePublication.id <= release)
+    found = session.execute(query).first()
+    version_id = found[1] if found is not None else None
+    if version_id is None:  # never published, or rolled back to the file it shipped with
+        course = shipped(slug)
+        if course is None:
+            raise LookupError(f"no course {slug!r}")
+        return course
+    key = (slug, int(version_id))
+    course = _READ.get(key)
+    if course is None:
+        files = session.scalar(select(TemplateVersion.files).where(TemplateVersion.id == version_id))
+        course = read_course(json.loads(files or "{}")[COURSE_FILE])
+        _READ[key] = course
+        while len(_READ) > _READ_KEPT:
+            _READ.popitem(last=False)
+    else:
+        _READ.move_to_end(key)
+    return course
