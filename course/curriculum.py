@@ -392,6 +392,11 @@ class Course(_Data):
     open: bool = True
     practice: Practice
     quick_answer: str = ""
+    # The course's page (/c/<slug>): what it promises, under its title, and what the journey holds, under
+    # its list of emails (the course's markup: emails/markup.py). The questions' heading.
+    pitch: str = ""
+    journey: str = ""
+    faq_title: str = "Questions people ask"
     categories: list[Category] = []
     checklists: dict[str, Checklist] = {}
     resources: dict[str, Resource] = {}

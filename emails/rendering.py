@@ -164,7 +164,7 @@ class Renderer:
             context["preview"] = source["preview"]
         context["consultation"] = self._consultation(source, context["answers"])
         if step.day_number is None:
-            links["page"] = str(self.settings.base_url).rstrip("/") + PAGE_PATH if source.get("page") else None
+            links["page"] = self._page_url() if source.get("page") else None
         shown_in = step.day_number if step.day_number is not None else email
         # A letter with a web page leaves its questions to the page (see course.curriculum.Page).
         context["faq"] = [] if source.get("page") else [e for e in course["faq"] if e["shown_in"] == shown_in]
@@ -179,6 +179,12 @@ class Renderer:
                 "bands": [{**band, "url": values[f"checklist.{band['key']}"]} for band in checklist["bands"]],
             }
         return context
+
+    def _page_url(self) -> str:
+        """Where the welcome's web page is: /about for the deployment's first course, else under its own page."""
+        base = str(self.settings.base_url).rstrip("/")
+        own = self.course.slug == self.settings.course_slug
+        return base + (PAGE_PATH if own else f"/c/{self.course.slug}{PAGE_PATH}")
 
     @staticmethod
     def _consultation(source: Mapping[str, Any], answers: Mapping[str, Any]) -> str:

@@ -23,9 +23,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from course.catalog import course_in
 from course.curriculum import Course
 from course.models.templates import TemplateDraft, TemplatePublication, TemplateVersion
 from course.settings import Settings
+from emails import words
 from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
 from emails.sandbox import CheckFailed, checked_bounded
 
@@ -91,6 +93,13 @@ def templates_at(session: Session, course_slug: str, release: int, defaults: Tem
         else:  # rolled back to the repository's files
             templates = with_item(templates, publication.item, files_of(default_templates(), publication.item))
     return templates
+
+
+def published_course(session: Session, course_slug: str, release: int) -> Course:
+    """The course as ``release`` published it: its data (``_course.yaml``, else as shipped) with the
+    wording of its words files (emails/words.py). LookupError for a course the deployment does not have."""
+    templates = templates_at(session, course_slug, release)
+    return words.apply(course_in(templates.files, course_slug), templates)
 
 
 @dataclass(frozen=True)

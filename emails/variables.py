@@ -57,7 +57,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("step", "the email", "Which email this is."),
     Variable("step.kind", "text", "confirmation, welcome, day, completion or preferences-link."),
     Variable("step.email", "text", "The email's name: confirmation, welcome, day-01 ... day-18, completion."),
-    Variable("step.number", "number or none", "The course step: 0 the welcome, 1-18 the days, 19 the completion."),
+    Variable("step.number", "number or none", "Who the email is: 0 the welcome, a day's number, the completion's."),
     Variable("preview", "text", "The inbox preview line."),
     Variable("subject", "text", "The rendered subject (in the bodies only, not in subject.txt)."),
     Variable("faq", "list of questions", "The course's questions answered in this email.", optional=True),
@@ -82,7 +82,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("links.confirm", "link", "Opens the page that confirms the subscription.", CONFIRMATION),
     # --- A course day ---
     Variable("day", "the day", "Today's strategy: number, title, teaching, exercise, teaser.", DAYS),
-    Variable("day.number", "number", "1 to 18.", DAYS),
+    Variable("day.number", "number", "Who the day is (its email is day-NN): it never changes when days move.", DAYS),
+    Variable("day.position", "number", "Its place among the days, 1 the first: what \"Day N\" says.", DAYS),
     Variable("day.title", "text", "The strategy's title.", DAYS),
     Variable("day.subject", "text or none", "The subject written for the day; none: Day N and the title.", DAYS),
     Variable("day.preview", "text or none", "The preview line written for the day; none: its first words.", DAYS),

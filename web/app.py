@@ -21,7 +21,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from course.clock import DatabaseClock
-from course.curriculum import load_course
 from course.db import hand_over_with, make_engine, make_sessionmaker
 from course.links import LinkSigner
 from course.settings import Settings
@@ -60,8 +59,7 @@ def create_app(
     """The web app. The composition root (cli/root.py) gives it the resources it shares with the rest of the
     process; a test may give its own. Without ``enqueue`` nothing is queued by a request: the beat hands
     out what a sign-up or a confirmation made due (a script's or a test's app)."""
-    course = load_course(settings.course_slug)
-    templates = Jinja2Templates(directory=HERE / "templates", context_processors=[lambda request: {"course": course}])
+    templates = Jinja2Templates(directory=HERE / "templates")
     # The course's words carry a small markup (emails/markup.py); the pages show it as the emails do.
     templates.env.filters.update(markup=markup_html, inline=inline_html, punctuated=punctuated, moment=moment)
     limiter: RateLimiter = (
@@ -74,7 +72,6 @@ def create_app(
     )
     web = WebContext(
         settings=settings,
-        course=course,
         sessions=sessions or make_sessionmaker(make_engine(settings.database_url, pre_ping=False, pool_size=20)),
         signer=signer or LinkSigner(settings.secret_key, str(settings.base_url)),
         templates=templates,
@@ -86,7 +83,7 @@ def create_app(
 
     production = settings.environment == "production"
     app = SecuredFastAPI(
-        title=f"{course.title}: the subscriber's web",
+        title="The courses' web",
         docs_url=None,
         redoc_url=None,
         # The schema maps every form: for the tests' fuzzing and for developers, not for the public.

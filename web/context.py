@@ -1,4 +1,4 @@
-"""What every request handler needs, built once per app: settings, course, database, links, queue."""
+"""What every request handler needs, built once per app: settings, courses, database, links, queue."""
 
 from __future__ import annotations
 
@@ -18,21 +18,19 @@ from course.curriculum import Course
 from course.deliveries.timing import Timing
 from course.links import LinkSigner
 from course.settings import Settings
-from emails import words
-from emails.store import current_release, templates_at
+from emails.store import current_release, published_course
 from web.ratelimit import RateLimiter
 
 
 @dataclass
 class WebContext:
     settings: Settings
-    course: Course
     sessions: sessionmaker[Session]
     signer: LinkSigner
     templates: Jinja2Templates
     limiter: RateLimiter
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    _wording: dict[int, Course] = field(default_factory=dict)
+    _wording: dict[str, tuple[int, Course]] = field(default_factory=dict)
     _engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = field(
         default_factory=weakref.WeakKeyDictionary
     )
@@ -41,24 +39,33 @@ class WebContext:
     def timing(self) -> Timing:
         return Timing.of(self.settings)
 
-    def live_course(self, session: Session) -> Course:
-        """The course with the wording published in the studio (its pages say what its emails say)."""
-        return self.course_at(current_release(session, self.course.slug), session)
+    @property
+    def default_slug(self) -> str:
+        """The course a request that names none is about (COURSE): the demo's, the old links' pages."""
+        return self.settings.course_slug
 
-    def course_at(self, release: int, session: Session | None = None) -> Course:
-        """The course with the wording of ``release`` (read with ``session``, or a session of its own)."""
-        found = self._wording.get(release)
-        if found is None:
-            if session is None:
-                with self.session() as own:
-                    return self.course_at(release, own)
-            found = words.apply(self.course, templates_at(session, self.course.slug, release))
-            self._wording = {release: found}  # only the latest release is ever asked for again
+    def live_course(self, session: Session, slug: str | None = None) -> Course:
+        """The course as it is live now, with the wording published in the studio (its pages say what its
+        emails say). LookupError for a course the deployment does not have."""
+        slug = slug or self.default_slug
+        return self.course_at(slug, current_release(session, slug), session)
+
+    def course_at(self, slug: str, release: int, session: Session | None = None) -> Course:
+        """The course as ``release`` published it (read with ``session``, or a session of its own)."""
+        kept = self._wording.get(slug)
+        if kept is not None and kept[0] == release:
+            return kept[1]
+        if session is None:
+            with self.session() as own:
+                return self.course_at(slug, release, own)
+        found = published_course(session, slug, release)
+        self._wording[slug] = (release, found)  # only a course's latest release is ever asked for again
         return found
 
-    def known_course_at(self, release: int) -> Course | None:
+    def known_course_at(self, slug: str, release: int) -> Course | None:
         """:meth:`course_at` when it is at hand (no database): on the event loop."""
-        return self._wording.get(release)
+        kept = self._wording.get(slug)
+        return kept[1] if kept is not None and kept[0] == release else None
 
     @contextmanager
     def session(self) -> Iterator[Session]:

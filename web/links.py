@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from course.curriculum import CourseStep
+from course.curriculum import Course, CourseStep
 from course.engagement.answers import baseline_and_retake, current_answer, save_answer, score_items
 from course.engagement.clicks import (
     CLICK_AT_ONCE,
@@ -80,11 +80,16 @@ def load_subscriber(session: Session, claim: LinkClaim) -> Subscriber:
     return subscriber
 
 
-def course_step(web: WebContext, claim: LinkClaim) -> CourseStep:
+def course_of(web: WebContext, session: Session, subscriber: Subscriber) -> Course:
+    """The course the subscriber is on, as it is live (its published data and wording)."""
+    return web.live_course(session, subscriber.course_slug)
+
+
+def course_step(course: Course, claim: LinkClaim) -> CourseStep:
     if claim.step is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to an email of the course.")
     try:
-        return web.course.step(claim.step)
+        return course.step(claim.step)
     except KeyError:
         raise LinkProblem(404, "We do not know this link", "It does not belong to an email of the course.") from None
 
@@ -131,7 +136,8 @@ def confirm_page(request: Request, web: Web, token: Token) -> Response:
         # (and can change them later) whoever typed them.
         signup = session.get(SignupRequest, request_id) if request_id is not None else None
         chosen = signup if signup is not None and signup.subscriber_id == subscriber.id else subscriber
-        return page(web, request, "confirm.html", token=token, already=already, chosen=chosen)
+        return page(web, request, "confirm.html", course=course_of(web, session, subscriber), token=token,
+                    already=already, chosen=chosen)  # fmt: skip
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
@@ -142,20 +148,23 @@ def confirm_now(request: Request, web: Web, token: Token) -> Response:
         subscriber = load_subscriber(session, claim)
         result = confirm(session, subscriber.id, now=web.clock(), timing=web.timing, request_id=request_id)
         session.commit()
+        course = course_of(web, session, subscriber)
     if result.outcome is ConfirmOutcome.NOT_PENDING:
         raise LinkProblem(
             400, "This confirmation is no longer valid", "You left the course after it was sent. Sign up again below."
         )
-    return page(web, request, "confirmed.html", already=result.outcome is ConfirmOutcome.ALREADY_CONFIRMED)
+    return page(
+        web, request, "confirmed.html", course=course, already=result.outcome is ConfirmOutcome.ALREADY_CONFIRMED
+    )
 
 
 # --- Exercise done --------------------------------------------------------------------------------
 
 
-def _day_of(web: WebContext, session: Session, step: CourseStep) -> dict[str, Any]:
+def _day_of(course: Course, step: CourseStep) -> dict[str, Any]:
     if step.day_number is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
-    return web.live_course(session).day(step.day_number).model_dump(mode="json")
+    return course.day(step.day_number).model_dump(mode="json")
 
 
 @get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)
@@ -163,45 +172,43 @@ async def exercise_page(request: Request, web: Web, token: Token) -> Response:
     """The day's exercise, with the click recorded: one statement on the event loop records it and reads
     what the page shows (mail scanners open this link in every email they pass)."""
     claim = verify(web, Purpose.EXERCISE_DONE, token)
-    step = course_step(web, claim)
-    if step.day_number is None:
+    if claim.step is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
     parameters = exercise_click_parameters(
-        day=step.day_number,
-        course_slug=web.course.slug,
-        **_click_parameters(web, request, claim, EventKind.CLICK, "exercise"),
+        day=claim.step, **_click_parameters(web, request, claim, EventKind.CLICK, "exercise")
     )
     async with web.async_engine().begin() as connection:
-        known, recording, done, release, _ = (await connection.execute(EXERCISE_CLICK_AT_ONCE, parameters)).one()
+        known, recording, done, release, _, slug = (await connection.execute(EXERCISE_CLICK_AT_ONCE, parameters)).one()
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
-    course = web.known_course_at(release)
+    course = web.known_course_at(slug, release)
     if course is None:  # a release published since: read its wording once
-        course = await run_in_threadpool(web.course_at, release)
-    day = course.day(step.day_number).model_dump(mode="json")
-    return page(web, request, "exercise.html", token=token, day=day, done=bool(done), recording=bool(recording))
+        course = await run_in_threadpool(web.course_at, slug, release)
+    day = _day_of(course, course_step(course, claim))
+    return page(web, request, "exercise.html", course=course, token=token, day=day, done=bool(done),
+                recording=bool(recording))  # fmt: skip
 
 
 @router.post("/exercise/{token}", response_class=HTMLResponse)
 def exercise_done_now(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.EXERCISE_DONE, token)
     with web.session() as session:
-        day = _day_of(web, session, course_step(web, claim))
         subscriber = load_subscriber(session, claim)
+        course = course_of(web, session, subscriber)
+        day = _day_of(course, course_step(course, claim))
         record_exercise_done(session, subscriber, day["number"], enrolment_of(session, subscriber, claim), web.clock())
         session.commit()
-        return page(web, request, "exercise.html", token=token, day=day, done=True, recording=records_for(subscriber))
+        return page(web, request, "exercise.html", course=course, token=token, day=day, done=True,
+                    recording=records_for(subscriber))  # fmt: skip
 
 
 # --- Checklist answers ----------------------------------------------------------------------------
 
 
-def _checklist_of(web: WebContext, session: Session | None, step: CourseStep) -> Any:
-    """The step's checklist; with a session, in the wording published in the studio (which keeps its
-    items and bands: without one, for what a link and an answer may name, the shipped one is the same)."""
-    if step.checklist is None:
+def _checklist_of(course: Course, step: CourseStep) -> Any:
+    """The step's checklist, in the wording published in the studio."""
+    if step.checklist is None or step.checklist not in course.checklists:
         raise LinkProblem(404, "We do not know this link", "This email has no checklist.")
-    course = web.course if session is None else web.live_course(session)
     return course.checklists[step.checklist]
 
 
@@ -209,15 +216,16 @@ def _answer_page(
     web: WebContext, request: Request, session: Session, subscriber: Subscriber, claim: LinkClaim, token: str,
     *, saved: bool = False, ticked: list[int] | None = None, band_key: str | None = None,
 ) -> Response:  # fmt: skip
-    step = course_step(web, claim)
-    checklist = _checklist_of(web, session, step)
+    course = course_of(web, session, subscriber)
+    step = course_step(course, claim)
+    checklist = _checklist_of(course, step)
     band = checklist.band(band_key) if band_key else None
     enrolment = enrolment_of(session, subscriber, claim)
     answer = current_answer(session, subscriber, step.number, enrolment)
-    last = step == web.course.steps[-1]
-    comparison = baseline_and_retake(session, subscriber, web.course, enrolment) if last else None
+    last = step == course.last_step
+    comparison = baseline_and_retake(session, subscriber, course, enrolment) if last else None
     return page(
-        web, request, "answer.html",
+        web, request, "answer.html", course=course,
         token=token, checklist=checklist, band=band, saved=saved, ticked=ticked or [],
         answer=answer, saved_band=checklist.band(answer.band) if answer else None,
         comparison=comparison, recording=records_for(subscriber), occurrence=step.email,
@@ -229,12 +237,13 @@ def _answer_page(
 @get_and_head(router, "/answer/{token}", response_class=HTMLResponse)
 def answer_page(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.ANSWER, token)
-    checklist = _checklist_of(web, None, course_step(web, claim))
-    if claim.value is not None and checklist.band(claim.value) is None:
-        raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
     with web.session() as session:
-        note_click(web, request, session, claim, EventKind.CLICK, claim.value or "checklist")
         subscriber = load_subscriber(session, claim)
+        course = course_of(web, session, subscriber)
+        checklist = _checklist_of(course, course_step(course, claim))
+        if claim.value is not None and checklist.band(claim.value) is None:
+            raise LinkProblem(404, "We do not know this link", "It names an answer this checklist does not have.")
+        note_click(web, request, session, claim, EventKind.CLICK, claim.value or "checklist")
         return _answer_page(web, request, session, subscriber, claim, token, band_key=claim.value)
 
 
@@ -254,8 +263,11 @@ def save_answer_now(
     its checklist (ticking nothing is an answer). A request without them (an empty POST, a replayed
     link) stores nothing."""
     claim = verify(web, Purpose.ANSWER, token)
-    step = course_step(web, claim)
-    checklist = _checklist_of(web, None, step)
+    with web.session() as session:
+        subscriber = load_subscriber(session, claim)
+        course = course_of(web, session, subscriber)
+    step = course_step(course, claim)
+    checklist = _checklist_of(course, step)
     ticked: list[int] | None = None
     if claim.value is not None:  # a score-band link: the answer is in the link
         band = checklist.band(claim.value)
@@ -290,41 +302,46 @@ def _with_utm(url: str, email: str, course_slug: str) -> str:
 @get_and_head(router, "/consultation/{token}")
 async def consultation(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.CONSULTATION, token)
-    step = course_step(web, claim)
-    await redirect_click(web, request, claim, EventKind.CONSULTATION, None)
-    # Only ever the configured booking page: never a destination taken from the request.
-    return RedirectResponse(_with_utm(str(web.settings.consultation_url), step.email, web.course.slug), 303)
+    if claim.step is None:
+        raise LinkProblem(404, "We do not know this link", "It does not belong to an email of the course.")
+    course = await redirect_click(web, request, claim, EventKind.CONSULTATION, None)
+    # Only ever the booking page the course or the operator set: never a destination taken from the request.
+    target = course.consultation_url or web.settings.consultation_url
+    return RedirectResponse(_with_utm(str(target), _email_of(course, claim), course.slug), 303)
 
 
 @get_and_head(router, "/resource/{token}")
 async def resource(request: Request, web: Web, token: Token) -> Response:
     claim = verify(web, Purpose.RESOURCE, token)
-    step = course_step(web, claim)
-    if claim.value is None or claim.value not in web.course.resources:
+    if claim.step is None or claim.value is None:
         raise LinkProblem(404, "We do not know this link", "It names a guide we do not have.")
-    await redirect_click(web, request, claim, EventKind.RESOURCE, claim.value)
+    course = await redirect_click(web, request, claim, EventKind.RESOURCE, claim.value)
+    if claim.value not in course.resources:
+        raise LinkProblem(404, "We do not know this link", "It names a guide we do not have.")
     # The address the studio published, unless the operator fixed it (RESOURCE_URLS).
-    target = web.settings.resource_urls.get(claim.value)
-    if target is None:
-        target = (await run_in_threadpool(_published_resources, web))[claim.value].url
-    return RedirectResponse(_with_utm(str(target), step.email, web.course.slug), 303)
+    target = web.settings.resource_urls.get(claim.value) or course.resources[claim.value].url
+    return RedirectResponse(_with_utm(str(target), _email_of(course, claim), course.slug), 303)
 
 
-def _published_resources(web: WebContext) -> dict[str, Any]:
-    with web.session() as session:
-        return dict(web.live_course(session).resources)
+def _email_of(course: Course, claim: LinkClaim) -> str:
+    """The name of the email a link was in (for the booking page's figures), also one taken out since."""
+    return course.step(claim.step).email if claim.step is not None and course.has_step(claim.step) else "email"
 
 
 async def redirect_click(
     web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
-) -> None:
+) -> Course:
     """Record the click of a link that only redirects: one statement on the event loop. A subscriber who
-    no longer exists is a 404, as elsewhere."""
+    no longer exists is a 404, as elsewhere. Their course, as it is live."""
     parameters = click_at_once_parameters(**_click_parameters(web, request, claim, kind, value))
     async with web.async_engine().begin() as connection:
-        known, _ = (await connection.execute(CLICK_AT_ONCE, parameters)).one()
+        known, _, slug, release = (await connection.execute(CLICK_AT_ONCE, parameters)).one()
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
+    course = web.known_course_at(slug, release)
+    if course is None:
+        course = await run_in_threadpool(web.course_at, slug, release)
+    return course
 
 
 def _click_parameters(
@@ -355,8 +372,9 @@ def unsubscribe_page(request: Request, web: Web, token: Token) -> Response:
         if subscriber is not None:
             note_click(web, request, session, claim, EventKind.CLICK, "unsubscribe")
         can_pause = subscriber is not None and subscriber.status == SubscriberStatus.ACTIVE.value
-        return page(web, request, "unsubscribe.html", token=token, gone=gone, known=subscriber is not None,
-                    can_pause=can_pause)  # fmt: skip
+        course = course_of(web, session, subscriber) if subscriber is not None else None
+        return page(web, request, "unsubscribe.html", course=course, token=token, gone=gone,
+                    known=subscriber is not None, can_pause=can_pause)  # fmt: skip
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -364,12 +382,13 @@ def unsubscribe_now(request: Request, web: Web, token: Token) -> Response:
     """RFC 8058 one-click (body ``List-Unsubscribe=One-Click``, no cookie, no login) and our own button."""
     claim = verify(web, Purpose.UNSUBSCRIBE, token)
     with web.session() as session:
-        known = session.get(Subscriber, claim.subscriber_id) is not None
-        if known:
+        subscriber = session.get(Subscriber, claim.subscriber_id)
+        course = course_of(web, session, subscriber) if subscriber is not None else None
+        if subscriber is not None:
             unsubscribe(session, claim.subscriber_id, now=web.clock())
             session.commit()
     # Erased already, or unsubscribed twice: the answer is the same, it is done.
-    return page(web, request, "unsubscribed.html", token=token, known=known)
+    return page(web, request, "unsubscribed.html", course=course, token=token, known=subscriber is not None)
 
 
 @router.post("/unsubscribe/{token}/pause", response_class=HTMLResponse)

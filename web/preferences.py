@@ -27,7 +27,7 @@ from course.subscriptions import (
     restart,
     resume,
 )
-from web.links import LinkProblem, Token, Web, load_subscriber, mail_preferences_link, page, verify
+from web.links import LinkProblem, Token, Web, course_of, load_subscriber, mail_preferences_link, page, verify
 from web.pages import ERRORS, SEND_TIMES, TIMEZONES
 from web.routing import get_and_head
 
@@ -65,7 +65,11 @@ def preferences(request: Request, web: Web, token: Token, done: str | None = Non
     claim = verify(web, Purpose.PREFERENCES, token)
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
+        course = course_of(web, session, subscriber)
         values: dict[str, Any] = {
+            "course": course,
+            # How many of the course's emails they have had: their place in it as it now stands.
+            "emails_so_far": course.place_after(subscriber.current_step) if subscriber.current_step is not None else 0,
             "token": token,
             "subscriber": subscriber,
             "message": MESSAGES.get(done or ""),

@@ -69,7 +69,7 @@ WITH p AS (
            CAST(:kept AS integer) AS kept, CAST(:recording AS text[]) AS recording,
            CAST(:enrolment AS integer) AS enrolment
 ), placed AS (
-    SELECT s.id, s.status,
+    SELECT s.id, s.status, s.course_slug,
            COALESCE(p.enrolment,
                     (SELECT max(x.enrolment) FROM deliveries AS x
                      WHERE x.subscriber_id = s.id AND x.step = p.step AND x.sent_at IS NOT NULL),
@@ -77,7 +77,7 @@ WITH p AS (
     FROM p
     JOIN subscribers AS s ON s.id = p.subscriber_id
 ), reader AS (
-    SELECT s.id, s.enrolment, s.status, d.id AS delivery_id, d.sent_at
+    SELECT s.id, s.enrolment, s.status, s.course_slug, d.id AS delivery_id, d.sent_at
     FROM placed AS s
     JOIN p ON true
     LEFT JOIN deliveries AS d ON d.subscriber_id = s.id AND d.enrolment = s.enrolment AND d.step = p.step
@@ -107,12 +107,14 @@ WITH p AS (
 
 CLICK_AT_ONCE = text(
     _CLICK  # noqa: S608 - two constants joined; every value is a bound parameter
-    + "SELECT (SELECT count(*) FROM reader) AS known, (SELECT count(*) FROM inserted) AS recorded"
+    + "SELECT (SELECT count(*) FROM reader) AS known, (SELECT count(*) FROM inserted) AS recorded,"
+    " (SELECT min(course_slug) FROM reader) AS course, (SELECT coalesce(max(id), 0) FROM template_publications"
+    "  WHERE course_slug = (SELECT min(course_slug) FROM reader)) AS release"
 )
 
 # The exercise page's click, with what the page shows in the same statement: whether the subscriber
 # exists, whether their clicks are recorded (:func:`records_for`), whether they marked this day's
-# exercise done (:func:`exercise_done`), and the course's release (its published wording).
+# exercise done (:func:`exercise_done`), and their course and its release (its published wording).
 EXERCISE_CLICK_AT_ONCE = text(
     _CLICK  # noqa: S608 - two constants joined; every value is a bound parameter
     + """
@@ -120,8 +122,9 @@ SELECT (SELECT count(*) FROM reader) AS known, (SELECT count(*) FROM click) AS r
        EXISTS (SELECT 1 FROM events AS e, reader AS r
                WHERE e.subscriber_id = r.id AND e.enrolment = r.enrolment AND e.kind = CAST(:done_kind AS varchar)
                  AND e.step = CAST(:day AS integer)) AS done,
-       (SELECT coalesce(max(id), 0) FROM template_publications WHERE course_slug = :course_slug) AS release,
-       (SELECT count(*) FROM inserted) AS recorded
+       (SELECT coalesce(max(id), 0) FROM template_publications
+        WHERE course_slug = (SELECT min(course_slug) FROM reader)) AS release,
+       (SELECT count(*) FROM inserted) AS recorded, (SELECT min(course_slug) FROM reader) AS course
 """
 )
 
@@ -144,14 +147,13 @@ def click_at_once_parameters(
 def record_click(session: Session, **click: Any) -> tuple[bool, bool]:
     """:data:`CLICK_AT_ONCE` in this session (``click``: :func:`click_at_once_parameters`' arguments): whether
     the subscriber exists, and whether a click was recorded. The caller commits."""
-    known, recorded = session.execute(CLICK_AT_ONCE, click_at_once_parameters(**click)).one()
+    known, recorded, _, _ = session.execute(CLICK_AT_ONCE, click_at_once_parameters(**click)).one()
     return bool(known), bool(recorded)
 
 
-def exercise_click_parameters(*, day: int, course_slug: str, **click: Any) -> dict[str, object]:
-    """The parameters of :data:`EXERCISE_CLICK_AT_ONCE`: those of the click, and the day and course."""
-    return {**click_at_once_parameters(**click), "day": day, "done_kind": EventKind.EXERCISE_DONE.value,
-            "course_slug": course_slug}  # fmt: skip
+def exercise_click_parameters(*, day: int, **click: Any) -> dict[str, object]:
+    """The parameters of :data:`EXERCISE_CLICK_AT_ONCE`: those of the click, and the day."""
+    return {**click_at_once_parameters(**click), "day": day, "done_kind": EventKind.EXERCISE_DONE.value}
 
 
 def exercise_done(session: Session, subscriber: Subscriber, step: int, enrolment: int) -> bool:

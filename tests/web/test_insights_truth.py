@@ -294,7 +294,7 @@ def test_every_number_lists_the_people_behind_it(site: Site) -> None:
     rows = list(csv.reader(io.StringIO(listed.text)))
     assert rows[0] == ["subscriber_id", "time_through", "counted"]  # an editor gets no addresses
     assert rows[1:] == [[str(site.subscriber("sam@example.com").id), "1", "1"]]
-    assert "people.csv?measure=consultation&amp;step=1" in page.text
+    assert "people.csv?course=building-emotional-intimacy&amp;measure=consultation&amp;step=1" in page.text
     reached = list(csv.reader(io.StringIO(editor.get("/studio/insights/people.csv?measure=delivered&step=1").text)))
     assert len(reached) - 1 == 2
     # The scanners' clicks of an email, on any of its links: whose emails they opened, and how often.

@@ -95,7 +95,8 @@ class _Inline(HTMLParser):
             self.found.append(f"a script from elsewhere: {found.get('src')}")
         if tag == "style":
             self.found.append("a <style> element")
-        if tag == "link" and found.get("rel") == "stylesheet" and not str(found.get("href")).startswith("/static/"):
+        href = str(found.get("href"))
+        if tag == "link" and found.get("rel") == "stylesheet" and (not href.startswith("/") or href.startswith("//")):
             self.found.append(f"a stylesheet from elsewhere: {found.get('href')}")
         for name, value in attrs:
             if name == "style":

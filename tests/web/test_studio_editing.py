@@ -48,7 +48,7 @@ def save(client: TestClient, item: str, subject: str, revision: int | None = Non
 
 def publish(client: TestClient, item: str, note: str) -> int:
     page = client.get(f"/studio/edit?item={item}")
-    revision = re.search(r'action="/studio/publish">.*?name="revision" value="(\d+)"', page.text, re.S)
+    revision = re.search(r'action="/studio/publish[^"]*">.*?name="revision" value="(\d+)"', page.text, re.S)
     assert revision, "no publish form"
     response = client.post("/studio/publish", data={"csrf": csrf_of(page.text), "item": item,
                                                     "revision": revision.group(1), "note": note},
@@ -251,7 +251,7 @@ def test_the_preview_renders_the_text_as_typed_for_its_maker_only(site: Site) ->
 def test_a_day_gets_its_own_files_starting_from_the_day_template(site: Site) -> None:
     publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
     page = publisher.get("/studio/edit?item=day-07")
-    assert "Day {{ day.number }}: {{ day.title }}{% endif %}\n</textarea>" in page.text  # a copy of day/subject.txt
+    assert "Day {{ day.position }}: {{ day.title }}{% endif %}\n</textarea>" in page.text  # a copy of day/subject.txt
     _, revision = editor_form(publisher, "day-07")
     save(publisher, "day-07", "A week in: {{ day.title }}", revision)
     assert publish(publisher, "day-07", "day 7 says a week") == 303

@@ -19,7 +19,9 @@
     data.set("first_name", firstName.value);
     answers.forEach(function (answer) { data.set("answer." + answer.getAttribute("data-answer"), answer.value); });
     panel.setAttribute("aria-busy", "true");
-    fetch("/studio/preview", { method: "POST", body: data, credentials: "same-origin" })
+    // The course the editor is about: the same ?course= as the form it previews.
+    fetch("/studio/preview" + new URL(form.action, window.location.href).search,
+          { method: "POST", body: data, credentials: "same-origin" })
       .then(function (response) {
         if (response.redirected || response.status === 303) {
           throw new Error("Your session has ended: sign in again in another tab; your text is still here.");

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
+from course.catalog import course_at, exists
+from course.curriculum import Course
 from course.models.studio import StudioUser
 from course.models.subscribers import email_hash
 from course.settings import Settings
@@ -106,7 +110,7 @@ def current_user(request: Request, web: Web) -> StudioUser:
         with web.session() as session:
             user = session_user(session, token, web.clock())
             session.commit()  # when it was last seen, or that it ran out
-            if user is not None and user.may_edit(web.course.slug):
+            if user is not None:
                 session.expunge(user)
                 return user
     request.session.clear()
@@ -117,6 +121,34 @@ def current_user(request: Request, web: Web) -> StudioUser:
 
 
 User = Annotated[StudioUser, Depends(current_user)]
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The course a studio request is about (``?course=<slug>``; none: the deployment's first course):
+    ``base`` its data as it is live, ``course`` that with the published wording over it."""
+
+    slug: str
+    base: Course
+    course: Course
+
+
+def course_scope(request: Request, web: Web, user: User) -> Scope:
+    """The request's course, which the user must be allowed to edit; 404 for a course there is not."""
+    slug = request.query_params.get("course") or web.default_slug
+    with web.session() as session:
+        if not _SLUG.fullmatch(slug) or not exists(session, slug):
+            raise HTTPException(404, "There is no such course.")
+        if not user.may_edit(slug):
+            raise HTTPException(403, "You may not edit this course: ask a publisher to add it to your account.")
+        base, course = course_at(session, slug), web.live_course(session, slug)
+    request.state.course_slug, request.state.course = slug, course
+    return Scope(slug, base, course)
+
+
+Scoped = Annotated[Scope, Depends(course_scope)]
 
 
 def within_limit(web: WebContext, user: StudioUser, work: str) -> bool:
@@ -142,9 +174,13 @@ CSRF = Annotated[str, Form(alias="csrf", max_length=100)]
 
 
 def studio_page(web: WebContext, request: Request, template: str, status_code: int = 200, **values: Any) -> Response:
+    # The page's course (none: a page of the account, not of a course); its links stay on it.
+    slug = getattr(request.state, "course_slug", web.default_slug)
+    course = getattr(request.state, "course", None)
     return web.templates.TemplateResponse(
-        request, f"studio/{template}", {"csrf": csrf_token(request), **values}, status_code=status_code
-    )
+        request, f"studio/{template}", {"csrf": csrf_token(request), "slug": slug, "course": course, **values},
+        status_code=status_code,
+    )  # fmt: skip
 
 
 # --- Sign in and out -------------------------------------------------------------------------------
@@ -214,10 +250,10 @@ def sign_in(
                            error="Too many attempts. Wait a quarter of an hour, then try again.")  # fmt: skip
     with web.session() as session:
         user = authenticate(session, email, password, now)
-        if user is None or not user.may_edit(web.course.slug):
+        if user is None:
             return studio_page(web, request, "sign-in.html", status_code=400, next=safe_next(next), email=email,
                                error="That email and password do not match an account.")  # fmt: skip
-        audit(session, user, "sign-in", now=now, course_slug=web.course.slug)
+        audit(session, user, "sign-in", now=now, course_slug=None)
         _signed_in(request, web, session, user, now)
         session.commit()
     response = RedirectResponse(safe_next(next), status_code=303)
@@ -238,7 +274,7 @@ def sign_out(request: Request, web: Web, csrf: CSRF = "") -> Response:
             user = session_user(session, token, now)
             if user is not None:
                 end_sessions(session, user, now, "sign-out", only=token)
-                audit(session, user, "sign-out", now=now, course_slug=web.course.slug)
+                audit(session, user, "sign-out", now=now, course_slug=None)
             session.commit()
     request.session.clear()
     return RedirectResponse("/studio/sign-in", status_code=303)
@@ -331,7 +367,7 @@ def set_password_now(
             return studio_page(web, request, "set-password.html", status_code=400, token=token, account=user,
                                error=str(error))  # fmt: skip
         account.last_sign_in_at = now
-        audit(session, account, "set-password", now=now, course_slug=web.course.slug)
+        audit(session, account, "set-password", now=now, course_slug=None)
         _signed_in(request, web, session, account, now)
         session.commit()
     return RedirectResponse("/studio", status_code=303)

@@ -45,7 +45,7 @@ from emails.variables import variables_for
 from emails.words import email_of, is_words, shipped_files, words_items
 from web.context import WebContext
 from web.security import EDITOR_PAGE_POLICY
-from web.studio.auth import CSRF, User, Web, check_csrf, studio_page, within_limit
+from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
 from web.studio.words import posted_fields, words_from_form
 from web.studio.words import sections as words_sections
 
@@ -53,13 +53,13 @@ router = APIRouter(prefix="/studio")
 Text = Annotated[str | None, Form(max_length=60_000)]
 
 
-def _known(web: WebContext, item: str) -> str:
+def _known(web: WebContext, scope: Scope, item: str) -> str:
     """An item of the template set, a day of this course (whose own files may not exist yet), or one of
     the course's words files."""
     if (
         item not in items(default_templates())
-        and not (is_day_email(item) and item in email_names(web.course))
-        and item not in words_items(web.course)
+        and not (is_day_email(item) and item in email_names(scope.base))
+        and item not in words_items(scope.base)
     ):
         raise HTTPException(404, "No such template")
     return item
@@ -90,39 +90,41 @@ def _by_path(item: str, paths: list[str], problems: list[TemplateError]) -> dict
     return found
 
 
-def _shipped(web: WebContext, item: str) -> dict[str, str]:
+def _shipped(web: WebContext, scope: Scope, item: str) -> dict[str, str]:
     """Version 0 of an item: the repository's files, or for wording, the course's own."""
-    return shipped_files(web.course, item) if is_words(item) else files_of(default_templates(), item)
+    return shipped_files(scope.base, item) if is_words(item) else files_of(default_templates(), item)
 
 
-def _words_form(web: WebContext, item: str, files: dict[str, str], problems: list[TemplateError]) -> dict[str, Any]:
+def _words_form(
+    web: WebContext, scope: Scope, item: str, files: dict[str, str], problems: list[TemplateError]
+) -> dict[str, Any]:
     """What the editor shows for a words file: its form, and each problem beside its field."""
     try:
         data = yaml.safe_load(files.get(item, ""))
     except yaml.YAMLError:
         data = None
     if not isinstance(data, dict):
-        data = yaml.safe_load(_shipped(web, item)[item])
+        data = yaml.safe_load(_shipped(web, scope, item)[item])
     by_field: dict[str, list[str]] = {}
     for problem in problems:
         if problem.file == item and problem.field:
             by_field.setdefault(problem.field, []).append(problem.message.removeprefix(f"{problem.field}: "))
-    return {"sections": words_sections(web.course, item, data), "field_problems": by_field,
+    return {"sections": words_sections(scope.base, item, data), "field_problems": by_field,
             "syntax_help": markup.SYNTAX_HELP}  # fmt: skip
 
 
 def _editor(
-    request: Request, web: Web, user: User, item: str, *, files: dict[str, str] | None = None,
+    request: Request, web: Web, user: User, scope: Scope, item: str, *, files: dict[str, str] | None = None,
     revision: int | None = None, problems: list[TemplateError] | None = None, message: str | None = None,
     conflict: dict[str, str] | None = None, status_code: int = 200, saved: bool = False,
 ) -> Response:  # fmt: skip
     with web.session() as session:
-        today = live_templates(session, web.course.slug)
-        live = live_versions(session, web.course.slug).get(item)
-        draft = draft_of(session, web.course.slug, item)
-        versions = versions_of(session, web.course.slug, item)
-        history = history_of(session, web.course.slug, item)
-    live_files = files_of(today, item) or (_shipped(web, item) if is_words(item) else {})
+        today = live_templates(session, scope.slug)
+        live = live_versions(session, scope.slug).get(item)
+        draft = draft_of(session, scope.slug, item)
+        versions = versions_of(session, scope.slug, item)
+        history = history_of(session, scope.slug, item)
+    live_files = files_of(today, item) or (_shipped(web, scope, item) if is_words(item) else {})
     if not live_files and is_day_email(item):
         # A day's own files start as a copy of the day template's.
         shared_day = files_of(today, "day")
@@ -139,9 +141,9 @@ def _editor(
         revision=revision if revision is not None else (draft.revision if draft else 0),
         draft=draft, live_number=live.number if live else 0, versions=versions, problems=problems, message=message,
         grouped_problems=[(emails, file, line, text) for (file, line, text), emails in grouped.items()],
-        test_emails=emails_using(item, email_names(web.course)), saved=saved,
+        test_emails=emails_using(item, email_names(scope.base)), saved=saved,
         conflict=conflict, variables=variables_for(sample) if sample else [],
-        words=_words_form(web, item, shown, problems or []) if is_words(item) else None,
+        words=_words_form(web, scope, item, shown, problems or []) if is_words(item) else None,
         label=item_label(item), history=history,
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
@@ -167,11 +169,11 @@ def email_label(email: str) -> str:
 
 
 @router.get("/edit", response_class=HTMLResponse)
-def edit(request: Request, web: Web, user: User, item: str) -> Response:
+def edit(request: Request, web: Web, user: User, scope: Scoped, item: str) -> Response:
     # Just published, rolled back or discarded (the page says which): the server has the text, the
     # browser's kept copy can go.
     done = any(key in request.query_params for key in ("published", "rolled-back", "discarded"))
-    return _editor(request, web, user, _known(web, item), saved=done)
+    return _editor(request, web, user, scope, _known(web, scope, item), saved=done)
 
 
 async def _sent(request: Request) -> frozenset[str]:
@@ -184,12 +186,12 @@ Sent = Annotated[frozenset[str], Depends(_sent)]
 
 
 def posted_files(
-    web: WebContext, item: str, subject: str | None, mjml: str | None, text: str | None, shared: str | None,
-    wording: dict[str, str], sent: frozenset[str],
+    web: WebContext, scope: Scope, item: str, subject: str | None, mjml: str | None, text: str | None,
+    shared: str | None, wording: dict[str, str], sent: frozenset[str],
 ) -> dict[str, str]:  # fmt: skip
     """The item's files as a form posted them: three files of an email, one shared file, or wording."""
     if is_words(item):
-        return words_from_form(web.course, item, wording)
+        return words_from_form(scope.base, item, wording)
     if item.startswith(f"{SHARED_FOLDER}/"):
         return {item: (shared or "").replace("\r\n", "\n")}
     posted = {"subject.txt": subject, "body.mjml": mjml, "body.txt": text}
@@ -199,7 +201,7 @@ def posted_files(
 
 @router.post("/save", response_class=HTMLResponse)
 def save(
-    request: Request, web: Web, user: User, csrf: CSRF = "",
+    request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
@@ -207,36 +209,36 @@ def save(
     sent: Sent = frozenset(),
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
-    item = _known(web, item)
-    files = posted_files(web, item, subject, mjml, text, shared, wording, sent)
+    item = _known(web, scope, item)
+    files = posted_files(web, scope, item, subject, mjml, text, shared, wording, sent)
     now = web.clock()
     with web.session() as session:
-        live = live_versions(session, web.course.slug).get(item)
+        live = live_versions(session, scope.slug).get(item)
         try:
-            draft = save_draft(session, course_slug=web.course.slug, item=item, files=files,
+            draft = save_draft(session, course_slug=scope.slug, item=item, files=files,
                                expected_revision=revision, based_on=live.number if live else 0,
                                author=user.email, now=now)  # fmt: skip
         except DraftConflict as conflict:
             session.rollback()
             theirs = json.loads(conflict.current.files) if conflict.current else {}
             who = conflict.current.author if conflict.current else "someone"
-            return _editor(request, web, user, item, files=files,
+            return _editor(request, web, user, scope, item, files=files,
                            revision=conflict.current.revision if conflict.current else 0, conflict=theirs,
                            message=f"{who} saved this draft while you were editing. Your text is below, "
                                    "theirs beside it: merge what you want to keep, then save again.",
                            status_code=409)  # fmt: skip
         except ValueError as error:
-            return _editor(request, web, user, item, files=files, revision=revision, message=str(error),
+            return _editor(request, web, user, scope, item, files=files, revision=revision, message=str(error),
                            status_code=400)  # fmt: skip
-        audit(session, user, "save-draft", now=now, course_slug=web.course.slug, item=item, version=draft.revision)
+        audit(session, user, "save-draft", now=now, course_slug=scope.slug, item=item, version=draft.revision)
         session.commit()
-        candidate = with_item_live(session, web.course.slug, item, files)
+        candidate = with_item_live(session, scope.slug, item, files)
     if not within_limit(web, user, "check"):  # the draft is kept; only its check waits
-        return _editor(request, web, user, item, saved=True, status_code=429,
+        return _editor(request, web, user, scope, item, saved=True, status_code=429,
                        message="Draft saved. It was not checked: that is a lot of saves in a few minutes. Save "
                                "again in a minute or two to check that every email renders.")  # fmt: skip
-    problems = bounded_check(candidate, web.course, web.settings)  # in the child, with no connection held
-    return _editor(request, web, user, item, problems=problems, saved=True,
+    problems = bounded_check(candidate, scope.base, web.settings)  # in the child, with no connection held
+    return _editor(request, web, user, scope, item, problems=problems, saved=True,
                    message="Draft saved." + ("" if problems else " Every email renders with it."))  # fmt: skip
 
 
@@ -247,34 +249,34 @@ def _publisher(user: User) -> None:
 
 @router.post("/publish", response_class=HTMLResponse)
 def publish_draft(
-    request: Request, web: Web, user: User, csrf: CSRF = "",
+    request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     _publisher(user)
-    item = _known(web, item)
+    item = _known(web, scope, item)
     now = web.clock()
     if not within_limit(web, user, "check"):
-        return _editor(request, web, user, item, status_code=429,
+        return _editor(request, web, user, scope, item, status_code=429,
                        message="Nothing was published: that is a lot of checks in a few minutes. Publish again in "
                                "a minute or two.")  # fmt: skip
     with web.session() as session:
-        draft = draft_of(session, web.course.slug, item)
+        draft = draft_of(session, scope.slug, item)
         if draft is None or draft.revision != revision:
-            return _editor(request, web, user, item, status_code=409,
+            return _editor(request, web, user, scope, item, status_code=409,
                            message="The draft changed (or was published) since this page was loaded: nothing "
                                    "was published. Look it over, then publish again.")  # fmt: skip
         try:
-            published = publish(session, course=web.course, settings=web.settings, item=item,
+            published = publish(session, course=scope.base, settings=web.settings, item=item,
                                 files=json.loads(draft.files), note=note.strip() or "no note", author=user.email,
                                 now=now)  # fmt: skip
         except PublishRefused as refused:
             session.rollback()
-            return _editor(request, web, user, item, problems=refused.problems, status_code=400,
+            return _editor(request, web, user, scope, item, problems=refused.problems, status_code=400,
                            message="Not published: every email must render first.")  # fmt: skip
-        discard_draft(session, web.course.slug, item)
-        audit(session, user, "publish", now=now, course_slug=web.course.slug, item=item,
+        discard_draft(session, scope.slug, item)
+        audit(session, user, "publish", now=now, course_slug=scope.slug, item=item,
               version=published.version.number, detail=note.strip() or None)  # fmt: skip
         session.commit()
     return RedirectResponse(f"/studio/edit?item={item}&published={published.version.number}", status_code=303)
@@ -284,24 +286,24 @@ def publish_draft(
 def roll_back_item(
     # The version to make live again: required, since a form without one must not roll the item back
     # to the text as shipped (0), which is what a default of 0 did.
-    request: Request, web: Web, user: User, number: Annotated[int, Form(ge=0)], csrf: CSRF = "",
+    request: Request, web: Web, user: User, scope: Scoped, number: Annotated[int, Form(ge=0)], csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     _publisher(user)
-    item = _known(web, item)
+    item = _known(web, scope, item)
     now = web.clock()
     with web.session() as session:
         try:
-            roll_back(session, course=web.course, settings=web.settings, item=item, number=number,
+            roll_back(session, course=scope.base, settings=web.settings, item=item, number=number,
                       author=user.email, now=now, note=note)  # fmt: skip
         except LookupError:
             raise HTTPException(404, f"{item} has no version {number}") from None
         except PublishRefused as refused:
             session.rollback()
-            return _editor(request, web, user, item, problems=refused.problems, status_code=400,
+            return _editor(request, web, user, scope, item, problems=refused.problems, status_code=400,
                            message=f"Version {number} no longer renders with the rest of the templates.")  # fmt: skip
-        audit(session, user, "roll-back", now=now, course_slug=web.course.slug, item=item, version=number,
+        audit(session, user, "roll-back", now=now, course_slug=scope.slug, item=item, version=number,
               detail=note.strip() or None)  # fmt: skip
         session.commit()
     return RedirectResponse(f"/studio/edit?item={item}&rolled-back={number}", status_code=303)
@@ -309,23 +311,23 @@ def roll_back_item(
 
 @router.post("/discard", response_class=HTMLResponse)
 def discard(
-    request: Request, web: Web, user: User, csrf: CSRF = "",
+    request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
 ) -> Response:  # fmt: skip
     """Throw the saved draft away: what is live stays, and the form shows it again. Only the draft this
     page showed: one a colleague saved since is kept, and the page says so."""
     check_csrf(request, csrf)
-    item = _known(web, item)
+    item = _known(web, scope, item)
     now = web.clock()
     with web.session() as session:
-        draft = draft_of(session, web.course.slug, item)
+        draft = draft_of(session, scope.slug, item)
         if draft is None or draft.revision != revision:
             who = f"{draft.author or 'someone'} saved" if draft is not None else "someone published or discarded"
-            return _editor(request, web, user, item, status_code=409,
+            return _editor(request, web, user, scope, item, status_code=409,
                            message=f"Nothing was discarded: {who} the draft since this page was loaded. Look it "
                                    "over first.")  # fmt: skip
-        discard_draft(session, web.course.slug, item)
-        audit(session, user, "discard-draft", now=now, course_slug=web.course.slug, item=item, version=revision)
+        discard_draft(session, scope.slug, item)
+        audit(session, user, "discard-draft", now=now, course_slug=scope.slug, item=item, version=revision)
         session.commit()
     return RedirectResponse(f"/studio/edit?item={item}&discarded={revision}", status_code=303)
 
@@ -349,59 +351,57 @@ def emails_using(item: str, course_emails: list[str]) -> list[str]:
 
 @router.post("/test-send", response_class=HTMLResponse)
 def test_send(
-    request: Request, web: Web, user: User, csrf: CSRF = "",
+    request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", email: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:  # fmt: skip
     """The draft (or, without one, the live text) as one email, to the signed-in user's own address only."""
     check_csrf(request, csrf)
-    item = _known(web, item)
-    if email not in emails_using(item, email_names(web.course)):
+    item = _known(web, scope, item)
+    if email not in emails_using(item, email_names(scope.base)):
         raise HTTPException(400, f"{email!r} does not use {item}")
     now = web.clock()
     if not web.limiter.allow(f"studio-test-send:{user.id}", *TEST_SEND_LIMIT, now):
-        return _editor(request, web, user, item, status_code=429,
+        return _editor(request, web, user, scope, item, status_code=429,
                        message="That is ten test emails this hour: the next one can go in a while.")  # fmt: skip
     with web.session() as session:
-        templates = live_templates(session, web.course.slug)
-        draft = draft_of(session, web.course.slug, item)
+        templates = live_templates(session, scope.slug)
+        draft = draft_of(session, scope.slug, item)
         if draft is not None:
             templates = with_item(templates, item, json.loads(draft.files))
     recipient = Recipient(subscriber_id=0, email=user.email, first_name="Sam", signup_request_id=0)
     try:
-        rendered = render_bounded(templates.files, web.course.slug, email, recipient, settings=web.settings)
+        rendered = render_bounded(templates.files, scope.slug, email, recipient, settings=web.settings)
     except (TemplateError, CheckFailed) as error:
-        return _editor(request, web, user, item, status_code=400, message=f"Not sent: {error}")
+        return _editor(request, web, user, scope, item, status_code=400, message=f"Not sent: {error}")
     rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
-    builder = MessageBuilder(web.settings, web.course.slug, web.course.title, web.course.practice.signer)
+    builder = MessageBuilder(web.settings, scope.slug, scope.course.title, scope.course.practice.signer)
     envelope = builder.build(rendered, to_address=user.email, to_name=None,
                              message_id=builder.message_id(0, f"test-{secrets.token_hex(8)}"), date=now)  # fmt: skip
     sender = sender_from_url(web.settings.smtp_url, web.settings.smtp_timeout_seconds)
     with sender.connect() as connection:
         result = connection.send(envelope)
     with web.session() as session:
-        audit(session, user, "test-send", now=now, course_slug=web.course.slug, item=item,
+        audit(session, user, "test-send", now=now, course_slug=scope.slug, item=item,
               detail=f"{email} ({'draft' if draft else 'live'}) to {user.email}: {result.describe()}")  # fmt: skip
         session.commit()
     sent = result.outcome is Outcome.ACCEPTED
     message = (f"A test of {email} ({'the draft' if draft else 'the live text'}) is on its way to {user.email}."
                if sent else f"The mail server did not take the test: {result.describe()}")  # fmt: skip
-    return _editor(request, web, user, item, message=message, status_code=200 if sent else 502)
+    return _editor(request, web, user, scope, item, message=message, status_code=200 if sent else 502)
 
 
 @router.get("/diff", response_class=HTMLResponse)
 def diff(
-    request: Request, web: Web, user: User, item: str, before: int = 0,
+    request: Request, web: Web, user: User, scope: Scoped, item: str, before: int = 0,
     after: Annotated[int | Literal["draft"] | None, Query()] = None,
 ) -> Response:  # fmt: skip
     """Two versions side by side (0: as shipped; none or "draft": the draft)."""
-    item = _known(web, item)
+    item = _known(web, scope, item)
     if after == "draft":
         after = None
     with web.session() as session:
-        versions = {
-            version.number: json.loads(version.files) for version in versions_of(session, web.course.slug, item)
-        }
-        draft = draft_of(session, web.course.slug, item)
+        versions = {version.number: json.loads(version.files) for version in versions_of(session, scope.slug, item)}
+        draft = draft_of(session, scope.slug, item)
 
     def files_at(number: int | None) -> dict[str, str]:
         if number is None:
@@ -409,7 +409,7 @@ def diff(
                 raise HTTPException(404, "There is no draft")
             return dict(json.loads(draft.files))
         if number == 0:
-            return _shipped(web, item)
+            return _shipped(web, scope, item)
         if number not in versions:
             raise HTTPException(404, f"{item} has no version {number}")
         return dict(versions[number])

@@ -14,7 +14,7 @@ from emails.compiler import SHARED_FOLDER, TemplateError
 from emails.rendering import SAMPLE, Renderer
 from emails.store import LiveVersion, current_release, items, live_versions, templates_at
 from emails.words import words_item, words_items
-from web.studio.auth import User, Web, studio_page
+from web.studio.auth import Scoped, User, Web, studio_page
 from web.studio.editor import email_label, item_label
 
 router = APIRouter(prefix="/studio")
@@ -38,21 +38,21 @@ class Row:
 
 
 @router.get("", response_class=HTMLResponse)
-def email_list(request: Request, web: Web, user: User) -> Response:
+def email_list(request: Request, web: Web, user: User, scope: Scoped) -> Response:
     with web.session() as session:
-        release = current_release(session, web.course.slug)
-        templates = templates_at(session, web.course.slug, release)
-        live = live_versions(session, web.course.slug)
+        release = current_release(session, scope.slug)
+        templates = templates_at(session, scope.slug, release)
+        live = live_versions(session, scope.slug)
         drafts = {
             draft.item: draft
-            for draft in session.scalars(select(TemplateDraft).where(TemplateDraft.course_slug == web.course.slug))
+            for draft in session.scalars(select(TemplateDraft).where(TemplateDraft.course_slug == scope.slug))
         }
     broken: str | None = None
     try:
-        renderer = Renderer(web.course, web.settings, templates)
+        renderer = Renderer(scope.base, web.settings, templates)
     except TemplateError as error:  # the live wording does not read: shown, and nothing renders
-        renderer, broken = Renderer(web.course, web.settings), str(error)
-    own_words = set(words_items(web.course))
+        renderer, broken = Renderer(scope.base, web.settings), str(error)
+    own_words = set(words_items(scope.base))
     emails = []
     for email in renderer.email_names():
         item = templates.email_path(email, "body.mjml").split("/")[0]
@@ -66,7 +66,7 @@ def email_list(request: Request, web: Web, user: User) -> Response:
     wording = [
         Row(item, item_label(item), None, item, live.get(item, REPOSITORY), drafts.get(item)) for item in own_words
     ]
-    wording.sort(key=lambda row: words_items(web.course).index(row.item))
+    wording.sort(key=lambda row: words_items(scope.base).index(row.item))
     shared = [
         Row(item, item.removeprefix(f"{SHARED_FOLDER}/"), None, item, live.get(item, REPOSITORY), drafts.get(item))
         for item in items(templates)

@@ -26,7 +26,7 @@ from course.models.subscribers import Subscriber
 from course.studio import audit
 from web.context import WebContext
 from web.spreadsheet import SafeWriter
-from web.studio.auth import CSRF, User, Web, check_csrf, studio_page, within_limit
+from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
 from web.studio.charts import Series, bar_chart, line_chart, stacked_bars
 
 router = APIRouter(prefix="/studio")
@@ -50,28 +50,28 @@ def _date(text: str | None) -> date | None:
     return found
 
 
-def _read(web: WebContext, since: str | None, until: str | None, cohort: str | None) -> Insights:
+def _read(web: WebContext, scope: Scope, since: str | None, until: str | None, cohort: str | None) -> Insights:
     """The figures of the weeks chosen; what the form leaves out, every week there is."""
     with web.session() as session:
-        known = reading.cohorts_known(session, web.course)
+        known = reading.cohorts_known(session, scope.base)
         selection = reading.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
-        return reading.read(session, web.course, selection, known)
+        return reading.read(session, scope.base, selection, known)
 
 
 @router.get("/insights", response_class=HTMLResponse)
 def insights_page(
-    request: Request, web: Web, user: User, since: str | None = None, until: str | None = None,
+    request: Request, web: Web, user: User, scope: Scoped, since: str | None = None, until: str | None = None,
     cohort: str | None = None, day: str = "1",
 ) -> Response:  # fmt: skip
-    figures = _read(web, since, until, cohort)
-    steps = [step.number for step in web.course.steps]
+    figures = _read(web, scope, since, until, cohort)
+    steps = [step.number for step in scope.base.steps]
     # A hand-made address: day 1. (ASCII digits only: "₀₁₂" is digits to str.isdigit, not to int.)
     chosen = int(day) if day.isascii() and day.isdigit() and len(day) <= 3 and int(day) in steps else 1
     query = _query(figures.selection)
 
     def people_url(figure: Figure) -> str:
         """Where the people behind a number download (people_csv)."""
-        asked: dict[str, object] = {"measure": figure.measure, "step": figure.step}
+        asked: dict[str, object] = {"course": scope.slug, "measure": figure.measure, "step": figure.step}
         if figure.key is not None:
             asked["key"] = figure.key
         if figure.version is not None:
@@ -81,7 +81,7 @@ def insights_page(
     return studio_page(
         web, request, "insights.html", user=user, figures=figures, day=chosen, query=query, people_url=people_url,
         figure=Figure,
-        step_labels={step: step_label(web.course, step) for step in steps}, charts=_charts(figures),
+        step_labels={step: step_label(scope.base, step) for step in steps}, charts=_charts(figures),
         weeks=_weeks(figures), events_until=figures.selection.last + timedelta(days=6),
     )  # fmt: skip
 
@@ -140,7 +140,7 @@ def _charts(figures: Insights) -> dict[str, Any]:
 
 @router.post("/insights/refresh")
 def refresh_now(
-    request: Request, web: Web, user: User, csrf: CSRF = "",
+    request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     since: Annotated[str, Form(max_length=20)] = "", until: Annotated[str, Form(max_length=20)] = "",
     cohort: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:  # fmt: skip
@@ -156,8 +156,8 @@ def refresh_now(
     first, last, week = _date(since), _date(until), _date(cohort)
     with web.session() as session:
         # The chosen week alone when one is chosen, else the period; the page comes back to the same choice.
-        summing.refresh(session, web.course, now, since=week or first, until=week or last)
-        audit(session, user, "insights-refresh", now=now, course_slug=web.course.slug)
+        summing.refresh(session, scope.base, now, since=week or first, until=week or last)
+        audit(session, user, "insights-refresh", now=now, course_slug=scope.slug)
         session.commit()
     back = [f"{name}={value.isoformat()}" for name, value in (("since", first), ("until", last), ("cohort", week))
             if value is not None]  # fmt: skip
@@ -232,18 +232,18 @@ def table_rows(figures: Insights, table: str) -> tuple[list[str], list[list[Any]
 
 @router.get("/insights.csv")
 def insights_csv(
-    web: Web, user: User, table: str = "days", since: str | None = None, until: str | None = None,
+    web: Web, user: User, scope: Scoped, table: str = "days", since: str | None = None, until: str | None = None,
     cohort: str | None = None,
 ) -> Response:  # fmt: skip
     if table not in TABLES:
         return Response(f"No table {table!r}: one of {', '.join(TABLES)}.", status_code=404, media_type="text/plain")
-    figures = _read(web, since, until, cohort)
+    figures = _read(web, scope, since, until, cohort)
     header, rows = table_rows(figures, table)
     return _csv(f"insights-{table}-{figures.selection.first}-{figures.selection.last}", header, rows)
 
 
 @router.get("/insights/events.csv")
-def events_csv(web: Web, user: User, since: str | None = None, until: str | None = None) -> Response:
+def events_csv(web: Web, user: User, scope: Scoped, since: str | None = None, until: str | None = None) -> Response:
     """Every event of the course's subscribers from ``since`` to ``until`` (dates, inclusive; default the
     last 7 days), streamed. Addresses only for publishers."""
     last = _date(until) or web.clock().date()
@@ -262,7 +262,7 @@ def events_csv(web: Web, user: User, since: str | None = None, until: str | None
                 select(Event.id, Event.created_at, Event.kind, Event.subscriber_id, Subscriber.email, Event.enrolment,
                        Event.step, Event.value, Event.automated, Event.seconds_since_delivery)
                 .join(Subscriber, Subscriber.id == Event.subscriber_id)
-                .where(Subscriber.course_slug == web.course.slug, Event.created_at >= start, Event.created_at < end)
+                .where(Subscriber.course_slug == scope.slug, Event.created_at >= start, Event.created_at < end)
                 .order_by(Event.id)
                 .execution_options(yield_per=2000)
             )  # fmt: skip
@@ -281,17 +281,18 @@ def events_csv(web: Web, user: User, since: str | None = None, until: str | None
 
 @router.get("/insights/people.csv")
 def people_csv(
-    web: Web, user: User, measure: str, step: int = measures.NONE, version: str | None = None, key: str | None = None,
+    web: Web, user: User, scope: Scoped, measure: str, step: int = measures.NONE, version: str | None = None,
+    key: str | None = None,
     since: str | None = None, until: str | None = None, cohort: str | None = None,
 ) -> Response:  # fmt: skip
     """The people behind one number of the page: the very rows its sum counted (course/insights.py
     ``people``), for the chosen weeks. Addresses only for publishers, and their downloads are logged."""
     if measure not in MEASURES or len(key or "") > 120 or (version is not None and len(version) > 40):
         return Response("No such figure.", status_code=404, media_type="text/plain")
-    if step != measures.NONE and step not in {course_step.number for course_step in web.course.steps}:
+    if step != measures.NONE and step not in {course_step.number for course_step in scope.base.steps}:
         return Response("No such email in this course.", status_code=404, media_type="text/plain")
     with web.session() as session:
-        known = reading.cohorts_known(session, web.course)
+        known = reading.cohorts_known(session, scope.base)
         selection = reading.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
     with_addresses = user.may_publish
     figure = Figure(measure, step, version, key)
@@ -306,12 +307,12 @@ def people_csv(
             if figure.version is not None:
                 known_releases = session.scalars(
                     select(InsightCount.version).distinct().where(
-                        InsightCount.course_slug == web.course.slug, InsightCount.step == figure.step
+                        InsightCount.course_slug == scope.slug, InsightCount.step == figure.step
                     )
                 ).all()  # fmt: skip
-                email = web.course.step(figure.step).email
-                releases = Changes.of(session, web.course).releases(email, figure.version, known_releases)
-            found = summing.people(session, web.course, selection, figure.measure, figure.step, releases, figure.key)
+                email = scope.base.step(figure.step).email
+                releases = Changes.of(session, scope.base).releases(email, figure.version, known_releases)
+            found = summing.people(session, scope.base, selection, figure.measure, figure.step, releases, figure.key)
             for behind in found:
                 listed += 1
                 writer.row([behind.subscriber_id, *([behind.email] if with_addresses else []),
@@ -319,7 +320,7 @@ def people_csv(
                 if writer.size() > 64_000:
                     yield writer.take()
             if with_addresses:
-                audit(session, user, "insights-people", now=web.clock(), course_slug=web.course.slug,
+                audit(session, user, "insights-people", now=web.clock(), course_slug=scope.slug,
                       detail=f"{name}.csv: {listed} rows with addresses")  # fmt: skip
                 session.commit()
         yield writer.take()

@@ -21,7 +21,7 @@ from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
 from emails.store import draft_of, live_templates, with_item
 from web.security import EMAIL_HEADERS
-from web.studio.auth import CSRF, User, Web, check_csrf, within_limit
+from web.studio.auth import CSRF, Scoped, User, Web, check_csrf, within_limit
 from web.studio.editor import Sent, Text, _known, emails_using, posted_files
 from web.studio.words import posted_fields, prefixed_fields
 
@@ -39,7 +39,7 @@ posted_answers = prefixed_fields("answer.")
 
 @router.post("/preview", response_class=HTMLResponse)
 def preview(
-    request: Request, web: Web, user: User, csrf: CSRF = "",
+    request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", email: Annotated[str, Form(max_length=40)] = "",
     first_name: Annotated[str, Form(max_length=40)] = "",
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
@@ -50,20 +50,20 @@ def preview(
 ) -> Response:  # fmt: skip
     """The preview panel (an HTML fragment the editor's script puts in place) for the text as typed."""
     check_csrf(request, csrf)
-    item = _known(web, item)
-    choices = emails_using(item, email_names(web.course))
+    item = _known(web, scope, item)
+    choices = emails_using(item, email_names(scope.base))
     if email not in choices:
         email = choices[0] if choices else ""
     if not email:
         raise HTTPException(400, "This template is in no email")
     now = web.clock()
     with web.session() as session:
-        templates = live_templates(session, web.course.slug)
+        templates = live_templates(session, scope.slug)
         if not sent & {"subject.txt", "body.mjml", "body.txt", "shared"} and not wording:  # no text: the draft
-            draft = draft_of(session, web.course.slug, item)
+            draft = draft_of(session, scope.slug, item)
             files = None if draft is None else json.loads(draft.files)
         else:
-            files = posted_files(web, item, subject, mjml, text, shared, wording, sent)
+            files = posted_files(web, scope, item, subject, mjml, text, shared, wording, sent)
     if files is not None:
         templates = with_item(templates, item, files)
     recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,
@@ -73,7 +73,7 @@ def preview(
         values["busy"] = "That is a lot of previews in a few minutes: the next one can come in a minute or two."
         return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=429)
     try:
-        rendered = render_bounded(templates.files, web.course.slug, email, recipient, settings=web.settings)
+        rendered = render_bounded(templates.files, scope.slug, email, recipient, settings=web.settings)
     except (TemplateError, CheckFailed) as error:
         values["problem"] = str(error)
         return web.templates.TemplateResponse(request, "studio/_preview.html", values)
