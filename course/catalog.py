@@ -180,3 +180,43 @@ def _course_at(session: Session, slug: str, release: int | None) -> Course:
     else:
         _READ.move_to_end(key)
     return course
+
+
+def _text(*paragraphs: str) -> list[dict[str, Any]]:
+    return [{"kind": "text", "paragraphs": list(paragraphs)}]
+
+
+def blank_course(slug: str, title: str, sender_name: str) -> Course:
+    """A new course with nothing but its frame: a confirmation, a welcome, one day and a completion, each
+    with a line saying what to write there. Closed to sign-ups until it is opened."""
+    return Course.model_validate({
+        "slug": slug, "title": title, "sender_name": sender_name, "open": False,
+        "practice": {
+            "name": sender_name, "tagline": "", "areas_served": "", "sessions": "",
+            "consultation_title": "Would you like to talk it through?",
+            "consultation_text": "Book a free consultation: a short call to see whether working together would help.",
+            "consultation_button": "Book a free consultation",
+            "consultation_note": "Would it help to talk this through with someone?",
+            "author": sender_name, "author_credentials": "", "signer": sender_name, "signer_role": "",
+        },
+        "confirmation": {"preview": f"One tap to start {title}.",
+                         "blocks": _text(f"Please confirm your address, and {title} starts with a welcome email.")},
+        "welcome": {"preview": f"Welcome to {title}.",
+                    "blocks": _text("Welcome! Write here what the course is and what each email brings.")},
+        "completion": {"preview": f"You finished {title}.",
+                       "blocks": _text("Write here what the reader takes away, and where to go next.")},
+        "days": [{
+            "number": 1, "title": "The first lesson", "short_title": "First lesson",
+            "teaching": _text("Write the lesson here."),
+            "exercise": {"title": "Try this", "blocks": _text("Describe the exercise here.")},
+            "teaser": "Tomorrow: the next step.",
+        }],
+    })  # fmt: skip
+
+
+def copied_course(source: Course, slug: str, title: str, sender_name: str) -> Course:
+    """A new course made from ``source`` as it is live (its wording included), under a slug and title of its
+    own; closed to sign-ups until it is opened. What readers of the source had is not carried over."""
+    data = course_data(source)
+    data.update(slug=slug, title=title, sender_name=sender_name, open=False)
+    return Course.model_validate(data)

@@ -183,7 +183,12 @@ def _live_contents(session: Session, course: Course, settings: Settings) -> dict
     if latest is not None and latest.contents:
         kept: dict[str, str] = json.loads(latest.contents)
         return kept
-    problems, found = _bounded(live_templates(session, course.slug), course, settings)
+    live = live_templates(session, course.slug)
+    try:
+        course_in(live.files, course.slug)
+    except LookupError:  # a course being made: nothing of it is live yet
+        return {}
+    problems, found = _bounded(live, course, settings)
     return {} if problems else found  # what is live no longer renders: every email counts as changed
 
 

@@ -83,7 +83,7 @@ VARIABLES: tuple[Variable, ...] = (
     # --- A course day ---
     Variable("day", "the day", "Today's strategy: number, title, teaching, exercise, teaser.", DAYS),
     Variable("day.number", "number", "Who the day is (its email is day-NN): it never changes when days move.", DAYS),
-    Variable("day.position", "number", "Its place among the days, 1 the first: what \"Day N\" says.", DAYS),
+    Variable("day.position", "number", 'Its place among the days, 1 the first: what "Day N" says.', DAYS),
     Variable("day.title", "text", "The strategy's title.", DAYS),
     Variable("day.subject", "text or none", "The subject written for the day; none: Day N and the title.", DAYS),
     Variable("day.preview", "text or none", "The preview line written for the day; none: its first words.", DAYS),
