@@ -379,11 +379,16 @@ class Theme(_Data):
         return self
 
 
+# Text that goes into a header or a title: one line, no control characters.
+_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+
+
 class Course(_Data):
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    title: str = Field(min_length=1, max_length=200)
-    subtitle: str = ""
-    sender_name: str = Field(min_length=1, max_length=100)
+    title: str = Field(min_length=1, max_length=200, pattern=_ONE_LINE)
+    subtitle: str = Field(default="", max_length=300, pattern=_ONE_LINE)
+    # The name beside the address in the inbox (From): one line, no encoded-word look-alike.
+    sender_name: str = Field(min_length=1, max_length=100, pattern=_ONE_LINE)
     # Where a reply goes (none: MAIL_REPLY_TO) and the consultation's booking page (none: CONSULTATION_URL).
     reply_to: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
     consultation_url: HttpUrl | None = None
@@ -441,6 +446,8 @@ class Course(_Data):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Course:
+        if "=?" in self.sender_name:
+            raise ValueError('the sender\'s name may not contain "=?" (mail programs would read it as encoded)')
         numbers = [day.number for day in self.days]
         if len(set(numbers)) != len(numbers):
             raise ValueError(f"two days carry one number: {sorted(n for n in numbers if numbers.count(n) > 1)}")

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from course.catalog import course_at
+from course.curriculum import Course
 from course.db import hand_over_after_commit, serialise
 from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email
 from course.deliveries.suppressions import lift_erasure, suppression_reason
@@ -470,3 +471,47 @@ def skip_waiting_deliveries(session: Session, subscriber_id: int, reason: str, n
     """The subscriber's deliveries not yet handed to SMTP are skipped (a skipped step is claimed again on
     resuming)."""
     skip_waiting(session, reason, now, Delivery.subscriber_id == subscriber_id)
+
+
+RESCHEDULE_BATCH = 1000
+
+
+def reschedule_after_change(session: Session, before: Course, after: Course, *, now: datetime, timing: Timing) -> int:
+    """After a publish that changed the course's emails or their waits: every active reader whose next email,
+    or its wait, is not what it was gets the time the new course gives it (a time already past: due now).
+    The number of readers rescheduled. The caller commits."""
+    places = {step.number for step in (*before.steps, *after.steps)} | set(before.retired) | set(after.retired)
+
+    def next_of(course: Course, place: int) -> tuple[int, object] | None:
+        step = course.next_step(place)
+        return None if step is None else (step.number, step.wait)
+
+    changed = sorted(place for place in places if next_of(before, place) != next_of(after, place))
+    if not changed:
+        return 0
+    moved = 0
+    last_id = 0
+    while True:
+        readers = session.scalars(
+            select(Subscriber)
+            .where(Subscriber.course_slug == after.slug, Subscriber.status == SubscriberStatus.ACTIVE.value,
+                   Subscriber.current_step.in_(changed), Subscriber.next_send_at.is_not(None),
+                   Subscriber.id > last_id)
+            .order_by(Subscriber.id)
+            .limit(RESCHEDULE_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()  # fmt: skip
+        if not readers:
+            return moved
+        for reader in readers:
+            upcoming = after.next_step(reader.current_step)
+            if upcoming is None:  # nothing left for them: the beat's next claim completes them
+                reader.next_send_at = now
+            else:
+                sent_at = reader.last_sent_at or reader.confirmed_at or now
+                slot = schedule_for(reader, timing).after_wait(upcoming.wait, sent_at, reader.confirmed_at)
+                reader.next_send_at = max(slot, now)
+            reader.updated_at = now
+            moved += 1
+        last_id = readers[-1].id
+        session.flush()

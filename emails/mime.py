@@ -157,23 +157,27 @@ def message_id_for(secret_key: str, course_slug: str, subscriber_id: int, step: 
 
 
 class MessageBuilder:
-    def __init__(self, settings: Settings, course_slug: str, course_title: str, signer: str | None = None) -> None:
+    def __init__(self, settings: Settings, course_slug: str, course_title: str, signer: str | None = None, *,
+                 sender_name: str | None = None, reply_to: str | None = None) -> None:  # fmt: skip
         """``signer``: the person who signs the emails (the course's ``practice.signer``). A reply reaches
-        MAIL_REPLY_TO; when that is a bare address, the Reply-To header carries the signer's name."""
+        the course's own ``reply_to``, else MAIL_REPLY_TO; when that is a bare address, the Reply-To header
+        carries the signer's name. ``sender_name``: the course's, beside MAIL_FROM's address."""
         self.settings = settings
         self.course_slug = course_slug
         sender = settings.sender
         self.mail_from = sender.addr_spec
         self.domain = settings.sending_domain
-        reply_name, reply_address = parseaddr(settings.reply_to)
-        if settings.mail_reply_to and not reply_name and signer:
+        reply_name, reply_address = parseaddr(reply_to or settings.reply_to)
+        if reply_to:  # the course's own mailbox: signed by its signer
+            reply_name = ""
+        if (reply_to or settings.mail_reply_to) and not reply_name and signer:
             reply_name = signer
         # DkimError here, when the worker starts a batch, if the key cannot sign: nothing goes unsigned.
         self._dkim = DkimSigner.from_settings(settings)
         # Built once: these are the same for every subscriber of this course.
         self._fixed = b"".join(
             [
-                _header("From", _address(sender.display_name, sender.addr_spec, "MAIL_FROM")),
+                _header("From", _address(sender_name or sender.display_name, sender.addr_spec, "MAIL_FROM")),
                 _header("Reply-To", _address(reply_name, reply_address, "MAIL_REPLY_TO")),
                 _header("List-Id", formataddr((course_title, f"{course_slug}.{self.domain}"))),
                 # RFC 8058: a POST to the HTTPS URL with this body unsubscribes, with no page to visit.

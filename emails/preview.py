@@ -42,7 +42,14 @@ def write_previews(
     now: datetime | None = None,
 ) -> list[WrittenEmail]:
     renderer = Renderer(course, settings)
-    builder = MessageBuilder(settings, course.slug, course.title, renderer.course.practice.signer)
+    builder = MessageBuilder(
+        settings,
+        course.slug,
+        course.title,
+        renderer.course.practice.signer,
+        sender_name=renderer.course.sender_name,
+        reply_to=renderer.course.reply_to,
+    )
     date = now or datetime.now(UTC)
     out.mkdir(parents=True, exist_ok=True)
     written = []

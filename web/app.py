@@ -101,6 +101,9 @@ def create_app(
     ace = HERE / "node_modules" / "ace-builds"
     app.mount("/static/vendor/ace", StaticFiles(directory=ace / "src-min-noconflict", check_dir=False), name="ace")
     app.mount("/static/vendor/ace-css", StaticFiles(directory=ace / "css", check_dir=False), name="ace-css")
+    # Drag and drop for the course's emails (SortableJS); without it, each row's buttons move it.
+    sortable = HERE / "node_modules" / "sortablejs"
+    app.mount("/static/vendor/sortable", StaticFiles(directory=sortable, check_dir=False), name="sortable")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in (pages, links, preferences, health):
         app.include_router(module.router)

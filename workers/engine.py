@@ -123,7 +123,14 @@ class Runtime:
             self._writers[key] = (
                 renderer,
                 Preparer(renderer),
-                MessageBuilder(self.settings, course.slug, course.title, renderer.course.practice.signer),
+                MessageBuilder(
+                    self.settings,
+                    course.slug,
+                    course.title,
+                    renderer.course.practice.signer,
+                    sender_name=renderer.course.sender_name,
+                    reply_to=renderer.course.reply_to,
+                ),
             )
         return self._writers[key]
 

@@ -116,7 +116,9 @@ class Editor:
         """A publish that went back to the editor, stored the string as its note, and shows it as text."""
 
         def judge(value: str, response: Response, tables: set[str]) -> str | None:
-            if not str(response.headers.get("location")).startswith(f"/studio/edit?item={item}&published="):
+            if not str(response.headers.get("location")).startswith(
+                f"/studio/edit?course=building-emotional-intimacy&item={quote(item)}&published="
+            ):
                 return f"published, then sent to {response.headers.get('location')}"
             if (problem := writes_only(*PUBLISH_WRITES)(value, response, tables)) is not None:
                 return problem

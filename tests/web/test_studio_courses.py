@@ -3,11 +3,18 @@ own pages, studio scope and access."""
 
 from __future__ import annotations
 
+import html
+import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import select
 
-from course.catalog import course_at
+from course.catalog import COURSE_FILE, course_at
 from course.models.courses import CourseEntry
 from course.models.studio import AuditEntry, StudioRole, StudioUser
+from course.models.subscribers import Subscriber
+from emails.store import draft_of
 
 from .conftest import Site
 from .test_studio_access import browser, csrf_of
@@ -90,3 +97,103 @@ def test_an_editor_cannot_make_a_course_nor_open_one_they_were_not_given(site: S
     assert editor.get("/studio?course=second-course").status_code == 403
     assert "Second course" not in editor.get("/studio/courses").text
     assert editor.get("/studio?course=no-such-course").status_code == 404
+
+
+# --- The course page: settings, look, and the emails in order ------------------------------------------
+
+
+def course_form(client, slug: str = "building-emotional-intimacy") -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """What the course page's form would post as it stands (every field, in the page's order)."""
+    page = client.get(f"/studio/course?course={slug}")
+    assert page.status_code == 200, page.text
+    text = page.text
+    form: dict[str, object] = {"csrf": csrf_of(text)}
+    form["revision"] = re.search(r'name="revision" value="(\d+)"', text).group(1)  # type: ignore[union-attr]
+    for name, value in re.findall(
+        r'<input id="[^"]*" name="([^"]+)" type="(?:text|email|url|number|color)"[^>]*value="([^"]*)"', text
+    ):
+        form[name] = html.unescape(value)
+    for name in re.findall(r'<input type="checkbox" name="([^"]+)" checked', text):
+        form[name] = "on"
+    for name, value in re.findall(
+        r'<select id="[^"]*" name="([^"]+)"[^>]*>.*?<option value="([^"]*)"[^>]*selected', text, re.S
+    ):
+        form[name] = value
+    form["order"] = re.findall(r'<input type="hidden" name="order" value="([^"]+)">', text)
+    return form
+
+
+def save_course(client, form: dict[str, object], action: str = "", slug: str = "building-emotional-intimacy"):  # type: ignore[no-untyped-def]
+    return client.post(f"/studio/course?course={slug}", data={**form, "action": action}, follow_redirects=False)
+
+
+def test_the_emails_are_reordered_added_and_taken_out_as_a_draft_then_published(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    form = course_form(client)
+    assert form["order"][:3] == ["1", "2", "3"]  # type: ignore[index]
+    # Day 3 before day 2, a new email after day 1, day 5 taken out: three buttons, each a saved draft.
+    order = list(form["order"])  # type: ignore[call-overload]
+    order[1], order[2] = order[2], order[1]
+    saved = save_course(client, {**form, "order": order})
+    assert saved.status_code == 303 and saved.headers["location"].endswith("&saved=1")
+    assert save_course(client, course_form(client), "add:1").status_code == 303
+    assert save_course(client, course_form(client), "remove:5").status_code == 303
+    form = course_form(client)
+    assert form["order"][:4] == ["1", "20", "3", "2"] and "5" not in form["order"]  # type: ignore[index,operator]
+    with site.session() as session:  # nothing changed for readers yet
+        assert [step.number for step in course_at(session, "building-emotional-intimacy").steps][:3] == [0, 1, 2]
+    page = client.get("/studio/course?course=building-emotional-intimacy").text
+    published = client.post("/studio/course/publish?course=building-emotional-intimacy", data={
+        "csrf": csrf_of(page), "revision": re.search(r'name="revision" value="(\d+)"', page).group(1),  # type: ignore[union-attr]
+        "note": "day 3 first"}, follow_redirects=False)  # fmt: skip
+    assert published.status_code == 303, published.text
+    with site.session() as session:
+        live = course_at(session, "building-emotional-intimacy")
+    assert [step.number for step in live.steps][:5] == [0, 1, 20, 3, 2]
+    assert live.retired == {5: 4} and live.moved == [2]  # day 2 now comes after day 3, which was after it
+    assert live.completion.step == 19 and live.next_number() == 21
+
+
+def test_a_theme_too_light_to_read_and_a_bad_wait_are_refused_beside_their_fields(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    form = course_form(client)
+    refused = save_course(client, {**form, "theme.accent": "#f0e0d0", "days.3": "-1", "hour.4": "25"})
+    assert refused.status_code == 400
+    assert 'id="theme-accent-error"' in refused.text and "Too light for white button text" in refused.text
+    assert 'id="days-3-error"' in refused.text and 'id="hour-4-error"' in refused.text
+    with site.session() as session:
+        assert draft_of(session, "building-emotional-intimacy", COURSE_FILE) is None
+
+
+def test_a_second_save_from_a_page_opened_before_the_first_is_refused(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    stale = course_form(client)
+    assert save_course(client, {**course_form(client), "title": "First"}).status_code == 303
+    conflict = save_course(client, {**stale, "title": "Second"})
+    assert conflict.status_code == 409 and "Someone saved this course since you opened it" in conflict.text
+    with site.session() as session:
+        draft = draft_of(session, "building-emotional-intimacy", COURSE_FILE)
+        assert draft is not None and "title: First" in draft.files
+
+
+def test_a_new_wait_reschedules_the_readers_whose_next_email_it_is(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    alex = site.sign_up_and_confirm()
+    with site.session() as session:
+        reader = session.get(Subscriber, alex.id)
+        assert reader is not None
+        reader.current_step, reader.last_sent_at = 2, site.clock()
+        reader.next_send_at = site.clock() + timedelta(days=1)
+        session.commit()
+    assert save_course(client, {**course_form(client), "days.3": "7", "weekdays.3": "on"}).status_code == 303
+    page = client.get("/studio/course?course=building-emotional-intimacy").text
+    client.post("/studio/course/publish?course=building-emotional-intimacy", data={
+        "csrf": csrf_of(page), "revision": re.search(r'name="revision" value="(\d+)"', page).group(1),  # type: ignore[union-attr]
+    })  # fmt: skip
+    with site.session() as session:
+        reader = session.get(Subscriber, alex.id)
+        assert reader is not None and reader.next_send_at is not None and reader.last_sent_at is not None
+        assert reader.next_send_at.date() >= (reader.last_sent_at + timedelta(days=7)).date()
+        assert reader.next_send_at.astimezone(ZoneInfo(reader.timezone)).weekday() < 5
+        logged = session.scalars(select(AuditEntry).where(AuditEntry.action == "publish")).one()
+        assert logged.detail is not None and "(1 readers rescheduled)" in logged.detail

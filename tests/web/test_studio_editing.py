@@ -164,7 +164,10 @@ def test_a_draft_can_be_thrown_away_but_not_a_colleagues_newer_one(site: Site) -
     fresh = editor.get("/studio/edit?item=welcome").text
     gone = editor.post("/studio/discard", data={"csrf": csrf_of(fresh), "item": "welcome", "revision": 2},
                        follow_redirects=False)  # fmt: skip
-    assert gone.status_code == 303 and gone.headers["location"] == "/studio/edit?item=welcome&discarded=2"
+    assert (
+        gone.status_code == 303
+        and gone.headers["location"] == "/studio/edit?course=building-emotional-intimacy&item=welcome&discarded=2"
+    )
     after = editor.get(gone.headers["location"]).text
     assert "The draft is thrown away" in after and "No draft: the text below is what is live." in after
     assert 'data-saved="yes"' in after  # the browser's kept copy of the form goes too

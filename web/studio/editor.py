@@ -8,6 +8,7 @@ import difflib
 import json
 import secrets
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import yaml
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -279,7 +280,9 @@ def publish_draft(
         audit(session, user, "publish", now=now, course_slug=scope.slug, item=item,
               version=published.version.number, detail=note.strip() or None)  # fmt: skip
         session.commit()
-    return RedirectResponse(f"/studio/edit?item={item}&published={published.version.number}", status_code=303)
+    return RedirectResponse(
+        f"/studio/edit?course={scope.slug}&item={quote(item)}&published={published.version.number}", status_code=303
+    )
 
 
 @router.post("/roll-back", response_class=HTMLResponse)
@@ -306,7 +309,9 @@ def roll_back_item(
         audit(session, user, "roll-back", now=now, course_slug=scope.slug, item=item, version=number,
               detail=note.strip() or None)  # fmt: skip
         session.commit()
-    return RedirectResponse(f"/studio/edit?item={item}&rolled-back={number}", status_code=303)
+    return RedirectResponse(
+        f"/studio/edit?course={scope.slug}&item={quote(item)}&rolled-back={number}", status_code=303
+    )
 
 
 @router.post("/discard", response_class=HTMLResponse)
@@ -329,7 +334,9 @@ def discard(
         discard_draft(session, scope.slug, item)
         audit(session, user, "discard-draft", now=now, course_slug=scope.slug, item=item, version=revision)
         session.commit()
-    return RedirectResponse(f"/studio/edit?item={item}&discarded={revision}", status_code=303)
+    return RedirectResponse(
+        f"/studio/edit?course={scope.slug}&item={quote(item)}&discarded={revision}", status_code=303
+    )
 
 
 # At most this many test emails a studio user may send an hour.
@@ -374,7 +381,14 @@ def test_send(
     except (TemplateError, CheckFailed) as error:
         return _editor(request, web, user, scope, item, status_code=400, message=f"Not sent: {error}")
     rendered = dataclasses.replace(rendered, subject=f"[Test] {rendered.subject}")
-    builder = MessageBuilder(web.settings, scope.slug, scope.course.title, scope.course.practice.signer)
+    builder = MessageBuilder(
+        web.settings,
+        scope.slug,
+        scope.course.title,
+        scope.course.practice.signer,
+        sender_name=scope.course.sender_name,
+        reply_to=scope.course.reply_to,
+    )
     envelope = builder.build(rendered, to_address=user.email, to_name=None,
                              message_id=builder.message_id(0, f"test-{secrets.token_hex(8)}"), date=now)  # fmt: skip
     sender = sender_from_url(web.settings.smtp_url, web.settings.smtp_timeout_seconds)

@@ -159,9 +159,12 @@ def refresh_now(
         summing.refresh(session, scope.base, now, since=week or first, until=week or last)
         audit(session, user, "insights-refresh", now=now, course_slug=scope.slug)
         session.commit()
-    back = [f"{name}={value.isoformat()}" for name, value in (("since", first), ("until", last), ("cohort", week))
-            if value is not None]  # fmt: skip
-    return RedirectResponse("/studio/insights" + (f"?{'&'.join(back)}" if back else ""), status_code=303)
+    back = [f"course={scope.slug}"] + [
+        f"{name}={value.isoformat()}"
+        for name, value in (("since", first), ("until", last), ("cohort", week))
+        if value is not None
+    ]
+    return RedirectResponse("/studio/insights?" + "&".join(back), status_code=303)
 
 
 # --- CSV -----------------------------------------------------------------------------------------
