@@ -290,12 +290,13 @@ def test_every_studio_page_is_accessible_on_a_phone(journey: Journey, browser: B
     page.get_by_label("New password").fill(PASSWORD)
     page.get_by_role("button", name="Set my password and sign in").click()
     page.get_by_role("button", name="Sign out").wait_for()
-    for path, name in [("/studio", "list"), ("/studio/edit?item=_words/day-03.yaml", "words"),
+    for path, name in [("/studio", "list"), ("/studio/courses", "courses"), ("/studio/course", "course"),
+                       ("/studio/edit?item=_words/day-03.yaml", "words"),
                        ("/studio/edit?item=_words/shared.yaml", "shared-words"), ("/studio/edit?item=day", "layout"),
                        ("/studio/edit?item=_base/footer.mjml", "shared-section"),
                        ("/studio/diff?item=day&before=0&after=0", "diff-none")]:  # fmt: skip
         page.goto(journey.base + path)
-        page.locator("main h1").wait_for()
+        page.locator("main h1").first.wait_for()
         if "edit" in path:
             page.locator(".preview .inbox-row, .preview .problems").first.wait_for()  # the preview is in
         check(page, name, 375)
