@@ -136,7 +136,8 @@ class Editor:
         return judge
 
     def rolled_back(self, value: str, response: Response, tables: set[str]) -> str | None:
-        if response.headers.get("location") != "/studio/edit?item=welcome&rolled-back=0":
+        back = "/studio/edit?course=building-emotional-intimacy&item=welcome&rolled-back=0"
+        if response.headers.get("location") != back:
             return f"rolled back, then sent to {response.headers.get('location')}"
         return writes_only("template_publications", "audit_log")(value, response, tables)
 
