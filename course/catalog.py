@@ -220,3 +220,29 @@ def copied_course(source: Course, slug: str, title: str, sender_name: str) -> Co
     data = course_data(source)
     data.update(slug=slug, title=title, sender_name=sender_name, open=False)
     return Course.model_validate(data)
+
+
+def keep_places(live: Course, data: dict[str, Any]) -> dict[str, Any]:
+    """The course data ``data`` (what is about to be published) with what readers in the middle of ``live``
+    need to keep their place (course/deliveries/claim.py): each email taken out since remembers the email it
+    came after in ``live`` (``retired``), each email that now stands after one it stood before is marked
+    (``moved``: the claim looks before sending it). What earlier publishes recorded is kept."""
+    data = dict(data)
+    completion = data.get("completion", {}).get("step", live.completion.step)
+    kept = {day["number"] for day in data["days"]} | {0, completion}
+    retired = {int(number): anchor for number, anchor in live.retired.items()}
+    retired.update({int(number): anchor for number, anchor in data.get("retired", {}).items()})
+    then = [step.number for step in live.steps]
+    for index, number in enumerate(then):
+        if number not in kept:
+            retired[number] = then[index - 1] if index else -1
+    now = [0, *(day["number"] for day in data["days"]), completion]
+    moved = set(live.moved) | set(data.get("moved", []))
+    for index, number in enumerate(now):
+        if number in then:
+            before_then = set(then[: then.index(number)])
+            if set(now[:index]) & (set(then) - before_then):
+                moved.add(number)
+    data["retired"] = {number: anchor for number, anchor in retired.items() if number not in kept}
+    data["moved"] = sorted(moved & kept)
+    return data

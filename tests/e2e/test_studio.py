@@ -23,7 +23,7 @@ from web.studio.auth import sign_in_link
 from workers.engine import tick
 
 from .test_journey import Journey, booking_site, journey  # noqa: F401 - the fixtures this test uses
-from .watch import BrowserProblems
+from .watch import BrowserProblems, check_page
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "studio"
 PASSWORD = "a long studio passphrase"
@@ -58,14 +58,7 @@ def sign_in(page: Page) -> None:
 
 
 def check(page: Page, name: str, width: int) -> None:
-    ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTEFACTS / f"{name}-{width}.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth") <= width, name
-    violations = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-        ".filter(v => ['serious', 'critical'].includes(v.impact)).map(v => v.id + ': ' + v.help)"
-    )
-    assert violations == [], f"{name}: {violations}"
+    check_page(page, ARTEFACTS, name, width)
 
 
 def test_a_marketer_signs_in_and_sees_the_emails(journey: Journey, browser: Browser) -> None:  # noqa: F811

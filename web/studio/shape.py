@@ -21,10 +21,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from course.catalog import COURSE_FILE, CourseFileError, course_data, dump_course, read_course
-from course.curriculum import SYSTEM_FONTS, Course, contrast
+from course.catalog import COURSE_FILE, CourseFileError, course_data, dump_course, keep_places, read_course
+from course.curriculum import SYSTEM_FONTS, Course
 from course.studio import audit
 from course.subscriptions import reschedule_after_change
 from emails.store import (
@@ -41,6 +42,20 @@ from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_p
 router = APIRouter(prefix="/studio/course")
 
 WELCOME, COMPLETION = "welcome", "completion"
+# The fields of the form a problem may be shown beside.
+FORM_FIELDS = frozenset(
+    {
+        "title",
+        "subtitle",
+        "sender_name",
+        "reply_to",
+        "consultation_url",
+        "theme.accent",
+        "theme.background",
+        "theme.text",
+        "theme.font",
+    }
+)
 MAX_EMAILS = 365
 HOURS = list(range(24))
 
@@ -157,14 +172,6 @@ def shaped(live: Course, working: Course, form: FormData, errors: dict[str, str]
         value = str(form.get(f"theme.{field}", theme.get(field, ""))).strip().lower()
         theme[field] = value
     theme["font"] = " ".join(str(form.get("theme.font", theme.get("font", SYSTEM_FONTS))).split()) or SYSTEM_FONTS
-    for colour, against in (("accent", "#ffffff"), ("text", "#ffffff")):
-        value = theme[colour]
-        if not (len(value) == 7 and value.startswith("#") and all(c in "0123456789abcdef" for c in value[1:])):
-            errors[f"theme.{colour}"] = "A colour as #rrggbb, for example #a3472a."
-        elif contrast(value, against) < 4.5:
-            what = "white button text" if colour == "accent" else "reading on white"
-            errors[f"theme.{colour}"] = (f"Too light for {what} (contrast {contrast(value, against):.1f}:1, at least "
-                                         "4.5:1): choose a darker colour.")  # fmt: skip
     data["theme"] = theme
     days = {str(day["number"]): day for day in data["days"]}
     posted = [str(key) for key in form.getlist("order")]
@@ -181,30 +188,47 @@ def shaped(live: Course, working: Course, form: FormData, errors: dict[str, str]
         if f"days.{key}" in form:
             day["wait"] = _wait(form, key, errors)
         data["days"].append(day)
-    # Against what is live: an email taken out remembers the one it came after; one moved later is marked.
-    kept = {day["number"] for day in data["days"]}
-    retired = {int(number): anchor for number, anchor in data.get("retired", {}).items()}
-    live_order = [step.number for step in live.steps]
-    for index, number in enumerate(live_order):
-        if number not in kept and number not in (0, live.completion.step):
-            retired[number] = live_order[index - 1] if index else -1
-    new_order = [0, *(day["number"] for day in data["days"])]
-    moved = set(data.get("moved", []))
-    for number in new_order:
-        if number in live_order:
-            before_now = set(new_order[: new_order.index(number)])
-            before_then = set(live_order[: live_order.index(number)])
-            if before_now & (set(live_order) - before_then):
-                moved.add(number)
-    data["retired"] = {number: anchor for number, anchor in retired.items() if number not in kept}
-    data["moved"] = sorted(moved & kept)
-    return data
+    return keep_places(live, data)
+
+
+# The course's rules (course/curriculum.py) in the page's words, by the field they are about.
+_PLAIN = {
+    "string_pattern_mismatch": "This is not in the right form.",
+    "url_parsing": "An address starting https://.",
+    "url_scheme": "An address starting https://.",
+    "string_too_short": "This cannot be empty.",
+    "string_too_long": "This is too long.",
+}
+
+
+def _field_errors(error: ValidationError, found: dict[str, str]) -> dict[str, str]:
+    """Each problem beside the form field it is about (``theme.accent``), in plain words; what is about no
+    one field (a rule of the whole course) under ``course``."""
+    fields: dict[str, str] = {}
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        if field not in FORM_FIELDS:
+            field = "course"
+        message = _PLAIN.get(problem["type"]) or str(problem["msg"]).removeprefix("Value error, ")
+        if problem["type"] == "string_pattern_mismatch" and field in ("theme.accent", "theme.background", "theme.text"):
+            message = "A colour as #rrggbb, for example #a3472a."
+        elif problem["type"] == "string_pattern_mismatch" and field == "theme.font":
+            message = "Font names only: letters, digits, spaces, hyphens, quotes and commas."
+        if field not in found and field not in fields:
+            fields[field] = message[:1].upper() + message[1:]
+    return fields
 
 
 @router.post("", response_class=HTMLResponse)
 async def save_course(request: Request, web: Web, user: User, scope: Scoped) -> Response:
+    """The form names its fields by email (``days.7``), so it is read whole here; the rest (the database)
+    runs in the thread pool, as the sync handlers do."""
     form = await request.form(max_files=0, max_fields=4 * MAX_EMAILS + 40)
     check_csrf(request, str(form.get("csrf", "")))
+    return await run_in_threadpool(_save_course, request, web, user, scope, form)
+
+
+def _save_course(request: Request, web: Web, user: User, scope: Scope, form: FormData) -> Response:
     revision_text = str(form.get("revision", "0"))
     revision = int(revision_text) if revision_text.isascii() and revision_text.isdigit() else -1
     with web.session() as session:
@@ -215,9 +239,7 @@ async def save_course(request: Request, web: Web, user: User, scope: Scoped) -> 
     try:
         course = Course.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        errors.setdefault(field or "course", str(first["msg"]).removeprefix("Value error, "))
+        errors.update(_field_errors(error, errors))
     if errors or course is None:
         return _page(request, web, user, scope, status_code=400, errors=errors, revision=revision,
                      message="Not saved: see what is marked below.")  # fmt: skip
@@ -273,10 +295,12 @@ def publish_course(
                                  "published. Look it over, then publish again.")  # fmt: skip
         files = json.loads(draft.files)
         try:
-            after = read_course(files[COURSE_FILE])
+            # Whatever wrote the draft, readers in the middle keep their place against what is live now.
+            after = Course.model_validate(keep_places(scope.base, course_data(read_course(files[COURSE_FILE]))))
+            files = {COURSE_FILE: dump_course(after)}
             published = publish(session, course=after, settings=web.settings, item=COURSE_FILE, files=files,
                                 note=note.strip() or "no note", author=user.email, now=now)  # fmt: skip
-        except (CourseFileError, KeyError) as error:
+        except (CourseFileError, KeyError, ValidationError) as error:
             session.rollback()
             return _page(request, web, user, scope, status_code=400, message=f"Not published: {error}")
         except PublishRefused as refused:
