@@ -74,6 +74,9 @@ def test_a_marketer_makes_a_course_and_a_reader_gets_its_welcome(journey: Journe
     with page.expect_navigation():
         page.get_by_role("button", name="Publish this version").click()
     page.get_by_text("is live.").wait_for()
+    page.get_by_role("link", name="Audit log").click()
+    page.get_by_role("cell", name="made a course").wait_for()
+    check(page, "audit", 1280)
     with journey.runtime.sessions() as session:
         course = course_at(session, "calm-mornings")
     assert [step.email for step in course.steps] == ["welcome", "day-03", "day-01", "completion"]  # (2: the completion)

@@ -197,3 +197,26 @@ def test_a_new_wait_reschedules_the_readers_whose_next_email_it_is(site: Site) -
         assert reader.next_send_at.astimezone(ZoneInfo(reader.timezone)).weekday() < 5
         logged = session.scalars(select(AuditEntry).where(AuditEntry.action == "publish")).one()
         assert logged.detail is not None and "(1 readers rescheduled)" in logged.detail
+
+
+def test_the_audit_log_page_shows_publishers_who_did_what_to_which_course_newest_first(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    assert make_course(publisher, "Second course").status_code == 303
+    assert save_course(publisher, {**course_form(publisher), "title": "Renamed"}).status_code == 303
+    page = publisher.get("/studio/audit")
+    assert page.status_code == 200
+    rows = re.findall(r"<tr>\s*<td><time.*?</tr>", page.text, re.S)
+    assert "saved the course" in rows[0] and "made a course" in rows[1] and "signed in" in rows[2]
+    assert "second-course" in rows[1] and "a copy of" not in rows[1] and "blank" in rows[1]
+    only = publisher.get("/studio/audit?course=building-emotional-intimacy").text
+    assert "made a course" not in only and "saved the course" in only
+    assert publisher.get("/studio/audit?course=no-such-course").status_code == 404
+    editor = signed_in(site, "ed@example.org", StudioRole.EDITOR, client=browser(site))
+    assert editor.get("/studio/audit").status_code == 403
+    assert "Audit log" not in editor.get("/studio/courses").text
+    # An editor given one course does not see another's entries, even as a publisher.
+    with site.session() as session:
+        user = session.scalars(select(StudioUser).where(StudioUser.email == "kayla@example.org")).one()
+        user.courses = "second-course"
+        session.commit()
+    assert "saved the course" not in publisher.get("/studio/audit").text

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.studio import auth, courses, editor, emails, insights, preview, shape
+from web.studio import audit, auth, courses, editor, emails, insights, preview, shape
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(courses.router)
+router.include_router(audit.router)
 router.include_router(shape.router)
 router.include_router(emails.router)
 router.include_router(editor.router)

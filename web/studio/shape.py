@@ -191,6 +191,21 @@ def shaped(live: Course, working: Course, form: FormData, errors: dict[str, str]
     return keep_places(live, data)
 
 
+_DONE = {"up": "moved up", "down": "moved down", "remove": "took out", "add": "added an email after"}
+
+
+def _what_was_done(action: str, course: Course) -> str | None:
+    """A button's action in the audit log's words: "took out The first lesson"."""
+    verb, _, key = action.partition(":")
+    if verb not in _DONE:
+        return None
+    if key in (WELCOME, COMPLETION):
+        title = key
+    else:
+        title = next((day.title for day in course.days if str(day.number) == key), f"email {key}")
+    return f"{_DONE[verb]} {title}"
+
+
 # The course's rules (course/curriculum.py) in the page's words, by the field they are about.
 _PLAIN = {
     "string_pattern_mismatch": "This is not in the right form.",
@@ -264,7 +279,7 @@ def _save_course(request: Request, web: Web, user: User, scope: Scope, form: For
                 "): nothing was saved. Open the page again to see theirs, then make your change.",
             )
         audit(session, user, "save-course", now=now, course_slug=scope.slug, item=COURSE_FILE,
-              detail=str(form.get("action", "")) or None)  # fmt: skip
+              detail=_what_was_done(str(form.get("action", "")), working))  # fmt: skip
         session.commit()
     return RedirectResponse(f"/studio/course?course={quote(scope.slug)}&saved=1", status_code=303)
 
