@@ -1,5 +1,6 @@
 // The course page: drag an email to its place (SortableJS). Each row holds its hidden "order" field, so the
-// form posts the order the rows now stand in. Without this script, each row's buttons move it.
+// form posts the order the rows now stand in, with the next save. Without this script (or with a
+// keyboard), each row's buttons move it, and save at once.
 (function () {
   "use strict";
   var list = document.querySelector("[data-sortable]");
@@ -10,8 +11,6 @@
     animation: 150,
     onEnd: function (event) {
       if (note && event.oldIndex !== event.newIndex) { note.hidden = false; }
-      var moved = event.item.querySelector(".drag");
-      if (moved) { moved.focus(); }
     }
   });
   Array.prototype.forEach.call(list.querySelectorAll(".drag"), function (handle) { handle.hidden = false; });
