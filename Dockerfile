@@ -1,6 +1,7 @@
 # One image for web, worker and beat: `course web`, `course worker`, `course beat`.
 
-# The studio's code editor (Ace) from the npm registry, as web/package-lock.json pins it.
+# The studio's code editor (Ace) and drag and drop (SortableJS) from the npm registry, as
+# web/package-lock.json pins them.
 FROM node:20-slim AS studio-assets
 WORKDIR /assets
 COPY web/package.json web/package-lock.json ./
