@@ -152,6 +152,9 @@ def test_the_emails_are_reordered_added_and_taken_out_as_a_draft_then_published(
     assert [step.number for step in live.steps][:5] == [0, 1, 20, 3, 2]
     assert live.retired == {5: 4} and live.moved == [2]  # day 2 now comes after day 3, which was after it
     assert live.completion.step == 19 and live.next_number() == 21
+    # The emails' page calls each day by its place: day-02 is now the fourth day.
+    listed = client.get("/studio?course=building-emotional-intimacy").text
+    assert re.search(r'item=_words/day-02\.yaml">Day 4</a>', listed), "day-02 is not called Day 4"
 
 
 def test_a_theme_too_light_to_read_and_a_bad_wait_are_refused_beside_their_fields(site: Site) -> None:

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
-from course.lifecycle import EmailKind, is_day_email
+from course.curriculum import Course
+from course.lifecycle import EmailKind, day_number, is_day_email
 from course.studio import audit
 from emails import markup
 from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates
@@ -145,27 +146,31 @@ def _editor(
         test_emails=emails_using(item, email_names(scope.base)), saved=saved,
         conflict=conflict, variables=variables_for(sample) if sample else [],
         words=_words_form(web, scope, item, shown, problems or []) if is_words(item) else None,
-        label=item_label(item), history=history,
+        label=item_label(item, scope.base), history=history,
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
     return response
 
 
-def item_label(item: str) -> str:
+def item_label(item: str, course: Course | None = None) -> str:
     """An item as people call it: "Day 3", "Day 3 · words", "Shared words", "_base/footer.mjml"."""
     if is_words(item):
         email = email_of(item)
-        return "Shared words" if email is None else f"{email_label(email)} · words"
+        return "Shared words" if email is None else f"{email_label(email, course)} · words"
     if is_day_email(item) or item in set(EmailKind) - {EmailKind.DAY}:
-        return f"{email_label(item)} · layout"
+        return f"{email_label(item, course)} · layout"
     if item == "day":
         return "Every day · layout"
     return item
 
 
-def email_label(email: str) -> str:
-    if is_day_email(email):
-        return f"Day {int(email.removeprefix('day-'))}"
+def email_label(email: str, course: Course | None = None) -> str:
+    """An email as people call it: "Day 3" by its place in ``course`` (day-07 moved third is "Day 3")."""
+    number = day_number(email)
+    if number is not None:
+        if course is not None and any(day.number == number for day in course.days):
+            return f"Day {course.day(number).position}"
+        return f"Day {number}"
     return email.replace("-", " ").capitalize()
 
 

@@ -61,10 +61,11 @@ def email_list(request: Request, web: Web, user: User, scope: Scoped) -> Respons
         except TemplateError as error:
             subject, problem = None, str(error)
         words = words_item(email) if words_item(email) in own_words else None
-        emails.append(Row(email, email_label(email), subject, item, live.get(item, REPOSITORY), drafts.get(item),
-                          broken or problem, words))  # fmt: skip
+        emails.append(Row(email, email_label(email, scope.base), subject, item, live.get(item, REPOSITORY),
+                          drafts.get(item), broken or problem, words))  # fmt: skip
     wording = [
-        Row(item, item_label(item), None, item, live.get(item, REPOSITORY), drafts.get(item)) for item in own_words
+        Row(item, item_label(item, scope.base), None, item, live.get(item, REPOSITORY), drafts.get(item))
+        for item in own_words
     ]
     wording.sort(key=lambda row: words_items(scope.base).index(row.item))
     shared = [
