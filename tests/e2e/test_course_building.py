@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from course.catalog import course_at
 from course.models.studio import StudioRole
@@ -26,7 +26,8 @@ def check(page: Page, name: str, width: int) -> None:
     check_page(page, ARTEFACTS, name, width)
 
 
-def test_a_marketer_makes_a_course_and_a_reader_gets_its_welcome(journey: Journey, browser: Browser) -> None:  # noqa: F811
+def publisher_at(journey: Journey, browser: Browser, path: str) -> tuple[BrowserContext, Page, BrowserProblems]:  # noqa: F811
+    """A publisher's desktop browser, signed in on its way to ``path``; axe is in every document."""
     with journey.runtime.sessions() as session:
         add_user(session, "kayla@example.org", role=StudioRole.PUBLISHER, password=PASSWORD, now=datetime.now(UTC))
         session.commit()
@@ -35,10 +36,15 @@ def test_a_marketer_makes_a_course_and_a_reader_gets_its_welcome(journey: Journe
     problems.watch(context)
     journey.init_axe(context)
     page = context.new_page()
-    page.goto(journey.base + "/studio/courses")
+    page.goto(journey.base + path)
     page.get_by_label("Email").fill("kayla@example.org")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    return context, page, problems
+
+
+def test_a_marketer_makes_a_course_and_a_reader_gets_its_welcome(journey: Journey, browser: Browser) -> None:  # noqa: F811
+    context, page, problems = publisher_at(journey, browser, "/studio/courses")
     page.get_by_role("heading", name="The courses").wait_for()
     check(page, "courses", 1280)
 
@@ -111,17 +117,7 @@ def test_a_marketer_makes_a_course_and_a_reader_gets_its_welcome(journey: Journe
 def test_an_email_dragged_to_its_place_posts_the_new_order(journey: Journey, browser: Browser) -> None:  # noqa: F811
     """Dragging (SortableJS) reorders the rows and the hidden order fields they carry; the page says to save.
     (The last step: a page left in the middle of the browser's own drag may not hear the next click.)"""
-    with journey.runtime.sessions() as session:
-        add_user(session, "kayla@example.org", role=StudioRole.PUBLISHER, password=PASSWORD, now=datetime.now(UTC))
-        session.commit()
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    problems = BrowserProblems()
-    problems.watch(context)
-    page = context.new_page()
-    page.goto(journey.base + "/studio/course")
-    page.get_by_label("Email").fill("kayla@example.org")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    context, page, problems = publisher_at(journey, browser, "/studio/course")
     rows = page.locator("[data-sortable] > li")
     rows.first.wait_for()
     order = page.locator("[data-sortable] input[name=order]")
