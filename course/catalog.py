@@ -8,9 +8,9 @@ like them, by the release each delivery is claimed under. So the emails in order
 send hour, the theme, the sender's name and the links are what the release says, for the beat, the
 worker and the pages alike.
 
-The wording of each email may be published apart, as a words file (emails/words.py): that changes words
-only, never the course's shape, which is why the send path (the claim, the next email's time) reads the
-course from here alone.
+Each email's content may be published apart, as its own file (course/wording.py), so that two people edit
+two emails without meeting: the course at a release is its data with those files (:func:`course_at`), for
+the send path, the pages, the links and the figures alike.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from course import wording
 from course.curriculum import Course, course_slugs, load_course
 from course.models.courses import CourseEntry
 from course.models.templates import TemplatePublication, TemplateVersion
@@ -83,17 +84,22 @@ def dump_course(course: Course) -> str:
 
 
 def course_from_files(files: Mapping[str, str], fallback: Course) -> Course:
-    """The course a template set's files hold (its ``_course.yaml``), else ``fallback``."""
+    """The course a template set's files hold (its ``_course.yaml``, else ``fallback``), with its emails'
+    own files (course/wording.py): what readers get. TemplateError when a file is broken."""
     text = files.get(COURSE_FILE)
-    return read_course(text) if text is not None else fallback
+    return wording.apply(read_course(text) if text is not None else fallback, files)
 
 
 def course_in(files: Mapping[str, str], slug: str) -> Course:
-    """The course a template set's files hold, or for one that holds none, the course as shipped."""
+    """The course a template set's files hold, with its emails' own files: what readers get."""
+    return wording.apply(base_course(files, slug), files)
+
+
+def base_course(files: Mapping[str, str], slug: str) -> Course:
+    """The course's data a template set holds (its ``_course.yaml``; none: the shipped one), without its
+    emails' own files: what a check starts from, to name a broken email file where it is."""
     text = files.get(COURSE_FILE)
-    if text is not None:
-        return read_course(text)
-    course = shipped(slug)
+    course = read_course(text) if text is not None else shipped(slug)
     if course is None:
         raise LookupError(f"no course {slug!r}")
     return course
@@ -114,11 +120,6 @@ def exists(session: Session, slug: str) -> bool:
     return slug in course_slugs() or session.get(CourseEntry, slug) is not None
 
 
-# Courses read from the database, by the version of their file that was live: a version never changes.
-_READ: OrderedDict[tuple[str, int], Course] = OrderedDict()
-_READ_KEPT = 64
-
-
 RELEASE_PREFIX = "r"
 
 
@@ -134,51 +135,64 @@ def parse_release(name: str | None) -> int | None:
     return None
 
 
-# A past release's course never changes: found once per process.
-_AT_RELEASE: OrderedDict[tuple[str, int], Course] = OrderedDict()
+# A past release's course never changes: found once per process (and database: a test runs several).
+_AT_RELEASE: OrderedDict[tuple[str | None, str, int, bool], Course] = OrderedDict()
+_READ_KEPT = 64
 
 
-def course_at(session: Session, slug: str, release: int | None = None) -> Course:
-    """The course as it was at ``release`` (none: as it is now). LookupError for a course the deployment
-    does not have."""
+def course_at(session: Session, slug: str, release: int | None = None, *, content: bool = True) -> Course:
+    """The course as it was at ``release`` (none: as it is now): its data with its emails' own files, what
+    readers got. ``content=False``: its data alone (what the studio's email files start from). LookupError
+    for a course the deployment does not have."""
     if release is not None:
-        known = _AT_RELEASE.get((slug, release))
+        key = (_database(session), slug, release, content)
+        known = _AT_RELEASE.get(key)
         if known is not None:
             return known
-        course = _course_at(session, slug, release)
-        _AT_RELEASE[(slug, release)] = course
+        course = _course_at(session, slug, release, content)
+        _AT_RELEASE[key] = course
         while len(_AT_RELEASE) > _READ_KEPT:
             _AT_RELEASE.popitem(last=False)
         return course
-    return _course_at(session, slug, None)
+    return _course_at(session, slug, None, content)
 
 
-def _course_at(session: Session, slug: str, release: int | None) -> Course:
-    query = (
-        select(TemplatePublication.id, TemplatePublication.version_id)
-        .where(TemplatePublication.course_slug == slug, TemplatePublication.item == COURSE_FILE)
-        .order_by(TemplatePublication.id.desc())
-        .limit(1)
-    )
+# Courses read from the database, by the versions of their files that were live: a version never changes.
+_READ: OrderedDict[tuple[str | None, str, tuple[int, ...]], Course] = OrderedDict()
+
+
+def _database(session: Session) -> str | None:
+    """Which database a release number is of (one per deployment; one per test in the suite)."""
+    return session.get_bind().engine.url.database
+
+
+def _course_at(session: Session, slug: str, release: int | None, content: bool) -> Course:
+    """The course's data and its emails' files as published up to ``release`` (none: now), as one course."""
+    own = TemplatePublication.item == COURSE_FILE
+    if content:
+        own = or_(own, TemplatePublication.item.startswith(f"{wording.WORDS_FOLDER}/"))
+    latest = select(func.max(TemplatePublication.id).label("id")).where(TemplatePublication.course_slug == slug, own)
     if release is not None:
-        query = query.where(TemplatePublication.id <= release)
-    found = session.execute(query).first()
-    version_id = found[1] if found is not None else None
-    if version_id is None:  # never published, or rolled back to the file it shipped with
-        course = shipped(slug)
-        if course is None:
-            raise LookupError(f"no course {slug!r}")
-        return course
-    key = (slug, int(version_id))
+        latest = latest.where(TemplatePublication.id <= release)
+    published = latest.group_by(TemplatePublication.item).subquery()
+    # A publication without a version is a roll-back to the course's own (the item's file is gone).
+    versions = tuple(sorted(int(version) for version in session.scalars(
+        select(TemplatePublication.version_id)
+        .join(published, TemplatePublication.id == published.c.id)
+        .where(TemplatePublication.version_id.is_not(None))
+    ) if version is not None))  # fmt: skip
+    key = (_database(session), slug, versions)
     course = _READ.get(key)
-    if course is None:
-        files = session.scalar(select(TemplateVersion.files).where(TemplateVersion.id == version_id))
-        course = read_course(json.loads(files or "{}")[COURSE_FILE])
-        _READ[key] = course
-        while len(_READ) > _READ_KEPT:
-            _READ.popitem(last=False)
-    else:
+    if course is not None:
         _READ.move_to_end(key)
+        return course
+    files: dict[str, str] = {}
+    for text in session.scalars(select(TemplateVersion.files).where(TemplateVersion.id.in_(versions))):
+        files.update(json.loads(text or "{}"))
+    course = course_in(files, slug)
+    _READ[key] = course
+    while len(_READ) > _READ_KEPT:
+        _READ.popitem(last=False)
     return course
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator, model_validator
@@ -145,6 +145,152 @@ Block = Annotated[
 ]
 
 
+# --- An email's body -------------------------------------------------------------------------------
+# What an email shows between its greeting and its signature, in order: the text blocks above, and the
+# parts that act (an exercise box, a checklist, a button, the call to book, the guides), an image, a
+# divider. The studio moves, adds and takes them out; the templates render each kind (emails/templates/
+# _base/body.mjml), so a new layout is new data, never new MJML.
+
+
+class ExerciseBlock(_Data):
+    """The day's exercise, in a box: what to try, and how."""
+
+    kind: Literal["exercise"] = "exercise"
+    title: str = Field(min_length=1)
+    blocks: list[Block] = Field(min_length=1)
+
+
+class ChecklistBlock(_Data):
+    """One of the course's checklists, with a button per band: a tap records the reader's answer."""
+
+    kind: Literal["checklist"] = "checklist"
+    checklist: str
+
+
+# What a button does: mark the day's exercise done, open the consultation's booking page, open the course's
+# web page (the welcome's, /about), or open one of the course's guides (``guide``: its key).
+ButtonAction = Literal["done", "consultation", "about", "guide"]
+ButtonStyle = Literal["primary", "secondary", "link"]
+
+
+class ButtonBlock(_Data):
+    kind: Literal["button"] = "button"
+    action: ButtonAction
+    label: str | None = Field(default=None, max_length=80, pattern=r"^[^\x00-\x1f\x7f]*$")  # none: the action's own
+    guide: str | None = None
+    style: ButtonStyle = "primary"
+    note: str | None = None  # a quiet line under it
+
+    @model_validator(mode="after")
+    def _guide_named(self) -> ButtonBlock:
+        if (self.action == "guide") != (self.guide is not None):
+            raise ValueError("a guide's button names its guide, and only a guide's button does")
+        return self
+
+
+class ConsultationBlock(_Data):
+    """The call to book a free consultation as a box of its own (the practice's title, text and button)."""
+
+    kind: Literal["consultation"] = "consultation"
+
+
+class GuidesBlock(_Data):
+    """Guides and quizzes of the practice's to go further, each with its description and link."""
+
+    kind: Literal["guides"] = "guides"
+    title: str = Field(default="To go further", min_length=1)
+    guides: list[str] = Field(min_length=1)
+
+
+# An image uploaded to the studio: the app stores it and serves it under /media/ (never a remote address).
+IMAGE_FILE = r"^[0-9a-f]{16,64}\.(png|jpg|gif|webp)$"
+
+
+class ImageBlock(_Data):
+    kind: Literal["image"] = "image"
+    file: str = Field(pattern=IMAGE_FILE)
+    alt: str = Field(max_length=300)  # what it shows, for readers who do not see it ("" only with decorative)
+    decorative: bool = False
+    width: int = Field(default=552, ge=48, le=552)  # pixels, at most the email's text column
+
+    @model_validator(mode="after")
+    def _described(self) -> ImageBlock:
+        if not self.decorative and not self.alt.strip():
+            raise ValueError("an image needs a text alternative (what it shows), unless it is only decoration")
+        return self
+
+
+class DividerBlock(_Data):
+    kind: Literal["divider"] = "divider"
+
+
+class GlanceBlock(_Data):
+    """The course at a glance: every day's short title, by category, and the key takeaways."""
+
+    kind: Literal["glance"] = "glance"
+
+
+# Every kind of block an email's body may hold.
+PART_KINDS = ("text", "list", "labelled", "cards", "groups", "steps", "quote", "callout", "figures", "exercise",
+              "checklist", "button", "consultation", "guides", "image", "divider", "glance")  # fmt: skip
+
+# The blocks that only show words: what an exercise box holds, and a confirmation (which asks nothing else).
+CONTENT_KINDS = frozenset({"text", "list", "labelled", "cards", "groups", "steps", "quote", "callout", "figures"})
+
+Part = Annotated[
+    TextBlock
+    | ListBlock
+    | LabelledBlock
+    | CardsBlock
+    | GroupsBlock
+    | StepsBlock
+    | QuoteBlock
+    | CalloutBlock
+    | FiguresBlock
+    | ExerciseBlock
+    | ChecklistBlock
+    | ButtonBlock
+    | ConsultationBlock
+    | GuidesBlock
+    | ImageBlock
+    | DividerBlock
+    | GlanceBlock,
+    Field(discriminator="kind"),
+]
+
+
+def body_from_parts(parts: dict[str, Any], letter: bool, glance: bool = False) -> list[dict[str, Any]]:
+    """The body an email written before bodies shows: its parts (``teaching``, ``exercise``, ``blocks``,
+    ``after``, ``checklist``, ``resources``, ``consultation_leads``, a letter's ``page``) in the order its
+    layout showed them (``glance``: the completion's, which showed the course at a glance after them)."""
+    leads = bool(parts.get("consultation_leads"))
+    body: list[dict[str, Any]] = []
+    if letter:
+        body += list(parts.get("blocks") or [])
+        if parts.get("checklist"):
+            body.append({"kind": "checklist", "checklist": parts["checklist"]})
+        if leads:
+            body.append({"kind": "consultation"})
+        body += list(parts.get("after") or [])
+        if parts.get("page"):
+            body.append({"kind": "button", "action": "about", "style": "link"})
+        if glance:
+            body.append({"kind": "glance"})
+    else:
+        body += list(parts.get("teaching") or [])
+        if parts.get("exercise") is not None:
+            body.append({"kind": "exercise", **parts["exercise"]})
+        if parts.get("checklist"):
+            body.append({"kind": "checklist", "checklist": parts["checklist"]})
+        body.append({"kind": "button", "action": "done", "style": "secondary" if leads else "primary",
+                     "note": "One tap records it, so you can see your progress."})  # fmt: skip
+        if leads:
+            body.append({"kind": "consultation"})
+    if parts.get("resources"):
+        body.append({"kind": "guides", "guides": list(parts["resources"])})
+    return body
+
+
 # --- Checklists -----------------------------------------------------------------------------------
 
 
@@ -254,12 +400,72 @@ class Wait(_Data):
 RIGHT_AWAY = Wait(days=0)
 
 
-class Exercise(_Data):
-    title: str
-    blocks: list[Block] = Field(min_length=1)
+_LEGACY = ("teaching", "exercise", "blocks", "after", "checklist", "resources", "consultation_leads")
 
 
-class Day(_Data):
+def with_body(data: object, letter: bool, glance: bool = False) -> object:
+    """An email's data with a body: one written before bodies (a file published then) gets the body its
+    parts made (:func:`body_from_parts`)."""
+    if not isinstance(data, dict) or "body" in data or not any(key in data for key in _LEGACY):
+        return data
+    kept = {key: value for key, value in data.items() if key not in _LEGACY}
+    return {**kept, "body": body_from_parts(data, letter, glance)}
+
+
+class _Email(_Data):
+    """What every email of the course has: its body, and what is worked out from it."""
+
+    body: list[Part] = Field(min_length=1)
+
+    def parts(self, kind: str) -> list[Any]:
+        return [part for part in self.body if part.kind == kind]
+
+    @property
+    def checklist(self) -> str | None:
+        """The checklist the email asks (its answer links say which email asked it)."""
+        found = self.parts("checklist")
+        return found[0].checklist if found else None
+
+    @property
+    def exercise(self) -> ExerciseBlock | None:
+        found = self.parts("exercise")
+        return found[0] if found else None
+
+    @property
+    def resources(self) -> list[str]:
+        """The guides the email links to, in order, each once."""
+        keys: list[str] = []
+        for part in self.body:
+            for key in part.guides if part.kind == "guides" else [part.guide] if part.kind == "button" else []:
+                if key is not None and key not in keys:
+                    keys.append(key)
+        return keys
+
+    @property
+    def consultation_leads(self) -> bool:
+        """The call to book is part of the email (a box or a button), not a line under the signature."""
+        return any(part.kind == "consultation" or (part.kind == "button" and part.action == "consultation")
+                   for part in self.body)  # fmt: skip
+
+    def problems(self, name: str, day: bool, course: Course) -> list[str]:
+        """What in the body the rest of the course cannot back: each as a sentence about ``name``."""
+        found: list[str] = []
+        if len(self.parts("checklist")) > 1:
+            found.append(f"{name}: one checklist per email (a tap on an answer says which email asked it)")
+        if len(self.parts("exercise")) > 1:
+            found.append(f"{name}: one exercise per email (its button marks it done)")
+        for part in self.body:
+            if part.kind == "checklist" and part.checklist not in course.checklists:
+                found.append(f"{name}: unknown checklist {part.checklist!r}")
+            if part.kind == "button" and part.action == "done" and (not day or self.exercise is None):
+                found.append(f"{name}: a button that marks the exercise done needs an exercise in the email")
+            if part.kind == "button" and part.action == "about" and course.welcome.page is None:
+                found.append(f"{name}: the course has no web page for a button to open")
+        found += [f"{name}: unknown resource {key!r}" for key in self.resources if key not in course.resources]
+        return found
+
+
+class Day(_Email):
     # Who the email is: deliveries and signed links record it, and it never changes, wherever the day moves
     # (its email is ``day-NN`` by this number). ``position`` is its place among the days (1 the first),
     # worked out from the order of the list.
@@ -269,15 +475,24 @@ class Day(_Data):
     title: str
     short_title: str  # as the seed's quick reference names it
     subject: str | None = None  # the email's subject; none: "Day N: title"
-    preview: str | None = None  # the inbox preview line; none: the teaching's first sentences
-    teaching: list[Block] = Field(min_length=1)
-    exercise: Exercise
-    checklist: str | None = None
-    resources: list[str] = []
+    preview: str | None = None  # the inbox preview line; none: the body's first sentences
     teaser: str  # one line about tomorrow
-    # The day's main action is booking the consultation (the exercise's button becomes the second).
-    consultation_leads: bool = False
     wait: Wait = Wait()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        return with_body(data, letter=False)
+
+    @property
+    def first_words(self) -> str:
+        """The body's first sentence or item (the inbox preview when the day has none of its own)."""
+        for part in self.body:
+            if isinstance(part, TextBlock):
+                return part.paragraphs[0]
+            if isinstance(part, ListBlock):
+                return part.items[0]
+        return self.title
 
 
 class Page(_Data):
@@ -290,21 +505,20 @@ class Page(_Data):
     blocks: list[Block] = Field(min_length=1)
 
 
-class Letter(_Data):
+class Letter(_Email):
     """An email that is not a course day: the confirmation, the welcome, the completion."""
 
     preview: str  # the inbox preview line
-    blocks: list[Block] = Field(min_length=1)
-    # Blocks after the checklist (the welcome's "how this course works"), so the checklist comes first.
-    after: list[Block] = []
-    checklist: str | None = None
-    resources: list[str] = []
-    consultation_leads: bool = False
     page: Page | None = None
     # The completion's own number (its identity, like a day's): set once, kept when days are added.
     step: int | None = None
     # When it goes (the welcome: right after confirming; the completion: after the last day).
     wait: Wait | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        return with_body(data, letter=True)
 
 
 class Question(_Data):
@@ -429,6 +643,8 @@ class Course(_Data):
         if not all(isinstance(day, dict) for day in data["days"]):
             return data
         data = dict(data)
+        for letter in (EmailKind.CONFIRMATION.value, EmailKind.WELCOME.value, EmailKind.COMPLETION.value):
+            data[letter] = with_body(data.get(letter), letter=True, glance=letter == EmailKind.COMPLETION.value)
         days = [{**day, "position": position} for position, day in enumerate(data["days"], 1)]
         data["days"] = days
         categories = data.get("categories")
@@ -463,27 +679,25 @@ class Course(_Data):
         for key, checklist in self.checklists.items():
             if checklist.key != key:
                 raise ValueError(f"checklist {key!r} carries the key {checklist.key!r}")
-        owners: list[tuple[str, str | None, list[str]]] = [
-            (EmailKind.CONFIRMATION.value, self.confirmation.checklist, self.confirmation.resources),
-            (EmailKind.WELCOME.value, self.welcome.checklist, self.welcome.resources),
-            (EmailKind.COMPLETION.value, self.completion.checklist, self.completion.resources),
-        ]
         for day in self.days:
             if day.category is not None and day.category not in category_keys:
                 raise ValueError(f"day {day.position}: unknown category {day.category!r}")
-            owners.append((f"day {day.position}", day.checklist, day.resources))
         if self.confirmation.page is not None or self.completion.page is not None:
             raise ValueError("only the welcome has a web page (/about)")
         places = {EmailKind.WELCOME.value, EmailKind.COMPLETION.value, *numbers}
         for question in self.faq:
             if question.shown_in is not None and question.shown_in not in places:
                 raise ValueError(f"question {question.question!r}: shown_in {question.shown_in!r} is not an email")
-        for owner, checklist_key, resource_keys in owners:
-            if checklist_key is not None and checklist_key not in self.checklists:
-                raise ValueError(f"{owner}: unknown checklist {checklist_key!r}")
-            for resource_key in resource_keys:
-                if resource_key not in self.resources:
-                    raise ValueError(f"{owner}: unknown resource {resource_key!r}")
+        asks = [part.kind for part in self.confirmation.body if part.kind not in CONTENT_KINDS | {"image", "divider"}]
+        if asks:
+            raise ValueError(f"the confirmation asks one thing, to confirm: it cannot hold a {asks[0]}")
+        problems = [
+            *self.welcome.problems(EmailKind.WELCOME.value, False, self),
+            *[problem for day in self.days for problem in day.problems(f"day {day.position}", True, self)],
+            *self.completion.problems(EmailKind.COMPLETION.value, False, self),
+        ]
+        if problems:
+            raise ValueError(problems[0])
         return self
 
     def page_questions(self) -> list[Question]:

@@ -10,13 +10,15 @@ Remote content is looked for wherever a mail client or a browser would fetch a U
 attribute that loads something (``src``, ``srcset``, ``poster``, ``background``, ``data``, the ``href``
 of anything but a link...), CSS (``url()``, ``image-set()``, ``@import``) in ``style`` attributes, SVG
 paint attributes and ``<style>`` blocks, and ``<meta http-equiv="refresh">``. The only URLs an email may
-load are embedded images (``data:image/...``) and references inside itself (``#id``); its links go to
-the course's own pages. The HTML is read with Python's HTML parser, which hides less from the check
-than a browser shows: whatever it leaves unparsed that a browser or Outlook may still read as markup
-(comments, including Outlook's ``<!--[if mso]>``, ``<![CDATA[...]]>``, the text of ``<style>``) is read
-again as HTML. CSS is read by a small tokenizer that follows the CSS Syntax spec (comments, quotes,
-escapes such as ``u\\72l(``), so no spelling of ``url(`` gets past it. (tinycss2 does the same, but
-the few token kinds the check needs do not justify another dependency on the send path's package.)
+load are embedded images (``data:image/...``), references inside itself (``#id``) and the images uploaded
+in the studio, as the course's own site serves them (``BASE_URL/media/<hash>.png``: one address for every
+reader, so it tells nobody who opened what); its links go to the course's own pages. The HTML is read
+with Python's HTML parser, which hides less from the check than a browser shows: whatever it leaves
+unparsed that a browser or Outlook may still read as markup (comments, including Outlook's
+``<!--[if mso]>``, ``<![CDATA[...]]>``, the text of ``<style>``) is read again as HTML. CSS is read by a
+small tokenizer that follows the CSS Syntax spec (comments, quotes, escapes such as ``u\\72l(``), so no
+spelling of ``url(`` gets past it. (tinycss2 does the same, but the few token kinds the check needs do not
+justify another dependency on the send path's package.)
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+from course.curriculum import IMAGE_FILE
 from course.lifecycle import EmailKind
 from emails.compiler import TemplateError
-from emails.rendering import RenderedEmail
+from emails.rendering import MEDIA_PATH, RenderedEmail
 
 # Elements an email must not carry: they load or run something, or post the reader's input somewhere.
 FORBIDDEN_ELEMENTS = frozenset({
@@ -445,8 +448,11 @@ def content_problems(rendered: RenderedEmail, context: dict[str, Any], base_url:
         required["the confirmation link"] = links["confirm"]
     if "data" in links:  # the email that answers a request for one's data: the one way to it
         required["the link to their data"] = links["data"]
-    if "exercise_done" in links:
-        required["the link that marks the exercise done"] = links["exercise_done"]
+    for part in context.get("body") or []:  # every button the email's body holds, where the layout shows it
+        if part["kind"] == "button" and part["href"]:
+            done = part["action"] == "done"
+            required.setdefault("the link that marks the exercise done" if done else f"the button {part['text']!r}",
+                                part["href"])  # fmt: skip
     checklist = context.get("checklist")
     if checklist:
         for band in checklist["bands"]:
@@ -462,8 +468,10 @@ def content_problems(rendered: RenderedEmail, context: dict[str, Any], base_url:
         problem("body.txt", "the practice's postal address is missing from the plain-text part")
     for tag in sorted(parts.forbidden):
         problem("body.mjml", f"<{tag}> is not allowed in an email")
-    if parts.remote:
-        problem("body.mjml", f"no remote images or files ({NOTHING_ELSE}): {_first(parts.remote)}")
+    ours = re.compile(re.escape(base_url.rstrip("/") + MEDIA_PATH + "/") + IMAGE_FILE.removeprefix("^"))
+    remote = [(url, where) for url, where in parts.remote if not ours.fullmatch(url)]
+    if remote:
+        problem("body.mjml", f"no remote images or files ({NOTHING_ELSE}): {_first(remote)}")
     if parts.imports:
         problem("body.mjml", f"no style sheets from elsewhere (an email carries its own): {_first(parts.imports)}")
     for message in dict.fromkeys(parts.refused):

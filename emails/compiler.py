@@ -33,6 +33,7 @@ from jinja2.utils import Namespace
 from mjml import mjml2html
 
 from course.lifecycle import is_day_email
+from course.wording import TemplateError as TemplateError  # the emails' error, defined with the content's
 from emails.markup import inline_html, inline_text, markup_html, markup_text, plain, punctuated
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -40,16 +41,6 @@ EMAIL_FILES = ("subject.txt", "body.mjml", "body.txt")
 SHARED_FOLDER = "_base"
 # The folder every course day's email falls back to, file by file.
 DAY_FOLDER = "day"
-
-
-class TemplateError(ValueError):
-    """A template that cannot be compiled or rendered. Names the email and file, for the studio."""
-
-    def __init__(self, email: str, file: str, message: str, line: int | None = None, field: str | None = None) -> None:
-        # ``field``: for a words file, the field the problem is about ("teaching.0.paragraphs").
-        self.email, self.file, self.message, self.line, self.field = email, file, message, line, field
-        where = f"{file}, line {line}" if line else file
-        super().__init__(f"{email}: {where}: {message}")
 
 
 class TemplateSet:

@@ -14,16 +14,44 @@ from typing import Any
 import jinja2
 
 from course.catalog import course_from_files
-from course.curriculum import Course, CourseStep
+from course.curriculum import CONTENT_KINDS, Course, CourseStep, Day, Letter
 from course.lifecycle import EmailKind
 from course.links import LinkSigner, Purpose
 from course.settings import Settings
-from emails import words
 from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
 from emails.markup import plain
 
 # The web page a letter's ``page`` is published at (web/pages.py serves it).
 PAGE_PATH = "/about"
+# Where the app serves the images uploaded in the studio (web/media.py).
+MEDIA_PATH = "/media"
+# Which of the reader's links each button opens, and its words when the marketer wrote none (a guide's
+# button opens its guide, in the guide's own words).
+_BUTTON_LINKS = {"done": "exercise_done", "consultation": "consultation", "about": "page"}
+_BUTTON_WORDS = {"done": "I did today's exercise", "about": "Read more"}
+
+
+def _template_data(course: Course) -> dict[str, Any]:
+    """The course as the templates see it: its data, and for layouts written before emails had bodies, the
+    parts those layouts name (a day's ``teaching`` and ``exercise``, a letter's ``blocks`` and ``after``)."""
+    data = course.model_dump(mode="json")
+    for model, day in zip(course.days, data["days"], strict=True):
+        day["teaching"] = _before_and_after(day["body"], "exercise")[0]
+        day["exercise"] = next((part for part in day["body"] if part["kind"] == "exercise"), None)
+        day["checklist"], day["resources"] = model.checklist, model.resources
+    for name in (EmailKind.CONFIRMATION.value, EmailKind.WELCOME.value, EmailKind.COMPLETION.value):
+        letter, model = data[name], getattr(course, name)
+        letter["blocks"], letter["after"] = _before_and_after(letter["body"], "checklist")
+        letter["checklist"], letter["resources"] = model.checklist, model.resources
+    return data
+
+
+def _before_and_after(body: list[dict[str, Any]], kind: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The text blocks before the body's first ``kind`` of block, and those after it."""
+    index = next((index for index, part in enumerate(body) if part["kind"] == kind), len(body))
+    words = [part for part in body if part["kind"] in CONTENT_KINDS]
+    before = [part for part in body[:index] if part["kind"] in CONTENT_KINDS]
+    return before or words[:1], [part for part in body[index + 1 :] if part["kind"] in CONTENT_KINDS]
 
 
 def email_names(course: Course) -> list[str]:
@@ -66,12 +94,12 @@ class Renderer:
 
     def __init__(self, course: Course, settings: Settings, templates: TemplateSet | None = None) -> None:
         self.templates = templates or default_templates()
-        # The course as these templates publish it (its _course.yaml, else as given), with the wording
-        # published in the studio over its own (TemplateError if it is broken).
-        self.course = words.apply(course_from_files(self.templates.files, course), self.templates)
+        # The course as these templates publish it (its _course.yaml, else as given), with its emails'
+        # own files over its content (TemplateError if one is broken).
+        self.course = course_from_files(self.templates.files, course)
         self.settings = settings
         self.signer = LinkSigner(settings.secret_key, str(settings.base_url))
-        self._course_data = self.course.model_dump(mode="json")
+        self._course_data = _template_data(self.course)
         self._steps = {step.email: step for step in self.course.steps}
         self._days = {day["number"]: day for day in self._course_data["days"]}
 
@@ -122,6 +150,7 @@ class Renderer:
         links: dict[str, str | None] = {
             key.removeprefix("links."): value for key, value in values.items() if key.startswith("links.")
         }
+        links["page"] = self._page_url() if self.course.welcome.page is not None else None
         first_name = values.get("first_name") if recipient.first_name else recipient.first_name
         context: dict[str, Any] = {
             "course": course,
@@ -141,6 +170,7 @@ class Renderer:
             context["step"] = {"number": None, "kind": EmailKind.CONFIRMATION.value, "email": email}
             context["letter"] = course[EmailKind.CONFIRMATION.value]
             context["preview"] = course[EmailKind.CONFIRMATION.value]["preview"]
+            context["body"] = self._body(context["letter"]["body"], links, [])
             return context
         if email == EmailKind.PREFERENCES_LINK:
             context["step"] = {"number": None, "kind": EmailKind.PREFERENCES_LINK.value, "email": email}
@@ -150,26 +180,25 @@ class Renderer:
         step = self._step(email)
         context["answers"] = self._answers(recipient.answers)
         number = step.number
+        model: Letter | Day
         if step.day_number is not None:
-            day = self._days[step.day_number]
+            model, day = self.course.day(step.day_number), self._days[step.day_number]
             source = day
             context["step"] = {"number": number, "kind": "day", "email": email}
             context["day"] = day
             context["category"] = next((c for c in course["categories"] if c["key"] == day["category"]), None)
-            context["preview"] = day["preview"] or plain(day["teaching"][0].get("paragraphs", [day["title"]])[0])
+            context["preview"] = day["preview"] or plain(model.first_words)
         else:
-            source = course[email]
+            model, source = getattr(self.course, email), course[email]
             context["step"] = {"number": number, "kind": email, "email": email}
             context["letter"] = source
             context["preview"] = source["preview"]
-        context["consultation"] = self._consultation(source, context["answers"])
-        if step.day_number is None:
-            links["page"] = self._page_url() if source.get("page") else None
+        context["consultation"] = self._consultation(model, context["answers"])
         shown_in = step.day_number if step.day_number is not None else email
         # A letter with a web page leaves its questions to the page (see course.curriculum.Page).
         context["faq"] = [] if source.get("page") else [e for e in course["faq"] if e["shown_in"] == shown_in]
         context["resources"] = [
-            {**course["resources"][key], "key": key, "url": values[f"resources.{key}"]} for key in source["resources"]
+            {**course["resources"][key], "key": key, "url": values[f"resources.{key}"]} for key in model.resources
         ]
         if step.checklist is not None:
             checklist = course["checklists"][step.checklist]
@@ -178,7 +207,37 @@ class Renderer:
                 "page_url": values["checklist"],
                 "bands": [{**band, "url": values[f"checklist.{band['key']}"]} for band in checklist["bands"]],
             }
+        context["body"] = self._body(source["body"], links, context["resources"])
         return context
+
+    def _body(self, body: list[dict[str, Any]], links: Mapping[str, str | None],
+              guides: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+        """The body's blocks as the layouts show them: each button with its address and words, each image
+        with its address, each guides block with its guides."""
+        by_key = {guide["key"]: guide for guide in guides}
+        shown = []
+        for part in body:
+            kind = part["kind"]
+            if kind == "button":
+                action = part["action"]
+                guide = by_key.get(part.get("guide") or "")
+                href = guide["url"] if guide else links.get(_BUTTON_LINKS.get(action, ""))
+                text = part.get("label") or (guide["call_to_action"] if guide else self._button_words(action))
+                part = {**part, "href": href or "", "text": text}
+            elif kind == "guides":
+                part = {**part, "items": [by_key[key] for key in part["guides"] if key in by_key]}
+            elif kind == "image":
+                part = {**part, "src": f"{str(self.settings.base_url).rstrip('/')}{MEDIA_PATH}/{part['file']}"}
+            shown.append(part)
+        return shown
+
+    def _button_words(self, action: str) -> str:
+        """A button's words when the marketer wrote none: what it does, in the course's own words."""
+        if action == "consultation":
+            return self.course.practice.consultation_button
+        if action == "about" and self.course.welcome.page is not None:
+            return self.course.welcome.page.link
+        return _BUTTON_WORDS.get(action, "Open")
 
     def _page_url(self) -> str:
         """Where the welcome's web page is: /about for the deployment's first course, else under its own page."""
@@ -187,10 +246,10 @@ class Renderer:
         return base + (PAGE_PATH if own else f"/c/{self.course.slug}{PAGE_PATH}")
 
     @staticmethod
-    def _consultation(source: Mapping[str, Any], answers: Mapping[str, Any]) -> str:
-        """How the call to book shows: "leads" (the main action: the day's or letter's subject makes it the
-        next step), "suggested" (a block of its own, after an answer that suggests it), or "quiet" (a line)."""
-        if source.get("consultation_leads"):
+    def _consultation(email: Letter | Day, answers: Mapping[str, Any]) -> str:
+        """How the call to book shows: "leads" (the email's body holds it, a box or a button), "suggested" (a
+        box after the body, after an answer that suggests it), or "quiet" (a line under the signature)."""
+        if email.consultation_leads:
             return "leads"
         if any(answer.get("suggests_consultation") for answer in answers.values()):
             return "suggested"
@@ -230,10 +289,10 @@ class Renderer:
         values["links.consultation"] = sign_step(Purpose.CONSULTATION)
         if step.day_number is not None:
             values["links.exercise_done"] = sign_step(Purpose.EXERCISE_DONE)
-            resources = self._days[step.day_number]["resources"]
+            model: Letter | Day = self.course.day(step.day_number)
         else:
-            resources = self._course_data[email]["resources"]
-        for key in resources:
+            model = getattr(self.course, email)
+        for key in model.resources:
             values[f"resources.{key}"] = sign_step(Purpose.RESOURCE, key)
         if step.checklist is not None:
             values["checklist"] = sign_step(Purpose.ANSWER)

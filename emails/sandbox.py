@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from course.catalog import course_in
+from course.catalog import base_course
 from course.settings import Settings
 from emails.compiler import TemplateError, TemplateSet
 from emails.rendering import Recipient, RenderedEmail, Renderer
@@ -142,9 +142,9 @@ def render_bounded(
     """One email rendered for ``recipient`` in the limited child (previews and test sends of drafts).
 
     Its signed links are made here, with the real key (a words file cannot change which links an email
-    has: emails/words.py). TemplateError when it does not render; CheckFailed when it asks too much.
+    has: course/wording.py). TemplateError when it does not render; CheckFailed when it asks too much.
     """
-    values = Renderer(course_in(files, course_slug), settings, TemplateSet(files)).reader_values(email, recipient)
+    values = Renderer(base_course(files, course_slug), settings, TemplateSet(files)).reader_values(email, recipient)
     answer = _run_child(
         {"action": "render", "files": dict(files), "course": course_slug, "email": email,
          "recipient": dataclasses.asdict(recipient), "values": values},
@@ -168,7 +168,7 @@ def main() -> int:
     # come signed in the request.
     settings = Settings(environment="test", secret_key=secrets.token_urlsafe(32), **request["settings"])
     templates = TemplateSet(request["files"])
-    course = course_in(templates.files, request["course"])
+    course = base_course(templates.files, request["course"])
     if request["action"] == "render":
         try:
             renderer = Renderer(course, settings, templates)

@@ -19,15 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from course.catalog import course_in
+from course.catalog import base_course
 from course.curriculum import Course
 from course.models.templates import TemplateDraft, TemplatePublication, TemplateVersion
 from course.settings import Settings
-from emails import words
 from emails.compiler import SHARED_FOLDER, TemplateError, TemplateSet, default_templates
 from emails.sandbox import CheckFailed, checked_bounded
 
@@ -93,13 +92,6 @@ def templates_at(session: Session, course_slug: str, release: int, defaults: Tem
         else:  # rolled back to the repository's files
             templates = with_item(templates, publication.item, files_of(default_templates(), publication.item))
     return templates
-
-
-def published_course(session: Session, course_slug: str, release: int) -> Course:
-    """The course as ``release`` published it: its data (``_course.yaml``, else as shipped) with the
-    wording of its words files (emails/words.py). LookupError for a course the deployment does not have."""
-    templates = templates_at(session, course_slug, release)
-    return words.apply(course_in(templates.files, course_slug), templates)
 
 
 @dataclass(frozen=True)
@@ -185,7 +177,7 @@ def _live_contents(session: Session, course: Course, settings: Settings) -> dict
         return kept
     live = live_templates(session, course.slug)
     try:
-        course_in(live.files, course.slug)
+        base_course(live.files, course.slug)
     except LookupError:  # a course being made: nothing of it is live yet
         return {}
     problems, found = _bounded(live, course, settings)
@@ -339,11 +331,31 @@ def save_draft(
         except IntegrityError:
             raise DraftConflict(draft_of(session, course_slug, item)) from None
     draft.files = json.dumps(dict(files))
+    draft.checked = None
     draft.revision += 1
     draft.author = author
     draft.updated_at = now
     session.flush()
     return draft
+
+
+def record_check(session: Session, draft_id: int, revision: int, problems: list[TemplateError]) -> None:
+    """Keep what the check of a draft's ``revision`` found with it, unless someone saved it again meanwhile."""
+    found = [{"email": p.email, "file": p.file, "message": p.message, "line": p.line, "field": p.field}
+             for p in problems]  # fmt: skip
+    session.execute(
+        update(TemplateDraft)
+        .where(TemplateDraft.id == draft_id, TemplateDraft.revision == revision)
+        .values(checked=json.dumps(found))
+    )
+
+
+def checked(draft: TemplateDraft) -> list[TemplateError] | None:
+    """What the check of the draft found (none: it was not checked)."""
+    if draft.checked is None:
+        return None
+    found = json.loads(draft.checked)
+    return [TemplateError(p["email"], p["file"], p["message"], p["line"], p.get("field")) for p in found]
 
 
 def discard_draft(session: Session, course_slug: str, item: str) -> None:

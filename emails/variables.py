@@ -60,35 +60,46 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("step.number", "number or none", "Who the email is: 0 the welcome, a day's number, the completion's."),
     Variable("preview", "text", "The inbox preview line."),
     Variable("subject", "text", "The rendered subject (in the bodies only, not in subject.txt)."),
+    Variable(
+        "body",
+        "list of blocks",
+        "The email's body in order (_base/body.mjml shows it): text blocks, the exercise, the checklist, buttons "
+        "(each with href and text), the call to book, guides (items), images (src, alt, width), dividers.",
+        COURSE_STEPS | CONFIRMATION,
+    ),
     Variable("faq", "list of questions", "The course's questions answered in this email.", optional=True),
     Variable("resources", "list of resources", "This email's guides and quizzes, with signed links.", optional=True),
     Variable(
         "consultation",
         "text or none",
-        'How the call to book shows: "leads" (the main action, from the day\'s or letter\'s subject), "suggested" '
-        '(a block of its own: the reader\'s answers suggest it) or "quiet" (a line under the signature). None in '
-        "the confirmation and the settings link.",
+        'How the call to book shows: "leads" (the body holds it: a box or a button), "suggested" (a box after the '
+        'body: the reader\'s answers suggest it) or "quiet" (a line under the signature). None in the '
+        "confirmation and the settings link.",
         optional=True,
     ),
     # --- The course's steps ---
     Variable("links.consultation", "link", "Books the free consultation.", COURSE_STEPS),
     # --- Letters (not a day) ---
     Variable("letter", "the letter", "The letter's wording from the course: its preview and blocks.", LETTERS),
-    Variable("letter.blocks", "list of blocks", "The letter's paragraphs, lists, quotes and figures.", LETTERS),
-    Variable("letter.after", "list of blocks", "What comes after the letter's checklist.", LETTERS, optional=True),
+    Variable("letter.body", "list of blocks", "The letter's blocks as the course holds them (see body).", LETTERS),
+    Variable("letter.blocks", "list of blocks", "Its text blocks before the checklist (older layouts).", LETTERS),
+    Variable(
+        "letter.after", "list of blocks", "Its text blocks after the checklist (older layouts).", LETTERS, optional=True
+    ),
     Variable("letter.page", "the page or none", "A web page for the longer read: its title and link words.", LETTERS),
-    Variable("links.page", "link or none", "Opens the letter's web page (none: it has none).", COURSE_LETTERS),
+    Variable("links.page", "link or none", "Opens the course's web page (none: it has none)."),
     # --- The confirmation ---
     Variable("links.confirm", "link", "Opens the page that confirms the subscription.", CONFIRMATION),
     # --- A course day ---
-    Variable("day", "the day", "Today's strategy: number, title, teaching, exercise, teaser.", DAYS),
+    Variable("day", "the day", "Today's strategy: number, title, body, teaser.", DAYS),
     Variable("day.number", "number", "Who the day is (its email is day-NN): it never changes when days move.", DAYS),
     Variable("day.position", "number", 'Its place among the days, 1 the first: what "Day N" says.', DAYS),
     Variable("day.title", "text", "The strategy's title.", DAYS),
     Variable("day.subject", "text or none", "The subject written for the day; none: Day N and the title.", DAYS),
     Variable("day.preview", "text or none", "The preview line written for the day; none: its first words.", DAYS),
-    Variable("day.teaching", "list of blocks", "The strategy, explained.", DAYS),
-    Variable("day.exercise", "the exercise", "Today's exercise: its title and blocks.", DAYS),
+    Variable("day.body", "list of blocks", "The day's blocks as the course holds them (see body).", DAYS),
+    Variable("day.teaching", "list of blocks", "Its text blocks before the exercise (older layouts).", DAYS),
+    Variable("day.exercise", "the exercise or none", "Its exercise: title and blocks (none: it has none).", DAYS),
     Variable("day.teaser", "text", "One line about tomorrow.", DAYS),
     Variable("category", "the category", "The group of ways the day belongs to (title, intro).", DAYS),
     Variable("links.exercise_done", "link", "Marks today's exercise done.", DAYS),
@@ -105,7 +116,7 @@ VARIABLES: tuple[Variable, ...] = (
         "checklist",
         "the checklist",
         "Its title, prompt, items and score bands, each band with its one-click answer link (band.url).",
-        COURSE_STEPS,
+        COURSE_STEPS | CONFIRMATION,
         optional=True,
     ),
 )

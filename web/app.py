@@ -25,7 +25,7 @@ from course.db import hand_over_with, make_engine, make_sessionmaker
 from course.links import LinkSigner
 from course.settings import Settings
 from emails.markup import inline_html, markup_html, punctuated
-from web import health, inbox, links, metrics, pages, preferences, studio, webhooks
+from web import health, inbox, links, media, metrics, pages, preferences, studio, webhooks
 from web.context import WebContext
 from web.links import LinkProblem
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -105,7 +105,7 @@ def create_app(
     sortable = HERE / "node_modules" / "sortablejs"
     app.mount("/static/vendor/sortable", StaticFiles(directory=sortable, check_dir=False), name="sortable")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (pages, links, preferences, health):
+    for module in (pages, links, preferences, health, media):
         app.include_router(module.router)
     if settings.metrics_token is not None or not production:
         # In production only behind its bearer token: the figures are the business's own.
@@ -121,7 +121,8 @@ def create_app(
         )
 
     app.add_middleware(BodyLimit, limit=BODY_LIMIT_BYTES, problem=problem,
-                       larger={"/webhooks/": webhooks.WEBHOOK_BODY_LIMIT_BYTES})  # fmt: skip
+                       larger={"/webhooks/": webhooks.WEBHOOK_BODY_LIMIT_BYTES, **studio.FILE_FORMS},
+                       files=frozenset(studio.FILE_FORMS))  # fmt: skip
     # The studio's session: a signed cookie that only /studio ever sees (web/studio/auth.py).
     app.add_middleware(
         SessionMiddleware,

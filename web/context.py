@@ -14,11 +14,12 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from course.catalog import course_at
 from course.curriculum import Course
 from course.deliveries.timing import Timing
 from course.links import LinkSigner
 from course.settings import Settings
-from emails.store import current_release, published_course
+from emails.store import current_release
 from web.ratelimit import RateLimiter
 
 
@@ -58,7 +59,7 @@ class WebContext:
         if session is None:
             with self.session() as own:
                 return self.course_at(slug, release, own)
-        found = published_course(session, slug, release)
+        found = course_at(session, slug, release)
         self._wording[slug] = (release, found)  # only a course's latest release is ever asked for again
         return found
 

@@ -164,7 +164,10 @@ def confirm_now(request: Request, web: Web, token: Token) -> Response:
 def _day_of(course: Course, step: CourseStep) -> dict[str, Any]:
     if step.day_number is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
-    return course.day(step.day_number).model_dump(mode="json")
+    day = course.day(step.day_number)
+    # The page shows the day's exercise; a day whose body holds none has its title and a "done" to record.
+    exercise = day.exercise.model_dump(mode="json") if day.exercise else {"title": day.title, "blocks": []}
+    return {**day.model_dump(mode="json"), "exercise": exercise}
 
 
 @get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)

@@ -31,12 +31,13 @@ PAGE_POLICY = (
 FRAMING_PAGE_POLICY = f"{PAGE_POLICY}; frame-src 'self'"
 # The studio's editor: it frames the preview, and its script asks our server for the preview panel.
 EDITOR_PAGE_POLICY = f"{FRAMING_PAGE_POLICY}; connect-src 'self'"
-# An email's HTML as the inbox frames it: inline styles (emails have nothing else), pictures, never a
+# An email's HTML as the inbox frames it: inline styles (emails have nothing else), pictures (its images
+# uploaded in the studio are this site's own: 'self' also where BASE_URL is plain http), never a
 # script, a form or a plugin; only our own page may frame it, and it stays sandboxed even when opened
 # on its own.
 EMAIL_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'none'; base-uri 'none'; "
-    "frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
 )
 EMAIL_HEADERS = {"Content-Security-Policy": EMAIL_POLICY, "X-Frame-Options": "SAMEORIGIN"}
 
@@ -102,8 +103,10 @@ Problem = Callable[[Request, int, str, str], Response]
 NUL_MESSAGE = "It holds a NUL character, which none of our fields takes. Nothing was saved. Go back and try again."
 
 
-def holds_nul(scope: Scope, body: bytes | None = None) -> bool:
-    """Whether the request's path, query or form (``body``, when it is one) has a NUL character in it."""
+def holds_nul(scope: Scope, body: bytes | None = None, files: bool = False) -> bool:
+    """Whether the request's path, query or form (``body``, when it is one) has a NUL character in it.
+    ``files``: the form may carry files (binary: NULs and all), so its fields are checked where it is read
+    (web/studio/words.py), not here."""
     if "\x00" in str(scope["path"]):
         return True
     query = bytes(scope.get("query_string", b""))
@@ -114,7 +117,7 @@ def holds_nul(scope: Scope, body: bytes | None = None) -> bool:
     kind = Headers(scope=scope).get("content-type", "").lower()
     if kind.startswith("application/x-www-form-urlencoded"):  # "%" itself is sent as %25: %00 is a NUL
         return b"%00" in body or b"\x00" in body
-    return kind.startswith("multipart/form-data") and b"\x00" in body  # its values are sent as they are
+    return kind.startswith("multipart/form-data") and not files and b"\x00" in body  # values are sent as they are
 
 
 class BodyLimit:
@@ -127,12 +130,15 @@ class BodyLimit:
     declared length with Starlette's plain-text 413).
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int, problem: Problem, larger: dict[str, int] | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, problem: Problem, larger: dict[str, int] | None = None,
+                 files: frozenset[str] = frozenset()) -> None:  # fmt: skip
         self.app = app
         self.limit = limit
         self.problem = problem
         # Paths under these prefixes take up to so many bytes (provider webhooks post larger bodies).
         self.larger = larger or {}
+        # Paths whose forms carry files (the studio's email form, with its images).
+        self.files = files
 
     def limit_for(self, path: str) -> int:
         return next((limit for prefix, limit in self.larger.items() if path.startswith(prefix)), self.limit)
@@ -177,7 +183,7 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if holds_nul(scope, body):
+        if holds_nul(scope, body, files=scope["path"] in self.files):
             await self.refuse(scope, receive, send, 400, NUL_MESSAGE)
             return
         delivered = False

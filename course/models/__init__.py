@@ -15,6 +15,7 @@ from course.models import (  # noqa: F401 - every table registered with the meta
     engagement,
     feedback,
     insights,
+    media,
     studio,
     subscribers,
     templates,

@@ -60,6 +60,9 @@ class TemplateDraft(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     author: Mapped[str | None] = mapped_column(String(320))
     updated_at: Mapped[datetime]
+    # What the check of this revision found (JSON: a list of problems, empty when every email renders; none:
+    # not checked yet), so that the editor says it on the page a save redirects to.
+    checked: Mapped[str | None] = mapped_column(Text)
 
 
 class TemplatePreview(Base):

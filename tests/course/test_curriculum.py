@@ -68,6 +68,7 @@ def course() -> Course:
 
 def day_box_strings(course: Course, day: Day) -> list[str]:
     """What a day's exercise box became: the exercise, and the day's checklist if it has one."""
+    assert day.exercise is not None
     found = list(strings(day.exercise.model_dump()))
     if day.checklist is not None:
         found += strings(course.checklists[day.checklist].model_dump())
@@ -326,7 +327,7 @@ def test_a_checklist_band_gap_is_refused(tmp_path: Path) -> None:
 
 def test_an_unknown_resource_on_a_day_is_refused(tmp_path: Path) -> None:
     def point_to_nothing(data: dict[str, Any]) -> None:
-        data["days"][4]["resources"] = ["no-such-quiz"]
+        data["days"][4]["body"].append({"kind": "guides", "guides": ["no-such-quiz"]})
 
     with pytest.raises(pydantic.ValidationError, match=r"day 5: unknown resource 'no-such-quiz'"):
         load_course_file(_write_broken(tmp_path, point_to_nothing))
@@ -384,7 +385,8 @@ def test_a_web_page_on_another_letter_than_the_welcome_is_refused(tmp_path: Path
 
 def test_a_verdict_other_than_good_or_bad_is_refused(tmp_path: Path) -> None:
     def call_it_neutral(data: dict[str, Any]) -> None:
-        data["days"][1]["exercise"]["blocks"][0]["cards"][0]["rows"][0]["tone"] = "neutral"
+        exercise = next(part for part in data["days"][1]["body"] if part["kind"] == "exercise")
+        exercise["blocks"][0]["cards"][0]["rows"][0]["tone"] = "neutral"
 
     with pytest.raises(pydantic.ValidationError, match=r"Input should be 'good' or 'bad'"):
         load_course_file(_write_broken(tmp_path, call_it_neutral))

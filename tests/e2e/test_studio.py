@@ -182,17 +182,17 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     page.locator(".inbox-subject", has_text="Day 3: Pick a ritual that is just yours").wait_for()
     page.evaluate("window.notReloaded = true")
     page.locator("#w-subject").fill("Day 3: a ritual of your own")
-    teaching = page.locator("#w-teaching-0-paragraphs")
+    teaching = page.locator("#w-body-0-paragraphs")
     teaching.fill(teaching.input_value().replace(SENTENCE, NEW_SENTENCE))
     page.locator(".inbox-subject", has_text="Day 3: a ritual of your own").wait_for()  # the preview follows
+    page.get_by_label("Show", exact=True).select_option("desktop")  # one view at a time, beside the form
     page.frame_locator("iframe.desktop-frame").locator("p", has_text="keep small rituals that belong").wait_for()
+    page.get_by_label("Show", exact=True).select_option("dark")
     page.frame_locator("iframe.phone-frame").last.locator("p", has_text="keep small rituals").wait_for()
     assert page.evaluate("window.notReloaded") is True
-    phone, desktop = (
-        page.locator("iframe.phone-frame").first.bounding_box(),
-        page.locator("iframe.desktop-frame").bounding_box(),
-    )
-    assert phone and desktop and phone["y"] == desktop["y"] and desktop["x"] > phone["x"]  # side by side
+    page.get_by_label("Show", exact=True).select_option("desktop")
+    form, desktop = page.locator(".editing-form").bounding_box(), page.locator("iframe.desktop-frame").bounding_box()
+    assert form and desktop and desktop["x"] >= form["x"] + form["width"] and desktop["width"] == 600  # side by side
     page.locator("iframe.desktop-frame").scroll_into_view_if_needed()  # frames out of view are not painted
     page.screenshot(path=str(ARTEFACTS / "preview-panel.png"))
     check(page, "words", 1280)
@@ -207,10 +207,11 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     page.get_by_role("row", name=re.compile("^Day 3 Day 3")).get_by_role("link", name="day", exact=True).click()
     page.get_by_role("heading", name="Every day · layout").wait_for()
     page.locator(".code-editor .ace_gutter-cell").first.wait_for()  # line numbers: the editor is there
-    line = "<mj-section><mj-column><mj-text>{{ greting }}</mj-text></mj-column></mj-section>\n"
-    type_code(page, "day/body.mjml", line, at_end_minus=2)  # before </mj-body>
+    line = "<mj-text>{{ greting }}</mj-text>"  # short enough not to wrap beside the preview
+    type_code(page, "day/body.mjml", f"<mj-section><mj-column>\n{line}\n</mj-column></mj-section>\n",
+              at_end_minus=2)  # before </mj-body>  # fmt: skip
     lines = code(page, "day/body.mjml").input_value().splitlines()
-    number = [typed.strip() for typed in lines].index(line.strip()) + 1
+    number = [typed.strip() for typed in lines].index(line) + 1
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_role("heading", name="It does not render yet").wait_for()
     beside = page.locator(".line-problems").inner_text()
@@ -220,9 +221,7 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     page.get_by_role("button", name=f"Go to line {number}").click()
     page.keyboard.press("Home")
     page.keyboard.press("Shift+End")
-    page.keyboard.insert_text(
-        "<mj-section><mj-column><mj-text>One ritual, kept, is enough.</mj-text></mj-column></mj-section>"
-    )
+    page.keyboard.insert_text("<mj-text>One ritual, kept, is enough.</mj-text>")
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_text("Draft saved. Every email renders with it.").wait_for()
     check(page, "layout-editor", 1280)

@@ -218,7 +218,9 @@ def test_the_copy_slips_stay_fixed(rendered_emails: dict[str, RenderedEmail], co
     assert htmls["day-03"].count("Exercise Guide") == 0 and htmls["day-03"].count("20+ connection activities") == 1
     assert htmls["day-16"].lower().count("stonewalling quiz") == 1
     assert htmls["day-16"].lower().count("fair fighting") == 1
-    exercise = " ".join(strings for strings in course.day(12).exercise.blocks[0].model_dump()["paragraphs"])
+    twelve = course.day(12).exercise
+    assert twelve is not None
+    exercise = " ".join(strings for strings in twelve.blocks[0].model_dump()["paragraphs"])
     assert "pursuer-withdrawer" not in exercise
     completion = texts["completion"]
     assert "Start with one practice" not in completion and completion.count("one or two") <= 1

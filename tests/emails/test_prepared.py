@@ -121,13 +121,13 @@ def test_a_link_a_template_changes_is_caught_by_its_stand_in_or_its_first_reader
 ) -> None:
     # Not a use of the reader's name, so the static reading lets it through; the stand-ins catch it,
     # or the first reader's full render does (the last: the marker holds no "WzcsN", Alex's link does).
-    path = "_base/day.txt"
+    path = "_base/body.txt"
     source = default_templates().source(path)
-    assert "{{ links.exercise_done }}" in source
-    for changed in ("{{ links.exercise_done | upper }}", "{{ links.exercise_done | truncate(30, True, '') }}",
-                    "{{ links.exercise_done | replace('/', '|') }}", "{{ links.exercise_done | length }}",
-                    "{{ links.exercise_done | replace('WzcsN', '') }}"):  # fmt: skip
-        templates = default_templates().with_file(path, source.replace("{{ links.exercise_done }}", changed))
+    assert "{{ part.href }}" in source  # a button's link: the exercise's, on day 5
+    for changed in ("{{ part.href | upper }}", "{{ part.href | truncate(30, True, '') }}",
+                    "{{ part.href | replace('/', '|') }}", "{{ part.href | length }}",
+                    "{{ part.href | replace('WzcsN', '') }}"):  # fmt: skip
+        templates = default_templates().with_file(path, source.replace("{{ part.href }}", changed))
         renderer = Renderer(course, settings, templates)
         preparer = Preparer(renderer)
         reader = READERS[0]

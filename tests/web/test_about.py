@@ -6,11 +6,12 @@ import itertools
 import re
 from datetime import UTC, datetime
 
+import pytest
 import yaml
 
+from course import wording as words
 from course.curriculum import load_course
-from emails import words
-from emails.store import publish
+from emails.store import PublishRefused, publish
 
 from .conftest import Site
 
@@ -63,6 +64,10 @@ def test_the_page_shows_the_published_wording_and_a_page_taken_away_is_not_found
         session.commit()
     assert "Why closeness matters, in more words" in site.client.get("/about").text
     del data["page"]
+    with site.session() as session, pytest.raises(PublishRefused, match="no web page for a button to open"):
+        publish(session, course=course, settings=site.runtime.settings, item="_words/welcome.yaml",
+                files={"_words/welcome.yaml": words.dump(data)}, note="no page", author=None, now=NOW)  # fmt: skip
+    data["body"] = [part for part in data["body"] if part.get("action") != "about"]  # its button goes with it
     with site.session() as session:
         publish(session, course=course, settings=site.runtime.settings, item="_words/welcome.yaml",
                 files={"_words/welcome.yaml": words.dump(data)}, note="no page", author=None, now=NOW)  # fmt: skip

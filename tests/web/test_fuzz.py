@@ -54,4 +54,4 @@ def test_no_endpoint_answers_with_a_server_error(site: Site) -> None:
         link = GENUINE.get(operation.path.strip("/").split("/")[0])
         fuzz(operation, signer.token(link[0], alex.id, link[1], link[2]) if link else None)()
         fuzzed.append(f"{operation.method.upper()} {operation.path}")
-    assert len(fuzzed) == 29, fuzzed  # every page and form of the subscriber's web
+    assert len(fuzzed) == 30, fuzzed  # every page and form of the subscriber's web, and the emails' images

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from course import wording as words
 from course.feedback import Feedback, FeedbackKind, SoftBouncePolicy, record
 from course.insights import measures, reading, summing
 from course.insights.reading import Insights
@@ -20,7 +21,6 @@ from course.models.deliveries import Delivery
 from course.models.engagement import Answer, Event
 from course.models.studio import StudioRole
 from course.models.subscribers import Subscriber
-from emails import words
 from emails.store import publish
 
 from ..conftest import TEST_SECRET

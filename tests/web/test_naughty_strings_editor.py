@@ -58,9 +58,13 @@ SHARED_ITEM = "_base/footer.mjml"
 
 
 def words_fields(course: Course, item: str) -> dict[str, str]:
-    """The words form's fields, by name, and what kind of text each takes (as the form describes them)."""
+    """The words form's text fields, by name, and what kind of text each takes (as the form describes them);
+    a block's settings (a button's action, a guide's choice, an image's width) are choices, not text."""
     return {
-        field.name: field.kind for section in sections(course, item, shape(course, item)) for field in section.fields
+        field.name: field.kind
+        for section in sections(course, item, shape(course, item))
+        for field in section.fields
+        if field.kind in {"line", "text", "paragraphs", "lines"}
     }
 
 
@@ -104,7 +108,10 @@ class Editor:
         """A save that says so, stored the draft as ``expected`` says, and wrote nothing else."""
 
         def judge(value: str, response: Response, tables: set[str]) -> str | None:
-            if response.status_code != 200 or "Draft saved." not in response.text:
+            location = response.headers.get("location", "")
+            if response.status_code != 303 or "/studio/edit?" not in location or "saved=" not in location:
+                return "a save that does not come back to the editor (Post/Redirect/Get)"
+            if "Draft saved." not in self.client.get(location).text:
                 return "a save that does not say it saved"
             if (problem := writes_only(*TEMPLATE_WRITES)(value, response, tables)) is not None:
                 return problem
@@ -264,7 +271,8 @@ def worded(words: dict[str, str], value: str, files: dict[str, str]) -> str | No
         for part in name.removeprefix("w.").split("."):
             found = found[int(part)] if isinstance(found, list) else (found or {}).get(part)
         wanted = as_worded(kind, value)
-        if found != wanted and not (name in {"w.subject", "w.preview"} and not wanted and found is None):
+        optional = name in {"w.subject", "w.preview"} or name.endswith((".label", ".note"))  # empty: none
+        if found != wanted and not (optional and not wanted and found is None):
             return f"{name} saved as {found!r:.80}, not {wanted!r:.80}"
     return None
 

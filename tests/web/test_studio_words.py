@@ -63,9 +63,9 @@ def test_the_form_shows_each_part_of_the_day_as_a_field_with_its_markup_help(sit
     assert fields["w.title"] == "Create Rituals of Connection"
     day = load_course(site.runtime.settings.course_slug).day(3)
     assert fields["w.subject"] == day.subject and fields["w.preview"] == day.preview  # written for the inbox
-    assert fields["w.teaching.0.paragraphs"].startswith(SENTENCE + "\n\nThe specific ritual")
-    assert fields["w.exercise.blocks.0.items"].splitlines()[0] == "Coffee together every morning before the day starts"
-    assert "w.teaser" in fields and "w.exercise.title" in fields
+    assert fields["w.body.0.paragraphs"].startswith(SENTENCE + "\n\nThe specific ritual")
+    assert fields["w.body.1.blocks.0.items"].splitlines()[0] == "Coffee together every morning before the day starts"
+    assert "w.teaser" in fields and "w.body.1.title" in fields
     page = client.get(f"/studio/edit?item={DAY_3}").text
     assert "Day 3 · words" in page and "Blank line: new paragraph. *emphasis*" in page
     assert "w.number" not in page and "w.kind" not in page  # the course's shape is not a field
@@ -74,9 +74,9 @@ def test_the_form_shows_each_part_of_the_day_as_a_field_with_its_markup_help(sit
 def test_publishing_words_changes_the_next_email_and_rolling_back_restores_them(site: Site) -> None:
     client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
     _, _, fields = words_form(client, DAY_3)
-    paragraphs = fields["w.teaching.0.paragraphs"].replace(SENTENCE, NEW_SENTENCE)
+    paragraphs = fields["w.body.0.paragraphs"].replace(SENTENCE, NEW_SENTENCE)
     status, page = save_words(client, DAY_3, {"w.subject": "Day 3: a ritual of your own",
-                                              "w.teaching.0.paragraphs": paragraphs})  # fmt: skip
+                                              "w.body.0.paragraphs": paragraphs})  # fmt: skip
     assert status == 200 and "Every email renders with it." in page
     assert render_live(site, "day-03")[0] == DAY_3_SUBJECT  # a draft changes nothing
     assert publish(client, DAY_3, "a shorter first sentence") == 303
@@ -127,8 +127,8 @@ def test_a_posted_form_cannot_change_the_courses_shape(site: Site) -> None:
     status, _ = save_words(client, DAY_3, {"w.title": "Rituals", "w.subject": ""})
     assert status == 200
     csrf, revision, fields = words_form(client, DAY_3)
-    forged = {**fields, "w.number": "9", "w.teaching.7.paragraphs": "An extra part", "w.checklist": "warning-signs",
-              "w.teaching.0.kind": "quote"}  # fmt: skip
+    forged = {**fields, "w.number": "9", "w.body.7.paragraphs": "An extra part", "w.checklist": "warning-signs",
+              "w.body.0.kind": "quote"}  # fmt: skip
     response = client.post("/studio/save", data={"csrf": csrf, "item": DAY_3, "revision": revision, **forged})
     assert response.status_code == 200
     assert publish(client, DAY_3, "shape") == 303
@@ -188,7 +188,7 @@ def test_the_exercise_page_shows_the_wording_published_since_it_was_first_opened
     before = site.client.get(exercise)
     assert before.status_code == 200 and "<h1>Choose a ritual together</h1>" in before.text
     client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
-    assert save_words(client, DAY_3, {"w.exercise.title": "Your own small ritual"})[0] == 200
+    assert save_words(client, DAY_3, {"w.body.1.title": "Your own small ritual"})[0] == 200
     assert "Choose a ritual together" in site.client.get(exercise).text  # a draft changes nothing
     assert publish(client, DAY_3, "a warmer exercise title") == 303
     after = site.client.get(exercise)
@@ -198,11 +198,11 @@ def test_the_exercise_page_shows_the_wording_published_since_it_was_first_opened
 def test_the_welcomes_form_has_its_parts_after_the_checklist_and_its_web_page_but_no_verdicts(site: Site) -> None:
     client = signed_in(site, "sam@example.org", StudioRole.EDITOR)
     _, _, fields = words_form(client, "_words/welcome.yaml")
-    assert fields["w.after.0.paragraphs"].startswith("One email a day for 18 days")
+    assert fields["w.body.2.paragraphs"].startswith("One email a day for 18 days")
     assert fields["w.page.title"] == "What emotional intimacy is, and why it matters"
     assert "w.page.blocks.0.paragraphs" in fields
     page = client.get("/studio/edit?item=_words/welcome.yaml").text
-    assert "After the checklist, part 1" in page and "The web page the letter links to" in page
+    assert "Block 3: text (How this course works)" in page and "The web page the letter links to" in page
     _, _, day2 = words_form(client, "_words/day-02.yaml")
-    assert "w.exercise.blocks.0.cards.0.rows.0.text" in day2
+    assert "w.body.1.blocks.0.cards.0.rows.0.text" in day2
     assert not [name for name in day2 if name.endswith(".tone")]  # good or bad is the course's shape

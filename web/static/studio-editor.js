@@ -9,12 +9,51 @@
   var firstName = document.getElementById("preview-first-name");
   if (!form || !panel || !email || !firstName) { return; }
   var answers = Array.prototype.slice.call(document.querySelectorAll("select[data-answer]"));
+  var view = document.getElementById("preview-view");
   var timer = null;
   var latest = 0;
+  var editing = null;  // the place in the email's body of the block being edited (none: the top)
+
+  // The view chosen (a phone, a desktop, dark mode, the plain text, or all), kept in this browser.
+  function showView() {
+    if (!view) { return; }
+    panel.setAttribute("data-view", view.value);
+    var text = panel.querySelector("details[data-view=text]");
+    if (text && view.value === "text") { text.open = true; }
+  }
+  if (view) {
+    var kept = window.localStorage && window.localStorage.getItem("studio-preview-view");
+    if (kept) { view.value = kept; }
+    view.addEventListener("change", function () {
+      if (window.localStorage) { window.localStorage.setItem("studio-preview-view", view.value); }
+      showView();
+    });
+    showView();
+  }
+
+  // Which block is being edited: its place among the blocks as they now stand (after any drag).
+  form.addEventListener("focusin", function (event) {
+    var block = event.target.closest ? event.target.closest("fieldset.block") : null;
+    if (!block) { editing = null; return; }
+    var blocks = Array.prototype.slice.call(form.querySelectorAll("fieldset.block"));
+    editing = blocks.indexOf(block);
+  });
+
+  // The frames open at the block being edited (each block of the email carries id="part-N").
+  function atBlock() {
+    if (editing === null || editing < 0) { return; }
+    Array.prototype.forEach.call(panel.querySelectorAll("iframe"), function (frame) {
+      frame.src = frame.getAttribute("src").split("#")[0] + "#part-" + editing;
+    });
+  }
 
   function refresh() {
     var asked = ++latest;
     var data = new FormData(form);
+    // Images go with a save, not with every preview (the preview shows those already uploaded).
+    Array.prototype.forEach.call(form.querySelectorAll("input[type=file]"), function (input) {
+      data.delete(input.name);
+    });
     data.set("email", email.value);
     data.set("first_name", firstName.value);
     answers.forEach(function (answer) { data.set("answer." + answer.getAttribute("data-answer"), answer.value); });
@@ -29,7 +68,7 @@
         return response.text();
       })
       .then(function (html) {
-        if (asked === latest) { panel.innerHTML = html; }
+        if (asked === latest) { panel.innerHTML = html; showView(); atBlock(); }
       })
       .catch(function (error) {
         if (asked === latest) { panel.textContent = error.message || "The preview did not load."; }

@@ -143,7 +143,7 @@ def course_scope(request: Request, web: Web, user: User) -> Scope:
             raise HTTPException(404, "There is no such course.")
         if not user.may_edit(slug):
             raise HTTPException(403, "You may not edit this course: ask a publisher to add it to your account.")
-        base, course = course_at(session, slug), web.live_course(session, slug)
+        base, course = course_at(session, slug, content=False), web.live_course(session, slug)
     request.state.course_slug, request.state.course = slug, course
     return Scope(slug, base, course)
 

@@ -12,12 +12,16 @@ from urllib.parse import quote
 
 import yaml
 from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
 from course.curriculum import Course
 from course.lifecycle import EmailKind, day_number, is_day_email
 from course.studio import audit
+from course.wording import email_of, is_words, shipped_files, words_items
 from emails import markup
 from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates
 from emails.mime import MessageBuilder
@@ -28,6 +32,7 @@ from emails.store import (
     DraftConflict,
     PublishRefused,
     bounded_check,
+    checked,
     discard_draft,
     draft_of,
     files_of,
@@ -37,6 +42,7 @@ from emails.store import (
     live_templates,
     live_versions,
     publish,
+    record_check,
     roll_back,
     save_draft,
     versions_of,
@@ -44,12 +50,15 @@ from emails.store import (
     with_item_live,
 )
 from emails.variables import variables_for
-from emails.words import email_of, is_words, shipped_files, words_items
 from web.context import WebContext
+from web.media import MAX_IMAGE_BYTES, ImageRefused, store_image
 from web.security import EDITOR_PAGE_POLICY
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
-from web.studio.words import posted_fields, words_from_form
+from web.studio.words import NEW_BLOCKS, FormProblem, new_block, posted_fields, words_from_form
 from web.studio.words import sections as words_sections
+
+# The form field an image block's upload comes in: "upload.body.3" for the fourth block.
+UPLOAD_PREFIX = "upload."
 
 router = APIRouter(prefix="/studio")
 Text = Annotated[str | None, Form(max_length=60_000)]
@@ -112,13 +121,13 @@ def _words_form(
         if problem.file == item and problem.field:
             by_field.setdefault(problem.field, []).append(problem.message.removeprefix(f"{problem.field}: "))
     return {"sections": words_sections(scope.base, item, data), "field_problems": by_field,
-            "syntax_help": markup.SYNTAX_HELP}  # fmt: skip
+            "syntax_help": markup.SYNTAX_HELP, "shape": json.dumps(data, ensure_ascii=False)}  # fmt: skip
 
 
 def _editor(
     request: Request, web: Web, user: User, scope: Scope, item: str, *, files: dict[str, str] | None = None,
     revision: int | None = None, problems: list[TemplateError] | None = None, message: str | None = None,
-    conflict: dict[str, str] | None = None, status_code: int = 200, saved: bool = False,
+    conflict: dict[str, str] | None = None, status_code: int = 200, saved: bool = False, focus: int | None = None,
 ) -> Response:  # fmt: skip
     with web.session() as session:
         today = live_templates(session, scope.slug)
@@ -132,6 +141,8 @@ def _editor(
         shared_day = files_of(today, "day")
         live_files = {path.replace("day/", f"{item}/", 1): text for path, text in shared_day.items()}
     shown = files if files is not None else (json.loads(draft.files) if draft else live_files)
+    if problems is None and files is None and draft is not None:  # the saved draft: what its check found
+        problems = checked(draft)
     sample = _sample_email(item)
     grouped: dict[tuple[str, int | None, str], list[str]] = {}
     for problem in problems or []:  # one line for a problem that every day shares
@@ -146,10 +157,15 @@ def _editor(
         test_emails=emails_using(item, email_names(scope.base)), saved=saved,
         conflict=conflict, variables=variables_for(sample) if sample else [],
         words=_words_form(web, scope, item, shown, problems or []) if is_words(item) else None,
-        label=item_label(item, scope.base), history=history,
+        label=item_label(item, scope.base), history=history, focus=focus, new_blocks=_addable(scope.base),
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
     return response
+
+
+def _addable(course: Course) -> list[tuple[str, str]]:
+    """The blocks an email of ``course`` can take, as the form offers them (a checklist only when it has one)."""
+    return [(kind, name) for kind, name in NEW_BLOCKS.items() if new_block(kind, course) is not None or kind == "image"]
 
 
 def item_label(item: str, course: Course | None = None) -> str:
@@ -175,11 +191,30 @@ def email_label(email: str, course: Course | None = None) -> str:
 
 
 @router.get("/edit", response_class=HTMLResponse)
-def edit(request: Request, web: Web, user: User, scope: Scoped, item: str) -> Response:
-    # Just published, rolled back or discarded (the page says which): the server has the text, the
+def edit(
+    request: Request, web: Web, user: User, scope: Scoped, item: str, saved: int | None = None,
+    block: Annotated[int | None, Query(ge=0, le=999)] = None,
+) -> Response:  # fmt: skip
+    # Just saved, published, rolled back or discarded (the page says which): the server has the text, the
     # browser's kept copy can go.
-    done = any(key in request.query_params for key in ("published", "rolled-back", "discarded"))
-    return _editor(request, web, user, scope, _known(web, scope, item), saved=done)
+    done = saved is not None or any(key in request.query_params for key in ("published", "rolled-back", "discarded"))
+    return _editor(request, web, user, scope, _known(web, scope, item), saved=done, focus=block,
+                   message=_saved_message(web, scope, item, saved))  # fmt: skip
+
+
+def _saved_message(web: WebContext, scope: Scope, item: str, revision: int | None) -> str | None:
+    """What the page a save redirects to says: saved, and whether every email renders with it."""
+    if revision is None:
+        return None
+    with web.session() as session:
+        draft = draft_of(session, scope.slug, item)
+    if draft is None or draft.revision != revision:
+        return f"Revision {revision} was saved; the draft has changed since (it is below as it is now)."
+    found = checked(draft)
+    if found is None:
+        return ("Draft saved. It was not checked: that is a lot of saves in a few minutes. Save again in a "
+                "minute or two to check that every email renders.")  # fmt: skip
+    return "Draft saved." + ("" if found else " Every email renders with it.")
 
 
 async def _sent(request: Request) -> frozenset[str]:
@@ -194,19 +229,20 @@ Sent = Annotated[frozenset[str], Depends(_sent)]
 def posted_files(
     web: WebContext, scope: Scope, item: str, subject: str | None, mjml: str | None, text: str | None,
     shared: str | None, wording: dict[str, str], sent: frozenset[str],
-) -> dict[str, str]:  # fmt: skip
-    """The item's files as a form posted them: three files of an email, one shared file, or wording."""
+) -> tuple[dict[str, str], int | None]:  # fmt: skip
+    """The item's files as a form posted them (three files of an email, one shared file, or an email's
+    content), and for a block button, the block to show next. FormProblem for a form that came back broken."""
     if is_words(item):
         return words_from_form(scope.base, item, wording)
     if item.startswith(f"{SHARED_FOLDER}/"):
-        return {item: (shared or "").replace("\r\n", "\n")}
+        return {item: (shared or "").replace("\r\n", "\n")}, None
     posted = {"subject.txt": subject, "body.mjml": mjml, "body.txt": text}
     return {f"{item}/{file}": (value or "").replace("\r\n", "\n") for file, value in posted.items()
-            if value is not None or file in sent}  # fmt: skip
+            if value is not None or file in sent}, None  # fmt: skip
 
 
 @router.post("/save", response_class=HTMLResponse)
-def save(
+async def save(
     request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
@@ -216,7 +252,37 @@ def save(
 ) -> Response:  # fmt: skip
     check_csrf(request, csrf)
     item = _known(web, scope, item)
-    files = posted_files(web, scope, item, subject, mjml, text, shared, wording, sent)
+    try:  # the images chosen in the form: stored first, so that the draft names them
+        wording = {**wording, **await run_in_threadpool(_uploaded, web, user, scope, await request.form())}
+    except ImageRefused as refused:
+        return await run_in_threadpool(_editor, request, web, user, scope, item, revision=revision,
+                                       message=f"Nothing was saved: {refused}", status_code=400)  # fmt: skip
+    return await run_in_threadpool(_save, request, web, user, scope, item, revision,
+                                   (subject, mjml, text, shared, wording, sent))  # fmt: skip
+
+
+def _uploaded(web: WebContext, user: User, scope: Scope, form: FormData) -> dict[str, str]:
+    """Each image uploaded with the form, stored (web/media.py), as the field of the block it is for."""
+    found: dict[str, str] = {}
+    for name, value in form.multi_items():
+        if name.startswith(UPLOAD_PREFIX) and isinstance(value, StarletteUpload) and value.filename:
+            data = value.file.read(MAX_IMAGE_BYTES + 1)
+            with web.session() as session:
+                stored = store_image(session, data, course_slug=scope.slug, author=user.email, now=web.clock())
+                session.commit()
+            found[f"{name.removeprefix(UPLOAD_PREFIX)}.file"] = stored
+    return found
+
+
+def _save(
+    request: Request, web: WebContext, user: User, scope: Scope, item: str, revision: int,
+    posted: tuple[str | None, str | None, str | None, str | None, dict[str, str], frozenset[str]],
+) -> Response:  # fmt: skip
+    try:
+        files, focus = posted_files(web, scope, item, *posted)
+    except FormProblem as problem:
+        return _editor(request, web, user, scope, item, revision=revision, status_code=400,
+                       message=f"Nothing was saved: {problem}")  # fmt: skip
     now = web.clock()
     with web.session() as session:
         live = live_versions(session, scope.slug).get(item)
@@ -238,14 +304,17 @@ def save(
                            status_code=400)  # fmt: skip
         audit(session, user, "save-draft", now=now, course_slug=scope.slug, item=item, version=draft.revision)
         session.commit()
+        draft_id, saved_revision = draft.id, draft.revision
         candidate = with_item_live(session, scope.slug, item, files)
-    if not within_limit(web, user, "check"):  # the draft is kept; only its check waits
-        return _editor(request, web, user, scope, item, saved=True, status_code=429,
-                       message="Draft saved. It was not checked: that is a lot of saves in a few minutes. Save "
-                               "again in a minute or two to check that every email renders.")  # fmt: skip
-    problems = bounded_check(candidate, scope.base, web.settings)  # in the child, with no connection held
-    return _editor(request, web, user, scope, item, problems=problems, saved=True,
-                   message="Draft saved." + ("" if problems else " Every email renders with it."))  # fmt: skip
+    if within_limit(web, user, "check"):  # else the draft is kept, and only its check waits
+        problems = bounded_check(candidate, scope.base, web.settings)  # in the child, with no connection held
+        with web.session() as session:
+            record_check(session, draft_id, saved_revision, problems)
+            session.commit()
+    # Post/Redirect/Get: the page is the editor's own address, and a refresh saves nothing twice.
+    block = f"&block={focus}" if focus is not None else ""
+    return RedirectResponse(f"/studio/edit?course={scope.slug}&item={quote(item)}&saved={saved_revision}{block}",
+                            status_code=303)  # fmt: skip
 
 
 def _publisher(user: User) -> None:

@@ -10,10 +10,10 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from course.models.templates import TemplateDraft
+from course.wording import words_item, words_items
 from emails.compiler import SHARED_FOLDER, TemplateError
 from emails.rendering import SAMPLE, Renderer
 from emails.store import LiveVersion, current_release, items, live_versions, templates_at
-from emails.words import words_item, words_items
 from web.studio.auth import Scoped, User, Web, studio_page
 from web.studio.editor import email_label, item_label
 

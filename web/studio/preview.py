@@ -23,7 +23,7 @@ from emails.store import draft_of, live_templates, with_item
 from web.security import EMAIL_HEADERS
 from web.studio.auth import CSRF, Scoped, User, Web, check_csrf, within_limit
 from web.studio.editor import Sent, Text, _known, emails_using, posted_files
-from web.studio.words import posted_fields, prefixed_fields
+from web.studio.words import FormProblem, posted_fields, prefixed_fields
 
 router = APIRouter(prefix="/studio")
 # Gmail clips a message whose HTML is larger than about 102 KB: the rest hides behind a link.
@@ -63,7 +63,11 @@ def preview(
             draft = draft_of(session, scope.slug, item)
             files = None if draft is None else json.loads(draft.files)
         else:
-            files = posted_files(web, scope, item, subject, mjml, text, shared, wording, sent)
+            try:
+                files = posted_files(web, scope, item, subject, mjml, text, shared, wording, sent)[0]
+            except FormProblem as problem:
+                broken = {"item": item, "email": email, "choices": choices, "problem": str(problem)}
+                return web.templates.TemplateResponse(request, "studio/_preview.html", broken)
     if files is not None:
         templates = with_item(templates, item, files)
     recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,

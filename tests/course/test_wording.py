@@ -6,10 +6,10 @@ import pytest
 
 from course.curriculum import Course
 from course.settings import Settings
+from course.wording import SHARED, apply, dump, read, shipped, shipped_files, words_items
 from emails.compiler import TemplateError, TemplateSet, default_templates
 from emails.rendering import Recipient, Renderer
 from emails.validation import check
-from emails.words import SHARED, apply, dump, read, shipped, shipped_files, words_items
 
 DAY_3 = "_words/day-03.yaml"
 READER = Recipient(subscriber_id=1, email="reader@example.com", first_name="Robin")
@@ -31,7 +31,7 @@ def test_every_email_with_wording_has_a_words_file_and_the_shipped_text_reads_ba
     templates = default_templates()
     for item in items:  # the shipped wording as a words file changes nothing
         templates = templates.with_file(item, dump(shipped(course, item)))
-    assert apply(course, templates) == course
+    assert apply(course, templates.files) == course
 
 
 def test_a_days_words_change_its_email_and_no_other(course: Course, settings: Settings) -> None:
@@ -51,8 +51,8 @@ def test_a_days_words_change_its_email_and_no_other(course: Course, settings: Se
         ("title: [unclosed", None, "not valid YAML"),
         ("- a list", None, "expected the fields"),
         (None, "title", "at least 1 character"),
-        (None, "teaching.0.paragraphs", "at least 1 item"),
-        (None, "teaching.0.kind", "does not match any of the expected tags"),
+        (None, "body.0.paragraphs", "at least 1 item"),
+        (None, "body.0.kind", "does not match any of the expected tags"),
         (None, "checklist", "Extra inputs are not permitted"),
         (None, "teaser", "HTML is not accepted"),
     ],
@@ -64,10 +64,10 @@ def test_a_broken_words_file_is_refused_with_its_field_or_line(
         data = shipped(course, DAY_3)
         if field == "title":
             data["title"] = ""
-        elif field == "teaching.0.paragraphs":
-            data["teaching"][0]["paragraphs"] = []
-        elif field == "teaching.0.kind":
-            data["teaching"][0]["kind"] = "poem"
+        elif field == "body.0.paragraphs":
+            data["body"][0]["paragraphs"] = []
+        elif field == "body.0.kind":
+            data["body"][0]["kind"] = "poem"
         elif field == "checklist":
             data["checklist"] = "warning-signs"
         else:
@@ -76,7 +76,7 @@ def test_a_broken_words_file_is_refused_with_its_field_or_line(
     with pytest.raises(TemplateError) as refused:
         Renderer(course, settings, with_words(DAY_3, text))
     assert message in refused.value.message and refused.value.file == DAY_3
-    if field is not None and field != "teaching.0.kind":
+    if field is not None and field != "body.0.kind":
         assert refused.value.field == field
     if text.startswith("title: [unclosed"):
         assert refused.value.line == 1

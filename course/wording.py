@@ -1,16 +1,19 @@
-"""The course's words as the studio edits them: each email's wording, and the wording they share.
+"""Each email's content as the studio edits it, and the wording every email shares.
 
-The wording of the course (a day's title, teaching, exercise, teaser, subject and preview line; a
-letter's preview and paragraphs; the checklists' items and what each band means; the resources; the
-consultation's call) ships in ``course/curricula/<slug>.yaml``. A marketer changes it in the studio's
-words form; what they publish is a file of the template set, ``_words/<email>.yaml`` or
-``_words/shared.yaml``, versioned, drafted, checked, published and rolled back like any template
-(emails/store.py). Its absence means the shipped wording: rolling back to version 0 removes it.
+An email's content (a day's title, subject, preview line, teaser and body; a letter's preview line, body
+and web page) ships in the course's data (course/catalog.py). A marketer changes it in the studio's
+editor; what they publish is a file of the template set, ``_words/<email>.yaml``, versioned, drafted,
+checked, published and rolled back like any template (emails/store.py), so two people edit two emails
+without meeting. ``_words/shared.yaml`` holds the wording the emails share (the practice, the checklists'
+items and bands, the guides). A file's absence means the course's own: rolling back to version 0 removes it.
 
-A words file holds wording only. The course's shape (how many days, which checklist a day asks, the
-number of a checklist's items and its bands' scores, which resources an email links to) stays the
-shipped one, because subscribers' answers and links already depend on it: :func:`apply` refuses a
-file that would change it. Text fields accept the small markup of :mod:`emails.markup`, and no HTML.
+The body is blocks (course/curriculum.py): a file may reorder, add and take out blocks, and the course
+checks what they refer to. The shared wording changes words only: a checklist's items and bands keep their
+number and keys, because subscribers' answers already count them (a new checklist is a new key instead).
+Text fields accept the small markup of :mod:`emails.markup`, and no HTML.
+
+The course as the emails, the pages, the links and the figures see it is the course's data with its
+emails' files: :func:`apply`, which :func:`course.catalog.course_in` and ``course_at`` call.
 """
 
 from __future__ import annotations
@@ -18,20 +21,29 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, model_validator
 
-from course.curriculum import Block, ChecklistItem, Course, Exercise, Practice
-from course.lifecycle import EmailKind, day_number
-from emails.compiler import TemplateError, TemplateSet
+from course.curriculum import PART_KINDS, Block, ChecklistItem, Course, Part, Practice, with_body
+from course.lifecycle import EmailKind, day_email, day_number
 
 WORDS_FOLDER = "_words"
 SHARED = f"{WORDS_FOLDER}/shared.yaml"
 # The emails written as a letter (a person's words, a sign-off), not as a day's lesson.
 LETTERS = (EmailKind.CONFIRMATION.value, EmailKind.WELCOME.value, EmailKind.COMPLETION.value)
+
+
+class TemplateError(ValueError):
+    """A template or content file that cannot be read, compiled or rendered. Names the email and file (and
+    the line, or for content the field: ``body.0.paragraphs``), for the studio to show beside it."""
+
+    def __init__(self, email: str, file: str, message: str, line: int | None = None, field: str | None = None) -> None:
+        self.email, self.file, self.message, self.line, self.field = email, file, message, line, field
+        where = f"{file}, line {line}" if line else file
+        super().__init__(f"{email}: {where}: {message}")
 
 
 class _Words(BaseModel):
@@ -43,9 +55,13 @@ class DayWords(_Words):
     preview: str | None = None
     title: str = Field(min_length=1)
     short_title: str = Field(min_length=1)
-    teaching: list[Block] = Field(min_length=1)
-    exercise: Exercise
+    body: list[Part] = Field(min_length=1)
     teaser: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        return with_body(data, letter=False)
 
 
 class PageWords(_Words):
@@ -56,9 +72,13 @@ class PageWords(_Words):
 
 class LetterWords(_Words):
     preview: str = Field(min_length=1)
-    blocks: list[Block] = Field(min_length=1)
-    after: list[Block] | None = None
+    body: list[Part] = Field(min_length=1)
     page: PageWords | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: object) -> object:
+        return with_body(data, letter=True)
 
 
 class BandWords(_Words):
@@ -174,7 +194,7 @@ def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 def _error_field(location: tuple[int | str, ...]) -> str:
     # pydantic names a block's kind in the location of a tagged union ("teaching.0.text.paragraphs").
-    kinds = {"text", "list", "labelled", "cards", "groups", "steps", "quote", "callout", "figures"}
+    kinds = set(PART_KINDS)
     parts = [str(part) for part in location]
     return ".".join(
         part for index, part in enumerate(parts) if not (part in kinds and index and parts[index - 1].isdigit())
@@ -222,8 +242,8 @@ def _check_shape(course: Course, item: str, words: dict[str, Any]) -> None:
         raise TemplateError("every email", item, "the checklists and resources are fixed; change their words only")
 
 
-def _apply(course: Course, templates: TemplateSet) -> Course:
-    paths = sorted(path for path in templates.files if is_words(path))
+def _apply(course: Course, files: Mapping[str, str]) -> Course:
+    paths = sorted(path for path in files if is_words(path))
     if not paths:
         return course
     data = course.model_dump(mode="json")
@@ -232,7 +252,7 @@ def _apply(course: Course, templates: TemplateSet) -> Course:
         email = email_of(path)
         if email is not None and email not in emails:
             raise TemplateError(email, path, f"{course.slug} has no email called {email!r}")
-        words = read(path, templates.source(path))
+        words = read(path, files[path])
         if email is None:
             _check_shape(course, path, words)
             data["practice"] = words["practice"]
@@ -244,7 +264,7 @@ def _apply(course: Course, templates: TemplateSet) -> Course:
                     bands=[{**band, **bands[band["key"]]} for band in data["checklists"][key]["bands"]],
                 )  # fmt: skip
         elif email in LETTERS:
-            data[email].update(after=[], page=None)  # a field left out goes back to none
+            data[email].update(page=None)  # a field left out goes back to none
             data[email].update(words)
         else:
             day = data["days"][_day_index(course, email)]
@@ -252,18 +272,35 @@ def _apply(course: Course, templates: TemplateSet) -> Course:
             day.update(words)
     try:
         return Course.model_validate(data)
-    except ValidationError as error:  # what only the whole course can tell (a band's key, a reference)
-        raise TemplateError("every email", paths[0], str(error.errors()[0]["msg"])) from None
+    except ValidationError as error:  # what only the whole course can tell (a checklist, a guide, a button)
+        message = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise TemplateError(_email_named(message, course) or "every email", _file_named(message, course, paths),
+                            message) from None  # fmt: skip
+
+
+def _email_named(message: str, course: Course) -> str | None:
+    """The email a course's complaint begins with ("day 3: ...", "welcome: ..."), by its template folder."""
+    head = message.split(":", 1)[0]
+    if head in LETTERS:
+        return head
+    if head.startswith("day ") and head[4:].isdigit() and 0 < int(head[4:]) <= len(course.days):
+        return day_email(course.days[int(head[4:]) - 1].number)
+    return None
+
+
+def _file_named(message: str, course: Course, paths: list[str]) -> str:
+    email = _email_named(message, course)
+    return words_item(email) if email is not None and words_item(email) in paths else paths[0]
 
 
 _CACHE: OrderedDict[tuple[int, str], tuple[Course, Course]] = OrderedDict()
 _CACHE_SIZE = 32
 
 
-def apply(course: Course, templates: TemplateSet) -> Course:
-    """The course with the template set's published wording in place of its own (cached per wording)."""
+def apply(course: Course, files: Mapping[str, str]) -> Course:
+    """The course with its emails' published files (``_words/``) in place of its own content (cached)."""
     digest = hashlib.sha256()
-    for path, text in sorted(templates.files.items()):
+    for path, text in sorted(files.items()):
         if is_words(path):
             digest.update(f"{path}\0{text}\0".encode())
     key = (id(course), digest.hexdigest())
@@ -271,7 +308,7 @@ def apply(course: Course, templates: TemplateSet) -> Course:
     if cached is not None and cached[0] is course:
         _CACHE.move_to_end(key)
         return cached[1]
-    applied = _apply(course, templates)
+    applied = _apply(course, files)
     _CACHE[key] = (course, applied)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
