@@ -31,6 +31,12 @@ _BUTTON_LINKS = {"done": "exercise_done", "consultation": "consultation", "about
 _BUTTON_WORDS = {"done": "I did today's exercise", "about": "Read more"}
 
 
+def tint(colour: str, share: float = 0.08) -> str:
+    """The accent as a pale wash (``share`` of it on white): the exercise box's background."""
+    channels = [int(colour[index : index + 2], 16) for index in (1, 3, 5)]
+    return "#" + "".join(f"{round(channel * share + 255 * (1 - share)):02x}" for channel in channels)
+
+
 def _template_data(course: Course) -> dict[str, Any]:
     """The course as the templates see it: its data, and for layouts written before emails had bodies, the
     parts those layouts name (a day's ``teaching`` and ``exercise``, a letter's ``blocks`` and ``after``)."""
@@ -100,6 +106,7 @@ class Renderer:
         self.settings = settings
         self.signer = LinkSigner(settings.secret_key, str(settings.base_url))
         self._course_data = _template_data(self.course)
+        self._theme = {**self._course_data["theme"], "tint": tint(self.course.theme.accent)}
         self._steps = {step.email: step for step in self.course.steps}
         self._days = {day["number"]: day for day in self._course_data["days"]}
 
@@ -154,6 +161,7 @@ class Renderer:
         first_name = values.get("first_name") if recipient.first_name else recipient.first_name
         context: dict[str, Any] = {
             "course": course,
+            "theme": self._theme,
             "subscriber": {"first_name": first_name, "email": values["email"]},
             "postal_address": self.settings.practice_postal_address,
             "links": links,

@@ -41,6 +41,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("course.title", "text", "The course's name, as in every subject and header."),
     Variable("course.practice", "the practice", "The practice's name, tagline, consultation wording and author."),
     Variable("course.days", "list of days", "Every day of the course, in order (course.days | length is 18)."),
+    Variable(
+        "theme",
+        "the course's look",
+        "Its colours (accent, background, text; tint: the accent as a pale "
+        "wash) and font stack, as the studio sets them: theme.accent, theme.font.",
+    ),
     Variable("subscriber", "the reader", "Who the email is for."),
     Variable("subscriber.first_name", "text or none", "The first name they gave, if any: greet without it."),
     Variable("subscriber.email", "email address", "The address the email goes to."),

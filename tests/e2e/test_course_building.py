@@ -108,7 +108,10 @@ def test_a_marketer_makes_a_course_and_a_reader_gets_its_welcome(journey: Journe
     phone.goto(journey.link("", "/confirm/"))
     phone.get_by_role("button", name="Yes, start the course").click()
     wait_until(lambda: len(journey.smtp.to("alex@example.com")) >= 2, timeout=30, what="the welcome")
-    assert journey.smtp.to("alex@example.com")[-1].subject.startswith("Welcome")
+    welcome = journey.smtp.to("alex@example.com")[-1]
+    assert welcome.subject.startswith("Welcome")
+    html = welcome.message.get_body(preferencelist=("html",))
+    assert html is not None and "color:#1f5f8b" in html.get_content()  # the email in the course's own colour
     assert problems.found == [], problems.found
     reader.close()
     context.close()
