@@ -102,6 +102,7 @@ class LiveVersion:
     author: str | None
     at: datetime | None
     note: str
+    rolled_back: bool = False
 
 
 def live_versions(session: Session, course_slug: str) -> dict[str, LiveVersion]:
@@ -118,6 +119,7 @@ def live_versions(session: Session, course_slug: str) -> dict[str, LiveVersion]:
             publication.author,
             publication.created_at,
             publication.note,
+            publication.action == "roll-back",
         )
         for publication in publications
     }
@@ -331,6 +333,7 @@ def save_draft(
         except IntegrityError:
             raise DraftConflict(draft_of(session, course_slug, item)) from None
     draft.files = json.dumps(dict(files))
+    draft.based_on = based_on  # the live version this revision was written against (a publish checks it)
     draft.checked = None
     draft.revision += 1
     draft.author = author

@@ -248,8 +248,11 @@ async def save(
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
     wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
-    sent: Sent = frozenset(),
+    sent: Sent = frozenset(), live: Annotated[int | None, Form(ge=0)] = None,
 ) -> Response:  # fmt: skip
+    """Save the form as the item's draft. ``revision``: the draft the page was opened on (0: none); ``live``:
+    the live version it was opened on. A save from a page that is behind on either is refused, with what was
+    typed kept in the form and the colleague's text beside it."""
     check_csrf(request, csrf)
     item = _known(web, scope, item)
     try:  # the images chosen in the form: stored first, so that the draft names them
@@ -257,7 +260,7 @@ async def save(
     except ImageRefused as refused:
         return await run_in_threadpool(_editor, request, web, user, scope, item, revision=revision,
                                        message=f"Nothing was saved: {refused}", status_code=400)  # fmt: skip
-    return await run_in_threadpool(_save, request, web, user, scope, item, revision,
+    return await run_in_threadpool(_save, request, web, user, scope, item, (revision, live),
                                    (subject, mjml, text, shared, wording, sent))  # fmt: skip
 
 
@@ -275,9 +278,10 @@ def _uploaded(web: WebContext, user: User, scope: Scope, form: FormData) -> dict
 
 
 def _save(
-    request: Request, web: WebContext, user: User, scope: Scope, item: str, revision: int,
+    request: Request, web: WebContext, user: User, scope: Scope, item: str, opened_on: tuple[int, int | None],
     posted: tuple[str | None, str | None, str | None, str | None, dict[str, str], frozenset[str]],
 ) -> Response:  # fmt: skip
+    revision, opened_live = opened_on
     try:
         files, focus = posted_files(web, scope, item, *posted)
     except FormProblem as problem:
@@ -286,10 +290,20 @@ def _save(
     now = web.clock()
     with web.session() as session:
         live = live_versions(session, scope.slug).get(item)
+        live_number = live.number if live else 0
+        if opened_live is not None and opened_live != live_number:
+            # Published (or rolled back) since this page was opened: saving would put the older text back.
+            by = (live.author if live else None) or "someone"
+            went = "rolled back to" if live is not None and live.rolled_back else "published"
+            theirs = files_of(live_templates(session, scope.slug), item) or _shipped(web, scope, item)
+            return _editor(request, web, user, scope, item, files=files, revision=revision, conflict=theirs,
+                           message=f"Nothing was saved: {by} {went} version {live_number} since you opened this "
+                                   "page. Your text is below, what is live now beside it: keep what you want, "
+                                   "then save again.", status_code=409)  # fmt: skip
         try:
             draft = save_draft(session, course_slug=scope.slug, item=item, files=files,
-                               expected_revision=revision, based_on=live.number if live else 0,
-                               author=user.email, now=now)  # fmt: skip
+                               expected_revision=revision, based_on=live_number, author=user.email,
+                               now=now)  # fmt: skip
         except DraftConflict as conflict:
             session.rollback()
             theirs = json.loads(conflict.current.files) if conflict.current else {}
@@ -342,6 +356,13 @@ def publish_draft(
             return _editor(request, web, user, scope, item, status_code=409,
                            message="The draft changed (or was published) since this page was loaded: nothing "
                                    "was published. Look it over, then publish again.")  # fmt: skip
+        live = live_versions(session, scope.slug).get(item)
+        if draft.based_on != (live.number if live else 0):
+            return _editor(request, web, user, scope, item, status_code=409, conflict=files_of(
+                live_templates(session, scope.slug), item) or _shipped(web, scope, item),
+                message=f"Nothing was published: the live version changed since this draft was started (it was "
+                        f"version {draft.based_on}, it is version {live.number if live else 0}). What is live is "
+                        "beside the draft: keep what you want, save, then publish.")  # fmt: skip
         try:
             published = publish(session, course=scope.base, settings=web.settings, item=item,
                                 files=json.loads(draft.files), note=note.strip() or "no note", author=user.email,
