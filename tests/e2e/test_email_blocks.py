@@ -86,7 +86,7 @@ def test_a_marketer_builds_an_email_from_blocks_beside_its_preview(
 
     page.get_by_label("What changed (for the history)").fill("a button to book, and a picture")
     with page.expect_navigation():
-        page.get_by_role("button", name="Publish the saved draft").click()
+        page.get_by_role("button", name="Publish what is in the form").click()
     page.get_by_text("Published as version").wait_for()
     with journey.runtime.sessions() as session:
         day = course_at(session, journey.runtime.settings.course_slug).day(3)

@@ -199,7 +199,7 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_text("Draft saved. Every email renders with it.").wait_for()
     page.get_by_label("What changed (for the history)").fill("a shorter first sentence")
-    page.get_by_role("button", name="Publish the saved draft").click()
+    page.get_by_role("button", name="Publish what is in the form").click()
     page.get_by_text("Published as version 1").wait_for()
 
     # The layout, in the code editor: an unknown variable is caught at its line, then fixed.
@@ -226,7 +226,7 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
     page.get_by_text("Draft saved. Every email renders with it.").wait_for()
     check(page, "layout-editor", 1280)
     page.get_by_label("What changed (for the history)").fill("a closing line")
-    page.get_by_role("button", name="Publish the saved draft").click()
+    page.get_by_role("button", name="Publish what is in the form").click()
     page.get_by_text("Published as version 1").wait_for()
 
     # The engine sends the first reader's day 3 with the new words, the new line and the new release.

@@ -72,9 +72,36 @@ def test_a_draft_started_before_a_roll_back_is_not_published_over_it(site: Site)
                      follow_redirects=False)  # fmt: skip
     assert back.status_code == 303
     page = anna.get(f"/studio/edit?item={DAY_3}").text
-    revision = re.search(r'action="/studio/publish[^"]*">.*?name="revision" value="(\d+)"', page, re.S)
+    revision = re.search(r'name="revision" value="(\d+)"', page)
     assert revision is not None
     refused = anna.post("/studio/publish", data={"csrf": csrf_of(page), "item": DAY_3, "note": "two",
                                                  "revision": revision.group(1)}, follow_redirects=False)  # fmt: skip
     assert refused.status_code == 409 and "live version changed" in html.unescape(refused.text)
     assert "Version one" not in render_live(site, "day-03")[0] and "Version two" not in render_live(site, "day-03")[1]
+
+
+def test_publish_takes_the_text_as_typed_and_a_refused_publish_keeps_it(site: Site) -> None:
+    """Publish drops nothing typed after the last save: the form's text is saved as the draft's next
+    revision and published; when that cannot be (a colleague published since), it is refused with the
+    text kept in the page."""
+    anna = signed_in(site, "anna@example.org", StudioRole.PUBLISHER)
+    form = opened(anna)
+    form["w.title"] = "Saved first"
+    assert anna.post("/studio/save", data=form).status_code == 200
+    form = opened(anna)
+    form["w.teaser"] = "Tomorrow: typed, never saved."
+    published = anna.post("/studio/publish", data={**form, "note": "typed and published"}, follow_redirects=False)
+    assert published.status_code == 303 and "published=1" in published.headers["location"]
+    live = render_live(site, "day-03")
+    assert "Saved first" in live[1] and "typed, never saved" in live[2]
+
+    ben = signed_in(site, "ben@example.org", StudioRole.PUBLISHER,
+                    TestClient(site.client.app, base_url="https://course.example.org", headers={"User-Agent": BROWSER}))  # fmt: skip
+    bens = opened(ben)
+    annas = opened(anna)
+    annas["w.title"] = "Anna's second"
+    assert anna.post("/studio/publish", data={**annas, "note": "two"}, follow_redirects=False).status_code == 303
+    bens["w.title"] = "Ben's, typed on version 1"
+    refused = ben.post("/studio/publish", data={**bens, "note": "mine"}, follow_redirects=False)
+    assert refused.status_code == 409 and "Ben&#39;s, typed on version 1" in refused.text
+    assert "Anna's second" in html.unescape(render_live(site, "day-03")[1])

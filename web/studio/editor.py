@@ -337,19 +337,47 @@ def _publisher(user: User) -> None:
 
 
 @router.post("/publish", response_class=HTMLResponse)
-def publish_draft(
+async def publish_draft(
     request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
     note: Annotated[str, Form(max_length=500)] = "",
+    subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
+    text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
+    wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
+    sent: Sent = frozenset(), live: Annotated[int | None, Form(ge=0)] = None,
 ) -> Response:  # fmt: skip
+    """Publish the item. From the editor's form, what it holds as typed: saved first as the draft's next
+    revision when it differs from the draft (with a save's checks), so that nothing typed is left behind."""
     check_csrf(request, csrf)
     _publisher(user)
     item = _known(web, scope, item)
+    typed = bool(sent & {"subject.txt", "body.mjml", "body.txt", "shared"} or wording)
+    if typed:
+        try:
+            wording = {**wording, **await run_in_threadpool(_uploaded, web, user, scope, await request.form())}
+        except ImageRefused as refused:
+            return await run_in_threadpool(_editor, request, web, user, scope, item, revision=revision,
+                                           message=f"Nothing was published: {refused}", status_code=400)  # fmt: skip
+    return await run_in_threadpool(_publish, request, web, user, scope, item, (revision, live), note,
+                                   (subject, mjml, text, shared, wording, sent) if typed else None)  # fmt: skip
+
+
+def _publish(
+    request: Request, web: WebContext, user: User, scope: Scope, item: str, opened_on: tuple[int, int | None],
+    note: str, posted: tuple[str | None, str | None, str | None, str | None, dict[str, str], frozenset[str]] | None,
+) -> Response:  # fmt: skip
+    revision = opened_on[0]
     now = web.clock()
     if not within_limit(web, user, "check"):
-        return _editor(request, web, user, scope, item, status_code=429,
+        files = None if posted is None else _files_or_none(web, scope, item, posted)
+        return _editor(request, web, user, scope, item, status_code=429, files=files, revision=revision,
                        message="Nothing was published: that is a lot of checks in a few minutes. Publish again in "
                                "a minute or two.")  # fmt: skip
+    if posted is not None:  # the form as typed: the draft's next revision first, if it is not the draft already
+        saved = _save_typed(request, web, user, scope, item, opened_on, posted)
+        if isinstance(saved, Response):
+            return saved
+        revision = saved
     with web.session() as session:
         draft = draft_of(session, scope.slug, item)
         if draft is None or draft.revision != revision:
@@ -370,7 +398,8 @@ def publish_draft(
         except PublishRefused as refused:
             session.rollback()
             return _editor(request, web, user, scope, item, problems=refused.problems, status_code=400,
-                           message="Not published: every email must render first.")  # fmt: skip
+                           message="Not published: every email must render first. The text is saved as the "
+                                   "draft.")  # fmt: skip
         discard_draft(session, scope.slug, item)
         audit(session, user, "publish", now=now, course_slug=scope.slug, item=item,
               version=published.version.number, detail=note.strip() or None)  # fmt: skip
@@ -378,6 +407,40 @@ def publish_draft(
     return RedirectResponse(
         f"/studio/edit?course={scope.slug}&item={quote(item)}&published={published.version.number}", status_code=303
     )
+
+
+def _files_or_none(
+    web: WebContext, scope: Scope, item: str,
+    posted: tuple[str | None, str | None, str | None, str | None, dict[str, str], frozenset[str]],
+) -> dict[str, str] | None:  # fmt: skip
+    try:
+        return posted_files(web, scope, item, *posted)[0]
+    except FormProblem:
+        return None
+
+
+def _save_typed(
+    request: Request, web: WebContext, user: User, scope: Scope, item: str, opened_on: tuple[int, int | None],
+    posted: tuple[str | None, str | None, str | None, str | None, dict[str, str], frozenset[str]],
+) -> int | Response:  # fmt: skip
+    """The form as typed, as the draft (its revision: the one it already was, or the next); or the page that
+    says why it could not be (the text kept in it)."""
+    revision = opened_on[0]
+    try:
+        files, _ = posted_files(web, scope, item, *posted)
+    except FormProblem as problem:
+        return _editor(request, web, user, scope, item, revision=revision, status_code=400,
+                       message=f"Nothing was published: {problem}")  # fmt: skip
+    with web.session() as session:
+        draft = draft_of(session, scope.slug, item)
+        if draft is not None and draft.revision == revision and json.loads(draft.files) == files:
+            return revision  # the draft is what was typed
+    response = _save(request, web, user, scope, item, opened_on, posted)
+    if response.status_code != 303:
+        return response  # refused (a colleague's save or publish, a broken form): the text is in the page
+    with web.session() as session:
+        draft = draft_of(session, scope.slug, item)
+        return draft.revision if draft is not None else 0
 
 
 @router.post("/roll-back", response_class=HTMLResponse)
