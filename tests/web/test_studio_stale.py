@@ -18,6 +18,11 @@ from .test_studio_words import DAY_3, render_live, words_form
 _LIVE = re.compile(r'name="live" value="(\d+)"')
 
 
+def browser(site: Site) -> TestClient:
+    """A second person's browser: its own cookies."""
+    return TestClient(site.client.app, base_url="https://course.example.org", headers={"User-Agent": BROWSER})
+
+
 def opened(client: TestClient, item: str = DAY_3) -> dict[str, str]:
     """The form as a browser holds it once the page is open (what it posts later, whatever happened since)."""
     csrf, revision, fields = words_form(client, item)
@@ -95,8 +100,7 @@ def test_publish_takes_the_text_as_typed_and_a_refused_publish_keeps_it(site: Si
     live = render_live(site, "day-03")
     assert "Saved first" in live[1] and "typed, never saved" in live[2]
 
-    ben = signed_in(site, "ben@example.org", StudioRole.PUBLISHER,
-                    TestClient(site.client.app, base_url="https://course.example.org", headers={"User-Agent": BROWSER}))  # fmt: skip
+    ben = signed_in(site, "ben@example.org", StudioRole.PUBLISHER, browser(site))
     bens = opened(ben)
     annas = opened(anna)
     annas["w.title"] = "Anna's second"
