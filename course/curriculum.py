@@ -573,7 +573,7 @@ class Theme(_Data):
     background: str = Field(default="#f5efe9", pattern=_COLOUR)  # around the email's card and the page
     text: str = Field(default="#2b2622", pattern=_COLOUR)  # body text, on white
     font: str = Field(default=SYSTEM_FONTS, pattern=_FONT_STACK)
-    logo: str | None = Field(default=None, pattern=r"^[0-9a-f]{16,64}\.(png|jpg|gif|webp)$")  # an uploaded image
+    logo: str | None = Field(default=None, pattern=IMAGE_FILE)  # an uploaded image (web/media.py)
     logo_alt: str = ""
 
     @field_validator("accent", "text")

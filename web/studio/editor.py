@@ -255,10 +255,12 @@ async def save(
     typed kept in the form and the colleague's text beside it."""
     check_csrf(request, csrf)
     item = _known(web, scope, item)
+    posted = (subject, mjml, text, shared, wording, sent)
     try:  # the images chosen in the form: stored first, so that the draft names them
         wording = {**wording, **await run_in_threadpool(_uploaded, web, user, scope, await request.form())}
-    except ImageRefused as refused:
-        return await run_in_threadpool(_editor, request, web, user, scope, item, revision=revision,
+    except ImageRefused as refused:  # the text typed stays in the form
+        files = await run_in_threadpool(_files_or_none, web, scope, item, posted)
+        return await run_in_threadpool(_editor, request, web, user, scope, item, revision=revision, files=files,
                                        message=f"Nothing was saved: {refused}", status_code=400)  # fmt: skip
     return await run_in_threadpool(_save, request, web, user, scope, item, (revision, live),
                                    (subject, mjml, text, shared, wording, sent))  # fmt: skip
@@ -355,8 +357,10 @@ async def publish_draft(
     if typed:
         try:
             wording = {**wording, **await run_in_threadpool(_uploaded, web, user, scope, await request.form())}
-        except ImageRefused as refused:
-            return await run_in_threadpool(_editor, request, web, user, scope, item, revision=revision,
+        except ImageRefused as refused:  # the text typed stays in the form
+            files = await run_in_threadpool(_files_or_none, web, scope, item, (subject, mjml, text, shared, wording,
+                                                                               sent))  # fmt: skip
+            return await run_in_threadpool(_editor, request, web, user, scope, item, revision=revision, files=files,
                                            message=f"Nothing was published: {refused}", status_code=400)  # fmt: skip
     return await run_in_threadpool(_publish, request, web, user, scope, item, (revision, live), note,
                                    (subject, mjml, text, shared, wording, sent) if typed else None)  # fmt: skip
