@@ -116,3 +116,15 @@ def baseline_and_retake(session: Session, subscriber: Subscriber, course: Course
         checklist.band(baseline.band) if baseline else None,
         checklist.band(retake.band) if retake else None,
     )
+
+
+def reader_answers(session: Session, subscriber_id: int) -> dict[str, str]:
+    """One subscriber's latest band for each checklist in their current enrolment (as their next email
+    reads them; the studio's preview as that reader)."""
+    rows = session.execute(
+        select(Answer.checklist, Answer.band)
+        .join(Subscriber, and_(Subscriber.id == Answer.subscriber_id, Subscriber.enrolment == Answer.enrolment))
+        .where(Subscriber.id == subscriber_id)
+        .order_by(Answer.created_at, Answer.id)
+    )
+    return {checklist: band for checklist, band in rows}  # the latest of each wins

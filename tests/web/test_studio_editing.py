@@ -296,8 +296,18 @@ def test_the_preview_and_the_sent_email_speak_to_the_readers_answers_so_far(site
     site.sign_up_and_confirm()
     welcome_answers = [link for link in site.links("alex@example.com", "Welcome") if link.startswith("/answer/")]
     assert site.submit(welcome_answers[2]).status_code == 200  # "4+ checked"
+    # The preview as Alex: their first name and their answer so far, not the sample's; links that are nobody's.
+    as_alex = publisher.post("/studio/preview", data={**typed, "reader": " Alex@Example.com ", "first_name": "Sam"})
+    text = html.unescape(as_alex.text)
+    assert "[4+ checked] Day 2" in text and "for Alex (alex@example.com; answered warning-signs: 4+ checked)" in text
+    for stranger, why in (("nobody@example.com", "No reader of this course has the address nobody@example.com"),
+                          ("not an address", "“not an address” is not an email address")):  # fmt: skip
+        sample = {**typed, "reader": stranger, "first_name": "Sam"}
+        answer = html.unescape(publisher.post("/studio/preview", data=sample).text)
+        assert why in answer and "for Sam" in answer and "checked]" not in answer  # the sample, said so
     alex = site.subscriber("alex@example.com")
     assert alex.next_send_at is not None
     site.clock.to(alex.next_send_at)
     site.tick()
     assert [m.subject for m in site.smtp.to("alex@example.com")][-1] == "[4+ checked] Day 1: Practice Daily Check-Ins"
+

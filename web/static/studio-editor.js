@@ -7,6 +7,7 @@
   var panel = document.getElementById("preview");
   var email = document.getElementById("preview-email");
   var firstName = document.getElementById("preview-first-name");
+  var reader = document.getElementById("preview-reader");
   if (!form || !panel || !email || !firstName) { return; }
   var answers = Array.prototype.slice.call(document.querySelectorAll("select[data-answer]"));
   var view = document.getElementById("preview-view");
@@ -56,6 +57,7 @@
     });
     data.set("email", email.value);
     data.set("first_name", firstName.value);
+    if (reader) { data.set("reader", reader.value); }
     answers.forEach(function (answer) { data.set("answer." + answer.getAttribute("data-answer"), answer.value); });
     panel.setAttribute("aria-busy", "true");
     // The course the editor is about: the same ?course= as the form it previews.
@@ -84,6 +86,7 @@
   form.addEventListener("input", soon);
   email.addEventListener("change", refresh);
   firstName.addEventListener("input", soon);
+  if (reader) { reader.addEventListener("change", refresh); }
   answers.forEach(function (answer) { answer.addEventListener("change", refresh); });
   refresh();
 })();

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from course.curriculum import Course
 from course.lifecycle import EmailKind, day_number, is_day_email
 from course.studio import audit
-from course.wording import email_of, is_words, shipped_files, words_items
+from course.wording import dump, email_of, is_words, shipped_files, words_items
 from emails import markup
 from emails.compiler import EMAIL_FILES, SHARED_FOLDER, TemplateError, default_templates
 from emails.mime import MessageBuilder
@@ -54,7 +54,16 @@ from web.context import WebContext
 from web.media import MAX_IMAGE_BYTES, ImageRefused, store_image
 from web.security import EDITOR_PAGE_POLICY
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
-from web.studio.words import NEW_BLOCKS, FormProblem, new_block, posted_fields, words_from_form
+from web.studio.merge import Offered, carried, merge_words
+from web.studio.words import (
+    NEW_BLOCKS,
+    FormProblem,
+    drawn_from,
+    new_block,
+    posted_fields,
+    prefixed_fields,
+    words_from_form,
+)
 from web.studio.words import sections as words_sections
 
 # The form field an image block's upload comes in: "upload.body.3" for the fourth block.
@@ -128,7 +137,10 @@ def _editor(
     request: Request, web: Web, user: User, scope: Scope, item: str, *, files: dict[str, str] | None = None,
     revision: int | None = None, problems: list[TemplateError] | None = None, message: str | None = None,
     conflict: dict[str, str] | None = None, status_code: int = 200, saved: bool = False, focus: int | None = None,
+    merge_from: tuple[Any, dict[str, Any]] | None = None,
 ) -> Response:  # fmt: skip
+    """The editor's page. ``merge_from``: for a words file that met a colleague's change, what the page was
+    drawn from and what was typed, merged here field by field with theirs (their draft, else what is live)."""
     with web.session() as session:
         today = live_templates(session, scope.slug)
         live = live_versions(session, scope.slug).get(item)
@@ -141,6 +153,11 @@ def _editor(
         shared_day = files_of(today, "day")
         live_files = {path.replace("day/", f"{item}/", 1): text for path, text in shared_day.items()}
     shown = files if files is not None else (json.loads(draft.files) if draft else live_files)
+    merging = None
+    if merge_from is not None and is_words(item) and isinstance(merge_from[1], dict):
+        theirs = json.loads(draft.files) if draft and draft.based_on == (live.number if live else 0) else live_files
+        merging = Offered(merge_words(merge_from[0], merge_from[1], theirs.get(item, "")), *merge_from,
+                          revision=draft.revision if draft else 0)  # fmt: skip
     if problems is None and files is None and draft is not None:  # the saved draft: what its check found
         problems = checked(draft)
     sample = _sample_email(item)
@@ -158,6 +175,7 @@ def _editor(
         conflict=conflict, variables=variables_for(sample) if sample else [],
         words=_words_form(web, scope, item, shown, problems or []) if is_words(item) else None,
         label=item_label(item, scope.base), history=history, focus=focus, new_blocks=_addable(scope.base),
+        merging=merging,
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
     return response
@@ -283,12 +301,22 @@ def _save(
     request: Request, web: WebContext, user: User, scope: Scope, item: str, opened_on: tuple[int, int | None],
     posted: tuple[str | None, str | None, str | None, str | None, dict[str, str], frozenset[str]],
 ) -> Response:  # fmt: skip
-    revision, opened_live = opened_on
     try:
         files, focus = posted_files(web, scope, item, *posted)
+        merge_from = (drawn_from(scope.base, item, posted[4]), yaml.safe_load(files[item])) if is_words(item) else None
     except FormProblem as problem:
-        return _editor(request, web, user, scope, item, revision=revision, status_code=400,
+        return _editor(request, web, user, scope, item, revision=opened_on[0], status_code=400,
                        message=f"Nothing was saved: {problem}")  # fmt: skip
+    return _store(request, web, user, scope, item, files, opened_on, focus=focus, merge_from=merge_from)
+
+
+def _store(
+    request: Request, web: WebContext, user: User, scope: Scope, item: str, files: dict[str, str],
+    opened_on: tuple[int, int | None], *, focus: int | None = None, merge_from: tuple[Any, Any] | None = None,
+) -> Response:  # fmt: skip
+    """Save ``files`` as the item's draft, check it and show the editor's page (Post/Redirect/Get); or, when a
+    colleague saved or published since the page was opened, the page with what was typed and the merge."""
+    revision, opened_live = opened_on
     now = web.clock()
     with web.session() as session:
         live = live_versions(session, scope.slug).get(item)
@@ -299,9 +327,9 @@ def _save(
             went = "rolled back to" if live is not None and live.rolled_back else "published"
             theirs = files_of(live_templates(session, scope.slug), item) or _shipped(web, scope, item)
             return _editor(request, web, user, scope, item, files=files, revision=revision, conflict=theirs,
+                           merge_from=merge_from,
                            message=f"Nothing was saved: {by} {went} version {live_number} since you opened this "
-                                   "page. Your text is below, what is live now beside it: keep what you want, "
-                                   "then save again.", status_code=409)  # fmt: skip
+                                   "page. " + _MERGE_HINT, status_code=409)  # fmt: skip
         try:
             draft = save_draft(session, course_slug=scope.slug, item=item, files=files,
                                expected_revision=revision, based_on=live_number, author=user.email,
@@ -312,9 +340,9 @@ def _save(
             who = conflict.current.author if conflict.current else "someone"
             return _editor(request, web, user, scope, item, files=files,
                            revision=conflict.current.revision if conflict.current else 0, conflict=theirs,
-                           message=f"{who} saved this draft while you were editing. Your text is below, "
-                                   "theirs beside it: merge what you want to keep, then save again.",
-                           status_code=409)  # fmt: skip
+                           merge_from=merge_from,
+                           message=f"Nothing was saved: {who} saved this draft while you were editing. "
+                                   + _MERGE_HINT, status_code=409)  # fmt: skip
         except ValueError as error:
             return _editor(request, web, user, scope, item, files=files, revision=revision, message=str(error),
                            status_code=400)  # fmt: skip
@@ -331,6 +359,63 @@ def _save(
     block = f"&block={focus}" if focus is not None else ""
     return RedirectResponse(f"/studio/edit?course={scope.slug}&item={quote(item)}&saved={saved_revision}{block}",
                             status_code=303)  # fmt: skip
+
+
+merge_choices = prefixed_fields("choice.")  # "choice.3": "mine", "theirs" or "both" for the third clash
+_MERGE_HINT = (
+    "Your text is kept below; choose, for each field you both changed, yours, theirs or both, and save the merge."
+)
+
+
+@router.post("/merge", response_class=HTMLResponse)
+async def merge_draft(
+    request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
+    item: Annotated[str, Form(max_length=200)] = "", revision: Annotated[int, Form(ge=0)] = 0,
+    live: Annotated[int, Form(ge=0)] = 0, base: Annotated[str, Form(max_length=1_000_000)] = "",
+    mine: Annotated[str, Form(max_length=1_000_000)] = "",
+    choices: Annotated[dict[str, str], Depends(merge_choices)] = {},  # noqa: B006 - FastAPI's, never mutated
+) -> Response:  # fmt: skip
+    """Save the merge the editor offered: what was typed and a colleague's change, each clash as chosen.
+    ``revision`` and ``live``: their draft and the live version the merge was drawn against; if either moved
+    since, the merge is offered again against the newer text."""
+    check_csrf(request, csrf)
+    item = _known(web, scope, item)
+    if not is_words(item):
+        raise HTTPException(400, "Only an email's words are merged field by field.")
+    try:
+        merge_from = (carried(base, "what the page was drawn from"), carried(mine, "your text"))
+    except ValueError as error:
+        return await run_in_threadpool(_editor, request, web, user, scope, item, status_code=400,
+                                       message=f"Nothing was saved: {error}")  # fmt: skip
+    return await run_in_threadpool(_merge, request, web, user, scope, item, (revision, live), merge_from, choices)
+
+
+def _merge(
+    request: Request, web: WebContext, user: User, scope: Scope, item: str, drawn_against: tuple[int, int],
+    merge_from: tuple[Any, dict[str, Any]], choices: dict[str, str],
+) -> Response:  # fmt: skip
+    mine_files = {item: dump(merge_from[1])}
+    with web.session() as session:
+        draft = draft_of(session, scope.slug, item)
+        live = live_versions(session, scope.slug).get(item)
+        live_number = live.number if live else 0
+        theirs_files = (json.loads(draft.files) if draft and draft.based_on == live_number else
+                        files_of(live_templates(session, scope.slug), item) or _shipped(web, scope, item))  # fmt: skip
+    if drawn_against != (draft.revision if draft else 0, live_number):
+        return _editor(request, web, user, scope, item, files=mine_files, status_code=409, merge_from=merge_from,
+                       conflict=theirs_files, message="Nothing was saved: it changed again while you were "
+                       "choosing. The merge below is with the newest text.")  # fmt: skip
+    merging = merge_words(merge_from[0], merge_from[1], theirs_files.get(item, ""))
+    if merging is None:
+        return _editor(request, web, user, scope, item, files=mine_files, status_code=409, conflict=theirs_files,
+                       message="Nothing was saved: their text is not one the form can merge. Copy what you want "
+                               "to keep from beside the form, then save.")  # fmt: skip
+    try:
+        merged = merging.resolved({int(number): side for number, side in choices.items() if number.isdigit()})
+    except ValueError as error:
+        return _editor(request, web, user, scope, item, files=mine_files, status_code=400, merge_from=merge_from,
+                       conflict=theirs_files, message=f"Nothing was saved: {error}.")  # fmt: skip
+    return _store(request, web, user, scope, item, {item: dump(merged)}, drawn_against)
 
 
 def _publisher(user: User) -> None:
@@ -390,11 +475,18 @@ def _publish(
                                    "was published. Look it over, then publish again.")  # fmt: skip
         live = live_versions(session, scope.slug).get(item)
         if draft.based_on != (live.number if live else 0):
+            mine = json.loads(draft.files)
+            merge_from = None
+            if is_words(item):  # merged with what is live, from the version the draft was started on
+                started = {version.number: version for version in versions_of(session, scope.slug, item)}
+                base = (json.loads(started[draft.based_on].files) if draft.based_on in started
+                        else _shipped(web, scope, item))  # fmt: skip
+                merge_from = (yaml.safe_load(base.get(item, "")), yaml.safe_load(mine.get(item, "")))
             return _editor(request, web, user, scope, item, status_code=409, conflict=files_of(
-                live_templates(session, scope.slug), item) or _shipped(web, scope, item),
+                live_templates(session, scope.slug), item) or _shipped(web, scope, item), merge_from=merge_from,
                 message=f"Nothing was published: the live version changed since this draft was started (it was "
-                        f"version {draft.based_on}, it is version {live.number if live else 0}). What is live is "
-                        "beside the draft: keep what you want, save, then publish.")  # fmt: skip
+                        f"version {draft.based_on}, it is version {live.number if live else 0}). "
+                        + _MERGE_HINT)  # fmt: skip
         try:
             published = publish(session, course=scope.base, settings=web.settings, item=item,
                                 files=json.loads(draft.files), note=note.strip() or "no note", author=user.email,

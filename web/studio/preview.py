@@ -12,14 +12,18 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from starlette.exceptions import HTTPException
 
+from course.engagement.answers import reader_answers
+from course.models.subscribers import Subscriber
 from course.models.templates import TemplatePreview
+from course.subscriptions import normalise_email
 from emails.compiler import TemplateError
 from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
 from emails.store import draft_of, live_templates, with_item
+from web.context import WebContext
 from web.security import EMAIL_HEADERS
 from web.studio.auth import CSRF, Scoped, User, Web, check_csrf, within_limit
 from web.studio.editor import Sent, Text, _known, emails_using, posted_files
@@ -41,7 +45,7 @@ posted_answers = prefixed_fields("answer.")
 def preview(
     request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", email: Annotated[str, Form(max_length=40)] = "",
-    first_name: Annotated[str, Form(max_length=40)] = "",
+    first_name: Annotated[str, Form(max_length=40)] = "", reader: Annotated[str, Form(max_length=320)] = "",
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
     wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
@@ -73,6 +77,12 @@ def preview(
     recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,
                           signup_request_id=0, answers=answers)  # fmt: skip
     values: dict[str, object] = {"item": item, "email": email, "choices": choices, "first_name": first_name}
+    if reader.strip():
+        recipient, refused = _as_reader(web, scope.slug, reader, recipient)
+        values.update(reader_problem=refused, as_reader=not refused)
+    values["recipient"] = recipient
+    values["bands"] = {key: {band.key: band.label for band in checklist.bands}
+                       for key, checklist in scope.base.checklists.items()}  # fmt: skip
     if not within_limit(web, user, "preview"):
         values["busy"] = "That is a lot of previews in a few minutes: the next one can come in a minute or two."
         return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=429)
@@ -92,6 +102,25 @@ def preview(
     values.update(token=token, rendered=rendered, size_kb=size / 1024, clipped=size > GMAIL_CLIP_BYTES,
                   sender=web.settings.sender.display_name or web.settings.sender.addr_spec)  # fmt: skip
     return web.templates.TemplateResponse(request, "studio/_preview.html", values)
+
+
+def _as_reader(web: WebContext, slug: str, address: str, sample: Recipient) -> tuple[Recipient, str]:
+    """The preview's reader as one real reader of the course: their first name and their answers so far;
+    not their links (a click in a preview counts for nobody). Else the sample, and why."""
+    try:
+        wanted = normalise_email(address)
+    except ValueError:
+        return sample, f"“{address.strip()}” is not an email address: the preview is for the sample reader."
+    with web.session() as session:
+        found = session.scalars(
+            select(Subscriber).where(Subscriber.course_slug == slug, Subscriber.email == wanted)
+        ).first()
+        if found is None:
+            return sample, f"No reader of this course has the address {wanted}: the preview is for the sample reader."
+        answers = reader_answers(session, found.id)
+    reader = Recipient(subscriber_id=0, email=wanted, first_name=found.first_name, signup_request_id=0,
+                       answers=answers)  # fmt: skip
+    return reader, ""
 
 
 @router.get("/preview/{token}/html", response_class=HTMLResponse)

@@ -125,12 +125,12 @@ def _leaves(value: Any, path: tuple[str, ...], section: Section) -> None:
     if isinstance(value, list) and key in _PARAGRAPHS | _LINES and all(isinstance(v, str) for v in value):
         kind = "paragraphs" if key in _PARAGRAPHS else "lines"
         joined = ("\n\n" if kind == "paragraphs" else "\n").join(value)
-        section.fields.append(Field(".".join(path), _label(path), joined, kind, _hint(path, kind)))
+        section.fields.append(Field(".".join(path), label_of(path), joined, kind, _hint(path, kind)))
     elif isinstance(value, str) or value is None:
         if key in _SHAPE:
             return
         kind = "line" if key in _PLAIN or key.isdigit() or key not in _LONG else "text"
-        section.fields.append(Field(".".join(path), _label(path), value or "", kind, _hint(path, kind)))
+        section.fields.append(Field(".".join(path), label_of(path), value or "", kind, _hint(path, kind)))
     elif isinstance(value, dict):
         for inner_key, inner in value.items():
             _leaves(inner, (*path, str(inner_key)), section)
@@ -140,7 +140,7 @@ def _leaves(value: Any, path: tuple[str, ...], section: Section) -> None:
     # numbers and booleans are the course's shape, not its words
 
 
-def _label(path: tuple[str, ...]) -> str:
+def label_of(path: tuple[str, ...]) -> str:
     """ "exercise.blocks.1.cards.0.rows.2.text" -> "Example 1, row 3: text"."""
     words: list[str] = []
     parts = list(path)
@@ -164,7 +164,7 @@ def _label(path: tuple[str, ...]) -> str:
     return ", ".join([words[0], *parts_after]) + ": " + words[-1].lower()
 
 
-def _block_title(kind: str, number: int, block: Mapping[str, Any]) -> str:
+def block_title(kind: str, number: int, block: Mapping[str, Any]) -> str:
     name = block.get("title") if kind not in _SETTINGS_ONLY else None
     return f"Block {number}: {_KINDS.get(kind, kind)}" + (f" ({name})" if name else "")
 
@@ -292,7 +292,7 @@ def sections(course: Course, item: str, data: Mapping[str, Any]) -> list[Section
         result.append(top)
     for index, block in enumerate(data.get("body") or []):
         kind = str(block.get("kind", ""))
-        section = Section(_block_title(kind, index + 1, block), block=index, kind=kind, note=_NOTES.get(kind, ""))
+        section = Section(block_title(kind, index + 1, block), block=index, kind=kind, note=_NOTES.get(kind, ""))
         _settings(block, ("body", str(index)), course, section)
         result.append(section)
     if data.get("page"):
@@ -302,7 +302,7 @@ def sections(course: Course, item: str, data: Mapping[str, Any]) -> list[Section
             _leaves(page.get(key), ("page", key), top)
         result.append(top)
         for index, block in enumerate(page.get("blocks", [])):
-            section = Section(f"The web page, {_block_title(block.get('kind', ''), index + 1, block).lower()}")
+            section = Section(f"The web page, {block_title(block.get('kind', ''), index + 1, block).lower()}")
             _leaves(block, ("page", "blocks", str(index)), section)
             result.append(section)
     if "teaser" in data:
@@ -367,7 +367,7 @@ class FormProblem(ValueError):
     """A posted form that cannot be read back (its content, its order or its button): said in plain words."""
 
 
-def _drawn_from(course: Course, item: str, posted: Mapping[str, str]) -> dict[str, Any]:
+def drawn_from(course: Course, item: str, posted: Mapping[str, str]) -> dict[str, Any]:
     """The content the form was drawn from: what it carried (``w.@shape``), else the course's own."""
     skeleton = shape(course, item)
     carried = posted.get(SHAPE)
@@ -429,7 +429,7 @@ def _acted(course: Course, body: list[Any], action: str, adding: str = "") -> tu
 def words_from_form(course: Course, item: str, posted: Mapping[str, str]) -> tuple[dict[str, str], int | None]:
     """The words file a posted form makes (the content it was drawn from, with every posted field's text,
     its blocks in the posted order and the block button applied), and the block to show next."""
-    drawn = _drawn_from(course, item, posted)
+    drawn = drawn_from(course, item, posted)
     data = _posted(drawn, (), posted)
     focus = None
     if isinstance(data.get("body"), list):
