@@ -310,4 +310,3 @@ def test_the_preview_and_the_sent_email_speak_to_the_readers_answers_so_far(site
     site.clock.to(alex.next_send_at)
     site.tick()
     assert [m.subject for m in site.smtp.to("alex@example.com")][-1] == "[4+ checked] Day 1: Practice Daily Check-Ins"
-
