@@ -181,15 +181,15 @@ def shipped_files(course: Course, item: str) -> dict[str, str]:
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>")
 
 
-def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+def strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, dict):
         for key, inner in value.items():
-            yield from _strings(inner, f"{path}.{key}" if path else str(key))
+            yield from strings(inner, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
         for index, inner in enumerate(value):
-            yield from _strings(inner, f"{path}.{index}")
+            yield from strings(inner, f"{path}.{index}")
 
 
 def _error_field(location: tuple[int | str, ...]) -> str:
@@ -199,6 +199,40 @@ def _error_field(location: tuple[int | str, ...]) -> str:
     return ".".join(
         part for index, part in enumerate(parts) if not (part in kinds and index and parts[index - 1].isdigit())
     )
+
+
+def plain(error: Mapping[str, Any]) -> str:
+    """One of pydantic's complaints about a field, in the words a person editing it reads."""
+    kind, context = error.get("type", ""), error.get("ctx") or {}
+    said = {
+        "missing": "is missing",
+        "string_too_short": "is empty: write something here",
+        "too_short": "needs at least {min_length} of them",
+        "string_too_long": "is too long: at most {max_length} characters",
+        "too_long": "has too many: at most {max_length}",
+        "string_pattern_mismatch": "is not in the form it must take",
+        "string_type": "must be text",
+        "list_type": "must be a list",
+        "dict_type": "must be a group of fields",
+        "int_parsing": "must be a whole number",
+        "int_type": "must be a whole number",
+        "bool_parsing": "must be yes or no",
+        "greater_than_equal": "must be at least {ge}",
+        "less_than_equal": "must be at most {le}",
+        "literal_error": "must be one of: {expected}",
+        "extra_forbidden": "is not a field this email has (take it out)",
+        "union_tag_invalid": "is not a kind of block ({expected})",
+        "url_parsing": "is not a web address (https://...)",
+        "url_scheme": "must start with https://",
+    }.get(kind)
+    if said is None:  # the course's own rules say it in words already ("Value error, ...")
+        return str(error.get("msg", "is not right")).removeprefix("Value error, ")
+    return said.format_map(_Limits({key: str(value) for key, value in context.items()}))
+
+
+class _Limits(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "the limit"
 
 
 def read(item: str, text: str) -> dict[str, Any]:
@@ -217,8 +251,8 @@ def read(item: str, text: str) -> dict[str, Any]:
     except ValidationError as error:
         first = error.errors()[0]
         field = _error_field(first["loc"])
-        raise TemplateError(email, item, f"{field}: {first['msg']}", field=field) from None
-    for field, value in _strings(data):
+        raise TemplateError(email, item, f"{field}: {plain(first)}", field=field) from None
+    for field, value in strings(data):
         if _HTML_TAG.search(value):
             raise TemplateError(email, item, f"{field}: HTML is not accepted, it would show as typed; write "
                                              "*emphasis*, **strong**, - lists and [words](https://link)",

@@ -26,13 +26,16 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+import yaml
+
 from course.curriculum import IMAGE_FILE
 from course.lifecycle import EmailKind
+from course.wording import email_of, is_words, strings
 from emails.compiler import TemplateError
 from emails.rendering import MEDIA_PATH, RenderedEmail
 
@@ -428,7 +431,54 @@ def _first(found: list[tuple[str, str]]) -> str:
     return f"{shown or '(no address)'} ({where}{more})"
 
 
-def content_problems(rendered: RenderedEmail, context: dict[str, Any], base_url: str) -> list[TemplateError]:
+def link_refused(href: str, base_url: str) -> str | None:
+    """Why an email may not carry a link to ``href`` (None: it may): the one rule for links, in the layouts'
+    HTML and in the words typed in the studio alike. A link goes to the course's own pages (they redirect
+    onwards, counted), to an email address, or to a place in the email itself."""
+    base = base_url.rstrip("/") + "/"
+    if href.startswith((base, "mailto:", "#")):
+        return None
+    if re.match(r"(?i)\s*(https?:)?//", href):
+        return (
+            f"“{href}” is another site: an email links only to this course's own pages ({base}…) or to an "
+            "email address (mailto:…). Link to a page of the course, or write the address as text"
+        )
+    return f"“{href}” is not a link an email may carry: a link starts with {base} or mailto:"
+
+
+_WORDS_LINK = re.compile(
+    r"\[[^\]\n]*\]\(\s*<?((?:[^()\s>]|\([^()\s]*\))*)"
+)  # one level of (parentheses), as CommonMark
+
+
+def words_link_problems(files: Mapping[str, str], base_url: str) -> list[TemplateError]:
+    """Each link typed in the emails' words (``[words](address)``) that :func:`link_refused` refuses, beside
+    its field: found where it was typed, not in the layout that shows it."""
+    problems = []
+    for path, text in files.items():
+        if not is_words(path):
+            continue
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue  # reading the file says what is wrong with it
+        for where, value in strings(data):
+            for href in _WORDS_LINK.findall(value):
+                why = link_refused(href, base_url)
+                if why is not None:
+                    problems.append(TemplateError(email_of(path) or "every email", path, f"{where}: {why}",
+                                                  field=where))  # fmt: skip
+    return problems
+
+
+def typed_links(files: Mapping[str, str]) -> frozenset[str]:
+    """Every link address typed in the emails' words."""
+    return frozenset(_WORDS_LINK.findall("\n".join(text for path, text in files.items() if is_words(path))))
+
+
+def content_problems(
+    rendered: RenderedEmail, context: dict[str, Any], base_url: str, said: frozenset[str] = frozenset()
+) -> list[TemplateError]:
     """The problems of one rendered email; ``context`` is what it was rendered with."""
     email = rendered.email
     try:
@@ -477,7 +527,8 @@ def content_problems(rendered: RenderedEmail, context: dict[str, Any], base_url:
     for message in dict.fromkeys(parts.refused):
         problem("body.mjml", message)
     base = base_url.rstrip("/") + "/"
-    elsewhere = [(href, where) for href, where in parts.links if not href.startswith((base, "mailto:", "#"))]
+    # Links typed in the words are named beside their field already (``said``).
+    elsewhere = [(href, where) for href, where in parts.links if href not in said and link_refused(href, base_url)]
     if elsewhere:
         problem("body.mjml", f"links go to the course's own pages only (they redirect onwards): {_first(elsewhere)}")
     missing_in_text = [href for href in parts.hrefs if href.startswith(base) and href not in rendered.text]

@@ -531,6 +531,7 @@ class CompiledEmail:
     name: str
     version: str
     html_source: str  # MJML's output, still holding the Jinja placeholders
+    mjml_source: str  # body.mjml as written (for the line of a mistake found while rendering)
     subject: jinja2.Template
     text: jinja2.Template
     html: jinja2.Template
@@ -632,6 +633,7 @@ def compile_email(templates: TemplateSet, name: str) -> CompiledEmail:
         name=name,
         version=templates.version,
         html_source=html_source,
+        mjml_source=files["body.mjml"],
         subject=parsed["subject.txt"],
         text=parsed["body.txt"],
         html=parsed["body.mjml"],

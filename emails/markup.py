@@ -36,9 +36,10 @@ _inline = MarkdownIt("zero").enable(_INLINE_RULES)
 
 SYNTAX_HELP = (
     "Blank line: new paragraph. *emphasis*, **strong**. Lines starting with - or 1. make a list. "
-    "[words](https://link). \\* for a plain asterisk."
+    "[words](https://this course's site/page) or [words](mailto:someone@example.org): links go to the "
+    "course's own pages or to an email address. \\* for a plain asterisk."
 )
-INLINE_HELP = "*emphasis*, **strong**, [words](https://link)."
+INLINE_HELP = "*emphasis*, **strong**, [words](a page of this course's site, or mailto:someone@example.org)."
 
 
 # --- HTML -----------------------------------------------------------------------------------------

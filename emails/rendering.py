@@ -7,18 +7,20 @@ tokens) and the greeting change. Every link is absolute, on BASE_URL.
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import MAX_RANGE
 
 from course.catalog import course_from_files
 from course.curriculum import CONTENT_KINDS, Course, CourseStep, Day, Letter
 from course.lifecycle import EmailKind
 from course.links import LinkSigner, Purpose
 from course.settings import Settings
-from emails.compiler import TemplateError, TemplateSet, compile_email, default_templates
+from emails.compiler import CompiledEmail, TemplateError, TemplateSet, compile_email, default_templates
 from emails.markup import plain
 
 # The web page a letter's ``page`` is published at (web/pages.py serves it).
@@ -120,13 +122,13 @@ class Renderer:
         """Render with a context made by :meth:`context` (its signed links are stamped with the time,
         so a check that compares the email with its links must use the very same context)."""
         compiled = compile_email(self.templates, email)
-        subject = _render(compiled.subject, context, email, "subject.txt")
+        subject = _render(compiled.subject, context, email, "subject.txt", compiled)
         subject = " ".join(subject.split())
         if not subject:
             raise TemplateError(email, "subject.txt", "the subject is empty")
         context["subject"] = subject
-        text = _tidy_text(_render(compiled.text, context, email, "body.txt"))
-        html = _render(compiled.html, context, email, "body.mjml")
+        text = _tidy_text(_render(compiled.text, context, email, "body.txt", compiled))
+        html = _render(compiled.html, context, email, "body.mjml", compiled)
         return RenderedEmail(
             email=email,
             step=context["step"]["number"],
@@ -309,13 +311,51 @@ class Renderer:
         return values
 
 
-def _render(template: jinja2.Template, context: dict[str, Any], email: str, file: str) -> str:
+def _render(
+    template: jinja2.Template, context: dict[str, Any], email: str, file: str, compiled: CompiledEmail | None = None
+) -> str:
+    """A template rendered; its mistakes as a TemplateError in plain words, with the line where it can be found."""
     try:
         return template.render(context)
     except jinja2.UndefinedError as error:
-        raise TemplateError(email, file, f"undefined: {error.message}") from None
+        raise TemplateError(email, file, f"undefined: {error.message}", _line(error, file, compiled)) from None
     except jinja2.TemplateError as error:
-        raise TemplateError(email, file, f"Jinja: {error.message}") from None
+        raise TemplateError(email, file, f"Jinja: {error.message}", _line(error, file, compiled)) from None
+    except OverflowError as error:  # the sandbox's range() limit
+        raise TemplateError(email, file, f"a loop over more than {MAX_RANGE:,} steps (the most an email may take)",
+                            _line(error, file, compiled)) from None  # fmt: skip
+    except RecursionError:
+        raise TemplateError(email, file, "a macro or include that calls itself without end") from None
+    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as error:
+        raise TemplateError(email, file, f"it cannot be worked out ({_said(error)})",
+                            _line(error, file, compiled)) from None  # fmt: skip
+
+
+def _said(error: Exception) -> str:
+    words = {ZeroDivisionError: "a division by zero", TypeError: "a value of the wrong kind",
+             KeyError: "no such key", IndexError: "no such item in a list"}  # fmt: skip
+    return next((said for kind, said in words.items() if isinstance(error, kind)), type(error).__name__)
+
+
+_EXPRESSION = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
+
+
+def _line(error: BaseException, file: str, compiled: CompiledEmail | None) -> int | None:
+    """The line of the file as written where a render failed: Jinja maps its frames to the template's lines;
+    for body.mjml those are lines of MJML's output, found in the file by the Jinja they hold."""
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if frame.filename == "<template>"]
+    if not lines or lines[-1] is None:
+        return None
+    line = lines[-1]
+    if file != "body.mjml" or compiled is None:
+        return line
+    html_lines = compiled.html_source.splitlines()
+    if not 0 < line <= len(html_lines):
+        return None
+    for expression in _EXPRESSION.findall(html_lines[line - 1]):
+        if compiled.mjml_source.count(expression) == 1:
+            return compiled.mjml_source[: compiled.mjml_source.index(expression)].count("\n") + 1
+    return None
 
 
 _BLANK_RUNS = re.compile(r"\n{3,}")

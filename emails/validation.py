@@ -12,7 +12,7 @@ import jinja2
 
 from course.curriculum import Course
 from course.settings import Settings
-from emails.checks import content_problems
+from emails.checks import content_problems, typed_links, words_link_problems
 from emails.compiler import TemplateError, TemplateSet
 from emails.rendering import SAMPLE, Renderer
 from emails.variables import first_use, unknown_variables
@@ -24,7 +24,8 @@ def check(templates: TemplateSet, course: Course, settings: Settings) -> list[Te
         renderer = Renderer(course, settings, templates)
     except TemplateError as error:  # the wording does not read: nothing can render
         return [error]
-    problems: list[TemplateError] = []
+    problems = words_link_problems(templates.files, str(settings.base_url))
+    said = typed_links(templates.files)
     for email in renderer.email_names():
         try:
             unknown = unknown_variables(templates, email)
@@ -44,9 +45,16 @@ def check(templates: TemplateSet, course: Course, settings: Settings) -> list[Te
         except (RecursionError, OverflowError, ArithmeticError, TypeError, ValueError) as error:
             # What the sandbox stops (a range too large, a template that includes itself) or a value
             # the template cannot work with: the email would never send.
-            problems.append(TemplateError(email, "", f"{type(error).__name__}: {str(error).splitlines()[0]}"))
+            problems.append(
+                TemplateError(
+                    email,
+                    "",
+                    "it cannot be rendered: a loop or include without end, or a "
+                    f"value it cannot work with ({type(error).__name__})",
+                )
+            )
         else:
-            problems += content_problems(rendered, context, str(settings.base_url))
+            problems += content_problems(rendered, context, str(settings.base_url), said)
     return problems
 
 

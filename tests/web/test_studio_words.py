@@ -106,7 +106,7 @@ def test_an_empty_required_field_is_named_beside_it_and_cannot_be_published(site
     assert status == 200 and "It does not render yet" in page
     field = re.search(r'<div class="field has-problem">\s*<label for="w-title">Title</label>(.*?)</div>', page, re.S)
     assert field, "the problem is not beside the title"
-    assert "at least 1 character" in field.group(1) and 'aria-invalid="true"' in field.group(1)
+    assert "is empty: write something here" in field.group(1) and 'aria-invalid="true"' in field.group(1)
     _, _, fields = words_form(client, DAY_3)
     assert fields["w.title"] == ""  # the draft kept what was typed
     assert publish(client, DAY_3, "no title") == 400
@@ -117,9 +117,32 @@ def test_html_and_links_to_elsewhere_are_refused_with_the_field_named(site: Site
     client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
     _, page = save_words(client, DAY_3, {"w.teaser": "Tomorrow: <script>alert(1)</script> more"})
     assert "HTML is not accepted" in page and 'id="w-teaser-problem-1"' in page
-    _, page = save_words(client, DAY_3, {"w.teaser": "Tomorrow: read [this](https://elsewhere.example/x)."})
-    assert "It does not render yet" in page and "elsewhere.example" in html.unescape(page)
-    assert publish(client, DAY_3, "an outside link") == 400
+    own = f"{site.runtime.settings.base_url}".rstrip("/") + "/c/building-emotional-intimacy/about"
+    for typed, said in (
+        ("read [this](https://elsewhere.example/x).", "“https://elsewhere.example/x” is another site"),
+        ("read [this](//elsewhere.example/x).", "“//elsewhere.example/x” is another site"),
+        ("read [this](javascript:alert(1)).", "“javascript:alert(1)” is not a link an email may carry"),
+        ("read [this](data:text/html,hi).", "“data:text/html,hi” is not a link an email may carry"),
+    ):
+        _, page = save_words(client, DAY_3, {"w.teaser": f"Tomorrow: {typed}"})
+        text = html.unescape(page)
+        assert "It does not render yet" in page and f"Tomorrow's teaser: {said}" in text, (
+            typed
+        )  # named as the form names it
+        field = re.search(r'<div class="field has-problem">\s*<label for="w-teaser">(.*?)</div>', text, re.S)
+        assert field and said in field.group(1), typed  # and beside the field
+        assert "body.mjml" not in text.split("It does not render yet")[1].split("</ul>")[0], typed  # not the layout's
+        assert publish(client, DAY_3, "an outside link") == 400
+        # As typed: the preview says so before any save, with a link to the field.
+        csrf, _, fields = words_form(client, DAY_3)
+        typed_form = {"csrf": csrf, "item": DAY_3, "email": "day-03", **fields, "w.teaser": f"Later: {typed}"}
+        preview = html.unescape(client.post("/studio/preview", data=typed_form).text)
+        assert "A save would refuse this link" in preview and '<a href="#w-teaser">' in preview and said in preview
+    status, page = save_words(
+        client, DAY_3, {"w.teaser": f"Tomorrow: [the course's page]({own}), or [write](mailto:a@example.org)."}
+    )
+    assert status == 200 and "It does not render yet" not in page, html.unescape(page)
+    assert publish(client, DAY_3, "its own links") == 303
 
 
 def test_a_posted_form_cannot_change_the_courses_shape(site: Site) -> None:

@@ -60,6 +60,7 @@ from web.studio.words import (
     FormProblem,
     drawn_from,
     new_block,
+    place_label,
     posted_fields,
     prefixed_fields,
     words_from_form,
@@ -162,8 +163,13 @@ def _editor(
         problems = checked(draft)
     sample = _sample_email(item)
     grouped: dict[tuple[str, int | None, str], list[str]] = {}
+    body = _body_of(shown.get(item, "")) if is_words(item) else None
     for problem in problems or []:  # one line for a problem that every day shares
-        grouped.setdefault((problem.file, problem.line, problem.message), []).append(problem.email)
+        message = problem.message
+        if problem.field and problem.file == item:  # named as the form names the field
+            where = place_label(body, tuple(problem.field.split(".")))
+            message = f"{where}: {message.removeprefix(problem.field + ': ')}"
+        grouped.setdefault((problem.file, problem.line, message), []).append(problem.email)
     paths = _file_names(item)
     response = studio_page(
         web, request, "edit.html", status_code=status_code, user=user, item=item,
@@ -179,6 +185,15 @@ def _editor(
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
     return response
+
+
+def _body_of(text: str) -> Any:
+    """The body of a words file as typed (none when it is not one): for naming where a problem is."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return data.get("body") if isinstance(data, dict) else None
 
 
 def _addable(course: Course) -> list[tuple[str, str]]:

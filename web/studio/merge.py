@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from merge3 import Merge3
 
-from web.studio.words import block_title, label_of
+from web.studio.words import place_label
 
 SIDES = ("mine", "theirs", "both")
 _LONG_TEXT = {"paragraphs", "text", "items", "intro", "outro", "teaser", "description", "detail", "meaning",
@@ -143,13 +143,7 @@ class _Merger:
         self.mine_body = mine_body
 
     def label(self, path: tuple[str, ...], blocks: list[Any] | None = None) -> str:
-        if len(path) >= 2 and path[0] == "body" and path[1].isdigit():
-            index = int(path[1])
-            source = blocks if blocks is not None else self.mine_body
-            block = source[index] if index < len(source) and isinstance(source[index], dict) else {}
-            title = block_title(str(block.get("kind", "text")), index + 1, block)
-            return title if len(path) == 2 else f"{title}: {label_of(path[2:]).lower()}"
-        return label_of(path) if path else "the email"
+        return place_label(blocks if blocks is not None else self.mine_body, path)
 
     def value(self, base: Any, mine: Any, theirs: Any, path: tuple[str, ...]) -> Any:
         if mine == theirs:

@@ -10,6 +10,7 @@ import secrets
 from datetime import timedelta
 from typing import Annotated, Literal
 
+import yaml
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import delete, select
@@ -19,6 +20,8 @@ from course.engagement.answers import reader_answers
 from course.models.subscribers import Subscriber
 from course.models.templates import TemplatePreview
 from course.subscriptions import normalise_email
+from course.wording import is_words
+from emails.checks import words_link_problems
 from emails.compiler import TemplateError
 from emails.rendering import Recipient, email_names
 from emails.sandbox import CheckFailed, render_bounded
@@ -27,7 +30,7 @@ from web.context import WebContext
 from web.security import EMAIL_HEADERS
 from web.studio.auth import CSRF, Scoped, User, Web, check_csrf, within_limit
 from web.studio.editor import Sent, Text, _known, emails_using, posted_files
-from web.studio.words import FormProblem, posted_fields, prefixed_fields
+from web.studio.words import FormProblem, field_id, place_label, posted_fields, prefixed_fields
 
 router = APIRouter(prefix="/studio")
 # Gmail clips a message whose HTML is larger than about 102 KB: the rest hides behind a link.
@@ -74,9 +77,15 @@ def preview(
                 return web.templates.TemplateResponse(request, "studio/_preview.html", broken)
     if files is not None:
         templates = with_item(templates, item, files)
+    # Links typed in the words, checked as typed with the save's rule: said here, beside the preview.
+    links = words_link_problems(files, str(web.settings.base_url)) if files is not None and is_words(item) else []
+    body = yaml.safe_load(files[item]).get("body") if links and files is not None else None
     recipient = Recipient(subscriber_id=0, email="sam@example.com", first_name=first_name.strip() or None,
                           signup_request_id=0, answers=answers)  # fmt: skip
-    values: dict[str, object] = {"item": item, "email": email, "choices": choices, "first_name": first_name}
+    typed_links = [(place_label(body, tuple(problem.field.split("."))), field_id(problem.field),
+                problem.message.removeprefix(f"{problem.field}: ")) for problem in links if problem.field]  # fmt: skip
+    values: dict[str, object] = {"item": item, "email": email, "choices": choices, "first_name": first_name,
+                                 "link_problems": typed_links}  # fmt: skip
     if reader.strip():
         recipient, refused = _as_reader(web, scope.slug, reader, recipient)
         values.update(reader_problem=refused, as_reader=not refused)

@@ -93,12 +93,17 @@ class Field:
 
     @property
     def id(self) -> str:
-        return "w-" + re.sub(r"[^a-z0-9-]", "-", self.path.lower())
+        return field_id(self.path)
 
     @property
     def rows(self) -> int:
         lines = self.value.count("\n") + len(self.value) // 70 + 1
         return max(2 if self.kind == "text" else 3, min(lines + 1, 24))
+
+
+def field_id(path: str) -> str:
+    """The HTML id of a field of the form (``body.0.paragraphs``: ``w-body-0-paragraphs``)."""
+    return "w-" + re.sub(r"[^a-z0-9-]", "-", path.lower())
 
 
 @dataclass
@@ -162,6 +167,17 @@ def label_of(path: tuple[str, ...]) -> str:
         return words[0]
     parts_after = [word[0].lower() + word[1:] for word in words[1:-1]]
     return ", ".join([words[0], *parts_after]) + ": " + words[-1].lower()
+
+
+def place_label(body: Any, path: tuple[str, ...]) -> str:
+    """Where a field is, as the form names it: "Block 2: the exercise box: paragraphs", "Title"."""
+    if len(path) >= 2 and path[0] == "body" and path[1].isdigit():
+        index = int(path[1])
+        blocks = body if isinstance(body, list) else []
+        block = blocks[index] if index < len(blocks) and isinstance(blocks[index], dict) else {}
+        title = block_title(str(block.get("kind", "text")), index + 1, block)
+        return title if len(path) == 2 else f"{title}: {label_of(path[2:]).lower()}"
+    return label_of(path) if path else "the email"
 
 
 def block_title(kind: str, number: int, block: Mapping[str, Any]) -> str:
