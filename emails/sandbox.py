@@ -27,7 +27,8 @@ import resource
 import secrets
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from course.catalog import base_course
@@ -66,30 +67,57 @@ def _rendering_settings(settings: Settings) -> dict[str, str]:
     return {name: str(getattr(settings, name)) for name in RENDERING_SETTINGS}
 
 
-def _run_child(request: dict[str, object], timeout: float, settings: Settings) -> dict[str, object]:
-    """Run one request in the limited child; its JSON answer, or CheckFailed."""
+class Superseded(CheckFailed):
+    """The work was stopped because newer work of the same person replaced it (a newer preview)."""
+
+
+# How often a running child is asked whether it is still wanted.
+_POLL_SECONDS = 0.05
+
+
+def _run_child(
+    request: dict[str, object], timeout: float, settings: Settings, still_wanted: Callable[[], bool] | None = None
+) -> dict[str, object]:
+    """Run one request in the limited child; its JSON answer, or CheckFailed. ``still_wanted``: asked while
+    the child runs; when it says no, the child is killed (Superseded), its CPU given back at once."""
     payload = json.dumps({**request, "settings": _rendering_settings(settings)}).encode()
     if len(payload) > MAX_INPUT_BYTES:
         raise CheckFailed(f"the templates are {len(payload) // 1024} KB; at most {MAX_INPUT_BYTES // 1024} KB")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "emails.sandbox"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_limits,
+        env=_environment(),
+    )
+    deadline = time.monotonic() + timeout
+    given: bytes | None = payload
     try:
-        finished = subprocess.run(
-            [sys.executable, "-m", "emails.sandbox"],
-            input=payload,
-            capture_output=True,
-            timeout=timeout,
-            preexec_fn=_limits,
-            env=_environment(),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise CheckFailed(f"the templates took longer than {timeout:.0f} s (a loop, or text too large?)") from None
-    if finished.returncode != 0:
-        if finished.returncode < 0 or b"MemoryError" in finished.stderr:
+        while True:
+            step = _POLL_SECONDS if still_wanted is not None else timeout
+            try:
+                stdout, stderr = child.communicate(given, timeout=max(0.001, min(step, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                given = None  # given once; asking again only waits
+                if time.monotonic() >= deadline:
+                    raise CheckFailed(
+                        f"the templates took longer than {timeout:.0f} s (a loop, or text too large?)"
+                    ) from None
+                if still_wanted is not None and not still_wanted():
+                    raise Superseded("a newer request replaced this one") from None
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    if child.returncode != 0:
+        if child.returncode < 0 or b"MemoryError" in stderr:
             reason = "they asked for more memory or time than a template may use"
         else:
-            reason = (finished.stderr.decode(errors="replace").strip().splitlines() or ["it stopped"])[-1]
+            reason = (stderr.decode(errors="replace").strip().splitlines() or ["it stopped"])[-1]
         raise CheckFailed(f"checking the templates failed: {reason}")
-    answer: dict[str, object] = json.loads(finished.stdout)
+    answer: dict[str, object] = json.loads(stdout)
     return answer
 
 
@@ -138,11 +166,13 @@ def render_bounded(
     *,
     settings: Settings,
     timeout: float = WALL_SECONDS,
+    still_wanted: Callable[[], bool] | None = None,
 ) -> RenderedEmail:
     """One email rendered for ``recipient`` in the limited child (previews and test sends of drafts).
 
     Its signed links are made here, with the real key (a words file cannot change which links an email
-    has: course/wording.py). TemplateError when it does not render; CheckFailed when it asks too much.
+    has: course/wording.py). TemplateError when it does not render; CheckFailed when it asks too much;
+    Superseded when ``still_wanted`` says no while it runs.
     """
     values = Renderer(base_course(files, course_slug), settings, TemplateSet(files)).reader_values(email, recipient)
     answer = _run_child(
@@ -150,6 +180,7 @@ def render_bounded(
          "recipient": dataclasses.asdict(recipient), "values": values},
         timeout,
         settings,
+        still_wanted,
     )  # fmt: skip
     if "problem" in answer:
         problem = answer["problem"]

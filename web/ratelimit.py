@@ -1,4 +1,5 @@
-"""Fixed-window rate limits: how many sign-ups one client may send.
+"""Fixed-window rate limits: how many sign-ups one client may send; and "the newest wins" for work one
+person starts again before the last has finished (a preview per keystroke: the older is cancelled).
 
 (The pace of confirmations to one mailbox is the database's job: course/subscriptions.py.) Redis when
 the deployment has it (every web process shares the count), memory otherwise (the demo). The window
@@ -19,6 +20,12 @@ log = logging.getLogger(__name__)
 
 class RateLimiter(Protocol):
     def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool: ...
+
+    def mark_newest(self, key: str, token: str, seconds: int) -> None:
+        """``token`` is now the newest piece of work under ``key`` (for ``seconds`` at most)."""
+
+    def is_newest(self, key: str, token: str) -> bool:
+        """Whether ``token`` is still the newest under ``key`` (when the store cannot say: yes)."""
 
 
 class RedisRateLimiter:
@@ -41,10 +48,26 @@ class RedisRateLimiter:
             return True
         return int(count) <= limit
 
+    def mark_newest(self, key: str, token: str, seconds: int) -> None:
+        try:
+            self._client.set(f"{self._prefix}:newest:{key}", token, ex=seconds)
+        except redis.RedisError:
+            log.warning("newest-wins unavailable (Redis unreachable) for %s", key)
+
+    def is_newest(self, key: str, token: str) -> bool:
+        try:
+            newest = self._client.get(f"{self._prefix}:newest:{key}")
+        except redis.RedisError:
+            return True  # nothing is cancelled for want of Redis
+        if isinstance(newest, bytes):
+            newest = newest.decode()
+        return newest is None or newest == token
+
 
 class MemoryRateLimiter:
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
+        self._newest: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool:
@@ -55,3 +78,11 @@ class MemoryRateLimiter:
                 self._counts = {k: v for k, v in self._counts.items() if k.endswith(f":{window}")}
             self._counts[name] = self._counts.get(name, 0) + 1
             return self._counts[name] <= limit
+
+    def mark_newest(self, key: str, token: str, seconds: int) -> None:
+        with self._lock:
+            self._newest[key] = token
+
+    def is_newest(self, key: str, token: str) -> bool:
+        with self._lock:
+            return self._newest.get(key, token) == token

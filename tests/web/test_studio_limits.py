@@ -3,6 +3,10 @@ insights each cost seconds of a core; past the limit the answer says so, and not
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 from sqlalchemy import select
 
 from course.models.studio import StudioRole, StudioUser
@@ -71,3 +75,37 @@ def test_sums_of_the_insights_past_the_limit_wait_and_say_so(site: Site) -> None
     assert "Not summed yet" in refused.text
     site.clock.advance(seconds=window)
     assert site.client.post("/studio/insights/refresh", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+
+
+def _sandbox_children() -> list[int]:
+    """The template sandbox's children running now (emails/sandbox.py), by their command lines."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"-m\x00emails.sandbox" in command:
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_newer_preview_stops_the_older_one_still_rendering(site: Site) -> None:
+    signed_in(site, "kayla@example.org", StudioRole.EDITOR)
+    csrf = csrf_of(site.client.get("/studio/edit?item=day").text)
+    # A template that keeps a core busy (each loop within the sandbox's limit, the whole far longer).
+    slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}Day"
+    before = set(_sandbox_children())
+    with ThreadPoolExecutor(1) as pool:
+        busy = {"csrf": csrf, "item": "day", "email": "day-01", **DAY_FILES, "subject.txt": slow}
+        older = pool.submit(site.client.post, "/studio/preview", data=busy)
+        deadline = time.monotonic() + 20
+        while not set(_sandbox_children()) - before:  # the older one is rendering
+            assert time.monotonic() < deadline and not older.done(), "the first preview never started rendering"
+            time.sleep(0.01)
+        newer = site.client.post("/studio/preview", data={"csrf": csrf, "item": "day", "email": "day-01", **DAY_FILES})
+        replaced = older.result(timeout=20)
+    assert newer.status_code == 200 and "inbox-subject" in newer.text
+    assert replaced.status_code == 409 and "A newer preview replaced this one" in replaced.text  # not timed out
+    assert not set(_sandbox_children()) - before  # and its child is gone, its core given back

@@ -48,8 +48,12 @@
     });
   }
 
+  var inFlight = null;  // the preview being fetched: a newer one cancels it (the server stops it too)
+
   function refresh() {
     var asked = ++latest;
+    if (inFlight) { inFlight.abort(); }
+    inFlight = window.AbortController ? new AbortController() : null;
     var data = new FormData(form);
     // Images go with a save, not with every preview (the preview shows those already uploaded).
     Array.prototype.forEach.call(form.querySelectorAll("input[type=file]"), function (input) {
@@ -62,7 +66,7 @@
     panel.setAttribute("aria-busy", "true");
     // The course the editor is about: the same ?course= as the form it previews.
     fetch("/studio/preview" + new URL(form.action, window.location.href).search,
-          { method: "POST", body: data, credentials: "same-origin" })
+          { method: "POST", body: data, credentials: "same-origin", signal: inFlight ? inFlight.signal : undefined })
       .then(function (response) {
         if (response.redirected || response.status === 303) {
           throw new Error("Your session has ended: sign in again in another tab; your text is still here.");
@@ -73,7 +77,9 @@
         if (asked === latest) { panel.innerHTML = html; showView(); atBlock(); }
       })
       .catch(function (error) {
-        if (asked === latest) { panel.textContent = error.message || "The preview did not load."; }
+        if (asked === latest && error.name !== "AbortError") {
+          panel.textContent = error.message || "The preview did not load.";
+        }
       })
       .finally(function () { panel.removeAttribute("aria-busy"); });
   }

@@ -165,11 +165,11 @@ def _editor(
     grouped: dict[tuple[str, int | None, str], list[str]] = {}
     body = _body_of(shown.get(item, "")) if is_words(item) else None
     for problem in problems or []:  # one line for a problem that every day shares
-        message = problem.message
+        said = problem.message
         if problem.field and problem.file == item:  # named as the form names the field
             where = place_label(body, tuple(problem.field.split(".")))
-            message = f"{where}: {message.removeprefix(problem.field + ': ')}"
-        grouped.setdefault((problem.file, problem.line, message), []).append(problem.email)
+            said = f"{where}: {said.removeprefix(problem.field + ': ')}"
+        grouped.setdefault((problem.file, problem.line, said), []).append(problem.email)
     paths = _file_names(item)
     response = studio_page(
         web, request, "edit.html", status_code=status_code, user=user, item=item,

@@ -24,7 +24,7 @@ from course.wording import is_words
 from emails.checks import words_link_problems
 from emails.compiler import TemplateError
 from emails.rendering import Recipient, email_names
-from emails.sandbox import CheckFailed, render_bounded
+from emails.sandbox import CheckFailed, Superseded, render_bounded
 from emails.store import draft_of, live_templates, with_item
 from web.context import WebContext
 from web.security import EMAIL_HEADERS
@@ -36,6 +36,8 @@ router = APIRouter(prefix="/studio")
 # Gmail clips a message whose HTML is larger than about 102 KB: the rest hides behind a link.
 GMAIL_CLIP_BYTES = 102 * 1024
 KEPT_FOR = timedelta(hours=1)
+# A preview that takes longer than this is a template that asks too much (a check allows more: 30 s).
+PREVIEW_SECONDS = 10
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
 
 
@@ -95,12 +97,20 @@ def preview(
     if not within_limit(web, user, "preview"):
         values["busy"] = "That is a lot of previews in a few minutes: the next one can come in a minute or two."
         return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=429)
+    # One preview per person at a time: this one is the newest; an older one still rendering stops now.
+    token, newest = secrets.token_urlsafe(24), f"studio-preview:{user.id}"
+    web.limiter.mark_newest(newest, token, PREVIEW_SECONDS + 5)
     try:
-        rendered = render_bounded(templates.files, scope.slug, email, recipient, settings=web.settings)
+        rendered = render_bounded(
+            templates.files, scope.slug, email, recipient, settings=web.settings, timeout=PREVIEW_SECONDS,
+            still_wanted=lambda: web.limiter.is_newest(newest, token),
+        )  # fmt: skip
+    except Superseded:
+        values["busy"] = "A newer preview replaced this one."
+        return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=409)
     except (TemplateError, CheckFailed) as error:
         values["problem"] = str(error)
         return web.templates.TemplateResponse(request, "studio/_preview.html", values)
-    token = secrets.token_urlsafe(24)
     with web.session() as session:
         session.execute(delete(TemplatePreview).where(TemplatePreview.created_at < now - KEPT_FOR))
         session.add(TemplatePreview(token=token, user_id=user.id, email=email, subject=rendered.subject,
