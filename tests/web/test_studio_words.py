@@ -229,3 +229,23 @@ def test_the_welcomes_form_has_its_parts_after_the_checklist_and_its_web_page_bu
     _, _, day2 = words_form(client, "_words/day-02.yaml")
     assert "w.body.1.blocks.0.cards.0.rows.0.text" in day2
     assert not [name for name in day2 if name.endswith(".tone")]  # good or bad is the course's shape
+
+
+def test_the_list_shows_each_emails_own_words_state_not_the_shared_layouts(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    assert save_words(client, DAY_3, {"w.title": "Rituals of your own"})[0] == 200
+    assert publish(client, DAY_3, "day 3's title") == 303
+    assert save_words(client, "_words/day-05.yaml", {"w.title": "A draft of day 5"})[0] == 200
+    rows = {
+        html.unescape(re.sub(r"<[^>]+>", "", label)).strip(): " ".join(
+            html.unescape(re.sub(r"<[^>]+>", "", cells)).split()
+        )
+        for label, cells in re.findall(r'<tr>\s*<th scope="row">(.*?)</th>(.*?)</tr>', client.get("/studio").text, re.S)
+    }
+    day3 = next(cells for label, cells in rows.items() if label.startswith("Day 3"))
+    day4 = next(cells for label, cells in rows.items() if label.startswith("Day 4"))
+    day5 = next(cells for label, cells in rows.items() if label.startswith("Day 5"))
+    assert "version 1 (kayla@example.org" in day3 and "a draft" not in day3
+    assert "version 0 (as shipped)" in day4 and "a draft" not in day4  # day 3's publish is day 3's alone
+    assert "version 0 (as shipped)" in day5 and "a draft saved by kayla@example.org" in day5
+    assert "shared by every day" in day3  # and the layout is said to be shared, not given day 3's state

@@ -22,6 +22,18 @@ REPOSITORY = LiveVersion(0, None, None, "as shipped")
 
 
 @dataclass(frozen=True)
+class State:
+    """Where one item stands: its live version and its draft."""
+
+    live: LiveVersion
+    draft: TemplateDraft | None = None
+
+    @property
+    def changed(self) -> datetime | None:
+        return self.live.at
+
+
+@dataclass(frozen=True)
 class Row:
     name: str  # the email ("day-03") or the shared file ("_base/footer.mjml")
     label: str  # for people: "Day 3", "Footer"
@@ -31,10 +43,15 @@ class Row:
     draft: TemplateDraft | None = None
     problem: str | None = None
     words: str | None = None  # the email's words file, when it has wording of its own
+    words_state: State | None = None  # that file's own live version and draft (not the shared layout's)
 
     @property
     def changed(self) -> datetime | None:
         return self.live.at
+
+    @property
+    def layout_state(self) -> State:
+        return State(self.live, self.draft)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -61,8 +78,9 @@ def email_list(request: Request, web: Web, user: User, scope: Scoped) -> Respons
         except TemplateError as error:
             subject, problem = None, str(error)
         words = words_item(email) if words_item(email) in own_words else None
+        state = State(live.get(words, REPOSITORY), drafts.get(words)) if words else None
         emails.append(Row(email, email_label(email, scope.base), subject, item, live.get(item, REPOSITORY),
-                          drafts.get(item), broken or problem, words))  # fmt: skip
+                          drafts.get(item), broken or problem, words, state))  # fmt: skip
     wording = [
         Row(item, item_label(item, scope.base), None, item, live.get(item, REPOSITORY), drafts.get(item))
         for item in own_words
