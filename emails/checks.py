@@ -37,6 +37,7 @@ from course.curriculum import IMAGE_FILE
 from course.lifecycle import EmailKind
 from course.wording import email_of, is_words, strings
 from emails.compiler import TemplateError
+from emails.markup import FIRST_NAME, LOOKS_LIKE_A_TAG, TAG_HELP
 from emails.rendering import MEDIA_PATH, RenderedEmail
 
 # Elements an email must not carry: they load or run something, or post the reader's input somewhere.
@@ -452,8 +453,8 @@ _WORDS_LINK = re.compile(
 
 
 def words_link_problems(files: Mapping[str, str], base_url: str) -> list[TemplateError]:
-    """Each link typed in the emails' words (``[words](address)``) that :func:`link_refused` refuses, beside
-    its field: found where it was typed, not in the layout that shows it."""
+    """Each link typed in the emails' words (``[words](address)``) that :func:`link_refused` refuses, and each
+    merge tag but the first name's, beside its field: found where it was typed, not in the layout showing it."""
     problems = []
     for path, text in files.items():
         if not is_words(path):
@@ -463,8 +464,10 @@ def words_link_problems(files: Mapping[str, str], base_url: str) -> list[Templat
         except yaml.YAMLError:
             continue  # reading the file says what is wrong with it
         for where, value in strings(data):
-            for href in _WORDS_LINK.findall(value):
-                why = link_refused(href, base_url)
+            whys = [link_refused(href, base_url) for href in _WORDS_LINK.findall(value)]
+            whys += [f"“{tag.group(0)}” is not a tag the words take: the one there is, is {TAG_HELP}"
+                     for tag in LOOKS_LIKE_A_TAG.finditer(value) if not FIRST_NAME.fullmatch(tag.group(0))]  # fmt: skip
+            for why in whys:
                 if why is not None:
                     problems.append(TemplateError(email_of(path) or "every email", path, f"{where}: {why}",
                                                   field=where))  # fmt: skip

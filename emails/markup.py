@@ -20,12 +20,13 @@ the template) and plain text for the text part (wrapped at 72 columns; a link be
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 _INLINE_RULES = ["emphasis", "link", "escape"]
 _BLOCK_RULES = [*_INLINE_RULES, "list"]
@@ -34,12 +35,29 @@ _BLOCK_RULES = [*_INLINE_RULES, "list"]
 _block = MarkdownIt("zero").enable(_BLOCK_RULES)
 _inline = MarkdownIt("zero").enable(_INLINE_RULES)
 
+# The one merge tag the words take: the reader's first name, or the words after "|" for a reader without
+# one ({first_name|friend}). Filled in after the email is rendered (emails/rendering.py), so a name is
+# never read as markup; anything else in braces that looks like a tag is refused (course/wording.py).
+FIRST_NAME = re.compile(r"\{first_name(?:\|([^{}\n]*))?\}")
+LOOKS_LIKE_A_TAG = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_. ]*?)\s*(?:\|[^{}\n]*)?\}")
+TAG_HELP = "{first_name|friend}: the reader's first name, or “friend” for a reader without one."
+
+
+def fill_first_name(text: str, name: str | None, *, html: bool) -> str:
+    """``text`` with each first-name tag replaced by ``name`` (HTML-escaped when ``html``), or its fallback."""
+    if "{first_name" not in text:
+        return text
+    return FIRST_NAME.sub(lambda tag: (str(escape(name)) if html else name) if name else (tag.group(1) or ""), text)
+
+
 SYNTAX_HELP = (
     "Blank line: new paragraph. *emphasis*, **strong**. Lines starting with - or 1. make a list. "
     "[words](https://this course's site/page) or [words](mailto:someone@example.org): links go to the "
-    "course's own pages or to an email address. \\* for a plain asterisk."
+    "course's own pages or to an email address. " + TAG_HELP + " \\* for a plain asterisk."
 )
-INLINE_HELP = "*emphasis*, **strong**, [words](a page of this course's site, or mailto:someone@example.org)."
+INLINE_HELP = (
+    "*emphasis*, **strong**, [words](a page of this course's site, or mailto:someone@example.org). " + TAG_HELP
+)
 
 
 # --- HTML -----------------------------------------------------------------------------------------

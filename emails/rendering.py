@@ -21,7 +21,7 @@ from course.lifecycle import EmailKind
 from course.links import LinkSigner, Purpose
 from course.settings import Settings
 from emails.compiler import CompiledEmail, TemplateError, TemplateSet, compile_email, default_templates
-from emails.markup import plain
+from emails.markup import fill_first_name, plain
 
 # The web page a letter's ``page`` is published at (web/pages.py serves it).
 PAGE_PATH = "/about"
@@ -129,15 +129,17 @@ class Renderer:
         context["subject"] = subject
         text = _tidy_text(_render(compiled.text, context, email, "body.txt", compiled))
         html = _render(compiled.html, context, email, "body.mjml", compiled)
+        # The words' first-name tag, filled in last: a name is never read as markup or as a template.
+        name = context["subscriber"]["first_name"]
         return RenderedEmail(
             email=email,
             step=context["step"]["number"],
             template_version=compiled.version,
-            subject=subject,
-            text=text,
-            html=html,
+            subject=fill_first_name(subject, name, html=False),
+            text=fill_first_name(text, name, html=False),
+            html=fill_first_name(html, name, html=True),
             unsubscribe_url=context["links"]["unsubscribe"],
-            preview=str(context.get("preview") or ""),
+            preview=fill_first_name(str(context.get("preview") or ""), None, html=False),  # a summary: no one's name
         )
 
     def _answers(self, answers: Mapping[str, str]) -> dict[str, Any]:

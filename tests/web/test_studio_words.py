@@ -137,7 +137,7 @@ def test_html_and_links_to_elsewhere_are_refused_with_the_field_named(site: Site
         csrf, _, fields = words_form(client, DAY_3)
         typed_form = {"csrf": csrf, "item": DAY_3, "email": "day-03", **fields, "w.teaser": f"Later: {typed}"}
         preview = html.unescape(client.post("/studio/preview", data=typed_form).text)
-        assert "A save would refuse this link" in preview and '<a href="#w-teaser">' in preview and said in preview
+        assert "A save would refuse this:" in preview and '<a href="#w-teaser">' in preview and said in preview
     status, page = save_words(
         client, DAY_3, {"w.teaser": f"Tomorrow: [the course's page]({own}), or [write](mailto:a@example.org)."}
     )
