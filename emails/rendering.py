@@ -108,7 +108,9 @@ class Renderer:
         self.settings = settings
         self.signer = LinkSigner(settings.secret_key, str(settings.base_url))
         self._course_data = _template_data(self.course)
-        self._theme = {**self._course_data["theme"], "tint": tint(self.course.theme.accent)}
+        logo = self.course.theme.logo
+        logo_url = f"{str(settings.base_url).rstrip('/')}{MEDIA_PATH}/{logo}" if logo else None
+        self._theme = {**self._course_data["theme"], "tint": tint(self.course.theme.accent), "logo_url": logo_url}
         self._steps = {step.email: step for step in self.course.steps}
         self._days = {day["number"]: day for day in self._course_data["days"]}
 

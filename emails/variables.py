@@ -45,7 +45,8 @@ VARIABLES: tuple[Variable, ...] = (
         "theme",
         "the course's look",
         "Its colours (accent, background, text; tint: the accent as a pale "
-        "wash) and font stack, as the studio sets them: theme.accent, theme.font.",
+        "wash) and font stack, as the studio sets them: theme.accent, theme.font; its logo's address "
+        "(theme.logo_url, none without one) and words (theme.logo_alt).",
     ),
     Variable("subscriber", "the reader", "Who the email is for."),
     Variable("subscriber.first_name", "text or none", "The first name they gave, if any: greet without it."),

@@ -18,6 +18,7 @@ from emails.store import draft_of
 
 from .conftest import Site
 from .test_studio_access import browser, csrf_of
+from .test_email_blocks import PIXEL
 from .test_studio_editing import signed_in
 
 
@@ -223,3 +224,42 @@ def test_the_audit_log_page_shows_publishers_who_did_what_to_which_course_newest
         user.courses = "second-course"
         session.commit()
     assert "saved the course" not in publisher.get("/studio/audit").text
+
+
+def test_a_logo_is_uploaded_described_and_shown_in_the_emails_and_pages(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    slug = "building-emotional-intimacy"
+
+    def save_with(form: dict[str, object], logo: bytes | None = None):  # type: ignore[no-untyped-def]
+        files = {"theme.logo_upload": ("logo.png", logo, "image/png")} if logo is not None else None
+        return client.post(f"/studio/course?course={slug}", data=form, files=files, follow_redirects=False)
+
+    # Refused, each beside its field, nothing saved: not an image; no words for it; a name forged in the form.
+    not_image = save_with(course_form(client), b"<svg onload=alert(1)>")
+    assert not_image.status_code == 400 and 'id="theme-logo-error"' in not_image.text
+    undescribed = save_with({**course_form(client), "theme.logo_alt": " "}, PIXEL)
+    assert undescribed.status_code == 400 and 'id="theme-logo_alt-error"' in undescribed.text
+    forged = save_with({**course_form(client), "theme.logo": "0" * 32 + ".png", "theme.logo_alt": "Logo"})
+    assert forged.status_code == 303
+    with site.session() as session:
+        draft = draft_of(session, slug, COURSE_FILE)
+        assert draft is not None and "0" * 32 not in draft.files  # the form cannot name an image
+    saved = save_with({**course_form(client), "theme.logo_alt": "South Denver Therapy"}, PIXEL)
+    assert saved.status_code == 303
+    page = client.get(f"/studio/course?course={slug}").text
+    name = re.search(r'<img class="logo-preview" src="/media/([0-9a-f]{32}\.png)"', page)
+    assert name, "the page does not show the logo"
+    published = client.post(f"/studio/course/publish?course={slug}", data={
+        "csrf": csrf_of(page), "revision": re.search(r'name="revision" value="(\d+)"', page).group(1),  # type: ignore[union-attr]
+        "note": "a logo"}, follow_redirects=False)  # fmt: skip
+    assert published.status_code == 303, published.text
+    assert site.client.get(f"/media/{name.group(1)}").content == PIXEL
+    assert f'src="/media/{name.group(1)}" alt="South Denver Therapy"' in site.client.get(f"/c/{slug}").text
+    site.sign_up_and_confirm()
+    part = site.smtp.to("alex@example.com")[-1].message.get_body(preferencelist=("html",))
+    welcome = part.get_content() if part is not None else ""
+    assert f"/media/{name.group(1)}" in welcome and 'alt="South Denver Therapy"' in welcome
+    # Taken out: the page and the next email are without it.
+    removed = save_with({**course_form(client), "theme.logo_remove": "on"})
+    assert removed.status_code == 303
+    assert '<img class="logo-preview"' not in client.get(f"/studio/course?course={slug}").text

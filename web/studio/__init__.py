@@ -21,5 +21,6 @@ router.include_router(preview.router)
 router.include_router(insights.router)
 
 # The studio's forms that carry files, and how large each may be: the email form, with its images (and
-# its text besides), up to a little more than one image.
-FILE_FORMS: dict[str, int] = {"/studio/save": 3 * 1024 * 1024, "/studio/publish": 3 * 1024 * 1024}
+# its text besides), and the course's page, with its logo: up to a little more than one image.
+FILE_FORMS: dict[str, int] = {"/studio/save": 3 * 1024 * 1024, "/studio/publish": 3 * 1024 * 1024,
+                              "/studio/course": 3 * 1024 * 1024}  # fmt: skip

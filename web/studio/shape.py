@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from course.catalog import COURSE_FILE, CourseFileError, course_data, dump_course, keep_places, read_course
 from course.curriculum import SYSTEM_FONTS, Course
@@ -37,6 +38,7 @@ from emails.store import (
     publish,
     save_draft,
 )
+from web.media import MAX_IMAGE_BYTES, ImageRefused, store_image
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
 
 router = APIRouter(prefix="/studio/course")
@@ -54,6 +56,8 @@ FORM_FIELDS = frozenset(
         "theme.background",
         "theme.text",
         "theme.font",
+        "theme.logo",
+        "theme.logo_alt",
     }
 )
 MAX_EMAILS = 365
@@ -172,6 +176,11 @@ def shaped(live: Course, working: Course, form: FormData, errors: dict[str, str]
         value = str(form.get(f"theme.{field}", theme.get(field, ""))).strip().lower()
         theme[field] = value
     theme["font"] = " ".join(str(form.get("theme.font", theme.get("font", SYSTEM_FONTS))).split()) or SYSTEM_FONTS
+    theme["logo_alt"] = " ".join(str(form.get("theme.logo_alt", theme.get("logo_alt", ""))).split())
+    if form.get("theme.logo_remove") == "on":
+        theme["logo"], theme["logo_alt"] = None, ""
+    if form.get("theme.logo"):
+        theme["logo"] = str(form.get("theme.logo"))  # the upload save_course stored: its name
     data["theme"] = theme
     days = {str(day["number"]): day for day in data["days"]}
     posted = [str(key) for key in form.getlist("order")]
@@ -222,6 +231,8 @@ def _field_errors(error: ValidationError, found: dict[str, str]) -> dict[str, st
     fields: dict[str, str] = {}
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"])
+        if field == "theme":  # the theme's one rule of the whole: a logo needs its words
+            field = "theme.logo_alt"
         if field not in FORM_FIELDS:
             field = "course"
         message = _PLAIN.get(problem["type"]) or str(problem["msg"]).removeprefix("Value error, ")
@@ -238,9 +249,30 @@ def _field_errors(error: ValidationError, found: dict[str, str]) -> dict[str, st
 async def save_course(request: Request, web: Web, user: User, scope: Scoped) -> Response:
     """The form names its fields by email (``days.7``), so it is read whole here; the rest (the database)
     runs in the thread pool, as the sync handlers do."""
-    form = await request.form(max_files=0, max_fields=4 * MAX_EMAILS + 40)
+    form = await request.form(max_files=1, max_fields=4 * MAX_EMAILS + 40)
     check_csrf(request, str(form.get("csrf", "")))
-    return await run_in_threadpool(_save_course, request, web, user, scope, form)
+    # The logo's name comes from an upload stored here, never from the form: stored first, so the draft names it.
+    fields: list[tuple[str, str | StarletteUpload]] = [
+        (key, value) for key, value in form.multi_items() if key != "theme.logo" and isinstance(value, str)
+    ]
+    upload = form.get("theme.logo_upload")
+    if isinstance(upload, StarletteUpload) and upload.filename:
+        try:
+            fields.append(("theme.logo", await run_in_threadpool(_store_logo, web, user, scope, upload)))
+        except ImageRefused as refused:
+            said = str(refused)
+            return await run_in_threadpool(_page, request, web, user, scope, status_code=400,
+                                           errors={"theme.logo": said[:1].upper() + said[1:] + "."},
+                                           message="Not saved: see what is marked below.")  # fmt: skip
+    return await run_in_threadpool(_save_course, request, web, user, scope, FormData(fields))
+
+
+def _store_logo(web: Web, user: User, scope: Scope, upload: StarletteUpload) -> str:
+    data = upload.file.read(MAX_IMAGE_BYTES + 1)
+    with web.session() as session:
+        name = store_image(session, data, course_slug=scope.slug, author=user.email, now=web.clock())
+        session.commit()
+    return name
 
 
 def _save_course(request: Request, web: Web, user: User, scope: Scope, form: FormData) -> Response:
