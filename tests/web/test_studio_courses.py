@@ -17,8 +17,8 @@ from course.models.subscribers import Subscriber
 from emails.store import draft_of
 
 from .conftest import Site
-from .test_studio_access import browser, csrf_of
 from .test_email_blocks import PIXEL
+from .test_studio_access import browser, csrf_of
 from .test_studio_editing import signed_in
 
 
