@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import time
+from html import escape
 from pathlib import Path
 from typing import Annotated
 
@@ -80,6 +81,34 @@ def _landing(request: Request, web: WebContext, course: Course, *, errors: dict[
             "demo_inbox": inbox_enabled(web.settings),
         },
         status_code=status_code,
+    )
+
+
+def embed_snippet(base_url: str, course: Course) -> str:
+    """The sign-up form as HTML for the practice's own site (allowed from the origins the operator lists in
+    SIGNUP_EMBED_ORIGINS): the fields ``subscribe`` reads, the honeypot, and the reader's time zone filled in by
+    their browser. Without JavaScript, or with a mistake, the reader lands on the course's own page to finish."""
+    action = f"{base_url.rstrip('/')}/subscribe"
+    times = "".join(
+        f'<option value="{moment:%H:%M}"{" selected" if moment == time(8, 0) else ""}>{moment:%H:%M}</option>'
+        for moment in SEND_TIMES
+    )
+    return (
+        f'<form method="post" action="{escape(action)}" accept-charset="utf-8" class="course-signup">\n'
+        f'  <input type="hidden" name="course" value="{escape(course.slug)}">\n'
+        '  <p><label>Your email<br><input type="email" name="email" required maxlength="320" '
+        'autocomplete="email"></label></p>\n'
+        '  <p><label>Your first name (optional)<br><input type="text" name="first_name" maxlength="100" '
+        'autocomplete="given-name"></label></p>\n'
+        f'  <p><label>Each email arrives at (your time)<br><select name="send_time">{times}</select></label></p>\n'
+        '  <input type="hidden" name="timezone" value="">\n'
+        '  <div style="position:absolute;left:-10000px" aria-hidden="true"><input type="text" name="website" '
+        'tabindex="-1" autocomplete="off"></div>\n'
+        f'  <p><button type="submit">Start “{escape(course.title)}”</button></p>\n'
+        "</form>\n"
+        "<script>(function (form) {\n"
+        '  form.elements.timezone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "";\n'
+        "})(document.currentScript.previousElementSibling);</script>\n"
     )
 
 

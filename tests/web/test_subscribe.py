@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import re
 import threading
 from typing import Any
@@ -313,3 +314,39 @@ def test_ipv6_clients_are_limited_per_64_network(site: Site) -> None:
     finally:
         other.close()
     assert count_subscribers(site) == CLIENT_LIMIT[0] + 1
+
+
+def test_the_studios_embed_snippet_signs_up_from_an_allowed_site_and_says_who_may_hold_it(
+    database_url: str, smtp: Any
+) -> None:
+    with running_site(database_url, smtp, signup_embed_origins="https://www.practice.example") as site:
+        from course.models.studio import StudioRole
+
+        from .test_studio_editing import signed_in
+
+        client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+        page = html.unescape(client.get("/studio/course?course=building-emotional-intimacy").text)
+        assert "Allowed from https://www.practice.example" in page
+        snippet = re.search(r'<textarea id="embed-snippet"[^>]*>(.*?)</textarea>', page, re.S)
+        assert snippet, "the course page has no snippet"
+        form = snippet.group(1)
+        action = re.search(r'<form method="post" action="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        assert action == "https://course.example.org/subscribe"
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+        assert fields == {"course": "building-emotional-intimacy", "timezone": ""}
+        names = set(re.findall(r'name="([^"]+)"', form))
+        assert names == {"course", "email", "first_name", "send_time", "timezone", "website"}
+        sent = {**fields, "email": "reader@example.com", "first_name": "Robin", "send_time": "07:30",
+                "timezone": "Europe/Paris", "website": ""}  # fmt: skip
+        practice = {"Origin": "https://www.practice.example", "Sec-Fetch-Site": "cross-site"}
+        answer = site.client.post("/subscribe", data=sent, follow_redirects=False, headers=practice)
+        assert answer.status_code == 303 and answer.headers["location"] == "/check-your-inbox"
+        with site.session() as session:
+            reader = session.scalars(select(Subscriber).where(Subscriber.email == "reader@example.com")).one()
+            request = session.scalars(select(SignupRequest).where(SignupRequest.subscriber_id == reader.id)).one()
+        assert reader.course_slug == "building-emotional-intimacy" and reader.timezone == "Europe/Paris"
+        assert request.consent_form == "embedded"
+        other = {"Origin": "https://www.other.example", "Sec-Fetch-Site": "cross-site"}
+        elsewhere = site.client.post("/subscribe", data={**sent, "email": "other@example.com"},
+                                     follow_redirects=False, headers=other)  # fmt: skip
+        assert elsewhere.status_code == 403

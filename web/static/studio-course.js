@@ -15,3 +15,21 @@
   });
   Array.prototype.forEach.call(list.querySelectorAll(".drag"), function (handle) { handle.hidden = false; });
 })();
+
+// The sign-up form's HTML for the practice's own site: copied with one button.
+(function () {
+  "use strict";
+  var snippet = document.getElementById("embed-snippet");
+  var copy = document.getElementById("copy-snippet");
+  var said = document.getElementById("copy-said");
+  if (!snippet || !copy || !said || !navigator.clipboard) { return; }
+  copy.hidden = false;
+  copy.addEventListener("click", function () {
+    navigator.clipboard.writeText(snippet.value).then(function () {
+      said.textContent = "Copied.";
+    }, function () {
+      snippet.select();
+      said.textContent = "Select all and copy it (the browser did not let this page copy).";
+    });
+  });
+})();

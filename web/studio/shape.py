@@ -39,6 +39,7 @@ from emails.store import (
     save_draft,
 )
 from web.media import MAX_IMAGE_BYTES, ImageRefused, store_image
+from web.pages import embed_snippet
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
 
 router = APIRouter(prefix="/studio/course")
@@ -109,6 +110,7 @@ def _page(request: Request, web: Web, user: User, scope: Scope, *, status_code: 
         errors=errors or {}, message=message, revision=draft_revision if revision is None else revision,
         has_draft=draft_revision > 0, live_number=live.number if live else 0, hours=HOURS, system_fonts=SYSTEM_FONTS,
         saved=request.query_params.get("saved") == "1", published=request.query_params.get("published"),
+        snippet=embed_snippet(str(web.settings.base_url), scope.base), embed_origins=sorted(web.settings.embed_origins),
     )  # fmt: skip
 
 
