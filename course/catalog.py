@@ -236,6 +236,20 @@ def copied_course(source: Course, slug: str, title: str, sender_name: str) -> Co
     return Course.model_validate(data)
 
 
+def imported_course(data: dict[str, Any], slug: str, title: str, sender_name: str) -> Course:
+    """A new course made from a course file's data (web/studio/transfer.py), under a slug and title of its own,
+    closed to sign-ups until it is opened; where another deployment's readers kept their place is dropped.
+    CourseFileError (with the field) when the data is not a course."""
+    data = {**data, "slug": slug, "title": title, "sender_name": sender_name, "open": False}
+    data.pop("retired", None)
+    data.pop("moved", None)
+    try:
+        return Course.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise CourseFileError(str(first["msg"]).removeprefix("Value error, "), _field(first["loc"])) from None
+
+
 def keep_places(live: Course, data: dict[str, Any]) -> dict[str, Any]:
     """The course data ``data`` (what is about to be published) with what readers in the middle of ``live``
     need to keep their place (course/deliveries/claim.py): each email taken out since remembers the email it

@@ -11,22 +11,38 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from course.catalog import COURSE_FILE, blank_course, copied_course, dump_course, exists, slugs
+from course.catalog import (
+    COURSE_FILE,
+    CourseFileError,
+    blank_course,
+    copied_course,
+    course_data,
+    dump_course,
+    exists,
+    imported_course,
+    slugs,
+)
 from course.curriculum import Course
 from course.models.courses import CourseEntry
+from course.models.media import MediaFile
 from course.models.subscribers import ENROLLED, Subscriber
 from course.studio import audit
-from emails.store import PublishRefused, publish
+from emails.store import PublishRefused, live_templates, publish
+from web.media import ImageRefused, store_image
 from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
+from web.studio.transfer import MAX_FILE_BYTES, Bundle, images_named, layout_overrides, read_bundle
 
 router = APIRouter(prefix="/studio/courses")
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 BLANK = "blank"
+FROM_FILE = "file"  # the new course's start: a course file (web/studio/transfer.py)
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,7 @@ def new_course_form(request: Request, web: Web, user: User) -> Response:
 
 
 @router.post("/new", response_class=HTMLResponse)
-def new_course(
+async def new_course(
     request: Request,
     web: Web,
     user: User,
@@ -84,10 +100,20 @@ def new_course(
     slug: Annotated[str, Form(max_length=100)] = "",
     sender_name: Annotated[str, Form(max_length=100)] = "",
     start: Annotated[str, Form(max_length=100)] = BLANK,
+    course_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     check_csrf(request, csrf)
     if not user.may_publish:
         raise HTTPException(403, "Making a course publishes it: ask a publisher.")
+    text: str | None = ""  # the course file's text; None: too large to be one
+    if start == FROM_FILE and course_file is not None:
+        data = await course_file.read(MAX_FILE_BYTES + 1)
+        text = None if len(data) > MAX_FILE_BYTES else data.decode("utf-8", errors="replace")
+    return await run_in_threadpool(_new_course, request, web, user, (title, slug, sender_name, start), text)
+
+
+def _new_course(request: Request, web: Web, user: User, named: tuple[str, str, str, str], text: str | None) -> Response:
+    title, slug, sender_name, start = named
     title, sender_name = " ".join(title.split()), " ".join(sender_name.split())
     slug = slug.strip().lower() or slug_for(title)
     values = {"title": title, "slug": slug, "sender_name": sender_name, "start": start}
@@ -98,29 +124,77 @@ def new_course(
         errors["sender_name"] = "Say who the emails come from: the name beside the address in the inbox."
     if not _SLUG.fullmatch(slug):
         errors["slug"] = "Use lower-case letters, digits and hyphens (the course's page is /c/ and this)."
+    bundle: Bundle | None = None
+    if start == FROM_FILE:
+        if text is None:
+            errors["course_file"] = (
+                f"The file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: is it a course file?"
+            )
+        elif not text:
+            errors["course_file"] = "Choose the course file to start from (a .course.yaml the studio exported)."
+        else:
+            try:
+                bundle = read_bundle(text)
+            except ValueError as error:
+                errors["course_file"] = f"That file cannot be read: {error}."
     now = web.clock()
     with web.session() as session:
         if not errors and exists(session, slug):
             errors["slug"] = f"There is a course at /c/{slug} already: choose another address."
-        if start != BLANK and (not exists(session, start) or not user.may_edit(start)):
+        if start not in (BLANK, FROM_FILE) and (not exists(session, start) or not user.may_edit(start)):
             errors["start"] = "Choose a course to copy from the list, or start blank."
         if errors:
             return _form(request, web, user, status_code=400, errors=errors, values=values)
-        if start == BLANK:
-            course = blank_course(slug, title, sender_name)
+        layouts: dict[str, dict[str, str]] = {}
+        images: dict[str, bytes] = {}
+        try:
+            if start == BLANK:
+                course = blank_course(slug, title, sender_name)
+            elif bundle is not None:
+                course = imported_course(bundle.course, slug, title, sender_name)
+                layouts, images = bundle.layouts, bundle.images
+            else:
+                course = copied_course(web.live_course(session, start), slug, title, sender_name)
+                layouts = layout_overrides(live_templates(session, start))
+        except CourseFileError as error:
+            where = f" ({error.field})" if error.field else (f" (line {error.line})" if error.line else "")
+            errors["course_file"] = f"That file is not a course this studio can make{where}: {error.message}."
+            return _form(request, web, user, status_code=400, errors=errors, values=values)
+        missing = images_named(course_data(course)) - set(images)
+        for name, content in images.items():
+            try:
+                stored = store_image(session, content, course_slug=slug, author=user.email, now=now)
+            except ImageRefused as refused:
+                errors["course_file"] = f"The image {name} in the file is refused: {refused}."
+                break
+            if stored != name:
+                errors["course_file"] = f"The image {name} in the file is not what its name says (it is damaged)."
+                break
         else:
-            course = copied_course(web.live_course(session, start), slug, title, sender_name)
+            if bundle is not None and missing - _stored(session, missing):
+                errors["course_file"] = ("The file names images it does not hold: "
+                                         + ", ".join(sorted(missing - _stored(session, missing))) + ".")  # fmt: skip
+        if errors:
+            session.rollback()
+            return _form(request, web, user, status_code=400, errors=errors, values=values)
         session.add(CourseEntry(slug=slug, created_at=now, created_by=user.email,
-                                copied_from=None if start == BLANK else start))  # fmt: skip
+                                copied_from=start if start not in (BLANK, FROM_FILE) else None))  # fmt: skip
+        how = {BLANK: "made", FROM_FILE: "made from a course file"}.get(start, f"copied from {start}")
         try:
             publish(session, course=course, settings=web.settings, item=COURSE_FILE,
-                    files={COURSE_FILE: dump_course(course)}, note="made" if start == BLANK else f"copied from {start}",
-                    author=user.email, now=now)  # fmt: skip
+                    files={COURSE_FILE: dump_course(course)}, note=how, author=user.email, now=now)  # fmt: skip
+            for item, files in sorted(layouts.items()):
+                publish(session, course=course, settings=web.settings, item=item, files=files, note=how,
+                        author=user.email, now=now)  # fmt: skip
         except PublishRefused as refused:
             session.rollback()
-            errors["start"] = f"This course does not render: {refused}"
+            errors["course_file" if start == FROM_FILE else "start"] = f"This course does not render: {refused}"
             return _form(request, web, user, status_code=400, errors=errors, values=values)
         audit(session, user, "create-course", now=now, course_slug=slug,
-              detail="blank" if start == BLANK else f"a copy of {start}")  # fmt: skip
+              detail={BLANK: "blank", FROM_FILE: "from a course file"}.get(start, f"a copy of {start}"))  # fmt: skip
         session.commit()
     return RedirectResponse(f"/studio?course={slug}&made=1", status_code=303)
+
+
+def _stored(session: Session, names: set[str]) -> set[str]:
+    return set(session.scalars(select(MediaFile.name).where(MediaFile.name.in_(names))))
