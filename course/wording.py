@@ -221,7 +221,7 @@ def plain(error: Mapping[str, Any]) -> str:
         "less_than_equal": "must be at most {le}",
         "literal_error": "must be one of: {expected}",
         "extra_forbidden": "is not a field this email has (take it out)",
-        "union_tag_invalid": "is not a kind of block ({expected})",
+        "union_tag_invalid": "is not a kind of block ({expected_tags})",
         "url_parsing": "is not a web address (https://...)",
         "url_scheme": "must start with https://",
     }.get(kind)
@@ -265,15 +265,15 @@ def _check_shape(course: Course, item: str, words: dict[str, Any]) -> None:
     for key, checklist in course.checklists.items():
         given = words["checklists"].get(key)
         if given is None:
-            raise TemplateError("every email", item, f"checklists.{key}: missing", field=f"checklists.{key}")
+            continue  # a checklist added to the course since these words were written: its own words
         if len(given["items"]) != len(checklist.items):
             raise TemplateError("every email", item, f"checklists.{key}.items: keep {len(checklist.items)} items "
                                 "(answers already given count them)", field=f"checklists.{key}.items")  # fmt: skip
         if [band["key"] for band in given["bands"]] != [band.key for band in checklist.bands]:
             raise TemplateError("every email", item, f"checklists.{key}.bands: the bands are fixed",
                                 field=f"checklists.{key}.bands")  # fmt: skip
-    if set(words["checklists"]) != set(course.checklists) or set(words["resources"]) != set(course.resources):
-        raise TemplateError("every email", item, "the checklists and resources are fixed; change their words only")
+    # A checklist or guide these words name and the course no longer has is left out (course/curriculum.py
+    # keeps a checklist that answers were given to); one added since keeps the course's own words.
 
 
 def _apply(course: Course, files: Mapping[str, str]) -> Course:
@@ -290,8 +290,11 @@ def _apply(course: Course, files: Mapping[str, str]) -> Course:
         if email is None:
             _check_shape(course, path, words)
             data["practice"] = words["practice"]
-            data["resources"] = words["resources"]
+            data["resources"] = {key: words["resources"].get(key, resource)
+                                 for key, resource in data["resources"].items()}  # fmt: skip
             for key, checklist in words["checklists"].items():
+                if key not in data["checklists"]:
+                    continue
                 bands = {band["key"]: band for band in checklist["bands"]}
                 data["checklists"][key].update(
                     title=checklist["title"], prompt=checklist["prompt"], items=checklist["items"],

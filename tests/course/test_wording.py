@@ -50,10 +50,10 @@ def test_a_days_words_change_its_email_and_no_other(course: Course, settings: Se
     [
         ("title: [unclosed", None, "not valid YAML"),
         ("- a list", None, "expected the fields"),
-        (None, "title", "at least 1 character"),
-        (None, "body.0.paragraphs", "at least 1 item"),
-        (None, "body.0.kind", "does not match any of the expected tags"),
-        (None, "checklist", "Extra inputs are not permitted"),
+        (None, "title", "is empty: write something here"),
+        (None, "body.0.paragraphs", "needs at least 1 of them"),
+        (None, "body.0.kind", "is not a kind of block ('text', 'list'"),
+        (None, "checklist", "is not a field this email has (take it out)"),
         (None, "teaser", "HTML is not accepted"),
     ],
 )
@@ -94,9 +94,14 @@ def test_the_shared_words_keep_the_checklists_items_bands_and_resources(course: 
     with pytest.raises(TemplateError, match="the bands are fixed"):
         Renderer(course, settings, with_words(SHARED, dump(data)))
     data = shipped(course, SHARED)
-    data["resources"]["a-new-quiz"] = data["resources"]["emotional-bids-quiz"]
-    with pytest.raises(TemplateError, match="checklists and resources are fixed"):
-        Renderer(course, settings, with_words(SHARED, dump(data)))
+    data["resources"]["a-new-quiz"] = data["resources"]["emotional-bids-quiz"]  # words cannot add a guide
+    assert "a-new-quiz" not in Renderer(course, settings, with_words(SHARED, dump(data))).course.resources
+    # A checklist the course gained after these words were written keeps its own words (and renders).
+    data = shipped(course, SHARED)
+    grown = course.model_copy(update={"checklists": {**course.checklists, "extra": course.checklists[
+        "warning-signs"].model_copy(update={"key": "extra", "title": "An extra checklist"})}})  # fmt: skip
+    assert Renderer(grown, settings, with_words(SHARED, dump(data))).course.checklists["extra"].title == (
+        "An extra checklist")  # fmt: skip
     data = shipped(course, SHARED)
     data["checklists"]["warning-signs"]["bands"][2]["meaning"] = "Talk to someone this week."
     changed = Renderer(course, settings, with_words(SHARED, dump(data))).course
