@@ -263,3 +263,63 @@ def test_a_logo_is_uploaded_described_and_shown_in_the_emails_and_pages(site: Si
     removed = save_with({**course_form(client), "theme.logo_remove": "on"})
     assert removed.status_code == 303
     assert '<img class="logo-preview"' not in client.get(f"/studio/course?course={slug}").text
+
+
+def test_a_checklist_is_defined_on_the_course_page_and_a_live_one_changes_only_as_a_new_version(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    slug = "building-emotional-intimacy"
+    assert save_course(client, course_form(client), "checklist-add").status_code == 303
+    form = course_form(client)
+    page = client.get(f"/studio/course?course={slug}").text
+    assert 'name="checklist.a-new-checklist.items"' in page and "(new, not live yet)" in page
+    ours = {
+        "checklist.a-new-checklist.title": "Our week together",
+        "checklist.a-new-checklist.prompt": "Tick what happened this week:",
+        "checklist.a-new-checklist.items": "We ate together\n\nWe laughed\nWe planned something\n",
+        "checklist.a-new-checklist.band.0.label": "0-1 ticked", "checklist.a-new-checklist.band.0.max": "1",
+        "checklist.a-new-checklist.band.0.title": "A quiet week",
+        "checklist.a-new-checklist.band.1.label": "2+ ticked", "checklist.a-new-checklist.band.1.max": "",
+        "checklist.a-new-checklist.band.1.title": "A close week",
+        "checklist.a-new-checklist.band.1.consultation": "on",
+        "checklist.a-new-checklist.band.2.label": "", "checklist.a-new-checklist.band.3.label": "",
+    }  # fmt: skip
+    # Refused beside the checklist, nothing saved: no items; one band; a band's end that is no number.
+    for broken in ({"checklist.a-new-checklist.items": " \n "}, {"checklist.a-new-checklist.band.1.label": ""},
+                   {"checklist.a-new-checklist.band.0.max": "one"}):  # fmt: skip
+        refused = save_course(client, {**form, **ours, **broken})
+        assert refused.status_code == 400 and 'id="checklist-a-new-checklist-error"' in refused.text, broken
+    # A live checklist's items cannot be changed by a forged field.
+    forged = {"checklist.warning-signs.title": "x", "checklist.warning-signs.items": "only one"}
+    assert save_course(client, {**form, **ours, **forged}).status_code == 303
+    page = client.get(f"/studio/course?course={slug}").text
+    client.post(f"/studio/course/publish?course={slug}", data={"csrf": csrf_of(page), "note": "a checklist",
+                "revision": re.search(r'name="revision" value="(\d+)"', page).group(1)})  # type: ignore[union-attr]  # fmt: skip
+    with site.session() as session:
+        live = course_at(session, slug)
+    ours_live = live.checklists["a-new-checklist"]
+    assert ours_live.title == "Our week together" and [item.text for item in ours_live.items] == [
+        "We ate together", "We laughed", "We planned something"]  # fmt: skip
+    assert [(band.min, band.max, band.suggests_consultation) for band in ours_live.bands] == [(0, 1, False),
+                                                                                            (2, None, True)]  # fmt: skip
+    assert len(live.checklists["warning-signs"].items) == 8
+    # Live now: shown, not edited; a new version is a copy under its own key.
+    page = client.get(f"/studio/course?course={slug}").text
+    assert 'name="checklist.a-new-checklist.items"' not in page and "Start a new version of it" in page
+    assert save_course(client, course_form(client), "checklist-version:a-new-checklist").status_code == 303
+    page = client.get(f"/studio/course?course={slug}").text
+    assert 'name="checklist.a-new-checklist-v2.items"' in page and "Our week together (new version)" in page
+
+    # Day 3 asks it: the email form offers it once it is live, and the email carries its answer links.
+    from .test_email_blocks import body_of, form_of
+    from .test_studio_editing import publish as publish_item
+
+    day3 = "_words/day-03.yaml"
+    form, page = form_of(client, day3)
+    assert client.post("/studio/save", data={**form, "w.@add": "checklist", "w.@block": "add"}).status_code == 200
+    form, page = form_of(client, day3)
+    assert '<option value="a-new-checklist">Our week together</option>' in page
+    assert client.post("/studio/save", data={**form, "w.body.4.checklist": "a-new-checklist"}).status_code == 200
+    assert body_of(site, day3)[-1] == {"kind": "checklist", "checklist": "a-new-checklist"}
+    assert publish_item(client, day3, "day 3 asks about the week") == 303
+    with site.session() as session:
+        assert course_at(session, slug).day(3).checklist == "a-new-checklist"

@@ -40,6 +40,7 @@ from emails.store import (
 )
 from web.media import MAX_IMAGE_BYTES, ImageRefused, store_image
 from web.pages import embed_snippet
+from web.studio import checklists
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
 
 router = APIRouter(prefix="/studio/course")
@@ -111,6 +112,7 @@ def _page(request: Request, web: Web, user: User, scope: Scope, *, status_code: 
         has_draft=draft_revision > 0, live_number=live.number if live else 0, hours=HOURS, system_fonts=SYSTEM_FONTS,
         saved=request.query_params.get("saved") == "1", published=request.query_params.get("published"),
         snippet=embed_snippet(str(web.settings.base_url), scope.base), embed_origins=sorted(web.settings.embed_origins),
+        checklists=checklists.views(course, scope.base), band_rows=checklists.BAND_ROWS,
     )  # fmt: skip
 
 
@@ -184,6 +186,7 @@ def shaped(live: Course, working: Course, form: FormData, errors: dict[str, str]
     if form.get("theme.logo"):
         theme["logo"] = str(form.get("theme.logo"))  # the upload save_course stored: its name
     data["theme"] = theme
+    checklists.applied(data, live, form, str(form.get("action", "")), errors)
     days = {str(day["number"]): day for day in data["days"]}
     posted = [str(key) for key in form.getlist("order")]
     order = [WELCOME] + [key for key in posted if key in days] + [COMPLETION]
@@ -235,6 +238,11 @@ def _field_errors(error: ValidationError, found: dict[str, str]) -> dict[str, st
         field = ".".join(str(part) for part in problem["loc"])
         if field == "theme":  # the theme's one rule of the whole: a logo needs its words
             field = "theme.logo_alt"
+        elif field.startswith("checklists.") and field.count(".") >= 1:  # beside the checklist it is about
+            field = "checklist." + field.split(".")[1]
+            if field not in fields and field not in found:
+                fields[field] = str(problem["msg"]).removeprefix("Value error, ")
+            continue
         if field not in FORM_FIELDS:
             field = "course"
         message = _PLAIN.get(problem["type"]) or str(problem["msg"]).removeprefix("Value error, ")
@@ -251,7 +259,7 @@ def _field_errors(error: ValidationError, found: dict[str, str]) -> dict[str, st
 async def save_course(request: Request, web: Web, user: User, scope: Scoped) -> Response:
     """The form names its fields by email (``days.7``), so it is read whole here; the rest (the database)
     runs in the thread pool, as the sync handlers do."""
-    form = await request.form(max_files=1, max_fields=4 * MAX_EMAILS + 40)
+    form = await request.form(max_files=1, max_fields=4 * MAX_EMAILS + 40 + checklists.MAX_CHECKLISTS * 40)
     check_csrf(request, str(form.get("csrf", "")))
     # The logo's name comes from an upload stored here, never from the form: stored first, so the draft names it.
     fields: list[tuple[str, str | StarletteUpload]] = [
