@@ -299,8 +299,8 @@ def test_a_checklist_is_defined_on_the_course_page_and_a_live_one_changes_only_a
     ours_live = live.checklists["a-new-checklist"]
     assert ours_live.title == "Our week together" and [item.text for item in ours_live.items] == [
         "We ate together", "We laughed", "We planned something"]  # fmt: skip
-    assert [(band.min, band.max, band.suggests_consultation) for band in ours_live.bands] == [(0, 1, False),
-                                                                                            (2, None, True)]  # fmt: skip
+    bands = [(band.min, band.max, band.suggests_consultation) for band in ours_live.bands]
+    assert bands == [(0, 1, False), (2, None, True)]
     assert len(live.checklists["warning-signs"].items) == 8
     # Live now: shown, not edited; a new version is a copy under its own key.
     page = client.get(f"/studio/course?course={slug}").text
