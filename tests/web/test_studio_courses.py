@@ -314,11 +314,11 @@ def test_a_checklist_is_defined_on_the_course_page_and_a_live_one_changes_only_a
     from .test_studio_editing import publish as publish_item
 
     day3 = "_words/day-03.yaml"
-    form, page = form_of(client, day3)
-    assert client.post("/studio/save", data={**form, "w.@add": "checklist", "w.@block": "add"}).status_code == 200
-    form, page = form_of(client, day3)
+    words, page = form_of(client, day3)
+    assert client.post("/studio/save", data={**words, "w.@add": "checklist", "w.@block": "add"}).status_code == 200
+    words, page = form_of(client, day3)
     assert '<option value="a-new-checklist">Our week together</option>' in page
-    assert client.post("/studio/save", data={**form, "w.body.4.checklist": "a-new-checklist"}).status_code == 200
+    assert client.post("/studio/save", data={**words, "w.body.4.checklist": "a-new-checklist"}).status_code == 200
     assert body_of(site, day3)[-1] == {"kind": "checklist", "checklist": "a-new-checklist"}
     assert publish_item(client, day3, "day 3 asks about the week") == 303
     with site.session() as session:
