@@ -137,3 +137,30 @@ def test_an_image_is_stored_once_and_served_as_itself_and_anything_else_is_refus
     _, email, text = render_live(site, "day-03")  # the next day-3 email: the image from the course's own site
     assert f'src="https://course.example.org/media/{name}"' in email and 'alt="A couple at breakfast"' in email
     assert "[A couple at breakfast]" in text
+
+
+def test_an_exercises_own_parts_are_added_and_taken_out(site: Site) -> None:
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    form, page = form_of(client)
+    assert 'name="w.@add-in.1"' in page  # day 3's exercise is its second block
+
+    def exercise() -> list[str]:
+        return [str(part.get("kind", "text")) for part in body_of(site)[1]["blocks"]]  # type: ignore[union-attr]
+
+    added = client.post("/studio/save", data={**form, "w.@block": "add-in:1", "w.@add-in.1": "callout"},
+                        follow_redirects=False)  # fmt: skip
+    assert added.status_code == 303 and added.headers["location"].endswith("&block=1")
+    before = exercise()
+    assert before[-1] == "callout"
+    form, page = form_of(client)
+    assert "Take out part 1" in page
+    client.post("/studio/save", data={**form, "w.@block": f"remove-in:1:{len(before) - 1}"})
+    assert exercise() == before[:-1]
+    # Refused, nothing saved: a part an exercise cannot hold; a part or an exercise that is not there.
+    for action, adding in (("add-in:1", "button"), ("add-in:1", "image"), ("remove-in:1:99", ""),
+                           ("add-in:0", "text"), ("remove-in:x:0", ""), ("add-in:99", "text")):  # fmt: skip
+        form, _ = form_of(client)
+        refused = client.post("/studio/save", data={**form, "w.@block": action, "w.@add-in.1": adding,
+                                                    "w.@add-in.0": adding})  # fmt: skip
+        assert refused.status_code == 400 and "Nothing was saved" in refused.text, action
+    assert exercise() == before[:-1]

@@ -56,6 +56,7 @@ from web.security import EDITOR_PAGE_POLICY
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
 from web.studio.merge import Offered, carried, merge_words
 from web.studio.words import (
+    INNER_BLOCKS,
     NEW_BLOCKS,
     FormProblem,
     drawn_from,
@@ -181,7 +182,7 @@ def _editor(
         conflict=conflict, variables=variables_for(sample) if sample else [],
         words=_words_form(web, scope, item, shown, problems or []) if is_words(item) else None,
         label=item_label(item, scope.base), history=history, focus=focus, new_blocks=_addable(scope.base),
-        merging=merging,
+        merging=merging, inner_blocks=INNER_BLOCKS,
     )  # fmt: skip
     response.headers["Content-Security-Policy"] = EDITOR_PAGE_POLICY  # the preview: its frames and its fetch
     return response

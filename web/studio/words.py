@@ -113,6 +113,7 @@ class Section:
     block: int | None = None  # the body's block this section is (its index), for its move and remove buttons
     kind: str = ""
     note: str = ""  # what a block without fields shows, in words
+    inner: list[tuple[int, str]] = field(default_factory=list)  # an exercise's own parts: (place, what it is)
 
 
 def _hint(path: tuple[str, ...], kind: str) -> str:
@@ -243,8 +244,9 @@ def _settings(block: Mapping[str, Any], path: tuple[str, ...], course: Course, s
     if kind == "checklist":
         options = tuple((key, checklist.title) for key, checklist in course.checklists.items())
         section.fields.append(Field(f"{name}.checklist", "Which checklist", str(block.get("checklist") or ""), "select",
-                                    "A new list of signs is a new checklist (answers already given count the old "
-                                    "one's items): define it in the shared words.", options))  # fmt: skip
+                                    "A new list of signs is a new checklist (answers already given count the "
+                                    "old one's items): define it on the course's page, under Checklists.",
+                                    options))  # fmt: skip
     elif kind == "button":
         section.fields.append(Field(f"{name}.action", "What it does", str(block.get("action") or ""), "select",
                                     options=BUTTON_ACTIONS))  # fmt: skip
@@ -310,6 +312,9 @@ def sections(course: Course, item: str, data: Mapping[str, Any]) -> list[Section
         kind = str(block.get("kind", ""))
         section = Section(block_title(kind, index + 1, block), block=index, kind=kind, note=_NOTES.get(kind, ""))
         _settings(block, ("body", str(index)), course, section)
+        if kind == "exercise":
+            section.inner = [(place, _KINDS.get(str(part.get("kind", "text")), "text"))
+                             for place, part in enumerate(block.get("blocks") or [])]  # fmt: skip
         result.append(section)
     if data.get("page"):
         page = data["page"]
@@ -334,7 +339,7 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 # Settings left empty mean "none" (the default): a button's words, its note, its guide.
 _NONE_WHEN_EMPTY = {"label", "note", "guide"}
 _CHECKS = {"numbered", "decorative"}
-SHAPE, ORDER, BLOCK, ADD = "@shape", "@order", "@block", "@add"
+SHAPE, ORDER, BLOCK, ADD, ADD_IN = "@shape", "@order", "@block", "@add", "@add-in"
 
 
 def _posted(value: Any, path: tuple[str, ...], posted: Mapping[str, str]) -> Any:
@@ -418,6 +423,8 @@ def _acted(course: Course, body: list[Any], action: str, adding: str = "") -> tu
         return body, None
     what, _, where = action.partition(":")
     body = list(body)
+    if what in {"add-in", "remove-in"}:
+        return _acted_inside(course, body, what, where, adding)
     if what == "add":
         where = where or adding
         block = new_block(where, course)
@@ -442,6 +449,35 @@ def _acted(course: Course, body: list[Any], action: str, adding: str = "") -> tu
     raise FormProblem(f"unknown block button {what!r}")
 
 
+# What an exercise's own parts may be, as the form offers to add them.
+INNER_BLOCKS: dict[str, str] = {"text": "Text", "list": "A list", "callout": "A set-apart note", "quote": "A quote"}
+
+
+def _acted_inside(course: Course, body: list[Any], what: str, where: str, adding: str) -> tuple[list[Any], int]:
+    """An exercise's own parts after its buttons: ``add-in:3`` (a part of kind ``adding`` at its end),
+    ``remove-in:3:1`` (its second part); the page comes back at the exercise."""
+    place, _, inner = where.partition(":")
+    if not place.isdigit() or not 0 <= int(place) < len(body) or body[int(place)].get("kind") != "exercise":
+        raise FormProblem("that exercise is not in the email any more: reload the page")
+    index = int(place)
+    exercise = dict(body[index])
+    parts = list(exercise.get("blocks") or [])
+    if what == "add-in":
+        part = new_block(adding, course) if adding in INNER_BLOCKS else None
+        if part is None:
+            raise FormProblem(f"an exercise cannot hold that ({adding or 'nothing chosen'})")
+        parts.append(part)
+    else:
+        if not inner.isdigit() or not 0 <= int(inner) < len(parts):
+            raise FormProblem("that part of the exercise is not there any more: reload the page")
+        if len(parts) == 1:
+            raise FormProblem("an exercise keeps at least one part: add another before taking this one out")
+        del parts[int(inner)]
+    exercise["blocks"] = parts
+    body[index] = exercise
+    return body, index
+
+
 def words_from_form(course: Course, item: str, posted: Mapping[str, str]) -> tuple[dict[str, str], int | None]:
     """The words file a posted form makes (the content it was drawn from, with every posted field's text,
     its blocks in the posted order and the block button applied), and the block to show next."""
@@ -450,7 +486,9 @@ def words_from_form(course: Course, item: str, posted: Mapping[str, str]) -> tup
     focus = None
     if isinstance(data.get("body"), list):
         body = _ordered(data["body"], posted.get(ORDER, ""))
-        data["body"], focus = _acted(course, body, posted.get(BLOCK, ""), posted.get(ADD, ""))
+        action = posted.get(BLOCK, "")
+        adding = posted.get(f"{ADD_IN}.{action.partition(':')[2]}", "") if action.startswith("add-in:") else ""
+        data["body"], focus = _acted(course, body, action, adding or posted.get(ADD, ""))
     for optional in ("subject", "preview"):
         if "title" in data and not data.get(optional):
             data.pop(optional, None)  # empty: the default
