@@ -508,6 +508,7 @@ class Page(_Data):
 class Letter(_Email):
     """An email that is not a course day: the confirmation, the welcome, the completion."""
 
+    subject: str | None = None  # the email's subject; none: its layout's own ("Welcome to <the course>")
     preview: str  # the inbox preview line
     page: Page | None = None
     # The completion's own number (its identity, like a day's): set once, kept when days are added.

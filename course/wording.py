@@ -71,6 +71,7 @@ class PageWords(_Words):
 
 
 class LetterWords(_Words):
+    subject: str | None = None
     preview: str = Field(min_length=1)
     body: list[Part] = Field(min_length=1)
     page: PageWords | None = None

@@ -88,6 +88,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("links.consultation", "link", "Books the free consultation.", COURSE_STEPS),
     # --- Letters (not a day) ---
     Variable("letter", "the letter", "The letter's wording from the course: its preview and blocks.", LETTERS),
+    Variable("letter.subject", "text or none", "The letter's own subject; none: the layout's.", LETTERS),
     Variable("letter.body", "list of blocks", "The letter's blocks as the course holds them (see body).", LETTERS),
     Variable("letter.blocks", "list of blocks", "Its text blocks before the checklist (older layouts).", LETTERS),
     Variable(

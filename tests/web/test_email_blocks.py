@@ -145,7 +145,7 @@ def test_an_exercises_own_parts_are_added_and_taken_out(site: Site) -> None:
     assert 'name="w.@add-in.1"' in page  # day 3's exercise is its second block
 
     def exercise() -> list[str]:
-        return [str(part.get("kind", "text")) for part in body_of(site)[1]["blocks"]]  # type: ignore[union-attr]
+        return [str(part.get("kind", "text")) for part in body_of(site)[1]["blocks"]]  # type: ignore[attr-defined]
 
     added = client.post("/studio/save", data={**form, "w.@block": "add-in:1", "w.@add-in.1": "callout"},
                         follow_redirects=False)  # fmt: skip

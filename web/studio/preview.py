@@ -119,7 +119,7 @@ def preview(
         session.commit()
     size = len(rendered.html.encode())
     values.update(token=token, rendered=rendered, size_kb=size / 1024, clipped=size > GMAIL_CLIP_BYTES,
-                  sender=web.settings.sender.display_name or web.settings.sender.addr_spec)  # fmt: skip
+                  sender=scope.base.sender_name)  # fmt: skip
     return web.templates.TemplateResponse(request, "studio/_preview.html", values)
 
 

@@ -14,6 +14,7 @@ are counted by answers already given.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -69,6 +70,7 @@ _HINTS: dict[tuple[str, ...], str] = {
     ): "40 to 90 characters that make people open it, not the email's first sentence (empty: that sentence).",
     ("short_title",): "As the list of all the ways names it.",
 }
+_LETTER_SUBJECT = "Empty: the layout's own (for a welcome, “Welcome to” and the course's title). About 50 characters."
 # Text that is the course's shape, not its words: which block or band it is, whether an example is good.
 _SHAPE = {"key", "kind", "tone"}
 _KINDS = {"text": "text", "list": "list", "labelled": "labelled rows", "cards": "examples", "groups": "groups",
@@ -302,6 +304,9 @@ def sections(course: Course, item: str, data: Mapping[str, Any]) -> list[Section
     for key in ("subject", "preview"):
         if key in data:
             _leaves(data[key], (key,), head)
+    if "title" not in data:  # a letter: its subject's default is its layout's, not a day's
+        head.fields = [dataclasses.replace(field, hint=_LETTER_SUBJECT) if field.path == "subject" else field
+                       for field in head.fields]  # fmt: skip
     result.append(head)
     if "title" in data:
         top = Section("The day")
@@ -381,6 +386,8 @@ def shape(course: Course, item: str) -> dict[str, Any]:
     skeleton = shipped(course, item)
     if "title" in skeleton and email_of(item) is not None:
         skeleton = {"subject": None, "preview": None, **skeleton}
+    elif email_of(item) is not None:  # a letter: its own subject, or its layout's
+        skeleton = {"subject": None, **skeleton}
     return skeleton
 
 
@@ -490,7 +497,7 @@ def words_from_form(course: Course, item: str, posted: Mapping[str, str]) -> tup
         adding = posted.get(f"{ADD_IN}.{action.partition(':')[2]}", "") if action.startswith("add-in:") else ""
         data["body"], focus = _acted(course, body, action, adding or posted.get(ADD, ""))
     for optional in ("subject", "preview"):
-        if "title" in data and not data.get(optional):
+        if ("title" in data or optional == "subject") and not data.get(optional):
             data.pop(optional, None)  # empty: the default
     return {item: dump(data)}, focus
 
