@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from course.catalog import course_at
 
@@ -20,10 +20,18 @@ from .test_journey import Journey, booking_site, journey  # noqa: F401 - the fix
 from .watch import check_page
 
 ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "first-course"
+(ARTEFACTS / "guide").mkdir(parents=True, exist_ok=True)
 
 
 def shot(page: Page, name: str, width: int = 1280) -> None:
     check_page(page, ARTEFACTS, name, width)
+
+
+def guide(page: Page, name: str, at: Locator | None = None) -> None:
+    """A picture for the studio guide: what the window shows (``at`` scrolled to its top)."""
+    if at is not None:
+        at.evaluate("element => element.scrollIntoView({block: 'start'})")
+    page.screenshot(path=str(ARTEFACTS / "guide" / f"{name}.png"))
 
 
 def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browser: Browser) -> None:  # noqa: F811
@@ -34,6 +42,7 @@ def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browse
     page.get_by_label("Title", exact=True).fill("Steady Evenings")
     page.get_by_label("The emails come from").fill("Anna Berg")
     shot(page, "1-new-course")
+    guide(page, "1-new-course")
     page.get_by_role("button", name="Make the course").click()
     page.get_by_role("heading", name="The emails").wait_for()
 
@@ -46,6 +55,7 @@ def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browse
     page.get_by_label("Items, one per line").fill("We ate together\nWe talked without phones\nWe went to bed together")
     page.get_by_label("Open to sign-ups").check()
     shot(page, "2-course-and-checklist")
+    guide(page, "2-checklist", page.locator("fieldset.checklist"))
     with page.expect_navigation():
         page.get_by_role("button", name="Save the draft").click()
     page.get_by_text("Draft saved.").wait_for()
@@ -71,6 +81,7 @@ def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browse
     expect(frame.locator("body")).to_contain_text("How our evenings went", timeout=20_000)
     expect(frame.locator("body")).to_contain_text("Book a free consultation")
     shot(page, "3-welcome-blocks-and-phone-preview")
+    guide(page, "3-blocks-and-phone-preview", page.locator("fieldset.block").nth(1))
     page.get_by_label("What changed (for the history)").fill("a checklist and the call to book")
     with page.expect_navigation():
         page.get_by_role("button", name="Publish what is in the form").click()
@@ -86,6 +97,7 @@ def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browse
     journey.init_axe(reader)
     phone = reader.new_page()
     phone.goto(journey.base + "/c/steady-evenings")
+    guide(phone, "4-the-course-page-on-a-phone")
     phone.get_by_label("Your email address").fill("alex@example.com")
     phone.get_by_role("button", name="Send me the first email").click()
     phone.get_by_role("heading", name="Check your inbox").wait_for()
@@ -99,6 +111,13 @@ def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browse
     links = journey.links("Welcome")
     assert sum("/answer/" in link for link in links) >= 2  # a link per band of the checklist (and one by one)
     assert any("/consultation/" in link for link in links)
+    body = welcome.message.get_body(preferencelist=("html",))
+    assert body is not None
+    inbox = browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True)  # a mail app, not our site
+    mail = inbox.new_page()
+    mail.set_content(body.get_content())  # the welcome as a phone shows it
+    guide(mail, "5-the-welcome-on-a-phone", mail.get_by_text("How our evenings went"))
+    inbox.close()
     assert problems.found == [], problems.found
     (ARTEFACTS / "timing.txt").write_text(
         f"studio steps {studio_done:.1f} s; to the first email {elapsed:.1f} s (target: under 60 s)\n"
