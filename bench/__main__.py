@@ -45,6 +45,13 @@ def _insights(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _studio(arguments: argparse.Namespace) -> int:
+    from bench.studio import measure_studio
+
+    measure_studio(arguments.postgres, get_settings().course_slug, arguments.runs)
+    return 0
+
+
 def _micro(arguments: argparse.Namespace) -> int:
     from bench.micro import print_table
 
@@ -116,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     insights.add_argument("subscribers", type=int, metavar="SUBSCRIBERS", help="sign-ups, about 20 events each")
     insights.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL server to create the database on")
     insights.set_defaults(handler=_insights)
+
+    studio = commands.add_parser(
+        "studio", help="the studio's waits: a preview as typed, a burst of typing, the day-3 change saved and published"
+    )
+    studio.add_argument("--runs", type=int, default=20, help="previews measured (default 20; saves and publishes: 5)")
+    studio.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL server to create the database on")
+    studio.set_defaults(handler=_studio)
 
     micro = commands.add_parser("micro", help="render and MIME of COUNT messages of each email, in this process")
     micro.add_argument("--count", type=int, default=500, help="messages per email (default 500)")

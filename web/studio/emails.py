@@ -86,10 +86,14 @@ def email_list(request: Request, web: Web, user: User, scope: Scoped) -> Respons
         for item in own_words
     ]
     wording.sort(key=lambda row: words_items(scope.base).index(row.item))
+    layouts = [
+        Row(item, item, None, item, live.get(item, REPOSITORY), drafts.get(item))
+        for item in dict.fromkeys(row.item for row in emails)
+    ]
     shared = [
         Row(item, item.removeprefix(f"{SHARED_FOLDER}/"), None, item, live.get(item, REPOSITORY), drafts.get(item))
         for item in items(templates)
         if item.startswith(f"{SHARED_FOLDER}/")
     ]
     return studio_page(web, request, "list.html", user=user, emails=emails, shared=shared, wording=wording,
-                       release=release)  # fmt: skip
+                       layouts=layouts, release=release)  # fmt: skip
