@@ -130,9 +130,9 @@ def measure_studio(server_url: str, course_slug: str, runs: int = 20, say: Calla
                 saves.append((time.perf_counter() - started) * 1000)
                 if saved.status_code != 200:
                     raise RuntimeError(f"a save answered {saved.status_code}")
-                page = client.get(f"/studio/edit?item={DAY_3}").text
-                revision = re.search(r'name="revision" value="(\d+)"', page)
-                csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+                editor = client.get(f"/studio/edit?item={DAY_3}").text
+                revision = re.search(r'name="revision" value="(\d+)"', editor)
+                csrf = re.search(r'name="csrf" value="([^"]+)"', editor)
                 assert revision and csrf  # noqa: S101 - the app's own page
                 started = time.perf_counter()
                 asked_to = {"csrf": csrf.group(1), "item": DAY_3, "revision": revision.group(1), "note": "bench"}
