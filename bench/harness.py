@@ -188,6 +188,23 @@ def own_database(server_url: str) -> Iterator[str]:
         server.dispose()
 
 
+@contextmanager
+def studio_client(database_url: str, course_slug: str, email: str, password: str) -> Iterator[Any]:
+    """The web app in this process on ``database_url``, with ``email`` (a studio account) signed in."""
+    from fastapi.testclient import TestClient
+
+    from course.settings import load_settings
+    from web.app import create_app
+
+    settings = load_settings(environment="test", database_url=database_url, broker_url="memory://",
+                             course_slug=course_slug, secret_key=secrets.token_urlsafe(48))  # fmt: skip
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        page = client.get("/studio/sign-in")
+        token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        client.post("/studio/sign-in", data={"csrf": token, "email": email, "password": password})
+        yield client
+
+
 def database_ahead(database_url: str) -> float:
     """How many seconds the database server's clock is ahead of this machine's (the beat and the workers
     go by the database's: course/clock.py). What the harness makes due is due by that clock."""

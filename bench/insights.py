@@ -13,7 +13,6 @@ every week and for one week, and a table's CSV.
 from __future__ import annotations
 
 import json
-import secrets
 import statistics
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any
 
 import sqlalchemy
 
-from bench.harness import RESULTS, database_now, own_database
+from bench.harness import RESULTS, database_now, own_database, studio_client
 
 EVENTS_PER_SUBSCRIBER = 20
 PASSWORD = "a long benchmark passphrase"  # noqa: S105 - a throwaway account in a throwaway database
@@ -72,16 +71,13 @@ FROM subscribers AS s JOIN (VALUES (0), (19)) AS step (n) ON step.n <= s.current
 
 def measure_insights(server_url: str, subscribers: int, course_slug: str, say: Callable[[str], None] = print,
                      results: Path = RESULTS) -> dict[str, Any]:  # fmt: skip
-    from fastapi.testclient import TestClient
 
     from cli.database import upgrade
     from course.curriculum import load_course
     from course.db import make_engine, make_sessionmaker
     from course.insights import measures, summing
     from course.models.studio import StudioRole
-    from course.settings import load_settings
     from course.studio import add_user
-    from web.app import create_app
 
     course = load_course(course_slug)
     with own_database(server_url) as database_url:
@@ -120,12 +116,7 @@ def measure_insights(server_url: str, subscribers: int, course_slug: str, say: C
             session.commit()
             rows = session.execute(sqlalchemy.text("SELECT count(*) FROM insight_counts")).scalar_one()
         figures["insight_rows"] = rows
-        settings = load_settings(environment="test", database_url=database_url, broker_url="memory://",
-                                 course_slug=course_slug, secret_key=secrets.token_urlsafe(48))  # fmt: skip
-        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
-            page = client.get("/studio/sign-in")
-            token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-            client.post("/studio/sign-in", data={"csrf": token, "email": "bench@example.org", "password": PASSWORD})
+        with studio_client(database_url, course_slug, "bench@example.org", PASSWORD) as client:
             one_week = (now - timedelta(days=60)).date()
             for name, path in (("page_every_week_ms", "/studio/insights"),
                                ("page_one_week_ms", f"/studio/insights?cohort={one_week.isoformat()}&day=3"),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import secrets
 import statistics
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULTS, own_database
+from bench.harness import RESULTS, own_database, studio_client
 
 PASSWORD = "a long benchmark passphrase"  # noqa: S105 - a throwaway account in a throwaway database
 PAUSE_MS = 400  # the editor's pause after the last key before it asks for a preview (studio-editor.js)
@@ -63,14 +62,11 @@ def _spread(timings: list[float]) -> dict[str, float]:
 
 def measure_studio(server_url: str, course_slug: str, runs: int = 20, say: Callable[[str], None] = print,
                    results: Path = RESULTS) -> dict[str, Any]:  # fmt: skip
-    from fastapi.testclient import TestClient
 
     from cli.database import upgrade
     from course.db import make_engine, make_sessionmaker
     from course.models.studio import StudioRole
-    from course.settings import load_settings
     from course.studio import add_user
-    from web.app import create_app
 
     figures: dict[str, Any] = {"runs": runs, "pause_ms": PAUSE_MS}
     with own_database(server_url) as database_url:
@@ -79,12 +75,7 @@ def measure_studio(server_url: str, course_slug: str, runs: int = 20, say: Calla
         with make_sessionmaker(engine)() as session:
             add_user(session, "bench@example.org", role=StudioRole.PUBLISHER, password=PASSWORD, now=datetime.now(UTC))
             session.commit()
-        settings = load_settings(environment="test", database_url=database_url, broker_url="memory://",
-                                 course_slug=course_slug, secret_key=secrets.token_urlsafe(48))  # fmt: skip
-        with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
-            page = client.get("/studio/sign-in")
-            token = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-            client.post("/studio/sign-in", data={"csrf": token, "email": "bench@example.org", "password": PASSWORD})
+        with studio_client(database_url, course_slug, "bench@example.org", PASSWORD) as client:
             form = _form(client)
             paragraphs = next(name for name in form if name.endswith(".paragraphs"))
 
