@@ -149,6 +149,7 @@ def test_a_damaged_or_forged_merge_saves_nothing(site: Site) -> None:
     cases = {
         "base not JSON": ({**hidden, "base": "{not json"}, 400),
         "mine a list": ({**hidden, "mine": "[1, 2]"}, 400),
+        "mine of a thousand blocks": ({**hidden, "mine": json.dumps({"body": [{"kind": "divider"}] * 1000})}, 400),
         "a layout": ({**hidden, "item": "day"}, 400),
         "an unknown email": ({**hidden, "item": "_words/day-99.yaml"}, 404),
         "a choice that is no side": ({**hidden, "choice.1": "everything"}, 400),

@@ -25,6 +25,7 @@ from merge3 import Merge3
 from web.studio.words import place_label
 
 SIDES = ("mine", "theirs", "both")
+MAX_BLOCKS = 500  # more than any email a person writes; the sequence merge is quadratic in the worst case
 _LONG_TEXT = {"paragraphs", "text", "items", "intro", "outro", "teaser", "description", "detail", "meaning",
               "next_step", "answer"}  # fmt: skip
 
@@ -304,4 +305,6 @@ def carried(text: str, what: str) -> Any:
         data = None
     if not isinstance(data, dict):
         raise ValueError(f"the merge came back damaged ({what}): open the email again")
+    if len(data.get("body") or []) > MAX_BLOCKS:
+        raise ValueError(f"an email has at most {MAX_BLOCKS} blocks to merge ({what})")
     return data
