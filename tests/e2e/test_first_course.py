@@ -11,8 +11,11 @@ import time
 from pathlib import Path
 
 from playwright.sync_api import Browser, Locator, Page, expect
+from sqlalchemy import func, select
 
 from course.catalog import course_at
+from course.insights import measures, summing
+from course.models.insights import InsightCount
 
 from ..support.waiting import wait_until
 from .test_course_building import publisher_at
@@ -118,6 +121,19 @@ def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browse
     mail.set_content(body.get_content())  # the welcome as a phone shows it
     guide(mail, "5-the-welcome-on-a-phone", mail.get_by_text("How our evenings went"))
     inbox.close()
+    # Its own insights: the two courses' figures summed apart (one worker fleet and beat sent both).
+    with journey.runtime.sessions() as session:
+        for slug in ("steady-evenings", journey.runtime.settings.course_slug):
+            summing.refresh(session, course_at(session, slug), journey.clock())
+        session.commit()
+        signed_up = dict(session.execute(
+            select(InsightCount.course_slug, func.sum(InsightCount.value))
+            .where(InsightCount.measure == measures.PEOPLE).group_by(InsightCount.course_slug)
+        ).all())  # fmt: skip
+    assert signed_up.get("steady-evenings") == 1 and not signed_up.get(journey.runtime.settings.course_slug)
+    page.goto(journey.base + "/studio/insights?course=steady-evenings")
+    page.get_by_text("Figures summed at").wait_for()
+    assert "Steady Evenings" in page.locator("main").inner_text()
     assert problems.found == [], problems.found
     (ARTEFACTS / "timing.txt").write_text(
         f"studio steps {studio_done:.1f} s; to the first email {elapsed:.1f} s (target: under 60 s)\n"
