@@ -273,7 +273,7 @@ def test_a_publisher_changes_day_3_in_words_and_layout_and_the_engine_sends_it(
 
 def test_every_studio_page_is_accessible_on_a_phone(journey: Journey, browser: Browser) -> None:  # noqa: F811
     with journey.runtime.sessions() as session:
-        user = add_user(session, "new@example.org", role=StudioRole.EDITOR, password=None, now=datetime.now(UTC))
+        user = add_user(session, "new@example.org", role=StudioRole.PUBLISHER, password=None, now=datetime.now(UTC))
         session.commit()
         link = sign_in_link(journey.runtime.settings, user)
     context, page, problems = open_browser(journey, browser, 375)
@@ -284,16 +284,22 @@ def test_every_studio_page_is_accessible_on_a_phone(journey: Journey, browser: B
     page.get_by_role("button", name="Set my password and sign in").click()
     page.get_by_role("button", name="Sign out").wait_for()
     page.wait_for_load_state("load")  # the page's scripts have run
-    for path, name in [("/studio", "list"), ("/studio/courses", "courses"), ("/studio/course", "course"),
-                       ("/studio/edit?item=_words/day-03.yaml", "words"),
-                       ("/studio/edit?item=_words/shared.yaml", "shared-words"), ("/studio/edit?item=day", "layout"),
-                       ("/studio/edit?item=_base/footer.mjml", "shared-section"),
-                       ("/studio/diff?item=day&before=0&after=0", "diff-none")]:  # fmt: skip
-        page.goto(journey.base + path)
-        page.locator("main h1").first.wait_for()
-        if "edit" in path:
-            page.locator(".preview .inbox-row, .preview .problems").first.wait_for()  # the preview is in
-        check(page, name, 375)
+    pages = [("/studio", "list"), ("/studio/courses", "courses"), ("/studio/courses/new", "new-course"),
+             ("/studio/course", "course"), ("/studio/edit?item=_words/day-03.yaml", "words"),
+             ("/studio/edit?item=_words/welcome.yaml", "letter-words"),
+             ("/studio/edit?item=_words/shared.yaml", "shared-words"), ("/studio/edit?item=day", "layout"),
+             ("/studio/edit?item=_base/footer.mjml", "shared-section"),
+             ("/studio/diff?item=day&before=0&after=0", "diff-none"), ("/studio/insights", "insights"),
+             ("/studio/audit", "audit"), ("/studio/account", "account")]  # fmt: skip
+    for width, height in ((375, 812), (1280, 900)):  # every page, on a phone and on a desktop
+        page.set_viewport_size({"width": width, "height": height})
+        for path, name in pages:
+            page.goto(journey.base + path)
+            page.locator("main h1").first.wait_for()
+            if "edit" in path:
+                page.locator(".preview .inbox-row, .preview .problems").first.wait_for()  # the preview is in
+            check(page, name, width)
+    page.set_viewport_size({"width": 375, "height": 812})
     page.goto(link)  # used once: it no longer works
     check(page, "link-expired", 375)
     page.goto(journey.base + "/studio/edit?item=day")
