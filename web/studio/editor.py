@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
+from course.catalog import COURSE_FILE
 from course.curriculum import Course
 from course.lifecycle import EmailKind, day_number, is_day_email
 from course.studio import audit
@@ -679,8 +680,8 @@ def diff(
     request: Request, web: Web, user: User, scope: Scoped, item: str, before: int = 0,
     after: Annotated[int | Literal["draft"] | None, Query()] = None,
 ) -> Response:  # fmt: skip
-    """Two versions side by side (0: as shipped; none or "draft": the draft)."""
-    item = _known(web, scope, item)
+    """Two versions side by side (0: as shipped; none or "draft": the draft). The course's own file too."""
+    item = COURSE_FILE if item == COURSE_FILE else _known(web, scope, item)
     if after == "draft":
         after = None
     with web.session() as session:
@@ -693,6 +694,10 @@ def diff(
                 raise HTTPException(404, "There is no draft")
             return dict(json.loads(draft.files))
         if number == 0:
+            if item == COURSE_FILE:
+                from web.studio.shape import shipped_course_file  # the course page's own rule for its version 0
+
+                return shipped_course_file(scope.slug) or {}
             return _shipped(web, scope, item)
         if number not in versions:
             raise HTTPException(404, f"{item} has no version {number}")

@@ -26,7 +26,7 @@ from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from course.catalog import COURSE_FILE, CourseFileError, course_data, dump_course, keep_places, read_course
-from course.curriculum import SYSTEM_FONTS, Course
+from course.curriculum import SYSTEM_FONTS, Course, load_course
 from course.studio import audit
 from course.subscriptions import reschedule_after_change
 from emails.store import (
@@ -37,6 +37,7 @@ from emails.store import (
     live_versions,
     publish,
     save_draft,
+    versions_of,
 )
 from web.media import MAX_IMAGE_BYTES, ImageRefused, store_image
 from web.pages import embed_snippet
@@ -105,6 +106,7 @@ def _page(request: Request, web: Web, user: User, scope: Scope, *, status_code: 
     with web.session() as session:
         working, draft_revision = _working(session, scope)
         live = live_versions(session, scope.slug).get(COURSE_FILE)
+        versions = versions_of(session, scope.slug, COURSE_FILE)
     course = shown or working
     return studio_page(
         web, request, "course.html", status_code=status_code, user=user, shown=course, rows=_rows(course, scope.base),
@@ -112,7 +114,8 @@ def _page(request: Request, web: Web, user: User, scope: Scope, *, status_code: 
         has_draft=draft_revision > 0, live_number=live.number if live else 0, hours=HOURS, system_fonts=SYSTEM_FONTS,
         saved=request.query_params.get("saved") == "1", published=request.query_params.get("published"),
         snippet=embed_snippet(str(web.settings.base_url), scope.base), embed_origins=sorted(web.settings.embed_origins),
-        checklists=checklists.views(course, scope.base), band_rows=checklists.BAND_ROWS,
+        checklists=checklists.views(course, scope.base), band_rows=checklists.BAND_ROWS, versions=versions,
+        shipped=shipped_course_file(scope.slug) is not None,
     )  # fmt: skip
 
 
@@ -324,6 +327,55 @@ def _save_course(request: Request, web: Web, user: User, scope: Scope, form: For
               detail=_what_was_done(str(form.get("action", "")), working))  # fmt: skip
         session.commit()
     return RedirectResponse(f"/studio/course?course={quote(scope.slug)}&saved=1", status_code=303)
+
+
+def shipped_course_file(slug: str) -> dict[str, str] | None:
+    """Version 0 of a course's file: the repository's course, for a course shipped in it (none: one made in
+    the studio, whose first version is the one it was made with)."""
+    try:
+        return {COURSE_FILE: dump_course(load_course(slug))}
+    except LookupError:
+        return None
+
+
+@router.post("/roll-back", response_class=HTMLResponse)
+def roll_back_course(
+    request: Request, web: Web, user: User, scope: Scoped, number: Annotated[int, Form(ge=0)], csrf: CSRF = "",
+    note: Annotated[str, Form(max_length=500)] = "",
+) -> Response:  # fmt: skip
+    """Make an earlier version of the course live again, as its next version: readers in the middle keep their
+    place against what is live now (an email it takes out is passed over), as with any publish."""
+    check_csrf(request, csrf)
+    if not user.may_publish:
+        raise HTTPException(403, "Rolling back is for publishers.")
+    now = web.clock()
+    with web.session() as session:
+        versions = {version.number: version for version in versions_of(session, scope.slug, COURSE_FILE)}
+        if number in versions:
+            text = json.loads(versions[number].files)[COURSE_FILE]
+        elif number == 0 and (shipped := shipped_course_file(scope.slug)) is not None:
+            text = shipped[COURSE_FILE]
+        else:
+            raise HTTPException(404, f"The course has no version {number}")
+        why = note.strip() or f"back to version {number}"
+        try:
+            after = Course.model_validate(keep_places(scope.base, course_data(read_course(text))))
+            published = publish(session, course=after, settings=web.settings, item=COURSE_FILE,
+                                files={COURSE_FILE: dump_course(after)}, note=f"rolled back to version {number}: {why}",
+                                author=user.email, now=now)  # fmt: skip
+        except (CourseFileError, ValidationError) as error:
+            session.rollback()
+            return _page(request, web, user, scope, status_code=400, message=f"Not rolled back: {error}")
+        except PublishRefused as refused:
+            session.rollback()
+            said = f"Not rolled back: version {number} no longer renders with the rest. {refused}"
+            return _page(request, web, user, scope, status_code=400, message=said)
+        rescheduled = reschedule_after_change(session, scope.base, after, now=now, timing=web.timing)
+        audit(session, user, "roll-back", now=now, course_slug=scope.slug, item=COURSE_FILE, version=number,
+              detail=f"{why} (as version {published.version.number}; {rescheduled} readers rescheduled)")  # fmt: skip
+        session.commit()
+    return RedirectResponse(f"/studio/course?course={quote(scope.slug)}&published={published.version.number}",
+                            status_code=303)  # fmt: skip
 
 
 @router.post("/publish", response_class=HTMLResponse)
