@@ -35,6 +35,7 @@ from mjml import mjml2html
 from course.lifecycle import is_day_email
 from course.wording import TemplateError as TemplateError  # the emails' error, defined with the content's
 from emails.markup import inline_html, inline_text, markup_html, markup_text, plain, punctuated
+from emails.mjml_names import misspellings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 EMAIL_FILES = ("subject.txt", "body.mjml", "body.txt")
@@ -569,6 +570,9 @@ def _line_in(source: str, document: str, offset: int) -> int | None:
         snippet = document[max(0, offset - width) : offset]
         if snippet.strip() and source.count(snippet) == 1:
             return source.count("\n", 0, source.index(snippet) + len(snippet)) + 1
+        snippet = document[offset : offset + width]  # or the text that starts there
+        if snippet.strip() and source.count(snippet) == 1:
+            return source.count("\n", 0, source.index(snippet)) + 1
     return None
 
 
@@ -600,6 +604,8 @@ def compile_email(templates: TemplateSet, name: str) -> CompiledEmail:
         document = resolve_includes(files["body.mjml"], include)
     except (ValueError, FileNotFoundError) as error:
         raise TemplateError(name, "body.mjml", f"MJML: {error}") from None
+    for offset, said in misspellings(document):  # what MRML passes over without a word
+        raise TemplateError(name, "body.mjml", f"MJML: {said}", _line_in(files["body.mjml"], document, offset))
     try:
         # fonts={}: MJML otherwise links Google Fonts for any family it knows (Roboto): no remote fonts.
         html_source = str(mjml2html(document, fonts={}))

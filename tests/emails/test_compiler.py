@@ -172,3 +172,38 @@ def test_an_empty_subject_is_refused(course: Course, settings: Settings) -> None
 def test_a_multi_line_subject_becomes_one_line(course: Course, settings: Settings) -> None:
     renderer = Renderer(course, settings, broken("day-15/subject.txt", "Day {{ day.number }}:\n{{ day.title }}\n"))
     assert renderer.render("day-15", ALEX).subject == "Day 15: Acknowledge the Distance"
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ('<mj-section><mj-column><mj-text paddng="0 16px">x</mj-text></mj-column></mj-section>',
+         "<mj-text> has no attribute 'paddng': 'padding'?"),
+        ('<mj-section><mj-column><mj-text colr="red">x</mj-text></mj-column></mj-section>',
+         "<mj-text> has no attribute 'colr': 'color'?"),
+        ("<mj-sectoin><mj-column><mj-text>x</mj-text></mj-column></mj-sectoin>",
+         "<mj-sectoin> is not an MJML tag: <mj-section>?"),
+        ('<mj-section><mj-column><mj-buton href="https://course.example.org/x">x</mj-buton></mj-column></mj-section>',
+         "<mj-buton> is not an MJML tag: <mj-button>?"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_mjml_name_is_refused_at_its_line(typed: str, said: str) -> None:
+    """MRML passes a name it does not know over without a word; a likely misspelling is named, with its line."""
+    source = default_templates().source("welcome/body.mjml")
+    footer = '    <mj-include path="_base/footer.mjml" />'
+    assert footer in source
+    line = source.count("\n", 0, source.index(footer)) + 1
+    templates = default_templates().with_file("welcome/body.mjml", source.replace(footer, f"    {typed}\n{footer}"))
+    with pytest.raises(TemplateError) as refused:
+        compile_email(templates, "welcome")
+    assert said in refused.value.message and refused.value.file == "body.mjml"
+    assert refused.value.line == line
+
+
+def test_every_mjml_name_the_shipped_layouts_use_is_known() -> None:
+    from emails.mjml_names import misspellings
+
+    templates = default_templates()
+    for path in templates.files:
+        if path.endswith(".mjml"):
+            assert list(misspellings(templates.source(path))) == [], path
