@@ -378,3 +378,39 @@ def test_a_marketer_reads_the_insights_picks_a_cohort_and_a_day_and_downloads_a_
         assert Path(saved).read_text().splitlines()[0].startswith("email,sent,reached,hard_bounced_or_refused")
         assert problems.found == [], problems.found
         context.close()
+
+
+def test_a_save_behind_a_colleagues_is_merged_field_by_field_in_the_browser(journey: Journey, browser: Browser) -> None:  # noqa: F811
+    """Two browsers on day 3's words: the second to save is shown the merge (yours, theirs, both for what you
+    both changed), readable and accessible on a desktop and a phone, and saves it."""
+    make_user(journey)
+    pages = []
+    for _ in range(2):
+        context, page, problems = open_browser(journey, browser)
+        page.goto(journey.base + "/studio/edit?item=_words/day-03.yaml")
+        sign_in(page)
+        page.locator("#w-title").wait_for()
+        pages.append((context, page, problems))
+    (first, anna, anna_problems), (second, ben, ben_problems) = pages
+    anna.locator("#w-title").fill("Rituals of your own")
+    with anna.expect_navigation():
+        anna.get_by_role("button", name="Save the draft and check it").click()
+    ben.locator("#w-title").fill("A ritual for two")
+    ben.get_by_label("Tomorrow's teaser").fill("Tomorrow: the phone, put away.")
+    with ben.expect_navigation():
+        ben.get_by_role("button", name="Save the draft and check it").click()
+    ben.get_by_role("heading", name="Merge your text with theirs").wait_for()
+    for width in (1280, 375):
+        ben.set_viewport_size({"width": width, "height": 900})
+        check(ben, "merge", width)
+    ben.set_viewport_size({"width": 1280, "height": 900})
+    clash = ben.get_by_role("group", name="Title: you both changed it")
+    clash.get_by_role("radio", name=re.compile("^Theirs")).check()
+    with ben.expect_navigation():
+        ben.get_by_role("button", name="Save the merge as the draft").click()
+    ben.get_by_text("Draft saved.").wait_for()
+    assert ben.locator("#w-title").input_value() == "Rituals of your own"
+    assert ben.get_by_label("Tomorrow's teaser").input_value() == "Tomorrow: the phone, put away."
+    assert anna_problems.found == [] and ben_problems.found == [], (anna_problems.found, ben_problems.found)
+    first.close()
+    second.close()
