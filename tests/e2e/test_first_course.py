@@ -57,6 +57,7 @@ def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browse
     page.get_by_label("Title", exact=True).nth(1).fill("How our evenings went")
     page.get_by_label("Items, one per line").fill("We ate together\nWe talked without phones\nWe went to bed together")
     page.get_by_label("Open to sign-ups").check()
+    page.get_by_label("Accent: buttons and links").fill("#2e6b4f")  # a look of its own, beside the shipped course's
     shot(page, "2-course-and-checklist")
     guide(page, "2-checklist", page.locator("fieldset.checklist"))
     with page.expect_navigation():
@@ -111,6 +112,8 @@ def test_a_first_course_from_nothing_to_the_first_email(journey: Journey, browse
     elapsed = time.monotonic() - started
     welcome = journey.smtp.to("alex@example.com")[-1]
     assert welcome.subject.startswith("Welcome") and "Steady Evenings" in welcome.subject
+    html_part = welcome.message.get_body(preferencelist=("html",))
+    assert html_part is not None and "#2e6b4f" in html_part.get_content()  # in its own colour
     links = journey.links("Welcome")
     assert sum("/answer/" in link for link in links) >= 2  # a link per band of the checklist (and one by one)
     assert any("/consultation/" in link for link in links)
