@@ -236,6 +236,15 @@ def copied_course(source: Course, slug: str, title: str, sender_name: str) -> Co
     return Course.model_validate(data)
 
 
+def shipped_course_file(slug: str) -> dict[str, str] | None:
+    """Version 0 of a course's own file: the repository's course, for a course shipped in it (none: a course
+    made in the studio, whose first version is the one it was made with)."""
+    try:
+        return {COURSE_FILE: dump_course(load_course(slug))}
+    except LookupError:
+        return None
+
+
 def imported_course(data: dict[str, Any], slug: str, title: str, sender_name: str) -> Course:
     """A new course made from a course file's data (web/studio/transfer.py), under a slug and title of its own,
     closed to sign-ups until it is opened; where another deployment's readers kept their place is dropped.

@@ -41,7 +41,7 @@ def test_a_marketer_builds_an_email_from_blocks_beside_its_preview(
     # A button that books the consultation, added at the end, then moved up above the exercise.
     page.get_by_label("Add a block at the end").select_option("button")
     with page.expect_navigation():
-        page.get_by_role("button", name="Add it").click()
+        page.get_by_role("button", name="Add it", exact=True).click()
     page.get_by_text("Draft saved.").wait_for()
     block = page.locator("fieldset.block").last
     assert "a button" in block.locator("legend").inner_text()
@@ -57,7 +57,7 @@ def test_a_marketer_builds_an_email_from_blocks_beside_its_preview(
     # An image: uploaded, described; the preview shows it from the course's own site.
     page.get_by_label("Add a block at the end").select_option("image")
     with page.expect_navigation():
-        page.get_by_role("button", name="Add it").click()
+        page.get_by_role("button", name="Add it", exact=True).click()
     image = page.locator("fieldset.block").last
     picture = tmp_path / "pixel.png"
     picture.write_bytes(PIXEL)

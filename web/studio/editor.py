@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.exceptions import HTTPException
 
-from course.catalog import COURSE_FILE
+from course.catalog import COURSE_FILE, shipped_course_file
 from course.curriculum import Course
 from course.lifecycle import EmailKind, day_number, is_day_email
 from course.studio import audit
@@ -695,8 +695,6 @@ def diff(
             return dict(json.loads(draft.files))
         if number == 0:
             if item == COURSE_FILE:
-                from web.studio.shape import shipped_course_file  # the course page's own rule for its version 0
-
                 return shipped_course_file(scope.slug) or {}
             return _shipped(web, scope, item)
         if number not in versions:

@@ -25,8 +25,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from course.catalog import COURSE_FILE, CourseFileError, course_data, dump_course, keep_places, read_course
-from course.curriculum import SYSTEM_FONTS, Course, load_course
+from course.catalog import (
+    COURSE_FILE,
+    CourseFileError,
+    course_data,
+    dump_course,
+    keep_places,
+    read_course,
+    shipped_course_file,
+)
+from course.curriculum import SYSTEM_FONTS, Course
 from course.studio import audit
 from course.subscriptions import reschedule_after_change
 from emails.store import (
@@ -41,8 +49,8 @@ from emails.store import (
 )
 from web.media import MAX_IMAGE_BYTES, ImageRefused, store_image
 from web.pages import embed_snippet
-from web.studio import checklists
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page, within_limit
+from web.studio.checklists import BAND_ROWS, MAX_CHECKLISTS, applied, views
 
 router = APIRouter(prefix="/studio/course")
 
@@ -114,7 +122,7 @@ def _page(request: Request, web: Web, user: User, scope: Scope, *, status_code: 
         has_draft=draft_revision > 0, live_number=live.number if live else 0, hours=HOURS, system_fonts=SYSTEM_FONTS,
         saved=request.query_params.get("saved") == "1", published=request.query_params.get("published"),
         snippet=embed_snippet(str(web.settings.base_url), scope.base), embed_origins=sorted(web.settings.embed_origins),
-        checklists=checklists.views(course, scope.base), band_rows=checklists.BAND_ROWS, versions=versions,
+        checklists=views(course, scope.base), band_rows=BAND_ROWS, versions=versions,
         shipped=shipped_course_file(scope.slug) is not None,
     )  # fmt: skip
 
@@ -189,7 +197,7 @@ def shaped(live: Course, working: Course, form: FormData, errors: dict[str, str]
     if form.get("theme.logo"):
         theme["logo"] = str(form.get("theme.logo"))  # the upload save_course stored: its name
     data["theme"] = theme
-    checklists.applied(data, live, form, str(form.get("action", "")), errors)
+    applied(data, live, form, str(form.get("action", "")), errors)
     days = {str(day["number"]): day for day in data["days"]}
     posted = [str(key) for key in form.getlist("order")]
     order = [WELCOME] + [key for key in posted if key in days] + [COMPLETION]
@@ -262,7 +270,7 @@ def _field_errors(error: ValidationError, found: dict[str, str]) -> dict[str, st
 async def save_course(request: Request, web: Web, user: User, scope: Scoped) -> Response:
     """The form names its fields by email (``days.7``), so it is read whole here; the rest (the database)
     runs in the thread pool, as the sync handlers do."""
-    form = await request.form(max_files=1, max_fields=4 * MAX_EMAILS + 40 + checklists.MAX_CHECKLISTS * 40)
+    form = await request.form(max_files=1, max_fields=4 * MAX_EMAILS + 40 + MAX_CHECKLISTS * 40)
     check_csrf(request, str(form.get("csrf", "")))
     # The logo's name comes from an upload stored here, never from the form: stored first, so the draft names it.
     fields: list[tuple[str, str | StarletteUpload]] = [
@@ -327,15 +335,6 @@ def _save_course(request: Request, web: Web, user: User, scope: Scope, form: For
               detail=_what_was_done(str(form.get("action", "")), working))  # fmt: skip
         session.commit()
     return RedirectResponse(f"/studio/course?course={quote(scope.slug)}&saved=1", status_code=303)
-
-
-def shipped_course_file(slug: str) -> dict[str, str] | None:
-    """Version 0 of a course's file: the repository's course, for a course shipped in it (none: one made in
-    the studio, whose first version is the one it was made with)."""
-    try:
-        return {COURSE_FILE: dump_course(load_course(slug))}
-    except LookupError:
-        return None
 
 
 @router.post("/roll-back", response_class=HTMLResponse)
