@@ -121,6 +121,14 @@ def test_a_damaged_or_lying_course_file_makes_nothing(site: Site) -> None:
             changed(layouts={"day": {"welcome/body.txt": "x"}}),
             "holds files of another layout",
         ),
+        "the course file as a layout": (
+            changed(layouts={"_course.yaml": {"_course.yaml": "open: true"}}),
+            "holds layouts a course does not have: _course.yaml",
+        ),
+        "words as a layout": (
+            changed(layouts={"_words/day-03.yaml": {"_words/day-03.yaml": "title: x"}}),
+            "holds layouts a course does not have: _words/day-03.yaml",
+        ),
     }
     for number, (name, (text, said)) in enumerate(cases.items()):
         made = make_from(client, text, slug=f"bad-{number}")

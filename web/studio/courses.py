@@ -29,11 +29,15 @@ from course.catalog import (
     slugs,
 )
 from course.curriculum import Course
+from course.lifecycle import is_day_email
 from course.models.courses import CourseEntry
 from course.models.media import MediaFile
 from course.models.subscribers import ENROLLED, Subscriber
 from course.studio import audit
-from emails.store import PublishRefused, live_templates, publish
+from course.wording import is_words
+from emails.compiler import default_templates
+from emails.rendering import email_names
+from emails.store import PublishRefused, items, live_templates, publish
 from web.media import ImageRefused, store_image
 from web.studio.auth import CSRF, User, Web, check_csrf, studio_page
 from web.studio.transfer import MAX_FILE_BYTES, Bundle, images_named, layout_overrides, read_bundle
@@ -160,6 +164,10 @@ def _new_course(request: Request, web: Web, user: User, named: tuple[str, str, s
             where = f" ({error.field})" if error.field else (f" (line {error.line})" if error.line else "")
             errors["course_file"] = f"That file is not a course this studio can make{where}: {error.message}."
             return _form(request, web, user, status_code=400, errors=errors, values=values)
+        foreign = sorted(set(layouts) - _layout_items(course))
+        if foreign:  # the course file, the words and anything else are not layouts
+            errors["course_file"] = f"The file holds layouts a course does not have: {', '.join(foreign)}."
+            return _form(request, web, user, status_code=400, errors=errors, values=values)
         missing = images_named(course_data(course)) - set(images)
         for name, content in images.items():
             try:
@@ -194,6 +202,13 @@ def _new_course(request: Request, web: Web, user: User, named: tuple[str, str, s
               detail={BLANK: "blank", FROM_FILE: "from a course file"}.get(start, f"a copy of {start}"))  # fmt: skip
         session.commit()
     return RedirectResponse(f"/studio?course={slug}&made=1", status_code=303)
+
+
+def _layout_items(course: Course) -> set[str]:
+    """What a course's layouts are: the shipped template set's items (but the course file and its words) and
+    a day's own folder."""
+    shipped = {item for item in items(default_templates()) if item != COURSE_FILE and not is_words(item)}
+    return shipped | {email for email in email_names(course) if is_day_email(email)}
 
 
 def _stored(session: Session, names: set[str]) -> set[str]:
