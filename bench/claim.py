@@ -43,9 +43,8 @@ def measure_claim(server_url: str, table: int, due: int, course_slug: str,
         plan = claim_plan(database_url, course_slug, now)
         settings = Settings(database_url=database_url, course_slug=course_slug)
         engine = make_engine(database_url)
-        queued: list[int] = []
         runtime = Runtime(settings, sessions=make_sessionmaker(engine), throttle=LocalTokenBucket(1),
-                          enqueue=queued.extend, clock=lambda: now + timedelta(seconds=1))  # fmt: skip
+                          enqueue=lambda wakeups: None, clock=lambda: now + timedelta(seconds=1))  # fmt: skip
         load_course(course_slug)  # read once per process, before its first tick: not part of a tick
         started = time.perf_counter()
         outcome = tick(runtime)
@@ -57,9 +56,11 @@ def measure_claim(server_url: str, table: int, due: int, course_slug: str,
             idle.append((time.perf_counter() - started) * 1000)
         with engine.connect() as connection:
             made = connection.execute(sqlalchemy.text("SELECT count(*) FROM deliveries")).scalar_one()
+            queued = connection.execute(sqlalchemy.text("SELECT coalesce(sum(size), 0) FROM send_batches")).scalar_one()
         engine.dispose()
     figures = {
         "subscribers": table, "due": due, "claimed": outcome.queued, "deliveries_made": int(made),
+        "queued": int(queued),
         "tick_ms": round(claim_ms, 1), "idle_tick_ms": round(min(idle), 1),
         "claim_batch_size": settings.claim_batch_size, "claim_plan": plan,
     }  # fmt: skip

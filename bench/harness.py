@@ -11,7 +11,8 @@ One run:
 4. measures the click endpoints on the same database (bench/clicks.py: ``course web`` and wrk);
 5. reports emails/s end to end and once sending started, the time to the first email, the p50 and p99
    from due to accepted, CPU seconds per 1,000 emails and peak memory of each process, the ratio to
-   the limit; how many Message-IDs arrived twice and how many deliveries are marked sent; writes
+   the limit, and our CPU per email (every process of ours, the PostgreSQL backends serving them and the
+   broker; the sink's apart); how many Message-IDs arrived twice and how many deliveries are marked sent; writes
    every figure as JSON under ``bench/results/``; drops its database and its queue.
 
 Speed is reported, never asserted: CI runs a small N only to know the harness works.
@@ -31,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -244,11 +245,11 @@ def seed(
                 " (CAST(:zones AS text[]))[1 + n % cardinality(CAST(:zones AS text[]))],"
                 " '08:00', 'active', 1, :step,"
                 " CAST(:due AS timestamptz) + make_interval(secs => (n - :first) * CAST(:spread AS float8) / :count),"
-                " :due, :due, :due, 'bench', :due, :due"
+                " :yesterday, :yesterday, :yesterday, 'bench', :yesterday, :yesterday"
                 " FROM generate_series(:first, :first + :count - 1) AS n"
             ),
             {"slug": course_slug, "due": due, "count": count, "zones": list(zones), "first": first, "step": step,
-             "spread": spread_seconds},
+             "spread": spread_seconds, "yesterday": due - timedelta(days=1)},
         )  # fmt: skip
         connection.exec_driver_sql("ANALYZE subscribers")
     engine.dispose()
@@ -481,6 +482,12 @@ def _figures(
     if postgres:
         elsewhere = {f"postgres ({len(postgres)} backends)": sum(usage.cpu_seconds for usage in postgres), **elsewhere}
     busy, total = machine
+    # Our CPU per email: every process of ours (beat, workers and their pool), the PostgreSQL backends that
+    # serve them and the broker; the sink stands for the mail server and is counted apart.
+    ours_seconds = sum(usage.cpu_seconds for usage in processes.usage.values())
+    ours_seconds += sum(seconds for role, seconds in elsewhere.items() if role.startswith("redis"))
+    sink_seconds = sum(seconds for role, seconds in elsewhere.items() if role.startswith("SMTP sink"))
+    emails = max(taken.count, 1)
     return {
         "subscribers": options.subscribers,
         "delivered": taken.count,
@@ -492,6 +499,8 @@ def _figures(
         "limit_emails_per_second": round(limit_rate, 1),
         "limit_messages": limit_count,
         "ratio": round(end_to_end / limit_rate, 3) if limit_rate else 0.0,
+        "cpu_ms_per_email": round(ours_seconds * 1000 / emails, 3),
+        "sink_cpu_ms_per_email": round(sink_seconds * 1000 / emails, 3),
         "seconds_to_first_email": round(first - started, 2),
         "seconds_total": round(last - started, 2),
         "due_to_accepted_p50_seconds": round(_percentile(latencies, 0.50), 2),
@@ -532,6 +541,8 @@ def report(figures: dict[str, Any]) -> list[str]:
         f"  ours, once sending     {figures['emails_per_second_once_sending']:>9,.1f} emails/s",
         f"  the limit (bare sender){figures['limit_emails_per_second']:>9,.1f} emails/s",
         f"  ratio ours/limit       {figures['ratio']:>9.3f}",
+        f"  our CPU per email      {figures['cpu_ms_per_email']:>9.3f} ms (beat, workers, PostgreSQL, broker; "
+        f"the sink {figures['sink_cpu_ms_per_email']:.3f} ms apart)",
         f"  first email after      {figures['seconds_to_first_email']:>9.1f} s",
         f"  due to accepted        p50 {figures['due_to_accepted_p50_seconds']:.1f} s, "
         f"p99 {figures['due_to_accepted_p99_seconds']:.1f} s",

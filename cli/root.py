@@ -12,9 +12,8 @@ and the sender's connection are made in each child, never shared across a fork.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from celery import Celery
 from celery.signals import worker_process_init
@@ -28,7 +27,7 @@ from course.settings import Settings, get_settings
 from emails.senders import Sender, sender_from_url
 from workers import tasks
 from workers.app import create_app as create_celery_app
-from workers.engine import Runtime, batches, make_throttle
+from workers.engine import Runtime, make_throttle
 from workers.throttle import Throttle
 
 if TYPE_CHECKING:
@@ -89,29 +88,24 @@ class Root:
 
     @cached_property
     def celery(self) -> Celery:
-        """The Celery app, with the send_batch task: the workers run it, the web and the beat queue it."""
+        """The Celery app, with the send_next task: the workers run it, the web and the beat queue it."""
         app = create_celery_app(self.settings)
         tasks.register(app, lambda: self.runtime)
         return app
 
-    @cached_property
-    def send_batch(self) -> Any:
-        return self.celery.tasks[tasks.SEND_BATCH]
+    def enqueue(self, wakeups: int) -> None:
+        """Wake ``wakeups`` workers: a send_next task for each batch queued (workers/tasks.py)."""
+        tasks.wake(self.celery, wakeups)
 
-    def enqueue(self, delivery_ids: list[int]) -> None:
-        """Queue one send_batch task (the Runtime makes the batches, SEND_BATCH_SIZE each)."""
-        self.send_batch.delay(delivery_ids)
-
-    def enqueue_all(self, delivery_ids: Iterable[int]) -> None:
-        """Queue send_batch tasks for all these deliveries, SEND_BATCH_SIZE a task."""
-        for chunk in batches(delivery_ids, self.settings.send_batch_size):
-            self.enqueue(chunk)
+    def waiting_wakeups(self) -> int:
+        """The send_next tasks waiting in the broker's queue."""
+        return tasks.waiting(self.celery, self.settings.celery_queue)
 
     # --- What a process runs ------------------------------------------------------------------------
 
     @cached_property
     def runtime(self) -> Runtime:
-        """What the beat's tick and the send_batch task work with."""
+        """What the beat's tick and the send_next task work with."""
         return Runtime(
             self.settings,
             sessions=self.sessions,
@@ -119,6 +113,7 @@ class Root:
             throttle=self.throttle,
             clock=self.clock,
             enqueue=self.enqueue,
+            waiting_wakeups=self.waiting_wakeups,
         )
 
     def web(self) -> FastAPI:
@@ -134,7 +129,7 @@ class Root:
         return create_web_app(
             self.settings,
             sessions=make_sessionmaker(engine),
-            enqueue=self.enqueue_all,
+            enqueue=self.enqueue,
             clock=DatabaseClock(engine, self.settings.clock_check_seconds),
             signer=self.signer,
         )

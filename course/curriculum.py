@@ -768,6 +768,16 @@ class Course(_Data):
         out any in ``sent`` (they had it before it was moved later)."""
         return next((step for step in self.following(number) if step.number not in sent), None)
 
+    def place_before(self, number: int) -> int | None:
+        """The place a reader goes back to when email ``number`` did not reach them after all (skipped: they
+        paused or left before it went): the email before it in order (none: it is the first), from which
+        :meth:`next_step` gives ``number`` again."""
+        numbers = [step.number for step in self.steps]
+        if number not in numbers:  # taken out since: it stands where it was (place_after), nothing to give back
+            return number
+        index = numbers.index(number)
+        return numbers[index - 1] if index > 0 else None
+
     def next_number(self) -> int:
         """The number a new email gets: one more than any the course has had (taken-out ones included)."""
         return max([step.number for step in self.steps] + list(self.retired)) + 1

@@ -4,7 +4,7 @@ server), and whether a database's schema is the one this code expects."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,39 +43,38 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-# --- Handing deliveries to the workers once they are committed -------------------------------------------
+# --- Waking the workers once their batches are committed --------------------------------------------------
 #
-# A worker must find a delivery committed, so it is queued only after the transaction that made it commits,
-# and never if it rolls back. The rules that make deliveries due now (a sign-up's confirmation, a welcome,
-# the beat's claim) say so with :func:`hand_over_after_commit`; the session remembers them, and its commit
-# gives them to the queue its sessionmaker was given (:func:`hand_over_with`, in the composition root). No
-# caller has to remember to enqueue, or to wait for the commit first.
+# A worker must find a batch committed, so it is woken only after the transaction that queued the batch
+# commits, and never if it rolls back. The rules that queue batches (a sign-up's confirmation, a welcome, the
+# beat's claim) say so with :func:`hand_over_after_commit`; the session remembers how many, and its commit
+# gives them to the waking its sessionmaker was given (:func:`hand_over_with`, in the composition root). No
+# caller has to remember to wake a worker, or to wait for the commit first.
 
-_QUEUED = "course.queued_deliveries"  # Session.info: the transaction's deliveries for the workers
-_ENQUEUE = "course.enqueue"  # Session.info, from its sessionmaker: where they go
+_QUEUED = "course.queued_batches"  # Session.info: how many batches the transaction queued
+_WAKE = "course.wake"  # Session.info, from its sessionmaker: who to tell
 
 
-def hand_over_after_commit(session: Session, delivery_ids: Iterable[int]) -> None:
-    """Give these deliveries to the workers once this session's transaction commits (forgotten if it rolls
+def hand_over_after_commit(session: Session, batches: int) -> None:
+    """Wake a worker for each of ``batches`` once this session's transaction commits (forgotten if it rolls
     back)."""
-    session.info.setdefault(_QUEUED, []).extend(delivery_ids)
+    session.info[_QUEUED] = session.info.get(_QUEUED, 0) + batches
 
 
-def hand_over_with(sessions: sessionmaker[Session], enqueue: Callable[[list[int]], None]) -> None:
-    """The sessions ``sessions`` makes give what they hand over to ``enqueue``, after each commit.
+def hand_over_with(sessions: sessionmaker[Session], wake: Callable[[int], None]) -> None:
+    """The sessions ``sessions`` makes wake the workers with ``wake`` (how many batches), after each commit.
 
-    Sessions made without one (a script's, a test's) commit what they hand over and leave it to the
-    beat, which hands out a claimed delivery nobody took once its lease runs out
-    (:func:`course.deliveries.claim.release_abandoned`), as when the broker was away."""
-    sessions.kw.setdefault("info", {})[_ENQUEUE] = enqueue
+    Sessions made without one (a script's, a test's) commit their batches and leave them to the beat, which
+    wakes a worker for each batch nobody took at its next tick, as when the broker lost its messages."""
+    sessions.kw.setdefault("info", {})[_WAKE] = wake
 
 
 @event.listens_for(Session, "after_commit")
 def _hand_over(session: Session) -> None:
-    queued = session.info.pop(_QUEUED, None)
-    enqueue = session.info.get(_ENQUEUE)
-    if queued and enqueue is not None:
-        enqueue(queued)
+    queued = session.info.pop(_QUEUED, 0)
+    wake = session.info.get(_WAKE)
+    if queued and wake is not None:
+        wake(queued)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -91,9 +91,9 @@ class SuppressionReason(StrEnum):
 # --- A subscriber's status ----------------------------------------------------------------------------
 #
 # Every change of a subscriber's status goes through :func:`become` (in course/subscriptions.py,
-# course/deliveries/, course/feedback.py). The send path's two statements for many rows (``_CLAIM`` and
-# ``_ADVANCE`` in course/deliveries/) change one status only, as :data:`MOVES` allows: an active
-# subscriber past the last step is completed. A move the table does not hold is a bug, raised, never a
+# course/deliveries/, course/feedback.py). The send path's statement for many rows (the claim's
+# ``_ADVANCE`` in course/deliveries/claim.py) changes one status only, as :data:`MOVES` allows: an active
+# subscriber given the last step, or past it, is completed. A move the table does not hold is a bug, raised, never a
 # status quietly overwritten.
 
 _S = SubscriberStatus
@@ -130,20 +130,23 @@ def complete(subscriber: Subscriber, now: datetime) -> None:
 
 # --- A delivery's state -------------------------------------------------------------------------------
 #
-# A delivery is claimed (made due, or handed out again), then a worker takes it (sending) and it ends
-# sent, failed or skipped; or, before it reaches a mail server, it goes back to claimed (a retry later, a
-# sending pause, a worker gone) or is skipped (its reader paused, left or confirmed already). A skipped
-# step is claimed again when its reader comes back. Sent and failed are final: a step is never sent twice.
-# The ORM's moves go through :func:`move`; the statements that move many rows at once say in their WHERE
-# which state they move from, each a move this table holds: the claim (skipped -> claimed, course/
-# deliveries/claim.py), taking a batch (claimed -> sending) and recording it sent (sending -> sent, both
-# course/deliveries/sending.py), and skipping what waits (claimed -> skipped, :data:`SKIPPABLE`).
+# A delivery with a row of its own waits claimed (made due, or put off), then a worker takes its batch
+# (sending) and it ends sent, failed or skipped; or, before it reaches a mail server, it goes back to
+# claimed (a retry later, a sending pause, a worker gone) or is skipped (its reader paused, left or
+# confirmed already). A course step the beat claimed has no row while it waits in its batch: the worker
+# writes it as it ends (sent; or sending, and on to failed, claimed or skipped, through :func:`move`). A
+# skipped step is claimed again when its reader comes back. Sent and failed are final: a step is never
+# sent twice. The statements that move many rows at once say in their WHERE which state they move from,
+# each a move this table holds: taking a batch (claimed -> sending), recording a chunk sent (skipped ->
+# sent for a step skipped before, both course/deliveries/sending.py), handing a dead worker's batch out
+# again (sending -> claimed, course/deliveries/claim.py) and skipping what waits (claimed -> skipped,
+# :data:`SKIPPABLE`).
 
 _D = DeliveryState
 DELIVERY_MOVES: dict[DeliveryState, frozenset[DeliveryState]] = {
     _D.CLAIMED: frozenset({_D.SENDING, _D.SKIPPED, _D.CLAIMED}),  # CLAIMED again: handed out once more
     _D.SENDING: frozenset({_D.SENT, _D.FAILED, _D.SKIPPED, _D.CLAIMED}),  # CLAIMED: back to wait its turn
-    _D.SKIPPED: frozenset({_D.CLAIMED}),  # its reader came back: the step goes after all
+    _D.SKIPPED: frozenset({_D.CLAIMED, _D.SENDING, _D.SENT}),  # its reader came back: the step goes after all
     _D.SENT: frozenset(),
     _D.FAILED: frozenset(),
 }
@@ -159,16 +162,20 @@ def move(delivery: Delivery, state: DeliveryState) -> None:
     delivery.state = state.value
 
 
-def skip_waiting(session: Session, reason: str, now: datetime, *where: ColumnElement[bool]) -> None:
+def skip_waiting(session: Session, reason: str, now: datetime, *where: ColumnElement[bool]) -> list[int]:
     """Skip the deliveries ``where`` selects that wait to be sent: :data:`SKIPPABLE`, not yet taken by a
-    worker (what a worker has taken may be at the mail server already). A skipped course step is claimed
-    again when its reader comes back. One statement for them all: the move claimed -> skipped."""
-    session.execute(
-        update(Delivery)
-        .where(Delivery.state == SKIPPABLE.value, *where)
-        .values(state=DeliveryState.SKIPPED.value, last_reply=reason, lease_until=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    worker (what a worker has taken may be at the mail server already; the worker reads its reader's
+    status just before). A skipped course step is claimed again when its reader comes back. One statement
+    for them all: the move claimed -> skipped. The course steps skipped, by number."""
+    return [
+        step for step in session.scalars(
+            update(Delivery)
+            .where(Delivery.state == SKIPPABLE.value, *where)
+            .values(state=DeliveryState.SKIPPED.value, last_reply=reason, updated_at=now)
+            .returning(Delivery.step)
+            .execution_options(synchronize_session=False)
+        ) if step is not None
+    ]  # fmt: skip
 
 
 def stop(session: Session, subscriber: Subscriber, status: SubscriberStatus, reason: str, now: datetime) -> None:

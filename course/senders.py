@@ -1,11 +1,11 @@
 """Which workers are still sending, as PostgreSQL sees it: an advisory lock per batch.
 
 A worker takes a session-level advisory lock (``LOCK_SPACE``, a random key) on a connection of its own
-before it marks a batch "sending", records the key on each delivery (``deliveries.sender_key``), and
-lets go once the batch is recorded. A lock belongs to its connection: when the worker's process dies
-(SIGKILL, the OOM killer, a crash), its kernel closes the connection, PostgreSQL frees the lock at once,
-and the beat hands out every "sending" delivery whose key nobody holds at its next tick
-(:func:`course.deliveries.claim.release_abandoned`), instead of waiting for the lease to run out.
+before it takes a batch, records the key on the batch (``send_batches.sender_key``), and lets go once the
+batch is recorded. A lock belongs to its connection: when the worker's process dies (SIGKILL, the OOM
+killer, a crash), its kernel closes the connection, PostgreSQL frees the lock at once, and the beat hands
+out every batch whose key nobody holds at its next tick (:func:`course.deliveries.claim.recover_batches`),
+instead of waiting for the lease to run out.
 
 The lease stays, for what a lock cannot tell:
 
@@ -16,8 +16,8 @@ The lease stays, for what a lock cannot tell:
   is what takes its batch back (and the worker then sends only what is still its own).
 
 A batch handed out while its first worker still sends (a lock lost with a terminated connection, a
-lease run out) costs at most the chunk under way: the worker checks before each chunk that its
-deliveries are still its own (workers/engine.py, ``_keep_lease``).
+lease run out) costs at most the chunk under way: the worker checks before each chunk that the batch is
+still its own (course/deliveries/sending.py, ``still_ours``).
 """
 
 from __future__ import annotations
@@ -74,12 +74,12 @@ def _let_go(connection: Connection, key: int) -> None:
 
 
 def sender_gone() -> TextClause:
-    """PostgreSQL: a "sending" delivery whose worker no longer holds its lock (for a WHERE clause over
-    ``deliveries``). pg_locks lists the locks held at this moment, in every database of the server:
+    """PostgreSQL: a batch whose worker no longer holds its lock (for a WHERE clause over
+    ``send_batches``). pg_locks lists the locks held at this moment, in every database of the server:
     only ours count. Not correlated with the row: PostgreSQL reads the lock table once per statement
     (into a hashed set), not once per delivery in flight."""
     return text(
-        "deliveries.sender_key IS NOT NULL AND deliveries.sender_key NOT IN (SELECT CAST(held.objid AS bigint)"
+        "send_batches.sender_key IS NOT NULL AND send_batches.sender_key NOT IN (SELECT CAST(held.objid AS bigint)"
         " FROM pg_locks AS held WHERE held.locktype = 'advisory' AND held.granted AND held.objsubid = 2"
         " AND held.classid = CAST(:sender_space AS oid)"
         " AND held.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"

@@ -65,18 +65,19 @@ class Settings(BaseSettings):
     course_day_seconds: int | None = Field(None, ge=1)
     # The provider's quota: messages a second across every worker (a token bucket in Redis).
     send_rate_per_second: float = Field(20.0, gt=0)
-    # Subscribers claimed per round of a beat tick and deliveries per send_batch task.
+    # Subscribers claimed per round of a beat tick, and emails per batch of the send queue (a worker's task).
     claim_batch_size: int = Field(1000, ge=1, le=10_000)
     send_batch_size: int = Field(50, ge=1, le=1_000)
     # A worker checks for unsubscribes just before each chunk of this many messages and records each
     # chunk as sent in one commit: a worker killed mid-chunk may send at most this many twice.
     send_chunk_size: int = Field(10, ge=1, le=1_000)
-    # The beat stops claiming while this many deliveries wait for a worker or are being sent: what the
-    # workers cannot send within a lease would only be handed out again (and queued twice).
+    # The beat stops claiming while this many emails wait in the send queue or are being sent: a backlog
+    # waits in the subscribers' table (due), not in the queue, so that a publish reaches it.
     max_in_flight: int = Field(50_000, ge=1)
     # How often the beat tick runs when days are real; with COURSE_DAY_SECONDS it runs more often.
     tick_seconds: float = Field(30.0, gt=0)
-    # A delivery claimed or being sent for longer than this is taken to be abandoned and retried.
+    # A batch a worker has taken and not finished in this long (renewed as it goes) is taken to be
+    # abandoned and handed out again; a worker that died is found at once by its lock (course/senders.py).
     delivery_lease_seconds: int = Field(600, ge=2)
     # How often each process (beat, worker, web) reads the database's clock, which they all go by
     # (course/clock.py): a machine whose clock is off neither delays nor hurries the course.

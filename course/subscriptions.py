@@ -12,7 +12,7 @@ Double opt-in, and a form anyone can fill in with anyone's address:
   builds a backlog, and the owner's own sign-up waits for the pace at most, never behind a stranger's;
 - an active subscriber never gets a second course; a bounced or complained address is never mailed; a
   person who erased their data may come back through a new confirmation.
-The caller commits, then enqueues the returned delivery ids.
+The caller commits; what a commit queued for the workers wakes them as it commits (course/db.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from course.catalog import course_at
 from course.curriculum import Course
-from course.db import hand_over_after_commit, serialise
+from course.db import serialise
 from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email
 from course.deliveries.suppressions import lift_erasure, suppression_reason
 from course.deliveries.timing import Timing, schedule_for
@@ -217,11 +217,10 @@ def subscribe(
         return Result(SubscribeOutcome.CONFIRMATION_UPDATED, subscriber.id)
     _give_up_waiting_turns(session, mailbox, now)
     due = next_confirmation_at(session, mailbox, now)
-    delivery = queue_confirmation(session, subscriber, request, now, due, timing)
+    delivery = queue_confirmation(session, subscriber, request, now, due)
     session.flush()
     if due > now:
         return Result(SubscribeOutcome.CONFIRMATION_PACED, subscriber.id)
-    hand_over_after_commit(session, [delivery.id])
     return Result(SubscribeOutcome.CONFIRMATION_QUEUED, subscriber.id, [delivery.id])
 
 
@@ -294,7 +293,7 @@ def confirm(
     timing: Timing,
     request_id: int | None = None,
 ) -> Result[ConfirmOutcome]:
-    """Activate a subscriber from a confirmation link; the welcome is claimed at once (the caller enqueues it).
+    """Activate a subscriber from a confirmation link; the welcome is queued at once (it goes as the caller commits).
 
     The link's sign-up request (``request_id``) gives the name, time, time zone and consent. Someone who
     unsubscribed comes back only through a request made after they left: an old link does not.
@@ -342,9 +341,7 @@ def confirm(
             return Result(ConfirmOutcome.CONFIRMED, subscriber.id)
         delivery = claim_next_step(session, subscriber, course, now, timing)  # the welcome, right away
         session.flush()
-        welcome = [delivery.id] if delivery else []
-        hand_over_after_commit(session, welcome)
-        return Result(ConfirmOutcome.CONFIRMED, subscriber.id, welcome)
+        return Result(ConfirmOutcome.CONFIRMED, subscriber.id, [delivery.id] if delivery else [])
     # Back after an unsubscribe: resume where they left off, on a new local day.
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
     session.flush()
@@ -366,7 +363,7 @@ def send_preferences_link(session: Session, subscriber_id: int, *, now: datetime
     """Email a fresh preferences link (data download and erase) to the address on file, at most one an hour.
 
     The way to one's data from an old email: an unsubscribe link never expires, so it must not open the
-    data itself; the address's owner gets a new link instead. Returns the delivery to enqueue, if any.
+    data itself; the address's owner gets a new link instead. Returns the delivery queued, if any.
     """
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None or subscriber.status in (SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value):
@@ -380,9 +377,8 @@ def send_preferences_link(session: Session, subscriber_id: int, *, now: datetime
     )
     if recent is not None:
         return []
-    delivery = queue_service_email(session, subscriber, EmailKind.PREFERENCES_LINK, now, now, timing)
+    delivery = queue_service_email(session, subscriber, EmailKind.PREFERENCES_LINK, now, now)
     session.flush()
-    hand_over_after_commit(session, [delivery.id])
     return [delivery.id]
 
 
@@ -391,7 +387,7 @@ def unsubscribe(session: Session, subscriber_id: int, *, now: datetime) -> bool:
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None:
         raise LookupError(f"no subscriber {subscriber_id}")
-    skip_waiting_deliveries(session, subscriber.id, "unsubscribed", now)
+    skip_waiting_deliveries(session, subscriber, "unsubscribed", now)
     if subscriber.status == SubscriberStatus.UNSUBSCRIBED.value:
         return False
     become(subscriber, SubscriberStatus.UNSUBSCRIBED)
@@ -410,7 +406,7 @@ def pause(session: Session, subscriber_id: int, *, now: datetime, until: datetim
     become(subscriber, SubscriberStatus.PAUSED)
     subscriber.paused_until = until
     subscriber.next_send_at = None
-    skip_waiting_deliveries(session, subscriber.id, "paused", now)
+    skip_waiting_deliveries(session, subscriber, "paused", now)
     session.add(Event(subscriber_id=subscriber.id, kind=EventKind.PAUSED.value, enrolment=subscriber.enrolment,
                       step=subscriber.current_step, created_at=now))  # fmt: skip
 
@@ -430,7 +426,7 @@ def restart(session: Session, subscriber_id: int, *, now: datetime, timing: Timi
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None or subscriber.status not in ENROLLED:
         return False
-    skip_waiting_deliveries(session, subscriber.id, "restarted", now)
+    skip_waiting_deliveries(session, subscriber, "restarted", now)
     subscriber.enrolment += 1
     subscriber.current_step = None
     become(subscriber, SubscriberStatus.ACTIVE)
@@ -467,10 +463,13 @@ def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limi
     return len(ended)
 
 
-def skip_waiting_deliveries(session: Session, subscriber_id: int, reason: str, now: datetime) -> None:
-    """The subscriber's deliveries not yet handed to SMTP are skipped (a skipped step is claimed again on
-    resuming)."""
-    skip_waiting(session, reason, now, Delivery.subscriber_id == subscriber_id)
+def skip_waiting_deliveries(session: Session, subscriber: Subscriber, reason: str, now: datetime) -> None:
+    """The subscriber's deliveries not yet handed to SMTP are skipped, and a skipped step gives them their
+    place back: it is the one they get on resuming. (A course step waiting in the beat's batch is skipped
+    by the worker, which reads their status just before sending.)"""
+    skipped = skip_waiting(session, reason, now, Delivery.subscriber_id == subscriber.id)
+    if subscriber.current_step is not None and subscriber.current_step in skipped:
+        subscriber.current_step = course_at(session, subscriber.course_slug).place_before(subscriber.current_step)
 
 
 RESCHEDULE_BATCH = 1000

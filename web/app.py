@@ -35,15 +35,15 @@ HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
 
 
-def queue_or_leave(enqueue: Callable[[list[int]], None]) -> Callable[[list[int]], None]:
-    """What a request's commit hands over goes to ``enqueue``; a broker that is away fails no request: the
-    deliveries are committed, and the beat hands them out once their lease runs out."""
+def queue_or_leave(enqueue: Callable[[int], None]) -> Callable[[int], None]:
+    """A request's commit wakes the workers through ``enqueue``; a broker that is away fails no request: the
+    batches are committed, and the beat wakes a worker for them at its next tick."""
 
-    def hand_over(delivery_ids: list[int]) -> None:
+    def hand_over(wakeups: int) -> None:
         try:
-            enqueue(delivery_ids)
+            enqueue(wakeups)
         except Exception:
-            log.warning("could not queue deliveries %s now; the beat will hand them out", delivery_ids, exc_info=True)
+            log.warning("could not wake a worker for %s batches now; the beat will", wakeups, exc_info=True)
 
     return hand_over
 
@@ -52,7 +52,7 @@ def create_app(
     settings: Settings,
     *,
     sessions: sessionmaker[Session] | None = None,
-    enqueue: Callable[[list[int]], None] | None = None,
+    enqueue: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] | None = None,
     signer: LinkSigner | None = None,
 ) -> FastAPI:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from course.db import schema_state
-from course.models.deliveries import Delivery, SendingPause
+from course.models.deliveries import Delivery, SendBatch, SendingPause
 from course.models.engagement import Event, EventKind
 from course.models.feedback import FeedbackNotice
 from course.models.subscribers import Subscriber
@@ -58,6 +58,21 @@ class CourseCollector(Collector):
             for email, state, count in rows:
                 sends.add_metric([email, state], count)
             yield sends
+
+            queue = GaugeMetricFamily(
+                "course_send_queue", "Emails in the send queue: waiting for a worker, or with one", labels=["state"]
+            )
+            waiting, taken, oldest = session.execute(
+                select(func.coalesce(func.sum(SendBatch.size).filter(SendBatch.taken_at.is_(None)), 0),
+                       func.coalesce(func.sum(SendBatch.size).filter(SendBatch.taken_at.is_not(None)), 0),
+                       func.min(SendBatch.created_at))
+            ).one()  # fmt: skip
+            queue.add_metric(["waiting"], waiting)
+            queue.add_metric(["taken"], taken)
+            yield queue
+            age = GaugeMetricFamily("course_send_queue_oldest_seconds", "How long the oldest batch has been queued")
+            age.add_metric([], 0 if oldest is None else max(0.0, (now - oldest).total_seconds()))
+            yield age
 
             clicks = GaugeMetricFamily(
                 "course_clicks", "Link clicks by kind, people and machines apart", labels=["kind", "who"]

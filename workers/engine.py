@@ -1,8 +1,14 @@
-"""What the beat's tick and the send_batch task do, free of Celery so that tests can drive it directly.
+"""What the beat's tick and the send_next task do, free of Celery so that tests can drive it directly.
 
 A :class:`Runtime` holds one process's resources (database, sender, throttle, renderers). The beat
 (:mod:`workers.beat`) builds one and calls :func:`tick`; the Celery task in :mod:`workers.tasks` builds
-one per worker process and calls :func:`send_batch`.
+one per worker process and calls :func:`send_next`.
+
+The send queue is the database's (``send_batches``): the broker carries only wake-ups, each worth one
+batch, and a wake-up does not say which (the next in the queue's order). So a broker that loses its
+messages (a restart without persistence, a flush) loses no email: the beat wakes a worker for each batch
+nobody was woken for at its next tick; a batch handed out again goes ahead of new work, whatever order
+the wake-ups come in; and a batch waiting its turn has no lease to run out, however long the queue.
 """
 
 from __future__ import annotations
@@ -10,37 +16,41 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from course.catalog import course_at, parse_release, release_name, slugs
 from course.clock import DatabaseClock
-from course.db import hand_over_after_commit, hand_over_with, make_engine, make_sessionmaker
-from course.deliveries.claim import claim_due_ids, in_flight, release_abandoned
+from course.db import hand_over_with, make_engine, make_sessionmaker
+from course.deliveries.claim import batch_due_deliveries, claim_due, in_flight, recover_batches
 from course.deliveries.sending import (
+    ChunkCheck,
     Outgoing,
     Sent,
     active_pause,
-    begin_sending,
+    check_chunk,
+    delivery_row,
+    finish_batch,
     hold_for_pause,
+    keep_lease,
     mark_bad_address,
     mark_failed,
-    mark_sent_many,
     mark_skipped,
     outgoing,
     pause_sending,
-    reasons_not_to_send,
+    record_sent,
     retry_later,
+    take_batch,
 )
 from course.deliveries.timing import Timing
 from course.engagement.answers import answers_so_far
-from course.models.deliveries import Delivery, DeliveryState, SendingPause
+from course.models.deliveries import SendBatch, SendingPause
 from course.senders import batch_lock
 from course.settings import Settings
 from course.subscriptions import resume_ended_pauses
@@ -64,19 +74,14 @@ TICK_BUDGET = 0.8
 CLAIMERS = 2
 
 
-def batches(delivery_ids: Iterable[int], size: int) -> Iterator[list[int]]:
-    """The ids in send_batch tasks of at most ``size`` (SEND_BATCH_SIZE)."""
-    ids = list(delivery_ids)
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
 class Runtime:
-    """One process's resources for sending: the database, the sender, the throttle, the clock, the queue.
+    """One process's resources for sending: the database, the sender, the throttle, the clock, the broker.
 
     The composition root (cli/root.py) makes one per process from the resources it built; tests make theirs
-    with a clock, a sender or a queue of their own. Without ``enqueue`` nothing is queued: what a commit
-    hands over waits for the beat, which hands out a claimed delivery nobody took once its lease runs out.
+    with a clock, a sender or a broker of their own. ``enqueue`` wakes that many workers (a wake-up for each
+    batch a commit queued); ``waiting_wakeups`` says how many wake-ups wait in the broker, so that the beat
+    can wake a worker for each batch whose wake-up was lost. Without ``enqueue`` nobody is woken: the
+    batches wait in the database until a process that can wake the workers sees them.
     """
 
     def __init__(
@@ -85,7 +90,8 @@ class Runtime:
         *,
         sender: Sender | None = None,
         throttle: Throttle | None = None,
-        enqueue: Callable[[list[int]], None] | None = None,
+        enqueue: Callable[[int], None] | None = None,
+        waiting_wakeups: Callable[[], int] | None = None,
         clock: Callable[[], datetime] | None = None,
         sessions: sessionmaker[Session] | None = None,
     ) -> None:
@@ -94,6 +100,7 @@ class Runtime:
         self.sessions = sessions or make_sessionmaker(make_engine(settings.database_url))
         self.engine: Engine = self.sessions.kw["bind"]
         self._enqueue = enqueue
+        self.waiting_wakeups = waiting_wakeups
         if enqueue is not None:
             hand_over_with(self.sessions, self.enqueue)
         self.sender: Sender = sender or sender_from_url(settings.smtp_url, settings.smtp_timeout_seconds)
@@ -104,12 +111,11 @@ class Runtime:
     def now(self) -> datetime:
         return self.clock()
 
-    def enqueue(self, delivery_ids: Iterable[int]) -> None:
-        """Queue send_batch tasks of at most SEND_BATCH_SIZE. Its sessions do it when a transaction that
-        handed deliveries over commits (course/db.py's hand_over_after_commit)."""
-        if self._enqueue is not None:
-            for chunk in batches(delivery_ids, self.settings.send_batch_size):
-                self._enqueue(chunk)
+    def enqueue(self, wakeups: int) -> None:
+        """Wake ``wakeups`` workers, one for each batch queued. Its sessions do it when a transaction that
+        queued batches commits (course/db.py's hand_over_after_commit)."""
+        if self._enqueue is not None and wakeups > 0:
+            self._enqueue(wakeups)
 
     def writers(self, session: Session, course_slug: str, release: int) -> tuple[Renderer, Preparer, MessageBuilder]:
         """The renderer of a course's release (see emails/store.py). A release never changes, so its
@@ -200,46 +206,65 @@ def seconds_since_last_tick(settings: Settings) -> float | None:
 
 @dataclass(frozen=True)
 class TickOutcome:
-    queued: int  # deliveries queued for the workers
+    queued: int  # emails put in the send queue (claimed, and deliveries whose time came)
     more_due: bool  # the tick's time ran out while more was due (the next tick may start at once)
+    recovered: int = 0  # batches handed out again (their worker died or stalled)
+    woken: int = 0  # wake-ups sent for batches nobody was woken for (the broker lost them)
 
 
 def tick(runtime: Runtime) -> TickOutcome:
-    """The beat: claim due subscribers, then abandoned deliveries, committing and then enqueueing each
-    round, until nothing is due, the workers have enough to do (MAX_IN_FLIGHT), or the tick's time is
-    spent (the next tick goes on). Paused sending claims nothing."""
+    """The beat: hand out again what dead workers left; claim due readers, committing and then waking the
+    workers each round, until nothing is due, the workers have enough to do (MAX_IN_FLIGHT), or the tick's
+    time is spent (the next tick goes on); batch the deliveries whose time came; and wake a worker for
+    every batch in the queue that no wake-up waits for (lost with the broker, or never sent: a beat killed
+    between its commit and its wake-ups). Paused sending claims nothing."""
     budget_ends = time.monotonic() + runtime.settings.tick_interval_seconds * TICK_BUDGET
     batch = runtime.settings.claim_batch_size
+    with runtime.sessions() as session:
+        recovered = recover_batches(session, runtime.now())
+        session.commit()
     with runtime.sessions() as session:
         now = runtime.now()
         pause = active_pause(session, now)
         if pause is not None:
             log.warning("sending is paused until %s: %s", pause.until.isoformat(), pause.reason)
-            return TickOutcome(0, more_due=False)
+            return TickOutcome(0, more_due=False, recovered=len(recovered), woken=wake_for_waiting(runtime))
         resume_ended_pauses(session, now=now, timing=runtime.timing, limit=batch)
         session.commit()
-        room = runtime.settings.max_in_flight - in_flight(session, now)
+        room = runtime.settings.max_in_flight - in_flight(session)
     claimed, more_due = _claim(runtime, room, batch, budget_ends)
-    if more_due:
-        return TickOutcome(claimed, more_due=True)
     queued = claimed
-    while True:  # then what dead workers left behind
+    while not more_due:  # then the deliveries whose time came
         with runtime.sessions() as session:
-            found = release_abandoned(session, runtime.now(), batch, runtime.timing)
-            hand_over_after_commit(session, found)
+            found = batch_due_deliveries(session, runtime.now(), batch, runtime.settings.send_batch_size)
             session.commit()
-        queued += len(found)
-        if len(found) < batch:
-            return TickOutcome(queued, more_due=False)
-        if time.monotonic() > budget_ends:
-            return TickOutcome(queued, more_due=True)
+        queued += found
+        if found < batch:
+            break
+        more_due = time.monotonic() > budget_ends
+    return TickOutcome(queued, more_due, recovered=len(recovered), woken=wake_for_waiting(runtime))
+
+
+def wake_for_waiting(runtime: Runtime) -> int:
+    """Wake a worker for each batch in the queue that no wake-up in the broker stands for: how many were
+    sent. A wake-up that finds nothing left does nothing, so erring towards more is harmless; the count of
+    those in the broker leaves out the few a worker has reserved, so a few more than lost may be sent."""
+    if runtime.waiting_wakeups is None:
+        return 0
+    with runtime.sessions() as session:
+        untaken = int(session.scalar(select(func.count()).where(SendBatch.taken_at.is_(None))) or 0)
+    missing = untaken - runtime.waiting_wakeups()
+    if missing > 0:
+        runtime.enqueue(missing)
+        log.info("beat: %s batches had no wake-up in the broker: woke a worker for each", missing)
+    return max(0, missing)
 
 
 def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple[int, bool]:
     """Claim rounds until nothing is due, ``room`` is used up or the time is: how many were claimed, and
     whether more was due when the time ran out. On PostgreSQL, CLAIMERS connections claim side by side
     (SKIP LOCKED gives each its own subscribers, and the database's share, most of a claim, spreads
-    over its cores); each commits its round, then enqueues it."""
+    over its cores); each commits its round, which wakes the workers for its batches."""
     lock = threading.Lock()
     left = {"room": room, "claimed": 0, "done": False, "more_due": False}
 
@@ -251,13 +276,12 @@ def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple
                     return
                 left["room"] -= wanted  # taken for this round; what it does not claim is given back
             with runtime.sessions() as session:
-                found = _claim_round(session, runtime.now(), wanted, runtime.timing)
-                hand_over_after_commit(session, found)
+                found, readers = _claim_round(session, runtime.now(), wanted, runtime)
                 session.commit()
             with lock:
-                left["claimed"] += len(found)
-                left["room"] += wanted - len(found)
-                if len(found) < wanted:
+                left["claimed"] += found
+                left["room"] += wanted - found
+                if readers < wanted:
                     left["done"] = True  # nothing more is due
                 elif time.monotonic() > budget_ends:
                     left["done"] = left["more_due"] = True
@@ -268,92 +292,85 @@ def _claim(runtime: Runtime, room: int, batch: int, budget_ends: float) -> tuple
     return int(left["claimed"]), bool(left["more_due"])
 
 
-def _claim_round(session: Session, now: datetime, limit: int, timing: Timing) -> list[int]:
-    """One round's claim: one statement per course (course/deliveries/claim.py's ``_CLAIM``)."""
-    claimed: list[int] = []
+def _claim_round(session: Session, now: datetime, limit: int, runtime: Runtime) -> tuple[int, int]:
+    """One round's claim, course by course (course/deliveries/claim.py): the emails queued, and the readers
+    claimed (with those who had nothing left to get and were completed)."""
+    emails = readers = 0
     for slug in slugs(session):
         release = current_release(session, slug)
         course = course_at(session, slug, release)
-        claimed += claim_due_ids(session, course, now, limit - len(claimed), timing, release_name(release))
-        if len(claimed) >= limit:
+        claimed = claim_due(session, course, now, limit - readers, runtime.timing, release_name(release),
+                            runtime.settings.send_batch_size)  # fmt: skip
+        emails += claimed.emails
+        readers += claimed.readers
+        if readers >= limit:
             break
-    return claimed
+    return emails, readers
 
 
-def send_batch(runtime: Runtime, delivery_ids: list[int]) -> dict[str, int]:
-    """Send the deliveries this worker manages to take; safe to run twice, and two at once.
+def send_next(runtime: Runtime) -> dict[str, int]:
+    """Take the next batch in the queue and send it (a wake-up's work); nothing when the queue is empty, so
+    that a wake-up delivered twice, or one too many, is harmless.
 
-    Chunk by chunk (SEND_CHUNK_SIZE): read whether each chunk's readers may still get mail (an
-    unsubscribe or a suppression committed before that stops them), send the chunk, then record what
-    was sent in a few statements and commit. A worker killed mid-chunk has sent at most that chunk
-    without recording it: those few go again at the beat's next tick, when PostgreSQL has freed the
-    dead worker's lock (course/senders.py), or else when their lease runs out (the duplicate bound, per
-    batch in flight when a worker dies), and nothing is lost.
+    Chunk by chunk (SEND_CHUNK_SIZE): read whether the batch is still this worker's, what of the chunk is
+    recorded already, and whether each reader may still get mail (an unsubscribe or a suppression
+    committed before that stops them); send the chunk, then record what was sent in one statement and
+    commit. A worker killed mid-chunk has sent at most that chunk without recording it: the batch is
+    handed out again at the beat's next tick, when PostgreSQL has freed the dead worker's lock
+    (course/senders.py), or else when its lease runs out, and its next worker sends what was not
+    recorded (the duplicate bound: one chunk per worker process killed), and nothing is lost.
     """
     tally: dict[str, int] = {}
     # The lock first, and let go after the last commit: while it is held, the beat knows this worker lives.
     with batch_lock(runtime.engine) as sender_key, runtime.sessions() as session:
-        began = runtime.now()
-        owned = begin_sending(session, delivery_ids, began, runtime.timing, sender_key)
-        session.commit()  # "sending" is on disk before anything reaches SMTP
-        if not owned:
+        batch = take_batch(session, runtime.now(), runtime.timing, sender_key)
+        session.commit()  # taken, on disk before anything reaches SMTP
+        if batch is None:
             return tally
+        session.expunge(batch)  # this worker's copy: written by statements that check it is still its own
         # Looked up once a batch, and set by the batch itself on a 5.7.x: then the rest waits too.
         pause = active_pause(session, runtime.now())
-        items = outgoing(session, owned)
-        answers = answers_so_far(session, owned)  # what each email may say of its reader's answers
-        tally["gone"] = len(owned) - len(items)  # erased with their subscriber in the meantime
+        items = outgoing(session, batch)
+        # What each email may say of its reader's answers.
+        answers = answers_so_far(session, [item.subscriber_id for item in items])
+        tally["gone"] = batch.size - len(items)  # erased with their subscriber in the meantime
         size = runtime.settings.send_chunk_size
-        lease, ours = began + runtime.timing.lease, set(owned)
         with runtime.sender.connect() as connection:
             for start in range(0, len(items), size):
-                chunk = [item for item in items[start : start + size] if item.delivery_id in ours]
-                if len(chunk) < len(items[start : start + size]):
-                    tally["taken back"] = tally.get("taken back", 0) + len(items[start : start + size]) - len(chunk)
-                pause = _send_chunk(runtime, session, connection, chunk, pause, answers, tally)
-                rest = [item.delivery_id for item in items[start + size :]]
-                if rest:  # a slow batch (a server that stalls) must not outlive its lease unseen
-                    lease, ours = _keep_lease(session, rest, lease, runtime)
-                session.commit()  # the chunk recorded and the rest's lease renewed: one commit
+                chunk = items[start : start + size]
+                check = check_chunk(session, batch, chunk, runtime.timing)  # read last, just before SMTP
+                if not check.ours:  # handed out again while it went slowly: its new worker sends the rest
+                    tally["taken back"] = len(items) - start
+                    break
+                pause = _send_chunk(runtime, session, batch, connection, chunk, check, pause, answers, tally)
+                if start + size >= len(items):
+                    finish_batch(session, batch)
+                else:  # a slow batch (a server that stalls) must not outlive its lease unseen
+                    keep_lease(session, batch, runtime.now(), runtime.timing)
+                session.commit()  # the chunk recorded (and the batch done): one commit
+            else:
+                if not items:
+                    finish_batch(session, batch)
+                    session.commit()
     return {outcome: count for outcome, count in tally.items() if count}
 
 
-def _keep_lease(
-    session: Session, delivery_ids: list[int], lease: datetime, runtime: Runtime
-) -> tuple[datetime, set[int]]:
-    """Renew the lease of the batch's deliveries still to send, and return those still this worker's.
-
-    A delivery whose lease ran out while the batch went slowly was handed out again by the beat (and
-    may be with another worker, under a lease of its own): this worker leaves it alone, so a slow batch
-    costs at most the chunk under way, never the rest of the batch sent twice.
-    """
-    renewed = runtime.now() + runtime.timing.lease
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), Delivery.state == DeliveryState.SENDING.value,
-               Delivery.lease_until == lease)
-        .values(lease_until=renewed)
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )  # fmt: skip
-    return renewed, {row[0] for row in result}
-
-
 def _send_chunk(
-    runtime: Runtime, session: Session, connection: Connection, chunk: list[Outgoing], pause: SendingPause | None,
-    answers: dict[int, dict[str, str]], tally: dict[str, int],
+    runtime: Runtime, session: Session, batch: SendBatch, connection: Connection, chunk: list[Outgoing],
+    check: ChunkCheck, pause: SendingPause | None, answers: dict[int, dict[str, str]], tally: dict[str, int],
 ) -> SendingPause | None:  # fmt: skip
     now = runtime.now()
-    stops = reasons_not_to_send(session, chunk, runtime.timing)  # read last, just before SMTP
     ready: list[tuple[Outgoing, Envelope, str]] = []
     for item in chunk:
         outcome: str | None
-        if item.delivery_id in stops or (pause is not None and pause.until > now):
-            delivery = _delivery(session, item)
+        if item in check.recorded:
+            outcome = "recorded before"
+        elif item in check.stops or (pause is not None and pause.until > now):
+            delivery = delivery_row(session, item, now)
             if delivery is None:
                 outcome = "gone"
-            elif item.delivery_id in stops:
-                mark_skipped(delivery, stops[item.delivery_id], now)
+            elif item in check.stops:
+                mark_skipped(session, delivery, check.stops[item], now)
                 outcome = "skipped"
             else:
                 hold_for_pause(delivery, pause)  # type: ignore[arg-type]  # pause is set: the test above
@@ -366,7 +383,7 @@ def _send_chunk(
     sent: list[Sent] = []
     for item, envelope, release in ready:
         if pause is not None and pause.until > runtime.now():  # a 5.7.x earlier in this chunk: hold the rest
-            if (held := _delivery(session, item)) is not None:
+            if (held := delivery_row(session, item, runtime.now())) is not None:
                 hold_for_pause(held, pause)
             tally["held"] = tally.get("held", 0) + 1
             continue
@@ -377,22 +394,23 @@ def _send_chunk(
         if result.outcome is Outcome.ACCEPTED:
             sent.append(Sent(item, envelope.message_id, reply, release, now))
             continue
-        delivery = _delivery(session, item)
+        delivery = delivery_row(session, item, now)
         if delivery is None:  # erased while it was being sent: nothing left to record
             continue
         delivery.template_version = release
+        label = item.delivery_id or f"{item.subscriber_id}/{item.step}"
         if result.outcome is Outcome.RETRY:
-            log.info("delivery %s: temporary failure, retrying: %s", item.delivery_id, reply)
+            log.info("delivery %s: temporary failure, retrying: %s", label, reply)
             retry_later(session, delivery, reply, now, runtime.timing)
         elif result.outcome is Outcome.BAD_ADDRESS:
-            log.info("delivery %s: the address does not exist, suppressing it: %s", item.delivery_id, reply)
+            log.info("delivery %s: the address does not exist, suppressing it: %s", label, reply)
             mark_bad_address(session, delivery, reply, now, runtime.timing)
         elif result.outcome is Outcome.SENDER_BLOCKED:
             pause = pause_sending(session, delivery, reply, now, runtime.timing)
         else:
-            log.info("delivery %s: refused for good: %s", item.delivery_id, reply)
+            log.info("delivery %s: refused for good: %s", label, reply)
             mark_failed(session, delivery, reply, now, runtime.timing)
-    mark_sent_many(session, sent, runtime.now(), runtime.timing)
+    record_sent(session, batch, sent, runtime.now(), runtime.timing)
     return pause
 
 
@@ -404,20 +422,14 @@ def _build(
     try:
         envelope, release = runtime.envelope_for(session, item, now, answers.get(item.subscriber_id))
     except (UnsafeHeaderValue, TemplateError) as error:
-        delivery = _delivery(session, item)
+        delivery = delivery_row(session, item, now)
         if delivery is None:
             return "gone"
         if isinstance(error, UnsafeHeaderValue):
             mark_failed(session, delivery, f"cannot address this message: {error}", now, runtime.timing, bounced=False)
             return "failed"
-        log.error("delivery %s: template %s is broken: %s", item.delivery_id, item.email, error)
+        log.error("delivery of %s to %s: template %s is broken: %s", item.step, item.subscriber_id, item.email, error)
         retry_later(session, delivery, f"template error: {error}", now, runtime.timing)
         return "retry"
     ready.append((item, envelope, release))
     return None
-
-
-def _delivery(session: Session, item: Outgoing) -> Delivery | None:
-    """The delivery as an ORM object, for the outcomes other than "sent" (rare: one statement each); None
-    when its subscriber was erased in the meantime."""
-    return session.get(Delivery, item.delivery_id, populate_existing=True)

@@ -1,4 +1,6 @@
-"""The Celery task: send a batch of deliveries. Arguments are ids and JSON primitives, never ORM objects.
+"""The Celery task: wake a worker to send the next batch in the send queue. It carries no arguments: the
+queue is the database's (``send_batches``), and a wake-up is worth one batch, the next in the queue's
+order (workers/engine.py).
 
 The tick is not a task: it runs in the beat's own process (workers/beat.py). The task is given to the
 app the composition root made (cli/root.py), with the way to reach this process's :class:`Runtime`.
@@ -10,24 +12,50 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
-from workers.engine import Runtime
-from workers.engine import send_batch as send_batch_now
+from workers.engine import Runtime, send_next
 
-# The name queued messages carry: it stays, whatever the module is called, so that messages queued by an
-# earlier version still find their task.
+# The names queued messages carry: they stay, whatever the module is called. SEND_BATCH is the task of the
+# versions that queued delivery ids: a message of theirs still in the broker after an upgrade wakes a
+# worker like any other (its ids mean nothing now: the deliveries are in the queue's batches).
+SEND_NEXT = "workers.tasks.send_next"
 SEND_BATCH = "workers.tasks.send_batch"
 
 
 def register(app: Celery, runtime: Callable[[], Runtime]) -> Any:
-    """Give ``app`` the send_batch task; ``runtime`` gives the process's Runtime, made on first use (in a
+    """Give ``app`` the send_next task; ``runtime`` gives the process's Runtime, made on first use (in a
     prefork worker: in the child, after the fork, so that no connection is shared between processes)."""
 
-    # No Celery retry (it would use a countdown): if the database or Redis is away, the task fails and
-    # its deliveries stay claimed; the beat hands them out again when their lease runs out. Not shared:
-    # Celery would give a shared task (and the runtime it reaches) to every app made after this one.
-    @app.task(name=SEND_BATCH, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-    def send_batch(delivery_ids: list[int]) -> dict[str, int]:
-        return send_batch_now(runtime(), [int(delivery_id) for delivery_id in delivery_ids])
+    # No Celery retry (it would use a countdown): if the database or Redis is away, the task fails, its
+    # batch stays in the queue (or is handed out again), and the beat wakes a worker for it at its next
+    # tick. Not shared: Celery would give a shared task (and the runtime it reaches) to every app made
+    # after this one.
+    @app.task(name=SEND_NEXT, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    def send_next_batch() -> dict[str, int]:
+        return send_next(runtime())
 
-    return send_batch
+    @app.task(name=SEND_BATCH, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+    def send_batch(delivery_ids: list[int] | None = None) -> dict[str, int]:
+        return send_next(runtime())
+
+    return send_next_batch
+
+
+def wake(app: Celery, wakeups: int) -> None:
+    """Queue ``wakeups`` send_next tasks, on one connection to the broker."""
+    task = app.tasks[SEND_NEXT]
+    with app.producer_or_acquire() as producer:
+        for _ in range(wakeups):
+            task.apply_async(producer=producer)
+
+
+def waiting(app: Celery, queue: str) -> int:
+    """How many tasks wait in the broker's ``queue`` (not those a worker has reserved). A queue the broker
+    does not know (Redis keeps no empty list) holds none."""
+    with app.connection_for_read() as connection:
+        try:
+            declared = connection.default_channel.queue_declare(queue=queue, passive=True)
+        except ChannelError:
+            return 0
+    return int(declared.message_count)

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from course.curriculum import Checklist, Course, ScoreBand
 from course.engagement.clicks import records_for
-from course.models.deliveries import Delivery
 from course.models.engagement import Answer, Event, EventKind
 from course.models.subscribers import Subscriber
 
@@ -65,14 +64,13 @@ def current_answer(session: Session, subscriber: Subscriber, step: int, enrolmen
     )
 
 
-def answers_so_far(session: Session, delivery_ids: list[int]) -> dict[int, dict[str, str]]:
-    """For the subscribers of these deliveries, their latest band for each checklist in their current
-    enrolment (what their next email may use): one query for a whole batch."""
+def answers_so_far(session: Session, subscriber_ids: list[int]) -> dict[int, dict[str, str]]:
+    """For these subscribers, their latest band for each checklist in their current enrolment (what their
+    next email may use): one query for a whole batch."""
     rows = session.execute(
         select(Answer.subscriber_id, Answer.checklist, Answer.band)
         .join(Subscriber, and_(Subscriber.id == Answer.subscriber_id, Subscriber.enrolment == Answer.enrolment))
-        .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-        .where(Delivery.id.in_(delivery_ids))
+        .where(Subscriber.id.in_(set(subscriber_ids)))
         .order_by(Answer.created_at, Answer.id)
     )
     found: dict[int, dict[str, str]] = {}

@@ -53,9 +53,10 @@ def placed_enrolment(session: Session, subscriber: Subscriber, step: int | None,
 
 # The click rule, in one statement: the subscriber, the time through the course the link belongs to
 # (:func:`placed_enrolment`) and its email's delivery are looked up, whether it was a machine is decided
-# (the request says so: web/scanners.py; or the email is still being handed over, or was delivered seconds
-# ago), and the event is inserted unless it must not be (someone who left is not recorded; a repeat within
-# the window, or beyond what a link keeps, is not). A link without a step (the welcome's page, say) has no
+# (the request says so: web/scanners.py; or the email is still being handed over: it has no record of
+# being sent until its chunk is recorded, after the server's 250; or it was delivered seconds ago), and
+# the event is inserted unless it must not be (someone who left is not recorded; a repeat within the
+# window, or beyond what a link keeps, is not). A link without a step (the welcome's page, say) has no
 # delivery to judge by. It returns whether the subscriber exists and whether a click was recorded. The web
 # app runs it on its event loop, without a thread or an ORM session, for the bursts mail scanners make; a
 # page that needs a session runs it there (:func:`record_click`).
@@ -83,7 +84,7 @@ WITH p AS (
     LEFT JOIN deliveries AS d ON d.subscriber_id = s.id AND d.enrolment = s.enrolment AND d.step = p.step
 ), click AS (
     SELECT r.id, r.enrolment, r.sent_at,
-           p.agent_automated OR (r.delivery_id IS NOT NULL AND r.sent_at IS NULL)
+           p.agent_automated OR (p.step IS NOT NULL AND r.sent_at IS NULL)
                OR (r.sent_at IS NOT NULL AND p.now - r.sent_at < p.human_delay) AS automated
     FROM reader AS r, p
     WHERE r.status = ANY(p.recording)

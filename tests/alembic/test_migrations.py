@@ -19,7 +19,7 @@ from ..support.databases import empty_database
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
     "alembic_version", "answers", "audit_log", "courses", "deliveries", "events", "feedback_notices", "insight_cohorts",
-    "insight_counts", "media_files", "sending_pauses", "signup_requests", "studio_sessions",
+    "insight_counts", "media_files", "send_batches", "sending_pauses", "signup_requests", "studio_sessions",
     "studio_users", "subscribers", "suppressions", "template_drafts", "template_previews", "template_publications",
     "template_versions",
 }  # fmt: skip

@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from cli.root import Root
 from course.db import make_engine, make_sessionmaker
-from course.models.deliveries import Delivery
-from workers.tasks import SEND_BATCH
+from course.models.deliveries import Delivery, SendBatch
+from workers.tasks import SEND_BATCH, SEND_NEXT
 
 from ..conftest import make_settings
 
@@ -65,13 +65,14 @@ def test_a_root_builds_each_resource_once_and_the_runtime_uses_them(database_url
         assert root.runtime is runtime and root.sessions is root.sessions
         assert runtime.sessions is root.sessions and runtime.engine is root.engine
         assert runtime.sender is root.sender and runtime.throttle is root.throttle and runtime.clock is root.clock
-        # The Celery app carries the task under the name queued messages have always had.
-        assert root.send_batch is root.celery.tasks[SEND_BATCH] and root.send_batch.app is root.celery
+        # The Celery app carries the task, and the one of the messages earlier versions queued.
+        assert root.celery.tasks[SEND_NEXT].app is root.celery and SEND_BATCH in root.celery.tasks
         assert root.celery.conf.task_default_queue == root.settings.celery_queue
         assert runtime.now() is not None  # the database's clock answers through the root's engine
         # A second root (another process's, a test's) has its own app and task, reaching its own runtime.
         with Root(make_settings(database_url=database_url, broker_url="memory://")) as other:
-            assert other.send_batch is not root.send_batch and other.send_batch.app is other.celery
+            assert other.celery.tasks[SEND_NEXT] is not root.celery.tasks[SEND_NEXT]
+            assert other.celery.tasks[SEND_NEXT].app is other.celery
             assert other.runtime is not runtime
 
 
@@ -96,16 +97,19 @@ def test_the_web_app_of_the_root_queues_a_sign_up_on_the_deployments_broker(data
             response = client.post("/subscribe", data={"email": "alex@example.com", "timezone": "UTC"},
                                    follow_redirects=False)  # fmt: skip
             assert response.status_code == 303
-            # Queued as the sign-up's transaction committed: the message is there when the response is.
+            # Woken as the sign-up's transaction committed: the message is there when the response is.
             assert broker.llen(queue) == 1
             message = json.loads(broker.lindex(queue, 0) or b"{}")
+            assert root.waiting_wakeups() == 1
         engine = make_engine(database_url)
         with make_sessionmaker(engine)() as session:
             (delivery_id,) = session.scalars(select(Delivery.id))
+            (batch,) = session.scalars(select(SendBatch))
         engine.dispose()
-        assert message["headers"]["task"] == SEND_BATCH
+        assert batch.delivery_ids == [delivery_id]  # the queue is the database's
+        assert message["headers"]["task"] == SEND_NEXT
         arguments, _, _ = json.loads(base64.b64decode(message["body"]))
-        assert arguments == [[delivery_id]]
+        assert arguments == []  # a wake-up: the next batch in the queue
     finally:
         broker.delete(queue)
 

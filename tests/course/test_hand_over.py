@@ -1,58 +1,56 @@
-"""Deliveries go to the workers once the transaction that made them commits, never before and never when
-it rolls back: a property of the session (course/db.py), not something each caller remembers."""
+"""Workers are woken for a batch once the transaction that queued it commits, never before and never when it
+rolls back: a property of the session (course/db.py), not something each caller remembers."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from course.db import hand_over_after_commit, hand_over_with, make_engine, make_sessionmaker
-from course.deliveries.claim import release_abandoned
-from course.models.deliveries import Delivery
+from course.deliveries.claim import batch_due_deliveries
+from course.models.deliveries import Delivery, SendBatch
 from course.subscriptions import Consent, confirm, subscribe
 
 from .test_subscriptions import NOW, TIMING
 
 
-def test_what_a_transaction_hands_over_is_queued_when_it_commits_and_forgotten_when_it_rolls_back(
-    database_url: str,
-) -> None:
+def test_a_transaction_wakes_the_workers_when_it_commits_and_not_when_it_rolls_back(database_url: str) -> None:
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
-    queued: list[list[int]] = []
+    woken: list[int] = []
     seen_committed: list[int] = []
 
-    def enqueue(ids: list[int]) -> None:
-        queued.append(ids)
-        with sessions() as other:  # what a worker would find: the deliveries are already committed
-            seen_committed.append(other.scalar(select(func.count()).where(Delivery.id.in_(ids))) or 0)
+    def wake(batches: int) -> None:
+        woken.append(batches)
+        with sessions() as other:  # what a worker would find: the batches are already committed
+            seen_committed.append(other.scalar(select(func.count()).select_from(SendBatch)) or 0)
 
-    hand_over_with(sessions, enqueue)
+    hand_over_with(sessions, wake)
     with sessions() as session:
         signed_up = subscribe(session, course_slug="building-emotional-intimacy", email="alex@example.com",
                               consent=Consent(at=NOW), timing=TIMING)  # fmt: skip
-        assert queued == []  # not before the commit
+        assert woken == []  # not before the commit
         session.commit()
-        assert queued == [signed_up.delivery_ids] and seen_committed == [1]
+        assert woken == [1] and seen_committed == [1]
         assert signed_up.subscriber_id is not None
-        session.execute(select(1))  # a transaction that hands over a delivery, then rolls back
-        hand_over_after_commit(session, [123456])
+        session.execute(select(1))  # a transaction that queues a batch, then rolls back
+        hand_over_after_commit(session, 5)
         session.rollback()
-        confirmed = confirm(session, signed_up.subscriber_id, now=NOW, timing=TIMING)
-        session.commit()  # this transaction's welcome only: the rolled-back one's ids are gone
-        assert queued == [signed_up.delivery_ids, confirmed.delivery_ids] and seen_committed == [1, 1]
+        confirm(session, signed_up.subscriber_id, now=NOW, timing=TIMING)
+        session.commit()  # this transaction's welcome only: the rolled-back one's wake-ups are gone
+        assert woken == [1, 1] and seen_committed == [1, 2]
     engine.dispose()
 
 
-def test_a_session_without_a_queue_commits_and_leaves_the_deliveries_to_the_beat(database_url: str) -> None:
+def test_a_session_without_a_broker_commits_and_leaves_its_batch_in_the_queue(database_url: str) -> None:
     engine = make_engine(database_url)
     with make_sessionmaker(engine)() as session:
         signed_up = subscribe(session, course_slug="building-emotional-intimacy", email="alex@example.com",
                               consent=Consent(at=NOW), timing=TIMING)  # fmt: skip
-        session.commit()  # nowhere to queue it: the confirmation stays claimed under its lease
-        assert release_abandoned(session, NOW + TIMING.lease - timedelta(seconds=1), 10, TIMING) == []
-        assert release_abandoned(session, NOW + TIMING.lease + timedelta(seconds=1), 10, TIMING) == (
-            signed_up.delivery_ids
-        )  # the beat hands it out once the lease runs out, as when the broker was away
+        session.commit()  # nobody to wake: the confirmation waits in its batch for a worker
+        (batch,) = session.scalars(select(SendBatch))
+        assert batch.delivery_ids == signed_up.delivery_ids and batch.taken_at is None and batch.lane == 0
+        # It is carried: the beat does not put it in a second batch.
+        assert batch_due_deliveries(session, NOW, 10, 50) == 0
+        (delivery,) = session.scalars(select(Delivery))
+        assert delivery.batch_id == batch.id
     engine.dispose()

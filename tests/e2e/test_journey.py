@@ -22,7 +22,7 @@ from course.db import make_engine, make_sessionmaker
 from course.models.engagement import Event
 from course.models.subscribers import Subscriber, SubscriberStatus
 from web.app import create_app
-from workers.engine import Runtime, send_batch, tick
+from workers.engine import Runtime, send_next, tick
 from workers.throttle import LocalTokenBucket
 
 from ..conftest import make_settings
@@ -116,8 +116,9 @@ def journey(database_url: str, smtp: tuple[ScriptedHandler, int], booking_site: 
     sessions = make_sessionmaker(engine)
     clock = Clock()
 
-    def send_now(delivery_ids: list[int]) -> None:
-        send_batch(runtime, delivery_ids)
+    def send_now(wakeups: int) -> None:
+        for _ in range(wakeups):
+            send_next(runtime)
 
     runtime = Runtime(settings, sessions=sessions, throttle=LocalTokenBucket(10_000), clock=clock, enqueue=send_now)
     app = create_app(settings, sessions=sessions, enqueue=runtime.enqueue, clock=clock)

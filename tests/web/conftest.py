@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from course.db import make_engine, make_sessionmaker
 from course.models.subscribers import Subscriber
 from web.app import create_app
-from workers.engine import Runtime, send_batch, tick
+from workers.engine import Runtime, send_next, tick
 from workers.throttle import LocalTokenBucket
 
 from ..conftest import make_settings
@@ -67,8 +67,10 @@ class Site:
     def session(self) -> Session:
         return self.runtime.sessions()
 
-    def deliver(self, ids: list[int]) -> None:
-        send_batch(self.runtime, list(ids))
+    def deliver(self) -> None:
+        """What the workers do with the send queue: send until it is empty."""
+        while send_next(self.runtime):
+            pass
 
     def tick(self) -> None:
         tick(self.runtime)
@@ -143,8 +145,9 @@ def running_site(database_url: str, smtp: tuple[ScriptedHandler, int], **overrid
     sessions = make_sessionmaker(engine)
     clock = Clock()
 
-    def send_now(delivery_ids: list[int]) -> None:  # the worker's job, done inline
-        send_batch(runtime, delivery_ids)
+    def send_now(wakeups: int) -> None:  # the workers' job, done inline
+        for _ in range(wakeups):
+            send_next(runtime)
 
     runtime = Runtime(settings, sessions=sessions, throttle=LocalTokenBucket(10_000), clock=clock, enqueue=send_now)
     app = create_app(settings, sessions=sessions, enqueue=runtime.enqueue, clock=clock)

@@ -1,11 +1,14 @@
-"""The last email of the course completes it only for someone still on it: a reader who unsubscribes or
-pauses while it is being handed over keeps what they chose (both ways a step is recorded: a chunk's
-statement when accepted, the session when refused for good)."""
+"""The claim of the course's last email completes it: the email goes to a reader who is still on it, and a
+reader who unsubscribes before it goes keeps what they chose (the worker skips it, and their place and
+completion are given back); one who unsubscribes while it is at the server got the whole course."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from course.curriculum import load_course
+from course.deliveries.claim import claim_due
 from course.deliveries.sending import mark_failed
 from course.models.deliveries import Delivery
 from course.models.subscribers import Subscriber
@@ -52,11 +55,30 @@ def test_unsubscribing_while_the_last_email_is_handed_over_stays_unsubscribed(si
     send_the_last(site, "alex@example.com")
     site.smtp.before_reply = None
     alex = site.subscriber("alex@example.com")
-    assert (alex.status, alex.completed_at, alex.next_send_at) == ("unsubscribed", None, None)
+    assert (alex.status, alex.next_send_at) == ("unsubscribed", None) and alex.completed_at is not None
     assert site.smtp.to("alex@example.com")[-1].subject.startswith("You")  # the completion went: it was sent
 
 
-def test_pausing_while_the_last_email_is_handed_over_completes_on_resuming(site: Site) -> None:
+def test_unsubscribing_while_the_last_email_waits_in_the_queue_skips_it_and_gives_the_place_back(
+    site: Site,
+) -> None:
+    last = to_the_last_step(site, "alex@example.com")
+    unsubscribe = site.link("alex@example.com", "/unsubscribe/", "Day 18")
+    due = site.subscriber("alex@example.com").next_send_at
+    assert due is not None
+    site.clock.to(due)
+    with Session(site.runtime.engine) as session:  # claimed by the beat, waiting for a worker
+        assert claim_due(session, load_course(), site.clock(), 10, site.runtime.timing, "r0", 50).emails == 1
+        session.commit()
+    assert site.subscriber("alex@example.com").status == "completed"
+    assert site.client.post(unsubscribe).status_code == 200
+    site.deliver()
+    alex = site.subscriber("alex@example.com")
+    assert (alex.status, alex.completed_at, alex.current_step) == ("unsubscribed", None, last - 1)
+    assert not site.smtp.to("alex@example.com")[-1].subject.startswith("You")
+
+
+def test_pausing_once_the_last_email_is_on_its_way_leaves_nothing_to_hold(site: Site) -> None:
     to_the_last_step(site, "alex@example.com")
     preferences = site.link("alex@example.com", "/preferences/", "Day 18")
 
@@ -67,11 +89,9 @@ def test_pausing_while_the_last_email_is_handed_over_completes_on_resuming(site:
     site.smtp.before_reply = pause
     send_the_last(site, "alex@example.com")
     site.smtp.before_reply = None
-    assert site.subscriber("alex@example.com").status == "paused"
-    assert site.client.post(f"{preferences}/resume").status_code == 200
-    send_the_last(site, "alex@example.com")  # nothing left to send: the claim completes the course
-    alex = site.subscriber("alex@example.com")
+    alex = site.subscriber("alex@example.com")  # the course was complete as its last email was claimed
     assert (alex.status, alex.next_send_at) == ("completed", None)
+    assert site.smtp.to("alex@example.com")[-1].subject.startswith("You")
 
 
 def test_a_last_email_refused_for_good_after_leaving_does_not_complete(site: Site) -> None:

@@ -12,7 +12,10 @@ from unittest import mock
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from course.curriculum import load_course
+from course.deliveries.claim import claim_due
 from course.links import LinkSigner, Purpose
 from course.models.deliveries import Delivery, Suppression
 from course.models.engagement import Answer, Event
@@ -106,6 +109,14 @@ def test_metrics_count_people_and_machines_apart(site: Site) -> None:
     assert 'course_clicks{kind="click",who="human"} 1.0' in text
     assert 'course_clicks{kind="click",who="automated"} 1.0' in text
     assert "course_sending_paused 0.0" in text
+    assert 'course_send_queue{state="waiting"} 0.0' in text and "course_send_queue_oldest_seconds 0.0" in text
+    site.clock.to(site.subscriber("alex@example.com").next_send_at)  # type: ignore[arg-type]
+    with Session(site.runtime.engine) as session:  # day 1 claimed, nobody woken yet
+        claim_due(session, load_course(), site.clock(), 10, site.runtime.timing, "r0", 50)
+        session.commit()
+    site.clock.advance(seconds=90)
+    text = site.client.get("/metrics").text
+    assert 'course_send_queue{state="waiting"} 1.0' in text and "course_send_queue_oldest_seconds 90.0" in text
 
 
 def test_the_footer_link_never_opens_the_readers_data(site: Site) -> None:

@@ -293,6 +293,7 @@ def test_the_preview_and_the_sent_email_speak_to_the_readers_answers_so_far(site
 
     assert save(publisher, "day", ANSWERED_SUBJECT)[0] == 200
     assert publish(publisher, "day", "the answer in the subject") == 303
+    site.sign_up_and_confirm("sam@example.com")  # another reader, who answers nothing: each their own answers
     site.sign_up_and_confirm()
     welcome_answers = [link for link in site.links("alex@example.com", "Welcome") if link.startswith("/answer/")]
     assert site.submit(welcome_answers[2]).status_code == 200  # "4+ checked"
@@ -310,3 +311,4 @@ def test_the_preview_and_the_sent_email_speak_to_the_readers_answers_so_far(site
     site.clock.to(alex.next_send_at)
     site.tick()
     assert [m.subject for m in site.smtp.to("alex@example.com")][-1] == "[4+ checked] Day 1: Practice Daily Check-Ins"
+    assert [m.subject for m in site.smtp.to("sam@example.com")][-1] == "Day 1: Practice Daily Check-Ins"

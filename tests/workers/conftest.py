@@ -36,17 +36,49 @@ class Harness:
     runtime: Runtime
     clock: Clock
     smtp: ScriptedHandler
-    queued: list[list[int]]
+    wakeups: list[int]  # the wake-ups sent to the workers (one number per commit that woke them)
+
+    @property
+    def woken(self) -> int:
+        return sum(self.wakeups)
 
     def drain(self) -> int:
-        """Run every queued send_batch, as a worker would, until the queue is empty."""
-        batches = 0
-        while self.queued:
-            from workers.engine import send_batch
+        """Run a send_next for every wake-up sent, as the workers would, until none is left: how many ran."""
+        from workers.engine import send_next
 
-            send_batch(self.runtime, self.queued.pop(0))
+        batches = 0
+        while self.wakeups:
+            self.wakeups[0] -= 1
+            if self.wakeups[0] <= 0:
+                self.wakeups.pop(0)
+            send_next(self.runtime)
             batches += 1
         return batches
+
+    def claim_one_batch(self) -> list[int]:
+        """One round of the claim, in one transaction: every due reader's email in one batch (up to
+        SEND_BATCH_SIZE), in the batch's order (a tick's claimers, side by side, may split them)."""
+
+        from course.catalog import course_at, release_name
+        from course.deliveries.claim import claim_due
+        from course.models.deliveries import SendBatch
+        from emails.store import current_release
+
+        with self.runtime.sessions() as session:
+            release = current_release(session, "building-emotional-intimacy")
+            course = course_at(session, "building-emotional-intimacy", release)
+            claimed = claim_due(
+                session,
+                course,
+                self.clock(),
+                self.runtime.settings.send_batch_size,
+                self.runtime.timing,
+                release_name(release),
+                self.runtime.settings.send_batch_size,
+            )
+            session.commit()
+            (batch,) = claimed.batches
+            return list(session.get_one(SendBatch, batch).subscriber_ids or [])
 
     def tick_and_send(self) -> None:
         from workers.engine import tick
@@ -67,15 +99,16 @@ def harness_factory(database_url: str, smtp: tuple[ScriptedHandler, int]) -> Ite
         engine = make_engine(settings.database_url)
         engines.append(engine)
         clock = Clock()
-        queued: list[list[int]] = []
+        wakeups: list[int] = []
         runtime = Runtime(
             settings,
             sessions=make_sessionmaker(engine),
             throttle=LocalTokenBucket(10_000),
-            enqueue=queued.append,
+            enqueue=wakeups.append,
+            waiting_wakeups=lambda: sum(wakeups),
             clock=clock,
         )
-        return Harness(runtime, clock, handler, queued)
+        return Harness(runtime, clock, handler, wakeups)
 
     yield build
     for engine in engines:

@@ -14,10 +14,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from course.models.deliveries import Delivery, DeliveryState, SendingPause, Suppression
+from course.catalog import course_at, release_name
+from course.deliveries.claim import claim_due
+from course.models.deliveries import Delivery, DeliveryState, SendBatch, SendingPause, Suppression
 from course.models.subscribers import Subscriber, SubscriberStatus
+from course.senders import batch_lock
 from course.subscriptions import Consent, SubscribeOutcome, confirm, pause, restart, subscribe, unsubscribe
-from workers.engine import send_batch, tick
+from emails.store import current_release
+from workers.engine import send_next, tick
 
 from .conftest import Harness
 
@@ -53,7 +57,7 @@ def enrol(
         )
         session.commit()
     assert result.outcome is SubscribeOutcome.CONFIRMATION_QUEUED and result.subscriber_id
-    assert harness.queued == [result.delivery_ids]  # handed to the workers as the session committed
+    assert harness.wakeups == [1]  # a worker woken for its batch as the session committed
     harness.drain()
     if confirm_it:
         with runtime.sessions() as session:
@@ -118,12 +122,14 @@ def test_day_one_comes_the_next_local_morning_after_the_welcome(harness: Harness
     assert harness.smtp.to("alex@example.com")[-1].subject == DAY_ONE
 
 
-def test_a_send_batch_delivered_twice_sends_once(harness: Harness) -> None:
-    enrol(harness, "alex@example.com", confirm_it=False)
-    ids = [delivery.id for delivery in deliveries(harness, 1)]
-    send_batch(harness.runtime, ids)  # the broker hands the same task out again
-    send_batch(harness.runtime, ids)
-    assert len(harness.smtp.to("alex@example.com")) == 1
+def test_a_wake_up_delivered_twice_sends_once(harness: Harness) -> None:
+    alex = enrol(harness, "alex@example.com")
+    harness.clock.advance(days=1)
+    tick(harness.runtime)
+    harness.wakeups.append(1)  # the broker hands the same task out again
+    assert harness.drain() == 2
+    assert len(harness.smtp.to("alex@example.com")) == 3  # the confirmation, the welcome, day 1: once each
+    assert [d.step for d in deliveries(harness, alex) if d.state == "sent"] == [None, 0, 1]
 
 
 def test_two_workers_running_the_same_batch_at_once_send_each_message_once(
@@ -134,14 +140,17 @@ def test_two_workers_running_the_same_batch_at_once_send_each_message_once(
         enrol(harness, f"reader{number}@example.com")
     harness.clock.advance(days=1)
     tick(harness.runtime)
-    ids = [delivery_id for batch in harness.queued for delivery_id in batch]
-    harness.queued.clear()
-    assert len(ids) == 30
-    workers = [threading.Thread(target=send_batch, args=(harness.runtime, ids)) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
+    harness.wakeups.clear()
+
+    def worker() -> None:
+        while send_next(harness.runtime):  # until the queue is empty
+            pass
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
     day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1:"))
     assert sorted(day_one.values()) == [1] * 30
 
@@ -162,10 +171,14 @@ def test_two_beats_ticking_at_once_claim_each_subscriber_once(harness_factory: C
         thread.start()
     for thread in beats:
         thread.join(timeout=60)
-    queued = [delivery_id for batch in harness.queued for delivery_id in batch]
+    with harness.runtime.sessions() as session:
+        queued = [reader for batch in session.scalars(select(SendBatch)) for reader in batch.subscriber_ids or []]
     assert len(queued) == len(set(queued)) == 40
+    harness.drain()
     with harness.runtime.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Delivery).where(Delivery.step == 1)) == 40
+    day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1:"))
+    assert sorted(day_one.values()) == [1] * 40
 
 
 def test_temporary_failures_are_retried_with_backoff_then_sent_once(harness: Harness) -> None:
@@ -287,6 +300,7 @@ def test_an_unsubscribe_stops_a_delivery_already_claimed(harness: Harness) -> No
     harness.drain()
     assert [m.subject for m in harness.smtp.to("alex@example.com")][2:] == []
     assert [d.state for d in deliveries(harness, alex) if d.step == 1] == [DeliveryState.SKIPPED.value]
+    assert subscriber(harness, alex).current_step == 0  # their place given back: day 1 is theirs if they return
 
 
 def test_an_unsubscribe_committed_while_a_batch_is_sending_stops_its_message_in_a_later_chunk(
@@ -295,12 +309,15 @@ def test_an_unsubscribe_committed_while_a_batch_is_sending_stops_its_message_in_
     harness = harness_factory(send_chunk_size=2)
     readers = [enrol(harness, f"reader{number}@example.com") for number in range(4)]
     harness.clock.advance(days=1)
-    tick(harness.runtime)
-    # The four day-1 emails as one batch, two chunks of two. (The beat's claimers work side by side and
-    # may split them into two batches, in either order: one batch, in the order of the readers, is the case.)
-    claimed = sorted(delivery for batch in harness.queued for delivery in batch)
-    assert len(claimed) == 4
-    harness.queued[:] = [claimed]
+    # The four day-1 emails as one batch, two chunks of two: one round of the claim (the beat's claimers
+    # work side by side and may split them into two batches).
+    with harness.runtime.sessions() as session:
+        release = current_release(session, "building-emotional-intimacy")
+        course = course_at(session, "building-emotional-intimacy", release)
+        claim_due(session, course, harness.clock(), 10, harness.runtime.timing, release_name(release), 50)
+        session.commit()
+        (batch,) = session.scalars(select(SendBatch))
+    last = (batch.subscriber_ids or [])[-1]  # in the second chunk
     sender = harness.runtime.sender
 
     class UnsubscribeOnFirstSend:
@@ -319,7 +336,7 @@ def test_an_unsubscribe_committed_while_a_batch_is_sending_stops_its_message_in_
                         if not outer.done:
                             outer.done = True
                             with harness.runtime.sessions() as session:
-                                unsubscribe(session, readers[-1], now=harness.clock())
+                                unsubscribe(session, last, now=harness.clock())
                                 session.commit()
                         return connection.send(envelope)
 
@@ -327,28 +344,90 @@ def test_an_unsubscribe_committed_while_a_batch_is_sending_stops_its_message_in_
 
     harness.runtime.sender = UnsubscribeOnFirstSend()  # type: ignore[assignment]
     harness.drain()
+    others = [reader for reader in readers if reader != last]
     day_one = {reader: [d.state for d in deliveries(harness, reader) if d.step == 1] for reader in readers}
-    assert day_one == {**{reader: ["sent"] for reader in readers[:-1]}, readers[-1]: ["skipped"]}
-    assert not any(m.subject.startswith("Day 1") for m in harness.smtp.to("reader3@example.com"))
-    assert [subscriber(harness, reader).current_step for reader in readers] == [1, 1, 1, 0]
+    assert day_one == {**{reader: ["sent"] for reader in others}, last: ["skipped"]}
+    assert not any(m.subject.startswith("Day 1") for m in harness.smtp.to(subscriber(harness, last).email))
+    assert [subscriber(harness, reader).current_step for reader in others] == [1, 1, 1]
+    assert subscriber(harness, last).current_step == 0
 
 
-def test_a_delivery_stuck_in_sending_is_recovered_after_its_lease(harness_factory: Callable[..., Harness]) -> None:
+def take_and_die(harness: Harness, sender_key: int | None) -> None:
+    """A worker takes the next batch and dies before it records anything (its wake-up gone with it)."""
+    from course.deliveries.sending import take_batch
+
+    harness.wakeups.clear()
+    with harness.runtime.sessions() as session:
+        assert take_batch(session, harness.clock(), harness.runtime.timing, sender_key) is not None
+        session.commit()
+
+
+def test_a_batch_whose_worker_died_goes_again_at_the_next_tick_ahead_of_new_work(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    from course.deliveries.sending import take_batch
+
+    harness = harness_factory()  # the production lease: ten minutes
+    alex, sam = enrol(harness, "alex@example.com"), enrol(harness, "sam@example.com")
+    harness.clock.advance(days=1)
+    with harness.runtime.sessions() as session:  # two batches: the older waits, the newer is taken
+        release = current_release(session, "building-emotional-intimacy")
+        course = course_at(session, "building-emotional-intimacy", release)
+        for _ in range(2):
+            claim_due(session, course, harness.clock(), 1, harness.runtime.timing, release_name(release), 50)
+        session.commit()
+        waiting, taken = session.scalars(select(SendBatch).order_by(SendBatch.id)).all()
+        taken.taken_at, taken.sender_key = harness.clock(), 987_654  # a key nobody holds: its worker is gone
+        session.commit()
+    harness.wakeups.clear()  # and the broker lost their wake-ups
+    outcome = tick(harness.runtime)
+    # One wake-up as it went back in the queue, one for the batch waiting without its own.
+    assert (outcome.recovered, outcome.woken, harness.woken) == (1, 1, 2)
+    with harness.runtime.sessions() as session:
+        again = take_batch(session, harness.clock(), harness.runtime.timing, None)
+        assert again is not None and again.id == taken.id and again.id > waiting.id  # ahead of older new work
+        session.rollback()
+    harness.drain()
+    for reader, address in ((alex, "alex@example.com"), (sam, "sam@example.com")):
+        assert [m.subject for m in harness.smtp.to(address)][-1].startswith("Day 1")
+        assert subscriber(harness, reader).current_step == 1
+
+
+def test_a_batch_whose_worker_lives_but_stalls_goes_again_once_its_lease_runs_out(
+    harness_factory: Callable[..., Harness],
+) -> None:
     harness = harness_factory(delivery_lease_seconds=60)
     alex = enrol(harness, "alex@example.com")
     harness.clock.advance(days=1)
     tick(harness.runtime)
-    harness.queued.clear()  # the task was lost with its worker
-    with harness.runtime.sessions() as session:
-        (day_one,) = session.scalars(select(Delivery).where(Delivery.step == 1))
-        day_one.state = DeliveryState.SENDING.value  # the worker died between "sending" and "sent"
-        session.commit()
-    harness.tick_and_send()
-    assert not any(m.subject.startswith("Day 1") for m in harness.smtp.received)  # lease still running
-    harness.clock.advance(seconds=61)
-    harness.tick_and_send()
+    with batch_lock(harness.runtime.engine) as held:  # the worker lives on, stuck: its lock is held
+        take_and_die(harness, sender_key=held)
+        harness.tick_and_send()
+        assert not any(m.subject.startswith("Day 1") for m in harness.smtp.received)  # lease still running
+        harness.clock.advance(seconds=61)
+        assert tick(harness.runtime).recovered == 1
+        harness.drain()
     assert [m.subject for m in harness.smtp.to("alex@example.com")][-1].startswith("Day 1")
     assert subscriber(harness, alex).current_step == 1
+
+
+def test_batches_whose_wake_ups_the_broker_lost_are_woken_for_at_the_next_tick(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory(claim_batch_size=7, send_batch_size=5)
+    for number in range(12):
+        enrol(harness, f"reader{number}@example.com")
+    harness.clock.advance(days=1)
+    assert tick(harness.runtime).queued == 12
+    woken = harness.woken
+    assert woken >= 3
+    harness.wakeups.clear()  # a broker restarted without persistence: every wake-up gone
+    outcome = tick(harness.runtime)
+    assert outcome.queued == 0 and outcome.woken == woken  # one for each batch in the queue, no more
+    assert tick(harness.runtime).woken == 0  # those wait in the broker now: none twice
+    harness.drain()
+    day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1:"))
+    assert sorted(day_one.values()) == [1] * 12
 
 
 def test_after_downtime_each_subscriber_gets_one_email_then_one_a_day(harness: Harness) -> None:
@@ -394,3 +473,40 @@ def test_restarting_the_course_sends_it_again_from_the_welcome_with_new_message_
     assert again[0].message["Message-ID"] not in first_run
     run_course_by_the_clock(harness, alex)
     assert len(harness.smtp.to("alex@example.com")) == 21 + 20
+
+
+def test_two_beats_and_two_worker_groups_on_queues_of_their_own_send_each_email_once(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    """Beyond one machine: two beats and two groups of workers, each group woken through a queue of its own
+    (CELERY_QUEUE), on one database. The send queue is the database's: any worker takes any batch."""
+    groups = [harness_factory(claim_batch_size=9, send_batch_size=4, celery_queue=f"group-{n}") for n in (1, 2)]
+    first = groups[0]
+    readers = [enrol(first, f"reader{number}@example.com") for number in range(60)]
+    tomorrow = first.clock() + timedelta(days=1)
+    for group in groups:
+        group.wakeups.clear()
+        group.clock.to(tomorrow)
+    start = threading.Barrier(4)
+
+    def beat(group: Harness) -> None:
+        start.wait()
+        for _ in range(3):
+            tick(group.runtime)
+
+    def workers(group: Harness) -> None:
+        start.wait()
+        for _ in range(400):  # until both queues are empty, taking whatever batch is next
+            if not send_next(group.runtime) and not tick(group.runtime).queued:
+                with group.runtime.sessions() as session:
+                    if session.scalar(select(func.count()).select_from(SendBatch)) == 0:
+                        return
+
+    threads = [threading.Thread(target=job, args=(group,)) for group in groups for job in (beat, workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    day_one = Counter(m.recipient for m in first.smtp.received if m.subject.startswith("Day 1:"))
+    assert sorted(day_one.values()) == [1] * 60  # none twice, none missing
+    assert {subscriber(first, reader).current_step for reader in readers} == {1}

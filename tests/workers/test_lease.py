@@ -11,7 +11,7 @@ from typing import Any
 from course.models.deliveries import DeliveryState
 from emails.mime import Envelope
 from emails.senders import Connection, Sender, SendResult
-from workers.engine import send_batch, tick
+from workers.engine import send_next, tick
 
 from .conftest import Harness
 from .test_engine import DAY_ONE, deliveries, enrol, subscriber
@@ -53,10 +53,8 @@ def test_a_batch_that_outlives_its_lease_leaves_the_rest_to_the_worker_that_took
     for reader in readers:
         enrol(harness, reader)
     harness.clock.advance(days=1)
-    tick(harness.runtime)
-    batch = [delivery_id for queued in harness.queued for delivery_id in queued]
-    harness.queued.clear()
-    assert len(batch) == 3
+    assert len(harness.claim_one_batch()) == 3
+    harness.wakeups.clear()
 
     def stall() -> None:
         # The first message hangs past the lease: the beat hands the batch out again, another worker sends it.
@@ -65,7 +63,7 @@ def test_a_batch_that_outlives_its_lease_leaves_the_rest_to_the_worker_that_took
 
     runtime: Any = harness.runtime
     runtime.sender = Stalling(runtime.sender, stall)
-    send_batch(harness.runtime, batch)
+    assert send_next(harness.runtime)["taken back"] == 2
     day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1"))
     assert set(day_one) == set(readers)
     # The message under way when the lease ran out goes twice (the chunk in flight); the rest go once.
@@ -80,10 +78,9 @@ def test_a_worker_whose_clock_reads_behind_the_beats_sends_what_the_beat_handed_
     harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
     harness.clock.advance(seconds=0.3)  # the beat's clock
     tick(harness.runtime)
-    batch = [delivery_id for queued in harness.queued for delivery_id in queued]
-    harness.queued.clear()
+    harness.wakeups.clear()
     harness.clock.advance(seconds=-0.3)  # the worker's, a little behind
-    assert send_batch(harness.runtime, batch) == {"accepted": 1}
+    assert send_next(harness.runtime) == {"accepted": 1}
     assert [m.subject for m in harness.smtp.to("alex@example.com")].count(DAY_ONE) == 1
 
 
@@ -92,11 +89,15 @@ def test_a_stale_task_does_not_send_a_retry_before_its_time(harness: Harness) ->
     harness.smtp.plan("alex@example.com", "data", "421 4.7.0 Try again later")
     harness.clock.to(subscriber(harness, alex).next_send_at)  # type: ignore[arg-type]
     tick(harness.runtime)
-    batch = [delivery_id for queued in harness.queued for delivery_id in queued]
-    harness.queued.clear()
-    send_batch(harness.runtime, batch)  # 421: waits a minute for its retry
+    harness.wakeups.clear()
+    assert send_next(harness.runtime) == {"retry": 1}  # 421: waits a minute for its retry
     harness.clock.advance(seconds=30)
-    assert send_batch(harness.runtime, batch) == {}  # the same task again, delivered twice by the broker
+    assert send_next(harness.runtime) == {}  # the same task again, delivered twice by the broker
+    assert tick(harness.runtime).queued == 0  # nor does the beat hand it out before its time
     (day_one,) = [d for d in deliveries(harness, alex) if d.step == 1]
     assert day_one.state == DeliveryState.CLAIMED.value and day_one.attempts == 1
     assert [m.subject for m in harness.smtp.to("alex@example.com")].count(DAY_ONE) == 0
+    harness.clock.advance(seconds=31)
+    assert tick(harness.runtime).queued == 1  # its time came: in a batch of its own
+    harness.drain()
+    assert [m.subject for m in harness.smtp.to("alex@example.com")].count(DAY_ONE) == 1

@@ -13,10 +13,10 @@ import sqlalchemy
 from sqlalchemy import select, text
 from sqlalchemy.pool import NullPool
 
-from course.deliveries.sending import begin_sending
-from course.models.deliveries import Delivery, DeliveryState
+from course.deliveries.sending import take_batch
+from course.models.deliveries import Delivery, DeliveryState, SendBatch
 from course.senders import LOCK_SPACE
-from workers.engine import send_batch, tick
+from workers.engine import send_next, tick
 
 from ..support.waiting import wait_until
 from .conftest import Harness
@@ -30,9 +30,8 @@ def _due_batch(harness: Harness, readers: int) -> list[int]:
     for number in range(readers):
         enrol(harness, f"reader{number}@example.com")
     harness.clock.advance(days=1)
-    tick(harness.runtime)
-    batch = [delivery_id for queued in harness.queued for delivery_id in queued]
-    harness.queued.clear()
+    batch = harness.claim_one_batch()
+    harness.wakeups.clear()
     assert len(batch) == readers
     return batch
 
@@ -50,26 +49,27 @@ def test_the_batch_of_a_worker_that_died_is_handed_out_at_the_next_tick(
 ) -> None:
     harness = harness_factory(delivery_lease_seconds=LEASE)
     batch = _due_batch(harness, 3)
-    # A worker in another process: its own connection, its lock, the batch marked "sending" under its key.
+    # A worker in another process: its own connection, its lock, the batch taken under its key.
     worker = sqlalchemy.create_engine(database_url, poolclass=NullPool)
     lock = worker.connect().execution_options(isolation_level="AUTOCOMMIT")
     assert lock.scalar(text("SELECT pg_try_advisory_lock(:space, 4242)"), {"space": LOCK_SPACE})
     with harness.runtime.sessions() as session:
-        assert begin_sending(session, batch, harness.clock(), harness.runtime.timing, 4242) == sorted(batch)
+        taken = take_batch(session, harness.clock(), harness.runtime.timing, 4242)
+        assert taken is not None and taken.subscriber_ids == batch
         session.commit()
 
     harness.clock.advance(seconds=LEASE - 1)
-    tick(harness.runtime)
-    assert harness.queued == [], "a living worker's batch waits for its lease"
+    assert tick(harness.runtime).recovered == 0
+    assert harness.wakeups == [], "a living worker's batch waits for its lease"
 
     lock.close()  # the worker's process dies: its kernel closes the connection
     worker.dispose()
     wait_until(lambda: _our_locks(harness.runtime.sessions.kw["bind"]) == [], timeout=10, what="the lock to go")
-    tick(harness.runtime)
-    assert sorted(harness.queued[0]) == sorted(batch), "handed out again at the next tick"
+    assert tick(harness.runtime).recovered == 1, "handed out again at the next tick"
+    assert harness.woken == 1
     with harness.runtime.sessions() as session:
-        keys = session.scalars(select(Delivery.sender_key).where(Delivery.id.in_(batch))).all()
-    assert keys == [None] * 3, "nobody's until a worker takes them"
+        (again,) = session.scalars(select(SendBatch))
+    assert (again.sender_key, again.taken_at, again.lane) == (None, None, 0), "nobody's until a worker takes it"
     harness.drain()
     assert Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1")) == Counter(
         {f"reader{number}@example.com": 1 for number in range(3)}
@@ -84,17 +84,19 @@ def test_a_worker_lets_go_of_its_lock_once_its_batch_is_recorded(harness_factory
 
     def look() -> None:  # while the batch's first message goes: the lock is held, its key on the batch
         with harness.runtime.sessions() as session:
-            keys = session.scalars(select(Delivery.sender_key).where(Delivery.id.in_(batch))).all()
-        seen.append((keys[0], _our_locks(engine)))
+            key = session.scalar(select(SendBatch.sender_key))
+        seen.append((key, _our_locks(engine)))
 
     runtime: Any = harness.runtime
     runtime.sender = Stalling(runtime.sender, look)
-    assert send_batch(harness.runtime, batch) == {"accepted": 2}
+    assert send_next(harness.runtime) == {"accepted": 2}
     (key, holders), = seen  # fmt: skip
     assert key is not None and len(holders) == 1
     assert _our_locks(engine) == [], "let go after the last commit"
     with harness.runtime.sessions() as session:
-        states = session.scalars(select(Delivery.state).where(Delivery.id.in_(batch))).all()
+        states = session.scalars(select(Delivery.state).where(Delivery.subscriber_id.in_(batch))
+                                 .where(Delivery.step == 1)).all()  # fmt: skip
+        assert session.scalar(select(SendBatch)) is None, "out of the queue"
     assert states == [DeliveryState.SENT.value] * 2
 
 
@@ -105,7 +107,7 @@ def test_a_worker_whose_lock_connection_is_killed_leaves_the_rest_of_its_batch_t
     # but the beat sees the lock gone and hands the batch out; the worker must send only the chunk
     # under way, and leave the rest to whoever took it, as with a lease run out.
     harness = harness_factory(delivery_lease_seconds=LEASE, send_chunk_size=1)
-    batch = _due_batch(harness, 3)
+    _due_batch(harness, 3)
     engine = harness.runtime.sessions.kw["bind"]
 
     def terminate_and_take_over() -> None:
@@ -117,7 +119,7 @@ def test_a_worker_whose_lock_connection_is_killed_leaves_the_rest_of_its_batch_t
 
     runtime: Any = harness.runtime
     runtime.sender = Stalling(runtime.sender, terminate_and_take_over)
-    send_batch(harness.runtime, batch)  # the lock's connection is gone when it lets go: no error
+    assert send_next(harness.runtime)["taken back"] == 2  # the lock's connection is gone when it lets go: no error
     day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1"))
     assert set(day_one) == {f"reader{number}@example.com" for number in range(3)}
     assert sorted(day_one.values()) == [1, 1, 2], "only the message under way goes twice"

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from course.curriculum import Course
-from course.deliveries.claim import claim_due_ids, claim_next_step
+from course.deliveries.claim import claim_due, claim_next_step
 from course.deliveries.timing import Timing
-from course.models.deliveries import Delivery, DeliveryState
+from course.models.deliveries import Delivery, DeliveryState, SendBatch
 from course.models.subscribers import Subscriber, SubscriberStatus
 
 NOW = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
@@ -46,13 +46,15 @@ def reader(session: Session, name: str, place: int | None, had: tuple[int, ...] 
 
 def claimed_emails(session: Session, course: Course) -> dict[int, str | None]:
     """Each due reader's next email, as one round of the beat claims it (None: their course is complete)."""
-    ids = claim_due_ids(session, course, NOW, 100, TIMING, "r1")
+    claim_due(session, course, NOW, 100, TIMING, "r1", 50)
     session.commit()
     found: dict[int, str | None] = {
-        row.subscriber_id: row.email for row in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))
+        reader: email
+        for batch in session.scalars(select(SendBatch))
+        for reader, email in zip(batch.subscriber_ids or [], batch.emails or [], strict=True)
     }
     for subscriber in session.scalars(select(Subscriber).execution_options(populate_existing=True)):
-        if subscriber.status == SubscriberStatus.COMPLETED.value:
+        if subscriber.status == SubscriberStatus.COMPLETED.value and subscriber.id not in found:
             found[subscriber.id] = None
     return found
 
