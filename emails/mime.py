@@ -14,6 +14,7 @@ no header injection: a CR, LF or NUL in any value we are given is refused, never
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -66,6 +67,7 @@ MAX_NAME_LENGTH = 200
 ENCODED_KEPT = 512
 
 
+@functools.lru_cache(maxsize=256)  # the sender's addresses are the same in every message
 def _address(name: str | None, address: str, what: str) -> str:
     _check(address, what)
     _check(name or "", what)

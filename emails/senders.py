@@ -23,10 +23,13 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 from emails.mime import Envelope
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 
 class Outcome(StrEnum):
@@ -115,6 +118,41 @@ def _no_delay(client: smtplib.SMTP) -> None:
         client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _stuffed(data: bytes) -> bytes:
+    """The message as DATA carries it: a line that starts with "." gets a second (RFC 5321 4.5.2), and it
+    ends with CRLF "." CRLF. What smtplib does with a regular expression over every message, 0.16 ms a
+    message of 30 KB here; bytes.replace finds the same line starts (after each LF, and the start) in C."""
+    stuffed = data.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+class _Data:
+    """smtplib's DATA with our dot-stuffing (:func:`_stuffed`), the rest of smtplib as it is."""
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        if not isinstance(msg, bytes):
+            return super().data(msg)  # type: ignore[misc, no-any-return]
+        client: smtplib.SMTP = self  # type: ignore[assignment]
+        client.putcmd("data")
+        code, reply = client.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        client.send(_stuffed(msg))
+        return client.getreply()
+
+
+class _Client(_Data, smtplib.SMTP):
+    pass
+
+
+class _SSLClient(_Data, smtplib.SMTP_SSL):
+    pass
+
+
 class SmtpConnection:
     def __init__(self, config: SmtpConfig, tls_context: ssl.SSLContext | None) -> None:
         self._config = config
@@ -125,10 +163,10 @@ class SmtpConnection:
         config = self._config
         client: smtplib.SMTP
         if config.security == "tls":
-            client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=self._tls_context)
+            client = _SSLClient(config.host, config.port, timeout=config.timeout, context=self._tls_context)
             _no_delay(client)
         else:
-            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            client = _Client(config.host, config.port, timeout=config.timeout)
             _no_delay(client)
             if config.security == "starttls":
                 client.starttls(context=self._tls_context)

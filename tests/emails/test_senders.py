@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import smtplib
 import socket
 import ssl
 import threading
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import trustme
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emails.mime import Envelope
 from emails.senders import (
@@ -18,6 +21,7 @@ from emails.senders import (
     Outcome,
     SmtpConfig,
     SmtpSender,
+    _stuffed,
     classify,
     sender_from_url,
 )
@@ -238,3 +242,25 @@ def test_the_connection_sends_without_waiting_for_acks(
             assert client is not None and client.sock is not None
             assert client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         assert len(server.received) == 1
+
+
+@given(st.binary(max_size=300), st.sampled_from([b"", b".", b"\r\n", b"\n", b".\r\n", b"x\r\n.."]))
+def test_dot_stuffing_is_smtplibs_to_the_byte(body: bytes, ending: bytes) -> None:
+    """Our DATA (a replace in C) carries exactly what smtplib's regular expression would have."""
+    data = body + ending
+    expected = smtplib._quote_periods(data)  # type: ignore[attr-defined]  # the standard library's own rule
+    if expected[-2:] != b"\r\n":
+        expected += b"\r\n"
+    assert _stuffed(data) == expected + b".\r\n"
+
+
+def test_lines_that_start_with_a_dot_arrive_whole() -> None:
+    with smtp_server() as (handler, port):
+        sender = sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5)
+        data = envelope().data.replace(b"Hello\r\n", b".hidden\r\n..two\r\nend.\r\n.")
+        with sender.connect() as connection:
+            assert connection.send(Envelope("course@mail.example.org", "alex@example.com", "<1@x>", data)).outcome is (
+                Outcome.ACCEPTED
+            )
+        received = handler.to("alex@example.com")[0].message.get_payload()
+        assert received == ".hidden\r\n..two\r\nend.\r\n.\r\n"
