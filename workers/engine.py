@@ -308,6 +308,21 @@ def _claim_round(session: Session, now: datetime, limit: int, runtime: Runtime) 
     return emails, readers
 
 
+def send_while_queued(runtime: Runtime, seconds: float) -> dict[str, int]:
+    """A wake-up's work: send batch after batch while the queue has any, for at most ``seconds`` (then the
+    task ends, so that a worker's warm shutdown never waits long). A worker woken once keeps going through
+    a backlog, so wake-ups the broker lost cost nothing while any worker is at work; and a wake-up that finds
+    the queue empty does nothing, so one too many is harmless."""
+    deadline = time.monotonic() + seconds
+    tally: dict[str, int] = {}
+    while True:
+        sent = send_next(runtime)
+        for outcome, count in sent.items():
+            tally[outcome] = tally.get(outcome, 0) + count
+        if not sent or time.monotonic() > deadline:
+            return tally
+
+
 def send_next(runtime: Runtime) -> dict[str, int]:
     """Take the next batch in the queue and send it (a wake-up's work); nothing when the queue is empty, so
     that a wake-up delivered twice, or one too many, is harmless.

@@ -1,6 +1,6 @@
-"""The Celery task: wake a worker to send the next batch in the send queue. It carries no arguments: the
-queue is the database's (``send_batches``), and a wake-up is worth one batch, the next in the queue's
-order (workers/engine.py).
+"""The Celery task: wake a worker to send from the send queue. It carries no arguments: the queue is the
+database's (``send_batches``); a wake-up takes the next batch in the queue's order, and the next, while
+there are any, for up to a tick (workers/engine.py).
 
 The tick is not a task: it runs in the beat's own process (workers/beat.py). The task is given to the
 app the composition root made (cli/root.py), with the way to reach this process's :class:`Runtime`.
@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import ChannelError
 
-from workers.engine import Runtime, send_next
+from workers.engine import Runtime, send_while_queued
 
 # The names queued messages carry: they stay, whatever the module is called. SEND_BATCH is the task of the
 # versions that queued delivery ids: a message of theirs still in the broker after an upgrade wakes a
@@ -33,11 +33,13 @@ def register(app: Celery, runtime: Callable[[], Runtime]) -> Any:
     # after this one.
     @app.task(name=SEND_NEXT, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def send_next_batch() -> dict[str, int]:
-        return send_next(runtime())
+        found = runtime()
+        return send_while_queued(found, found.settings.tick_interval_seconds)
 
     @app.task(name=SEND_BATCH, shared=False, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def send_batch(delivery_ids: list[int] | None = None) -> dict[str, int]:
-        return send_next(runtime())
+        found = runtime()
+        return send_while_queued(found, found.settings.tick_interval_seconds)
 
     return send_next_batch
 

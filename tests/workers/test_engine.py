@@ -21,7 +21,7 @@ from course.models.subscribers import Subscriber, SubscriberStatus
 from course.senders import batch_lock
 from course.subscriptions import Consent, SubscribeOutcome, confirm, pause, restart, subscribe, unsubscribe
 from emails.store import current_release
-from workers.engine import send_next, tick
+from workers.engine import send_next, send_while_queued, tick
 
 from .conftest import Harness
 
@@ -510,3 +510,18 @@ def test_two_beats_and_two_worker_groups_on_queues_of_their_own_send_each_email_
     day_one = Counter(m.recipient for m in first.smtp.received if m.subject.startswith("Day 1:"))
     assert sorted(day_one.values()) == [1] * 60  # none twice, none missing
     assert {subscriber(first, reader).current_step for reader in readers} == {1}
+
+
+def test_one_wake_up_goes_on_through_the_backlog_so_wake_ups_lost_cost_nothing_while_a_worker_works(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory(claim_batch_size=7, send_batch_size=5)
+    for number in range(12):
+        enrol(harness, f"reader{number}@example.com")
+    harness.clock.advance(days=1)
+    tick(harness.runtime)
+    harness.wakeups.clear()  # every wake-up but the one a worker already holds: gone
+    assert send_while_queued(harness.runtime, seconds=60) == {"accepted": 12}
+    assert send_while_queued(harness.runtime, seconds=60) == {}  # the next finds the queue empty
+    day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1:"))
+    assert sorted(day_one.values()) == [1] * 12
