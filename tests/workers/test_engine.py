@@ -411,13 +411,19 @@ def test_a_batch_whose_worker_lives_but_stalls_goes_again_once_its_lease_runs_ou
     assert subscriber(harness, alex).current_step == 1
 
 
-def test_batches_whose_wake_ups_the_broker_lost_are_woken_for_at_the_next_tick(
-    harness_factory: Callable[..., Harness],
-) -> None:
+def twelve_due_tomorrow(harness_factory: Callable[..., Harness]) -> Harness:
+    """Twelve readers whose day 1 is due, claimed in rounds of 7 into batches of up to 5."""
     harness = harness_factory(claim_batch_size=7, send_batch_size=5)
     for number in range(12):
         enrol(harness, f"reader{number}@example.com")
     harness.clock.advance(days=1)
+    return harness
+
+
+def test_batches_whose_wake_ups_the_broker_lost_are_woken_for_at_the_next_tick(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = twelve_due_tomorrow(harness_factory)
     assert tick(harness.runtime).queued == 12
     woken = harness.woken
     assert woken >= 3
@@ -515,10 +521,7 @@ def test_two_beats_and_two_worker_groups_on_queues_of_their_own_send_each_email_
 def test_one_wake_up_goes_on_through_the_backlog_so_wake_ups_lost_cost_nothing_while_a_worker_works(
     harness_factory: Callable[..., Harness],
 ) -> None:
-    harness = harness_factory(claim_batch_size=7, send_batch_size=5)
-    for number in range(12):
-        enrol(harness, f"reader{number}@example.com")
-    harness.clock.advance(days=1)
+    harness = twelve_due_tomorrow(harness_factory)
     tick(harness.runtime)
     harness.wakeups.clear()  # every wake-up but the one a worker already holds: gone
     assert send_while_queued(harness.runtime, seconds=60) == {"accepted": 12}
