@@ -397,3 +397,31 @@ def test_the_beat_sums_the_insights_while_people_go_through_the_course(
     confirm_now(deployment, alex)
     wait_until(lambda: summed("delivered", 0) == 1, timeout=60, what="the welcome in the insights' sums")
     assert summed("confirmed", -1) == 1
+
+
+def test_two_beats_and_two_worker_groups_on_queues_of_their_own_send_each_welcome_once(
+    deploy: Callable[..., Deployment], smtp: tuple[ScriptedHandler, int]
+) -> None:
+    """Beyond one machine, as `course beat` and `course worker` run: two groups, each with its beat and its
+    worker on a queue of its own (CELERY_QUEUE), on one database. Any worker takes any batch."""
+    server, _ = smtp
+    queues = [f"test-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    groups = [deploy(CELERY_QUEUE=queue, TICK_SECONDS="0.5") for queue in queues]
+    readers = [due_subscriber(groups[0], f"reader{number}@example.com") for number in range(120)]
+    try:
+        for name, group in zip("ab", groups, strict=True):
+            group.worker(f"worker-{name}")
+            group.beat(f"beat-{name}")
+        try:
+            wait_until(lambda: len(server.received) >= len(readers), timeout=120, what="every welcome")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{groups[0].processes.tails()}\n{groups[1].processes.tails()}") from None
+        with groups[0].runtime.sessions() as session:
+            wait_until(lambda: session.scalar(select(func.count()).select_from(SendBatch)) == 0, timeout=60,
+                       what="the send queue to empty")  # fmt: skip
+        welcomes = Counter(message.recipient for message in server.received)
+        assert sorted(welcomes.values()) == [1] * len(readers)  # none twice, none missing
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for queue in queues:
+            client.delete(queue, f"_kombu.binding.{queue}", f"{queue}:send-rate", f"{queue}:last-tick")
