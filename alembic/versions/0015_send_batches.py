@@ -3,6 +3,9 @@ the worker's lock that each delivery held before. A course step the beat claims 
 is sent, so that sending it costs two row writes (the claim's subscriber update, the sent record's
 insert); deliveries keep only the batch that carries them (``batch_id``).
 
+The index of deliveries by state and due time becomes one of the waiting deliveries alone (building it
+reads the table once, a few seconds a million rows, while writes to it wait: upgrade before the morning).
+
 A delivery a worker of the previous version had taken (``sending``) goes back to ``claimed``: the beat
 puts it in a batch at its first tick (its worker was stopped for the upgrade; a duplicate of what that
 worker had sent but not recorded is the same bound as a worker stopped at any time).
@@ -50,12 +53,18 @@ def upgrade() -> None:
         "ix_send_batches_waiting", "send_batches", ["lane", "id"], postgresql_where=sa.text("taken_at IS NULL")
     )
     op.execute("UPDATE deliveries SET state = 'claimed' WHERE state = 'sending'")
+    # The beat reads only the deliveries waiting in claimed: the index holds them alone, and a course
+    # email's record, inserted as sent, writes no entry in it.
+    op.drop_index("ix_deliveries_state_due", table_name="deliveries")
+    op.create_index("ix_deliveries_waiting", "deliveries", ["due_at"], postgresql_where=sa.text("state = 'claimed'"))
     op.add_column("deliveries", sa.Column("batch_id", sa.BigInteger(), nullable=True))
     op.drop_column("deliveries", "sender_key")
     op.drop_column("deliveries", "lease_until")
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_waiting", table_name="deliveries")
+    op.create_index("ix_deliveries_state_due", "deliveries", ["state", "due_at"], unique=False)
     op.add_column("deliveries", sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True))
     op.add_column("deliveries", sa.Column("sender_key", sa.Integer(), nullable=True))
     op.drop_column("deliveries", "batch_id")

@@ -92,7 +92,9 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "enrolment", "step", name="uq_deliveries_subscriber_enrolment_step"),
         CheckConstraint(f"state IN ({enum_values(DeliveryState)})", name="state"),
-        Index("ix_deliveries_state_due", "state", "due_at"),
+        # The beat's question, "which deliveries of their own are due?", on the few waiting: a course
+        # email's record (sent) is inserted without an entry here.
+        Index("ix_deliveries_waiting", "due_at", postgresql_where=text("state = 'claimed'")),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
