@@ -53,8 +53,6 @@ def configure_environment(day_seconds: int, port: int, folder: Path, database_ur
             "BASE_URL": f"http://127.0.0.1:{port}",
             "CELERY_QUEUE": DEMO_QUEUE,
             "SEND_RATE_PER_SECOND": "50",
-            # A short lease: a demo that was stopped mid-send picks up at once when started again.
-            "DELIVERY_LEASE_SECONDS": str(max(5, day_seconds)),
         }
     )
 
