@@ -4,11 +4,12 @@ A :class:`Runtime` holds one process's resources (database, sender, throttle, re
 (:mod:`workers.beat`) builds one and calls :func:`tick`; the Celery task in :mod:`workers.tasks` builds
 one per worker process and calls :func:`send_next`.
 
-The send queue is the database's (``send_batches``): the broker carries only wake-ups, each worth one
-batch, and a wake-up does not say which (the next in the queue's order). So a broker that loses its
-messages (a restart without persistence, a flush) loses no email: the beat wakes a worker for each batch
-nobody was woken for at its next tick; a batch handed out again goes ahead of new work, whatever order
-the wake-ups come in; and a batch waiting its turn has no lease to run out, however long the queue.
+The send queue is the database's (``send_batches``): the broker carries only wake-ups, and a wake-up does
+not say which batch (the next in the queue's order, then the next while any is left, for up to a tick).
+So a broker that loses its messages (a restart without persistence, a flush) loses no email: a worker at
+work goes on through the queue, and the beat wakes a worker for each batch nobody was woken for at its
+next tick; a batch handed out again goes ahead of new work, whatever order the wake-ups come in; and a
+batch waiting its turn has no lease to run out, however long the queue.
 """
 
 from __future__ import annotations
