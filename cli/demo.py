@@ -17,16 +17,15 @@ import socket
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cli import embedded
 from cli.database import upgrade
 from cli.root import Root
-from course.models.deliveries import Delivery, DeliveryState
+from course.models.deliveries import Delivery, DeliveryState, SendBatch
 from course.models.studio import StudioRole, StudioUser
 from course.models.subscribers import Subscriber, SubscriberStatus
 from course.settings import get_settings
@@ -139,7 +138,7 @@ def _demo_studio_account(runtime: Runtime) -> str:
     with runtime.sessions() as session:
         user = session.query(StudioUser).filter_by(email=DEMO_STUDIO_USER).one_or_none()
         if user is None:
-            add_user(session, DEMO_STUDIO_USER, role=StudioRole.PUBLISHER, password=password, now=datetime.now(UTC))
+            add_user(session, DEMO_STUDIO_USER, role=StudioRole.PUBLISHER, password=password, now=runtime.now())
         else:  # --keep: the same account, a new password
             set_password(session, user, password)
         session.commit()
@@ -157,7 +156,7 @@ def _enrol_sample_subscriber(runtime: Runtime, email: str) -> int:
             email=email,
             first_name="Alex",
             timezone="UTC",
-            consent=Consent(at=datetime.now(UTC), form="course demo"),
+            consent=Consent(at=runtime.now(), form="course demo"),
             timing=runtime.timing,
         )
         session.commit()  # its confirmation goes to the worker as it commits
@@ -180,7 +179,8 @@ def _confirm_when_asked(runtime: Runtime, subscriber_id: int) -> None:
                 )
             )
             if sent is not None:
-                confirm(session, subscriber_id, now=datetime.now(UTC), timing=runtime.timing)
+                # The database's clock, as every process goes by (course/clock.py), never this machine's.
+                confirm(session, subscriber_id, now=runtime.now(), timing=runtime.timing)
                 session.commit()  # the welcome goes to the worker as it commits
                 return
         time.sleep(0.5)
@@ -192,7 +192,12 @@ def _stop_when_complete(runtime: Runtime, subscriber_id: int) -> None:
         time.sleep(0.5)
         with runtime.sessions() as session:
             subscriber = session.get(Subscriber, subscriber_id)
-            if subscriber is not None and subscriber.status == SubscriberStatus.COMPLETED.value:
+            # Completed as its last email is claimed: stop once that email has left the send queue too.
+            if (
+                subscriber is not None
+                and subscriber.status == SubscriberStatus.COMPLETED.value
+                and not (session.scalar(select(func.count()).select_from(SendBatch)))
+            ):
                 break
     print("  The whole course has arrived; stopping.", flush=True)
     os.kill(os.getpid(), signal.SIGTERM)  # the worker's warm shutdown
