@@ -79,6 +79,8 @@ def smtp() -> Iterator[tuple[ScriptedHandler, int]]:
         yield server
 
 
+# The Redis every test that needs one uses (each under names of its own).
+REDIS_URL = "redis://127.0.0.1:6379/0"
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from typing import Protocol
 
@@ -21,17 +22,30 @@ log = logging.getLogger(__name__)
 class RateLimiter(Protocol):
     def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool: ...
 
-    def mark_newest(self, key: str, token: str, seconds: int) -> None:
-        """``token`` is now the newest piece of work under ``key`` (for ``seconds`` at most)."""
+    def mark_newest(self, key: str, token: str, asked: float, seconds: int) -> bool:
+        """``token``, asked for at ``asked`` (a time in ms), is now the newest piece of work under ``key``
+        (for ``seconds`` at most), unless work asked for later is marked already: then False, and it is not.
+        The order is the person's, not the server's: an older request that reaches the server late (a
+        thread starved under load) cannot cancel the newer one it was replaced by."""
 
     def is_newest(self, key: str, token: str) -> bool:
         """Whether ``token`` is still the newest under ``key`` (when the store cannot say: yes)."""
+
+
+# "<asked> <token>" under the key, unless what is there was asked for later (one step: two web processes).
+_MARK_NEWEST = """
+local there = redis.call('GET', KEYS[1])
+if there and tonumber(string.match(there, '^(%S+)')) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
+return 1
+"""
 
 
 class RedisRateLimiter:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
+        self._mark = client.register_script(_MARK_NEWEST)
 
     def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool:
         window = int(now.timestamp() // window_seconds)
@@ -48,11 +62,12 @@ class RedisRateLimiter:
             return True
         return int(count) <= limit
 
-    def mark_newest(self, key: str, token: str, seconds: int) -> None:
+    def mark_newest(self, key: str, token: str, asked: float, seconds: int) -> bool:
         try:
-            self._client.set(f"{self._prefix}:newest:{key}", token, ex=seconds)
+            return bool(self._mark(keys=[f"{self._prefix}:newest:{key}"], args=[repr(float(asked)), token, seconds]))
         except redis.RedisError:
             log.warning("newest-wins unavailable (Redis unreachable) for %s", key)
+            return True
 
     def is_newest(self, key: str, token: str) -> bool:
         try:
@@ -61,13 +76,13 @@ class RedisRateLimiter:
             return True  # nothing is cancelled for want of Redis
         if isinstance(newest, bytes):
             newest = newest.decode()
-        return newest is None or newest == token
+        return newest is None or newest.partition(" ")[2] == token
 
 
 class MemoryRateLimiter:
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
-        self._newest: dict[str, str] = {}
+        self._newest: dict[str, tuple[float, str, float]] = {}  # key: (asked, token, until, monotonic)
         self._lock = threading.Lock()
 
     def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool:
@@ -79,10 +94,15 @@ class MemoryRateLimiter:
             self._counts[name] = self._counts.get(name, 0) + 1
             return self._counts[name] <= limit
 
-    def mark_newest(self, key: str, token: str, seconds: int) -> None:
+    def mark_newest(self, key: str, token: str, asked: float, seconds: int) -> bool:
         with self._lock:
-            self._newest[key] = token
+            there = self._newest.get(key)
+            if there is not None and there[0] > asked and there[2] > time.monotonic():
+                return False
+            self._newest[key] = (asked, token, time.monotonic() + seconds)
+            return True
 
     def is_newest(self, key: str, token: str) -> bool:
         with self._lock:
-            return self._newest.get(key, token) == token
+            there = self._newest.get(key)
+            return there is None or there[1] == token or there[2] <= time.monotonic()

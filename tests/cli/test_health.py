@@ -17,7 +17,7 @@ from course.db import expected_revisions
 from web.app import create_app
 from workers.engine import record_tick
 
-from ..conftest import make_settings
+from ..conftest import REDIS_URL, make_settings
 from ..support.databases import empty_database
 
 COURSE = Path(sys.executable).parent / "course"
@@ -31,7 +31,7 @@ def health(*arguments: str, **environment: str) -> subprocess.CompletedProcess[s
 
 
 def test_healthy_when_database_and_broker_answer(database_url: str) -> None:
-    result = health(DATABASE_URL=database_url, BROKER_URL="redis://127.0.0.1:6379/0")
+    result = health(DATABASE_URL=database_url, BROKER_URL=REDIS_URL)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "database: ok" in result.stdout and "broker: ok" in result.stdout
 
@@ -44,7 +44,7 @@ def test_unhealthy_when_the_broker_is_away(database_url: str) -> None:
 
 def test_the_beat_is_healthy_only_after_a_tick_went_through(database_url: str) -> None:
     queue = f"test-{uuid.uuid4().hex[:12]}"
-    environment = {"DATABASE_URL": database_url, "BROKER_URL": "redis://127.0.0.1:6379/0", "CELERY_QUEUE": queue}
+    environment = {"DATABASE_URL": database_url, "BROKER_URL": REDIS_URL, "CELERY_QUEUE": queue}
     try:
         stale = health("--tick-age", "60", **environment)
         assert stale.returncode == 1 and "tick: stale: never ran" in stale.stdout
@@ -52,7 +52,7 @@ def test_the_beat_is_healthy_only_after_a_tick_went_through(database_url: str) -
         fresh = health("--tick-age", "60", **environment)
         assert fresh.returncode == 0 and "tick: ok" in fresh.stdout
     finally:
-        redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(f"{queue}:last-tick")
+        redis.Redis.from_url(REDIS_URL).delete(f"{queue}:last-tick")
 
 
 def test_healthz_answers_503_when_the_database_is_away(tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_healthz_answers_503_when_the_database_is_away(tmp_path: Path) -> None:
 
 
 def test_healthz_answers_200_when_all_is_well(database_url: str) -> None:
-    settings = make_settings(database_url=database_url, broker_url="redis://127.0.0.1:6379/0")
+    settings = make_settings(database_url=database_url, broker_url=REDIS_URL)
     response = TestClient(create_app(settings)).get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
@@ -147,12 +147,12 @@ def test_metrics_before_course_db_upgrade_say_why_they_are_missing() -> None:
 
 def test_rabbitmq_as_the_broker_is_checked_with_redis_beside_it(database_url: str) -> None:
     result = health(DATABASE_URL=database_url, BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
-                    REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
+                    REDIS_URL=REDIS_URL)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "broker: ok" in result.stdout and "redis: ok" in result.stdout
     away = health(DATABASE_URL=database_url, BROKER_URL="amqp://guest:guest@127.0.0.1:1//",
-                  REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
+                  REDIS_URL=REDIS_URL)  # fmt: skip
     assert away.returncode == 1 and "broker: unreachable" in away.stdout
     wrong = health(DATABASE_URL=database_url, BROKER_URL="amqp://guest:wrong@127.0.0.1:5672//",
-                   REDIS_URL="redis://127.0.0.1:6379/0")  # fmt: skip
+                   REDIS_URL=REDIS_URL)  # fmt: skip
     assert wrong.returncode == 1 and "broker: unreachable" in wrong.stdout

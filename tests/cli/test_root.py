@@ -20,11 +20,8 @@ from course.db import make_engine, make_sessionmaker
 from course.models.deliveries import Delivery, SendBatch
 from workers.tasks import SEND_BATCH, SEND_NEXT
 
-from ..conftest import make_settings
+from ..conftest import REDIS_URL, make_settings
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ROOT = Path(__file__).resolve().parents[2]
 ROOMS = ("course", "emails", "workers", "web", "cli")
 

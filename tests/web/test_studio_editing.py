@@ -245,6 +245,11 @@ def test_the_preview_renders_the_text_as_typed_for_its_maker_only(site: Site) ->
                       TestClient(site.client.app, base_url="https://course.example.org",
                                  headers={"User-Agent": BROWSER}))  # fmt: skip
     assert other.get(frame.group(1)).status_code == 404
+    # Signed out, the frame says so in the frame (the sign-in page refuses to be framed), and shows nothing.
+    signed_out = TestClient(site.client.app, base_url="https://course.example.org", headers={"User-Agent": BROWSER})
+    gone = signed_out.get(frame.group(1), follow_redirects=False)
+    assert gone.status_code == 401 and "Your session has ended" in gone.text and "Robin" not in gone.text
+    assert "sandbox" in gone.headers["content-security-policy"] and gone.headers["x-frame-options"] == "SAMEORIGIN"
     broken = editor.post("/studio/preview", data={"csrf": csrf, "item": "day", "email": "day-05",
                                                   "subject.txt": "{{ day.nope }}", "body.mjml": DAY_FILES["body.mjml"],
                                                   "body.txt": DAY_FILES["body.txt"]})  # fmt: skip

@@ -31,13 +31,12 @@ from course.settings import Settings
 from course.subscriptions import Consent, confirm, subscribe
 from workers.engine import Runtime
 
-from ..conftest import TEST_SECRET, make_settings
+from ..conftest import REDIS_URL, TEST_SECRET, make_settings
 from ..support.databases import sqlalchemy_url
 from ..support.processes import Processes, processes
 from ..support.smtp import ScriptedHandler
 from ..support.waiting import wait_until
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SLUG = "building-emotional-intimacy"
 
 

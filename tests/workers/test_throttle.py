@@ -10,17 +10,19 @@ import redis
 
 from workers.throttle import LocalTokenBucket, RedisTokenBucket
 
+from ..conftest import REDIS_URL
+
 
 @pytest.fixture
 def key() -> Iterator[str]:
     name = f"test-{uuid.uuid4().hex[:12]}:send-rate"
     yield name
-    redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(name)
+    redis.Redis.from_url(REDIS_URL).delete(name)
 
 
 @pytest.fixture
 def client() -> redis.Redis:
-    return redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=3)
+    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
 
 
 # A token every 100 s: the time the test itself takes (even a slow moment of several seconds) cannot
@@ -38,7 +40,7 @@ def test_a_bucket_gives_its_capacity_then_asks_to_wait(client: redis.Redis, key:
 
 def test_workers_share_one_quota(client: redis.Redis, key: str) -> None:
     first_worker = RedisTokenBucket(client, key, rate=SLOW_RATE, capacity=1)
-    second_worker = RedisTokenBucket(redis.Redis.from_url("redis://127.0.0.1:6379/0"), key, rate=SLOW_RATE, capacity=1)
+    second_worker = RedisTokenBucket(redis.Redis.from_url(REDIS_URL), key, rate=SLOW_RATE, capacity=1)
     assert first_worker.try_acquire() == 0
     assert second_worker.try_acquire() > 90  # the token the first one took is gone for both
 

@@ -62,6 +62,8 @@
     data.set("email", email.value);
     data.set("first_name", firstName.value);
     if (reader) { data.set("reader", reader.value); }
+    // When it was asked for: the server lets the newest asked win, whichever order the requests reach it.
+    data.set("asked", String(window.performance ? performance.timeOrigin + performance.now() : Date.now()));
     answers.forEach(function (answer) { data.set("answer." + answer.getAttribute("data-answer"), answer.value); });
     panel.setAttribute("aria-busy", "true");
     // The course the editor is about: the same ?course= as the form it previews.

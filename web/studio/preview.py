@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -28,7 +29,7 @@ from emails.sandbox import CheckFailed, Superseded, render_bounded
 from emails.store import draft_of, live_templates, with_item
 from web.context import WebContext
 from web.security import EMAIL_HEADERS
-from web.studio.auth import CSRF, Scoped, User, Web, check_csrf, within_limit
+from web.studio.auth import CSRF, Scoped, SignInRequired, User, Web, check_csrf, current_user, within_limit
 from web.studio.editor import Sent, Text, _known, emails_using, posted_files
 from web.studio.words import FormProblem, field_id, place_label, posted_fields, prefixed_fields
 
@@ -38,6 +39,8 @@ GMAIL_CLIP_BYTES = 102 * 1024
 KEPT_FOR = timedelta(hours=1)
 # A preview that takes longer than this is a template that asks too much (a check allows more: 30 s).
 PREVIEW_SECONDS = 10
+# How far the time a browser says it asked for a preview may be from ours before it is not believed.
+ASKED_SKEW_MS = 10 * 60 * 1000
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
 
 
@@ -51,6 +54,7 @@ def preview(
     request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", email: Annotated[str, Form(max_length=40)] = "",
     first_name: Annotated[str, Form(max_length=40)] = "", reader: Annotated[str, Form(max_length=320)] = "",
+    asked: Annotated[float | None, Form()] = None,
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
     wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
@@ -97,9 +101,15 @@ def preview(
     if not within_limit(web, user, "preview"):
         values["busy"] = "That is a lot of previews in a few minutes: the next one can come in a minute or two."
         return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=429)
-    # One preview per person at a time: this one is the newest; an older one still rendering stops now.
+    # One preview per person at a time: the one they asked for last (the editor says when, in ms; a request
+    # that does not, or says nonsense, is as of its arrival); an older one still rendering stops now, and
+    # one that reaches us after a newer one (a starved thread) stops at once.
     token, newest = secrets.token_urlsafe(24), f"studio-preview:{user.id}"
-    web.limiter.mark_newest(newest, token, PREVIEW_SECONDS + 5)
+    arrived = time.time() * 1000
+    asked = asked if asked is not None and abs(asked - arrived) < ASKED_SKEW_MS else arrived
+    if not web.limiter.mark_newest(newest, token, asked, PREVIEW_SECONDS + 5):
+        values["busy"] = "A newer preview replaced this one."
+        return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=409)
     try:
         rendered = render_bounded(
             templates.files, scope.slug, email, recipient, settings=web.settings, timeout=PREVIEW_SECONDS,
@@ -142,9 +152,22 @@ def _as_reader(web: WebContext, slug: str, address: str, sample: Recipient) -> t
     return reader, ""
 
 
+# What a frame shows when its session has ended: the sign-in page cannot be shown in a frame (it refuses to
+# be framed, against clickjacking), so the frame says so itself and the editor's page keeps the text.
+_SIGNED_OUT = (
+    '<!doctype html><html lang="en"><meta charset="utf-8"><title>Signed out</title>'
+    '<p style="font-family:sans-serif">Your session has ended: sign in again (in another tab) to see the '
+    "preview; the text you typed is still in the form.</p></html>"
+)
+
+
 @router.get("/preview/{token}/html", response_class=HTMLResponse)
-def preview_html(web: Web, user: User, token: str, scheme: Literal["light", "dark"] = "light") -> Response:
+def preview_html(request: Request, web: Web, token: str, scheme: Literal["light", "dark"] = "light") -> Response:
     """The previewed email's HTML, for the panel's frames: only for who made it, sandboxed like the inbox."""
+    try:
+        user = current_user(request, web)
+    except SignInRequired:
+        return HTMLResponse(_SIGNED_OUT, status_code=401, headers=EMAIL_HEADERS)
     with web.session() as session:
         found = session.get(TemplatePreview, token)
         if found is None or found.user_id != user.id:

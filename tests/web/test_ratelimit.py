@@ -1,0 +1,55 @@
+"""The rate limiter's "newest wins", in Redis (several web processes share it) and in memory (the demo):
+the newest is the one asked for last, whichever reaches the store first; a mark lapses."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+
+from ..conftest import REDIS_URL
+
+
+@pytest.fixture(params=["redis", "memory"])
+def limiter(request: pytest.FixtureRequest) -> Iterator[RateLimiter]:
+    if request.param == "memory":
+        yield MemoryRateLimiter()
+        return
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = f"test-limits-{uuid.uuid4().hex}"
+    yield RedisRateLimiter(client, prefix)
+    for name in client.scan_iter(f"{prefix}:*"):
+        client.delete(name)
+    client.close()
+
+
+def test_the_newest_asked_wins_in_whatever_order_they_arrive(limiter: RateLimiter) -> None:
+    assert limiter.is_newest("preview:1", "anything")  # nothing marked: nothing is cancelled
+    assert limiter.mark_newest("preview:1", "second", 2000.0, 30)
+    assert not limiter.mark_newest("preview:1", "first", 1000.0, 30)  # asked earlier, arrived later
+    assert limiter.is_newest("preview:1", "second") and not limiter.is_newest("preview:1", "first")
+    assert limiter.mark_newest("preview:1", "third", 3000.0, 30)
+    assert not limiter.is_newest("preview:1", "second") and limiter.is_newest("preview:1", "third")
+    assert limiter.mark_newest("preview:1", "same time", 3000.0, 30)  # a tie: the one that arrived last
+    assert limiter.mark_newest("preview:2", "another person's", 1.0, 30)  # each key is its own
+    assert limiter.is_newest("preview:1", "same time")
+
+
+def test_a_mark_lapses(limiter: RateLimiter) -> None:
+    assert limiter.mark_newest("preview:1", "far ahead", 10.0**15, 1)
+    assert not limiter.mark_newest("preview:1", "now", 1000.0, 1)
+    deadline = time.monotonic() + 10
+    while not limiter.mark_newest("preview:1", "now", 1000.0, 1):
+        assert time.monotonic() < deadline, "the mark never lapsed"
+        time.sleep(0.05)
+    assert limiter.is_newest("preview:1", "now")
+
+
+def test_without_redis_nothing_is_cancelled() -> None:
+    away = RedisRateLimiter(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), "away")
+    assert away.mark_newest("preview:1", "a", 1.0, 30) and away.is_newest("preview:1", "b")
