@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, update
 from sqlalchemy.orm import Session
@@ -162,17 +163,25 @@ def move(delivery: Delivery, state: DeliveryState) -> None:
     delivery.state = state.value
 
 
-def skip_waiting(session: Session, reason: str, now: datetime, *where: ColumnElement[bool]) -> list[int]:
+class Skipped(NamedTuple):
+    """A course step :func:`skip_waiting` skipped: which, in which time through the course, of which release."""
+
+    step: int
+    enrolment: int
+    template_version: str | None
+
+
+def skip_waiting(session: Session, reason: str, now: datetime, *where: ColumnElement[bool]) -> list[Skipped]:
     """Skip the deliveries ``where`` selects that wait to be sent: :data:`SKIPPABLE`, not yet taken by a
     worker (what a worker has taken may be at the mail server already; the worker reads its reader's
     status just before). A skipped course step is claimed again when its reader comes back. One statement
-    for them all: the move claimed -> skipped. The course steps skipped, by number."""
+    for them all: the move claimed -> skipped. The course steps skipped."""
     return [
-        step for step in session.scalars(
+        Skipped(step, enrolment, version) for step, enrolment, version in session.execute(
             update(Delivery)
             .where(Delivery.state == SKIPPABLE.value, *where)
             .values(state=DeliveryState.SKIPPED.value, last_reply=reason, updated_at=now)
-            .returning(Delivery.step)
+            .returning(Delivery.step, Delivery.enrolment, Delivery.template_version)
             .execution_options(synchronize_session=False)
         ) if step is not None
     ]  # fmt: skip

@@ -33,6 +33,7 @@ from course.catalog import course_at
 from course.curriculum import Course
 from course.db import serialise
 from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email
+from course.deliveries.sending import give_back_place
 from course.deliveries.suppressions import lift_erasure, suppression_reason
 from course.deliveries.timing import Timing, schedule_for
 from course.lifecycle import EmailKind, SuppressionReason, become, skip_waiting
@@ -387,12 +388,14 @@ def unsubscribe(session: Session, subscriber_id: int, *, now: datetime) -> bool:
     subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
     if subscriber is None:
         raise LookupError(f"no subscriber {subscriber_id}")
-    skip_waiting_deliveries(session, subscriber, "unsubscribed", now)
     if subscriber.status == SubscriberStatus.UNSUBSCRIBED.value:
+        skip_waiting_deliveries(session, subscriber, "unsubscribed", now)
         return False
     become(subscriber, SubscriberStatus.UNSUBSCRIBED)
     subscriber.unsubscribed_at = now
     subscriber.next_send_at = None
+    # Left first, then what waits is skipped: a last email that waits gives the completion its claim made back.
+    skip_waiting_deliveries(session, subscriber, "unsubscribed", now)
     # With the last email they had: the insights count who left after which email.
     session.add(Event(subscriber_id=subscriber.id, kind=EventKind.UNSUBSCRIBED.value, enrolment=subscriber.enrolment,
                       step=subscriber.current_step, created_at=now))  # fmt: skip
@@ -465,11 +468,11 @@ def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limi
 
 def skip_waiting_deliveries(session: Session, subscriber: Subscriber, reason: str, now: datetime) -> None:
     """The subscriber's deliveries not yet handed to SMTP are skipped, and a skipped step gives them their
-    place back: it is the one they get on resuming. (A course step waiting in the beat's batch is skipped
-    by the worker, which reads their status just before sending.)"""
-    skipped = skip_waiting(session, reason, now, Delivery.subscriber_id == subscriber.id)
-    if subscriber.current_step is not None and subscriber.current_step in skipped:
-        subscriber.current_step = course_at(session, subscriber.course_slug).place_before(subscriber.current_step)
+    place back (:func:`give_back_place`, the worker's rule too): it is the one they get on resuming. (A
+    course step waiting in the send queue is skipped by the worker, which reads their status just before
+    sending.)"""
+    for skipped in skip_waiting(session, reason, now, Delivery.subscriber_id == subscriber.id):
+        give_back_place(session, subscriber, *skipped)
 
 
 RESCHEDULE_BATCH = 1000

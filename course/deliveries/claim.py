@@ -202,7 +202,7 @@ class Claimed:
     """One round's claim of one course: the batches it queued, how many emails they hold, and how many
     readers it moved on (with those who had nothing left to get)."""
 
-    batches: list[int]
+    batches: int
     emails: int
     readers: int
 
@@ -241,9 +241,9 @@ def claim_due(
         completes.append(following is None)
         entries.append((subscriber_id, enrolment, step))
     if not ids:
-        return Claimed([], 0, 0)
+        return Claimed(0, 0, 0)
     session.execute(_ADVANCE, {"ids": ids, "steps": numbers, "next_at": next_at, "completes": completes, "now": now})
-    batches = []
+    batches = 0
     for start in range(0, len(entries), batch_size):
         chunk = entries[start : start + batch_size]
         batch = SendBatch(
@@ -252,10 +252,10 @@ def claim_due(
             steps=[entry[2].number for entry in chunk], emails=[entry[2].email for entry in chunk],
         )  # fmt: skip
         session.add(batch)
-        batches.append(batch)
+        batches += 1
     session.flush()
-    hand_over_after_commit(session, len(batches))
-    return Claimed([batch.id for batch in batches], len(entries), len(ids))
+    hand_over_after_commit(session, batches)
+    return Claimed(batches, len(entries), len(ids))
 
 
 def send_now(session: Session, deliveries: list[Delivery], now: datetime) -> SendBatch | None:

@@ -387,20 +387,19 @@ def delivery_row(session: Session, item: Outgoing, now: datetime) -> Delivery | 
     return session.get(Delivery, delivery_id, populate_existing=True)
 
 
-def give_back_place(session: Session, delivery: Delivery) -> None:
+def give_back_place(
+    session: Session, subscriber: Subscriber, step: int, enrolment: int, template_version: str | None
+) -> None:
     """A course step that did not reach its reader after all (skipped: they paused, left or were suppressed
     before it went): their place goes back to the email before it, so that it is the one they get if they
     come back, and a completion its claim made is undone; nothing is due until then (resuming, or
     confirming again, sets their next time)."""
-    if delivery.step is None:
-        return
-    subscriber = delivery.subscriber
-    if subscriber.enrolment != delivery.enrolment or subscriber.current_step != delivery.step:
+    if subscriber.enrolment != enrolment or subscriber.current_step != step:
         return  # started again, or moved on since: nothing of theirs to give back
-    course = course_at(session, subscriber.course_slug, parse_release(delivery.template_version))
-    subscriber.current_step = course.place_before(delivery.step)
+    course = course_at(session, subscriber.course_slug, parse_release(template_version))
+    subscriber.current_step = course.place_before(step)
     subscriber.next_send_at = None
-    if not course.following(delivery.step) and subscriber.status != SubscriberStatus.COMPLETED.value:
+    if not course.following(step) and subscriber.status != SubscriberStatus.COMPLETED.value:
         subscriber.completed_at = None  # the claim of the last email completed them; they left before it went
 
 
@@ -408,7 +407,8 @@ def mark_skipped(session: Session, delivery: Delivery, reason: str, now: datetim
     move(delivery, DeliveryState.SKIPPED)
     delivery.last_reply = reason
     delivery.updated_at = now
-    give_back_place(session, delivery)
+    if delivery.step is not None:
+        give_back_place(session, delivery.subscriber, delivery.step, delivery.enrolment, delivery.template_version)
 
 
 def _course_waits(delivery: Delivery) -> None:

@@ -108,3 +108,22 @@ def test_a_last_email_refused_for_good_after_leaving_does_not_complete(site: Sit
         session.commit()
     alex = site.subscriber("alex@example.com")
     assert (alex.status, alex.completed_at) == ("unsubscribed", None)
+
+
+def test_leaving_while_the_last_email_waits_for_a_retry_gives_the_place_and_the_completion_back(site: Site) -> None:
+    """The same rule whether the worker skips it or leaving skips it while it waits to be tried again."""
+    last = to_the_last_step(site, "alex@example.com")
+    site.smtp.plan("alex@example.com", "rcpt", "451 4.2.1 mailbox busy, try later")
+    send_the_last(site, "alex@example.com")
+    with site.session() as session:
+        waiting = session.scalars(select(Delivery).where(Delivery.step == last)).one()
+        assert (waiting.state, waiting.attempts) == ("claimed", 1)  # put off, to be tried again
+    assert site.subscriber("alex@example.com").status == "completed"  # as its claim made it
+    assert site.client.post(site.link("alex@example.com", "/unsubscribe/", "Day 18")).status_code == 200
+    alex = site.subscriber("alex@example.com")
+    assert (alex.status, alex.completed_at, alex.current_step, alex.next_send_at) == ("unsubscribed", None, last - 1,
+                                                                                      None)  # fmt: skip
+    with site.session() as session:
+        assert session.scalars(select(Delivery.state).where(Delivery.step == last)).one() == "skipped"
+    site.deliver()
+    assert len([m for m in site.smtp.to("alex@example.com") if m.subject.startswith("You")]) == 0

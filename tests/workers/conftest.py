@@ -5,9 +5,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from course.catalog import course_at, release_name
 from course.db import make_engine, make_sessionmaker
-from workers.engine import Runtime
+from course.deliveries.claim import claim_due
+from course.models.deliveries import SendBatch
+from emails.store import current_release
+from workers.engine import Runtime, send_next, tick
 from workers.throttle import LocalTokenBucket
 
 from ..conftest import make_settings
@@ -44,8 +49,6 @@ class Harness:
 
     def drain(self) -> int:
         """Run a send_next for every wake-up sent, as the workers would, until none is left: how many ran."""
-        from workers.engine import send_next
-
         batches = 0
         while self.wakeups:
             self.wakeups[0] -= 1
@@ -58,11 +61,6 @@ class Harness:
     def claim_one_batch(self) -> list[int]:
         """One round of the claim, in one transaction: every due reader's email in one batch (up to
         SEND_BATCH_SIZE), in the batch's order (a tick's claimers, side by side, may split them)."""
-
-        from course.catalog import course_at, release_name
-        from course.deliveries.claim import claim_due
-        from course.models.deliveries import SendBatch
-        from emails.store import current_release
 
         with self.runtime.sessions() as session:
             release = current_release(session, "building-emotional-intimacy")
@@ -77,11 +75,11 @@ class Harness:
                 self.runtime.settings.send_batch_size,
             )
             session.commit()
-            (batch,) = claimed.batches
-            return list(session.get_one(SendBatch, batch).subscriber_ids or [])
+            assert claimed.batches == 1
+            batch = session.scalars(select(SendBatch).order_by(SendBatch.id.desc()).limit(1)).one()
+            return list(batch.subscriber_ids or [])
 
     def tick_and_send(self) -> None:
-        from workers.engine import tick
 
         tick(self.runtime)
         self.drain()

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from course.catalog import course_at, release_name
 from course.deliveries.claim import claim_due
+from course.deliveries.sending import take_batch
 from course.models.deliveries import Delivery, DeliveryState, SendBatch, SendingPause, Suppression
 from course.models.subscribers import Subscriber, SubscriberStatus
 from course.senders import batch_lock
@@ -354,8 +355,6 @@ def test_an_unsubscribe_committed_while_a_batch_is_sending_stops_its_message_in_
 
 def take_and_die(harness: Harness, sender_key: int | None) -> None:
     """A worker takes the next batch and dies before it records anything (its wake-up gone with it)."""
-    from course.deliveries.sending import take_batch
-
     harness.wakeups.clear()
     with harness.runtime.sessions() as session:
         assert take_batch(session, harness.clock(), harness.runtime.timing, sender_key) is not None
