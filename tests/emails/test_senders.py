@@ -76,8 +76,9 @@ def test_smtp_replies_are_classified(code: int, reply: str, outcome: Outcome) ->
     assert classify(code, reply).outcome is outcome
 
 
-def test_one_connection_carries_a_whole_batch() -> None:
-    with smtp_server() as (server, port):
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one command at a time"])
+def test_one_connection_carries_a_whole_batch(pipelining: bool) -> None:
+    with smtp_server(pipelining=pipelining) as (server, port):
         sender = sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5)
         with sender.connect() as connection:
             results = [connection.send(envelope(f"reader{n}@example.com", n)) for n in range(5)]
@@ -86,23 +87,28 @@ def test_one_connection_carries_a_whole_batch() -> None:
         assert len({message.peer for message in server.received}) == 1
 
 
-def test_after_a_refusal_the_same_connection_goes_on(tmp_path: Path) -> None:
-    with smtp_server() as (server, port):
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one command at a time"])
+def test_after_a_refusal_the_same_connection_goes_on(pipelining: bool) -> None:
+    with smtp_server(pipelining=pipelining) as (server, port):
         server.plan("gone@example.com", "rcpt", "550 5.1.1 No such user")
         server.plan("full@example.com", "data", "452 4.2.2 Mailbox full")
+        server.plan("spam@example.com", "data", "554 5.7.1 Message rejected as spam")
         sender = sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5)
         with sender.connect() as connection:
             outcomes = [
                 connection.send(envelope("gone@example.com", 1)).outcome,
                 connection.send(envelope("full@example.com", 2)).outcome,
-                connection.send(envelope("alex@example.com", 3)).outcome,
+                connection.send(envelope("spam@example.com", 3)).outcome,
+                connection.send(envelope("alex@example.com", 4)).outcome,
             ]
-        assert outcomes == [Outcome.BAD_ADDRESS, Outcome.RETRY, Outcome.ACCEPTED]
+        assert outcomes == [Outcome.BAD_ADDRESS, Outcome.RETRY, Outcome.SENDER_BLOCKED, Outcome.ACCEPTED]
         assert [m.recipient for m in server.received] == ["alex@example.com"]
+        assert len({message.peer for message in server.received}) == 1
 
 
-def test_a_dropped_connection_is_a_retry_and_the_next_message_reconnects() -> None:
-    with smtp_server() as (server, port):
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one command at a time"])
+def test_a_dropped_connection_is_a_retry_and_the_next_message_reconnects(pipelining: bool) -> None:
+    with smtp_server(pipelining=pipelining) as (server, port):
         server.plan("alex@example.com", "drop")
         sender = sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5)
         with sender.connect() as connection:
@@ -264,3 +270,97 @@ def test_lines_that_start_with_a_dot_arrive_whole() -> None:
             )
         received = handler.to("alex@example.com")[0].message.get_payload()
         assert received == ".hidden\r\n..two\r\nend.\r\n.\r\n"
+
+
+class Conversation:
+    """An SMTP server of a few lines, for what aiosmtpd will not do: it records what each read from the
+    socket held, and answers from a script (the commands it does not know: 250)."""
+
+    def __init__(self, answers: dict[bytes, list[bytes]]) -> None:
+        self.answers = answers
+        self.reads: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _answer(self, command: bytes) -> bytes:
+        for start, replies in self.answers.items():
+            if command.upper().startswith(start) and replies:
+                return replies.pop(0)
+        if command.upper().startswith(b"EHLO"):
+            return b"250-conversation\r\n250-PIPELINING\r\n250 HELP\r\n"
+        if command.upper().startswith(b"DATA"):
+            return b"354 go on\r\n"
+        return b"221 bye\r\n" if command.upper().startswith(b"QUIT") else b"250 ok\r\n"
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.sendall(b"220 conversation\r\n")
+            pending, in_data = b"", False
+            while chunk := connection.recv(65536):
+                self.reads.append(chunk)
+                pending += chunk
+                while True:
+                    if in_data:
+                        end = pending.find(b"\r\n.\r\n")
+                        if end < 0 and not pending.startswith(b".\r\n"):
+                            break
+                        cut = 3 if pending.startswith(b".\r\n") else end + 5
+                        pending, in_data = pending[cut:], False
+                        connection.sendall(self._answer(b"END-OF-DATA"))
+                        continue
+                    line, found, rest = pending.partition(b"\r\n")
+                    if not found:
+                        break
+                    pending = rest
+                    reply = self._answer(line)
+                    connection.sendall(reply)
+                    in_data = reply.startswith(b"354")
+                    if line.upper().startswith(b"QUIT"):
+                        return
+
+
+def test_a_pipelining_server_gets_mail_rcpt_and_data_in_one_write() -> None:
+    conversation = Conversation({})
+    with sender_from_url(f"smtp://127.0.0.1:{conversation.port}", timeout=5).connect() as connection:
+        assert connection.send(envelope("alex@example.com", 1)).outcome is Outcome.ACCEPTED
+        assert connection.send(envelope("sam@example.com", 2)).outcome is Outcome.ACCEPTED
+    conversation.thread.join(5)
+    together = [read for read in conversation.reads if read.startswith(b"MAIL FROM")]
+    assert together == [
+        b"MAIL FROM:<course@mail.example.org>\r\nRCPT TO:<alex@example.com>\r\nDATA\r\n",
+        b"MAIL FROM:<course@mail.example.org>\r\nRCPT TO:<sam@example.com>\r\nDATA\r\n",
+    ]
+
+
+def test_a_data_accepted_after_a_refused_recipient_gets_an_empty_message_and_nothing_is_sent() -> None:
+    """RFC 2920: a server may answer 354 to a pipelined DATA whose recipient it refused; the client ends
+    it with no message (which the server refuses), and the refusal of the address is the outcome."""
+    conversation = Conversation({b"RCPT": [b"550 5.1.1 no such user\r\n"],
+                                 b"END-OF-DATA": [b"554 5.5.1 no valid recipients\r\n"]})  # fmt: skip
+    with sender_from_url(f"smtp://127.0.0.1:{conversation.port}", timeout=5).connect() as connection:
+        refused = connection.send(envelope("gone@example.com", 1))
+        after = connection.send(envelope("alex@example.com", 2))
+    conversation.thread.join(5)
+    assert refused.outcome is Outcome.BAD_ADDRESS and "no such user" in refused.reply
+    assert after.outcome is Outcome.ACCEPTED
+    sent = b"".join(conversation.reads)
+    assert b"DATA\r\n.\r\nrset\r\n" in sent  # the empty message, then the transaction reset
+    assert sent.count(b"Subject: Day") == 1  # only the second message's words were sent
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["jöran@example.com", "alex@exämple.com", "alex@example.com\r\nRCPT TO:<b@example.com>", "a>b@example.com"],
+)
+def test_an_address_a_command_cannot_carry_is_refused_and_nothing_of_it_is_sent(address: str) -> None:
+    conversation = Conversation({})
+    with sender_from_url(f"smtp://127.0.0.1:{conversation.port}", timeout=5).connect() as connection:
+        refused = connection.send(envelope(address, 1))
+        after = connection.send(envelope("alex@example.com", 2))
+    conversation.thread.join(5)
+    assert refused.outcome is Outcome.FAILED and "ASCII" in refused.reply
+    assert after.outcome is Outcome.ACCEPTED
+    assert b"".join(conversation.reads).count(b"RCPT TO") == 1

@@ -54,6 +54,15 @@ class ScriptedHandler:
         # Run with each accepted message before the server answers 250, off the server's loop: what a
         # scanner at the receiving end does (it opens the links while the sender waits for the reply).
         self.before_reply: Callable[[Received], None] | None = None
+        # Whether EHLO offers PIPELINING (RFC 2920), as the mail servers a course sends through do;
+        # aiosmtpd reads pipelined commands in order whether or not it says so.
+        self.pipelining = True
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     def plan(self, recipient: str, stage: str, reply: str | None = None) -> None:
         with self._lock:
@@ -102,10 +111,13 @@ def smtp_server(
     tls: ssl.SSLContext | None = None,
     implicit_tls: bool = False,
     credentials: tuple[str, str] | None = None,
+    pipelining: bool = True,
 ) -> Iterator[tuple[ScriptedHandler, int]]:
     """The server; with ``tls`` it offers STARTTLS (and requires it), or speaks TLS from the start
-    (``implicit_tls``); with ``credentials`` it requires AUTH with them."""
+    (``implicit_tls``); with ``credentials`` it requires AUTH with them; ``pipelining``: whether it
+    offers PIPELINING."""
     handler = ScriptedHandler()
+    handler.pipelining = pipelining
     options: dict[str, Any] = {}
     if tls is not None and not implicit_tls:
         options.update(tls_context=tls, require_starttls=True)
