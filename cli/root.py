@@ -63,8 +63,9 @@ class Root:
 
     @cached_property
     def engine(self) -> Engine:
-        """The workers' and the beat's database: each connection tested as it is taken from the pool."""
-        return make_engine(self.settings.database_url)
+        """The workers' and the beat's database: each connection tested as it is taken from the pool, each
+        statement planned as it runs (course/db.py)."""
+        return make_engine(self.settings.database_url, plan_each_time=True)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

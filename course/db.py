@@ -22,14 +22,26 @@ MIGRATIONS = _SHIPPED if (_SHIPPED / "env.py").is_file() else Path(__file__).res
 UPGRADE_HINT = "run `course db upgrade`"
 
 
-def make_engine(database_url: str, *, pre_ping: bool = True, **options: Any) -> Engine:
+def make_engine(database_url: str, *, pre_ping: bool = True, plan_each_time: bool = False, **options: Any) -> Engine:
     """An engine.
 
     ``pre_ping``: test each connection as it is taken from the pool (a round trip), so that a process
     that sat idle through a database restart does not fail its next statement. The web app does without:
     it takes a connection per request, thousands a second, and SQLAlchemy drops the whole pool on the
-    first disconnect it sees, so a restart costs one failed request per process at most."""
-    return create_engine(make_url(database_url), pool_pre_ping=pre_ping, **options)
+    first disconnect it sees, so a restart costs one failed request per process at most.
+
+    ``plan_each_time``: PostgreSQL plans each statement when it runs (``plan_cache_mode``), for the send
+    path. Its statements are prepared (psycopg prepares what a connection runs five times), and PostgreSQL
+    soon keeps one generic plan per prepared statement; but the send queue's tables grow by orders of
+    magnitude in a morning: a plan made while ``deliveries`` was empty scans it whole for every reader of a
+    chunk (30 ms a chunk at 20,000 rows, until autovacuum's next ANALYZE), where a plan made now takes its
+    index. Planning each time costs tens of microseconds a statement; a chunk holds ten emails."""
+    url = make_url(database_url)
+    if plan_each_time and url.get_backend_name() == "postgresql":
+        arguments = dict(options.pop("connect_args", {}))
+        arguments["options"] = f"{arguments.get('options', '')} -c plan_cache_mode=force_custom_plan".strip()
+        options["connect_args"] = arguments
+    return create_engine(url, pool_pre_ping=pre_ping, **options)
 
 
 def serialise(session: Session, name: str) -> None:

@@ -98,7 +98,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.timing = Timing.of(settings)
-        self.sessions = sessions or make_sessionmaker(make_engine(settings.database_url))
+        self.sessions = sessions or make_sessionmaker(make_engine(settings.database_url, plan_each_time=True))
         self.engine: Engine = self.sessions.kw["bind"]
         self._enqueue = enqueue
         self.waiting_wakeups = waiting_wakeups

@@ -73,6 +73,17 @@ def test_a_root_builds_each_resource_once_and_the_runtime_uses_them(database_url
             assert other.runtime is not runtime
 
 
+def test_the_send_path_plans_each_statement_as_it_runs_and_the_web_keeps_its_plans(database_url: str) -> None:
+    """The send queue's tables grow by orders of magnitude in a morning: a plan kept from when they were
+    empty would scan them whole (course/db.py). The web's statements keep theirs."""
+    with Root(make_settings(database_url=database_url, broker_url="memory://")) as root:
+        with root.engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+        web = root.web().state.context
+        with web.session() as session:
+            assert session.connection().exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+
+
 def test_a_prefork_child_makes_its_own_connections(database_url: str) -> None:
     with Root(make_settings(database_url=database_url, broker_url="memory://")) as root:
         parent_engine, parent_runtime = root.engine, root.runtime

@@ -94,7 +94,7 @@ def harness_factory(database_url: str, smtp: tuple[ScriptedHandler, int]) -> Ite
         settings = make_settings(
             database_url=database_url, smtp_url=f"smtp://127.0.0.1:{port}", send_rate_per_second=10_000, **overrides
         )
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, plan_each_time=True)
         engines.append(engine)
         clock = Clock()
         wakeups: list[int] = []
