@@ -41,6 +41,9 @@ class Envelope:
     recipient: str
     message_id: str
     data: bytes
+    # No line of ``data`` starts with a dot, as its builder knows: SMTP's DATA needs no dot-stuffing, and
+    # the sender need not look (a scan of 30 KB for one costs more than the rest of sending it here).
+    dot_free: bool = False
 
 
 def _check(value: str, what: str) -> str:
@@ -123,12 +126,24 @@ class EncodedBody:
             self._blocks.append(_Line(tuple(line), last))
         if fixed:
             self._blocks.append(b"".join(fixed))
+        # Whether a fixed block has a line that starts with a dot: looked for once.
+        self._dotted = any(_dotted(block) for block in self._blocks if isinstance(block, bytes))
 
-    def encode(self, values: Mapping[str, str]) -> bytes:
-        return b"".join(
-            block if isinstance(block, bytes) else _line(fill(block.parts, values), block.last)
-            for block in self._blocks
-        )
+    def encode(self, values: Mapping[str, str]) -> tuple[bytes, bool]:
+        """The body for these values, and whether no line of it starts with a dot."""
+        dot_free = not self._dotted
+        encoded: list[bytes] = []
+        for block in self._blocks:
+            if not isinstance(block, bytes):
+                block = _line(fill(block.parts, values), block.last)
+                dot_free = dot_free and not _dotted(block)
+            encoded.append(block)
+        return b"".join(encoded), dot_free
+
+
+def _dotted(encoded: bytes) -> bool:
+    """Whether a line of ``encoded`` (whole lines of a body) starts with a dot."""
+    return encoded.startswith(b".") or b"\n." in encoded
 
 
 @dataclass(frozen=True)
@@ -223,9 +238,10 @@ class MessageBuilder:
             while len(self._encoded) >= ENCODED_KEPT:
                 self._encoded.pop(next(iter(self._encoded)))
             bodies = self._encoded[prepared] = (EncodedBody(prepared.text), EncodedBody(prepared.html))
+        (text, text_dot_free), (html, html_dot_free) = bodies[0].encode(values), bodies[1].encode(values)
         return self._assemble(
-            fill(prepared.subject, values), fill(prepared.unsubscribe, values), bodies[0].encode(values),
-            bodies[1].encode(values), to_address=to_address, to_name=to_name, message_id=message_id, date=date,
+            fill(prepared.subject, values), fill(prepared.unsubscribe, values), text, html, to_address=to_address,
+            to_name=to_name, message_id=message_id, date=date, dot_free=text_dot_free and html_dot_free,
         )  # fmt: skip
 
     def _assemble(
@@ -239,7 +255,10 @@ class MessageBuilder:
         to_name: str | None,
         message_id: str,
         date: datetime,
+        dot_free: bool = False,
     ) -> Envelope:
+        """The message around its two encoded bodies. ``dot_free``: no line of either starts with a dot;
+        nor does one of the rest (a header's folded line starts with a space, a boundary with "--")."""
         _check(message_id, "Message-ID")
         # The mailto form carries the same signed token, so a reply-based unsubscribe names its subscriber.
         token = unsubscribe_url.rsplit("/", 1)[-1]
@@ -290,4 +309,5 @@ class MessageBuilder:
         )
         if self._dkim is not None:
             data = self._dkim.header(data, int(date.timestamp())) + data
-        return Envelope(mail_from=self.mail_from, recipient=to_address, message_id=message_id, data=data)
+        return Envelope(mail_from=self.mail_from, recipient=to_address, message_id=message_id, data=data,
+                        dot_free=dot_free)  # fmt: skip

@@ -10,12 +10,15 @@ from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from course.curriculum import Course
 from course.settings import Settings
 from emails.compiler import TemplateSet, default_templates
-from emails.mime import MessageBuilder
-from emails.prepared import Preparer, reads_reader_plainly
+from emails.mime import EncodedBody, MessageBuilder, _quoted_printable
+from emails.prepared import Preparer, Slot, fill, reads_reader_plainly
 from emails.rendering import Recipient, Renderer
 
 READERS = [
@@ -66,7 +69,9 @@ def test_every_message_built_from_a_prepared_email_is_byte_for_byte_the_full_bui
             prepared = preparer.prepared(email, reader, values)
             assert prepared is not None
             fast = builder.build_prepared(prepared, values, **address)  # type: ignore[arg-type]
-            assert fast == full, (email, reader)
+            assert fast.data == full.data and fast.message_id == full.message_id, (email, reader)
+            # What it says of its lines is true: DATA may skip dot-stuffing only for a message without one.
+            assert fast.dot_free == (not full.data.startswith(b".") and b"\n." not in full.data), (email, reader)
 
 
 @pytest.mark.parametrize("name", AWKWARD)
@@ -134,3 +139,31 @@ def test_a_link_a_template_changes_is_caught_by_its_stand_in_or_its_first_reader
         assert preparer.prepared("day-05", reader, renderer.reader_values("day-05", reader)) is None, changed
         full, fast = both(renderer, preparer, "day-05", reader)
         assert fast == full, changed
+
+
+_LINE_TEXT = st.text(alphabet=st.sampled_from("ab .=\n\r\t\u00e9"), max_size=200)
+
+
+@examples(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(st.one_of(_LINE_TEXT, st.sampled_from([Slot("link", False), Slot("name", True)])), max_size=8),
+    link=st.text(alphabet=st.sampled_from("x.:/"), min_size=1, max_size=120),
+    name=st.text(alphabet=st.sampled_from("a. "), min_size=1, max_size=90),
+)
+def test_an_encoded_body_is_the_whole_texts_encoding_and_knows_whether_a_line_starts_with_a_dot(
+    parts: list[str | Slot], link: str, name: str
+) -> None:
+    """Lines that start with a dot: typed so, or pushed to a line's start by a soft line break after a long
+    value; a body that says it has none has none."""
+    values = {"link": link, "name": name}
+    # As a render is cut: text, a slot, text (never two texts side by side); a body's first line ends before
+    # anything of the reader's (the whole text's encoder takes its line ending from the first it sees).
+    merged: list[str | Slot] = ["Hello\n"]
+    for part in parts:
+        if merged and isinstance(part, str) and isinstance(merged[-1], str):
+            merged[-1] += part
+        else:
+            merged.append(part)
+    encoded, dot_free = EncodedBody(tuple(merged)).encode(values)
+    assert encoded == _quoted_printable(fill(tuple(merged), values))
+    assert dot_free == (not encoded.startswith(b".") and b"\n." not in encoded)
