@@ -13,13 +13,15 @@ from typing import Protocol
 
 import redis
 
-# KEYS[1]: the bucket. ARGV: rate (tokens/s), capacity, now (s), tokens wanted. Takes as many whole
-# tokens as there are, up to the number wanted; returns how many it took and, if none, the seconds to wait.
+# KEYS[1]: the bucket. ARGV: rate (tokens/s), capacity, tokens wanted. Takes as many whole tokens as there
+# are, up to the number wanted; returns how many it took and, if none, the seconds to wait. The time is the
+# server's (every worker agrees on it), read in the script: one round trip a chunk (Redis 5 or later).
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local wanted = tonumber(ARGV[4])
+local wanted = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or capacity
 local at = tonumber(state[2]) or now
@@ -71,8 +73,7 @@ class RedisTokenBucket(_Bucket):
         self._take = client.register_script(_TAKE)
 
     def take(self, wanted: int) -> tuple[int, float]:
-        now = self._client.time()  # the server's clock: every worker agrees on it
-        taken, wait = self._take(keys=[self._key], args=[self._rate, self._capacity, now[0] + now[1] / 1e6, wanted])
+        taken, wait = self._take(keys=[self._key], args=[self._rate, self._capacity, wanted])
         return int(taken), float(wait)
 
 

@@ -28,7 +28,7 @@ from course.catalog import course_at, parse_release
 from course.deliveries.suppressions import suppress
 from course.deliveries.timing import MAX_ATTEMPTS, NextTimes, Timing, schedule_for
 from course.lifecycle import EmailKind, SuppressionReason, move, stop
-from course.models.deliveries import Delivery, DeliveryState, SendBatch, SendingPause, Suppression
+from course.models.deliveries import Delivery, DeliveryState, SendBatch, SendingPause
 from course.models.engagement import Event, EventKind
 from course.models.feedback import Bounce
 from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus, email_hash
@@ -203,9 +203,10 @@ class ChunkCheck:
 # Per email of a chunk: its reader's status, enrolment and place, and any record of the step already.
 _CHUNK = text("""
 SELECT u.i, s.status, s.enrolment, s.current_step, d.state,
+       (SELECT x.reason FROM suppressions AS x WHERE x.email_hash = u.hash) AS suppressed,
        (SELECT b.sender_key FROM send_batches AS b WHERE b.id = :batch) AS holder
-FROM unnest(CAST(:readers AS bigint[]), CAST(:enrolments AS int[]), CAST(:steps AS int[]))
-     WITH ORDINALITY AS u(reader, enrolment, step, i)
+FROM unnest(CAST(:readers AS bigint[]), CAST(:enrolments AS int[]), CAST(:steps AS int[]), CAST(:hashes AS text[]))
+     WITH ORDINALITY AS u(reader, enrolment, step, hash, i)
 LEFT JOIN subscribers AS s ON s.id = u.reader
 LEFT JOIN deliveries AS d ON d.subscriber_id = u.reader AND d.enrolment = u.enrolment AND d.step = u.step
                           AND d.state <> 'skipped'
@@ -216,18 +217,15 @@ def check_chunk(session: Session, batch: SendBatch, items: list[Outgoing], timin
     if not items:
         return ChunkCheck(True, set(), {})
     # A step with a row of its own is that row (this batch's, in sending); only the claim's have none yet.
+    # One statement: the batch's holder, and for each email its reader, its record and its address's
+    # suppression.
     rows = session.execute(_CHUNK, {
         "batch": batch.id, "readers": [item.subscriber_id for item in items],
         "enrolments": [item.enrolment for item in items],
         "steps": [item.step if item.delivery_id is None else None for item in items],
+        "hashes": [email_hash(item.address, timing.address_key) for item in items],
     }).all()  # fmt: skip
     ours = bool(rows) and rows[0].holder == batch.sender_key and batch.sender_key is not None
-    hashes = {item: email_hash(item.address, timing.address_key) for item in items}
-    suppressed: dict[str, str] = {
-        hashed: reason for hashed, reason in session.execute(
-            select(Suppression.email_hash, Suppression.reason).where(Suppression.email_hash.in_(set(hashes.values())))
-        )
-    }  # fmt: skip
     recorded: set[Outgoing] = set()
     stops: dict[Outgoing, str] = {}
     for row in rows:
@@ -236,7 +234,7 @@ def check_chunk(session: Session, batch: SendBatch, items: list[Outgoing], timin
             recorded.add(item)
         elif row.status is None:
             stops[item] = "the subscriber is gone"
-        elif why := _why_not(item, row.status, row.enrolment, row.current_step, suppressed.get(hashes[item])):
+        elif why := _why_not(item, row.status, row.enrolment, row.current_step, row.suppressed):
             stops[item] = why
     return ChunkCheck(ours, recorded, stops)
 
