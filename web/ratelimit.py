@@ -35,7 +35,8 @@ class RateLimiter(Protocol):
 # "<asked> <token>" under the key, unless what is there was asked for later (one step: two web processes).
 _MARK_NEWEST = """
 local there = redis.call('GET', KEYS[1])
-if there and tonumber(string.match(there, '^(%S+)')) > tonumber(ARGV[1]) then return 0 end
+local at = there and tonumber(string.match(there, '^(%S+) '))
+if at and at > tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
 return 1
 """
@@ -82,7 +83,7 @@ class RedisRateLimiter:
 class MemoryRateLimiter:
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
-        self._newest: dict[str, tuple[float, str, float]] = {}  # key: (asked, token, until, monotonic)
+        self._newest: dict[str, tuple[float, str, float]] = {}  # key: (asked, token, until: time.monotonic())
         self._lock = threading.Lock()
 
     def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool:

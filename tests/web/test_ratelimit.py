@@ -53,3 +53,14 @@ def test_a_mark_lapses(limiter: RateLimiter) -> None:
 def test_without_redis_nothing_is_cancelled() -> None:
     away = RedisRateLimiter(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5), "away")
     assert away.mark_newest("preview:1", "a", 1.0, 30) and away.is_newest("preview:1", "b")
+
+
+def test_a_mark_an_older_version_left_is_replaced() -> None:
+    """A value of the format before marks carried their time (a bare token, during an upgrade)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    prefix = f"test-limits-{uuid.uuid4().hex}"
+    client.set(f"{prefix}:newest:preview:1", "an-old-token", ex=30)
+    limiter = RedisRateLimiter(client, prefix)
+    assert limiter.mark_newest("preview:1", "new", 1000.0, 30) and limiter.is_newest("preview:1", "new")
+    client.delete(f"{prefix}:newest:preview:1")
+    client.close()
