@@ -26,7 +26,7 @@ def _send(arguments: argparse.Namespace) -> int:
 
     run(Options(subscribers=arguments.subscribers, concurrency=arguments.concurrency, server_url=arguments.postgres,
                 broker_url=arguments.redis, tick_seconds=arguments.tick_seconds,
-                click_seconds=arguments.click_seconds))  # fmt: skip
+                click_seconds=arguments.click_seconds, clicks_during_send=arguments.clicks_during_send))  # fmt: skip
     return 0
 
 
@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--tick-seconds", type=float, help="the beat's interval (default: as in production)")
     send.add_argument("--click-seconds", type=float, default=10.0,
                       help="seconds wrk requests each click endpoint after the send run (10; 0: none)")  # fmt: skip
+    send.add_argument("--clicks-during-send", action="store_true",
+                      help="also request consultation links for CLICK_SECONDS while the workers send")  # fmt: skip
     send.set_defaults(handler=_send)
 
     claim = commands.add_parser("claim", help="one tick's claim among TABLE subscribers, 1%% of them due")

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +63,20 @@ def parse(output: str) -> dict[str, float]:
     return figures
 
 
-def measure_clicks(
-    environment: dict[str, str], subscriber_ids: list[int], step: int, seconds: float, folder: Path,
-    say: Callable[[str], None] = print,
-) -> dict[str, Any] | None:  # fmt: skip
-    """Click figures per endpoint, or None without wrk."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        say("wrk is not installed (apt-get install wrk): the click figures are skipped.")
-        return None
+def click_paths(environment: dict[str, str], subscriber_ids: list[int], step: int) -> dict[str, list[str]]:
+    """What wrk requests for each endpoint: a different subscriber's link each time where a link is signed."""
     signer = LinkSigner(environment["SECRET_KEY"], environment["BASE_URL"])
-    paths = {
+    return {
         "consultation": [f"/consultation/{signer.token(Purpose.CONSULTATION, id_, step)}" for id_ in subscriber_ids],
         "exercise page": [f"/exercise/{signer.token(Purpose.EXERCISE_DONE, id_, step)}" for id_ in subscriber_ids],
         "landing page": ["/"],
         "healthz": ["/healthz"],
     }
+
+
+@contextmanager
+def web_server(environment: dict[str, str], folder: Path) -> Iterator[int]:
+    """``course web`` with its default processes, answering on a free port (yielded) until the block ends."""
     port = free_port()
     with (folder / "web.log").open("wb") as log:
         web = subprocess.Popen(  # noqa: S603 - our own command
@@ -86,18 +85,47 @@ def measure_clicks(
         )  # fmt: skip
     try:
         _wait_for(f"http://127.0.0.1:{port}/healthz", web, folder / "web.log")
+        yield port
+    finally:
+        web.terminate()
+        try:
+            web.wait(30)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.wait()
+
+
+def run_wrk(wrk: str, port: int, paths: list[str], seconds: float, folder: Path, name: str) -> dict[str, float]:
+    """wrk's figures for ``seconds`` of requests of ``paths`` (in turn), over :data:`CONNECTIONS`."""
+    listed = folder / f"paths-{name.replace(' ', '-')}.txt"
+    listed.write_text("\n".join(paths) + "\n")
+    script = listed.with_suffix(".lua")
+    script.write_text(_LUA % listed)
+    output = subprocess.run(  # noqa: S603 - wrk, with our own arguments
+        [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+    return parse(output)
+
+
+def measure_clicks(
+    environment: dict[str, str], subscriber_ids: list[int], step: int, seconds: float, folder: Path,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Click figures per endpoint, or None without wrk. Each endpoint is requested for a second first, not
+    counted: a server in production has its connections open and its pages compiled."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        say("wrk is not installed (apt-get install wrk): the click figures are skipped.")
+        return None
+    paths = click_paths(environment, subscriber_ids, step)
+    with web_server(environment, folder) as port:
         figures: dict[str, Any] = {"connections": CONNECTIONS, "seconds": seconds}
         for name in ENDPOINTS:
-            listed = folder / "paths.txt"
-            listed.write_text("\n".join(paths[name]) + "\n")
-            script = folder / "paths.lua"
-            script.write_text(_LUA % listed)
-            output = subprocess.run(  # noqa: S603 - wrk, with our own arguments
-                [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
-                 f"http://127.0.0.1:{port}"],
-                capture_output=True, text=True, check=True, timeout=seconds + 60,
-            ).stdout  # fmt: skip
-            figures[name] = parse(output)
+            warm = len(paths[name]) // 10 if len(paths[name]) > 1 else 1  # its own links, not the measured ones'
+            run_wrk(wrk, port, paths[name][-warm:], 1, folder, f"{name}-warm-up")
+            figures[name] = run_wrk(wrk, port, paths[name][:-warm] or paths[name], seconds, folder, name)
             say(f"  {name:<16}{figures[name]['requests_per_second']:>9,.0f} requests/s, p50 "
                 f"{figures[name]['p50_ms']:.1f} ms, p99 {figures[name]['p99_ms']:.1f} ms, "
                 f"{figures[name]['errors']} errors")  # fmt: skip
@@ -111,13 +139,6 @@ def measure_clicks(
                 figures[name]["logged"] = said[-3:]
                 say(f"    one more request, after: {figures[name]['after']}; the app's log: {said[-1:] or 'nothing'}")
         return figures
-    finally:
-        web.terminate()
-        try:
-            web.wait(30)
-        except subprocess.TimeoutExpired:
-            web.kill()
-            web.wait()
 
 
 def _answer(url: str) -> str:

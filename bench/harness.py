@@ -20,14 +20,17 @@ Speed is reported, never asserted: CI runs a small N only to know the harness wo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,7 +43,7 @@ import redis
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from bench.clicks import CONNECTIONS, ENDPOINTS, measure_clicks
+from bench.clicks import CONNECTIONS, ENDPOINTS, click_paths, measure_clicks, run_wrk, web_server
 from bench.limit import measure_limit
 from bench.sink import Sink
 
@@ -60,6 +63,9 @@ class Options:
     course_slug: str = "building-emotional-intimacy"
     tick_seconds: float | None = None  # None: the production default
     click_seconds: float = 10.0  # how long wrk requests each click endpoint afterwards; 0: no click figures
+    # wrk on the consultation links for click_seconds while the workers send (the figures of such a run's
+    # send then carry the web's database work too: its backends are the database's)
+    clicks_during_send: bool = False
 
 
 @dataclass
@@ -280,6 +286,17 @@ def sent_deliveries(database_url: str) -> int:
     return int(found)
 
 
+def seeded_subscribers(database_url: str, limit: int = 20_000) -> list[int]:
+    """Subscribers of the run, due or sent: the links clicked while the send runs."""
+    engine = sqlalchemy.create_engine(database_url)
+    with engine.connect() as connection:
+        found = connection.execute(sqlalchemy.text("SELECT id FROM subscribers ORDER BY id LIMIT :limit"),
+                                   {"limit": limit}).scalars()  # fmt: skip
+        ids = [int(value) for value in found]
+    engine.dispose()
+    return ids
+
+
 def sent_subscribers(database_url: str, limit: int = 20_000) -> list[int]:
     """Subscribers whose day 1 was sent: the links whose clicks the web app is measured with."""
     engine = sqlalchemy.create_engine(database_url)
@@ -398,6 +415,19 @@ def run(
             logs = Path(folder)
             sink_cpu, redis_cpu, machine = (process_cpu_seconds(sink.process.pid or 0),
                                             redis_cpu_seconds(options.broker_url), machine_cpu_seconds())  # fmt: skip
+            during: dict[str, Any] = {}
+            beside = contextlib.ExitStack()
+            wrk = shutil.which("wrk") if options.clicks_during_send and options.click_seconds > 0 else None
+            if options.clicks_during_send and wrk is None:
+                say("wrk is not installed (apt-get install wrk): no clicks during the send.")
+            if wrk is not None:
+                port = beside.enter_context(web_server(environment, Path(folder)))
+                paths = click_paths(environment, seeded_subscribers(database_url), 1)["consultation"]
+                warm = max(1, len(paths) // 10)  # links of their own: the measured ones are each a first click
+                run_wrk(wrk, port, paths[-warm:], 1, Path(folder), "warm-up")  # as a server that has been up
+                clicking = threading.Thread(target=lambda: during.update(
+                    run_wrk(wrk, port, paths[:-warm] or paths, options.click_seconds, Path(folder), "during the send")
+                ), daemon=True)  # fmt: skip
             started = time.time()
             try:
                 for role, arguments in (("beat", ["beat", "--loglevel", "WARNING"]),
@@ -416,6 +446,8 @@ def run(
                     now = time.monotonic()
                     if count != last_count:
                         last_count, last_change = count, now
+                    if wrk is not None and count and not clicking.is_alive() and not during:
+                        clicking.start()  # the first emails are out: the scanners begin
                     elapsed = time.time() - started
                     if sys.stdout.isatty() or int(elapsed) % 10 == 0:  # in a log, every ten seconds
                         progress(f"  {count:,} of {options.subscribers:,} sent, {elapsed:.0f} s")
@@ -439,6 +471,9 @@ def run(
                 }
                 machine_after = machine_cpu_seconds()
                 processes.stop()
+                if wrk is not None and clicking.is_alive():
+                    clicking.join()
+                beside.close()
             marked_sent = sent_deliveries(database_url)
             clicks = None
             if options.click_seconds > 0:
@@ -458,6 +493,8 @@ def run(
     figures["claim_plan"] = plan
     figures["database"] = make_url(database_url).database  # its own, dropped by now
     figures["clicks"] = clicks
+    figures["clicks_during_send"] = {"connections": CONNECTIONS, "seconds": options.click_seconds, **during} \
+        if during else None  # fmt: skip
     options.results.mkdir(parents=True, exist_ok=True)
     path = options.results / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{options.subscribers}.json"
     path.write_text(json.dumps(figures, indent=2) + "\n")
@@ -566,4 +603,10 @@ def report(figures: dict[str, Any]) -> list[str]:
             lines.append(f"    {name:<26}{found['requests_per_second']:>12,.0f}{found['p50_ms']:>9.1f}"
                          f"{found['p99_ms']:>9.1f}{found['errors']:>8}")  # fmt: skip
         lines.append(f"    consultation clicks recorded: {clicks['consultation_clicks_recorded']:,}")
+    during = figures.get("clicks_during_send")
+    if during:
+        lines.append(f"  consultation clicks during the send, {during['connections']} connections: "
+                     f"{during['requests_per_second']:,.0f} requests/s, p50 {during['p50_ms']:.1f} ms, "
+                     f"p99 {during['p99_ms']:.1f} ms, {during['errors']} errors (the send's PostgreSQL figure "
+                     f"holds the web's statements too)")  # fmt: skip
     return lines

@@ -40,7 +40,7 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     lines: list[str] = []
     figures = run(
         Options(subscribers=300, concurrency=2, server_url=admin.url.render_as_string(hide_password=False),
-                limit_messages=300, results=tmp_path, tick_seconds=1, click_seconds=1),
+                limit_messages=300, results=tmp_path, tick_seconds=1, click_seconds=1, clicks_during_send=True),
         say=lines.append, progress=lines.append,
     )  # fmt: skip
     assert figures["delivered"] == figures["marked_sent"] == 300
@@ -59,6 +59,8 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     # A link is one click, its repeats none; the first seconds after delivery count as a scanner's and
     # the rest as a person's, which are kept apart: at most two per subscriber.
     assert 0 < clicks["consultation_clicks_recorded"] <= 2 * 300
+    during = figures["clicks_during_send"]  # the scanners while the workers send
+    assert during["requests_per_second"] > 0 and during["errors"] == 0 and during["connections"] == 32
     written = json.loads(next(tmp_path.glob("*-300.json")).read_text())
     assert written == figures
     assert any("ratio ours/limit" in line for line in lines)
