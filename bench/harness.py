@@ -421,13 +421,21 @@ def run(
             if options.clicks_during_send and wrk is None:
                 say("wrk is not installed (apt-get install wrk): no clicks during the send.")
             if wrk is not None:
-                port = beside.enter_context(web_server(environment, Path(folder)))
-                paths = click_paths(environment, seeded_subscribers(database_url), 1)["consultation"]
-                warm = max(1, len(paths) // 10)  # links of their own: the measured ones are each a first click
-                run_wrk(wrk, port, paths[-warm:], 1, Path(folder), "warm-up")  # as a server that has been up
-                clicking = threading.Thread(target=lambda: during.update(
-                    run_wrk(wrk, port, paths[:-warm] or paths, options.click_seconds, Path(folder), "during the send")
-                ), daemon=True)  # fmt: skip
+                with contextlib.ExitStack() as starting:  # a web server that started is stopped if the rest fails
+                    port = starting.enter_context(web_server(environment, Path(folder)))
+                    paths = click_paths(environment, seeded_subscribers(database_url), 1)["consultation"]
+                    warm = max(1, len(paths) // 10)  # links of their own: each measured click is a first one
+                    run_wrk(wrk, port, paths[-warm:], 1, Path(folder), "warm-up")  # as a server that has been up
+                    beside = starting.pop_all()
+
+                def click_while_sending() -> None:
+                    try:
+                        during.update(run_wrk(wrk, port, paths[:-warm] or paths, options.click_seconds,
+                                              Path(folder), "during the send"))  # fmt: skip
+                    except (OSError, subprocess.SubprocessError) as error:
+                        during["error"] = str(error)
+
+                clicking = threading.Thread(target=click_while_sending, daemon=True)
             started = time.time()
             try:
                 for role, arguments in (("beat", ["beat", "--loglevel", "WARNING"]),
@@ -446,7 +454,7 @@ def run(
                     now = time.monotonic()
                     if count != last_count:
                         last_count, last_change = count, now
-                    if wrk is not None and count and not clicking.is_alive() and not during:
+                    if wrk is not None and count and clicking.ident is None:
                         clicking.start()  # the first emails are out: the scanners begin
                     elapsed = time.time() - started
                     if sys.stdout.isatty() or int(elapsed) % 10 == 0:  # in a log, every ten seconds
@@ -604,7 +612,9 @@ def report(figures: dict[str, Any]) -> list[str]:
                          f"{found['p99_ms']:>9.1f}{found['errors']:>8}")  # fmt: skip
         lines.append(f"    consultation clicks recorded: {clicks['consultation_clicks_recorded']:,}")
     during = figures.get("clicks_during_send")
-    if during:
+    if during and "error" in during:
+        lines.append(f"  consultation clicks during the send: wrk failed: {during['error']}")
+    elif during:
         lines.append(f"  consultation clicks during the send, {during['connections']} connections: "
                      f"{during['requests_per_second']:,.0f} requests/s, p50 {during['p50_ms']:.1f} ms, "
                      f"p99 {during['p99_ms']:.1f} ms, {during['errors']} errors (the send's PostgreSQL figure "
