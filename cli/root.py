@@ -12,6 +12,7 @@ and the sender's connection are made in each child, never shared across a fork.
 
 from __future__ import annotations
 
+import gc
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -151,4 +152,16 @@ class Root:
 
 def web_app() -> FastAPI:
     """The web app as ``course web`` serves it: uvicorn calls this in each of its processes."""
-    return Root.from_environment().web()
+    app = Root.from_environment().web()
+    keep_for_good()
+    return app
+
+
+def keep_for_good() -> None:
+    """Take what the process has built so far (its modules, the app, its routes and templates: about 190,000
+    objects, alive as long as the process) out of the garbage collector's walks. Without it each full
+    collection walked all of them: 80-200 ms in which the process answered nothing, a few times a second
+    under a scanner's burst of clicks (their p99 was 130-170 ms; 28 ms with this). What a request makes is
+    collected as before."""
+    gc.collect()
+    gc.freeze()

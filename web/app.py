@@ -27,7 +27,7 @@ from course.settings import Settings
 from emails.markup import inline_html, markup_html, punctuated
 from web import health, inbox, links, media, metrics, pages, preferences, studio, webhooks
 from web.context import WebContext
-from web.links import LinkProblem
+from web.links import LinkProblem, ScannedLinks
 from web.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from web.security import BODY_LIMIT_BYTES, BodyLimit, SecuredFastAPI, slash_redirect
 
@@ -134,6 +134,8 @@ def create_app(
         https_only=settings.base_url.scheme == "https",
     )
     app.include_router(studio.router)
+    # Last added, so first to see a request: the links mail scanners open by the thousand.
+    app.add_middleware(ScannedLinks, web=web, problem=problem)
 
     @app.exception_handler(studio.auth.SignInRequired)
     async def sign_in_required(request: Request, error: studio.auth.SignInRequired) -> Response:

@@ -74,15 +74,18 @@ class WebContext:
             yield session
 
     def async_engine(self) -> AsyncEngine:
-        """The database for the handlers that run on the event loop (the click redirects). One engine per
-        event loop: a server has one, a test client one per client."""
+        """The database for the handlers that run on the event loop (the click redirects): each of their
+        statements is its own transaction (AUTOCOMMIT: one round trip, no BEGIN and COMMIT around it). One
+        engine per event loop: a server has one, a test client one per client."""
         bind = self.sessions.kw["bind"]
         loop = asyncio.get_running_loop()
         engine = self._engines.get(loop)
         if engine is None:
             # No ping per connection taken (see course.db.make_engine); as many connections as the
             # thread pool's sessions may use besides.
-            engine = self._engines[loop] = create_async_engine(bind.url, pool_size=20, pool_pre_ping=False)
+            engine = self._engines[loop] = create_async_engine(
+                bind.url, pool_size=20, pool_pre_ping=False, isolation_level="AUTOCOMMIT"
+            )
         return engine
 
     async def dispose(self) -> None:

@@ -8,6 +8,8 @@ from a button on that page. The one exception is RFC 8058's one-click unsubscrib
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -16,6 +18,7 @@ from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from course.curriculum import Course, CourseStep
 from course.engagement.answers import baseline_and_retake, current_answer, save_answer, score_items
@@ -46,9 +49,13 @@ from web.clients import client_ip
 from web.context import WebContext, context
 from web.routing import get_and_head
 from web.scanners import HUMAN_DELAY_SECONDS, agent_is_automated
+from web.security import Problem, holds_nul
 
 router = APIRouter()
-Token = Annotated[str, Path(max_length=400, pattern=r"^[A-Za-z0-9_.-]+$")]
+# A signed token's form (course/links.py): what the app's routes take, and ScannedLinks.
+TOKEN_MAX_LENGTH = 400
+TOKEN_FORM = re.compile(r"[A-Za-z0-9_.-]+")
+Token = Annotated[str, Path(max_length=TOKEN_MAX_LENGTH, pattern=f"^{TOKEN_FORM.pattern}$")]
 Web = Annotated[WebContext, Depends(context)]
 
 
@@ -170,8 +177,7 @@ def _day_of(course: Course, step: CourseStep) -> dict[str, Any]:
     return {**day.model_dump(mode="json"), "exercise": exercise}
 
 
-@get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)
-async def exercise_page(request: Request, web: Web, token: Token) -> Response:
+async def exercise_answer(web: WebContext, request: Request, token: str) -> Response:
     """The day's exercise, with the click recorded: one statement on the event loop records it and reads
     what the page shows (mail scanners open this link in every email they pass)."""
     claim = verify(web, Purpose.EXERCISE_DONE, token)
@@ -180,7 +186,7 @@ async def exercise_page(request: Request, web: Web, token: Token) -> Response:
     parameters = exercise_click_parameters(
         day=claim.step, **_click_parameters(web, request, claim, EventKind.CLICK, "exercise")
     )
-    async with web.async_engine().begin() as connection:
+    async with web.async_engine().connect() as connection:
         known, recording, done, release, _, slug = (await connection.execute(EXERCISE_CLICK_AT_ONCE, parameters)).one()
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
@@ -190,6 +196,11 @@ async def exercise_page(request: Request, web: Web, token: Token) -> Response:
     day = _day_of(course, course_step(course, claim))
     return page(web, request, "exercise.html", course=course, token=token, day=day, done=bool(done),
                 recording=bool(recording))  # fmt: skip
+
+
+@get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)
+async def exercise_page(request: Request, web: Web, token: Token) -> Response:
+    return await exercise_answer(web, request, token)
 
 
 @router.post("/exercise/{token}", response_class=HTMLResponse)
@@ -302,8 +313,7 @@ def _with_utm(url: str, email: str, course_slug: str) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{utm}" if parts.query else utm))
 
 
-@get_and_head(router, "/consultation/{token}")
-async def consultation(request: Request, web: Web, token: Token) -> Response:
+async def consultation_answer(web: WebContext, request: Request, token: str) -> Response:
     claim = verify(web, Purpose.CONSULTATION, token)
     if claim.step is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to an email of the course.")
@@ -313,8 +323,12 @@ async def consultation(request: Request, web: Web, token: Token) -> Response:
     return RedirectResponse(_with_utm(str(target), _email_of(course, claim), course.slug), 303)
 
 
-@get_and_head(router, "/resource/{token}")
-async def resource(request: Request, web: Web, token: Token) -> Response:
+@get_and_head(router, "/consultation/{token}")
+async def consultation(request: Request, web: Web, token: Token) -> Response:
+    return await consultation_answer(web, request, token)
+
+
+async def resource_answer(web: WebContext, request: Request, token: str) -> Response:
     claim = verify(web, Purpose.RESOURCE, token)
     if claim.step is None or claim.value is None:
         raise LinkProblem(404, "We do not know this link", "It names a guide we do not have.")
@@ -324,6 +338,52 @@ async def resource(request: Request, web: Web, token: Token) -> Response:
     # The address the studio published, unless the operator fixed it (RESOURCE_URLS).
     target = web.settings.resource_urls.get(claim.value) or course.resources[claim.value].url
     return RedirectResponse(_with_utm(str(target), _email_of(course, claim), course.slug), 303)
+
+
+@get_and_head(router, "/resource/{token}")
+async def resource(request: Request, web: Web, token: Token) -> Response:
+    return await resource_answer(web, request, token)
+
+
+# The links mail scanners open in every email, by the start of their path: each answer is the one its
+# route above gives, and :class:`ScannedLinks` gives it before the framework.
+SCANNED_LINKS = {"/consultation/": consultation_answer, "/resource/": resource_answer, "/exercise/": exercise_answer}
+
+
+class ScannedLinks:
+    """The links mail scanners open, answered before the framework: scanners open every link of every email
+    within seconds of its delivery, and FastAPI's routing, dependencies and middleware cost as much as the
+    click's own work. A GET or HEAD of a :data:`SCANNED_LINKS` path whose token has the form the routes
+    take is answered here, by its route's own answer (a refusal: the app's own page); anything else
+    (another method, a malformed token, a NUL anywhere) goes on to the app, which answers it as it answers
+    every request. Outermost of the app's middleware: the security headers (web/security.py) and the
+    server-error page still wrap it."""
+
+    def __init__(self, app: ASGIApp, *, web: WebContext, problem: Problem) -> None:
+        self.app, self.web, self.problem = app, web, problem
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        taken = self._taken(scope)
+        if taken is None:
+            await self.app(scope, receive, send)
+            return
+        answer, token = taken
+        request = Request(scope, receive)
+        try:
+            response = await answer(self.web, request, token)
+        except LinkProblem as problem:
+            response = self.problem(request, problem.status_code, problem.title, problem.message)
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _taken(scope: Scope) -> tuple[Callable[[WebContext, Request, str], Awaitable[Response]], str] | None:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or holds_nul(scope):
+            return None
+        prefix, _, token = str(scope["path"]).partition("/")[2].partition("/")
+        answer = SCANNED_LINKS.get(f"/{prefix}/")
+        if answer is None or not (len(token) <= TOKEN_MAX_LENGTH and TOKEN_FORM.fullmatch(token)):
+            return None
+        return answer, token
 
 
 def _email_of(course: Course, claim: LinkClaim) -> str:
@@ -337,7 +397,7 @@ async def redirect_click(
     """Record the click of a link that only redirects: one statement on the event loop. A subscriber who
     no longer exists is a 404, as elsewhere. Their course, as it is live."""
     parameters = click_at_once_parameters(**_click_parameters(web, request, claim, kind, value))
-    async with web.async_engine().begin() as connection:
+    async with web.async_engine().connect() as connection:
         known, _, slug, release = (await connection.execute(CLICK_AT_ONCE, parameters)).one()
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
