@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
+from itsdangerous import BadData, BadSignature, BadTimeSignature, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, int_to_bytes, want_bytes
 from itsdangerous.signer import HMACAlgorithm, Signer
 
 
@@ -116,14 +116,15 @@ class LinkSigner:
 
     def verify(self, purpose: Purpose, token: str, *, now: float | None = None) -> LinkClaim:
         try:
-            payload, signed_at = self._serializers[purpose].loads(token, return_timestamp=True)
-        except BadSignature:
+            signed, signed_at = self._signers[purpose].unsign(token.encode())
+            payload = self._serializers[purpose].load_payload(signed)
+        except BadData:
             raise InvalidLink(f"not a valid {purpose.value} link") from None
         if not _is_payload(payload):
             # Only we can sign, so this means our own format changed: still never trust it.
             raise InvalidLink(f"not a valid {purpose.value} link")
         subscriber_id, step, value, *rest = payload
-        claim = LinkClaim(purpose, subscriber_id, step, value, signed_at.timestamp(), rest[0] if rest else None)
+        claim = LinkClaim(purpose, subscriber_id, step, value, float(signed_at), rest[0] if rest else None)
         lifetime = LINK_LIFETIMES[purpose]
         if lifetime is not None and (time.time() if now is None else now) - claim.issued_at > lifetime.total_seconds():
             raise ExpiredLink(f"this {purpose.value} link has expired", claim)
@@ -131,7 +132,8 @@ class LinkSigner:
 
 
 class _Signing:
-    """itsdangerous's TimestampSigner.sign, to the byte, with its key derived once."""
+    """itsdangerous's TimestampSigner.sign and unsign, to the byte, with the key derived once (each link a
+    mail scanner opens is verified: itsdangerous took 25 µs of the click's Python for it)."""
 
     def __init__(self, signer: Signer) -> None:
         assert isinstance(signer, TimestampSigner) and isinstance(signer.algorithm, HMACAlgorithm)  # noqa: S101
@@ -142,6 +144,26 @@ class _Signing:
     def sign(self, value: bytes) -> bytes:
         value = value + self._sep + base64_encode(int_to_bytes(int(time.time())))
         return value + self._sep + base64_encode(hmac.digest(self._key, value, self._digest))
+
+    def unsign(self, signed: bytes) -> tuple[bytes, int]:
+        """The value :meth:`sign` signed and its time (seconds since the epoch); BadSignature otherwise, as
+        TimestampSigner.unsign(return_timestamp=True) says (tests/course/test_links.py holds the two equal)."""
+        value, sep, signature = signed.rpartition(self._sep)
+        if not sep:
+            raise BadSignature("no separator")
+        try:
+            expected = base64_decode(signature)
+        except BadData:
+            raise BadSignature("not a signature") from None
+        if not hmac.compare_digest(hmac.digest(self._key, value, self._digest), expected):
+            raise BadSignature("the signature does not match")
+        payload, sep, stamp = value.rpartition(self._sep)
+        if not sep:
+            raise BadTimeSignature("no time")
+        try:
+            return payload, bytes_to_int(base64_decode(stamp))
+        except (BadData, ValueError):
+            raise BadTimeSignature("not a time") from None
 
 
 def _is_payload(payload: object) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from cli.common import require_schema
 from emails.dkim import DkimSigner
@@ -17,12 +18,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     # stop each other. The default, CELERY_QUEUE@host, is one per host and deployment; a second worker
     # of the same deployment on one host takes --name second@%%h (or more --concurrency instead).
     worker.add_argument("--name", help="the worker's node name (default: CELERY_QUEUE@%%h, %%h the host name)")
+    worker.add_argument("--nice", type=int, default=10, choices=range(20), metavar="0-19",
+                        help="how far below the machine's other processes the worker's CPU priority is (default "
+                        "%(default)s: on a machine it shares with `course web`, the pages people and mail scanners "
+                        "open go first, and the send, a matter of minutes, takes the rest; 0: the same)")  # fmt: skip
     worker.set_defaults(handler=_worker)
 
 
 def _worker(arguments: argparse.Namespace) -> int:
     from cli.root import Root
 
+    # Before the pool's processes fork: they inherit it. Only CPU the other processes want is given up:
+    # alone on its cores (the benchmark's send, a worker machine of a fleet), the worker sends as fast.
+    os.nice(arguments.nice)
     root = Root.from_environment()
     settings = root.settings
     require_schema(settings)

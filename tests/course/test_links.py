@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from course.links import LINK_PATHS, ExpiredLink, InvalidLink, LinkSigner, Purpose
 
@@ -119,3 +119,38 @@ def test_a_token_is_the_one_the_serializer_itself_makes(purpose: Purpose, step: 
     else:
         assert made == expected
     assert signer.verify(purpose, made, now=1_800_000_001).subscriber_id == 123456
+
+
+def _near_tokens() -> st.SearchStrategy[str]:
+    """Real tokens (also one the serializer compressed), each perhaps with a character changed, cut short or
+    grown; and strings of the token's own alphabet."""
+    made = st.builds(
+        lambda purpose, subscriber, value: URLSafeTimedSerializer(TEST_SECRET, salt=f"course-link.{purpose.value}")
+        .dumps([subscriber, 3, value]),
+        st.sampled_from(list(Purpose)), st.integers(min_value=1, max_value=10**12),
+        st.one_of(st.none(), st.text(max_size=5), st.just("a" * 300)),
+    )  # fmt: skip
+
+    def change(token: str, position: int, replacement: str) -> str:
+        position %= len(token) + 1
+        return token[:position] + replacement + token[position + 1 :]
+
+    changed = st.builds(change, made, st.integers(min_value=0), st.sampled_from(["", "A", "_", ".", "==", "é"]))
+    return st.one_of(made, changed, st.text(alphabet="AZaz09-_.", max_size=80))
+
+
+@given(token=_near_tokens(), purpose=st.sampled_from(list(Purpose)))
+def test_a_token_is_read_as_the_serializer_itself_reads_it(token: str, purpose: Purpose) -> None:
+    """LinkSigner verifies without itsdangerous's per-call work: it takes what the serializer takes (the
+    same subscriber and time) and refuses what it refuses."""
+    try:
+        payload, signed_at = URLSafeTimedSerializer(TEST_SECRET, salt=f"course-link.{purpose.value}").loads(
+            token, return_timestamp=True
+        )
+    except BadData:
+        with pytest.raises(InvalidLink):
+            signer.verify(purpose, token, now=0)
+        return
+    claim = signer.verify(purpose, token, now=0)
+    assert [claim.subscriber_id, claim.step, claim.value] == payload
+    assert claim.issued_at == signed_at.timestamp()

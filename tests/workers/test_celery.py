@@ -306,6 +306,9 @@ def test_course_health_worker_answers_once_the_worker_does(deploy: Callable[...,
     except AssertionError as error:
         raise AssertionError(f"{error}\n{deployment.processes.tails()}") from None
     assert f"worker: ok ({deployment.settings.celery_queue}@" in health().stdout
+    # Below the web's priority by default (`course worker --nice`): the pages people open go first.
+    (worker,) = [process for name, process in deployment.processes.running if name == "worker"]
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
 
 
 def queued_for(deployment: Deployment, reader: int) -> list[str]:
