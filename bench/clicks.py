@@ -64,11 +64,16 @@ def parse(output: str) -> dict[str, float]:
 
 
 def click_paths(environment: dict[str, str], subscriber_ids: list[int], step: int) -> dict[str, list[str]]:
-    """What wrk requests for each endpoint: a different subscriber's link each time where a link is signed."""
+    """What wrk requests for each endpoint: a different subscriber's link each time where a link is signed,
+    as their email signed it (their first time through the course)."""
     signer = LinkSigner(environment["SECRET_KEY"], environment["BASE_URL"])
     return {
-        "consultation": [f"/consultation/{signer.token(Purpose.CONSULTATION, id_, step)}" for id_ in subscriber_ids],
-        "exercise page": [f"/exercise/{signer.token(Purpose.EXERCISE_DONE, id_, step)}" for id_ in subscriber_ids],
+        "consultation": [
+            f"/consultation/{signer.token(Purpose.CONSULTATION, id_, step, None, 1)}" for id_ in subscriber_ids
+        ],
+        "exercise page": [
+            f"/exercise/{signer.token(Purpose.EXERCISE_DONE, id_, step, None, 1)}" for id_ in subscriber_ids
+        ],
         "landing page": ["/"],
         "healthz": ["/healthz"],
     }

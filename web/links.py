@@ -186,8 +186,7 @@ async def exercise_answer(web: WebContext, request: Request, token: str) -> Resp
     parameters = exercise_click_parameters(
         day=claim.step, **_click_parameters(web, request, claim, EventKind.CLICK, "exercise")
     )
-    async with web.async_engine().connect() as connection:
-        known, recording, done, release, _, slug = (await connection.execute(EXERCISE_CLICK_AT_ONCE, parameters)).one()
+    known, recording, done, release, _, slug = await web.one_row(EXERCISE_CLICK_AT_ONCE, parameters)
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
     course = web.known_course_at(slug, release)
@@ -397,8 +396,7 @@ async def redirect_click(
     """Record the click of a link that only redirects: one statement on the event loop. A subscriber who
     no longer exists is a 404, as elsewhere. Their course, as it is live."""
     parameters = click_at_once_parameters(**_click_parameters(web, request, claim, kind, value))
-    async with web.async_engine().connect() as connection:
-        known, _, slug, release = (await connection.execute(CLICK_AT_ONCE, parameters)).one()
+    known, _, slug, release = await web.one_row(CLICK_AT_ONCE, parameters)
     if not known:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
     course = web.known_course_at(slug, release)

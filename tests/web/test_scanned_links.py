@@ -4,13 +4,18 @@ page, and everything that is not such a link left to the app."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
 from starlette.types import Receive, Scope, Send
 
 from course.links import LinkSigner, Purpose
+from course.models.engagement import Event
+from web.context import LOOP_APPLICATION
 from web.links import ScannedLinks
 
 from ..conftest import TEST_SECRET
@@ -116,3 +121,28 @@ def test_what_is_not_a_scanned_link_goes_on_to_the_app(site: Site) -> None:
     # the app's own answers (its 404 handler, its body limit, no route), as for any other address.
     reached = [getattr(endpoint, "__name__", None) for endpoint in routed.endpoints]
     assert reached == ["consultation", "consultation", None, None, "consultation", "exercise_done_now", None]
+
+
+def test_clicks_outlive_their_connections_being_cut_and_a_failed_one_is_the_apps_error(site: Site) -> None:
+    """The clicks' own connections (psycopg's pool, web/context.py) cut by the database, as in its restart:
+    a request that finds its connection dead fails (the app's error), once the pool has tried its idle
+    connections, so that the clicks that follow do not each find another dead one; and they are recorded."""
+    links = the_links(site)
+    with ThreadPoolExecutor(8) as pool:  # requests at once: the pool opens several connections
+        assert set(pool.map(lambda _: site.client.get(links["exercise"]).status_code, range(40))) == {200}
+    with site.session() as session:
+        cut = session.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": LOOP_APPLICATION},
+        ).all()
+        session.commit()
+    assert len(cut) > 1  # several connections were open, and are gone
+    answers: list[int | str] = []
+    for _ in range(8):
+        try:
+            answers.append(site.client.get(links["consultation"], follow_redirects=False).status_code)
+        except psycopg.OperationalError:  # what the server error page stands for
+            answers.append("dead connection")
+    assert answers.count("dead connection") <= 1 and answers[-6:] == [303] * 6, answers
+    with site.session() as session:
+        assert session.scalar(select(func.count()).select_from(Event).where(Event.kind == "consultation")) == 1
