@@ -99,6 +99,15 @@ class Site:
         parser.feed(page.text)
         return self.client.post(path, data={**parser.fields, **fields})
 
+    def to_day_one(self, email: str = "alex@example.com") -> None:
+        """Day 1 sent to ``email`` at its time, and half an hour on: a person opens the email a while after it
+        arrived (not a scanner at its delivery)."""
+        reader = self.subscriber(email)
+        assert reader.next_send_at is not None
+        self.clock.to(reader.next_send_at)
+        self.tick()
+        self.clock.advance(minutes=30)
+
     def subscriber(self, email: str) -> Subscriber:
         with self.session() as session:
             found = session.query(Subscriber).filter_by(email=email).one()

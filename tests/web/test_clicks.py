@@ -22,17 +22,9 @@ def clicks(site: Site) -> list[tuple[str, str | None, int | None, bool]]:
         ]
 
 
-def day_one(site: Site) -> None:
-    alex = site.subscriber("alex@example.com")
-    assert alex.next_send_at is not None
-    site.clock.to(alex.next_send_at)
-    site.tick()
-    site.clock.advance(minutes=30)
-
-
 def test_three_hundred_requests_of_one_link_are_one_click(site: Site) -> None:
     site.sign_up_and_confirm()
-    day_one(site)
+    site.to_day_one()
     consultation = site.link("alex@example.com", "/consultation/", "Day 1")
     for _ in range(300):
         assert site.client.get(consultation, follow_redirects=False).status_code == 303
@@ -42,7 +34,7 @@ def test_three_hundred_requests_of_one_link_are_one_click(site: Site) -> None:
 
 def test_the_minute_is_counted_from_the_last_recorded_click_on_the_injected_clock(site: Site) -> None:
     site.sign_up_and_confirm()
-    day_one(site)
+    site.to_day_one()
     exercise = site.link("alex@example.com", "/exercise/", "Day 1")
     site.client.get(exercise)
     site.clock.advance(seconds=REPEAT_CLICK_WINDOW.total_seconds() - 1)
@@ -82,7 +74,7 @@ def test_different_links_and_a_scanner_before_the_person_are_counted_apart(site:
 
 def test_one_link_keeps_a_bounded_number_of_clicks(site: Site) -> None:
     site.sign_up_and_confirm()
-    day_one(site)
+    site.to_day_one()
     resource = site.link("alex@example.com", "/unsubscribe/", "Day 1")
     for _ in range(CLICKS_KEPT_PER_LINK + 10):
         site.client.get(resource)
@@ -96,7 +88,7 @@ def test_one_link_keeps_a_bounded_number_of_clicks(site: Site) -> None:
 
 def test_an_old_emails_link_counts_in_its_own_time_through_the_course(site: Site) -> None:
     site.sign_up_and_confirm()
-    day_one(site)
+    site.to_day_one()
     exercise = site.link("alex@example.com", "/exercise/", "Day 1")
     site.client.get(exercise)
     preferences = site.link("alex@example.com", "/preferences/", "Day 1")
@@ -144,7 +136,7 @@ def test_a_redirect_click_in_one_statement_keeps_the_rules_of_a_page_click(site:
 
 def test_a_redirect_click_of_someone_who_left_is_followed_but_not_recorded_and_of_no_one_is_a_404(site: Site) -> None:
     site.sign_up_and_confirm()
-    day_one(site)
+    site.to_day_one()
     consultation = site.link("alex@example.com", "/consultation/", "Day 1")
     unsubscribe = site.link("alex@example.com", "/unsubscribe/", "Day 1")
     assert site.client.post(unsubscribe).status_code == 200
@@ -179,7 +171,7 @@ def test_a_link_without_a_step_keeps_the_same_rules(site: Site) -> None:
 
 def test_a_link_of_someone_erased_records_nothing_and_says_so(site: Site) -> None:
     site.sign_up_and_confirm()
-    day_one(site)
+    site.to_day_one()
     answer = next(href for href in site.links("alex@example.com", "Welcome") if href.startswith("/answer/"))
     with site.session() as session:
         session.execute(delete(Event))

@@ -28,17 +28,9 @@ def events(site: Site, kind: str | None = None) -> list[Event]:
         return list(session.scalars(query))
 
 
-def to_day_one(site: Site) -> None:
-    alex = site.subscriber("alex@example.com")
-    assert alex.next_send_at is not None
-    site.clock.to(alex.next_send_at)
-    site.tick()
-    site.clock.advance(minutes=30)  # a person opens the email a while after it arrived
-
-
 def test_marking_the_exercise_done_is_recorded_once_and_shows_tomorrow(site: Site) -> None:
     site.sign_up_and_confirm()
-    to_day_one(site)
+    site.to_day_one()
     exercise = site.link("alex@example.com", "/exercise/", "Day 1")
     page = site.client.get(exercise)
     assert page.status_code == 200
@@ -105,7 +97,7 @@ def test_the_completion_page_compares_the_retake_with_the_baseline(site: Site) -
 
 def test_the_consultation_link_redirects_to_the_configured_page_with_utm(site: Site) -> None:
     site.sign_up_and_confirm()
-    to_day_one(site)
+    site.to_day_one()
     consultation = site.link("alex@example.com", "/consultation/", "Day 1")
     response = site.client.get(consultation + "?next=https://evil.example.org", follow_redirects=False)
     assert response.status_code == 303
@@ -172,7 +164,7 @@ def test_forged_and_wrong_purpose_tokens_get_a_friendly_400(site: Site, path: st
 
 def test_a_link_of_someone_who_left_shows_its_content_but_records_nothing(site: Site) -> None:
     site.sign_up_and_confirm()
-    to_day_one(site)
+    site.to_day_one()
     exercise = site.link("alex@example.com", "/exercise/", "Day 1")
     unsubscribe = site.link("alex@example.com", "/unsubscribe/", "Day 1")
     site.client.post(unsubscribe)

@@ -49,11 +49,8 @@ def without_scanned_links(app: FastAPI) -> FastAPI:
 
 def the_links(site: Site) -> dict[str, str]:
     site.sign_up_and_confirm()
+    site.to_day_one()
     alex = site.subscriber("alex@example.com")
-    assert alex.next_send_at is not None
-    site.clock.to(alex.next_send_at)
-    site.tick()
-    site.clock.advance(minutes=30)
     signer = LinkSigner(TEST_SECRET, BASE)
     consultation = site.link("alex@example.com", "/consultation/", "Day 1")
     return {
