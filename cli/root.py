@@ -144,9 +144,16 @@ class Root:
         for made in ("runtime", "sender", "throttle", "clock", "sessions", "engine"):
             self.__dict__.pop(made, None)
 
+    def pool_process_started(self, **_: object) -> None:
+        """A worker's pool process, as it starts: its parent's connections forgotten (:meth:`after_fork`), and
+        what it inherited (the modules, the Celery app) out of its garbage collector's walks
+        (:func:`keep_for_good`)."""
+        self.after_fork()
+        keep_for_good()
+
     def worker(self, argv: list[str]) -> None:
         """Run a Celery worker of this deployment (``course worker``, ``course demo``)."""
-        worker_process_init.connect(lambda **_: self.after_fork(), weak=False)
+        worker_process_init.connect(self.pool_process_started, weak=False)
         self.celery.worker_main(argv)
 
 
@@ -158,10 +165,10 @@ def web_app() -> FastAPI:
 
 
 def keep_for_good() -> None:
-    """Take what the process has built so far (its modules, the app, its routes and templates: about 190,000
-    objects, alive as long as the process) out of the garbage collector's walks. Without it each full
-    collection walked all of them: 80-200 ms in which the process answered nothing, a few times a second
-    under a scanner's burst of clicks (their p99 was 130-170 ms; 28 ms with this). What a request makes is
-    collected as before."""
+    """Take what the process has built so far (its modules and what they made at start: in a web process the
+    app, its routes and templates, about 190,000 objects, alive as long as the process) out of the garbage
+    collector's walks. Without it each full collection walked all of them: in the web, 80-200 ms in which
+    the process answered nothing, a few times a second under a scanner's burst of clicks (their p99 was
+    130-170 ms; 28 ms with this). What a request or a task makes is collected as before."""
     gc.collect()
     gc.freeze()

@@ -11,6 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -137,10 +138,21 @@ def test_a_worker_or_the_beat_never_loads_the_web_room() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_a_web_process_keeps_what_it_built_out_of_the_collectors_walks(database_url: str) -> None:
-    """`course web`'s processes freeze what building the app made (cli.root.keep_for_good): a full garbage
-    collection then walks what requests made, not the 190,000 objects of the modules and the app."""
-    script = "import gc\nfrom cli.root import web_app\nweb_app()\nprint(gc.get_freeze_count(), len(gc.get_objects()))\n"
+@pytest.mark.parametrize(
+    ("process", "started", "frozen_at_least"),
+    [("web", "web_app()", 100_000),
+     ("pool", "import workers.tasks\nRoot.from_environment().pool_process_started()", 50_000)],
+)  # fmt: skip
+def test_a_process_keeps_what_it_built_out_of_the_collectors_walks(
+    database_url: str, process: str, started: str, frozen_at_least: int
+) -> None:
+    """`course web`'s processes freeze what building the app made, and a worker's pool process what it
+    inherited (cli.root.keep_for_good): a full garbage collection then walks what requests or tasks made,
+    not the objects of the modules and the app (190,000 in the web)."""
+    script = (
+        f"import gc\nfrom cli.root import Root, web_app\n{started}\n"
+        "print(gc.get_freeze_count(), len(gc.get_objects()))\n"
+    )
     environment = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "x" * 40, "BROKER_URL": REDIS_URL}
     done = subprocess.run(  # noqa: S603 - this interpreter, our modules
         [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60,
@@ -148,5 +160,5 @@ def test_a_web_process_keeps_what_it_built_out_of_the_collectors_walks(database_
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     frozen, walked = map(int, done.stdout.split())
-    assert frozen > 100_000
+    assert frozen > frozen_at_least, process
     assert walked < frozen / 10
