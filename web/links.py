@@ -33,7 +33,7 @@ from course.engagement.clicks import (
     records_for,
 )
 from course.lifecycle import EmailKind
-from course.links import ExpiredLink, InvalidLink, LinkClaim, Purpose
+from course.links import LINK_PATHS, ExpiredLink, InvalidLink, LinkClaim, Purpose
 from course.models.engagement import EventKind
 from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus
 from course.subscriptions import (
@@ -344,9 +344,13 @@ async def resource(request: Request, web: Web, token: Token) -> Response:
     return await resource_answer(web, request, token)
 
 
-# The links mail scanners open in every email, by the start of their path: each answer is the one its
-# route above gives, and :class:`ScannedLinks` gives it before the framework.
-SCANNED_LINKS = {"/consultation/": consultation_answer, "/resource/": resource_answer, "/exercise/": exercise_answer}
+# The links mail scanners open in every email, by their path's first part (course/links.py): each answer
+# is the one its route above gives, and :class:`ScannedLinks` gives it before the framework.
+SCANNED_LINKS = {
+    LINK_PATHS[Purpose.CONSULTATION]: consultation_answer,
+    LINK_PATHS[Purpose.RESOURCE]: resource_answer,
+    LINK_PATHS[Purpose.EXERCISE_DONE]: exercise_answer,
+}
 
 
 class ScannedLinks:
@@ -379,7 +383,7 @@ class ScannedLinks:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD") or holds_nul(scope):
             return None
         prefix, _, token = str(scope["path"]).partition("/")[2].partition("/")
-        answer = SCANNED_LINKS.get(f"/{prefix}/")
+        answer = SCANNED_LINKS.get(prefix)
         if answer is None or not (len(token) <= TOKEN_MAX_LENGTH and TOKEN_FORM.fullmatch(token)):
             return None
         return answer, token
