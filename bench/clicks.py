@@ -114,12 +114,20 @@ def run_wrk(wrk: str, port: int, paths: list[str], seconds: float, folder: Path,
     return parse(output)
 
 
+def warm_up(wrk: str, port: int, paths: list[str], folder: Path, name: str) -> list[str]:
+    """A second of requests of a tenth of ``paths`` (links of their own: each measured click is then a first
+    one), not counted, as a server in production has its connections open and its pages compiled; the links
+    left to measure."""
+    warm = max(1, len(paths) // 10)
+    run_wrk(wrk, port, paths[-warm:], 1, folder, f"{name}-warm-up")
+    return paths[:-warm] or paths
+
+
 def measure_clicks(
     environment: dict[str, str], subscriber_ids: list[int], step: int, seconds: float, folder: Path,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any] | None:  # fmt: skip
-    """Click figures per endpoint, or None without wrk. Each endpoint is requested for a second first, not
-    counted: a server in production has its connections open and its pages compiled."""
+    """Click figures per endpoint, or None without wrk; each after its :func:`warm_up`."""
     wrk = shutil.which("wrk")
     if wrk is None:
         say("wrk is not installed (apt-get install wrk): the click figures are skipped.")
@@ -128,9 +136,7 @@ def measure_clicks(
     with web_server(environment, folder) as port:
         figures: dict[str, Any] = {"connections": CONNECTIONS, "seconds": seconds}
         for name in ENDPOINTS:
-            warm = len(paths[name]) // 10 if len(paths[name]) > 1 else 1  # its own links, not the measured ones'
-            run_wrk(wrk, port, paths[name][-warm:], 1, folder, f"{name}-warm-up")
-            figures[name] = run_wrk(wrk, port, paths[name][:-warm] or paths[name], seconds, folder, name)
+            figures[name] = run_wrk(wrk, port, warm_up(wrk, port, paths[name], folder, name), seconds, folder, name)
             say(f"  {name:<16}{figures[name]['requests_per_second']:>9,.0f} requests/s, p50 "
                 f"{figures[name]['p50_ms']:.1f} ms, p99 {figures[name]['p99_ms']:.1f} ms, "
                 f"{figures[name]['errors']} errors")  # fmt: skip

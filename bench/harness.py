@@ -43,7 +43,7 @@ import redis
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from bench.clicks import CONNECTIONS, ENDPOINTS, click_paths, measure_clicks, run_wrk, web_server
+from bench.clicks import CONNECTIONS, ENDPOINTS, click_paths, measure_clicks, run_wrk, warm_up, web_server
 from bench.limit import measure_limit
 from bench.sink import Sink
 
@@ -288,24 +288,19 @@ def sent_deliveries(database_url: str) -> int:
 
 def seeded_subscribers(database_url: str, limit: int = 20_000) -> list[int]:
     """Subscribers of the run, due or sent: the links clicked while the send runs."""
-    engine = sqlalchemy.create_engine(database_url)
-    with engine.connect() as connection:
-        found = connection.execute(sqlalchemy.text("SELECT id FROM subscribers ORDER BY id LIMIT :limit"),
-                                   {"limit": limit}).scalars()  # fmt: skip
-        ids = [int(value) for value in found]
-    engine.dispose()
-    return ids
+    return _ids(database_url, "SELECT id FROM subscribers ORDER BY id LIMIT :limit", limit)
 
 
 def sent_subscribers(database_url: str, limit: int = 20_000) -> list[int]:
     """Subscribers whose day 1 was sent: the links whose clicks the web app is measured with."""
+    return _ids(database_url, "SELECT subscriber_id FROM deliveries WHERE state = 'sent' AND step = 1 LIMIT :limit",
+                limit)  # fmt: skip
+
+
+def _ids(database_url: str, query: str, limit: int) -> list[int]:
     engine = sqlalchemy.create_engine(database_url)
     with engine.connect() as connection:
-        found = connection.execute(
-            sqlalchemy.text("SELECT subscriber_id FROM deliveries WHERE state = 'sent' AND step = 1 LIMIT :limit"),
-            {"limit": limit},
-        ).scalars()
-        ids = [int(value) for value in found]
+        ids = [int(value) for value in connection.execute(sqlalchemy.text(query), {"limit": limit}).scalars()]
     engine.dispose()
     return ids
 
@@ -424,14 +419,13 @@ def run(
                 with contextlib.ExitStack() as starting:  # a web server that started is stopped if the rest fails
                     port = starting.enter_context(web_server(environment, Path(folder)))
                     paths = click_paths(environment, seeded_subscribers(database_url), 1)["consultation"]
-                    warm = max(1, len(paths) // 10)  # links of their own: each measured click is a first one
-                    run_wrk(wrk, port, paths[-warm:], 1, Path(folder), "warm-up")  # as a server that has been up
+                    paths = warm_up(wrk, port, paths, Path(folder), "during the send")
                     beside = starting.pop_all()
 
                 def click_while_sending() -> None:
                     try:
-                        during.update(run_wrk(wrk, port, paths[:-warm] or paths, options.click_seconds,
-                                              Path(folder), "during the send"))  # fmt: skip
+                        during.update(run_wrk(wrk, port, paths, options.click_seconds, Path(folder),
+                                              "during the send"))  # fmt: skip
                     except (OSError, subprocess.SubprocessError) as error:
                         during["error"] = str(error)
 

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 @functools.cache
 def _engine(database_url: str) -> Engine:
-    return make_engine(database_url, pool_size=2)
+    # Two connections and no more: a load balancer's burst of checks waits its turn for them rather than
+    # opening a dozen more per process (beside the pages' and the clicks' pools, that ran PostgreSQL out of
+    # connections under wrk, and the checks answered 503).
+    return make_engine(database_url, pool_size=2, max_overflow=0)
 
 
 @functools.cache
