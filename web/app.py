@@ -12,7 +12,7 @@ from typing import Any
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
@@ -139,6 +139,11 @@ def create_app(
 
     @app.exception_handler(studio.auth.SignInRequired)
     async def sign_in_required(request: Request, error: studio.auth.SignInRequired) -> Response:
+        if request.headers.get("sec-fetch-mode", "navigate") != "navigate":
+            # A page's script asking in the background (the editor's preview): told so, not sent to the
+            # sign-in page, whose rendering would start a session of its own and race the one the
+            # browser is signing in with (the form's token then fits neither).
+            return PlainTextResponse("Your session has ended: sign in again.", status_code=401)
         return studio.auth.sign_in_redirect(error)
 
     @app.exception_handler(studio.auth.CSRFRefused)

@@ -56,6 +56,28 @@ def test_nothing_of_the_studio_without_a_session(site: Site) -> None:
     assert site.client.get("/studio", follow_redirects=False).status_code == 303
 
 
+def test_a_background_request_without_a_session_is_told_so_and_starts_no_session(site: Site) -> None:
+    """The editor's preview, asked after the session ended: a 401, no way to the sign-in page and no
+    cookie, so that it cannot start a session racing the one the page signs in with."""
+    make_user(site)
+    for mode in ("cors", "same-origin", "no-cors"):
+        answer = site.client.post("/studio/preview", data={"csrf": "x", "item": "welcome"},
+                                  headers={"Sec-Fetch-Mode": mode}, follow_redirects=False)  # fmt: skip
+        assert answer.status_code == 401 and "session has ended" in answer.text
+        assert "set-cookie" not in answer.headers
+    assert not site.client.cookies
+    page = site.client.get("/studio/sign-in")  # the page the person signs in on, then, is the only one
+    site.client.post("/studio/preview", data={"csrf": "x"}, headers={"Sec-Fetch-Mode": "cors"})
+    signed = site.client.post("/studio/sign-in", follow_redirects=False,
+                              data={"csrf": csrf_of(page.text), "email": "kayla@example.org", "password": PASSWORD})  # fmt: skip
+    assert signed.status_code == 303 and signed.headers["location"] == "/studio"
+    # A navigation (the browser's own, or a client that says nothing) still goes to the sign-in page.
+    site.client.cookies.clear()
+    for headers in ({"Sec-Fetch-Mode": "navigate"}, {}):
+        answer = site.client.post("/studio/preview", data={"csrf": "x"}, headers=headers, follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"].startswith("/studio/sign-in")
+
+
 def test_a_one_time_link_sets_the_password_and_signs_in(site: Site) -> None:
     with site.session() as session:
         user = add_user(session, "editor@example.org", role=StudioRole.EDITOR, now=datetime.now(UTC))

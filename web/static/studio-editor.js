@@ -68,9 +68,12 @@
     panel.setAttribute("aria-busy", "true");
     // The course the editor is about: the same ?course= as the form it previews.
     fetch("/studio/preview" + new URL(form.action, window.location.href).search,
-          { method: "POST", body: data, credentials: "same-origin", signal: inFlight ? inFlight.signal : undefined })
+          { method: "POST", body: data, credentials: "same-origin", redirect: "manual",
+            signal: inFlight ? inFlight.signal : undefined })
       .then(function (response) {
-        if (response.redirected || response.status === 303) {
+        // Never follow the way to the sign-in page: rendered for this script, it would start a session
+        // that races the one the person signs in with in the page.
+        if (response.type === "opaqueredirect" || response.status === 401 || response.redirected) {
           throw new Error("Your session has ended: sign in again in another tab; your text is still here.");
         }
         return response.text();

@@ -113,7 +113,9 @@ def current_user(request: Request, web: Web) -> StudioUser:
             if user is not None:
                 session.expunge(user)
                 return user
-    request.session.clear()
+    # The ended session goes; the form token stays, so that a page's background request answered
+    # here cannot void the sign-in form the same browser is filling in.
+    request.session.pop("session", None)
     # Back to the page after signing in; a form posted without a session goes back to the list (its
     # typed text is kept by the editor's script, and comes back in the editor).
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
