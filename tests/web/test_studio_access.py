@@ -68,8 +68,8 @@ def test_a_background_request_without_a_session_is_told_so_and_starts_no_session
     assert not site.client.cookies
     page = site.client.get("/studio/sign-in")  # the page the person signs in on, then, is the only one
     site.client.post("/studio/preview", data={"csrf": "x"}, headers={"Sec-Fetch-Mode": "cors"})
-    signed = site.client.post("/studio/sign-in", follow_redirects=False,
-                              data={"csrf": csrf_of(page.text), "email": "kayla@example.org", "password": PASSWORD})  # fmt: skip
+    form = {"csrf": csrf_of(page.text), "email": "kayla@example.org", "password": PASSWORD}
+    signed = site.client.post("/studio/sign-in", data=form, follow_redirects=False)
     assert signed.status_code == 303 and signed.headers["location"] == "/studio"
     # A navigation (the browser's own, or a client that says nothing) still goes to the sign-in page.
     site.client.cookies.clear()
