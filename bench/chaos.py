@@ -451,7 +451,7 @@ class Stage:
     def finished(self) -> bool:
         with self.engine.connect() as connection:
             row = connection.execute(sqlalchemy.text(
-                "SELECT (SELECT count(*) FROM subscribers WHERE status = 'active'),"
+                "SELECT (SELECT count(*) FROM progress WHERE status = 'active'),"
                 " (SELECT count(*) FROM deliveries WHERE state IN ('claimed', 'sending'))"
                 " + (SELECT count(*) FROM send_batches)")).one()  # fmt: skip
         return int(row[0]) == 0 and int(row[1]) == 0
@@ -711,11 +711,13 @@ def _seed_calendar(database_url: str, subscribers: int, course_slug: str, days: 
         for index, (zone, send_time) in enumerate(combinations):
             due = _dst_slot(zone, send_time, DST_START)
             connection.execute(sqlalchemy.text(
-                "INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, status, enrolment,"
-                " current_step, next_send_at, last_sent_at, confirmed_at, consent_at, consent_form, created_at,"
-                " updated_at) SELECT :slug, 'reader' || n || '@bench.example', 'Alex', :zone, CAST(:time AS time),"
-                " 'active', 1, :step, :due, :last, :last, :last, 'bench', :last, :last"
-                " FROM generate_series(1, :count) AS n WHERE n % :kinds = :index"),
+                "WITH who AS (INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time,"
+                " confirmed_at, consent_at, consent_form, created_at, updated_at)"
+                " SELECT :slug, 'reader' || n || '@bench.example', 'Alex', :zone, CAST(:time AS time),"
+                " :last, :last, 'bench', :last, :last"
+                " FROM generate_series(1, :count) AS n WHERE n % :kinds = :index RETURNING id)"
+                " INSERT INTO progress (subscriber_id, status, enrolment, current_step, next_send_at, last_sent_at)"
+                " SELECT id, 'active', 1, :step, :due, :last FROM who"),
                 {"slug": course_slug, "zone": zone, "time": send_time, "step": STEPS - days - 1, "due": due,
                  "last": due - timedelta(days=1), "count": subscribers, "kinds": len(combinations),
                  "index": index},
@@ -746,7 +748,7 @@ def _time_lapse(stage: Stage) -> None:
             row = connection.execute(sqlalchemy.text(
                 "SELECT (SELECT count(*) FROM deliveries WHERE state IN ('claimed', 'sending'))"
                 " + (SELECT count(*) FROM send_batches),"
-                " (SELECT min(next_send_at) FROM subscribers WHERE status = 'active')")).one()  # fmt: skip
+                " (SELECT min(next_send_at) FROM progress WHERE status = 'active')")).one()  # fmt: skip
         if row[0]:
             time.sleep(0.2)
             continue
@@ -765,7 +767,7 @@ def _time_lapse(stage: Stage) -> None:
 def _claimed_by(stage: Stage, moment: datetime) -> bool:
     with stage.engine.connect() as connection:
         left = connection.execute(sqlalchemy.text(
-            "SELECT count(*) FROM subscribers WHERE status = 'active' AND next_send_at <= :moment"),
+            "SELECT count(*) FROM progress WHERE status = 'active' AND next_send_at <= :moment"),
             {"moment": moment}).scalar_one()  # fmt: skip
     return int(left) == 0
 

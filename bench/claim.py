@@ -39,6 +39,7 @@ def measure_claim(server_url: str, table: int, due: int, course_slug: str,
         vacuum = sqlalchemy.create_engine(database_url, isolation_level="AUTOCOMMIT")
         with vacuum.connect() as connection:
             connection.exec_driver_sql("VACUUM ANALYZE subscribers")
+            connection.exec_driver_sql("VACUUM ANALYZE progress")
             # And the seed's writes on disk: a checkpoint the seed's WAL set off is not the morning's.
             connection.exec_driver_sql("CHECKPOINT")
         vacuum.dispose()

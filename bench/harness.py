@@ -244,20 +244,30 @@ def seed(
     with engine.begin() as connection:
         connection.execute(
             sqlalchemy.text(
-                "INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, status, enrolment,"
-                " current_step, next_send_at, last_sent_at, confirmed_at, consent_at, consent_form, created_at,"
-                " updated_at) "
+                "INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, confirmed_at,"
+                " consent_at, consent_form, created_at, updated_at) "
                 "SELECT :slug, 'reader' || n || '@bench.example', 'Alex',"
                 " (CAST(:zones AS text[]))[1 + n % cardinality(CAST(:zones AS text[]))],"
-                " '08:00', 'active', 1, :step,"
-                " CAST(:due AS timestamptz) + make_interval(secs => (n - :first) * CAST(:spread AS float8) / :count),"
-                " :yesterday, :yesterday, :yesterday, 'bench', :yesterday, :yesterday"
+                " '08:00', :yesterday, :yesterday, 'bench', :yesterday, :yesterday"
                 " FROM generate_series(:first, :first + :count - 1) AS n"
             ),
-            {"slug": course_slug, "due": due, "count": count, "zones": list(zones), "first": first, "step": step,
+            {"slug": course_slug, "count": count, "zones": list(zones), "first": first,
+             "yesterday": due - timedelta(days=1)},
+        )  # fmt: skip
+        connection.execute(
+            sqlalchemy.text(
+                "INSERT INTO progress (subscriber_id, status, enrolment, current_step, next_send_at, last_sent_at)"
+                " SELECT s.id, 'active', 1, :step,"
+                " CAST(:due AS timestamptz) + make_interval(secs => (n - :first) * CAST(:spread AS float8) / :count),"
+                " :yesterday"
+                " FROM generate_series(:first, :first + :count - 1) AS n"
+                " JOIN subscribers AS s ON s.course_slug = :slug AND s.email = 'reader' || n || '@bench.example'"
+            ),
+            {"slug": course_slug, "due": due, "count": count, "first": first, "step": step,
              "spread": spread_seconds, "yesterday": due - timedelta(days=1)},
         )  # fmt: skip
         connection.exec_driver_sql("ANALYZE subscribers")
+        connection.exec_driver_sql("ANALYZE progress")
     engine.dispose()
     return time.perf_counter() - started
 
@@ -268,8 +278,9 @@ def claim_plan(database_url: str, course_slug: str, due: datetime, limit: int = 
     with engine.connect() as connection:
         rows = connection.execute(
             sqlalchemy.text(
-                "EXPLAIN SELECT id FROM subscribers WHERE status = 'active' AND next_send_at <= :due"
-                " AND course_slug = :slug ORDER BY next_send_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+                "EXPLAIN SELECT p.subscriber_id FROM progress AS p JOIN subscribers AS s ON s.id = p.subscriber_id"
+                " WHERE p.status = 'active' AND p.next_send_at <= :due AND s.course_slug = :slug"
+                " ORDER BY p.next_send_at LIMIT :limit FOR UPDATE OF p SKIP LOCKED"
             ),
             {"due": due, "slug": course_slug, "limit": limit},
         )

@@ -29,16 +29,23 @@ PASSWORD = "a long benchmark passphrase"  # noqa: S105 - a throwaway account in 
 
 # Each subscriber's furthest step: half finish (19, the completion), the rest stop anywhere before.
 _SUBSCRIBERS = """
-INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, status, enrolment, current_step,
-                         confirmed_at, completed_at, consent_at, consent_form, created_at, updated_at)
-SELECT :slug, 'reader' || n || '@bench.example', 'Alex', 'Europe/Paris', '08:00',
+WITH spread AS (
+    SELECT n, CAST(:start AS timestamptz) + (n * interval '365 days') / :count AS at
+    FROM generate_series(1, :count) AS n
+), who AS (
+    INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, confirmed_at, consent_at,
+                             consent_form, created_at, updated_at)
+    SELECT :slug, 'reader' || n || '@bench.example', 'Alex', 'Europe/Paris', '08:00',
+           CASE WHEN n % 10 = 0 THEN NULL ELSE at + interval '1 hour' END, at, 'bench', at, at
+    FROM spread
+    RETURNING id, email
+)
+INSERT INTO progress (subscriber_id, status, enrolment, current_step, completed_at)
+SELECT who.id,
        CASE WHEN n % 10 = 0 THEN 'pending' WHEN n % 2 = 0 THEN 'completed' ELSE 'active' END, 1,
        CASE WHEN n % 10 = 0 THEN NULL WHEN n % 2 = 0 THEN 19 ELSE (CAST(n AS bigint) * 7919) % 19 END,
-       CASE WHEN n % 10 = 0 THEN NULL ELSE at + interval '1 hour' END,
-       CASE WHEN n % 10 <> 0 AND n % 2 = 0 THEN at + interval '20 days' END,
-       at, 'bench', at, at
-FROM (SELECT n, CAST(:start AS timestamptz) + (n * interval '365 days') / :count AS at
-      FROM generate_series(1, :count) AS n) AS spread
+       CASE WHEN n % 10 <> 0 AND n % 2 = 0 THEN at + interval '20 days' END
+FROM who JOIN spread ON who.email = 'reader' || n || '@bench.example'
 """
 _DELIVERIES = """
 INSERT INTO deliveries (subscriber_id, enrolment, step, email, template_version, state, attempts, due_at,
@@ -47,8 +54,8 @@ SELECT s.id, 1, step, 'step-' || step, 'r' || (1 + (step + s.id / 50000) % 3),
        CASE WHEN (s.id + step) % 97 = 0 THEN 'failed' ELSE 'sent' END, 1,
        s.created_at + step * interval '1 day', s.created_at + step * interval '1 day',
        s.created_at + step * interval '1 day', s.created_at + step * interval '1 day'
-FROM subscribers AS s, generate_series(0, s.current_step) AS step
-WHERE s.current_step IS NOT NULL
+FROM subscribers AS s JOIN progress AS p ON p.subscriber_id = s.id, generate_series(0, p.current_step) AS step
+WHERE p.current_step IS NOT NULL
 """
 # The events of each delivery, enough of them per subscriber to reach EVENTS_PER_SUBSCRIBER on average.
 _EVENTS = """
@@ -65,7 +72,8 @@ _ANSWERS = """
 INSERT INTO answers (subscriber_id, enrolment, step, checklist, band, created_at)
 SELECT s.id, 1, step.n, 'warning-signs', (ARRAY['normal', 'prioritise', 'significant'])[1 + (s.id + step.n) % 3],
        s.created_at + step.n * interval '1 day'
-FROM subscribers AS s JOIN (VALUES (0), (19)) AS step (n) ON step.n <= s.current_step
+FROM subscribers AS s JOIN progress AS p ON p.subscriber_id = s.id
+     JOIN (VALUES (0), (19)) AS step (n) ON step.n <= p.current_step
 """
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from course.curriculum import Course, CourseStep
+from course.curriculum import Course
 from course.db import hand_over_after_commit
 from course.deliveries.timing import NextTimes, Timing
 from course.lifecycle import EmailKind, complete, move
@@ -26,6 +27,9 @@ from course.models.subscribers import SignupRequest, Subscriber
 from course.senders import sender_gone
 
 log = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def _waiting(session: Session, subscriber: Subscriber, step: int | None, email: str, now: datetime) -> Delivery:
@@ -134,18 +138,21 @@ def claim_next_step(
 # their place back (:func:`course.deliveries.sending.give_back_place`).
 _DUE = text("""
 WITH due AS (
-    SELECT id, enrolment, COALESCE(current_step, -1) AS place, timezone, send_time, confirmed_at
-    FROM subscribers
-    WHERE status = 'active' AND next_send_at <= :now AND course_slug = :slug
+    SELECT p.subscriber_id AS id, p.enrolment, COALESCE(p.current_step, -1) AS place, s.timezone, s.send_time,
+           s.confirmed_at
+    FROM progress AS p
+    JOIN subscribers AS s ON s.id = p.subscriber_id
+    WHERE p.status = 'active' AND p.next_send_at <= :now AND s.course_slug = :slug
       -- a reader whose last email, claimed within the lease, is still on its way (no record of it yet: a
       -- wait of 0 days, a retry, compressed days) waits for it; every other reader is read from the index
-      AND (last_sent_at IS NULL OR last_sent_at < :recent OR current_step IS NULL OR EXISTS (
+      AND (p.last_sent_at IS NULL OR p.last_sent_at < :recent OR p.current_step IS NULL OR EXISTS (
           SELECT 1 FROM deliveries AS y
-          WHERE y.subscriber_id = subscribers.id AND y.enrolment = subscribers.enrolment
-            AND y.step = subscribers.current_step AND y.state IN ('sent', 'failed')))
-    ORDER BY next_send_at
+          WHERE y.subscriber_id = p.subscriber_id AND y.enrolment = p.enrolment
+            AND y.step = p.current_step AND y.state IN ('sent', 'failed')))
+    ORDER BY p.next_send_at
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    -- their progress rows alone: who they are is only read
+    FOR UPDATE OF p SKIP LOCKED
 ), placed AS (
     SELECT due.*, COALESCE((CAST(:starts AS int[]))[place + 2], :past) AS start
     FROM due
@@ -163,20 +170,41 @@ SELECT id, enrolment, timezone, send_time, confirmed_at,
 FROM placed
 """)
 
-# The subscribers' one write of a claim: status 'active' -> 'completed' is the one move of a status here,
-# as course/lifecycle.py's MOVES allows (the claim reads active subscribers only).
+# The claim's one write per reader, to their progress row (their address and details are not rewritten):
+# status 'active' -> 'completed' is the one move of a status here, as course/lifecycle.py's MOVES allows
+# (the claim reads active subscribers only).
+# The next times go as microseconds since the epoch: a thousand integers cost the driver a tenth of what a
+# thousand aware datetimes do (0.6 ms against 5 ms a round).
 _ADVANCE = text("""
-UPDATE subscribers AS s
-SET current_step = COALESCE(u.step, s.current_step),
-    next_send_at = u.next_at,
-    last_sent_at = CASE WHEN u.step IS NULL THEN s.last_sent_at ELSE :now END,
-    status = CASE WHEN u.completes THEN 'completed' ELSE s.status END,
-    completed_at = CASE WHEN u.completes THEN :now ELSE s.completed_at END,
-    updated_at = :now
-FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS int[]), CAST(:next_at AS timestamptz[]),
+UPDATE progress AS p
+SET current_step = COALESCE(u.step, p.current_step),
+    next_send_at = timestamptz 'epoch' + u.next_at * interval '1 microsecond',
+    last_sent_at = CASE WHEN u.step IS NULL THEN p.last_sent_at ELSE :now END,
+    status = CASE WHEN u.completes THEN 'completed' ELSE p.status END,
+    completed_at = CASE WHEN u.completes THEN :now ELSE p.completed_at END
+FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS int[]), CAST(:next_at AS bigint[]),
             CAST(:completes AS boolean[])) AS u(id, step, next_at, completes)
-WHERE s.id = u.id
+WHERE p.subscriber_id = u.id
 """)
+
+# The round's emails into the send queue: batches of :size in the claim's order, made by the database from
+# one list of each (one statement, whatever the number of batches).
+_QUEUE = text("""
+INSERT INTO send_batches (course_slug, release, created_at, lane, attempts, size, subscriber_ids, enrolments,
+                          steps, emails)
+SELECT :slug, :release, :now, :lane, 0, count(*), array_agg(u.id ORDER BY u.i), array_agg(u.enrolment ORDER BY u.i),
+       array_agg(u.step ORDER BY u.i), array_agg(u.email ORDER BY u.i)
+FROM unnest(CAST(:ids AS bigint[]), CAST(:enrolments AS int[]), CAST(:steps AS int[]), CAST(:emails AS text[]))
+     WITH ORDINALITY AS u(id, enrolment, step, email, i)
+GROUP BY (u.i - 1) / :size
+ORDER BY (u.i - 1) / :size
+""")
+
+
+def _microseconds(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    return (moment - EPOCH) // ONE_MICROSECOND
 
 
 def sequence_parameters(course: Course) -> dict[str, object]:
@@ -224,9 +252,9 @@ def claim_due(
     steps = course.steps
     ids: list[int] = []
     numbers: list[int | None] = []
-    next_at: list[datetime | None] = []
+    next_at: list[int | None] = []
     completes: list[bool] = []
-    entries: list[tuple[int, int, CourseStep]] = []
+    queued: dict[str, list[Any]] = {"ids": [], "enrolments": [], "steps": [], "emails": []}
     for subscriber_id, enrolment, timezone, send_time, confirmed_at, index in rows:
         ids.append(subscriber_id)
         if index is None:  # nothing left to get: the course is over for them
@@ -237,25 +265,22 @@ def claim_due(
         step = steps[index - 1]
         following = times.after(step, timezone, send_time, confirmed_at)
         numbers.append(step.number)
-        next_at.append(following)
+        next_at.append(_microseconds(following))
         completes.append(following is None)
-        entries.append((subscriber_id, enrolment, step))
+        queued["ids"].append(subscriber_id)
+        queued["enrolments"].append(enrolment)
+        queued["steps"].append(step.number)
+        queued["emails"].append(step.email)
     if not ids:
         return Claimed(0, 0, 0)
     session.execute(_ADVANCE, {"ids": ids, "steps": numbers, "next_at": next_at, "completes": completes, "now": now})
-    batches = 0
-    for start in range(0, len(entries), batch_size):
-        chunk = entries[start : start + batch_size]
-        batch = SendBatch(
-            course_slug=course.slug, release=release, created_at=now, size=len(chunk), lane=COURSE_DAYS,
-            subscriber_ids=[entry[0] for entry in chunk], enrolments=[entry[1] for entry in chunk],
-            steps=[entry[2].number for entry in chunk], emails=[entry[2].email for entry in chunk],
-        )  # fmt: skip
-        session.add(batch)
-        batches += 1
-    session.flush()
-    hand_over_after_commit(session, batches)
-    return Claimed(batches, len(entries), len(ids))
+    emails = len(queued["ids"])
+    batches = -(-emails // batch_size)
+    if emails:
+        session.execute(_QUEUE, {"slug": course.slug, "release": release, "now": now, "lane": COURSE_DAYS,
+                                 "size": batch_size, **queued})  # fmt: skip
+        hand_over_after_commit(session, batches)
+    return Claimed(batches, emails, len(ids))
 
 
 def send_now(session: Session, deliveries: list[Delivery], now: datetime) -> SendBatch | None:

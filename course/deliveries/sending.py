@@ -31,7 +31,7 @@ from course.lifecycle import EmailKind, SuppressionReason, move, stop
 from course.models.deliveries import Delivery, DeliveryState, SendBatch, SendingPause
 from course.models.engagement import Event, EventKind
 from course.models.feedback import Bounce
-from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus, email_hash
+from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus, email_hash, subscribers
 from course.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -151,10 +151,10 @@ def outgoing(session: Session, batch: SendBatch) -> list[Outgoing]:
         return _claimed_steps(session, batch)
     rows = session.execute(
         select(Delivery.id, Delivery.email, Delivery.step, Delivery.enrolment, Delivery.template_version,
-               Delivery.created_at, Delivery.signup_request_id, Subscriber.id, Subscriber.course_slug,
-               Subscriber.email, Subscriber.first_name, SignupRequest.first_name, Subscriber.timezone,
-               Subscriber.send_time, Subscriber.confirmed_at)
-        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+               Delivery.created_at, Delivery.signup_request_id, subscribers.c.id, subscribers.c.course_slug,
+               subscribers.c.email, subscribers.c.first_name, SignupRequest.first_name, subscribers.c.timezone,
+               subscribers.c.send_time, subscribers.c.confirmed_at)
+        .join(subscribers, subscribers.c.id == Delivery.subscriber_id)
         .outerjoin(SignupRequest, SignupRequest.id == Delivery.signup_request_id)
         .where(Delivery.id.in_(batch.delivery_ids or []), Delivery.batch_id == batch.id,
                Delivery.state == DeliveryState.SENDING.value)
@@ -174,9 +174,10 @@ def _claimed_steps(session: Session, batch: SendBatch) -> list[Outgoing]:
     readers = {
         row.id: row
         for row in session.execute(
-            select(Subscriber.id, Subscriber.email, Subscriber.first_name, Subscriber.timezone, Subscriber.send_time,
-                   Subscriber.confirmed_at)
-            .where(Subscriber.id.in_(batch.subscriber_ids or []))
+            # who they are alone: where they are in the course is read just before each chunk (check_chunk)
+            select(subscribers.c.id, subscribers.c.email, subscribers.c.first_name, subscribers.c.timezone,
+                   subscribers.c.send_time, subscribers.c.confirmed_at)
+            .where(subscribers.c.id.in_(batch.subscriber_ids or []))
         )
     }  # fmt: skip
     items = []
@@ -207,7 +208,7 @@ SELECT u.i, s.status, s.enrolment, s.current_step, d.state,
        (SELECT b.sender_key FROM send_batches AS b WHERE b.id = :batch) AS holder
 FROM unnest(CAST(:readers AS bigint[]), CAST(:enrolments AS int[]), CAST(:steps AS int[]), CAST(:hashes AS text[]))
      WITH ORDINALITY AS u(reader, enrolment, step, hash, i)
-LEFT JOIN subscribers AS s ON s.id = u.reader
+LEFT JOIN progress AS s ON s.subscriber_id = u.reader
 LEFT JOIN deliveries AS d ON d.subscriber_id = u.reader AND d.enrolment = u.enrolment AND d.step = u.step
                           AND d.state <> 'skipped'
 """)
@@ -269,7 +270,6 @@ ON CONFLICT (subscriber_id, enrolment, step) DO UPDATE
 """)
 
 _DELIVERIES = cast(Table, Delivery.__table__)
-_SUBSCRIBERS = cast(Table, Subscriber.__table__)
 
 _MARK_SENT = (
     update(_DELIVERIES)
@@ -279,8 +279,8 @@ _MARK_SENT = (
 )  # fmt: skip
 
 _CONFIRMATION_SENT = (
-    update(_SUBSCRIBERS)
-    .where(_SUBSCRIBERS.c.id == bindparam("subscriber_id"))
+    update(subscribers)
+    .where(subscribers.c.id == bindparam("subscriber_id"))
     .values(confirmation_sent_at=bindparam("now"), updated_at=bindparam("now"))
 )
 
@@ -289,11 +289,11 @@ _CONFIRMATION_SENT = (
 # one that was put off (a retry, a pause of sending), for which the course waited (no next time). The next
 # email counts from when this one went, never from the claim: two never go on one local day.
 _NEXT_TIME = text("""
-UPDATE subscribers AS s SET next_send_at = u.next_at, last_sent_at = u.sent_at, updated_at = :now
+UPDATE progress AS s SET next_send_at = u.next_at, last_sent_at = u.sent_at
 FROM unnest(CAST(:readers AS bigint[]), CAST(:enrolments AS int[]), CAST(:steps AS int[]),
             CAST(:next_at AS timestamptz[]), CAST(:sent_at AS timestamptz[]))
      AS u(reader, enrolment, step, next_at, sent_at)
-WHERE s.id = u.reader AND s.enrolment = u.enrolment AND s.current_step = u.step AND s.status = 'active'
+WHERE s.subscriber_id = u.reader AND s.enrolment = u.enrolment AND s.current_step = u.step AND s.status = 'active'
   AND (s.next_send_at IS NULL OR s.next_send_at < u.next_at)
 """)
 

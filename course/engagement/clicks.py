@@ -70,13 +70,14 @@ WITH p AS (
            CAST(:kept AS integer) AS kept, CAST(:recording AS text[]) AS recording,
            CAST(:enrolment AS integer) AS enrolment
 ), placed AS (
-    SELECT s.id, s.status, s.course_slug,
+    SELECT s.id, g.status, s.course_slug,
            COALESCE(p.enrolment,
                     (SELECT max(x.enrolment) FROM deliveries AS x
                      WHERE x.subscriber_id = s.id AND x.step = p.step AND x.sent_at IS NOT NULL),
-                    s.enrolment) AS enrolment
+                    g.enrolment) AS enrolment
     FROM p
     JOIN subscribers AS s ON s.id = p.subscriber_id
+    JOIN progress AS g ON g.subscriber_id = p.subscriber_id
 ), reader AS (
     SELECT s.id, s.enrolment, s.status, s.course_slug, d.id AS delivery_id, d.sent_at
     FROM placed AS s

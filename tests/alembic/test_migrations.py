@@ -19,7 +19,7 @@ from ..support.databases import empty_database
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
     "alembic_version", "answers", "audit_log", "courses", "deliveries", "events", "feedback_notices", "insight_cohorts",
-    "insight_counts", "media_files", "send_batches", "sending_pauses", "signup_requests", "studio_sessions",
+    "insight_counts", "media_files", "progress", "send_batches", "sending_pauses", "signup_requests", "studio_sessions",
     "studio_users", "subscribers", "suppressions", "template_drafts", "template_previews", "template_publications",
     "template_versions",
 }  # fmt: skip
@@ -123,3 +123,51 @@ def test_clicks_made_while_their_email_was_handed_over_become_the_scanners(datab
         flags = connection.execute(text("SELECT automated FROM events ORDER BY id")).scalars().all()
     engine.dispose()
     assert flags == [True, True, False, False]
+
+
+def test_where_each_subscriber_is_moves_to_progress_and_back_unchanged(database_url: str) -> None:
+    """0016: status, enrolment, place, times and pause move to ``progress``, one row per subscriber, values
+    unchanged (NULLs too); going down puts them back on the subscribers' rows."""
+    database.downgrade(database_url, "0015")
+    engine = create_engine(database_url)
+    moved = ("status", "enrolment", "current_step", "next_send_at", "last_sent_at", "paused_until", "completed_at")
+    rows = [
+        ("alex@example.com", "active", 1, 3, "2026-12-08 07:00:00+00", "2026-12-07 07:00:01+00", None, None),
+        ("sam@example.com", "paused", 2, 0, None, "2026-12-01 07:00:00+00", "2026-12-20 00:00:00+00", None),
+        ("kim@example.com", "completed", 1, 19, None, "2026-11-30 07:00:00+00", None, "2026-11-30 07:00:00+00"),
+        ("lee@example.com", "pending", 1, None, None, None, None, None),
+    ]
+    read_before = text(
+        "SELECT email, status, enrolment, current_step, next_send_at, last_sent_at, paused_until, completed_at"
+        " FROM subscribers ORDER BY id"
+    )
+    with engine.begin() as connection:
+        for row in rows:
+            connection.execute(
+                text(
+                    "INSERT INTO subscribers (course_slug, email, timezone, send_time, status, enrolment, current_step,"
+                    " next_send_at, last_sent_at, paused_until, completed_at, created_at, updated_at)"
+                    " VALUES ('c', :email, 'Europe/Paris', '08:00', :status, :enrolment, :current_step,"
+                    " :next_send_at, :last_sent_at, :paused_until, :completed_at, now(), now())"
+                ),
+                dict(zip(("email", *moved), row, strict=True)),
+            )
+        before = connection.execute(read_before).all()
+    database.upgrade(database_url)
+    with engine.connect() as connection:
+        after = connection.execute(
+            text(
+                "SELECT s.email, p.status, p.enrolment, p.current_step, p.next_send_at, p.last_sent_at,"
+                " p.paused_until, p.completed_at FROM subscribers AS s JOIN progress AS p ON p.subscriber_id = s.id"
+                " ORDER BY s.id"
+            )
+        ).all()
+        columns = {column["name"] for column in inspect(connection).get_columns("subscribers")}
+    assert after == before and len(after) == len(rows)
+    assert not columns & set(moved)
+    database.downgrade(database_url, "0015")
+    with engine.connect() as connection:
+        again = connection.execute(read_before).all()
+    engine.dispose()
+    assert again == before
+    database.upgrade(database_url)

@@ -64,8 +64,9 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     written = json.loads(next(tmp_path.glob("*-300.json")).read_text())
     assert written == figures
     assert any("ratio ours/limit" in line for line in lines)
-    assert "Index Scan using ix_subscribers_due" in "\n".join(figures["claim_plan"])  # never the whole table
-    assert "Seq Scan" not in "\n".join(figures["claim_plan"])
+    # The plan is in the figures (at 300 readers, PostgreSQL rightly reads a table of three pages whole: the
+    # claim's benchmark below checks the index is used once the table is larger).
+    assert any("progress" in line for line in figures["claim_plan"])
     assert figures["database"].startswith("course_bench_")
     assert figures["database"] not in bench_databases()  # its own database is dropped (others may run beside)
     admin.dispose()
@@ -81,7 +82,7 @@ def test_the_claim_benchmark_claims_exactly_the_due_among_many_with_the_index() 
     assert figures["claimed"] == figures["queued"] == 250 and figures["deliveries_made"] == 0
     assert figures["tick_ms"] > 0 and figures["idle_tick_ms"] > 0
     plan = "\n".join(figures["claim_plan"])
-    assert "ix_subscribers_due" in plan and "Seq Scan" not in plan  # at this size, a bitmap scan of the index
+    assert "ix_progress_due" in plan and "Seq Scan on progress" not in plan  # here, a bitmap scan of the index
     assert any(line.startswith("One tick claimed 250 of 250 due") for line in lines)
 
 

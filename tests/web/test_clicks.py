@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from course.engagement.clicks import CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW
 from course.links import LinkSigner, Purpose
 from course.models.engagement import Event
-from course.models.subscribers import Subscriber
+from course.models.subscribers import subscribers
 
 from ..conftest import TEST_SECRET
 from .conftest import Site
@@ -144,7 +144,7 @@ def test_a_redirect_click_of_someone_who_left_is_followed_but_not_recorded_and_o
     assert site.client.get(consultation, follow_redirects=False).status_code == 303
     assert clicks(site) == before
     with site.session() as session:
-        session.execute(delete(Subscriber))
+        session.execute(delete(subscribers))  # and their progress, by its foreign key
         session.commit()
     response = site.client.get(consultation, follow_redirects=False)
     assert response.status_code == 404 and "no longer exists" in response.text
@@ -175,7 +175,7 @@ def test_a_link_of_someone_erased_records_nothing_and_says_so(site: Site) -> Non
     answer = next(href for href in site.links("alex@example.com", "Welcome") if href.startswith("/answer/"))
     with site.session() as session:
         session.execute(delete(Event))
-        session.execute(delete(Subscriber))
+        session.execute(delete(subscribers))  # and their progress, by its foreign key
         session.commit()
     response = site.client.get(answer)
     assert response.status_code == 404 and "no longer exists" in response.text

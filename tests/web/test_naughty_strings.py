@@ -154,7 +154,7 @@ def redirect_to(response: Response, location: str) -> str | None:
 SIGN_UP = {"email": "", "first_name": "Alex", "send_time": "07:30", "timezone": "Europe/Paris", "website": ""}
 # What the endpoint takes for a field sent empty: FastAPI gives it the field's default.
 SIGN_UP_DEFAULTS = {"email": "", "first_name": "", "send_time": "08:00", "timezone": "", "website": ""}
-SIGN_UP_WRITES = {"subscribers", "signup_requests", "deliveries"}
+SIGN_UP_WRITES = {"subscribers", "progress", "signup_requests", "deliveries"}
 SIGN_UP_SAYS = {
     "email": ("Please check the email address.", field_named("email")),
     "first_name": ("Please use just your first name", field_named("first_name")),
@@ -272,7 +272,7 @@ def scheduled(run: Run, page: str, typed: dict[str, str], value: str, response: 
     def judge(tables: set[str]) -> str | None:
         if (problem := redirect_to(response, f"{page}?done=schedule")) is not None:
             return problem
-        if not tables <= {"subscribers"}:
+        if not tables <= {"subscribers", "progress"}:  # the next email's time moves with them
             return f"a new time wrote to {sorted(tables)}"
         try:
             expected = (parse_send_time(typed["send_time"]), check_timezone(typed["timezone"]))
@@ -337,7 +337,7 @@ def link_forms(site: Site, strings: Sequence[str]) -> Run:
                           response: Response = response) -> str | None:  # fmt: skip
                     if name == "List-Unsubscribe":
                         left = response.status_code == 200 and "unsubscribed" in response.text.lower()
-                        done = left and tables <= {"subscribers", "deliveries", "events"}
+                        done = left and tables <= {"subscribers", "progress", "deliveries", "events"}
                         return None if done else f"not unsubscribed: {response.status_code}, {sorted(tables)}"
                     return saved_answer(run, name, value, items, tables)
 

@@ -15,7 +15,7 @@ from workers.engine import tick
 from .conftest import Harness
 from .test_engine import enrol, subscriber
 
-TABLES = ("subscribers", "deliveries", "send_batches", "events", "answers", "suppressions")
+TABLES = ("subscribers", "progress", "deliveries", "send_batches", "events", "answers", "suppressions")
 
 COUNT_WRITES = """
 CREATE TABLE row_writes (relation text, operation text);
@@ -57,7 +57,7 @@ def test_a_course_email_costs_two_row_writes_and_its_batch_three(harness_factory
     batches = found[("send_batches", "INSERT")]
     assert readers / 10 <= batches <= readers / 10 + 1  # the claimers side by side may split a batch
     assert found == Counter({
-        ("subscribers", "UPDATE"): readers,  # the claim moves each reader on
+        ("progress", "UPDATE"): readers,  # the claim moves each reader on (their details are not rewritten)
         ("deliveries", "INSERT"): readers,  # each email's record, a chunk's in one statement
         ("send_batches", "INSERT"): batches, ("send_batches", "UPDATE"): batches,  # queued, taken
         ("send_batches", "DELETE"): batches,  # done
@@ -77,7 +77,7 @@ def test_an_email_sent_on_a_later_day_than_it_was_claimed_costs_one_write_more(
     harness.clock.advance(days=1)  # the batch waits a whole day (a long pause of the workers)
     harness.drain()
     assert writes(harness) == Counter({
-        ("subscribers", "UPDATE"): 1, ("deliveries", "INSERT"): 1,  # the record, and the next time again
+        ("progress", "UPDATE"): 1, ("deliveries", "INSERT"): 1,  # the record, and the next time again
         ("send_batches", "UPDATE"): 1, ("send_batches", "DELETE"): 1,
     })  # fmt: skip
     assert harness.smtp.to("alex@example.com")[-1].subject.startswith("Day 1")
