@@ -65,9 +65,9 @@ class Settings(BaseSettings):
     course_day_seconds: int | None = Field(None, ge=1)
     # The provider's quota: messages a second across every worker (a token bucket in Redis).
     send_rate_per_second: float = Field(20.0, gt=0)
-    # Subscribers claimed per round of a beat tick (two rounds run side by side; 2,000 a round claims 10,000
-    # among a million in 150-185 ms where 1,000 took 155-255: a round's fixed costs, its commit among them,
-    # counted half as often), and emails per batch of the send queue (a worker's task).
+    # Subscribers claimed per round of a beat tick (two rounds run side by side; 2,000 a round claimed 10,000
+    # among a million in 149-184 ms where 1,000 took 155-254 in the same six runs: a round's fixed costs,
+    # its commit among them, counted half as often), and emails per batch of the send queue.
     claim_batch_size: int = Field(2000, ge=1, le=10_000)
     send_batch_size: int = Field(50, ge=1, le=1_000)
     # A worker checks for unsubscribes just before each chunk of this many messages and records each
