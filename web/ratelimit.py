@@ -22,22 +22,27 @@ log = logging.getLogger(__name__)
 class RateLimiter(Protocol):
     def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool: ...
 
-    def mark_newest(self, key: str, token: str, asked: float, seconds: int) -> bool:
-        """``token``, asked for at ``asked`` (a time in ms), is now the newest piece of work under ``key``
-        (for ``seconds`` at most), unless work asked for later is marked already: then False, and it is not.
-        The order is the person's, not the server's: an older request that reaches the server late (a
-        thread starved under load) cannot cancel the newer one it was replaced by."""
+    def mark_newest(self, key: str, token: str, page: str, asked: float, seconds: int) -> bool:
+        """``token`` is now the newest piece of work under ``key`` (for ``seconds`` at most), unless work
+        that the same ``page`` asked for later (``asked``: the page's own order, a counter or its monotonic
+        clock) is marked already: then False, and it is not. The order of one page is the person's, not the
+        server's: an older request that reaches the server late (a thread starved under load) cannot cancel
+        the newer one it was replaced by. Work of another page (a second tab) replaces it as it arrives;
+        no clock is compared with another's (a browser's clock may be anything)."""
 
     def is_newest(self, key: str, token: str) -> bool:
         """Whether ``token`` is still the newest under ``key`` (when the store cannot say: yes)."""
 
 
-# "<asked> <token>" under the key, unless what is there was asked for later (one step: two web processes).
+# "<page> <asked> <token>" under the key, unless what is there was asked for later by the same page (one
+# step: two web processes). A value of another form (an older version's) is replaced.
 _MARK_NEWEST = """
 local there = redis.call('GET', KEYS[1])
-local at = there and tonumber(string.match(there, '^(%S+) '))
-if at and at > tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[3])
+if there then
+    local page, at = string.match(there, '^(%S+) (%S+) ')
+    if page == ARGV[1] and tonumber(at) > tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3], 'EX', ARGV[4])
 return 1
 """
 
@@ -63,9 +68,11 @@ class RedisRateLimiter:
             return True
         return int(count) <= limit
 
-    def mark_newest(self, key: str, token: str, asked: float, seconds: int) -> bool:
+    def mark_newest(self, key: str, token: str, page: str, asked: float, seconds: int) -> bool:
         try:
-            return bool(self._mark(keys=[f"{self._prefix}:newest:{key}"], args=[repr(float(asked)), token, seconds]))
+            return bool(
+                self._mark(keys=[f"{self._prefix}:newest:{key}"], args=[page, repr(float(asked)), token, seconds])
+            )
         except redis.RedisError:
             log.warning("newest-wins unavailable (Redis unreachable) for %s", key)
             return True
@@ -77,13 +84,14 @@ class RedisRateLimiter:
             return True  # nothing is cancelled for want of Redis
         if isinstance(newest, bytes):
             newest = newest.decode()
-        return newest is None or newest.partition(" ")[2] == token
+        return newest is None or newest.split(" ", 2)[-1] == token
 
 
 class MemoryRateLimiter:
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
-        self._newest: dict[str, tuple[float, str, float]] = {}  # key: (asked, token, until: time.monotonic())
+        # key: (page, asked, token, until: time.monotonic())
+        self._newest: dict[str, tuple[str, float, str, float]] = {}
         self._lock = threading.Lock()
 
     def allow(self, key: str, limit: int, window_seconds: int, now: datetime) -> bool:
@@ -95,15 +103,15 @@ class MemoryRateLimiter:
             self._counts[name] = self._counts.get(name, 0) + 1
             return self._counts[name] <= limit
 
-    def mark_newest(self, key: str, token: str, asked: float, seconds: int) -> bool:
+    def mark_newest(self, key: str, token: str, page: str, asked: float, seconds: int) -> bool:
         with self._lock:
             there = self._newest.get(key)
-            if there is not None and there[0] > asked and there[2] > time.monotonic():
+            if there is not None and there[0] == page and there[1] > asked and there[3] > time.monotonic():
                 return False
-            self._newest[key] = (asked, token, time.monotonic() + seconds)
+            self._newest[key] = (page, asked, token, time.monotonic() + seconds)
             return True
 
     def is_newest(self, key: str, token: str) -> bool:
         with self._lock:
             there = self._newest.get(key)
-            return there is None or there[1] == token or there[2] <= time.monotonic()
+            return there is None or there[2] == token or there[3] <= time.monotonic()

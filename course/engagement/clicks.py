@@ -56,10 +56,11 @@ def placed_enrolment(session: Session, subscriber: Subscriber, step: int | None,
 # (the request says so: web/scanners.py; or the email is still being handed over: it has no record of
 # being sent until its chunk is recorded, after the server's 250; or it was delivered seconds ago), and
 # the event is inserted unless it must not be (someone who left is not recorded; a repeat within the
-# window, or beyond what a link keeps, is not). A link without a step (the welcome's page, say) has no
-# delivery to judge by. It returns whether the subscriber exists and whether a click was recorded. The web
-# app runs it on its event loop, without a thread or an ORM session, for the bursts mail scanners make; a
-# page that needs a session runs it there (:func:`record_click`).
+# window, or beyond what a link keeps, is not: the link's row in ``clicked_links`` says, and clicks on
+# one link that race each other are decided one after the other on it). A link without a step (the
+# welcome's page, say) has no delivery to judge by. It returns whether the subscriber exists and whether a
+# click was recorded. The web app runs it on its event loop, without a thread or an ORM session, for the
+# bursts mail scanners make; a page that needs a session runs it there (:func:`record_click`).
 _CLICK = """
 WITH p AS (
     SELECT CAST(:subscriber_id AS bigint) AS subscriber_id, CAST(:step AS integer) AS step,
@@ -89,20 +90,28 @@ WITH p AS (
                OR (r.sent_at IS NOT NULL AND p.now - r.sent_at < p.human_delay) AS automated
     FROM reader AS r, p
     WHERE r.status = ANY(p.recording)
-), same_link AS (
-    SELECT e.created_at
-    FROM events AS e, click AS c, p
-    WHERE e.subscriber_id = c.id AND e.enrolment = c.enrolment AND e.kind = p.kind
-      AND e.step IS NOT DISTINCT FROM p.step
-      AND e.value IS NOT DISTINCT FROM p.value AND e.automated = c.automated
+), gate AS (
+    -- The link's row moves on, or the click is a repeat. Read first in this statement's snapshot (a repeat
+    -- seen there writes nothing); else the upsert decides on the row as it stands, after any click on
+    -- the same link that raced this one has committed (its conditions are checked again on that row).
+    INSERT INTO clicked_links AS l (subscriber_id, enrolment, kind, step, value, automated, last_at, kept)
+    SELECT c.id, c.enrolment, p.kind, p.step, p.value, c.automated, p.now, 1
+    FROM click AS c, p
+    WHERE NOT EXISTS (SELECT 1 FROM clicked_links AS o
+                      WHERE o.subscriber_id = c.id AND o.enrolment = c.enrolment AND o.kind = p.kind
+                        AND o.step IS NOT DISTINCT FROM p.step AND o.value IS NOT DISTINCT FROM p.value
+                        AND o.automated = c.automated AND (o.last_at > p.repeat_after OR o.kept >= p.kept))
+    ON CONFLICT (subscriber_id, enrolment, kind, step, value, automated)
+    DO UPDATE SET last_at = excluded.last_at, kept = l.kept + 1
+    WHERE l.last_at <= CAST(:repeat_after AS timestamptz) AND l.kept < CAST(:kept AS integer)
+    RETURNING 1
 ), inserted AS (
     INSERT INTO events (subscriber_id, enrolment, kind, step, value, automated, user_agent, seconds_since_delivery,
                         created_at)
     SELECT c.id, c.enrolment, p.kind, p.step, p.value, c.automated, p.user_agent,
            EXTRACT(EPOCH FROM p.now - c.sent_at), p.now
     FROM click AS c, p
-    WHERE NOT EXISTS (SELECT 1 FROM same_link WHERE created_at > p.repeat_after)
-      AND (SELECT count(*) FROM same_link) < p.kept
+    WHERE EXISTS (SELECT 1 FROM gate)
     RETURNING 1
 )
 """

@@ -7,16 +7,19 @@ from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
+    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
     String,
+    Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from course.models.base import Base, Id
+from course.models.base import Base, Id, UTCDateTime
 
 
 class EventKind(StrEnum):
@@ -48,6 +51,35 @@ class Event(Base):
     seconds_since_delivery: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+# Each link a subscriber's clicks were recorded on (people and machines apart): when the last was, and
+# how many are kept. The click statement (course/engagement/clicks.py) records a click only when it can
+# move this row on (an upsert: PostgreSQL makes simultaneous clicks on one link wait for each other and
+# decide on the row as the first left it), so that a link opened many times at once is one click, not as
+# many as the requests that raced. The clicks themselves are the events.
+clicked_links = Table(
+    "clicked_links",
+    Base.metadata,
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("enrolment", Integer, nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("step", Integer),
+    Column("value", String(200)),
+    Column("automated", Boolean, nullable=False),
+    Column("last_at", UTCDateTime(), nullable=False),
+    Column("kept", Integer, nullable=False),
+    UniqueConstraint(
+        "subscriber_id",
+        "enrolment",
+        "kind",
+        "step",
+        "value",
+        "automated",
+        name="uq_clicked_links_link",
+        postgresql_nulls_not_distinct=True,
+    ),
+)
 
 
 class Answer(Base):

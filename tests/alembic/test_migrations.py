@@ -18,10 +18,10 @@ from ..support.databases import empty_database
 
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
-    "alembic_version", "answers", "audit_log", "courses", "deliveries", "events", "feedback_notices", "insight_cohorts",
-    "insight_counts", "media_files", "progress", "send_batches", "sending_pauses", "signup_requests", "studio_sessions",
-    "studio_users", "subscribers", "suppressions", "template_drafts", "template_previews", "template_publications",
-    "template_versions",
+    "alembic_version", "answers", "audit_log", "clicked_links", "courses", "deliveries", "events", "feedback_notices",
+    "insight_cohorts", "insight_counts", "media_files", "progress", "send_batches", "sending_pauses", "signup_requests",
+    "studio_sessions", "studio_users", "subscribers", "suppressions", "template_drafts", "template_previews",
+    "template_publications", "template_versions",
 }  # fmt: skip
 
 
@@ -170,4 +170,53 @@ def test_where_each_subscriber_is_moves_to_progress_and_back_unchanged(database_
         again = connection.execute(read_before).all()
     engine.dispose()
     assert again == before
+    database.upgrade(database_url)
+
+
+def test_each_clicked_link_is_made_from_the_clicks_recorded_so_far(database_url: str) -> None:
+    """0017: one row per link (people and machines apart; a link with no step or value is one link), with
+    its last click and how many there are; other events make none. Going down drops the table."""
+    database.downgrade(database_url, "0016")
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        subscriber = connection.execute(
+            text(
+                "INSERT INTO subscribers (course_slug, email, timezone, send_time, created_at, updated_at)"
+                " VALUES ('c', 'alex@example.com', 'UTC', '08:00', now(), now()) RETURNING id"
+            )
+        ).scalar_one()
+        connection.execute(
+            text("INSERT INTO progress (subscriber_id, status, enrolment) VALUES (:s, 'active', 1)"), {"s": subscriber}
+        )
+        for kind, step, value, automated, at in (
+            ("consultation", 1, None, False, "2026-11-02 09:00:00+00"),
+            ("consultation", 1, None, False, "2026-11-02 09:05:00+00"),
+            ("consultation", 1, None, True, "2026-11-02 08:00:03+00"),
+            ("click", None, "unsubscribe", False, "2026-11-02 10:00:00+00"),
+            ("click", None, "unsubscribe", False, "2026-11-02 10:02:00+00"),
+            ("answer", 0, "normal", False, "2026-11-02 10:03:00+00"),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO events (subscriber_id, enrolment, kind, step, value, automated, created_at)"
+                    " VALUES (:s, 1, :kind, :step, :value, :automated, :at)"
+                ),
+                {"s": subscriber, "kind": kind, "step": step, "value": value, "automated": automated, "at": at},
+            )
+    database.upgrade(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT kind, step, value, automated, to_char(last_at AT TIME ZONE 'UTC', 'HH24:MI:SS'), kept"
+                " FROM clicked_links ORDER BY kind, automated"
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("click", None, "unsubscribe", False, "10:02:00", 2),
+        ("consultation", 1, None, False, "09:05:00", 2),
+        ("consultation", 1, None, True, "08:00:03", 1),
+    ]
+    database.downgrade(database_url, "0016")
+    assert "clicked_links" not in inspect(engine).get_table_names()
+    engine.dispose()
     database.upgrade(database_url)

@@ -3,12 +3,18 @@ bounded number of clicks: 300 requests of a consultation link are one person's o
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-from course.engagement.clicks import CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW
+from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy.pool import NullPool
+
+from course.engagement.clicks import CLICK_AT_ONCE, CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW, click_at_once_parameters
 from course.links import LinkSigner, Purpose
-from course.models.engagement import Event
+from course.models.engagement import Event, EventKind
 from course.models.subscribers import subscribers
+from web.scanners import HUMAN_DELAY_SECONDS
 
 from ..conftest import TEST_SECRET
 from .conftest import Site
@@ -180,3 +186,70 @@ def test_a_link_of_someone_erased_records_nothing_and_says_so(site: Site) -> Non
     response = site.client.get(answer)
     assert response.status_code == 404 and "no longer exists" in response.text
     assert clicks(site) == []
+
+
+def test_clicks_on_one_link_that_race_are_one_click(site: Site) -> None:
+    """A scanner opens a link several times at once: each request's statement reads in its own snapshot, so
+    a check for a recent click alone lets every one that raced in. Here one click is recorded and not yet
+    committed when the same link is opened again: the second waits for it, and records nothing."""
+    site.sign_up_and_confirm()
+    site.to_day_one()
+    alex = site.subscriber("alex@example.com")
+    engine = site.runtime.sessions.kw["bind"]
+    parameters = click_at_once_parameters(
+        subscriber_id=alex.id, step=1, enrolment=None, kind=EventKind.CONSULTATION, value=None,
+        user_agent="a scanner", agent_automated=True, human_delay=HUMAN_DELAY_SECONDS, now=site.clock(),
+    )  # fmt: skip
+    with engine.connect() as first:
+        assert first.execute(CLICK_AT_ONCE, parameters).one()[1] == 1  # recorded, its transaction still open
+        pid = first.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        results: list[int] = []
+
+        def again() -> None:
+            with engine.connect() as second:
+                results.append(second.execute(CLICK_AT_ONCE, parameters).one()[1])
+                second.commit()
+
+        racing = threading.Thread(target=again)
+        racing.start()
+        deadline = time.monotonic() + 20
+        while racing.is_alive():  # until it finished, or waits for the first (the race, made certain)
+            with engine.connect() as watcher:
+                waiting = watcher.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"), {"pid": pid}
+                ).scalar_one()
+            if waiting:
+                break
+            assert time.monotonic() < deadline, "the second click neither finished nor waited"
+            time.sleep(0.01)
+        first.commit()
+        racing.join(timeout=20)
+    assert results == [0]
+    assert clicks(site) == [("consultation", None, 1, True)]
+
+
+def test_a_burst_of_simultaneous_requests_of_each_link_records_each_once(site: Site) -> None:
+    """Sixteen threads open each of ten links of one reader at the same moment, as a mail gateway does."""
+    site.sign_up_and_confirm()
+    site.to_day_one()
+    alex = site.subscriber("alex@example.com")
+    engine = site.runtime.sessions.kw["bind"]
+    engine = create_engine(engine.url, poolclass=NullPool)  # a connection each, whatever the site's pool holds
+    start = threading.Barrier(16)
+    for place in range(10):
+        parameters = click_at_once_parameters(
+            subscriber_id=alex.id, step=1, enrolment=None, kind=EventKind.RESOURCE, value=f"guide-{place}",
+            user_agent="a scanner", agent_automated=True, human_delay=HUMAN_DELAY_SECONDS, now=site.clock(),
+        )  # fmt: skip
+
+        def open_link(parameters: dict[str, object] = parameters) -> int:
+            with engine.connect() as connection:
+                start.wait(timeout=20)
+                recorded = int(connection.execute(CLICK_AT_ONCE, parameters).one()[1])
+                connection.commit()
+                return recorded
+
+        with ThreadPoolExecutor(16) as pool:
+            assert sum(pool.map(lambda _: open_link(), range(16))) == 1, place
+    engine.dispose()
+    assert sorted(value or "" for _, value, _, _ in clicks(site)) == [f"guide-{place}" for place in range(10)]

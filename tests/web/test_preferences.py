@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from course.curriculum import load_course
 from course.deliveries.claim import claim_due
 from course.links import LinkSigner, Purpose
+from course.models.base import Base
 from course.models.deliveries import Delivery, Suppression
 from course.models.engagement import Answer, Event
 from course.models.subscribers import Subscriber, SubscriberStatus, email_hash
@@ -80,6 +81,8 @@ def test_download_my_data_has_profile_consent_deliveries_answers_and_clicks(site
 
 def test_delete_my_data_keeps_only_a_hash_so_the_address_is_never_mailed_again(site: Site) -> None:
     site.sign_up_and_confirm()
+    site.to_day_one()
+    site.client.get(site.link("alex@example.com", "/consultation/", "Day 1"), follow_redirects=False)  # a click
     page = site.data_link()
     refused = site.client.post(f"{page}/erase")  # without ticking the box
     assert refused.status_code == 400 and "Nothing was deleted" in refused.text
@@ -88,6 +91,11 @@ def test_delete_my_data_keeps_only_a_hash_so_the_address_is_never_mailed_again(s
     with site.session() as session:
         for table in (Subscriber, Delivery, Event, Answer):
             assert session.scalar(select(func.count()).select_from(table)) == 0, table
+        # And every other table that keeps something of a subscriber (their clicked links, say).
+        theirs = [kept for kept in Base.metadata.tables.values() if "subscriber_id" in kept.c]
+        assert {"clicked_links", "progress", "events"} <= {kept.name for kept in theirs}
+        for kept in theirs:
+            assert session.scalar(select(func.count()).where(kept.c.subscriber_id.is_not(None))) == 0, kept.name
         (suppression,) = session.scalars(select(Suppression))
     # A keyed hash: the list cannot be tested against an address without the deployment's key.
     assert suppression.email_hash == email_hash("alex@example.com", site.runtime.settings.address_key)

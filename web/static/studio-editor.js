@@ -49,6 +49,10 @@
   }
 
   var inFlight = null;  // the preview being fetched: a newer one cancels it (the server stops it too)
+  // This page's name for itself, by which the server orders its previews.
+  var page = Array.prototype.map.call(
+    window.crypto.getRandomValues(new Uint8Array(16)), function (byte) { return ("0" + byte.toString(16)).slice(-2); }
+  ).join("");
 
   function refresh() {
     var asked = ++latest;
@@ -62,8 +66,10 @@
     data.set("email", email.value);
     data.set("first_name", firstName.value);
     if (reader) { data.set("reader", reader.value); }
-    // When it was asked for: the server lets the newest asked win, whichever order the requests reach it.
-    data.set("asked", String(window.performance ? performance.timeOrigin + performance.now() : Date.now()));
+    // This page and its own order: the server lets the newest asked win, whichever order the requests reach
+    // it (a counter of this page, never a clock: the server compares no browser's clock with its own).
+    data.set("page", page);
+    data.set("asked", String(asked));
     answers.forEach(function (answer) { data.set("answer." + answer.getAttribute("data-answer"), answer.value); });
     panel.setAttribute("aria-busy", "true");
     // The course the editor is about: the same ?course= as the form it previews.

@@ -5,9 +5,9 @@ dark, with its plain-text part and its size against Gmail's clipping limit."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
-import time
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -39,8 +39,8 @@ GMAIL_CLIP_BYTES = 102 * 1024
 KEPT_FOR = timedelta(hours=1)
 # A preview that takes longer than this is a template that asks too much (a check allows more: 30 s).
 PREVIEW_SECONDS = 10
-# How far the time a browser says it asked for a preview may be from ours before it is not believed.
-ASKED_SKEW_MS = 10 * 60 * 1000
+# A page's name for itself (the editor makes one at random when it loads), by which its previews are ordered.
+_PAGE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _DARK_QUERY = re.compile(r"@media\s*\(\s*prefers-color-scheme\s*:\s*dark\s*\)")
 
 
@@ -54,7 +54,7 @@ def preview(
     request: Request, web: Web, user: User, scope: Scoped, csrf: CSRF = "",
     item: Annotated[str, Form(max_length=200)] = "", email: Annotated[str, Form(max_length=40)] = "",
     first_name: Annotated[str, Form(max_length=40)] = "", reader: Annotated[str, Form(max_length=320)] = "",
-    asked: Annotated[float | None, Form()] = None,
+    page: Annotated[str, Form(max_length=64)] = "", asked: Annotated[float | None, Form()] = None,
     subject: Annotated[Text, Form(alias="subject.txt")] = None, mjml: Annotated[Text, Form(alias="body.mjml")] = None,
     text: Annotated[Text, Form(alias="body.txt")] = None, shared: Annotated[Text, Form(alias="shared")] = None,
     wording: Annotated[dict[str, str], Depends(posted_fields)] = {},  # noqa: B006 - FastAPI's, never mutated
@@ -101,13 +101,15 @@ def preview(
     if not within_limit(web, user, "preview"):
         values["busy"] = "That is a lot of previews in a few minutes: the next one can come in a minute or two."
         return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=429)
-    # One preview per person at a time: the one they asked for last (the editor says when, in ms; a request
-    # that does not, or says nonsense, is as of its arrival); an older one still rendering stops now, and
-    # one that reaches us after a newer one (a starved thread) stops at once.
+    # One preview per person at a time: the one they asked for last. The editor's page names itself and says
+    # when it asked, by its own monotonic clock (never compared with ours or another browser's, which may be
+    # anything); a request that does not, or says nonsense, is as of its arrival. An older one still
+    # rendering stops now, and one that reaches us after a newer one of its page (a starved thread) stops at
+    # once.
     token, newest = secrets.token_urlsafe(24), f"studio-preview:{user.id}"
-    arrived = time.time() * 1000
-    asked = asked if asked is not None and abs(asked - arrived) < ASKED_SKEW_MS else arrived
-    if not web.limiter.mark_newest(newest, token, asked, PREVIEW_SECONDS + 5):
+    if not _PAGE.fullmatch(page) or asked is None or not math.isfinite(asked):
+        page, asked = token, 0.0  # a page of its own: ordered by arrival
+    if not web.limiter.mark_newest(newest, token, page, asked, PREVIEW_SECONDS + 5):
         values["busy"] = "A newer preview replaced this one."
         return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=409)
     try:
