@@ -273,18 +273,16 @@ def seed(
 
 
 def claim_plan(database_url: str, course_slug: str, due: datetime, limit: int = 200) -> list[str]:
-    """PostgreSQL's plan for the claim's choice of due subscribers: it must use the index, not read the table."""
-    engine = sqlalchemy.create_engine(database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sqlalchemy.text(
-                "EXPLAIN SELECT p.subscriber_id FROM progress AS p JOIN subscribers AS s ON s.id = p.subscriber_id"
-                " WHERE p.status = 'active' AND p.next_send_at <= :due AND s.course_slug = :slug"
-                " ORDER BY p.next_send_at LIMIT :limit FOR UPDATE OF p SKIP LOCKED"
-            ),
-            {"due": due, "slug": course_slug, "limit": limit},
-        )
-        plan = [row[0] for row in rows]
+    """PostgreSQL's plan for the claim's choice of due subscribers (the claim's own statement, with a round's
+    parameters): it must use the index, not read the table."""
+    from course.catalog import course_at
+    from course.db import make_engine, make_sessionmaker
+    from course.deliveries.claim import due_plan
+    from course.deliveries.timing import Timing
+
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as session:  # the plan reads the lease of the timing alone
+        plan = due_plan(session, course_at(session, course_slug), due, limit, Timing(address_key=b""))
     engine.dispose()
     return plan
 
