@@ -184,6 +184,7 @@ class MessageBuilder:
         sender = settings.sender
         self.mail_from = sender.addr_spec
         self.domain = settings.sending_domain
+        self._unsubscribe_mailbox = settings.unsubscribe_mailbox  # a property that parses MAIL_FROM: once
         reply_name, reply_address = parseaddr(reply_to or settings.reply_to)
         if reply_to:  # the course's own mailbox: signed by its signer
             reply_name = ""
@@ -262,7 +263,7 @@ class MessageBuilder:
         _check(message_id, "Message-ID")
         # The mailto form carries the same signed token, so a reply-based unsubscribe names its subscriber.
         token = unsubscribe_url.rsplit("/", 1)[-1]
-        unsubscribe_mailto = f"mailto:{self.settings.unsubscribe_mailbox}?subject=unsubscribe%20{token}"
+        unsubscribe_mailto = f"mailto:{self._unsubscribe_mailbox}?subject=unsubscribe%20{token}"
         # The boundary cannot occur in quoted-printable text: "=_" is never produced by the encoder.
         boundary = "=_" + hashlib.sha1(message_id.encode(), usedforsecurity=False).hexdigest()
         head = b"".join(

@@ -323,7 +323,9 @@ def test_text_typed_when_the_session_ended_comes_back_after_signing_in(journey: 
     page.locator(".preview .inbox-row").get_by_text("Typed before the session ended").wait_for()
     page.wait_for_load_state("networkidle")
     context.clear_cookies()  # the session ends (eight hours, or a new password elsewhere)
-    type_code(page, "welcome/subject.txt", "Typed before the session ended")  # a preview asked signed out
+    type_code(page, "welcome/subject.txt", "Typed before the session ended")
+    # Its preview, asked signed out, is told so (a 401): no sign-in page rendered behind the person's back.
+    page.locator("#preview").get_by_text("Your session has ended: sign in again in another tab").wait_for()
     page.get_by_role("button", name="Save the draft and check it").click()
     page.get_by_role("heading", name="Sign in to edit the emails").wait_for()
     sign_in(page)
