@@ -101,11 +101,11 @@ def preview(
     if not within_limit(web, user, "preview"):
         values["busy"] = "That is a lot of previews in a few minutes: the next one can come in a minute or two."
         return web.templates.TemplateResponse(request, "studio/_preview.html", values, status_code=429)
-    # One preview per person at a time: the one they asked for last. The editor's page names itself and says
-    # when it asked, by its own monotonic clock (never compared with ours or another browser's, which may be
-    # anything); a request that does not, or says nonsense, is as of its arrival. An older one still
-    # rendering stops now, and one that reaches us after a newer one of its page (a starved thread) stops at
-    # once.
+    # One preview per person at a time: the one they asked for last. The editor's page names itself and
+    # numbers its previews in the order it asks for them (no clock: a browser's may be anything, and is
+    # never compared with ours); a request that does not, or says nonsense, is as of its arrival, as is one
+    # from another page. An older one still rendering stops now, and one that reaches us after a newer one
+    # of its page (a starved thread) stops at once.
     token, newest = secrets.token_urlsafe(24), f"studio-preview:{user.id}"
     if not _PAGE.fullmatch(page) or asked is None or not math.isfinite(asked):
         page, asked = token, 0.0  # a page of its own: ordered by arrival
