@@ -25,3 +25,14 @@ def test_this_process_and_the_ones_it_starts_are_moved_by_the_days_asked_once() 
         timeout=60,
     )  # fmt: skip
     assert abs(float(started.stdout) - time.time()) < 60  # the same calendar as ours
+
+
+def test_a_process_that_reads_the_clock_late_has_the_same_clock_as_the_others() -> None:
+    """A ticking moved clock starts at the travel, not at the process's first reading of it (time-machine's
+    own starts at the first reading: a process that read it seconds after starting ran seconds behind)."""
+    started = subprocess.run(
+        [sys.executable, "-c", "import time; time.sleep(3); print(time.time())"], capture_output=True, text=True,
+        check=True, timeout=60,
+    )  # fmt: skip
+    behind = time.time() - float(started.stdout)  # the time since it printed, on a clock shared with it
+    assert 0 <= behind < 1.5, behind
