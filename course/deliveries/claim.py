@@ -14,8 +14,9 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy import Result, TextClause, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.util.typing import TupleAny
 
 from course.curriculum import Course
 from course.db import hand_over_after_commit
@@ -231,24 +232,21 @@ def sequence_parameters(course: Course) -> dict[str, object]:
     }
 
 
-def _due_parameters(course: Course, now: datetime, limit: int, timing: Timing) -> dict[str, object]:
-    return {
-        "now": now,
-        "recent": now - timing.lease,
-        "slug": course.slug,
-        "limit": limit,
-        **sequence_parameters(course),
-    }
+def _run_due(session: Session, statement: TextClause, course: Course, now: datetime, limit: int,
+             timing: Timing) -> Result[*TupleAny]:  # fmt: skip
+    """``statement`` (``_DUE``, or its EXPLAIN) with a round's parameters."""
+    # The plan's cost, inflated by the search for a moved email (generate_series), would have PostgreSQL
+    # compile the statement (JIT) at every round: 1.5 s for a claim that runs in milliseconds.
+    session.execute(text("SET LOCAL jit = off"))
+    return session.execute(statement, {
+        "now": now, "recent": now - timing.lease, "slug": course.slug, "limit": limit, **sequence_parameters(course),
+    })  # fmt: skip
 
 
 def due_plan(session: Session, course: Course, now: datetime, limit: int, timing: Timing) -> list[str]:
     """PostgreSQL's plan for a round's choice of due readers (``_DUE``, as :func:`claim_due` runs it): what
     the benchmarks show, to see it read the index and not the table."""
-    session.execute(text("SET LOCAL jit = off"))
-    return [
-        str(row[0])
-        for row in session.execute(text("EXPLAIN " + _DUE.text), _due_parameters(course, now, limit, timing))
-    ]
+    return [str(row[0]) for row in _run_due(session, text("EXPLAIN " + _DUE.text), course, now, limit, timing)]
 
 
 @dataclass(frozen=True)
@@ -268,10 +266,7 @@ def claim_due(
     their next email (or complete them), and queue those emails in batches of ``batch_size`` carrying
     ``release``, the templates they are sent with. The caller commits; the batches are handed to the
     workers when it does."""
-    # The plan's cost, inflated by the search for a moved email (generate_series), would have PostgreSQL
-    # compile the statement (JIT) at every round: 1.5 s for a claim that runs in milliseconds.
-    session.execute(text("SET LOCAL jit = off"))
-    rows = session.execute(_DUE, _due_parameters(course, now, limit, timing))
+    rows = _run_due(session, _DUE, course, now, limit, timing)
     times = NextTimes(course, now, timing)
     steps = course.steps
     ids: list[int] = []
