@@ -8,7 +8,9 @@
 
 A batch opens one connection (``with sender.connect() as connection``) and reuses it for every
 message; a dropped connection is reopened for the next message. Each message gets a
-:class:`SendResult` that says what the worker should do with the delivery.
+:class:`SendResult` that says what the worker should do with the delivery: one at a time from
+``send``, or a chunk's in turn from ``send_each``, which over SMTP sends the next message's commands
+behind the previous message (one round trip a message).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import smtplib
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -77,6 +79,24 @@ def classify(code: int, reply: str) -> SendResult:
 class Connection(Protocol):
     def send(self, envelope: Envelope) -> SendResult: ...
 
+    def send_each(self, envelopes: Iterable[Envelope]) -> Generator[SendResult]:
+        """Each envelope's result in order, as it is known; none after a SENDER_BLOCKED."""
+        ...
+
+
+class OneAtATime:
+    """``send_each`` for a connection that sends one message at a time (the outbox, memory, a test's)."""
+
+    def send(self, envelope: Envelope) -> SendResult:
+        raise NotImplementedError
+
+    def send_each(self, envelopes: Iterable[Envelope]) -> Generator[SendResult]:
+        for envelope in envelopes:
+            result = self.send(envelope)
+            yield result
+            if result.outcome is Outcome.SENDER_BLOCKED:
+                return
+
 
 class Sender(Protocol):
     def connect(self) -> AbstractContextManager[Connection]: ...
@@ -132,7 +152,7 @@ def _stuffed(data: bytes, dot_free: bool = False) -> bytes:
 
 
 class _Data:
-    """smtplib's DATA with our dot-stuffing (:func:`_stuffed`), the rest of smtplib as it is."""
+    """smtplib's DATA with our dot-stuffing (:func:`_stuffed`), and the pipelined exchange's steps."""
 
     def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
         if not isinstance(msg, bytes):
@@ -145,18 +165,16 @@ class _Data:
         client.send(_stuffed(msg))
         return client.getreply()
 
-    def pipelined(self, mail_from: bytes, recipient: bytes, data: bytes, dot_free: bool = False) -> SendResult:
-        """One message in two round trips instead of four (RFC 2920, when the server offers PIPELINING):
-        MAIL, RCPT and DATA written at once and their three replies read, then the message. A refusal of
-        MAIL or RCPT is the message's outcome (the caller resets the transaction); a DATA the server accepted
-        anyway gets an empty message, which it refuses for want of a recipient."""
+    def opened(self) -> SendResult | None:
+        """Read the replies to a message's MAIL, RCPT and DATA (written by :func:`_commands`): None when the
+        server waits for the message, else the refusal, which is the message's outcome. A DATA the server
+        accepted after all gets an empty message, which it refuses for want of a recipient; the caller
+        resets the transaction."""
         client: smtplib.SMTP = self  # type: ignore[assignment]
-        client.send(b"MAIL FROM:<" + mail_from + b">\r\nRCPT TO:<" + recipient + b">\r\nDATA\r\n")
         replies = [client.getreply(), client.getreply(), client.getreply()]
         (mail_code, _), (rcpt_code, _), (data_code, _) = replies
         if mail_code == 250 and rcpt_code in (250, 251) and data_code == 354:
-            client.send(_stuffed(data, dot_free))
-            return classify(*_decoded(client.getreply()))
+            return None
         if data_code == 354:
             client.send(b".\r\n")
             client.getreply()
@@ -181,6 +199,9 @@ class SmtpConnection:
         self._tls_context = tls_context
         self._client: _Client | _SSLClient | None = None
         self._pipelining: bool | None = None  # whether this connection's server offered it (EHLO)
+        # Whether a transaction is under way on the connection (commands written, its end not answered):
+        # then it can only be given up by closing the connection (a QUIT would be read as the message).
+        self._midway = False
 
     def _open(self) -> _Client | _SSLClient:
         config = self._config
@@ -198,63 +219,128 @@ class SmtpConnection:
             client.login(config.username, config.password or "")
         return client
 
+    def _ready(self) -> _Client | _SSLClient:
+        """The connection, opened (and greeted) if it is not."""
+        if self._client is None:
+            self._client = self._open()
+        if self._pipelining is None:
+            self._client.ehlo_or_helo_if_needed()
+            self._pipelining = self._client.has_extn("pipelining")
+        return self._client
+
     def send(self, envelope: Envelope) -> SendResult:
-        # Sign-up keeps addresses to ASCII (course/subscriptions.py: no SMTPUTF8); one that is not, or that
-        # would end a command line, is refused here rather than sent as something a server would misread.
-        mail_from, recipient = _ascii(envelope.mail_from), _ascii(envelope.recipient)
-        if mail_from is None:
-            return SendResult(
-                Outcome.SENDER_BLOCKED, None, f"MAIL_FROM is not a plain ASCII address: {envelope.mail_from!r}"
-            )
-        if recipient is None:
-            return SendResult(Outcome.FAILED, None, f"not a plain ASCII address: {envelope.recipient!r}")
+        results = self.send_each((envelope,))
         try:
-            if self._client is None:
-                self._client = self._open()
-            client = self._client
-            if self._pipelining is None:
-                client.ehlo_or_helo_if_needed()
-                self._pipelining = client.has_extn("pipelining")
-            if self._pipelining:
-                result = client.pipelined(mail_from, recipient, envelope.data, envelope.dot_free)
-                if result.outcome is not Outcome.ACCEPTED:
-                    self._reset()
-                return result
-            refused = client.sendmail(envelope.mail_from, [envelope.recipient], envelope.data)
-        except smtplib.SMTPRecipientsRefused as error:
-            code, reply = next(iter(error.recipients.values()))
-            return classify(code, _text(reply))
-        except smtplib.SMTPResponseException as error:  # sender refused, data refused, auth refused
-            if error.smtp_code == -1 or not 200 <= error.smtp_code < 600:
-                self.close()
-                return SendResult(Outcome.RETRY, None, _text(error.smtp_error) or "connection lost")
-            self._reset()
-            return classify(error.smtp_code, _text(error.smtp_error))
-        except smtplib.SMTPNotSupportedError as error:  # STARTTLS or AUTH not offered: our configuration
-            self.close()
-            return SendResult(Outcome.SENDER_BLOCKED, None, f"{error}")
-        except ssl.SSLCertVerificationError as error:
-            # Our configuration or the relay's certificate: retrying will not help, people must.
-            self.close()
-            return SendResult(Outcome.SENDER_BLOCKED, None, f"TLS certificate refused: {error}")
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, TimeoutError) as error:
-            # The connection dropped (perhaps during DATA): we cannot know whether it was accepted.
-            self.close()
-            return SendResult(Outcome.RETRY, None, f"connection lost: {error or type(error).__name__}")
+            return next(results)
+        finally:
+            results.close()
+
+    def send_each(self, envelopes: Iterable[Envelope]) -> Generator[SendResult]:
+        """Send the envelopes in turn on this connection, yielding each one's result, in their order, as soon
+        as it is known.
+
+        With a server that offers PIPELINING (RFC 2920) a message costs one round trip: its MAIL, RCPT and
+        DATA go out in the same write as the previous message's end (the content may begin a group, 3.1),
+        and the server answers the one and the other together; the first message of an exchange, and one
+        after a refusal of its MAIL or RCPT, costs two. Without PIPELINING, smtplib's four.
+
+        A 5.7.x (SENDER_BLOCKED) ends the exchange: nothing after it is sent, and the caller keeps the rest.
+        A next message whose commands went out and that is not sent (that, a caller that stops reading, an
+        error) is given up by closing the connection, never by an empty message: its DATA may have been
+        accepted already.
+        """
+        queue = iter(envelopes)
+        current = next(queue, None)
+        begun = False  # whether current's commands went out, behind the previous message
+        try:
+            while current is not None:
+                following: Envelope | None = None
+                pulled = ahead = False  # following taken from the queue; its commands written
+                addresses = _addresses(current)
+                if isinstance(addresses, SendResult):
+                    result = addresses
+                else:
+                    try:
+                        client = self._ready()
+                        if not self._pipelining:
+                            result = self._sendmail(client, current)
+                        else:
+                            self._midway = True
+                            if not begun:
+                                client.send(_commands(*addresses))
+                            refusal = client.opened()
+                            if refusal is not None:
+                                result = refusal
+                                self._reset()
+                            else:
+                                following, pulled = next(queue, None), True
+                                after = _addresses(following) if following is not None else None
+                                ahead = isinstance(after, tuple)
+                                then = _commands(*after) if isinstance(after, tuple) else b""
+                                client.send(_stuffed(current.data, current.dot_free) + then)
+                                self._midway = ahead  # this message's end is answered below; the next's is not
+                                result = classify(*_decoded(client.getreply()))
+                    except Exception as error:  # each is the message's outcome, or raised again (_failed)
+                        result = self._failed(error)
+                begun = ahead and self._client is not None
+                yield result
+                if result.outcome is Outcome.SENDER_BLOCKED:
+                    return
+                current = following if pulled else next(queue, None)
+        finally:
+            if self._midway:
+                self._abandon()
+
+    def _sendmail(self, client: smtplib.SMTP, envelope: Envelope) -> SendResult:
+        """One message the way smtplib sends it, a command at a time (a server without PIPELINING)."""
+        refused = client.sendmail(envelope.mail_from, [envelope.recipient], envelope.data)
         if refused:
             code, reply = next(iter(refused.values()))
             return classify(code, _text(reply))
         return SendResult(Outcome.ACCEPTED, 250, "accepted")
+
+    def _failed(self, error: Exception) -> SendResult:
+        """What an error in the exchange means for its message (the connection closed if it is no use)."""
+        if isinstance(error, smtplib.SMTPRecipientsRefused):
+            code, reply = next(iter(error.recipients.values()))
+            return classify(code, _text(reply))
+        if isinstance(error, smtplib.SMTPResponseException):  # sender refused, data refused, auth refused
+            if error.smtp_code == -1 or not 200 <= error.smtp_code < 600:
+                self._abandon()
+                return SendResult(Outcome.RETRY, None, _text(error.smtp_error) or "connection lost")
+            self._reset()
+            return classify(error.smtp_code, _text(error.smtp_error))
+        if isinstance(error, smtplib.SMTPNotSupportedError):  # STARTTLS or AUTH not offered: our configuration
+            self.close()
+            return SendResult(Outcome.SENDER_BLOCKED, None, f"{error}")
+        if isinstance(error, ssl.SSLCertVerificationError):
+            # Our configuration or the relay's certificate: retrying will not help, people must.
+            self.close()
+            return SendResult(Outcome.SENDER_BLOCKED, None, f"TLS certificate refused: {error}")
+        if isinstance(error, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError, TimeoutError)):
+            # The connection dropped (perhaps during DATA): we cannot know whether it was accepted.
+            self._abandon()
+            return SendResult(Outcome.RETRY, None, f"connection lost: {error or type(error).__name__}")
+        raise error
 
     def _reset(self) -> None:
         # After a refusal the server expects RSET before the next MAIL FROM.
         try:
             if self._client is not None:
                 self._client.rset()
+                self._midway = False
         except (smtplib.SMTPException, OSError):
-            self.close()
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """Close the connection without a word: a transaction under way on it is given up by the server."""
+        client, self._client, self._pipelining, self._midway = self._client, None, None, False
+        if client is not None:
+            client.close()
 
     def close(self) -> None:
+        if self._midway:
+            self._abandon()
         client, self._client, self._pipelining = self._client, None, None
         if client is None:
             return
@@ -281,7 +367,7 @@ class SmtpSender:
 # --- Outbox and memory ----------------------------------------------------------------------------
 
 
-class OutboxSender:
+class OutboxSender(OneAtATime):
     """Writes each message to ``folder/<time>-<recipient>-<id>.eml``: the demo's inbox reads them."""
 
     def __init__(self, folder: Path) -> None:
@@ -302,7 +388,7 @@ class OutboxSender:
         return SendResult(Outcome.ACCEPTED, 250, f"written to {path.name}")
 
 
-class MemorySender:
+class MemorySender(OneAtATime):
     def __init__(self) -> None:
         self.sent: list[Envelope] = []
         self._lock = threading.Lock()
@@ -332,6 +418,24 @@ def _ascii(address: str) -> bytes | None:
     """An address as a command carries it; None for one that needs SMTPUTF8 or holds a line break."""
     plain = address.isascii() and not any(char in address for char in "\r\n<>")
     return address.encode("ascii") if plain else None
+
+
+def _addresses(envelope: Envelope) -> tuple[bytes, bytes] | SendResult:
+    """The envelope's sender and recipient as commands carry them, or why it cannot be sent. Sign-up keeps
+    addresses to ASCII (course/subscriptions.py: no SMTPUTF8); one that is not, or that would end a command
+    line, is refused here rather than sent as something a server would misread."""
+    mail_from, recipient = _ascii(envelope.mail_from), _ascii(envelope.recipient)
+    if mail_from is None:
+        reason = f"MAIL_FROM is not a plain ASCII address: {envelope.mail_from!r}"
+        return SendResult(Outcome.SENDER_BLOCKED, None, reason)
+    if recipient is None:
+        return SendResult(Outcome.FAILED, None, f"not a plain ASCII address: {envelope.recipient!r}")
+    return mail_from, recipient
+
+
+def _commands(mail_from: bytes, recipient: bytes) -> bytes:
+    """A message's MAIL, RCPT and DATA, written at once to a server that offers PIPELINING."""
+    return b"MAIL FROM:<" + mail_from + b">\r\nRCPT TO:<" + recipient + b">\r\nDATA\r\n"
 
 
 def _decoded(reply: tuple[int, bytes]) -> tuple[int, str]:

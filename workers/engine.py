@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -397,36 +398,50 @@ def _send_chunk(
             tally[outcome] = tally.get(outcome, 0) + 1
     runtime.throttle.acquire(len(ready))
     sent: list[Sent] = []
-    for item, envelope, release in ready:
-        if pause is not None and pause.until > runtime.now():  # a 5.7.x earlier in this chunk: hold the rest
-            if (held := delivery_row(session, item, runtime.now())) is not None:
-                hold_for_pause(held, pause)
-            tally["held"] = tally.get("held", 0) + 1
-            continue
-        result: SendResult = connection.send(envelope)
-        now = runtime.now()
-        reply = result.describe()
-        tally[result.outcome.value] = tally.get(result.outcome.value, 0) + 1
-        if result.outcome is Outcome.ACCEPTED:
-            sent.append(Sent(item, envelope.message_id, reply, release, now))
-            continue
-        delivery = delivery_row(session, item, now)
-        if delivery is None:  # erased while it was being sent: nothing left to record
-            continue
-        delivery.template_version = release
-        label = item.delivery_id or f"{item.subscriber_id}/{item.step}"
-        if result.outcome is Outcome.RETRY:
-            log.info("delivery %s: temporary failure, retrying: %s", label, reply)
-            retry_later(session, delivery, reply, now, runtime.timing)
-        elif result.outcome is Outcome.BAD_ADDRESS:
-            log.info("delivery %s: the address does not exist, suppressing it: %s", label, reply)
-            mark_bad_address(session, delivery, reply, now, runtime.timing)
-        elif result.outcome is Outcome.SENDER_BLOCKED:
-            pause = pause_sending(session, delivery, reply, now, runtime.timing)
-        else:
-            log.info("delivery %s: refused for good: %s", label, reply)
-            mark_failed(session, delivery, reply, now, runtime.timing)
+    done = 0
+    # One round trip a message over SMTP: the next message's commands go out behind this one's end, so the
+    # server works on it while its result is recorded here (emails/senders.py, send_each).
+    with closing(connection.send_each([envelope for _, envelope, _ in ready])) as results:
+        for result in results:
+            item, envelope, release = ready[done]
+            done += 1
+            pause = _record_result(runtime, session, item, envelope, release, result, pause, sent, tally)
+    for item, _, _ in ready[done:]:  # after a 5.7.x: nothing more was sent, the rest waits for the pause
+        if pause is not None and (held := delivery_row(session, item, runtime.now())) is not None:
+            hold_for_pause(held, pause)
+        tally["held"] = tally.get("held", 0) + 1
     record_sent(session, batch, sent, runtime.now(), runtime.timing)
+    return pause
+
+
+def _record_result(
+    runtime: Runtime, session: Session, item: Outgoing, envelope: Envelope, release: str, result: SendResult,
+    pause: SendingPause | None, sent: list[Sent], tally: dict[str, int],
+) -> SendingPause | None:  # fmt: skip
+    """What the mail server said of one message, recorded: kept for the chunk's one record of what was
+    sent, or the delivery moved on (a retry, a suppression, a failure, the pause a 5.7.x starts)."""
+    now = runtime.now()
+    reply = result.describe()
+    tally[result.outcome.value] = tally.get(result.outcome.value, 0) + 1
+    if result.outcome is Outcome.ACCEPTED:
+        sent.append(Sent(item, envelope.message_id, reply, release, now))
+        return pause
+    delivery = delivery_row(session, item, now)
+    if delivery is None:  # erased while it was being sent: nothing left to record
+        return pause
+    delivery.template_version = release
+    label = item.delivery_id or f"{item.subscriber_id}/{item.step}"
+    if result.outcome is Outcome.RETRY:
+        log.info("delivery %s: temporary failure, retrying: %s", label, reply)
+        retry_later(session, delivery, reply, now, runtime.timing)
+    elif result.outcome is Outcome.BAD_ADDRESS:
+        log.info("delivery %s: the address does not exist, suppressing it: %s", label, reply)
+        mark_bad_address(session, delivery, reply, now, runtime.timing)
+    elif result.outcome is Outcome.SENDER_BLOCKED:
+        pause = pause_sending(session, delivery, reply, now, runtime.timing)
+    else:
+        log.info("delivery %s: refused for good: %s", label, reply)
+        mark_failed(session, delivery, reply, now, runtime.timing)
     return pause
 
 

@@ -276,8 +276,12 @@ class Conversation:
     """An SMTP server of a few lines, for what aiosmtpd will not do: it records what each read from the
     socket held, and answers from a script (the commands it does not know: 250)."""
 
-    def __init__(self, answers: dict[bytes, list[bytes]]) -> None:
+    def __init__(self, answers: dict[bytes, list[bytes]], patience: float | None = None) -> None:
+        """``patience``: answer a message's end only once more has come from the client (the next message's
+        commands, pipelined behind it) or after this many seconds; ``waited_out`` counts the latter."""
         self.answers = answers
+        self.patience = patience
+        self.waited_out = 0
         self.reads: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -309,6 +313,8 @@ class Conversation:
                             break
                         cut = 3 if pending.startswith(b".\r\n") else end + 5
                         pending, in_data = pending[cut:], False
+                        if self.patience is not None and not pending:
+                            pending += self._more(connection, self.patience)
                         connection.sendall(self._answer(b"END-OF-DATA"))
                         continue
                     line, found, rest = pending.partition(b"\r\n")
@@ -320,6 +326,18 @@ class Conversation:
                     in_data = reply.startswith(b"354")
                     if line.upper().startswith(b"QUIT"):
                         return
+
+    def _more(self, connection: socket.socket, seconds: float) -> bytes:
+        connection.settimeout(seconds)
+        try:
+            more = connection.recv(65536)
+        except TimeoutError:
+            self.waited_out += 1
+            return b""
+        finally:
+            connection.settimeout(None)
+        self.reads.append(more)
+        return more
 
 
 def test_a_pipelining_server_gets_mail_rcpt_and_data_in_one_write() -> None:
@@ -364,3 +382,93 @@ def test_an_address_a_command_cannot_carry_is_refused_and_nothing_of_it_is_sent(
     assert refused.outcome is Outcome.FAILED and "ASCII" in refused.reply
     assert after.outcome is Outcome.ACCEPTED
     assert b"".join(conversation.reads).count(b"RCPT TO") == 1
+
+
+# --- A chunk in turn: the next message's commands behind the previous message ----------------------------
+
+
+def test_a_chunk_costs_one_round_trip_a_message() -> None:
+    """The server answers a message's end only once the next message's commands have come (or after
+    a second): sent in turn, each message waits it out; sent as a chunk, only the last does, since its
+    commands went out with the message before it."""
+    chunk = [envelope(f"reader{n}@example.com", n) for n in range(4)]
+    one_by_one = Conversation({}, patience=1)
+    with sender_from_url(f"smtp://127.0.0.1:{one_by_one.port}", timeout=5).connect() as connection:
+        assert [connection.send(each).outcome for each in chunk[:2]] == [Outcome.ACCEPTED] * 2
+    one_by_one.thread.join(10)
+    assert one_by_one.waited_out == 2
+
+    together = Conversation({}, patience=1)
+    with sender_from_url(f"smtp://127.0.0.1:{together.port}", timeout=5).connect() as connection:
+        assert [result.outcome for result in connection.send_each(chunk)] == [Outcome.ACCEPTED] * 4
+    together.thread.join(10)
+    assert together.waited_out == 1  # the last message: nothing came behind it
+    sent = b"".join(together.reads)
+    assert sent.count(b"\r\n.\r\nMAIL FROM:<course@mail.example.org>\r\nRCPT TO:<reader") == 3
+    assert sent.count(b"Subject: Day") == 4
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one command at a time"])
+def test_a_chunks_results_come_in_order_through_refusals_on_one_connection(pipelining: bool) -> None:
+    with smtp_server(pipelining=pipelining) as (server, port):
+        server.plan("gone@example.com", "rcpt", "550 5.1.1 No such user")
+        server.plan("full@example.com", "data", "452 4.2.2 Mailbox full")
+        server.plan("big@example.com", "data", "552 5.3.4 Message too big")
+        chunk = [envelope(address, n) for n, address in enumerate(
+            ["alex@example.com", "gone@example.com", "full@example.com", "sam@example.com", "big@example.com",
+             "jöran@example.com", "kim@example.com"]
+        )]  # fmt: skip
+        with sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5).connect() as connection:
+            outcomes = [result.outcome for result in connection.send_each(chunk)]
+        assert outcomes == [
+            Outcome.ACCEPTED, Outcome.BAD_ADDRESS, Outcome.RETRY, Outcome.ACCEPTED, Outcome.FAILED, Outcome.FAILED,
+            Outcome.ACCEPTED,
+        ]  # fmt: skip
+        assert [message.recipient for message in server.received] == [
+            "alex@example.com", "sam@example.com", "kim@example.com"
+        ]  # fmt: skip
+        assert len({message.peer for message in server.received}) == 1
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one command at a time"])
+def test_a_5_7_refusal_ends_the_chunk_and_nothing_after_it_reaches_the_server(pipelining: bool) -> None:
+    """The next message's commands went out behind the refused one, and its DATA was accepted: it is given up
+    by closing the connection, never by sending it empty."""
+    with smtp_server(pipelining=pipelining) as (server, port):
+        server.plan("spam@example.com", "data", "554 5.7.1 Message rejected as spam")
+        addresses = ["alex@example.com", "spam@example.com", "sam@example.com", "kim@example.com"]
+        chunk = [envelope(address, n) for n, address in enumerate(addresses)]
+        with sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5).connect() as connection:
+            outcomes = [result.outcome for result in connection.send_each(chunk)]
+            assert outcomes == [Outcome.ACCEPTED, Outcome.SENDER_BLOCKED]
+            assert connection.send(envelope("lee@example.com", 9)).outcome is Outcome.ACCEPTED  # a new connection
+        assert [message.recipient for message in server.received] == ["alex@example.com", "lee@example.com"]
+        assert all(message.subject.startswith("Day") for message in server.received)
+
+
+def test_a_caller_that_stops_reading_gives_the_next_message_up_and_the_connection_goes_on() -> None:
+    with smtp_server() as (server, port):
+        chunk = [envelope(f"reader{n}@example.com", n) for n in range(3)]
+        with sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5).connect() as connection:
+            results = connection.send_each(chunk)
+            assert next(results).outcome is Outcome.ACCEPTED
+            results.close()  # reader1's commands went out; its message never does
+            assert connection.send(envelope("lee@example.com", 9)).outcome is Outcome.ACCEPTED
+        assert [message.recipient for message in server.received] == ["reader0@example.com", "lee@example.com"]
+        assert server.received[0].peer != server.received[1].peer
+
+
+def test_a_connection_dropped_mid_chunk_retries_that_message_and_sends_the_rest_on_a_new_one() -> None:
+    with smtp_server() as (server, port):
+        server.plan("sam@example.com", "drop")
+        addresses = ["alex@example.com", "sam@example.com", "kim@example.com", "lee@example.com"]
+        chunk = [envelope(address, n) for n, address in enumerate(addresses)]
+        with sender_from_url(f"smtp://127.0.0.1:{port}", timeout=5).connect() as connection:
+            results = list(connection.send_each(chunk))
+        assert [result.outcome for result in results] == [
+            Outcome.ACCEPTED, Outcome.RETRY, Outcome.ACCEPTED, Outcome.ACCEPTED
+        ]  # fmt: skip
+        assert "connection" in results[1].reply
+        received = server.received
+        assert [message.recipient for message in received] == ["alex@example.com", "kim@example.com", "lee@example.com"]
+        assert received[0].peer != received[1].peer == received[2].peer

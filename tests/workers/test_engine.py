@@ -21,6 +21,7 @@ from course.models.deliveries import Delivery, DeliveryState, SendBatch, Sending
 from course.models.subscribers import Subscriber, SubscriberStatus
 from course.senders import batch_lock
 from course.subscriptions import Consent, SubscribeOutcome, confirm, pause, restart, subscribe, unsubscribe
+from emails.senders import OneAtATime
 from emails.store import current_release
 from workers.engine import send_next, send_while_queued, tick
 
@@ -277,6 +278,34 @@ def test_a_sender_side_refusal_pauses_sending_and_never_blames_the_reader(
     assert day_ones == ["alex@example.com", "sam@example.com"]
 
 
+def test_a_sender_side_refusal_mid_chunk_holds_the_rest_though_the_next_message_had_begun(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    """Within a chunk, a message's commands go out behind the one before it (emails/senders.py): when that
+    one is refused with a 5.7.x, the next message had begun (its DATA accepted) and is given up with the
+    connection; it and the rest of the chunk wait for the pause, nobody gets an empty message, and after
+    the pause each reader gets their email once."""
+    harness = harness_factory(send_chunk_size=4)
+    readers = {enrol(harness, f"reader{n}@example.com"): f"reader{n}@example.com" for n in range(4)}
+    harness.clock.advance(days=1)
+    order = [readers[reader] for reader in harness.claim_one_batch()]
+    harness.wakeups.clear()
+    harness.smtp.plan(order[1], "data", "550 5.7.26 Unauthenticated email is not accepted (DMARC)")
+
+    def day_one() -> Counter[str]:
+        return Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1"))
+
+    assert send_next(harness.runtime) == {"accepted": 1, "sender-blocked": 1, "held": 2}
+    assert day_one() == {order[0]: 1}
+    assert all(m.message["Message-ID"] for m in harness.smtp.received)  # no empty message reached the server
+    with harness.runtime.sessions() as session:
+        (pause,) = session.scalars(select(SendingPause))
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 0
+    harness.clock.to(pause.until + timedelta(seconds=1))
+    harness.tick_and_send()
+    assert day_one() == dict.fromkeys(order, 1)
+
+
 def test_a_connection_dropped_during_data_is_retried_and_the_batch_goes_on(harness: Harness) -> None:
     for name in ("alex", "sam", "kim"):
         enrol(harness, f"{name}@example.com")
@@ -332,7 +361,7 @@ def test_an_unsubscribe_committed_while_a_batch_is_sending_stops_its_message_in_
             with sender.connect() as connection:
                 outer = self
 
-                class Connection:
+                class Connection(OneAtATime):
                     def send(self, envelope: Any) -> Any:
                         if not outer.done:
                             outer.done = True

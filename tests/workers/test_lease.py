@@ -10,7 +10,7 @@ from typing import Any
 
 from course.models.deliveries import DeliveryState
 from emails.mime import Envelope
-from emails.senders import Connection, Sender, SendResult
+from emails.senders import Connection, OneAtATime, Sender, SendResult
 from workers.engine import send_next, tick
 
 from .conftest import Harness
@@ -33,7 +33,7 @@ class Stalling:
             yield _Stalled(connection, self)
 
 
-class _Stalled:
+class _Stalled(OneAtATime):
     def __init__(self, connection: Connection, owner: Stalling) -> None:
         self.connection = connection
         self.owner = owner
