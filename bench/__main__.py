@@ -26,7 +26,8 @@ def _send(arguments: argparse.Namespace) -> int:
 
     run(Options(subscribers=arguments.subscribers, concurrency=arguments.concurrency, server_url=arguments.postgres,
                 broker_url=arguments.redis, tick_seconds=arguments.tick_seconds,
-                click_seconds=arguments.click_seconds, clicks_during_send=arguments.clicks_during_send))  # fmt: skip
+                click_seconds=arguments.click_seconds, clicks_during_send=arguments.clicks_during_send,
+                smtp_latency_ms=arguments.smtp_latency))  # fmt: skip
     return 0
 
 
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds wrk requests each click endpoint after the send run (10; 0: none)")  # fmt: skip
     send.add_argument("--clicks-during-send", action="store_true",
                       help="also request consultation links for CLICK_SECONDS while the workers send")  # fmt: skip
+    send.add_argument("--smtp-latency", type=float, default=0.0, metavar="MS",
+                      help="the sink answers each write MS milliseconds late, as a mail server that far away "
+                      "would (0: at once, as the ratio is measured)")  # fmt: skip
     send.set_defaults(handler=_send)
 
     claim = commands.add_parser("claim", help="one tick's claim among TABLE subscribers, 1%% of them due")

@@ -9,6 +9,7 @@ mail server and never listens beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from array import array
 from dataclasses import dataclass
@@ -41,9 +42,30 @@ class _Session(smtp.Session):
     NAME = b"sink"
     EXTENSIONS = (b"PIPELINING",)
 
-    def __init__(self, tally: _Tally) -> None:
+    def __init__(self, tally: _Tally, latency: float) -> None:
         super().__init__()
         self.tally = tally
+        self.latency = latency
+
+    def write(self, replies: bytes) -> None:
+        """The replies, ``latency`` seconds later when one is set: what a client sees of a mail server that
+        is that far away (a round trip to another building, or region), each of its waits for a reply."""
+        if self.latency:
+            asyncio.get_running_loop().call_later(self.latency, self._write_late, replies)
+        else:
+            self.transport.write(replies)
+
+    def _write_late(self, replies: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(replies)
+
+    def close(self) -> None:
+        if not self.latency or self.closed:
+            super().close()
+            return
+        self.flush()
+        self.closed = True
+        asyncio.get_running_loop().call_later(self.latency, self.transport.close)  # after the last replies
 
     def message(self, message: bytes) -> bool:
         """Count it (the Message-ID read from the header block only), and queue it."""
@@ -71,7 +93,7 @@ class Taken:
     mean_bytes: float
 
 
-def _serve(port_out: Connection, commands: Connection) -> None:  # pragma: no cover - the sink's own process
+def _serve(port_out: Connection, commands: Connection, latency: float) -> None:  # pragma: no cover - its process
     tally = _Tally()
 
     def answer(command: str, argument: Any) -> Any:
@@ -85,14 +107,15 @@ def _serve(port_out: Connection, commands: Connection) -> None:  # pragma: no co
         return True
 
     # The counts are read on the pipe's thread: the loop never waits for the harness's questions.
-    smtp.serve(lambda: _Session(tally), port_out, commands, answer, on_thread={"count", "taken"})
+    smtp.serve(lambda: _Session(tally, latency), port_out, commands, answer, on_thread={"count", "taken"})
 
 
 class Sink(smtp.ServerProcess):
     """The sink's process, and the questions the harness asks it."""
 
-    def __init__(self) -> None:
-        super().__init__(_serve, name="smtp-sink", what="SMTP sink")
+    def __init__(self, latency: float = 0.0) -> None:
+        """``latency``: seconds each reply is held back (0: answered at once, as on loopback)."""
+        super().__init__(_serve, latency, name="smtp-sink", what="SMTP sink")
 
     def reset(self) -> None:
         self.ask("reset")

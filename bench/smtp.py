@@ -94,8 +94,12 @@ class Session(asyncio.Protocol):
         """Write the replies so far (dropped once the connection is closed)."""
         if self.replies:
             if not self.closed:
-                self.transport.write(bytes(self.replies))
+                self.write(bytes(self.replies))
             self.replies.clear()
+
+    def write(self, replies: bytes) -> None:
+        """Send replies to the client (a subclass may hold them back a while: the sink's latency)."""
+        self.transport.write(replies)
 
     def close(self) -> None:
         """Write the replies so far, then close."""
@@ -152,7 +156,7 @@ class Session(asyncio.Protocol):
             else:
                 replies += NOT_HERE
         if replies:  # (whatever closes the connection writes the replies first)
-            self.transport.write(bytes(replies))
+            self.write(bytes(replies))
             replies.clear()
 
     def process(self) -> None:

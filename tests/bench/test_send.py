@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import re
+import smtplib
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from sqlalchemy import create_engine
 
 from bench.__main__ import main
 from bench.harness import Options, run
+from bench.sink import Sink
 
 from ..support.databases import ADMIN_URL
 
@@ -100,3 +103,21 @@ def test_the_insights_benchmark_sums_a_year_and_times_the_page(tmp_path: Path) -
     assert json.loads(next(tmp_path.glob("*-insights-1500.json")).read_text()) == figures
     summed = next(line for line in lines if line.startswith("  sum every week: "))
     assert int(summed.split()[3]) in (53, 54)  # a year of sign-ups touches 53 or 54 Monday-weeks
+
+
+def test_the_sinks_latency_holds_each_reply_back_and_loses_none() -> None:
+    """``bench send --smtp-latency``: each of the sink's writes comes that late (a mail server that far
+    away), its last reply (to QUIT) included, and it takes the messages as it does on loopback."""
+    sink = Sink(latency=0.2)
+    try:
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as client:  # its greeting comes late too
+            started = time.monotonic()
+            client.ehlo()
+            client.sendmail("course@bench.example", ["alex@bench.example"],
+                            b"Message-ID: <latency-1@bench.example>\r\n\r\nHello\r\n")  # fmt: skip
+            assert time.monotonic() - started >= 5 * 0.2  # EHLO, then MAIL, RCPT, DATA and the message's end
+            assert client.noop()[0] == 250
+        taken = sink.taken()
+        assert (taken.count, taken.duplicates, taken.without_id) == (1, 0, 0)
+    finally:
+        sink.stop()
