@@ -406,7 +406,9 @@ def _send_chunk(
             item, envelope, release = ready[done]
             done += 1
             pause = _record_result(runtime, session, item, envelope, release, result, pause, sent, tally)
-    for item, _, _ in ready[done:]:  # after a 5.7.x: nothing more was sent, the rest waits for the pause
+    # The exchange ends early after a 5.7.x alone, which started a pause: nothing more was sent, and the rest
+    # of the chunk waits for the pause to end.
+    for item, _, _ in ready[done:]:
         if pause is not None and (held := delivery_row(session, item, runtime.now())) is not None:
             hold_for_pause(held, pause)
         tally["held"] = tally.get("held", 0) + 1
@@ -427,6 +429,10 @@ def _record_result(
         sent.append(Sent(item, envelope.message_id, reply, release, now))
         return pause
     delivery = delivery_row(session, item, now)
+    if result.outcome is Outcome.SENDER_BLOCKED:  # about us, not the reader: sending pauses, whoever it was
+        if delivery is not None:
+            delivery.template_version = release
+        return pause_sending(session, delivery, reply, now, runtime.timing)
     if delivery is None:  # erased while it was being sent: nothing left to record
         return pause
     delivery.template_version = release
@@ -437,8 +443,6 @@ def _record_result(
     elif result.outcome is Outcome.BAD_ADDRESS:
         log.info("delivery %s: the address does not exist, suppressing it: %s", label, reply)
         mark_bad_address(session, delivery, reply, now, runtime.timing)
-    elif result.outcome is Outcome.SENDER_BLOCKED:
-        pause = pause_sending(session, delivery, reply, now, runtime.timing)
     else:
         log.info("delivery %s: refused for good: %s", label, reply)
         mark_failed(session, delivery, reply, now, runtime.timing)

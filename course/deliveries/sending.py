@@ -359,9 +359,15 @@ def next_times_from(session: Session, done: list[tuple[Outgoing, datetime]], now
 # The row of a course step the claim made, for what is not "sent": skipped, refused, put off. In sending,
 # as a worker has it; a step skipped before has its row already, which takes its place.
 _STEP_ROW = text("""
+WITH reader AS (  -- still there (an erasure committed meanwhile leaves nothing to record), and kept until commit
+    SELECT id FROM subscribers WHERE id = CAST(:reader AS bigint) FOR KEY SHARE
+)
 INSERT INTO deliveries AS d (subscriber_id, enrolment, step, email, template_version, state, attempts, due_at,
                              created_at, updated_at)
-VALUES (:reader, :enrolment, :step, :email, :release, 'sending', 1, :claimed, :claimed, :now)
+SELECT reader.id, CAST(:enrolment AS integer), CAST(:step AS integer), CAST(:email AS varchar),
+       CAST(:release AS varchar), 'sending', 1, CAST(:claimed AS timestamptz), CAST(:claimed AS timestamptz),
+       CAST(:now AS timestamptz)
+FROM reader
 ON CONFLICT (subscriber_id, enrolment, step) DO UPDATE
     SET state = 'sending', template_version = excluded.template_version, attempts = d.attempts + 1,
         due_at = excluded.due_at, last_reply = NULL, updated_at = excluded.updated_at
@@ -482,12 +488,17 @@ def retry_later(session: Session, delivery: Delivery, reply: str, now: datetime,
     _course_waits(delivery)
 
 
-def pause_sending(session: Session, delivery: Delivery, reply: str, now: datetime, timing: Timing) -> SendingPause:
-    """5.7.x: the provider refuses *us* (authentication, reputation, policy). Stop everything and alert."""
+def pause_sending(
+    session: Session, delivery: Delivery | None, reply: str, now: datetime, timing: Timing
+) -> SendingPause:
+    """5.7.x: the provider refuses *us* (authentication, reputation, policy). Stop everything and alert.
+    The refused message's delivery waits for the pause (none: its reader was erased meanwhile; the
+    pause is ours all the same)."""
     pause = SendingPause(reason=reply, created_at=now, until=now + timedelta(seconds=timing.sending_pause_seconds))
     session.add(pause)
-    hold_for_pause(delivery, pause)
-    delivery.last_reply = reply
+    if delivery is not None:
+        hold_for_pause(delivery, pause)
+        delivery.last_reply = reply
     log.error(
         "ALERT sending paused until %s: the mail provider refused our message (%s). "
         "This is a problem on the sender's side (authentication, SPF/DKIM/DMARC, reputation); "

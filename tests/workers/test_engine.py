@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from course.catalog import course_at, release_name
 from course.deliveries.claim import claim_due
 from course.deliveries.sending import take_batch
+from course.engagement.privacy import erase
 from course.models.deliveries import Delivery, DeliveryState, SendBatch, SendingPause, Suppression
 from course.models.subscribers import Subscriber, SubscriberStatus
 from course.senders import batch_lock
@@ -304,6 +305,61 @@ def test_a_sender_side_refusal_mid_chunk_holds_the_rest_though_the_next_message_
     harness.clock.to(pause.until + timedelta(seconds=1))
     harness.tick_and_send()
     assert day_one() == dict.fromkeys(order, 1)
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "tally"),
+    [
+        ("data", "550 5.7.26 Unauthenticated email is not accepted (DMARC)",
+         {"accepted": 1, "sender-blocked": 1, "held": 2}),
+        ("data", "451 4.3.0 Try again later", {"accepted": 3, "retry": 1}),
+        ("rcpt", "550 5.1.1 No such user", {"accepted": 3, "bad-address": 1}),
+        ("data", "552 5.3.4 Message too big", {"accepted": 3, "failed": 1}),
+    ],
+    ids=["5.7.26", "451", "5.1.1", "552"],
+)  # fmt: skip
+def test_a_refusal_of_a_reader_erased_while_it_went_leaves_the_chunk_whole(
+    harness_factory: Callable[..., Harness], stage: str, reply: str, tally: dict[str, int]
+) -> None:
+    """A reader erased while their email went, and refused: nothing is left to record for them, and the
+    rest of the chunk is recorded as ever (a 5.7.x is about us, whoever it was for: sending pauses and the
+    rest waits for it); nobody's email is lost or sent twice."""
+    harness = harness_factory(send_chunk_size=4)
+    readers = {enrol(harness, f"reader{n}@example.com"): f"reader{n}@example.com" for n in range(4)}
+    harness.clock.advance(days=1)
+    order = list(harness.claim_one_batch())
+    harness.wakeups.clear()
+    refused = order[1]
+    harness.smtp.plan(readers[refused], stage, reply)
+    sender = harness.runtime.sender
+
+    class ErasingWhileItGoes:
+        @contextlib.contextmanager
+        def connect(self) -> Iterator[object]:
+            with sender.connect() as connection:
+
+                class Connection(OneAtATime):
+                    def send(self, envelope: Any) -> Any:
+                        if envelope.recipient == readers[refused]:
+                            with harness.runtime.sessions() as session:
+                                gone = session.get(Subscriber, refused)
+                                assert gone is not None
+                                erase(session, gone, harness.clock(), harness.runtime.timing.address_key)
+                                session.commit()
+                        return connection.send(envelope)
+
+                yield Connection()
+
+    harness.runtime.sender = ErasingWhileItGoes()  # type: ignore[assignment]
+    assert send_next(harness.runtime) == tally
+    harness.runtime.sender = sender
+    with harness.runtime.sessions() as session:
+        pauses = list(session.scalars(select(SendingPause)))
+    assert len(pauses) == ("held" in tally)
+    harness.clock.to(max([pause.until for pause in pauses], default=harness.clock()) + timedelta(minutes=10))
+    harness.tick_and_send()
+    day_one = Counter(m.recipient for m in harness.smtp.received if m.subject.startswith("Day 1"))
+    assert day_one == {readers[reader]: 1 for reader in order if reader != refused}
 
 
 def test_a_connection_dropped_during_data_is_retried_and_the_batch_goes_on(harness: Harness) -> None:
