@@ -276,11 +276,13 @@ class Conversation:
     """An SMTP server of a few lines, for what aiosmtpd will not do: it records what each read from the
     socket held, and answers from a script (the commands it does not know: 250)."""
 
-    def __init__(self, answers: dict[bytes, list[bytes]], patience: float | None = None) -> None:
-        """``patience``: answer a message's end only once more has come from the client (the next message's
-        commands, pipelined behind it) or after this many seconds; ``waited_out`` counts the latter."""
+    def __init__(self, answers: dict[bytes, list[bytes]], patience: float | None = None, held: int = 0) -> None:
+        """``patience``: answer the end of each of the first ``held`` messages only once more has come from
+        the client (the next message's commands, pipelined behind it) or after this many seconds;
+        ``waited_out`` counts the latter."""
         self.answers = answers
         self.patience = patience
+        self.held = held
         self.waited_out = 0
         self.reads: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -313,8 +315,10 @@ class Conversation:
                             break
                         cut = 3 if pending.startswith(b".\r\n") else end + 5
                         pending, in_data = pending[cut:], False
-                        if self.patience is not None and not pending:
-                            pending += self._more(connection, self.patience)
+                        if self.patience is not None and self.held > 0:
+                            self.held -= 1
+                            if not pending:
+                                pending += self._more(connection, self.patience)
                         connection.sendall(self._answer(b"END-OF-DATA"))
                         continue
                     line, found, rest = pending.partition(b"\r\n")
@@ -388,21 +392,21 @@ def test_an_address_a_command_cannot_carry_is_refused_and_nothing_of_it_is_sent(
 
 
 def test_a_chunk_costs_one_round_trip_a_message() -> None:
-    """The server answers a message's end only once the next message's commands have come (or after
-    a second): sent in turn, each message waits it out; sent as a chunk, only the last does, since its
-    commands went out with the message before it."""
+    """The server answers a message's end only once the next message's commands have come (or after a
+    while): sent one at a time, each message waits it out; sent as a chunk, none does, since each
+    message's commands went out with the message before it."""
     chunk = [envelope(f"reader{n}@example.com", n) for n in range(4)]
-    one_by_one = Conversation({}, patience=1)
+    one_by_one = Conversation({}, patience=0.5, held=2)
     with sender_from_url(f"smtp://127.0.0.1:{one_by_one.port}", timeout=5).connect() as connection:
         assert [connection.send(each).outcome for each in chunk[:2]] == [Outcome.ACCEPTED] * 2
     one_by_one.thread.join(10)
     assert one_by_one.waited_out == 2
 
-    together = Conversation({}, patience=1)
-    with sender_from_url(f"smtp://127.0.0.1:{together.port}", timeout=5).connect() as connection:
+    together = Conversation({}, patience=10, held=3)  # the last message has nothing behind it
+    with sender_from_url(f"smtp://127.0.0.1:{together.port}", timeout=30).connect() as connection:
         assert [result.outcome for result in connection.send_each(chunk)] == [Outcome.ACCEPTED] * 4
     together.thread.join(10)
-    assert together.waited_out == 1  # the last message: nothing came behind it
+    assert together.waited_out == 0
     sent = b"".join(together.reads)
     assert sent.count(b"\r\n.\r\nMAIL FROM:<course@mail.example.org>\r\nRCPT TO:<reader") == 3
     assert sent.count(b"Subject: Day") == 4
