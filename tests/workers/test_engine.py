@@ -321,9 +321,9 @@ def test_a_sender_side_refusal_mid_chunk_holds_the_rest_though_the_next_message_
 def test_a_refusal_of_a_reader_erased_while_it_went_leaves_the_chunk_whole(
     harness_factory: Callable[..., Harness], stage: str, reply: str, tally: dict[str, int]
 ) -> None:
-    """A reader erased while their email went, and refused: nothing is left to record for them, and the
-    rest of the chunk is recorded as ever (a 5.7.x is about us, whoever it was for: sending pauses and the
-    rest waits for it); nobody's email is lost or sent twice."""
+    """A reader erased while their email went (after the chunk's check), and refused: nothing is left to
+    record for them, and the rest of the chunk is recorded as ever (a 5.7.x is about us, whoever it was
+    for: sending pauses and the rest waits for it); nobody's email is lost or sent twice."""
     harness = harness_factory(send_chunk_size=4)
     readers = {enrol(harness, f"reader{n}@example.com"): f"reader{n}@example.com" for n in range(4)}
     harness.clock.advance(days=1)
