@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--click-seconds", type=float, default=10.0,
                       help="seconds wrk requests each click endpoint after the send run (10; 0: none)")  # fmt: skip
     send.add_argument("--clicks-during-send", action="store_true",
-                      help="also request consultation links for CLICK_SECONDS while the workers send")  # fmt: skip
+                      help="also request consultation links, then exercise pages, for CLICK_SECONDS each "
+                           "while the workers send")  # fmt: skip
     send.add_argument("--smtp-latency", type=float, default=0.0, metavar="MS",
                       help="the sink answers each write MS milliseconds late, as a mail server that far away "
                       "would (0: at once, as the ratio is measured)")  # fmt: skip

@@ -33,6 +33,8 @@ ENDPOINTS = ("consultation", "exercise page", "landing page", "healthz")
 # Open connections: the issue's measure (mail scanners open many links at once); with 8 the same app gave
 # about the same requests/s and a p99 under 50 ms, with 32 a p99 of 0.2-1.2 s here (docs/performance.md).
 CONNECTIONS = 32
+# The links mail scanners open as the emails arrive, measured while a send runs too (``--clicks-during-send``).
+DURING_SEND = ("consultation", "exercise page")
 _LUA = """
 paths = {}
 for line in io.lines("%s") do paths[#paths + 1] = line end

@@ -43,7 +43,7 @@ import redis
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from bench.clicks import CONNECTIONS, ENDPOINTS, click_paths, measure_clicks, run_wrk, warm_up, web_server
+from bench.clicks import CONNECTIONS, DURING_SEND, ENDPOINTS, click_paths, measure_clicks, run_wrk, warm_up, web_server
 from bench.limit import measure_limit
 from bench.sink import Sink
 
@@ -63,8 +63,8 @@ class Options:
     course_slug: str = "building-emotional-intimacy"
     tick_seconds: float | None = None  # None: the production default
     click_seconds: float = 10.0  # how long wrk requests each click endpoint afterwards; 0: no click figures
-    # wrk on the consultation links for click_seconds while the workers send (the figures of such a run's
-    # send then carry the web's database work too: its backends are the database's)
+    # wrk on the consultation links, then the exercise pages, click_seconds each while the workers send (the
+    # figures of such a run's send then carry the web's database work too: its backends are the database's)
     clicks_during_send: bool = False
     # Milliseconds the sink holds each reply back (a mail server that far away: each wait for a reply costs
     # a round trip); 0, on loopback, as the ratio is measured.
@@ -430,19 +430,25 @@ def run(
             if wrk is not None:
                 with contextlib.ExitStack() as starting:  # a web server that started is stopped if the rest fails
                     port = starting.enter_context(web_server(environment, Path(folder)))
-                    paths = click_paths(environment, seeded_subscribers(database_url), 1)["consultation"]
-                    paths = warm_up(wrk, port, paths, Path(folder), "during the send")
+                    every = click_paths(environment, seeded_subscribers(database_url), 1)
+                    paths = {name: warm_up(wrk, port, every[name], Path(folder), f"{name} during the send")
+                             for name in DURING_SEND}  # fmt: skip
                     beside = starting.pop_all()
 
                 def click_while_sending() -> None:
+                    """Each endpoint in turn, CLICK_SECONDS each; when each window ended, to tell afterwards
+                    whether the send was still running all through it."""
                     try:
-                        during.update(run_wrk(wrk, port, paths, options.click_seconds, Path(folder),
-                                              "during the send"))  # fmt: skip
+                        for name in DURING_SEND:
+                            found = run_wrk(wrk, port, paths[name], options.click_seconds, Path(folder),
+                                            f"{name} during the send")  # fmt: skip
+                            during[name] = {**found, "ended_after_s": time.time() - started}
                     except (OSError, subprocess.SubprocessError) as error:
                         during["error"] = str(error)
 
                 clicking = threading.Thread(target=click_while_sending, daemon=True)
             started = time.time()
+            sending_seconds = 0.0
             try:
                 for role, arguments in (("beat", ["beat", "--loglevel", "WARNING"]),
                                         ("worker", ["worker", "--concurrency", str(options.concurrency),
@@ -475,6 +481,7 @@ def run(
                             tail = (logs / f"{role}.log").read_text(errors="replace")[-2000:]
                             raise RuntimeError(f"`course {role}` exited ({process.returncode}):\n{tail}")
                 processes.sample()
+                sending_seconds = time.time() - started
                 progress(f"  {count:,} of {options.subscribers:,} sent, {elapsed:.0f} s")
                 if sys.stdout.isatty():
                     print()
@@ -508,6 +515,9 @@ def run(
     figures["database"] = make_url(database_url).database  # its own, dropped by now
     figures["smtp_latency_ms"] = options.smtp_latency_ms
     figures["clicks"] = clicks
+    for name in DURING_SEND:  # a window that outlasted the send measured the clicks partly alone
+        if name in during:
+            during[name]["within_send"] = during[name].pop("ended_after_s") <= sending_seconds
     figures["clicks_during_send"] = {"connections": CONNECTIONS, "seconds": options.click_seconds, **during} \
         if during else None  # fmt: skip
     options.results.mkdir(parents=True, exist_ok=True)
@@ -621,10 +631,13 @@ def report(figures: dict[str, Any]) -> list[str]:
         lines.append(f"    consultation clicks recorded: {clicks['consultation_clicks_recorded']:,}")
     during = figures.get("clicks_during_send")
     if during and "error" in during:
-        lines.append(f"  consultation clicks during the send: wrk failed: {during['error']}")
+        lines.append(f"  clicks during the send: wrk failed: {during['error']}")
     elif during:
-        lines.append(f"  consultation clicks during the send, {during['connections']} connections: "
-                     f"{during['requests_per_second']:,.0f} requests/s, p50 {during['p50_ms']:.1f} ms, "
-                     f"p99 {during['p99_ms']:.1f} ms, {during['errors']} errors (the send's PostgreSQL figure "
-                     f"holds the web's statements too)")  # fmt: skip
+        lines.append(f"  clicks during the send, {during['connections']} connections (the send's PostgreSQL "
+                     f"figure holds the web's statements too)")  # fmt: skip
+        for name in DURING_SEND:
+            found = during[name]
+            late = "" if found["within_send"] else "  (the send ended first: partly alone)"
+            lines.append(f"    {name:<26}{found['requests_per_second']:>12,.0f}{found['p50_ms']:>9.1f}"
+                         f"{found['p99_ms']:>9.1f}{found['errors']:>8}{late}")  # fmt: skip
     return lines

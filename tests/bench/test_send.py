@@ -63,7 +63,10 @@ def test_the_harness_sends_a_small_course_morning_end_to_end_and_writes_its_figu
     # the rest as a person's, which are kept apart: at most two per subscriber.
     assert 0 < clicks["consultation_clicks_recorded"] <= 2 * 300
     during = figures["clicks_during_send"]  # the scanners while the workers send
-    assert during["requests_per_second"] > 0 and during["errors"] == 0 and during["connections"] == 32
+    assert during["connections"] == 32
+    for endpoint in ("consultation", "exercise page"):
+        assert during[endpoint]["requests_per_second"] > 0 and during[endpoint]["errors"] == 0, endpoint
+        assert isinstance(during[endpoint]["within_send"], bool)  # (300 emails go before two windows end)
     written = json.loads(next(tmp_path.glob("*-300.json")).read_text())
     assert written == figures
     assert any("ratio ours/limit" in line for line in lines)
