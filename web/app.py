@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,22 @@ def queue_or_leave(enqueue: Callable[[int], None]) -> Callable[[int], None]:
     return hand_over
 
 
+# How many renderings of the course's words a process keeps (a course has a few hundred fields; the
+# least recently shown go first, as the studio publishes new words).
+RENDERINGS_KEPT = 4096
+
+
+def _kept(render: Callable[..., Markup]) -> Callable[..., Markup]:
+    """``render`` with its renderings of text kept (:data:`RENDERINGS_KEPT`): it is a pure function of the
+    text and the styles the template gives."""
+    keep = lru_cache(maxsize=RENDERINGS_KEPT)(render)
+
+    def kept(text: object, **styles: str) -> Markup:
+        return keep(text, **styles) if isinstance(text, str) else render(text, **styles)
+
+    return kept
+
+
 def create_app(
     settings: Settings,
     *,
@@ -60,8 +77,13 @@ def create_app(
     process; a test may give its own. Without ``enqueue`` nothing is queued by a request: the beat hands
     out what a sign-up or a confirmation made due (a script's or a test's app)."""
     templates = Jinja2Templates(directory=HERE / "templates")
-    # The course's words carry a small markup (emails/markup.py); the pages show it as the emails do.
-    templates.env.filters.update(markup=markup_html, inline=inline_html, punctuated=punctuated, moment=moment)
+    # The course's words carry a small markup (emails/markup.py); the pages show it as the emails do. Every
+    # reader of a release is shown the same words, so each rendering is kept (a page a mail scanner opens
+    # in every email must not parse its paragraphs again each time).
+    templates.env.filters.update(markup=_kept(markup_html), inline=_kept(inline_html), punctuated=punctuated,
+                                 moment=moment)  # fmt: skip
+    if settings.environment == "production":
+        templates.env.auto_reload = False  # the templates ship with the code: no look at their files per page
     limiter: RateLimiter = (
         RedisRateLimiter(
             redis.Redis.from_url(settings.redis, socket_timeout=2, socket_connect_timeout=2),
