@@ -23,12 +23,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from course.curriculum import Course, CourseStep
 from course.engagement.answers import baseline_and_retake, current_answer, save_answer, score_items
 from course.engagement.clicks import (
-    CLICK_AT_ONCE,
-    EXERCISE_CLICK_AT_ONCE,
-    click_at_once_parameters,
-    exercise_click_parameters,
+    Click,
+    Clicked,
     placed_enrolment,
-    record_click,
+    record_clicks,
     record_exercise_done,
     records_for,
 )
@@ -106,9 +104,9 @@ def note_click(
 ) -> bool:
     """Record the click in this session (the one click rule: course/engagement/clicks.py) and commit;
     whether the subscriber the link belongs to exists."""
-    known, _ = record_click(session, **_click_parameters(web, request, claim, kind, value))
+    (found,) = record_clicks(session, [_click(web, request, claim, kind, value)], human_delay=HUMAN_DELAY_SECONDS)
     session.commit()
-    return known
+    return found.known
 
 
 def enrolment_of(session: Session, subscriber: Subscriber, claim: LinkClaim) -> int:
@@ -183,18 +181,11 @@ async def exercise_answer(web: WebContext, request: Request, token: str) -> Resp
     claim = verify(web, Purpose.EXERCISE_DONE, token)
     if claim.step is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
-    parameters = exercise_click_parameters(
-        day=claim.step, **_click_parameters(web, request, claim, EventKind.CLICK, "exercise")
-    )
-    known, recording, done, release, _, slug = await web.one_row(EXERCISE_CLICK_AT_ONCE, parameters)
-    if not known:
-        raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
-    course = web.known_course_at(slug, release)
-    if course is None:  # a release published since: read its wording once
-        course = await run_in_threadpool(web.course_at, slug, release)
+    found = await web.record_click(_click(web, request, claim, EventKind.CLICK, "exercise", day=claim.step))
+    course = await _clicked_course(web, found)
     day = _day_of(course, course_step(course, claim))
-    return page(web, request, "exercise.html", course=course, token=token, day=day, done=bool(done),
-                recording=bool(recording))  # fmt: skip
+    return page(web, request, "exercise.html", course=course, token=token, day=day, done=found.done,
+                recording=found.recording)  # fmt: skip
 
 
 @get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)
@@ -399,25 +390,27 @@ async def redirect_click(
 ) -> Course:
     """Record the click of a link that only redirects: one statement on the event loop. A subscriber who
     no longer exists is a 404, as elsewhere. Their course, as it is live."""
-    parameters = click_at_once_parameters(**_click_parameters(web, request, claim, kind, value))
-    known, _, slug, release = await web.one_row(CLICK_AT_ONCE, parameters)
-    if not known:
+    return await _clicked_course(web, await web.record_click(_click(web, request, claim, kind, value)))
+
+
+async def _clicked_course(web: WebContext, found: Clicked) -> Course:
+    """The course of a click's subscriber, as it is live; a subscriber who no longer exists is a 404."""
+    if not found.known or found.course is None:
         raise LinkProblem(404, "We do not know this link", "The subscription it belongs to no longer exists.")
-    course = web.known_course_at(slug, release)
-    if course is None:
-        course = await run_in_threadpool(web.course_at, slug, release)
+    course = web.known_course_at(found.course, found.release)
+    if course is None:  # a release published since: read its wording once
+        course = await run_in_threadpool(web.course_at, found.course, found.release)
     return course
 
 
-def _click_parameters(
-    web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None
-) -> dict[str, Any]:
-    """What a click recorded in one statement is made of (see :func:`click_at_once_parameters`)."""
+def _click(
+    web: WebContext, request: Request, claim: LinkClaim, kind: EventKind, value: str | None, day: int | None = None
+) -> Click:
+    """The click a request of a link is (course/engagement/clicks.py)."""
     user_agent = request.headers.get("user-agent")
-    return {"subscriber_id": claim.subscriber_id, "step": claim.step, "enrolment": claim.enrolment, "kind": kind,
-            "value": value,
-            "user_agent": user_agent, "agent_automated": agent_is_automated(request.method, user_agent),
-            "human_delay": HUMAN_DELAY_SECONDS, "now": web.clock()}  # fmt: skip
+    return Click(subscriber_id=claim.subscriber_id, step=claim.step, enrolment=claim.enrolment, kind=kind,
+                 value=value, user_agent=user_agent, agent_automated=agent_is_automated(request.method, user_agent),
+                 now=web.clock(), day=day)  # fmt: skip
 
 
 # --- Unsubscribe ----------------------------------------------------------------------------------

@@ -3,21 +3,32 @@ bounded number of clicks: 300 requests of a consultation link are one person's o
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
+import pytest
 from sqlalchemy import create_engine, delete, select, text
 from sqlalchemy.pool import NullPool
 
-from course.engagement.clicks import CLICK_AT_ONCE, CLICKS_KEPT_PER_LINK, REPEAT_CLICK_WINDOW, click_at_once_parameters
+from course.engagement.clicks import (
+    CLICKS_AT_ONCE,
+    CLICKS_KEPT_PER_LINK,
+    REPEAT_CLICK_WINDOW,
+    Click,
+    Clicked,
+    clicks_parameters,
+)
 from course.links import LinkSigner, Purpose
 from course.models.engagement import Event, EventKind
 from course.models.subscribers import subscribers
+from web.context import WebContext
 from web.scanners import HUMAN_DELAY_SECONDS
 
 from ..conftest import TEST_SECRET
-from .conftest import Site
+from .conftest import BROWSER, Site
 
 
 def clicks(site: Site) -> list[tuple[str, str | None, int | None, bool]]:
@@ -196,18 +207,17 @@ def test_clicks_on_one_link_that_race_are_one_click(site: Site) -> None:
     site.to_day_one()
     alex = site.subscriber("alex@example.com")
     engine = site.runtime.sessions.kw["bind"]
-    parameters = click_at_once_parameters(
-        subscriber_id=alex.id, step=1, enrolment=None, kind=EventKind.CONSULTATION, value=None,
-        user_agent="a scanner", agent_automated=True, human_delay=HUMAN_DELAY_SECONDS, now=site.clock(),
-    )  # fmt: skip
+    click = Click(subscriber_id=alex.id, step=1, enrolment=None, kind=EventKind.CONSULTATION, value=None,
+                  user_agent="a scanner", agent_automated=True, now=site.clock())  # fmt: skip
+    parameters = clicks_parameters([click], human_delay=HUMAN_DELAY_SECONDS)
     with engine.connect() as first:
-        assert first.execute(CLICK_AT_ONCE, parameters).one()[1] == 1  # recorded, its transaction still open
+        assert first.execute(CLICKS_AT_ONCE, parameters).one().recorded  # recorded, its transaction still open
         pid = first.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-        results: list[int] = []
+        results: list[bool] = []
 
         def again() -> None:
             with engine.connect() as second:
-                results.append(second.execute(CLICK_AT_ONCE, parameters).one()[1])
+                results.append(second.execute(CLICKS_AT_ONCE, parameters).one().recorded)
                 second.commit()
 
         racing = threading.Thread(target=again)
@@ -224,7 +234,7 @@ def test_clicks_on_one_link_that_race_are_one_click(site: Site) -> None:
             time.sleep(0.01)
         first.commit()
         racing.join(timeout=20)
-    assert results == [0]
+    assert results == [False]
     assert clicks(site) == [("consultation", None, 1, True)]
 
 
@@ -237,15 +247,14 @@ def test_a_burst_of_simultaneous_requests_of_each_link_records_each_once(site: S
     engine = create_engine(engine.url, poolclass=NullPool)  # a connection each, whatever the site's pool holds
     start = threading.Barrier(16)
     for place in range(10):
-        parameters = click_at_once_parameters(
-            subscriber_id=alex.id, step=1, enrolment=None, kind=EventKind.RESOURCE, value=f"guide-{place}",
-            user_agent="a scanner", agent_automated=True, human_delay=HUMAN_DELAY_SECONDS, now=site.clock(),
-        )  # fmt: skip
+        click = Click(subscriber_id=alex.id, step=1, enrolment=None, kind=EventKind.RESOURCE, value=f"guide-{place}",
+                      user_agent="a scanner", agent_automated=True, now=site.clock())  # fmt: skip
+        parameters = clicks_parameters([click], human_delay=HUMAN_DELAY_SECONDS)
 
         def open_link(parameters: dict[str, object] = parameters) -> int:
             with engine.connect() as connection:
                 start.wait(timeout=20)
-                recorded = int(connection.execute(CLICK_AT_ONCE, parameters).one()[1])
+                recorded = int(connection.execute(CLICKS_AT_ONCE, parameters).one().recorded)
                 connection.commit()
                 return recorded
 
@@ -253,3 +262,84 @@ def test_a_burst_of_simultaneous_requests_of_each_link_records_each_once(site: S
             assert sum(pool.map(lambda _: open_link(), range(16))) == 1, place
     engine.dispose()
     assert sorted(value or "" for _, value, _, _ in clicks(site)) == [f"guide-{place}" for place in range(10)]
+
+
+def _readers_on_day_one(site: Site) -> dict[str, int]:
+    """Alex (who marked day 1's exercise done), Bea, and Chris (who unsubscribed), all sent day 1; their ids,
+    and one of nobody."""
+    for email in ("alex@example.com", "bea@example.com", "chris@example.com"):
+        site.sign_up_and_confirm(email)
+    site.to_day_one()
+    assert site.client.post(site.link("alex@example.com", "/exercise/", "Day 1")).status_code == 200
+    assert site.client.post(site.link("chris@example.com", "/unsubscribe/", "Day 1")).status_code == 200
+    ids = {name: site.subscriber(f"{name}@example.com").id for name in ("alex", "bea", "chris")}
+    return {**ids, "nobody": max(ids.values()) + 1000}
+
+
+def _together(site: Site, clicks: list[Click]) -> tuple[list[Clicked | BaseException], int]:
+    """``clicks`` as requests that arrive at once on the web app's event loop: each one's answer (or its
+    error), and how many statements recorded them."""
+    web: WebContext = site.client.app.state.context  # type: ignore[attr-defined]
+    statements = 0
+    run = web._statement
+
+    async def counted(taken: list[Click]) -> list[Clicked]:
+        nonlocal statements
+        statements += 1
+        return await run(taken)
+
+    async def at_once() -> list[Clicked | BaseException]:
+        try:
+            return await asyncio.gather(*(web.record_click(click) for click in clicks), return_exceptions=True)
+        finally:
+            await web.dispose()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(web, "_statement", counted)
+        return asyncio.run(at_once()), statements
+
+
+def test_clicks_that_arrive_together_go_in_one_statement_and_each_request_has_its_own_answer(site: Site) -> None:
+    ids = _readers_on_day_one(site)
+    before = clicks(site)
+    now = site.clock()
+
+    def click(who: str, kind: EventKind, value: str | None, day: int | None = None) -> Click:
+        return Click(subscriber_id=ids[who], step=1, enrolment=1, kind=kind, value=value, user_agent=BROWSER,
+                     agent_automated=False, now=now, day=day)  # fmt: skip
+
+    exercise = [click(who, EventKind.CLICK, "exercise", day=1) for who in ("alex", "alex", "bea", "alex")]
+    others = [click("chris", EventKind.CONSULTATION, None), click("nobody", EventKind.CONSULTATION, None),
+              click("alex", EventKind.CONSULTATION, None)]  # fmt: skip
+    answers, statements = _together(site, exercise + others)
+    assert statements == 1
+    slug = site.runtime.settings.course_slug
+    assert answers == [
+        Clicked(known=True, recording=True, recorded=True, course=slug, release=0, done=True),
+        Clicked(known=True, recording=True, recorded=False, course=slug, release=0, done=True),  # its repeat
+        Clicked(known=True, recording=True, recorded=True, course=slug, release=0, done=False),
+        Clicked(known=True, recording=True, recorded=False, course=slug, release=0, done=True),
+        Clicked(known=True, recording=False, recorded=False, course=slug, release=0, done=False),  # left
+        Clicked(known=False, recording=False, recorded=False, course=None, release=0, done=False),
+        Clicked(known=True, recording=True, recorded=True, course=slug, release=0, done=False),  # no day asked
+    ]
+    assert clicks(site)[len(before) :] == [("click", "exercise", 1, False), ("click", "exercise", 1, False),
+                                           ("consultation", None, 1, False)]  # fmt: skip
+
+
+def test_a_click_the_database_refuses_fails_alone_and_the_clicks_beside_it_are_recorded(site: Site) -> None:
+    """One click of a batch that its statement cannot take (here a value longer than the column): the batch
+    is refused whole, then each click is tried on its own, and only that request fails."""
+    ids = _readers_on_day_one(site)
+    before = clicks(site)
+    now = site.clock()
+    together = [
+        Click(subscriber_id=ids["bea"], step=1, enrolment=1, kind=EventKind.RESOURCE, value=value, user_agent=BROWSER,
+              agent_automated=False, now=now)
+        for value in ("a-guide", "x" * 300, "another-guide")
+    ]  # fmt: skip
+    answers, statements = _together(site, together)
+    assert statements == 1 + 3  # the batch, then each alone
+    assert isinstance(answers[1], psycopg.errors.StringDataRightTruncation)
+    assert [answer.recorded for answer in answers if isinstance(answer, Clicked)] == [True, True]
+    assert clicks(site)[len(before) :] == [("resource", "a-guide", 1, False), ("resource", "another-guide", 1, False)]
