@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar, cast
 
 import psycopg
 from fastapi import Request
@@ -27,6 +28,11 @@ from web.ratelimit import RateLimiter
 from web.scanners import HUMAN_DELAY_SECONDS
 
 LOOP_APPLICATION = "course-web-clicks"  # pg_stat_activity's application_name
+
+# Views of a course's words a process keeps (:meth:`WebContext.of_course`): a few per email of each course.
+VIEWS_KEPT = 1024
+
+T = TypeVar("T")
 
 # A process's click statements under way at once, and the clicks one statement takes at most: while they
 # are under way, the clicks that arrive wait and go together in the next. Two: one under way while the
@@ -72,6 +78,7 @@ class WebContext:
         default_factory=weakref.WeakKeyDictionary
     )
     _statements: dict[TextClause, str] = field(default_factory=dict)
+    _views: dict[tuple[int, Hashable], tuple[Course, object]] = field(default_factory=dict)
     _checking: bool = False
 
     @property
@@ -105,6 +112,20 @@ class WebContext:
         """:meth:`course_at` when it is at hand (no database): on the event loop."""
         kept = self._wording.get(slug)
         return kept[1] if kept is not None and kept[0] == release else None
+
+    def of_course(self, course: Course, key: Hashable, make: Callable[[], T]) -> T:
+        """What ``make`` gives for ``course`` and ``key``, made once: a release's words never change, and
+        a page every reader of it is shown (the exercise page mail scanners open) need not build its
+        view of them each time. At most :data:`VIEWS_KEPT` are kept; a course's later releases are new
+        objects, never an earlier one's views."""
+        kept = self._views.get((id(course), key))
+        if kept is not None and kept[0] is course:
+            return cast(T, kept[1])
+        made = make()
+        if len(self._views) >= VIEWS_KEPT:
+            self._views.clear()
+        self._views[(id(course), key)] = (course, made)
+        return made
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -192,8 +213,12 @@ class WebContext:
         if pool is None:
             engine = self.sessions.kw["bind"]
             _, connect = engine.dialect.create_connect_args(engine.url)  # what the app's engine connects with
+            # These connections run the click statement only, prepared (psycopg prepares what it runs
+            # often): its plan is the same for any clicks, and PostgreSQL, left to choose, plans it anew
+            # each time (1 ms of its CPU, more than the statement's own work).
+            options = f"{connect.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
             made = AsyncConnectionPool(
-                kwargs={**connect, "autocommit": True, "application_name": LOOP_APPLICATION},
+                kwargs={**connect, "autocommit": True, "application_name": LOOP_APPLICATION, "options": options},
                 min_size=1, max_size=LOOP_POOL_SIZE, timeout=LOOP_POOL_WAIT_SECONDS, open=False,
                 name=LOOP_APPLICATION,
             )  # fmt: skip

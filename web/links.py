@@ -166,10 +166,15 @@ def confirm_now(request: Request, web: Web, token: Token) -> Response:
 # --- Exercise done --------------------------------------------------------------------------------
 
 
-def _day_of(course: Course, step: CourseStep) -> dict[str, Any]:
+def _day_of(web: WebContext, course: Course, step: CourseStep) -> dict[str, Any]:
     if step.day_number is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
-    day = course.day(step.day_number)
+    number = step.day_number
+    return web.of_course(course, ("exercise page", number), lambda: _day_view(course, number))
+
+
+def _day_view(course: Course, number: int) -> dict[str, Any]:
+    day = course.day(number)
     # The page shows the day's exercise; a day whose body holds none has its title and a "done" to record.
     exercise = day.exercise.model_dump(mode="json") if day.exercise else {"title": day.title, "blocks": []}
     return {**day.model_dump(mode="json"), "exercise": exercise}
@@ -183,7 +188,7 @@ async def exercise_answer(web: WebContext, request: Request, token: str) -> Resp
         raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
     found = await web.record_click(_click(web, request, claim, EventKind.CLICK, "exercise", day=claim.step))
     course = await _clicked_course(web, found)
-    day = _day_of(course, course_step(course, claim))
+    day = _day_of(web, course, course_step(course, claim))
     return page(web, request, "exercise.html", course=course, token=token, day=day, done=found.done,
                 recording=found.recording)  # fmt: skip
 
@@ -199,7 +204,7 @@ def exercise_done_now(request: Request, web: Web, token: Token) -> Response:
     with web.session() as session:
         subscriber = load_subscriber(session, claim)
         course = course_of(web, session, subscriber)
-        day = _day_of(course, course_step(course, claim))
+        day = _day_of(web, course, course_step(course, claim))
         record_exercise_done(session, subscriber, day["number"], enrolment_of(session, subscriber, claim), web.clock())
         session.commit()
         return page(web, request, "exercise.html", course=course, token=token, day=day, done=True,
