@@ -158,7 +158,10 @@ class WebContext:
             await asyncio.sleep(0)  # the requests that arrived in this turn of the loop go together
             while batch.waiting:
                 taken, batch.waiting = batch.waiting[:CLICKS_PER_STATEMENT], batch.waiting[CLICKS_PER_STATEMENT:]
-                await self._record(taken)
+                try:
+                    await self._record(taken)
+                except Exception as error:  # a fault of ours: each request fails with it, none waits for ever
+                    _answer(taken, error)
         finally:
             batch.running -= 1
 
