@@ -9,6 +9,7 @@ from a button on that page. The one exception is RFC 8058's one-click unsubscrib
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
@@ -166,6 +167,11 @@ def confirm_now(request: Request, web: Web, token: Token) -> Response:
 # --- Exercise done --------------------------------------------------------------------------------
 
 
+# Where a link's token goes in a page rendered for every reader (:func:`exercise_answer`): nothing a course
+# says can hold it (it is made anew by each process).
+_TOKEN_SLOT = f"token-{secrets.token_hex(16)}"
+
+
 def _day_of(web: WebContext, course: Course, step: CourseStep) -> dict[str, Any]:
     if step.day_number is None:
         raise LinkProblem(404, "We do not know this link", "It does not belong to a day of the course.")
@@ -189,8 +195,16 @@ async def exercise_answer(web: WebContext, request: Request, token: str) -> Resp
     found = await web.record_click(_click(web, request, claim, EventKind.CLICK, "exercise", day=claim.step))
     course = await _clicked_course(web, found)
     day = _day_of(web, course, course_step(course, claim))
-    return page(web, request, "exercise.html", course=course, token=token, day=day, done=found.done,
-                recording=found.recording)  # fmt: skip
+    # Every reader of a day is shown the same page but for their link's token (the form's address): it is
+    # rendered once per release, day and state, and the token put in its place.
+    html = web.of_course(
+        course,
+        ("exercise page html", day["number"], found.done, found.recording),
+        lambda: web.templates.get_template("exercise.html").render(
+            course=course, token=_TOKEN_SLOT, day=day, done=found.done, recording=found.recording
+        ),
+    )
+    return HTMLResponse(html.replace(_TOKEN_SLOT, token))  # fmt: skip
 
 
 @get_and_head(router, "/exercise/{token}", response_class=HTMLResponse)

@@ -3,6 +3,7 @@ unsubscribe; and the hostile cases: forged, wrong-purpose and replayed tokens, s
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -43,6 +44,27 @@ def test_marking_the_exercise_done_is_recorded_once_and_shows_tomorrow(site: Sit
     assert [(e.step, e.enrolment) for e in events(site, "exercise-done")] == [(1, 1)]
     (click,) = [e for e in events(site, "click") if e.value == "exercise"]
     assert click.automated is False and click.seconds_since_delivery == pytest.approx(1800)
+
+
+def test_each_readers_exercise_page_holds_their_own_link_and_state(site: Site) -> None:
+    """The page is made once for every reader of a day: each still gets their own form and their own "done"."""
+    for email in ("alex@example.com", "bea@example.com"):
+        site.sign_up_and_confirm(email)
+    site.to_day_one()
+    links = {email: site.link(email, "/exercise/", "Day 1") for email in ("alex@example.com", "bea@example.com")}
+    assert links["alex@example.com"] != links["bea@example.com"]
+    site.client.post(links["alex@example.com"])  # Alex marks it done; Bea does not
+    for _ in range(2):  # the second time from what the process kept
+        for email, link in links.items():
+            page = site.client.get(link)
+            assert page.status_code == 200 and "The 5-Minute Daily Check-In" in page.text
+            assert page.headers["content-type"] == "text/html; charset=utf-8"
+            assert ("Done." in page.text) is (email == "alex@example.com")
+            forms = re.findall(r'<form method="post" action="([^"]+)"', page.text)
+            assert forms == ([] if email == "alex@example.com" else [link]), forms
+            assert "token-" not in page.text
+    assert site.client.post(links["bea@example.com"]).status_code == 200  # her form posts to her own link
+    assert len(events(site, "exercise-done")) == 2
 
 
 def test_a_checklist_band_link_shows_its_meaning_and_saves_only_on_request(site: Site) -> None:
