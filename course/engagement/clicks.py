@@ -102,19 +102,27 @@ WITH p AS (
                 CAST(:nows AS timestamptz[]), CAST(:enrolments AS integer[]), CAST(:days AS integer[]))
          WITH ORDINALITY AS p(subscriber_id, step, kind, value, user_agent, agent_automated, now, enrolment, day, n)
 ), placed AS (
-    SELECT p.n, s.id, g.status, s.course_slug,
+    -- Each click's rows are looked up by their keys, one click after the other (OFFSET 0 keeps the lookup
+    -- apart, a subquery in the select list is run for each row): the web holds this statement's plan for
+    -- as long as its connection lives, made on the tables as they were then, and a plan that hashed a
+    -- table whole because it was small would read all of it for every click once it has grown.
+    SELECT p.n, s.id, s.status, s.course_slug,
            COALESCE(p.enrolment,
                     (SELECT max(x.enrolment) FROM deliveries AS x
                      WHERE x.subscriber_id = s.id AND x.step = p.step AND x.sent_at IS NOT NULL),
-                    g.enrolment) AS enrolment
+                    s.enrolment) AS enrolment
     FROM p
-    JOIN subscribers AS s ON s.id = p.subscriber_id
-    JOIN progress AS g ON g.subscriber_id = p.subscriber_id
+    JOIN LATERAL (SELECT r.id, r.course_slug, g.status, g.enrolment
+                  FROM subscribers AS r
+                  JOIN progress AS g ON g.subscriber_id = r.id
+                  WHERE r.id = p.subscriber_id
+                  OFFSET 0) AS s ON true
 ), reader AS (
-    SELECT s.n, s.id, s.enrolment, s.status, s.course_slug, d.sent_at
+    SELECT s.n, s.id, s.enrolment, s.status, s.course_slug,
+           (SELECT d.sent_at FROM deliveries AS d
+            WHERE d.subscriber_id = s.id AND d.enrolment = s.enrolment AND d.step = p.step) AS sent_at
     FROM placed AS s
     JOIN p ON p.n = s.n
-    LEFT JOIN deliveries AS d ON d.subscriber_id = s.id AND d.enrolment = s.enrolment AND d.step = p.step
 ), click AS (
     SELECT r.n, r.id, r.enrolment, p.kind, p.step, p.value, p.user_agent, p.now, r.sent_at,
            p.agent_automated OR (p.step IS NOT NULL AND r.sent_at IS NULL)
