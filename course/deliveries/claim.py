@@ -20,7 +20,7 @@ from sqlalchemy.util.typing import TupleAny
 
 from course.curriculum import Course
 from course.db import hand_over_after_commit
-from course.deliveries.timing import NextTimes, Timing
+from course.deliveries.timing import NextTimes, Timing, counts_from_signup, wait_after
 from course.lifecycle import EmailKind, complete, move
 from course.models.deliveries import AHEAD, COURSE_DAYS, Delivery, DeliveryState, SendBatch
 from course.models.subscribers import SignupRequest, Subscriber
@@ -126,11 +126,14 @@ def claim_next_step(
 #    email was N (-1: none yet) goes on from index :starts[N + 2] (past the end: nothing left), which the
 #    course works out for emails taken out too (Course.place_after). An email that was ever moved later
 #    (:checks) may have reached them before: for it alone the claim looks at their deliveries, and passes
-#    over it when they had it.
+#    over it when they had it. The readers come back in groups that share a next email, a zone and an hour
+#    (and a confirmation time where the wait after that email counts from it, :signup): everything their
+#    next time depends on. A group is a count and two array literals, its readers in the order they
+#    were due, so that Python asks the schedule once per group and never handles a reader.
 # 2. ``_ADVANCE`` moves them on, one row each: their place is the email claimed, their next email's time is
-#    the schedule's (worked out here, in Python: course/schedule.py is its one owner), and who got the
-#    last email, or had nothing left to get, is completed. The emails themselves become batch entries
-#    (``SendBatch``), with no delivery row until they are sent.
+#    the schedule's (worked out in Python, once per group: course/schedule.py is its one owner), and who got
+#    the last email, or had nothing left to get, is completed. In the same statement their emails become
+#    batch entries (``SendBatch``) of :size, group after group, with no delivery row until they are sent.
 #
 # A reader is claimed once per email: the lock, and a next_send_at moved on in the same transaction; and
 # the unique (subscriber, enrolment, step) makes "never two" the database's rule when the sent record is
@@ -138,8 +141,8 @@ def claim_next_step(
 # their place back (:func:`course.deliveries.sending.give_back_place`).
 _DUE = text("""
 WITH due AS (
-    SELECT p.subscriber_id AS id, p.enrolment, COALESCE(p.current_step, -1) AS place, s.timezone, s.send_time,
-           s.confirmed_at
+    SELECT p.subscriber_id AS id, p.enrolment, COALESCE(p.current_step, -1) AS place, p.next_send_at AS due_at,
+           s.timezone, s.send_time, s.confirmed_at
     FROM progress AS p
     JOIN subscribers AS s ON s.id = p.subscriber_id
     WHERE p.status = 'active' AND p.next_send_at <= :now AND s.course_slug = :slug
@@ -156,50 +159,61 @@ WITH due AS (
 ), placed AS (
     SELECT due.*, COALESCE((CAST(:starts AS int[]))[place + 2], :past) AS start
     FROM due
+), chosen AS MATERIALIZED (  -- worked out once a reader: its group and its confirmation time both read it
+    SELECT id, enrolment, due_at, timezone, send_time, confirmed_at,
+           CASE WHEN start > :steps THEN NULL
+                WHEN NOT (CAST(:checks AS boolean[]))[start] THEN start
+                ELSE (SELECT i FROM generate_series(start, :steps) AS i
+                      WHERE NOT (CAST(:checks AS boolean[]))[i] OR NOT EXISTS (
+                          SELECT 1 FROM deliveries AS x
+                          WHERE x.subscriber_id = placed.id AND x.enrolment = placed.enrolment
+                            AND x.step = (CAST(:numbers AS int[]))[i] AND x.state <> 'skipped')
+                      ORDER BY i LIMIT 1)
+           END AS i
+    FROM placed
 )
-SELECT id, enrolment, timezone, send_time, confirmed_at,
-       CASE WHEN start > :steps THEN NULL
-            WHEN NOT (CAST(:checks AS boolean[]))[start] THEN start
-            ELSE (SELECT i FROM generate_series(start, :steps) AS i
-                  WHERE NOT (CAST(:checks AS boolean[]))[i] OR NOT EXISTS (
-                      SELECT 1 FROM deliveries AS x
-                      WHERE x.subscriber_id = placed.id AND x.enrolment = placed.enrolment
-                        AND x.step = (CAST(:numbers AS int[]))[i] AND x.state <> 'skipped')
-                  ORDER BY i LIMIT 1)
-       END AS i
-FROM placed
+SELECT i, timezone, send_time, CASE WHEN (CAST(:signup AS boolean[]))[i] THEN confirmed_at END AS since,
+       count(*), CAST(array_agg(id ORDER BY due_at, id) AS text), CAST(array_agg(enrolment ORDER BY due_at, id) AS text)
+FROM chosen
+GROUP BY 1, 2, 3, 4
+ORDER BY min(due_at), 1, 2, 3, 4
 """)
 
 # The claim's one write per reader, to their progress row (their address and details are not rewritten):
 # status 'active' -> 'completed' is the one move of a status here, as course/lifecycle.py's MOVES allows
-# (the claim reads active subscribers only).
-# Their lists go as array literals the database parses: a thousand integers joined into one string cost
-# the driver a fraction of what its dumper of a Python list does, item by item, with the GIL held (a fifth
-# of a round's time); the next times go as microseconds since the epoch for the same reason. Who gets
-# nothing more has no next time: they complete.
+# (the claim reads active subscribers only). Who gets nothing more has no next time: they complete. And
+# the round's emails into the send queue: batches of :size, made by the database (one statement, whatever
+# the number of batches); each step's email is the course's.
+# The groups go as lists (a few a round); their readers as the array literals ``_DUE`` gave, untouched, and
+# the next times as microseconds since the epoch.
 _ADVANCE = text("""
-UPDATE progress AS p
-SET current_step = COALESCE(u.step, p.current_step),
-    next_send_at = timestamptz 'epoch' + u.next_at * interval '1 microsecond',
-    last_sent_at = CASE WHEN u.step IS NULL THEN p.last_sent_at ELSE :now END,
-    status = CASE WHEN u.next_at IS NULL THEN 'completed' ELSE p.status END,
-    completed_at = CASE WHEN u.next_at IS NULL THEN :now ELSE p.completed_at END
-FROM unnest(CAST(:ids AS bigint[]), CAST(:steps AS int[]), CAST(:next_at AS bigint[])) AS u(id, step, next_at)
-WHERE p.subscriber_id = u.id
-""")
-
-# The round's emails into the send queue: batches of :size in the claim's order, made by the database from
-# one list of each (one statement, whatever the number of batches); each step's email is the course's.
-_QUEUE = text("""
+WITH claimed AS (
+    SELECT r.id, r.enrolment, g.step, g.next_at, g.n, r.k
+    FROM unnest(CAST(:ids AS text[]), CAST(:enrolments AS text[]), CAST(:steps AS int[]), CAST(:next_at AS bigint[]))
+         WITH ORDINALITY AS g(ids, enrolments, step, next_at, n),
+         unnest(CAST(g.ids AS bigint[]), CAST(g.enrolments AS int[])) WITH ORDINALITY AS r(id, enrolment, k)
+), moved AS (
+    UPDATE progress AS p
+    SET current_step = COALESCE(c.step, p.current_step),
+        next_send_at = timestamptz 'epoch' + c.next_at * interval '1 microsecond',
+        last_sent_at = CASE WHEN c.step IS NULL THEN p.last_sent_at ELSE :now END,
+        status = CASE WHEN c.next_at IS NULL THEN 'completed' ELSE p.status END,
+        completed_at = CASE WHEN c.next_at IS NULL THEN :now ELSE p.completed_at END
+    FROM claimed AS c
+    WHERE p.subscriber_id = c.id
+), queued AS (
+    SELECT id, enrolment, step, row_number() OVER (ORDER BY n, k) AS i
+    FROM claimed
+    WHERE step IS NOT NULL
+)
 INSERT INTO send_batches (course_slug, release, created_at, lane, attempts, size, subscriber_ids, enrolments,
                           steps, emails)
-SELECT :slug, :release, :now, :lane, 0, count(*), array_agg(u.id ORDER BY u.i), array_agg(u.enrolment ORDER BY u.i),
-       array_agg(u.step ORDER BY u.i),
-       array_agg((CAST(:emails AS text[]))[array_position(CAST(:numbers AS int[]), u.step)] ORDER BY u.i)
-FROM unnest(CAST(:ids AS bigint[]), CAST(:enrolments AS int[]), CAST(:steps AS int[]))
-     WITH ORDINALITY AS u(id, enrolment, step, i)
-GROUP BY (u.i - 1) / :size
-ORDER BY (u.i - 1) / :size
+SELECT :slug, :release, :now, :lane, 0, count(*), array_agg(q.id ORDER BY q.i), array_agg(q.enrolment ORDER BY q.i),
+       array_agg(q.step ORDER BY q.i),
+       array_agg((CAST(:emails AS text[]))[array_position(CAST(:numbers AS int[]), q.step)] ORDER BY q.i)
+FROM queued AS q
+GROUP BY (q.i - 1) / :size
+ORDER BY (q.i - 1) / :size
 """)
 
 
@@ -207,11 +221,6 @@ def _microseconds(moment: datetime | None) -> int | None:
     if moment is None:
         return None
     return (moment - EPOCH) // ONE_MICROSECOND
-
-
-def _array(values: list[int] | list[int | None]) -> str:
-    """PostgreSQL's literal of a list of integers, for a CAST(... AS int[]) of the statement."""
-    return "{" + ",".join(["NULL" if value is None else str(value) for value in values]) + "}"
 
 
 def sequence_parameters(course: Course) -> dict[str, object]:
@@ -226,6 +235,7 @@ def sequence_parameters(course: Course) -> dict[str, object]:
         "numbers": [step.number for step in steps],
         "emails": [step.email for step in steps],
         "checks": [step.number in moved for step in steps],
+        "signup": [counts_from_signup(wait_after(course, step.number)) for step in steps],
         "starts": starts,
         "steps": len(steps),
         "past": len(steps) + 1,
@@ -266,38 +276,32 @@ def claim_due(
     their next email (or complete them), and queue those emails in batches of ``batch_size`` carrying
     ``release``, the templates they are sent with. The caller commits; the batches are handed to the
     workers when it does."""
-    rows = _run_due(session, _DUE, course, now, limit, timing)
+    groups = _run_due(session, _DUE, course, now, limit, timing).all()
+    if not groups:
+        return Claimed(0, 0, 0)
     times = NextTimes(course, now, timing)
     steps = course.steps
-    ids: list[int] = []
-    numbers: list[int | None] = []
-    next_at: list[int | None] = []
-    queued: dict[str, list[int]] = {"ids": [], "enrolments": [], "steps": []}
-    for subscriber_id, enrolment, timezone, send_time, confirmed_at, index in rows:
-        ids.append(subscriber_id)
+    parameters: dict[str, list[object]] = {"ids": [], "enrolments": [], "steps": [], "next_at": []}
+    readers = emails = 0
+    for index, timezone, send_time, since, count, ids, enrolments in groups:
+        parameters["ids"].append(ids)
+        parameters["enrolments"].append(enrolments)
+        readers += count
         if index is None:  # nothing left to get: the course is over for them
-            numbers.append(None)
-            next_at.append(None)
+            parameters["steps"].append(None)
+            parameters["next_at"].append(None)
             continue
         step = steps[index - 1]
-        numbers.append(step.number)
-        next_at.append(_microseconds(times.after(step, timezone, send_time, confirmed_at)))  # None: the last
-        queued["ids"].append(subscriber_id)
-        queued["enrolments"].append(enrolment)
-        queued["steps"].append(step.number)
-    if not ids:
-        return Claimed(0, 0, 0)
-    session.execute(_ADVANCE, {"ids": _array(ids), "steps": _array(numbers), "next_at": _array(next_at), "now": now})
-    emails = len(queued["ids"])
+        parameters["steps"].append(step.number)
+        parameters["next_at"].append(_microseconds(times.after(step, timezone, send_time, since)))  # None: the last
+        emails += count
+    session.execute(_ADVANCE, {
+        **parameters, "now": now, "slug": course.slug, "release": release, "lane": COURSE_DAYS, "size": batch_size,
+        "numbers": [step.number for step in steps], "emails": [step.email for step in steps],
+    })  # fmt: skip
     batches = -(-emails // batch_size)
-    if emails:
-        session.execute(_QUEUE, {
-            "slug": course.slug, "release": release, "now": now, "lane": COURSE_DAYS, "size": batch_size,
-            "numbers": [step.number for step in steps], "emails": [step.email for step in steps],
-            **{name: _array(values) for name, values in queued.items()},
-        })  # fmt: skip
-        hand_over_after_commit(session, batches)
-    return Claimed(batches, emails, len(ids))
+    hand_over_after_commit(session, batches)
+    return Claimed(batches, emails, readers)
 
 
 def send_now(session: Session, deliveries: list[Delivery], now: datetime) -> SendBatch | None:

@@ -14,7 +14,7 @@ from course.schedule import Schedule
 from course.settings import Settings
 
 if TYPE_CHECKING:
-    from course.curriculum import Course, CourseStep
+    from course.curriculum import Course, CourseStep, Wait
 
 MAX_ATTEMPTS = 8
 
@@ -52,24 +52,43 @@ def schedule_for(subscriber: Subscriber, timing: Timing) -> Schedule:
     return Schedule.for_subscriber(subscriber.timezone, subscriber.send_time, timing.day_seconds)
 
 
+def wait_after(course: Course, number: int) -> Wait | None:
+    """The wait before the email that follows email ``number`` for its reader (None: it was the last)."""
+    following = course.following(number)
+    return following[0].wait if following else None
+
+
+def counts_from_signup(wait: Wait | None) -> bool:
+    """Whether a reader's confirmation time is part of when an email with ``wait`` goes (it counts from
+    their sign-up), not only their zone and hour."""
+    return wait is not None and wait.after == "signup"
+
+
 class NextTimes:
     """When a reader's following email goes, the email ``step`` having gone at ``sent_at``; None: it was the
     last. Readers share a few zones, hours and waits, so each distinct question is asked of the schedule
-    (course/schedule.py, its one owner) once: the beat's claim asks it for thousands of readers a round."""
+    (course/schedule.py, its one owner) once: the beat's claim asks it for thousands of readers a round,
+    and a reader's confirmation time is part of the question only where the wait counts from it."""
 
     def __init__(self, course: Course, sent_at: datetime, timing: Timing) -> None:
         self.course, self.sent_at, self.timing = course, sent_at, timing
+        self._waits: dict[int, Wait | None] = {}
         self._known: dict[tuple[object, ...], datetime | None] = {}
 
     def after(self, step: CourseStep, timezone: str, send_time: time_of_day, confirmed_at: datetime | None
               ) -> datetime | None:  # fmt: skip
-        following = self.course.following(step.number)
-        if not following:
+        number = step.number
+        try:
+            wait = self._waits[number]
+        except KeyError:
+            wait = self._waits[number] = wait_after(self.course, number)
+        if wait is None:
             return None
-        wait = following[0].wait
-        since = confirmed_at if wait.after == "signup" else None
-        key = (step.number, timezone, send_time, since)
-        if key not in self._known:
+        since = confirmed_at if counts_from_signup(wait) else None
+        key = (number, timezone, send_time, since)
+        try:
+            return self._known[key]
+        except KeyError:
             schedule = Schedule.for_subscriber(timezone, send_time, self.timing.day_seconds)
-            self._known[key] = schedule.after_wait(wait, self.sent_at, confirmed_at)
-        return self._known[key]
+            found = self._known[key] = schedule.after_wait(wait, self.sent_at, since)
+            return found

@@ -14,6 +14,7 @@ from course.deliveries.claim import claim_due, in_flight
 from course.deliveries.timing import Timing
 from course.models.deliveries import COURSE_DAYS, Delivery, DeliveryState, SendBatch
 from course.models.subscribers import Subscriber, SubscriberStatus
+from course.schedule import Schedule
 from workers.engine import send_next, tick
 
 from .conftest import Harness
@@ -91,6 +92,44 @@ def test_one_round_claims_each_due_readers_next_step_once(session: Session, cour
     session.refresh(paused)
     assert later.next_send_at is not None and paused.next_send_at is not None
     assert claim(session, course) == []  # nothing is due twice
+
+
+def test_each_reader_is_moved_on_by_their_own_zone_hour_and_sign_up_and_queued_in_due_order(
+    session: Session, course: Course
+) -> None:
+    """The claim asks the schedule once per group of readers who share their next email, zone and hour (and
+    their confirmation time where the wait counts from it): each reader's next time is still the one the
+    schedule gives for them alone, and the queue holds them in the order they were due."""
+    days = [day.model_dump() for day in course.days]
+    days[2]["wait"] = {"days": 5, "after": "signup"}  # day 3 counts from sign-up: day 2's readers differ
+    varied = Course.model_validate({**course.model_dump(), "days": days})
+    places = [(1, "Europe/Paris", time(8, 0)), (1, "Europe/Paris", time(8, 0)), (1, "Asia/Tokyo", time(8, 0)),
+              (4, "Europe/Paris", time(8, 0)), (4, "Europe/Paris", time(21, 30)), (4, "America/New_York", time(6, 0)),
+              (4, "Pacific/Apia", time(8, 0)), (varied.steps[-2].number, "Europe/Paris", time(8, 0))]  # fmt: skip
+    readers = []
+    for number, (place, zone, hour) in enumerate(places):
+        found = reader(session, f"v{number}", place, due=NOW - timedelta(minutes=len(places) - number))
+        found.timezone, found.send_time = zone, hour
+        found.confirmed_at = NOW - timedelta(days=3, hours=number)  # each their own
+        readers.append(found)
+    session.commit()
+
+    claim_due(session, varied, NOW, 100, TIMING, "r1", 50)
+    session.commit()
+    by_number = {step.number: step for step in varied.steps}
+    for found, (place, zone, hour) in zip(readers, places, strict=True):
+        session.refresh(found)
+        claimed = varied.next_step(place)
+        assert claimed is not None and found.current_step == claimed.number
+        following = varied.following(claimed.number)
+        if not following:
+            assert found.next_send_at is None and found.status == "completed"
+            continue
+        expected = Schedule.for_subscriber(zone, hour, None).after_wait(following[0].wait, NOW, found.confirmed_at)
+        assert found.next_send_at == expected, (place, zone, hour)
+        assert by_number[claimed.number].email == queued(session)[found.id][1]
+    (batch,) = session.scalars(select(SendBatch))
+    assert batch.subscriber_ids == [found.id for found in readers]  # each group in its readers' due order
 
 
 def test_the_claim_of_the_last_email_completes_its_reader_and_the_email_still_goes(
