@@ -41,6 +41,13 @@ T = TypeVar("T")
 CLICK_STATEMENTS_AT_ONCE = 2
 CLICKS_PER_STATEMENT = 64
 
+# The click connections run the click statement only, prepared (psycopg prepares what it runs often): its
+# plan is the same for any clicks, and PostgreSQL, left to choose, plans it anew each time (1 ms of its
+# CPU, more than the statement's own work). Made once, the plan must not scan a table whole because it was
+# small then (a new deployment's): the statement only looks rows up by their keys
+# (tests/web/test_clicks.py holds its plan to that).
+CLICK_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+
 # How long a click statement waits for one of the event loop's connections (one per statement under way)
 # before its requests fail: a database that is away (its restart).
 LOOP_POOL_WAIT_SECONDS = 10.0
@@ -213,14 +220,8 @@ class WebContext:
         if pool is None:
             engine = self.sessions.kw["bind"]
             _, connect = engine.dialect.create_connect_args(engine.url)  # what the app's engine connects with
-            # These connections run the click statement only, prepared (psycopg prepares what it runs
-            # often): its plan is the same for any clicks, and PostgreSQL, left to choose, plans it anew
-            # each time (1 ms of its CPU, more than the statement's own work). Made once, the plan must
-            # not scan a table whole because it was small then (a new deployment's): the statement
-            # only looks rows up by their keys.
-            options = (
-                f"{connect.get('options', '')} -c plan_cache_mode=force_generic_plan -c enable_seqscan=off".strip()
-            )
+            settings = " ".join(f"-c {name}={value}" for name, value in CLICK_SETTINGS.items())
+            options = f"{connect.get('options', '')} {settings}".strip()
             made = AsyncConnectionPool(
                 kwargs={**connect, "autocommit": True, "application_name": LOOP_APPLICATION, "options": options},
                 min_size=1, max_size=CLICK_STATEMENTS_AT_ONCE, timeout=LOOP_POOL_WAIT_SECONDS, open=False,

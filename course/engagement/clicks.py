@@ -147,7 +147,8 @@ WITH p AS (
                         AND o.step IS NOT DISTINCT FROM c.step AND o.value IS NOT DISTINCT FROM c.value
                         AND o.automated = c.automated
                         AND (o.last_at > c.now - CAST(:repeat_window AS interval)
-                             OR o.kept >= CAST(:kept AS integer)))
+                             OR o.kept >= CAST(:kept AS integer))
+                      OFFSET 0)  -- looked for by its key, click by click (not joined with the whole table)
     ORDER BY c.id, c.enrolment, c.kind, c.step, c.value, c.automated
     ON CONFLICT (subscriber_id, enrolment, kind, step, value, automated)
     DO UPDATE SET last_at = excluded.last_at, kept = l.kept + 1
@@ -172,7 +173,8 @@ SELECT r.id IS NOT NULL AS known, c.id IS NOT NULL AS recording,
        (SELECT coalesce(max(t.id), 0) FROM template_publications AS t WHERE t.course_slug = r.course_slug) AS release,
        p.day IS NOT NULL AND EXISTS (SELECT 1 FROM events AS e
                                      WHERE e.subscriber_id = r.id AND e.enrolment = r.enrolment
-                                       AND e.kind = CAST(:done_kind AS varchar) AND e.step = p.day) AS done
+                                       AND e.kind = CAST(:done_kind AS varchar) AND e.step = p.day
+                                     OFFSET 0) AS done  -- the reader's own, not every "done" hashed
 FROM p
 LEFT JOIN reader AS r ON r.n = p.n
 LEFT JOIN click AS c ON c.n = p.n

@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.pool import NullPool
 
 from course.engagement.clicks import (
@@ -24,7 +27,7 @@ from course.engagement.clicks import (
 from course.links import LinkSigner, Purpose
 from course.models.engagement import Event, EventKind
 from course.models.subscribers import subscribers
-from web.context import WebContext
+from web.context import CLICK_SETTINGS, WebContext
 from web.scanners import HUMAN_DELAY_SECONDS
 
 from ..conftest import TEST_SECRET
@@ -343,3 +346,52 @@ def test_a_click_the_database_refuses_fails_alone_and_the_clicks_beside_it_are_r
     assert isinstance(answers[1], psycopg.errors.StringDataRightTruncation)
     assert [answer.recorded for answer in answers if isinstance(answer, Clicked)] == [True, True]
     assert clicks(site)[len(before) :] == [("resource", "a-guide", 1, False), ("resource", "another-guide", 1, False)]
+
+
+# The tables that grow with the list and its sends, each with the column that names a reader.
+GROWING = {"subscribers": "id", "progress": "subscriber_id", "deliveries": "subscriber_id",
+           "clicked_links": "subscriber_id", "events": "subscriber_id"}  # fmt: skip
+
+
+def _scans(node: dict[str, object]) -> Iterator[dict[str, object]]:
+    yield node
+    for child in node.get("Plans", []):  # type: ignore[attr-defined]
+        yield from _scans(child)
+
+
+def test_the_click_statements_plan_made_on_empty_tables_looks_each_readers_rows_up_by_their_key(
+    database_url: str,
+) -> None:
+    """The web's click connections keep the click statement's plan for as long as they live (CLICK_SETTINGS,
+    web/context.py), made on the tables as they were when it first ran: a new deployment's, empty. Even
+    then it must reach each growing table through the reader's key, never by reading (or hashing, or
+    merging) a whole table or all rows of a kind, which would cost more with every email sent."""
+    dialect = postgresql.psycopg.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+    statement = CLICKS_AT_ONCE.compile(dialect=dialect)
+    names = list(statement.positiontup or [])
+    parameters = clicks_parameters(
+        [Click(subscriber_id=1, step=1, enrolment=None, kind=EventKind.CLICK, value="exercise", user_agent="ua",
+               agent_automated=False, now=datetime.now(UTC), day=1)],
+        human_delay=HUMAN_DELAY_SECONDS,
+    )  # fmt: skip
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("ANALYZE")
+        for name, value in CLICK_SETTINGS.items():
+            connection.execute(f"SET {name} = {value}")
+        connection.execute(f"PREPARE click AS {statement}")
+        cursor = psycopg.ClientCursor(connection)
+        cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE click({', '.join(['%s'] * len(names))})",
+                       [parameters[name] for name in names])  # fmt: skip
+        row = cursor.fetchone()
+    assert row is not None
+    (plan,) = row
+    reached = set()
+    for node in _scans(plan[0]["Plan"]):
+        table = node.get("Relation Name")
+        if table not in GROWING or node["Node Type"] == "ModifyTable":
+            continue
+        reached.add(table)
+        condition = str(node.get("Index Cond", ""))
+        assert f"({GROWING[table]} = " in condition, (table, node["Node Type"], condition or "no index condition")
+    assert reached == set(GROWING)
