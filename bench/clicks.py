@@ -13,6 +13,7 @@ cores it measures. Without it the click figures are skipped, and the run says so
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import subprocess
@@ -116,11 +117,28 @@ def run_wrk(wrk: str, port: int, paths: list[str], seconds: float, folder: Path,
     return parse(output)
 
 
+def _answered(port: int, path: str, seconds: float = 60.0) -> None:
+    """Wait until ``path`` is answered (any answer but a server error; a redirect is not followed)."""
+
+    def answered() -> bool:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", path)
+            return connection.getresponse().status < 500
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    wait_until(answered, timeout=seconds, what=f"an answer to {path}")
+
+
 def warm_up(wrk: str, port: int, paths: list[str], folder: Path, name: str) -> list[str]:
     """A second of requests of a tenth of ``paths`` (links of their own: each measured click is then a first
     one), not counted, as a server in production has its connections open and its pages compiled; the links
     left to measure."""
     warm = max(1, len(paths) // 10)
+    _answered(port, paths[-1])  # a new server's first click waits for its database connections: not measured
     run_wrk(wrk, port, paths[-warm:], 1, folder, f"{name}-warm-up")
     return paths[:-warm] or paths
 
