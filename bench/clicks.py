@@ -92,7 +92,7 @@ def web_server(environment: dict[str, str], folder: Path) -> Iterator[int]:
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        _wait_for(f"http://127.0.0.1:{port}/healthz", web, folder / "web.log")
+        _answered(port, "/healthz", web, folder / "web.log")
         yield port
     finally:
         web.terminate()
@@ -117,10 +117,14 @@ def run_wrk(wrk: str, port: int, paths: list[str], seconds: float, folder: Path,
     return parse(output)
 
 
-def _answered(port: int, path: str, seconds: float = 60.0) -> None:
-    """Wait until ``path`` is answered (any answer but a server error; a redirect is not followed)."""
+def _answered(port: int, path: str, process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Wait (60 s at most) until ``path`` is answered: any answer but a server error; a redirect is not followed.
+    With ``process``: fail at once, with the end of its ``log``, when it exits first."""
 
     def answered() -> bool:
+        if process is not None and process.poll() is not None:
+            told = log.read_text(errors="replace")[-2000:] if log is not None else ""
+            raise RuntimeError(f"`course web` exited ({process.returncode}):\n{told}")
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
             connection.request("GET", path)
@@ -130,7 +134,7 @@ def _answered(port: int, path: str, seconds: float = 60.0) -> None:
         finally:
             connection.close()
 
-    wait_until(answered, timeout=seconds, what=f"an answer to {path}")
+    wait_until(answered, timeout=60, interval=0.2, what=f"`course web` to answer {path}")
 
 
 def warm_up(wrk: str, port: int, paths: list[str], folder: Path, name: str) -> list[str]:
@@ -181,18 +185,3 @@ def _answer(url: str) -> str:
         return f"{error.code} {error.read(300)!r}"
     except OSError as error:
         return f"no answer: {error}"
-
-
-def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"`course web` exited ({process.returncode}):\n{log.read_text(errors='replace')[-2000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback address
-                return True
-        except OSError:
-            return False
-
-    wait_until(answers, timeout=60, interval=0.2, what=f"`course web` to answer {url}")

@@ -747,17 +747,22 @@ class Course(_Data):
         """Where a reader whose last email was ``number`` (none: not one yet) goes on: the index in
         :attr:`steps` of the first email they may get next (past the end: none left). An email taken out
         stands where it was: after the email it came after, or after that one's own place if it too went."""
+        return self.places.get(-1 if number is None else number, len(self.steps))
+
+    @cached_property
+    def places(self) -> dict[int, int]:
+        """:meth:`place_after` of every email the course has or had (-1: none yet), worked out once: the
+        beat asks it of every email at every claim."""
         steps = self.steps
-        seen: set[int] = set()
-        current = -1 if number is None else number
-        while True:
-            for index, step in enumerate(steps):
-                if step.number == current:
-                    return index + 1
-            if current == -1 or current in seen or current not in self.retired:
-                return 0 if current == -1 else len(steps)
-            seen.add(current)
-            current = self.retired[current]
+        found = {-1: 0, **{step.number: index + 1 for index, step in enumerate(steps)}}  # -1: none yet
+        for number in self.retired:
+            seen: set[int] = set()
+            current = number
+            while current not in found and current in self.retired and current not in seen:
+                seen.add(current)
+                current = self.retired[current]
+            found[number] = found.get(current, len(steps))  # a loop, or an anchor never known: past the end
+        return found
 
     def following(self, number: int | None) -> list[CourseStep]:
         """The emails still to come for a reader whose last email was ``number``, in order."""

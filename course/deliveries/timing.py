@@ -54,8 +54,8 @@ def schedule_for(subscriber: Subscriber, timing: Timing) -> Schedule:
 
 def wait_after(course: Course, number: int) -> Wait | None:
     """The wait before the email that follows email ``number`` for its reader (None: it was the last)."""
-    following = course.following(number)
-    return following[0].wait if following else None
+    place, steps = course.place_after(number), course.steps
+    return steps[place].wait if place < len(steps) else None
 
 
 def counts_from_signup(wait: Wait | None) -> bool:
@@ -72,16 +72,12 @@ class NextTimes:
 
     def __init__(self, course: Course, sent_at: datetime, timing: Timing) -> None:
         self.course, self.sent_at, self.timing = course, sent_at, timing
-        self._waits: dict[int, Wait | None] = {}
         self._known: dict[tuple[object, ...], datetime | None] = {}
 
     def after(self, step: CourseStep, timezone: str, send_time: time_of_day, confirmed_at: datetime | None
               ) -> datetime | None:  # fmt: skip
         number = step.number
-        try:
-            wait = self._waits[number]
-        except KeyError:
-            wait = self._waits[number] = wait_after(self.course, number)
+        wait = wait_after(self.course, number)
         if wait is None:
             return None
         since = confirmed_at if counts_from_signup(wait) else None

@@ -374,8 +374,9 @@ def test_the_click_statements_plan_made_on_empty_tables_looks_each_readers_rows_
                agent_automated=False, now=datetime.now(UTC), day=1)],
         human_delay=HUMAN_DELAY_SECONDS,
     )  # fmt: skip
-    url = database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(url, autocommit=True) as connection:
+    engine = create_engine(database_url, poolclass=NullPool)
+    _, connect = engine.dialect.create_connect_args(engine.url)  # as the click connections connect
+    with psycopg.connect(**connect, autocommit=True) as connection:
         connection.execute("ANALYZE")
         for name, value in CLICK_SETTINGS.items():
             connection.execute(f"SET {name} = {value}")
