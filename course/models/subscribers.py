@@ -70,6 +70,11 @@ subscribers = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False, default=same_as_created),
     UniqueConstraint("course_slug", "email", name="uq_subscribers_course_email"),
+    # The studio's list of a course's people (course/audience.py): in sign-up order, a page at a time; and
+    # a search for any part of an address or a name (trigrams: PostgreSQL's pg_trgm).
+    Index("ix_subscribers_course_created", "course_slug", "created_at", "id"),
+    Index("ix_subscribers_search", "email", "first_name", postgresql_using="gin",
+          postgresql_ops={"email": "gin_trgm_ops", "first_name": "gin_trgm_ops"}),
 )
 
 # Where each subscriber is in the course, and when their next email goes: the columns the beat's claim
@@ -92,6 +97,8 @@ progress = Table(
     CheckConstraint(f"status IN ({enum_values(SubscriberStatus)})", name="status"),
     # The beat's question, "who is due?", reads only this index.
     Index("ix_progress_due", "status", "next_send_at"),
+    # The studio's list in the order of each person's last email (course/audience.py).
+    Index("ix_progress_last_sent", "last_sent_at", "subscriber_id"),
 )
 
 

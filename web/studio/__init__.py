@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.studio import audit, auth, courses, editor, emails, insights, preview, shape, transfer
+from web.studio import audience, audit, auth, courses, editor, emails, insights, preview, shape, transfer
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
@@ -19,6 +19,7 @@ router.include_router(emails.router)
 router.include_router(editor.router)
 router.include_router(preview.router)
 router.include_router(insights.router)
+router.include_router(audience.router)
 router.include_router(transfer.router)
 
 # The studio's forms that carry files, and how large each may be: the email form, with its images (and

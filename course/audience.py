@@ -1,0 +1,197 @@
+"""A course's people as the studio lists them: who is on it, found by a part of their address or name,
+by status and by where they are in the course, in the order of their sign-up or of their last email.
+
+Paged by keyset: a page ends with a cursor (the sort key and the id of its last person), and the next
+page starts after it, read from an index in the list's order (migration 0018), so the ten-thousandth
+page answers as fast as the first and a person signing up meanwhile neither repeats nor hides anyone.
+The order of the last email puts those who have had none after everyone else (by id, newest first).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from course.models.subscribers import SubscriberStatus, progress, subscribers
+
+PAGE_SIZE = 50
+# A search this long or longer finds the text anywhere in an address or a name (trigrams); a shorter one,
+# at their start (a trigram index cannot find one or two letters inside a word).
+CONTAINS_FROM = 3
+MAX_SEARCH = 320  # the longest address
+# How far a count goes before it says "more than": counting a million rows would take longer than the page.
+COUNT_UP_TO = 10_000
+NOT_STARTED = -1  # the place filter's "no email yet"
+EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
+
+
+class Order(StrEnum):
+    SIGNUP = "signup"
+    LAST_EMAIL = "last-email"
+
+
+class BadCursor(ValueError):
+    """A page's cursor that this list did not make (edited by hand, or of another order)."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the marketer chose: every field may be left out."""
+
+    search: str = ""
+    status: SubscriberStatus | None = None
+    place: int | None = None  # the last email's number (identity), or NOT_STARTED
+    order: Order = Order.SIGNUP
+    newest_first: bool = True
+
+
+@dataclass(frozen=True)
+class Person:
+    """One row of the list."""
+
+    id: int
+    email: str
+    first_name: str | None
+    status: str
+    enrolment: int
+    current_step: int | None
+    timezone: str
+    send_time: time
+    created_at: datetime
+    last_sent_at: datetime | None
+    paused_until: datetime | None
+
+
+@dataclass(frozen=True)
+class Page:
+    people: list[Person]
+    after: str | None  # the next page's cursor; None on the last page
+    counted: int  # how many match, up to COUNT_UP_TO
+    more_than_counted: bool = field(default=False)
+
+
+_COLUMNS = (
+    subscribers.c.id, subscribers.c.email, subscribers.c.first_name, progress.c.status, progress.c.enrolment,
+    progress.c.current_step, subscribers.c.timezone, subscribers.c.send_time, subscribers.c.created_at,
+    progress.c.last_sent_at, progress.c.paused_until,
+)  # fmt: skip
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _matching(course_slug: str, filters: Filters) -> Select[tuple[object, ...]]:
+    """The course's people the filters choose, in no order yet."""
+    query = select(*_COLUMNS).select_from(subscribers.join(progress, progress.c.subscriber_id == subscribers.c.id))
+    query = query.where(subscribers.c.course_slug == course_slug)
+    search = filters.search.strip().lower()
+    if search:
+        pattern = _escaped(search) + "%"
+        if len(search) >= CONTAINS_FROM:
+            pattern = "%" + pattern
+        query = query.where(or_(subscribers.c.email.ilike(pattern, escape="\\"),
+                                subscribers.c.first_name.ilike(pattern, escape="\\")))  # fmt: skip
+    if filters.status is not None:
+        query = query.where(progress.c.status == filters.status.value)
+    if filters.place == NOT_STARTED:
+        query = query.where(progress.c.current_step.is_(None))
+    elif filters.place is not None:
+        query = query.where(progress.c.current_step == filters.place)
+    return query
+
+
+# --- Cursors: the last row's sort key and id, opaque to the browser ----------------------------------------
+
+
+def _cursor(order: Order, emailed: bool, at: datetime | None, person_id: int) -> str:
+    stamp = "" if at is None else str((at - EPOCH) // MICROSECOND)  # exact: a float would lose the last digit
+    text = f"{order.value}:{'e' if emailed else 'n'}:{stamp}:{person_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _read_cursor(order: Order, cursor: str) -> tuple[bool, datetime | None, int | None]:
+    """(in the emailed part of the list, the sort key, the id) of a cursor this order made; BadCursor."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        made_by, part, stamp, person_id = text.split(":")
+        at = EPOCH + int(stamp) * MICROSECOND if stamp else None
+        found = (part == "e", at, int(person_id))
+    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError, OSError):
+        raise BadCursor("this page's link is not one the list made") from None
+    if made_by != order.value or part not in ("e", "n") or (at is None) != (order is Order.LAST_EMAIL and part == "n"):
+        raise BadCursor("this page's link is not one the list made")
+    return found
+
+
+def _after(key: ColumnElement[object], person: ColumnElement[int], at: object, person_id: int,
+           newest_first: bool) -> ColumnElement[bool]:  # fmt: skip
+    """The rows after (key, id) in the list's order: a row comparison an index in that order reads from."""
+    if newest_first:
+        return tuple_(key, person) < tuple_(at, person_id)
+    return tuple_(key, person) > tuple_(at, person_id)
+
+
+def _ordered(query: Select[tuple[object, ...]], key: ColumnElement[object], person: ColumnElement[int],
+             newest_first: bool) -> Select[tuple[object, ...]]:  # fmt: skip
+    if newest_first:
+        return query.order_by(key.desc(), person.desc())
+    return query.order_by(key.asc(), person.asc())
+
+
+def _people(session: Session, query: Select[tuple[object, ...]], limit: int) -> list[Person]:
+    return [Person(**row._mapping) for row in session.execute(query.limit(limit))]
+
+
+def page(session: Session, course_slug: str, filters: Filters, after: str | None = None,
+         size: int = PAGE_SIZE) -> Page:  # fmt: skip
+    """The page of the course's people that ``filters`` choose, starting after the cursor ``after`` (none:
+    the first page). BadCursor for a cursor the list did not make."""
+    matching = _matching(course_slug, filters)
+    found: list[Person]
+    if filters.order is Order.SIGNUP:
+        key, person = subscribers.c.created_at, subscribers.c.id
+        query = _ordered(matching, key, person, filters.newest_first)
+        if after is not None:
+            _, at, person_id = _read_cursor(filters.order, after)
+            query = query.where(_after(key, person, at, person_id or 0, filters.newest_first))
+        found = _people(session, query, size + 1)
+        more = len(found) > size
+        found = found[:size]
+        cursor = _cursor(filters.order, True, found[-1].created_at, found[-1].id) if more and found else None
+    else:
+        found, cursor = _by_last_email(session, matching, filters.newest_first, after, size)
+    counted = session.scalar(select(func.count()).select_from(matching.limit(COUNT_UP_TO + 1).subquery())) or 0
+    return Page(found, cursor, min(counted, COUNT_UP_TO), counted > COUNT_UP_TO)
+
+
+def _by_last_email(session: Session, matching: Select[tuple[object, ...]], newest_first: bool, after: str | None,
+                   size: int) -> tuple[list[Person], str | None]:  # fmt: skip
+    """Those who had an email, in the order of their last; then those who had none, newest first."""
+    emailed, at, last_id = (True, None, None) if after is None else _read_cursor(Order.LAST_EMAIL, after)
+    key, person = progress.c.last_sent_at, progress.c.subscriber_id
+    found: list[Person] = []
+    if emailed:
+        query = _ordered(matching.where(key.is_not(None)), key, person, newest_first)
+        if at is not None and last_id is not None:
+            query = query.where(_after(key, person, at, last_id, newest_first))
+        found = _people(session, query, size + 1)
+        if len(found) > size:
+            last = found[size - 1]
+            return found[:size], _cursor(Order.LAST_EMAIL, True, last.last_sent_at, last.id)
+        last_id = None  # the emailed part ended on this page: those without an email follow from the top
+    unsent = matching.where(key.is_(None)).order_by(subscribers.c.id.desc())
+    if last_id is not None:
+        unsent = unsent.where(subscribers.c.id < last_id)
+    rest = _people(session, unsent, size - len(found) + 1)
+    found += rest
+    if len(found) > size:
+        found = found[:size]
+        return found, _cursor(Order.LAST_EMAIL, False, None, found[-1].id)
+    return found, None
