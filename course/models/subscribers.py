@@ -73,8 +73,13 @@ subscribers = Table(
     # The studio's list of a course's people (course/audience.py): in sign-up order, a page at a time; and
     # a search for any part of an address or a name (trigrams: PostgreSQL's pg_trgm).
     Index("ix_subscribers_course_created", "course_slug", "created_at", "id"),
-    Index("ix_subscribers_search", "email", "first_name", postgresql_using="gin",
-          postgresql_ops={"email": "gin_trgm_ops", "first_name": "gin_trgm_ops"}),
+    Index(
+        "ix_subscribers_search",
+        "email",
+        "first_name",
+        postgresql_using="gin",
+        postgresql_ops={"email": "gin_trgm_ops", "first_name": "gin_trgm_ops"},
+    ),
 )
 
 # Where each subscriber is in the course, and when their next email goes: the columns the beat's claim
