@@ -13,7 +13,8 @@ from course.lifecycle import SuppressionReason
 from course.models.studio import StudioRole, StudioUser
 
 from .conftest import Site
-from .test_studio_courses import browser, make_course
+from .test_studio_access import browser
+from .test_studio_courses import make_course
 from .test_studio_editing import signed_in
 
 
