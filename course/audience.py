@@ -18,7 +18,9 @@ from enum import StrEnum
 from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from course.models.subscribers import SubscriberStatus, progress, subscribers
+from course.models.deliveries import Delivery
+from course.models.engagement import Answer, Event, EventKind
+from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus, progress, subscribers
 
 PAGE_SIZE = 50
 # A search this long or longer finds the text anywhere in an address or a name (trigrams); a shorter one,
@@ -195,3 +197,98 @@ def _by_last_email(session: Session, matching: Select[tuple[object, ...]], newes
         found = found[:size]
         return found, _cursor(Order.LAST_EMAIL, False, None, found[-1].id)
     return found, None
+
+
+# --- One person's story ------------------------------------------------------------------------------------
+
+# How many of each kind of record a story shows, newest kept: a person has a few dozen; a scanner that
+# opened every link a thousand times should not make the page a megabyte.
+STORY_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Happening:
+    """One thing in a person's story, at ``at``: an email (``email``: its state, release and the mail
+    server's last answer), a click or another event (its kind), an answer to a checklist (``answer``: its
+    band, and the band it replaced), a sign-up request (``sign-up``)."""
+
+    at: datetime
+    kind: str
+    step: int | None = None
+    enrolment: int | None = None
+    email: str | None = None  # an email's template folder
+    state: str | None = None
+    release: str | None = None
+    reply: str | None = None  # the mail server's last answer to an email; a bounce's or complaint's report
+    value: str | None = None  # a click's link, an answer's band, a bounce's kind
+    before: str | None = None  # an answer's earlier band for the same checklist of the same email
+    checklist: str | None = None
+    score: int | None = None
+    automated: bool = False  # a mail scanner's click, not a person's
+    seconds_after_delivery: float | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Story:
+    subscriber: Subscriber
+    requests: list[SignupRequest]
+    happenings: list[Happening]  # newest first
+    cut: bool  # some older records are left out (STORY_LIMIT)
+
+
+def story(session: Session, course_slug: str, subscriber_id: int) -> Story | None:
+    """Everything that happened to one person of the course, newest first; None when the course has no such
+    person (another course's person is not this course's to show)."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.course_slug != course_slug:
+        return None
+    requests = list(session.scalars(
+        select(SignupRequest).where(SignupRequest.subscriber_id == subscriber_id)
+        .order_by(SignupRequest.created_at.desc()).limit(STORY_LIMIT)
+    ))  # fmt: skip
+    deliveries = list(session.scalars(
+        select(Delivery).where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id.desc()).limit(STORY_LIMIT)
+    ))  # fmt: skip
+    events = list(session.scalars(
+        select(Event).where(Event.subscriber_id == subscriber_id, Event.kind != EventKind.ANSWER.value)
+        .order_by(Event.id.desc()).limit(STORY_LIMIT)
+    ))  # fmt: skip
+    answers = list(session.scalars(
+        select(Answer).where(Answer.subscriber_id == subscriber_id)
+        .order_by(Answer.created_at.desc(), Answer.id.desc()).limit(STORY_LIMIT)
+    ))  # fmt: skip
+    happenings = [_of_delivery(delivery) for delivery in deliveries] + [_of_event(event) for event in events]
+    happenings += _of_answers(answers)
+    happenings += [Happening(at=request.created_at, kind="sign-up", detail=request.consent_form,
+                             value="confirmed" if request.confirmed_at else None) for request in requests]  # fmt: skip
+    happenings.sort(key=lambda happening: happening.at, reverse=True)
+    cut = any(len(found) == STORY_LIMIT for found in (requests, deliveries, events, answers))
+    return Story(subscriber, requests, happenings, cut)
+
+
+def _of_delivery(delivery: Delivery) -> Happening:
+    return Happening(
+        at=delivery.sent_at or delivery.updated_at, kind="email", step=delivery.step, enrolment=delivery.enrolment,
+        email=delivery.email, state=delivery.state, release=delivery.template_version, reply=delivery.last_reply,
+    )  # fmt: skip
+
+
+def _of_event(event: Event) -> Happening:
+    return Happening(
+        at=event.created_at, kind=event.kind, step=event.step, enrolment=event.enrolment, value=event.value,
+        automated=event.automated, seconds_after_delivery=event.seconds_since_delivery, reply=event.detail,
+    )  # fmt: skip
+
+
+def _of_answers(answers: list[Answer]) -> list[Happening]:
+    """Each answer, with the band it replaced (the one before it for the same email of the same time through)."""
+    found: list[Happening] = []
+    earlier: dict[tuple[int, int, str], str] = {}
+    for answer in sorted(answers, key=lambda answer: (answer.created_at, answer.id)):
+        place = (answer.enrolment, answer.step, answer.checklist)
+        found.append(Happening(at=answer.created_at, kind="answer", step=answer.step, enrolment=answer.enrolment,
+                               checklist=answer.checklist, value=answer.band, before=earlier.get(place),
+                               score=answer.score))  # fmt: skip
+        earlier[place] = answer.band
+    return found

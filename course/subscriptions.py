@@ -422,6 +422,8 @@ def resume(session: Session, subscriber_id: int, *, now: datetime, timing: Timin
     become(subscriber, SubscriberStatus.ACTIVE)
     subscriber.paused_until = None
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
+    session.add(Event(subscriber_id=subscriber.id, kind=EventKind.RESUMED.value, enrolment=subscriber.enrolment,
+                      step=subscriber.current_step, created_at=now))  # fmt: skip
 
 
 def restart(session: Session, subscriber_id: int, *, now: datetime, timing: Timing) -> bool:
@@ -436,6 +438,8 @@ def restart(session: Session, subscriber_id: int, *, now: datetime, timing: Timi
     subscriber.completed_at = None
     subscriber.paused_until = None
     subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
+    session.add(Event(subscriber_id=subscriber.id, kind=EventKind.RESTARTED.value, enrolment=subscriber.enrolment,
+                      created_at=now))  # fmt: skip
     return True
 
 

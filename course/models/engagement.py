@@ -31,6 +31,8 @@ class EventKind(StrEnum):
     RESOURCE = "resource"
     UNSUBSCRIBED = "unsubscribed"
     PAUSED = "paused"
+    RESUMED = "resumed"  # after a pause: by the person, at the pause's end, or by the studio
+    RESTARTED = "restarted"  # the course again from the welcome: a new time through
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
 

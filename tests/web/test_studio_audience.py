@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
 
@@ -113,3 +114,61 @@ def test_an_editor_lists_only_the_courses_given_to_them(site: Site) -> None:
     assert editor.get("/studio/subscribers?course=building-emotional-intimacy").status_code == 200
     assert editor.get("/studio/subscribers?course=no-such-course").status_code == 404
     assert publisher.get("/studio/subscribers?course=second-course").status_code == 200
+
+
+def story_lines(page: str) -> list[str]:
+    """The story's lines, each as its cells' text joined (tags dropped)."""
+    body = page.split('<caption class="visually-hidden">Their story</caption>', 1)[1]
+    return [
+        " | ".join(" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in re.findall(r"<td>(.*?)</td>", row, re.S))
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)[1:]
+    ]
+
+
+def test_a_persons_story_tells_every_email_click_answer_and_pause_in_their_time_and_ours(site: Site) -> None:
+    alex = site.sign_up_and_confirm("alex@example.com", timezone="Asia/Tokyo")
+    site.sign_up_and_confirm("sam@example.com")
+    answers = [href for href in site.links("alex@example.com", "Welcome") if href.startswith("/answer/")]
+    site.clock.advance(minutes=30)
+    site.submit(answers[1])  # "prioritise" (2-3 signs)
+    site.clock.advance(minutes=5)
+    site.submit(answers[0])  # changed their mind: "normal"
+    site.to_day_one("alex@example.com")
+    exercise = site.link("alex@example.com", "/exercise/", "Day 1")
+    assert site.client.post(exercise).status_code == 200
+    preferences = site.link("alex@example.com", "/preferences/", "Welcome")
+    site.client.post(f"{preferences}/pause", data={"length": "week"})
+    site.clock.advance(hours=1)
+    site.client.post(f"{preferences}/resume")
+    client = signed_in(site, "kayla@example.org", StudioRole.EDITOR)
+    listed = client.get("/studio/subscribers?q=alex@").text  # (both are called Alex)
+    link = re.search(r'href="(/studio/subscribers/\d+\?course=[^"]+)"', listed)
+    assert link
+    page = client.get(link.group(1).replace("&amp;", "&"))
+    assert page.status_code == 200, page.text
+    lines = story_lines(page.text)
+    text = "\n".join(lines)
+    for said in ("Confirmation email sent", "Confirmed their address", "Welcome email sent", "Day 1 email sent",
+                 "They marked the exercise done in the Day 1 email", "Paused the course after the Day 1 email",
+                 "Resumed the course", "Sent the sign-up form"):  # fmt: skip
+        assert said in text, (said, lines)
+    changed = [line for line in lines if "Answered" in line]
+    assert len(changed) == 2 and "(was 2-3" in changed[0] and "(was" not in changed[1], changed
+    # Their own time (Tokyo) beside ours (UTC, turned into the viewer's by the page's script).
+    confirmed = next(line for line in lines if "Confirmed their address" in line)
+    assert alex.confirmed_at is not None
+    tokyo = alex.confirmed_at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%d %b %Y %H:%M")
+    assert confirmed.startswith(tokyo) and alex.confirmed_at.strftime("%H:%M UTC") in confirmed
+    assert "release " in next(line for line in lines if "Day 1 email sent" in line)
+    assert "Resumed" in lines[0] and "Sent the sign-up form" in lines[-1]  # newest first
+    assert "Given" in page.text and "Asia/Tokyo" in page.text
+
+
+def test_a_person_of_another_course_or_none_is_not_found(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    assert make_course(publisher, "Second course").status_code == 303
+    alex = site.sign_up_and_confirm("alex@example.com")
+    assert publisher.get(f"/studio/subscribers/{alex.id}").status_code == 200
+    assert publisher.get(f"/studio/subscribers/{alex.id}?course=second-course").status_code == 404
+    for wrong in ("0", "-1", "abc", str(2**63), "9" * 40, str(alex.id + 1000)):
+        assert publisher.get(f"/studio/subscribers/{wrong}").status_code in (400, 404, 422), wrong

@@ -4,16 +4,20 @@ sorted, a page at a time. Editors see the courses their account may edit, and no
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from course.audience import MAX_SEARCH, NOT_STARTED, BadCursor, Filters, Order, page
+from course.audience import MAX_SEARCH, NOT_STARTED, BadCursor, Filters, Happening, Order, page, story
 from course.curriculum import Course
 from course.deliveries.suppressions import suppression_reason
 from course.insights.reading import step_label
+from course.models.engagement import EventKind
 from course.models.subscribers import SubscriberStatus
 from course.subscriptions import InvalidSubscription, normalise_email
 from web.studio.auth import Scoped, User, Web, studio_page
@@ -107,3 +111,107 @@ def _address(search: str) -> str | None:
         return normalise_email(search)
     except InvalidSubscription:
         return None
+
+
+# --- One person's story --------------------------------------------------------------------------------------
+
+# An email's state, as the story says it.
+EMAIL_STATES = {
+    "sent": "sent", "failed": "refused by the mail server", "skipped": "not sent", "claimed": "waiting to be sent",
+    "sending": "being sent",
+}  # fmt: skip
+# What each kind of event is, as the story says it (links and answers are described apart).
+EVENTS = {
+    EventKind.CONFIRMED: "Confirmed their address", EventKind.PAUSED: "Paused the course",
+    EventKind.RESUMED: "Resumed the course", EventKind.RESTARTED: "Started the course again",
+    EventKind.UNSUBSCRIBED: "Unsubscribed", EventKind.COMPLAINT: "Marked an email as spam (a complaint)",
+    EventKind.BOUNCE: "The email bounced",
+}  # fmt: skip
+LINKS = {
+    EventKind.CLICK: "opened a link", EventKind.CONSULTATION: "opened the consultation link",
+    EventKind.RESOURCE: "opened a guide", EventKind.EXERCISE_DONE: "marked the exercise done",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the story as the page shows it."""
+
+    at: datetime
+    local: str  # the moment in the person's own zone
+    what: str
+    detail: str
+    scanner: bool
+
+
+def _band_label(course: Course, checklist: str | None, band: str | None) -> str:
+    found = course.checklists.get(checklist or "")
+    for each in found.bands if found else []:
+        if each.key == band:
+            return each.label
+    return band or ""
+
+
+def describe(course: Course, happening: Happening) -> tuple[str, str]:
+    """What happened, and its detail, in the studio's words."""
+    email = "" if happening.step is None else email_label(course, happening.step)
+    through = f" (time {happening.enrolment} through)" if (happening.enrolment or 1) > 1 else ""
+    if happening.kind == "email":
+        name = email or (happening.email or "").replace("-", " ").capitalize()
+        release = f"release {happening.release[:8]}" if happening.release else ""
+        detail = "; ".join(part for part in (release, happening.reply or "") if part)
+        return f"{name} email {EMAIL_STATES.get(happening.state or '', happening.state or '')}{through}", detail
+    if happening.kind == "answer":
+        checklist = course.checklists.get(happening.checklist or "")
+        title = checklist.title if checklist else happening.checklist or "a checklist"
+        band = _band_label(course, happening.checklist, happening.value)
+        said = f"Answered {title} in the {email or 'an'} email: {band}"
+        if happening.before is not None and happening.before != happening.value:
+            said += f" (was {_band_label(course, happening.checklist, happening.before)})"
+        score = "" if happening.score is None else f"{happening.score} ticked"
+        return said + through, score
+    if happening.kind == "sign-up":
+        form = f"on {happening.detail}" if happening.detail else ""
+        return "Sent the sign-up form", "; ".join(part for part in (form, happening.value or "not confirmed") if part)
+    kind = EventKind(happening.kind) if happening.kind in EventKind._value2member_map_ else None
+    if kind in LINKS:
+        who = "A mail scanner" if happening.automated else "They"
+        where = f" in the {email} email" if email else ""
+        value = "" if kind in (EventKind.CONSULTATION, EventKind.EXERCISE_DONE) else happening.value or ""
+        seconds = happening.seconds_after_delivery
+        after = "" if seconds is None else f"{seconds:,.0f} s after delivery"
+        return f"{who} {LINKS[kind]}{where}{through}", "; ".join(part for part in (value, after) if part)
+    what = EVENTS.get(kind, happening.kind) if kind is not None else happening.kind
+    where = f" after the {email} email" if email and kind in (EventKind.UNSUBSCRIBED, EventKind.PAUSED) else ""
+    return f"{what}{where}{through}", "; ".join(part for part in (happening.value or "", happening.reply or "") if part)
+
+
+def _local(moment: datetime, zone: str) -> str:
+    try:
+        return moment.astimezone(ZoneInfo(zone)).strftime("%d %b %Y %H:%M")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
+
+
+@router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
+def subscriber_page(
+    request: Request, web: Web, user: User, scope: Scoped, subscriber_id: Annotated[int, Path(ge=1, le=2**63 - 1)]
+) -> Response:  # fmt: skip
+    with web.session() as session:
+        found = story(session, scope.slug, subscriber_id)
+        if found is None:
+            raise HTTPException(404, "This course has no such person (they may have erased their data).")
+        session.expunge_all()
+    person = found.subscriber
+    lines = []
+    for happening in found.happenings:
+        what, detail = describe(scope.base, happening)
+        lines.append(Line(happening.at, _local(happening.at, person.timezone), what, detail, happening.automated))
+    next_email = None
+    if person.next_send_at is not None:
+        next_email = _local(person.next_send_at, person.timezone)
+    return studio_page(
+        web, request, "subscriber.html", user=user, person=person, story=found, lines=lines, statuses=STATUSES,
+        email_label=lambda number: email_label(scope.base, number), next_local=next_email,
+        signed_up_local=_local(person.created_at, person.timezone),
+    )  # fmt: skip
