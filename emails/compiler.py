@@ -14,8 +14,13 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import json
+import os
+import pickle  # only to name the error of a damaged entry Jinja reads
 import posixpath
 import re
+import secrets
+import tempfile
 import textwrap
 import types
 from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
@@ -486,6 +491,104 @@ class CourseEnvironment(ImmutableSandboxedEnvironment):
         return super().select_template(*args, **kwargs)
 
 
+# --- Compiled templates kept between processes ------------------------------------------------------------
+#
+# Making Python code of a template is most of what a check of a course costs: the 22 emails' templates take
+# 3 s to compile and 0.2 s to render. The check runs in a new child process each time (emails/sandbox.py),
+# which would compile them all again at every save and publish; so would every new worker. Compiled code is
+# kept on disk, in Jinja's own bytecode cache: a directory of the temporary folder private to this user (Jinja
+# refuses one another user owns or can write to), each entry checked against the template's source.
+#
+# The code depends on more than the source: the environment's kind (HTML escapes, text does not) and the code
+# generator above, which meters what a template does (the render budget). So an entry is keyed by the kind, by
+# Jinja's version and by this file's own text: code made by any other version of the meter is never used.
+_COMPILER_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+class CodeCache(jinja2.FileSystemBytecodeCache):
+    def __init__(self, kind: str, directory: str | None = None) -> None:
+        super().__init__(directory)
+        self.tag = f"{kind}|jinja {jinja2.__version__}|{_COMPILER_DIGEST}"
+
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        return super().get_cache_key(f"{self.tag}|{name}", filename)
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except (OSError, EOFError, ValueError, TypeError, pickle.UnpicklingError):  # damaged: compiled again
+            bucket.reset()
+        if bucket.code is not None:  # used: the last to be pruned
+            with contextlib.suppress(OSError):
+                os.utime(self._get_cache_filename(bucket))
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):  # a full or read-only disk: the next process compiles again
+            super().dump_bytecode(bucket)
+        if secrets.randbelow(PRUNE_EVERY) == 0:
+            prune(Path(self.directory))
+
+
+# The directory keeps at most KEEP_MOST entries (a course's templates make about 60, 1.6 MB): every
+# PRUNE_EVERY-th entry written, the least recently used beyond KEEP_LEAST go.
+KEEP_MOST, KEEP_LEAST, PRUNE_EVERY = 1000, 800, 20
+
+
+def prune(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        entries = []
+        for entry in os.scandir(directory):
+            with contextlib.suppress(OSError):  # another process pruned it meanwhile
+                entries.append((entry.stat().st_mtime, entry.path))
+        if len(entries) > KEEP_MOST:
+            for _, path in sorted(entries)[: len(entries) - KEEP_LEAST]:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+
+
+def _code_cache(kind: str) -> CodeCache | None:
+    try:
+        return CodeCache(kind)
+    except (RuntimeError, OSError):  # no private directory can be made: every process compiles for itself
+        return None
+
+
+def kept(environment: jinja2.Environment, what: str, source: str, make: Callable[[], Any]) -> Any:
+    """``make()``, what a check learns of one template ``source`` (``what``: which question; JSON data),
+    kept beside the compiled templates and read back by any later process that asks it of the same source."""
+    cache = environment.bytecode_cache
+    if not isinstance(cache, CodeCache):
+        return make()
+    key = cache.get_cache_key(f"{what}:{hashlib.sha256(source.encode()).hexdigest()}")
+    path = Path(cache.directory) / f"{key}.json"
+    with contextlib.suppress(OSError, ValueError):
+        found = json.loads(path.read_bytes())
+        os.utime(path)
+        return found
+    value = make()
+    try:
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as file:
+            json.dump(value, file)
+        os.replace(file.name, path)  # whole or not at all, for a process reading it meanwhile
+    except OSError:  # a full or read-only disk: the next process works it out again
+        pass
+    return value
+
+
+def from_source(environment: jinja2.Environment, source: str) -> jinja2.Template:
+    """``environment.from_string(source)``, its compiled code taken from the environment's cache when it
+    holds this very source's (and put there when not)."""
+    cache = environment.bytecode_cache
+    if cache is None:
+        return environment.from_string(source)
+    name = "source:" + hashlib.sha256(source.encode()).hexdigest()
+    bucket = cache.get_bucket(environment, name, None, source)
+    if bucket.code is None:
+        bucket.code = environment.compile(source)
+        cache.set_bucket(bucket)
+    return environment.template_class.from_code(environment, bucket.code, environment.make_globals(None), None)
+
+
 def _environment(templates: TemplateSet, *, html: bool) -> CourseEnvironment:
     def load(name: str) -> str:
         try:
@@ -502,6 +605,7 @@ def _environment(templates: TemplateSet, *, html: bool) -> CourseEnvironment:
         trim_blocks=not html,
         lstrip_blocks=not html,
         keep_trailing_newline=False,
+        bytecode_cache=_code_cache("html" if html else "text"),  # {% include %} and {% import %} read it too
     )
     environment.filters["fill"] = fill
     # The course's words carry a small markup (emails/markup.py): each part renders it its own way.
@@ -629,7 +733,7 @@ def compile_email(templates: TemplateSet, name: str) -> CompiledEmail:
         ("body.mjml", envs.html, html_source),
     ):
         try:
-            parsed[file] = environment.from_string(source)
+            parsed[file] = from_source(environment, source)
         except jinja2.TemplateSyntaxError as error:
             # For body.mjml the line is of MJML's output: the file as written says where, when the
             # mistake is in it (and not in a section it includes).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from jinja2 import Environment, meta, nodes
 
 from course.lifecycle import EmailKind, kind_of
-from emails.compiler import EMAIL_FILES, TemplateSet, environments, resolve_includes
+from emails.compiler import EMAIL_FILES, TemplateSet, environments, kept, resolve_includes
 
 ALL = frozenset(EmailKind)
 COURSE_STEPS = frozenset({EmailKind.WELCOME, EmailKind.DAY, EmailKind.COMPLETION})
@@ -176,7 +176,13 @@ def unknown_variables(templates: TemplateSet, email: str) -> dict[str, set[str]]
 @functools.lru_cache(maxsize=256)
 def _names(environment: Environment, source: str) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
     """What one template source reads, what it sets, and the templates it names. Cached: the days of a
-    course share most of their files, so a check of every email would otherwise parse each 18 times."""
+    course share most of their files, so a check of every email would otherwise parse each 18 times; and
+    kept on disk for the next check's new process (emails/compiler.py ``kept``)."""
+    reads, sets, references = kept(environment, "names", source, lambda: _read_names(environment, source))
+    return frozenset(reads), frozenset(sets), tuple(references)
+
+
+def _read_names(environment: Environment, source: str) -> tuple[list[str], list[str], list[str]]:
     parsed = environment.parse(source)
     targets = [node.target for node in parsed.find_all(nodes.Assign)]
     targets += [node.target for node in parsed.find_all(nodes.AssignBlock)]
@@ -184,8 +190,8 @@ def _names(environment: Environment, source: str) -> tuple[frozenset[str], froze
     for target in targets:
         names = [target] if isinstance(target, nodes.Name) else list(target.find_all(nodes.Name))
         assigned |= {name.name for name in names}
-    referenced = tuple(name for name in meta.find_referenced_templates(parsed) if name is not None)
-    return frozenset(meta.find_undeclared_variables(parsed)), frozenset(assigned), referenced
+    referenced = [name for name in meta.find_referenced_templates(parsed) if name is not None]
+    return sorted(meta.find_undeclared_variables(parsed)), sorted(assigned), referenced
 
 
 def first_use(templates: TemplateSet, email: str, file: str, name: str) -> int | None:
