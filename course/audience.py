@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from course.models.deliveries import Delivery
 from course.models.engagement import Answer, Event, EventKind
+from course.models.studio import AuditEntry
 from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus, progress, subscribers
 
 PAGE_SIZE = 50
@@ -227,6 +228,7 @@ class Happening:
     automated: bool = False  # a mail scanner's click, not a person's
     seconds_after_delivery: float | None = None
     detail: str | None = None
+    by: str | None = None  # who in the studio did it (``studio``: an action taken for the person)
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,11 @@ class Story:
     requests: list[SignupRequest]
     happenings: list[Happening]  # newest first
     cut: bool  # some older records are left out (STORY_LIMIT)
+
+
+def person_item(subscriber_id: int) -> str:
+    """What the audit log names a person by (never their address: the entry outlives an erasure)."""
+    return f"subscriber:{subscriber_id}"
 
 
 def story(session: Session, course_slug: str, subscriber_id: int) -> Story | None:
@@ -260,10 +267,16 @@ def story(session: Session, course_slug: str, subscriber_id: int) -> Story | Non
     ))  # fmt: skip
     happenings = [_of_delivery(delivery) for delivery in deliveries] + [_of_event(event) for event in events]
     happenings += _of_answers(answers)
+    acted = list(session.scalars(
+        select(AuditEntry).where(AuditEntry.course_slug == course_slug, AuditEntry.item == person_item(subscriber_id))
+        .order_by(AuditEntry.id.desc()).limit(STORY_LIMIT)
+    ))  # fmt: skip
+    happenings += [Happening(at=entry.created_at, kind="studio", value=entry.action, detail=entry.detail,
+                             by=entry.user_email) for entry in acted]  # fmt: skip
     happenings += [Happening(at=request.created_at, kind="sign-up", detail=request.consent_form,
                              value="confirmed" if request.confirmed_at else None) for request in requests]  # fmt: skip
     happenings.sort(key=lambda happening: happening.at, reverse=True)
-    cut = any(len(found) == STORY_LIMIT for found in (requests, deliveries, events, answers))
+    cut = any(len(found) == STORY_LIMIT for found in (requests, deliveries, events, answers, acted))
     return Story(subscriber, requests, happenings, cut)
 
 

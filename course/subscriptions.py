@@ -457,6 +457,39 @@ def change_schedule(
         subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
 
 
+def emails_had(session: Session, subscriber: Subscriber) -> set[int]:
+    """The emails ``subscriber`` has had (or are on their way) in this time through the course."""
+    return set(session.scalars(
+        select(Delivery.step).where(
+            Delivery.subscriber_id == subscriber.id, Delivery.enrolment == subscriber.enrolment,
+            Delivery.step.is_not(None), Delivery.state.in_([DeliveryState.SENT.value, DeliveryState.SENDING.value]),
+        )
+    ))  # fmt: skip
+
+
+class CannotMove(ValueError):
+    """The email a reader was to be moved to cannot be their next one (said why)."""
+
+
+def move_to(session: Session, subscriber_id: int, step: int, *, course: Course, now: datetime, timing: Timing) -> None:
+    """Their next email is ``step``, from their next local day at their hour (a paused reader's, when they
+    resume); what waits for them is skipped. Only an email they have not had in this time through the course
+    (to have one again, they start the course again): CannotMove, saying why."""
+    subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if subscriber is None:
+        raise LookupError(f"no subscriber {subscriber_id}")
+    if subscriber.status not in (SubscriberStatus.ACTIVE.value, SubscriberStatus.PAUSED.value):
+        raise CannotMove(f"only an active or paused reader moves to another email; this one is {subscriber.status}")
+    if not course.has_step(step):
+        raise CannotMove("the course has no such email")
+    if step in emails_had(session, subscriber):
+        raise CannotMove("they have had that email in this time through the course")
+    skip_waiting_deliveries(session, subscriber, "moved to another email in the studio", now)
+    subscriber.current_step = course.place_before(step)
+    if subscriber.status == SubscriberStatus.ACTIVE.value:
+        subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
+
+
 def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limit: int) -> int:
     """Subscribers who paused "for a week" come back by themselves when the week is over."""
     ended = session.scalars(

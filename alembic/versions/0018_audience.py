@@ -8,6 +8,7 @@
 - ``ix_progress_last_sent``: the people in the order of their last email. ``progress`` is the table the
   claim rewrites at every email; this index is one more entry a rewrite writes (its cost is measured in
   docs/performance.md).
+- ``ix_audit_log_item``: what the studio did for one person, for their story.
 
 Building them reads each table once (seconds a million rows) while writes to it wait.
 
@@ -35,10 +36,12 @@ def upgrade() -> None:
         postgresql_ops={"email": "gin_trgm_ops", "first_name": "gin_trgm_ops"},
     )  # fmt: skip
     op.create_index("ix_progress_last_sent", "progress", ["last_sent_at", "subscriber_id"])
+    op.create_index("ix_audit_log_item", "audit_log", ["item"])
 
 
 def downgrade() -> None:
     # The extension stays: other schemas of the database may use it.
+    op.drop_index("ix_audit_log_item", table_name="audit_log")
     op.drop_index("ix_progress_last_sent", table_name="progress")
     op.drop_index("ix_subscribers_search", table_name="subscribers")
     op.drop_index("ix_subscribers_course_created", table_name="subscribers")

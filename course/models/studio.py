@@ -75,7 +75,10 @@ class AuditEntry(Base):
     """Who did what in the studio, and when: every sign-in, save, publish, roll-back and test send."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_course_created", "course_slug", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_log_course_created", "course_slug", "created_at"),
+        Index("ix_audit_log_item", "item"),  # what was done to one person (their story, course/audience.py)
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("studio_users.id", ondelete="SET NULL"))

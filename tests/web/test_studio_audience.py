@@ -4,17 +4,20 @@ courses an account may edit; and hostile requests refused with a clear answer.""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from fastapi.testclient import TestClient
+from httpx2 import Response
 from sqlalchemy import select, text
 
-from course.deliveries.suppressions import suppress
+from course.deliveries.suppressions import is_suppressed, suppress
 from course.lifecycle import SuppressionReason
-from course.models.studio import StudioRole, StudioUser
+from course.models.studio import AuditEntry, StudioRole, StudioUser
+from course.models.subscribers import Subscriber
 
 from .conftest import Site
-from .test_studio_access import browser
+from .test_studio_access import browser, csrf_of, sign_in
 from .test_studio_courses import make_course
 from .test_studio_editing import signed_in
 
@@ -172,3 +175,132 @@ def test_a_person_of_another_course_or_none_is_not_found(site: Site) -> None:
     assert publisher.get(f"/studio/subscribers/{alex.id}?course=second-course").status_code == 404
     for wrong in ("0", "-1", "abc", str(2**63), "9" * 40, str(alex.id + 1000)):
         assert publisher.get(f"/studio/subscribers/{wrong}").status_code in (400, 404, 422), wrong
+
+
+def person_page(client: TestClient, site: Site, email: str) -> tuple[str, str]:
+    """The person's page (its address) and its text."""
+    url = f"/studio/subscribers/{site.subscriber(email).id}?course=building-emotional-intimacy"
+    page = client.get(url)
+    assert page.status_code == 200, page.text
+    return url, page.text
+
+
+def act(client: TestClient, site: Site, email: str, action: str, **fields: str) -> Response:
+    url, page = person_page(client, site, email)
+    return client.post(url.replace("?", "/act?"), data={"csrf": csrf_of(page), "action": action, **fields},
+                       follow_redirects=False)  # fmt: skip
+
+
+def test_acting_for_a_person_changes_what_they_get_and_the_audit_log_keeps_who_and_why(site: Site) -> None:
+    site.sign_up_and_confirm("alex@example.com")
+    client = signed_in(site, "kayla@example.org", StudioRole.EDITOR)
+    due = site.subscriber("alex@example.com").next_send_at
+    assert due is not None
+    done = act(client, site, "alex@example.com", "pause", why="Called: away for two weeks")
+    assert done.status_code == 303 and "done=pause" in done.headers["location"]
+    alex = site.subscriber("alex@example.com")
+    assert alex.status == "paused" and alex.next_send_at is None
+    site.clock.to(due + timedelta(hours=1))
+    site.tick()
+    assert not [m for m in site.smtp.to("alex@example.com") if m.subject.startswith("Day")]  # none while paused
+    assert sign_in(site) == 303  # (the studio's session ended while the day went by)
+    assert "done=resume" in act(client, site, "alex@example.com", "resume", why="Back home").headers["location"]
+    evening = act(client, site, "alex@example.com", "schedule", send_time="19:30", timezone="America/New_York",
+                  why="Reads in the evening")  # fmt: skip
+    assert "done=schedule" in evening.headers["location"]
+    alex = site.subscriber("alex@example.com")
+    assert (alex.status, alex.timezone, alex.send_time.strftime("%H:%M")) == ("active", "America/New_York", "19:30")
+    assert alex.next_send_at is not None
+    assert alex.next_send_at.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "19:30"
+    assert "done=move" in act(client, site, "alex@example.com", "move", step="5", why="To day 5").headers["location"]
+    moved = site.subscriber("alex@example.com").next_send_at
+    assert moved is not None
+    site.clock.to(moved)
+    site.tick()
+    assert site.smtp.to("alex@example.com")[-1].subject.startswith("Day 5")
+    assert site.subscriber("alex@example.com").current_step == 5
+    assert sign_in(site) == 303
+    refused = act(client, site, "alex@example.com", "move", step="5", why="Again")
+    assert refused.status_code == 400 and "have had that email" in refused.text
+    assert (
+        "done=unsubscribe"
+        in act(client, site, "alex@example.com", "unsubscribe", why="Asked by mail").headers["location"]
+    )
+    assert site.subscriber("alex@example.com").status == "unsubscribed"
+    _, page = person_page(client, site, "alex@example.com")
+    story = "\n".join(story_lines(page))
+    for said in ("kayla@example.org paused them in the studio", "Why: Called: away for two weeks",
+                 "19:30 in America/New_York. Why: Reads in the evening", "next email: Day 5. Why: To day 5",
+                 "kayla@example.org unsubscribed them in the studio"):  # fmt: skip
+        assert said in story, (said, story)
+    with site.session() as session:
+        logged = session.scalars(select(AuditEntry).where(AuditEntry.action.like("subscriber-%"))
+                                 .order_by(AuditEntry.id)).all()  # fmt: skip
+        assert [entry.action for entry in logged] == ["subscriber-pause", "subscriber-resume", "subscriber-schedule",
+                                                      "subscriber-move", "subscriber-unsubscribe"]  # fmt: skip
+        assert all(entry.user_email == "kayla@example.org" and "alex" not in (entry.detail or "") for entry in logged)
+
+
+def test_an_action_without_a_reason_or_a_token_or_of_the_wrong_kind_changes_nothing(site: Site) -> None:
+    site.sign_up_and_confirm("alex@example.com")
+    client = signed_in(site, "ed@example.org", StudioRole.EDITOR)
+    url, page = person_page(client, site, "alex@example.com")
+    acting = url.replace("?", "/act?")
+    for fields, said in (({"action": "pause", "why": "   "}, "Say why"), ({"action": "explode", "why": "x"}, "no such"),
+                         ({"action": "resume", "why": "x"}, "only a paused reader"),
+                         ({"action": "schedule", "why": "x", "send_time": "25:00"}, "not a time of day"),
+                         ({"action": "schedule", "why": "x", "send_time": "08:00", "timezone": "Mars/Base"},
+                          "time zone"),
+                         ({"action": "move", "why": "x", "step": "99"}, "no such email"),
+                         ({"action": "move", "why": "x", "step": "-1"}, "choose an email"),
+                         ({"action": "erase", "why": "x", "sure": "yes"}, "for publishers")):  # fmt: skip
+        answer = client.post(acting, data={"csrf": csrf_of(page), **fields}, follow_redirects=False)
+        assert answer.status_code in (400, 403) and said.lower() in answer.text.lower(), (fields, answer.text[:500])
+    assert client.post(acting, data={"csrf": "forged", "action": "pause", "why": "x"}).status_code in (400, 403)
+    assert client.post(acting, data={"csrf": csrf_of(page), "action": "pause", "why": "x" * 501}).status_code in (
+        400,
+        422,
+    )
+    alex = site.subscriber("alex@example.com")
+    assert (alex.status, alex.send_time.strftime("%H:%M")) == ("active", "08:00")
+    with site.session() as session:
+        assert not session.scalars(select(AuditEntry).where(AuditEntry.action.like("subscriber-%"))).all()
+
+
+def test_a_publisher_erases_a_person_as_they_would_themselves(site: Site) -> None:
+    site.sign_up_and_confirm("alex@example.com")
+    alex_id = site.subscriber("alex@example.com").id
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    unsure = act(client, site, "alex@example.com", "erase", why="Asked by phone")
+    assert unsure.status_code == 400 and "Tick the box" in unsure.text
+    erased = act(client, site, "alex@example.com", "erase", why="Asked by phone", sure="yes")
+    assert erased.status_code == 303 and erased.headers["location"].startswith("/studio/subscribers?")
+    with site.session() as session:
+        assert session.get(Subscriber, alex_id) is None
+        assert is_suppressed(session, "alex@example.com", site.runtime.settings.address_key)
+        (entry,) = session.scalars(select(AuditEntry).where(AuditEntry.action == "subscriber-erase")).all()
+        assert entry.item == f"subscriber:{alex_id}" and "alex" not in (entry.detail or "") + (entry.item or "")
+    assert client.get(f"/studio/subscribers/{alex_id}").status_code == 404
+    listed = client.get("/studio/subscribers?q=alex@example.com").text
+    assert "erased their data" in listed and rows(listed) == []
+
+
+def test_an_editor_cannot_act_for_a_person_of_a_course_not_given_to_them(site: Site) -> None:
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    assert make_course(publisher, "Second course").status_code == 303
+    site.sign_up_and_confirm("alex@example.com")
+    alex_id = site.subscriber("alex@example.com").id
+    editor = signed_in(site, "ed@example.org", StudioRole.EDITOR, client=browser(site))
+    page = editor.get(f"/studio/subscribers/{alex_id}").text
+    with site.session() as session:
+        user = session.scalars(select(StudioUser).where(StudioUser.email == "ed@example.org")).one()
+        user.courses = "second-course"
+        session.commit()
+    answer = editor.post(f"/studio/subscribers/{alex_id}/act?course=building-emotional-intimacy",
+                         data={"csrf": csrf_of(page), "action": "pause", "why": "x"})  # fmt: skip
+    assert answer.status_code == 403
+    # Naming a course they may edit does not reach a person of another.
+    answer = editor.post(f"/studio/subscribers/{alex_id}/act?course=second-course",
+                         data={"csrf": csrf_of(page), "action": "pause", "why": "x"})  # fmt: skip
+    assert answer.status_code == 404
+    assert site.subscriber("alex@example.com").status == "active"

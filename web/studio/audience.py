@@ -10,17 +10,35 @@ from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
-from course.audience import MAX_SEARCH, NOT_STARTED, BadCursor, Filters, Happening, Order, page, story
+from course.audience import MAX_SEARCH, NOT_STARTED, BadCursor, Filters, Happening, Order, page, person_item, story
 from course.curriculum import Course
 from course.deliveries.suppressions import suppression_reason
+from course.engagement.privacy import erase
 from course.insights.reading import step_label
 from course.models.engagement import EventKind
-from course.models.subscribers import SubscriberStatus
-from course.subscriptions import InvalidSubscription, normalise_email
-from web.studio.auth import Scoped, User, Web, studio_page
+from course.models.studio import StudioUser
+from course.models.subscribers import Subscriber, SubscriberStatus
+from course.studio import audit
+from course.subscriptions import (
+    CannotMove,
+    InvalidSubscription,
+    change_schedule,
+    check_timezone,
+    emails_had,
+    move_to,
+    normalise_email,
+    parse_send_time,
+    pause,
+    resume,
+    unsubscribe,
+)
+from web.context import WebContext
+from web.pages import SEND_TIMES, TIMEZONES
+from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page
 
 router = APIRouter(prefix="/studio")
 
@@ -170,6 +188,9 @@ def describe(course: Course, happening: Happening) -> tuple[str, str]:
             said += f" (was {_band_label(course, happening.checklist, happening.before)})"
         score = "" if happening.score is None else f"{happening.score} ticked"
         return said + through, score
+    if happening.kind == "studio":
+        acted = ACTS.get((happening.value or "").removeprefix("subscriber-"), happening.value or "")
+        return f"{happening.by} {acted} in the studio", happening.detail or ""
     if happening.kind == "sign-up":
         form = f"on {happening.detail}" if happening.detail else ""
         return "Sent the sign-up form", "; ".join(part for part in (form, happening.value or "not confirmed") if part)
@@ -210,8 +231,109 @@ def subscriber_page(
     next_email = None
     if person.next_send_at is not None:
         next_email = _local(person.next_send_at, person.timezone)
+    with web.session() as session:
+        had = emails_had(session, person)
+    movable = {step.number: email_label(scope.base, step.number) for step in scope.base.steps if step.number not in had}
     return studio_page(
         web, request, "subscriber.html", user=user, person=person, story=found, lines=lines, statuses=STATUSES,
         email_label=lambda number: email_label(scope.base, number), next_local=next_email,
-        signed_up_local=_local(person.created_at, person.timezone),
+        signed_up_local=_local(person.created_at, person.timezone), movable=movable, send_times=SEND_TIMES,
+        timezones=TIMEZONES, done=ACTS.get(request.query_params.get("done", "")), why_length=WHY_LENGTH,
     )  # fmt: skip
+
+
+# --- Acting for a person --------------------------------------------------------------------------------------
+
+# What the studio may do for a person (a reader who called, say), each written to the audit log with who
+# and why; erasing is for publishers only.
+ACTS = {
+    "pause": "paused them", "resume": "resumed them", "schedule": "changed their time", "move": "moved them",
+    "unsubscribe": "unsubscribed them", "erase": "erased their data",
+}  # fmt: skip
+WHY_LENGTH = 500
+
+
+def _refused(request: Request, web: WebContext, user: StudioUser, back: str, message: str) -> Response:
+    return studio_page(web, request, "refused.html", status_code=400, user=user, title="Nothing was changed",
+                       message=message, back=back, back_label="Back to the person")  # fmt: skip
+
+
+@router.post("/subscribers/{subscriber_id}/act")
+def act_for(
+    request: Request,
+    web: Web,
+    user: User,
+    scope: Scoped,
+    subscriber_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    csrf: CSRF,
+    action: Annotated[str, Form(max_length=20)],
+    why: Annotated[str, Form(max_length=WHY_LENGTH)] = "",
+    send_time: Annotated[str, Form(max_length=10)] = "",
+    timezone: Annotated[str, Form(max_length=100)] = "",
+    step: Annotated[str, Form(max_length=10)] = "",
+    sure: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    back = f"/studio/subscribers/{subscriber_id}?{urlencode({'course': scope.slug})}"
+    if action not in ACTS:
+        return _refused(request, web, user, back, "There is no such action.")
+    reason = " ".join(why.split())
+    if not reason:
+        return _refused(request, web, user, back, "Say why (the audit log keeps it with your name).")
+    if action == "erase" and not user.may_publish:
+        raise HTTPException(403, "Erasing a person's data is for publishers.")
+    if action == "erase" and sure != "yes":
+        return _refused(request, web, user, back, "Tick the box to confirm the erasure: nothing was erased.")
+    now = web.clock()
+    with web.session() as session:
+        person = session.get(Subscriber, subscriber_id)
+        if person is None or person.course_slug != scope.slug:
+            raise HTTPException(404, "This course has no such person (they may have erased their data).")
+        try:
+            detail = _act(session, web, scope, person, action, now, send_time=send_time, timezone=timezone, step=step)
+        except (CannotMove, InvalidSubscription) as error:
+            session.rollback()
+            return _refused(request, web, user, back, f"{str(error)[:1].upper()}{str(error)[1:]}.")
+        said = f"{detail}. Why: {reason}" if detail else f"Why: {reason}"
+        audit(session, user, f"subscriber-{action}", now=now, course_slug=scope.slug, item=person_item(subscriber_id),
+              detail=said)  # fmt: skip
+        session.commit()
+    if action == "erase":
+        return RedirectResponse(f"/studio/subscribers?{urlencode({'course': scope.slug, 'done': 'erased'})}", 303)
+    return RedirectResponse(f"/studio/subscribers/{subscriber_id}?{urlencode({'course': scope.slug, 'done': action})}",
+                            303)  # fmt: skip
+
+
+def _act(session: Session, web: WebContext, scope: Scope, person: Subscriber, action: str, now: datetime, *,
+         send_time: str, timezone: str, step: str) -> str:  # fmt: skip
+    """Do ``action`` for ``person``; what the audit log says of it besides why (no address: an erasure's
+    entry outlives the person). InvalidSubscription or CannotMove when it cannot be done."""
+    status = person.status
+    if action == "pause":
+        if status != SubscriberStatus.ACTIVE.value:
+            raise CannotMove(
+                f"only an active reader can be paused; this one is {STATUSES[SubscriberStatus(status)].lower()}"
+            )
+        pause(session, person.id, now=now)
+        return ""
+    if action == "resume":
+        if status != SubscriberStatus.PAUSED.value:
+            raise CannotMove("only a paused reader can be resumed")
+        resume(session, person.id, now=now, timing=web.timing)
+        return ""
+    if action == "schedule":
+        chosen, zone = parse_send_time(send_time), check_timezone(timezone or person.timezone)
+        change_schedule(session, person.id, send_time=chosen, timezone=zone, now=now, timing=web.timing)
+        return f"{chosen.strftime('%H:%M')} in {zone}"
+    if action == "move":
+        if not (step.isascii() and step.isdigit()):
+            raise CannotMove("choose an email of the course")
+        move_to(session, person.id, int(step), course=scope.base, now=now, timing=web.timing)
+        return f"next email: {email_label(scope.base, int(step))}"
+    if action == "unsubscribe":
+        if status == SubscriberStatus.UNSUBSCRIBED.value:
+            raise CannotMove("they are unsubscribed already")
+        unsubscribe(session, person.id, now=now)
+        return ""
+    erase(session, person, now, web.settings.address_key)
+    return ""

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 
 from course.catalog import slugs
 from course.models.studio import AuditEntry
+from web.studio.audience import ACTS
 from web.studio.auth import User, Web, studio_page
 
 router = APIRouter(prefix="/studio")
@@ -29,6 +30,7 @@ ACTIONS = {
     "test-send": "sent a test email", "insights-refresh": "summed the figures again",
     "insights-people": "downloaded the people behind a figure", "create-course": "made a course",
     "save-course": "saved the course's draft",
+    **{f"subscriber-{action}": done for action, done in ACTS.items()},
 }  # fmt: skip
 
 
