@@ -46,6 +46,13 @@ def _insights(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _audience(arguments: argparse.Namespace) -> int:
+    from bench.audience import measure_audience
+
+    measure_audience(arguments.postgres, arguments.subscribers, get_settings().course_slug)
+    return 0
+
+
 def _studio(arguments: argparse.Namespace) -> int:
     from bench.studio import measure_studio
 
@@ -132,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
     insights.add_argument("subscribers", type=int, metavar="SUBSCRIBERS", help="sign-ups, about 20 events each")
     insights.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL server to create the database on")
     insights.set_defaults(handler=_insights)
+
+    audience = commands.add_parser(
+        "audience", help="the studio's list of a course's people (search, filters, pages) and a person's story"
+    )
+    audience.add_argument("subscribers", type=int, metavar="SUBSCRIBERS", help="people of the course (e.g. 1000000)")
+    audience.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL server to create the database on")
+    audience.set_defaults(handler=_audience)
 
     studio = commands.add_parser(
         "studio", help="the studio's waits: a preview as typed, a burst of typing, the day-3 change saved and published"

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, tuple_
+from psycopg.errors import QueryCanceled
+from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from course.models.deliveries import Delivery
@@ -28,8 +30,10 @@ PAGE_SIZE = 50
 # at their start (a trigram index cannot find one or two letters inside a word).
 CONTAINS_FROM = 3
 MAX_SEARCH = 320  # the longest address
-# How far a count goes before it says "more than": counting a million rows would take longer than the page.
-COUNT_UP_TO = 10_000
+# How far a count goes before it says "more than", and how long it may take before it says "many": counting
+# a million rows, or the people a common search and a status share, would take longer than the page.
+COUNT_UP_TO = 1_000
+COUNT_MS = 100
 NOT_STARTED = -1  # the place filter's "no email yet"
 EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 
@@ -75,7 +79,7 @@ class Person:
 class Page:
     people: list[Person]
     after: str | None  # the next page's cursor; None on the last page
-    counted: int  # how many match, up to COUNT_UP_TO
+    counted: int | None  # how many match, up to COUNT_UP_TO; None: too many to count in COUNT_MS
     more_than_counted: bool = field(default=False)
 
 
@@ -153,9 +157,10 @@ def _people(session: Session, query: Select[tuple[object, ...]], limit: int) -> 
 
 
 def page(session: Session, course_slug: str, filters: Filters, after: str | None = None,
-         size: int = PAGE_SIZE) -> Page:  # fmt: skip
+         size: int = PAGE_SIZE, *, count: bool = True) -> Page:  # fmt: skip
     """The page of the course's people that ``filters`` choose, starting after the cursor ``after`` (none:
-    the first page). BadCursor for a cursor the list did not make."""
+    the first page), and (``count``) how many they are, up to COUNT_UP_TO. BadCursor for a cursor the list
+    did not make."""
     matching = _matching(course_slug, filters)
     found: list[Person]
     if filters.order is Order.SIGNUP:
@@ -170,8 +175,28 @@ def page(session: Session, course_slug: str, filters: Filters, after: str | None
         cursor = _cursor(filters.order, True, found[-1].created_at, found[-1].id) if more and found else None
     else:
         found, cursor = _by_last_email(session, matching, filters.newest_first, after, size)
-    counted = session.scalar(select(func.count()).select_from(matching.limit(COUNT_UP_TO + 1).subquery())) or 0
+    if not count:
+        return Page(found, cursor, len(found))
+    counted = _count(session, matching)
+    if counted is None:
+        return Page(found, cursor, None)
     return Page(found, cursor, min(counted, COUNT_UP_TO), counted > COUNT_UP_TO)
+
+
+def _count(session: Session, matching: Select[tuple[object, ...]]) -> int | None:
+    """How many ``matching`` finds, up to one more than COUNT_UP_TO; None when that takes more than COUNT_MS
+    (the statement is stopped, in a savepoint: the transaction goes on, with its own time limit back)."""
+    before = session.scalar(text("SELECT current_setting('statement_timeout')"))
+    try:
+        with session.begin_nested():
+            session.execute(text("SELECT set_config('statement_timeout', :limit, true)"), {"limit": str(COUNT_MS)})
+            counted = session.scalar(select(func.count()).select_from(matching.limit(COUNT_UP_TO + 1).subquery()))
+            session.execute(text("SELECT set_config('statement_timeout', :before, true)"), {"before": before})
+    except OperationalError as error:
+        if not isinstance(error.orig, QueryCanceled):
+            raise
+        return None  # the savepoint's rollback put the time limit back
+    return int(counted or 0)
 
 
 def _by_last_email(session: Session, matching: Select[tuple[object, ...]], newest_first: bool, after: str | None,

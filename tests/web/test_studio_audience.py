@@ -3,6 +3,8 @@ courses an account may edit; and hostile requests refused with a clear answer.""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -304,3 +306,36 @@ def test_an_editor_cannot_act_for_a_person_of_a_course_not_given_to_them(site: S
                          data={"csrf": csrf_of(page), "action": "pause", "why": "x"})  # fmt: skip
     assert answer.status_code == 404
     assert site.subscriber("alex@example.com").status == "active"
+
+
+def test_a_publisher_downloads_everyone_the_choices_find_formula_safe_and_logged(site: Site) -> None:
+    with site.session() as session:
+        session.execute(text(
+            "WITH made AS (INSERT INTO subscribers (course_slug, email, first_name, timezone, send_time, created_at, "
+            "updated_at) SELECT 'building-emotional-intimacy', 'reader' || n || '@example.com', "
+            "CASE WHEN n = 7 THEN '=HYPERLINK(\"http://evil.example\")' ELSE 'Sam' END, 'UTC', '08:00', "
+            "now() - n * interval '1 minute', now() FROM generate_series(1, 1205) AS n RETURNING id, email) "
+            "INSERT INTO progress (subscriber_id, status) SELECT id, CASE WHEN email LIKE 'reader1%' THEN 'paused' "
+            "ELSE 'active' END FROM made"
+        ))  # fmt: skip
+        session.commit()
+    editor = signed_in(site, "ed@example.org", StudioRole.EDITOR, client=browser(site))
+    assert editor.get("/studio/subscribers.csv").status_code == 403
+    assert "Download them" not in editor.get("/studio/subscribers").text
+    publisher = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    assert "Download them (CSV)" in publisher.get("/studio/subscribers").text
+    everyone = publisher.get("/studio/subscribers.csv")
+    assert everyone.status_code == 200 and everyone.headers["content-type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(everyone.text)))
+    assert table[0][:3] == ["id", "email", "first_name"] and len(table) == 1 + 1205
+    assert len({row[1] for row in table[1:]}) == 1205  # every one, once, across the pages of a thousand
+    assert next(row for row in table if row[1] == "reader7@example.com")[2] == "'=HYPERLINK(\"http://evil.example\")"
+    paused = list(csv.reader(io.StringIO(publisher.get("/studio/subscribers.csv?status=paused&q=reader1").text)))
+    assert {row[3] for row in paused[1:]} == {"paused"}
+    assert len(paused) - 1 == 1 + 10 + 100 + 206  # reader1, 1x, 1xx, 1000-1205
+    with site.session() as session:
+        logged = session.scalars(select(AuditEntry).where(AuditEntry.action == "subscribers-export")
+                                 .order_by(AuditEntry.id)).all()  # fmt: skip
+        assert [entry.user_email for entry in logged] == ["kayla@example.org"] * 2
+        assert ": 1205 people" in (logged[0].detail or "") and "status=paused" in (logged[1].detail or "")
+    assert publisher.get("/studio/subscribers.csv?status=erased").status_code == 400

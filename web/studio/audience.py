@@ -4,14 +4,15 @@ sorted, a page at a time. Editors see the courses their account may edit, and no
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Form, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from course.audience import MAX_SEARCH, NOT_STARTED, BadCursor, Filters, Happening, Order, page, person_item, story
@@ -38,6 +39,7 @@ from course.subscriptions import (
 )
 from web.context import WebContext
 from web.pages import SEND_TIMES, TIMEZONES
+from web.spreadsheet import SafeWriter
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page
 
 router = APIRouter(prefix="/studio")
@@ -68,52 +70,118 @@ def _status(value: str) -> SubscriberStatus | None:
         raise HTTPException(400, "There is no such status: choose one from the list.") from None
 
 
-@router.get("/subscribers", response_class=HTMLResponse)
-def subscriber_list(
-    request: Request,
-    web: Web,
-    user: User,
-    scope: Scoped,
+@dataclass(frozen=True)
+class Chosen:
+    """The list's choices as the address carries them (``?q=...&status=...``), checked once for the page and
+    its download."""
+
+    q: str = ""
+    status: str = ""
+    place: str = ""
+    order: str = Order.SIGNUP.value
+    oldest: bool = False
+
+    def filters(self, course: Course) -> Filters:
+        """The choices as course/audience.py takes them; 400 for one the page does not offer."""
+        if self.place not in ("", NOT_STARTED_VALUE, *(str(step.number) for step in course.steps)):
+            raise HTTPException(400, "There is no such email in this course: choose one from the list.")
+        try:
+            order = Order(self.order)
+        except ValueError:
+            raise HTTPException(400, "The list sorts by sign-up or by last email.") from None
+        place = None if not self.place else NOT_STARTED if self.place == NOT_STARTED_VALUE else int(self.place)
+        return Filters(search=self.q, status=_status(self.status), order=order, newest_first=not self.oldest,
+                       place=place)  # fmt: skip
+
+    def query(self, slug: str, **more: str) -> str:
+        asked = {"course": slug, "q": self.q, "status": self.status, "place": self.place, "order": self.order}
+        return urlencode({**asked, **({"oldest": "true"} if self.oldest else {}), **more})
+
+
+def chosen(
     q: Annotated[str, Query(max_length=MAX_SEARCH)] = "",
     status: Annotated[str, Query(max_length=20)] = "",
     place: Annotated[str, Query(max_length=10)] = "",
     order: Annotated[str, Query(max_length=20)] = Order.SIGNUP.value,
     oldest: Annotated[bool, Query()] = False,
+) -> Chosen:
+    return Chosen(q, status, place, order, oldest)
+
+
+Choices = Annotated[Chosen, Depends(chosen)]
+
+
+@router.get("/subscribers", response_class=HTMLResponse)
+def subscriber_list(
+    request: Request, web: Web, user: User, scope: Scoped, choices: Choices,
     after: Annotated[str | None, Query(max_length=200)] = None,
-) -> Response:
-    steps = {str(step.number): step_label(scope.base, step.number) for step in scope.base.steps}
-    if place not in ("", NOT_STARTED_VALUE, *steps):
-        raise HTTPException(400, "There is no such email in this course: choose one from the list.")
-    try:
-        chosen_order = Order(order)
-    except ValueError:
-        raise HTTPException(400, "The list sorts by sign-up or by last email.") from None
-    filters = Filters(
-        search=q, status=_status(status), order=chosen_order, newest_first=not oldest,
-        place=None if not place else NOT_STARTED if place == NOT_STARTED_VALUE else int(place),
-    )  # fmt: skip
+) -> Response:  # fmt: skip
+    filters = choices.filters(scope.base)
     suppressed = None
     with web.session() as session:
         try:
-            found = None if status == ERASED else page(session, scope.slug, filters, after)
+            found = None if choices.status == ERASED else page(session, scope.slug, filters, after)
         except BadCursor:
-            raise HTTPException(
-                400, "This page's link is not one the list made: start again from the first page."
-            ) from None
-        address = _address(q)
+            raise HTTPException(400, "This page's link is not one the list made: start from the first page.") from None
+        address = _address(choices.q)
         if address is not None:
             reason = suppression_reason(session, address, web.settings.address_key)
             suppressed = SUPPRESSED.get(reason or "")
-    chosen = {"course": scope.slug, "q": q, "status": status, "place": place, "order": chosen_order.value}
-    if oldest:
-        chosen["oldest"] = "true"
-    next_url = f"/studio/subscribers?{urlencode({**chosen, 'after': found.after})}" if found and found.after else None
+    next_url = f"/studio/subscribers?{choices.query(scope.slug, after=found.after)}" if found and found.after else None
+    steps = {str(step.number): step_label(scope.base, step.number) for step in scope.base.steps}
     return studio_page(
-        web, request, "subscribers.html", user=user, found=found, chosen=chosen, statuses=STATUSES, erased=ERASED,
+        web, request, "subscribers.html", user=user, found=found, chosen=choices, statuses=STATUSES, erased=ERASED,
         steps=steps, not_started=NOT_STARTED_VALUE, step_label=lambda number: email_label(scope.base, number),
-        next_url=next_url, first_url=f"/studio/subscribers?{urlencode(chosen)}" if after else None,
-        address=address, suppressed=suppressed, oldest=oldest, orders={o.value: o for o in Order},
+        next_url=next_url, first_url=f"/studio/subscribers?{choices.query(scope.slug)}" if after else None,
+        address=address, suppressed=suppressed, download_url=f"/studio/subscribers.csv?{choices.query(scope.slug)}",
     )  # fmt: skip
+
+
+# The download's columns: what the list shows, and what a spreadsheet of a list is for besides.
+EXPORT_COLUMNS = ["id", "email", "first_name", "status", "paused_until", "last_email", "time_through", "timezone",
+                  "send_time", "signed_up_utc", "last_email_sent_utc"]  # fmt: skip
+EXPORT_PAGE = 1000
+
+
+@router.get("/subscribers.csv")
+def subscriber_export(web: Web, user: User, scope: Scoped, choices: Choices) -> Response:
+    """Everyone the list's choices find, as CSV (formula-safe: web/spreadsheet.py), streamed a thousand at a
+    time; for publishers, and written to the audit log with the choices and how many."""
+    if not user.may_publish:
+        raise HTTPException(403, "Downloading the list is for publishers.")
+    filters = choices.filters(scope.base)
+    if choices.status == ERASED:
+        raise HTTPException(400, "An erased person leaves nothing to download.")
+    name = f"people-{scope.slug}-{web.clock():%Y%m%d-%H%M}.csv"
+
+    def when(moment: datetime | None) -> str:
+        return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    def rows() -> Iterator[str]:
+        writer = SafeWriter()
+        writer.row(EXPORT_COLUMNS)
+        listed, after = 0, None
+        with web.session() as session:
+            while True:
+                found = page(session, scope.slug, filters, after, size=EXPORT_PAGE, count=False)
+                for person in found.people:
+                    listed += 1
+                    writer.row([
+                        person.id, person.email, person.first_name or "", person.status, when(person.paused_until),
+                        "" if person.current_step is None else email_label(scope.base, person.current_step),
+                        person.enrolment, person.timezone, person.send_time.strftime("%H:%M"), when(person.created_at),
+                        when(person.last_sent_at),
+                    ])  # fmt: skip
+                yield writer.take()
+                if found.after is None:
+                    break
+                after = found.after
+            audit(session, user, "subscribers-export", now=web.clock(), course_slug=scope.slug,
+                  detail=f"{name}: {listed} people ({choices.query(scope.slug)})")  # fmt: skip
+            session.commit()
+
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 
 
 def email_label(course: Course, number: int) -> str:
