@@ -45,6 +45,12 @@ class EmailKind(StrEnum):
 SERVICE_EMAILS = tuple(kind.value for kind in EmailKind if kind.asked_for)
 
 
+def is_course_email(email: str) -> bool:
+    """One of the course's emails (a day, the welcome, the completion, a course's own), not a service email:
+    also when the studio sends it again outside its step (a delivery of no step)."""
+    return email not in SERVICE_EMAILS
+
+
 def day_email(number: int) -> str:
     """The email of course day ``number``: ``day-07``."""
     return f"day-{number:02d}"

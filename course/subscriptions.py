@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from course.catalog import course_at
 from course.curriculum import Course
 from course.db import serialise
-from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email
+from course.deliveries.claim import claim_next_step, queue_confirmation, queue_service_email, send_again
 from course.deliveries.sending import give_back_place
 from course.deliveries.suppressions import lift_erasure, suppression_reason
 from course.deliveries.timing import Timing, schedule_for
@@ -488,6 +488,26 @@ def move_to(session: Session, subscriber_id: int, step: int, *, course: Course, 
     subscriber.current_step = course.place_before(step)
     if subscriber.status == SubscriberStatus.ACTIVE.value:
         subscriber.next_send_at = schedule_for(subscriber, timing).resume_at(now, subscriber.last_sent_at)
+
+
+def resend_last(session: Session, subscriber_id: int, *, now: datetime) -> str:
+    """Their last course email, sent to them again now, as it was first made (the release it went with); the
+    email's name. CannotMove, saying why, when they have none or are not on the course."""
+    subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
+    if subscriber is None:
+        raise LookupError(f"no subscriber {subscriber_id}")
+    if subscriber.status not in ENROLLED:
+        raise CannotMove(f"only a reader on the course gets an email again; this one is {subscriber.status}")
+    last = session.scalars(
+        select(Delivery).where(
+            Delivery.subscriber_id == subscriber.id, Delivery.enrolment == subscriber.enrolment,
+            Delivery.step.is_not(None), Delivery.state == DeliveryState.SENT.value,
+        ).order_by(Delivery.sent_at.desc(), Delivery.id.desc()).limit(1)
+    ).first()  # fmt: skip
+    if last is None:
+        raise CannotMove("they have had no course email yet in this time through the course")
+    send_again(session, subscriber, last.email, last.template_version, now)
+    return last.email
 
 
 def resume_ended_pauses(session: Session, *, now: datetime, timing: Timing, limit: int) -> int:

@@ -52,6 +52,7 @@ from course.deliveries.sending import (
 )
 from course.deliveries.timing import Timing
 from course.engagement.answers import answers_so_far
+from course.lifecycle import is_course_email
 from course.models.deliveries import SendBatch, SendingPause
 from course.senders import batch_lock
 from course.settings import Settings
@@ -152,15 +153,16 @@ class Runtime:
         if release is None:
             release = current_release(session, item.course_slug)
         renderer, preparer, builder = self.writers(session, item.course_slug, release)
-        # A course step may speak to the reader's answers so far (a confirmation has none yet).
-        answers = (answers or {}) if item.step is not None else {}
+        # A course email may speak to the reader's answers so far (a confirmation has none yet); its links
+        # count in the time through the course it was sent in (one sent again: the reader's present one).
+        course_email = is_course_email(item.email)
         recipient = Recipient(
             item.subscriber_id,
             item.address,
             item.first_name,
             item.signup_request_id,
-            answers,
-            item.enrolment if item.step is not None else None,
+            (answers or {}) if course_email else {},
+            item.enrolment if course_email else None,
         )
         # Fixed per (subscriber, enrolment, step): a resend of one delivery carries the same Message-ID.
         if item.step is None:

@@ -59,6 +59,16 @@ def queue_service_email(session: Session, subscriber: Subscriber, email: str, no
     return delivery
 
 
+def send_again(session: Session, subscriber: Subscriber, email: str, release: str | None, now: datetime) -> Delivery:
+    """A course email the reader had, sent again now (they lost it; the studio sends it for them): a delivery of
+    no step, so that it is a message of its own (its own Message-ID) and the email's figures count it once;
+    made with the release the first one was, and sent only while the reader is on the course."""
+    delivery = _waiting(session, subscriber, None, email, now)
+    delivery.template_version = release
+    send_now(session, [delivery], now)
+    return delivery
+
+
 def queue_confirmation(
     session: Session, subscriber: Subscriber, request: SignupRequest, now: datetime, due: datetime
 ) -> Delivery:

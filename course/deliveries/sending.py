@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 from course.catalog import course_at, parse_release
 from course.deliveries.suppressions import suppress
 from course.deliveries.timing import MAX_ATTEMPTS, NextTimes, Timing, schedule_for
-from course.lifecycle import EmailKind, SuppressionReason, move, stop
+from course.lifecycle import EmailKind, SuppressionReason, is_course_email, move, stop
 from course.models.deliveries import Delivery, DeliveryState, SendBatch, SendingPause
 from course.models.engagement import Event, EventKind
 from course.models.feedback import Bounce
-from course.models.subscribers import SignupRequest, Subscriber, SubscriberStatus, email_hash, subscribers
+from course.models.subscribers import ENROLLED, SignupRequest, Subscriber, SubscriberStatus, email_hash, subscribers
 from course.schedule import Schedule
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,10 @@ def _why_not(item: Outgoing, status: str, enrolment: int, place: int | None, sup
         if status != SubscriberStatus.ACTIVE.value:
             return f"the subscriber is {status}"
         return None
+    if is_course_email(item.email):  # a course email the studio sends again: the course's rules, not a service's
+        if suppressed is not None:
+            return "the address is suppressed"
+        return None if status in ENROLLED else f"the subscriber is {status}"
     # Emails the person asked for just now. An erasure does not stop them: they are the way back in.
     if SuppressionReason.is_permanent(suppressed):
         return "the address is suppressed"

@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from httpx2 import Response
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
+from course.deliveries.claim import send_again
 from course.deliveries.suppressions import is_suppressed, suppress
 from course.lifecycle import SuppressionReason
+from course.models.deliveries import Delivery
 from course.models.studio import AuditEntry, StudioRole, StudioUser
 from course.models.subscribers import Subscriber
 
@@ -339,3 +341,38 @@ def test_a_publisher_downloads_everyone_the_choices_find_formula_safe_and_logged
         assert [entry.user_email for entry in logged] == ["kayla@example.org"] * 2
         assert ": 1205 people" in (logged[0].detail or "") and "status=paused" in (logged[1].detail or "")
     assert publisher.get("/studio/subscribers.csv?status=erased").status_code == 400
+
+
+def test_their_last_email_goes_again_as_it_was_made_once_and_only_while_they_are_on_the_course(site: Site) -> None:
+    site.sign_up_and_confirm("alex@example.com")
+    site.to_day_one("alex@example.com")
+    first = [m for m in site.smtp.to("alex@example.com") if m.subject.startswith("Day 1")]
+    assert len(first) == 1
+    client = signed_in(site, "kayla@example.org", StudioRole.EDITOR)
+    again = act(client, site, "alex@example.com", "resend", why="It went to spam")
+    assert again.status_code == 303 and "done=resend" in again.headers["location"], again.text[:300]
+    site.deliver()
+    both = [m for m in site.smtp.to("alex@example.com") if m.subject.startswith("Day 1")]
+    assert len(both) == 2 and both[0].message["Message-ID"] != both[1].message["Message-ID"]
+    assert both[0].subject == both[1].subject
+    with site.session() as session:  # the day's figures count it once: the second is a delivery of no step
+        assert session.scalar(select(func.count()).where(Delivery.step == 1)) == 1
+    _, page = person_page(client, site, "alex@example.com")
+    story = "\n".join(story_lines(page))
+    assert "Day 1 email sent again" in story and "sent again: Day 1. Why: It went to spam" in story
+    # Gone from the course by the time a worker has it (the worker reads their status just before SMTP):
+    # it does not go.
+    with site.session() as session:
+        alex = session.get(Subscriber, site.subscriber("alex@example.com").id)
+        assert alex is not None
+        send_again(session, alex, "day-01", None, site.clock())
+        session.execute(text("UPDATE progress SET status = 'unsubscribed' WHERE subscriber_id = :id"), {"id": alex.id})
+        session.commit()
+    site.deliver()
+    assert len([m for m in site.smtp.to("alex@example.com") if m.subject.startswith("Day 1")]) == 2
+    with site.session() as session:
+        skipped = session.scalars(select(Delivery).where(Delivery.step.is_(None), Delivery.email == "day-01")
+                                  .order_by(Delivery.id.desc())).first()  # fmt: skip
+        assert skipped is not None and skipped.state == "skipped" and "unsubscribed" in (skipped.last_reply or "")
+    refused = act(client, site, "alex@example.com", "resend", why="And again")
+    assert refused.status_code == 400 and "only a reader on the course" in refused.text.lower()

@@ -20,6 +20,7 @@ from course.curriculum import Course
 from course.deliveries.suppressions import suppression_reason
 from course.engagement.privacy import erase
 from course.insights.reading import step_label
+from course.lifecycle import is_course_email
 from course.models.engagement import EventKind
 from course.models.studio import StudioUser
 from course.models.subscribers import Subscriber, SubscriberStatus
@@ -34,6 +35,7 @@ from course.subscriptions import (
     normalise_email,
     parse_send_time,
     pause,
+    resend_last,
     resume,
     unsubscribe,
 )
@@ -243,10 +245,15 @@ def describe(course: Course, happening: Happening) -> tuple[str, str]:
     email = "" if happening.step is None else email_label(course, happening.step)
     through = f" (time {happening.enrolment} through)" if (happening.enrolment or 1) > 1 else ""
     if happening.kind == "email":
+        again = happening.step is None and is_course_email(happening.email or "")
+        if again:  # sent again by the studio: named as the email it was
+            number = next((one.number for one in course.steps if one.email == happening.email), None)
+            email = "" if number is None else email_label(course, number)
         name = email or (happening.email or "").replace("-", " ").capitalize()
         release = f"release {happening.release[:8]}" if happening.release else ""
         detail = "; ".join(part for part in (release, happening.reply or "") if part)
-        return f"{name} email {EMAIL_STATES.get(happening.state or '', happening.state or '')}{through}", detail
+        state = EMAIL_STATES.get(happening.state or "", happening.state or "")
+        return f"{name} email {state}{' again' if again else ''}{through}", detail
     if happening.kind == "answer":
         checklist = course.checklists.get(happening.checklist or "")
         title = checklist.title if checklist else happening.checklist or "a checklist"
@@ -316,7 +323,7 @@ def subscriber_page(
 # and why; erasing is for publishers only.
 ACTS = {
     "pause": "paused them", "resume": "resumed them", "schedule": "changed their time", "move": "moved them",
-    "unsubscribe": "unsubscribed them", "erase": "erased their data",
+    "resend": "sent their last email again", "unsubscribe": "unsubscribed them", "erase": "erased their data",
 }  # fmt: skip
 WHY_LENGTH = 500
 
@@ -398,6 +405,10 @@ def _act(session: Session, web: WebContext, scope: Scope, person: Subscriber, ac
             raise CannotMove("choose an email of the course")
         move_to(session, person.id, int(step), course=scope.base, now=now, timing=web.timing)
         return f"next email: {email_label(scope.base, int(step))}"
+    if action == "resend":
+        email = resend_last(session, person.id, now=now)
+        number = next((one.number for one in scope.base.steps if one.email == email), None)
+        return f"sent again: {email if number is None else email_label(scope.base, number)}"
     if action == "unsubscribe":
         if status == SubscriberStatus.UNSUBSCRIBED.value:
             raise CannotMove("they are unsubscribed already")
