@@ -48,10 +48,10 @@ WITH made AS (
 )
 INSERT INTO progress (subscriber_id, status, enrolment, current_step, next_send_at, last_sent_at)
 SELECT id, status, 1,
-       CASE WHEN status = 'pending' THEN NULL ELSE CAST((id * 13) % 20 AS integer) END,
+       CASE WHEN status = 'pending' THEN NULL ELSE CAST((id / 20) % 20 AS integer) END,
        CASE WHEN status = 'active' THEN date_trunc('minute', :now) + (id % 3) * interval '1 hour' END,
        CASE WHEN status = 'pending' THEN NULL
-            ELSE date_trunc('minute', :now) - ((id * 13) % 20) * interval '1 day' END
+            ELSE date_trunc('minute', :now) - ((id / 20) % 20) * interval '1 day' END
 FROM (
     SELECT id, CASE WHEN id % 200 = 7 THEN 'complained' WHEN id % 50 = 3 THEN 'bounced'
                     WHEN id % 20 = 1 THEN 'paused' WHEN id % 20 = 2 THEN 'unsubscribed'
@@ -69,7 +69,7 @@ SELECT p.subscriber_id, 1, step, 'day-' || lpad(CAST(step AS text), 2, '0'), 'r1
        sent.at, sent.at, '<' || p.subscriber_id || '.' || step || '@bench>', '250 2.0.0 queued', sent.at, sent.at
 FROM progress AS p, generate_series(1, 19) AS step,
      LATERAL (SELECT p.last_sent_at - (p.current_step - step) * interval '1 day' AS at) AS sent
-WHERE p.subscriber_id % 1000 = 3 AND step <= p.current_step
+WHERE p.subscriber_id % 1000 = 383 AND step <= p.current_step
 """,
     """
 INSERT INTO events (subscriber_id, enrolment, kind, step, value, automated, seconds_since_delivery, created_at)
@@ -203,7 +203,10 @@ def measure_audience(server_url: str, subscribers: int, course_slug: str, say: C
         for name, filters in choices.items():
             with make_sessionmaker(engine)() as session, _statements(engine) as seen:
                 page(session, course_slug, filters)
-            for number, (statement, parameters) in enumerate(seen):
+            asked = [(statement, parameters) for statement, parameters in seen
+                     if statement.lstrip().upper().startswith("SELECT") and "set_config" not in statement
+                     and "current_setting" not in statement]  # fmt: skip
+            for number, (statement, parameters) in enumerate(asked):
                 with engine.connect() as connection:
                     found = connection.exec_driver_sql(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}", parameters)
                     plans[f"{name} #{number + 1}"] = [str(row[0]) for row in found]

@@ -14,9 +14,10 @@ import binascii
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 
 from psycopg.errors import QueryCanceled
-from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Row, Select, func, or_, select, text, tuple_
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,8 @@ MAX_SEARCH = 320  # the longest address
 # a million rows, or the people a common search and a status share, would take longer than the page.
 COUNT_UP_TO = 1_000
 COUNT_MS = 100
+# How long a page is read along its order's index before it is found by its filters' indexes instead.
+ORDERED_MS = 60
 NOT_STARTED = -1  # the place filter's "no email yet"
 EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 
@@ -56,6 +59,9 @@ class Filters:
     place: int | None = None  # the last email's number (identity), or NOT_STARTED
     order: Order = Order.SIGNUP
     newest_first: bool = True
+    # Only these people: a statement whose first column is a subscriber's id (the people behind a figure of
+    # the insights, course/insights/summing.py ``people_query``).
+    among: Select[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,9 @@ def _matching(course_slug: str, filters: Filters) -> Select[tuple[object, ...]]:
                                 subscribers.c.first_name.ilike(pattern, escape="\\")))  # fmt: skip
     if filters.status is not None:
         query = query.where(progress.c.status == filters.status.value)
+    if filters.among is not None:
+        behind = filters.among.subquery("behind")
+        query = query.where(subscribers.c.id.in_(select(behind.c[behind.c.keys()[0]])))
     if filters.place == NOT_STARTED:
         query = query.where(progress.c.current_step.is_(None))
     elif filters.place is not None:
@@ -152,8 +161,41 @@ def _ordered(query: Select[tuple[object, ...]], key: ColumnElement[object], pers
     return query.order_by(key.asc(), person.asc())
 
 
-def _people(session: Session, query: Select[tuple[object, ...]], limit: int) -> list[Person]:
-    return [Person(**row._mapping) for row in session.execute(query.limit(limit))]
+def _people(session: Session, query: Select[tuple[object, ...]], limit: int, key: str, newest_first: bool
+            ) -> tuple[list[Person], int | None]:  # fmt: skip
+    """The first ``limit`` rows of ``query`` in the order of ``key`` (a column it selects) and the id.
+
+    Read along the order's index, a page of common filters is found in its first rows. Filters that are each
+    common but rare together (a status and a search whose people do not overlap) would have it read the index
+    to its end (2 s at a million, in the plan PostgreSQL chooses, not knowing they are rare together): after
+    ORDERED_MS that read is stopped, and the rows are found by the filters' own indexes first, then sorted:
+    then how many they are is known too (the second of the pair; None: not counted)."""
+    columns = query.selected_columns
+    ordered = _ordered(query, columns[key], columns["id"], newest_first).limit(limit)
+    found = _bounded(session, ordered, ORDERED_MS)
+    if found is not None:
+        return [Person(**row._mapping) for row in found], None
+    hits = query.cte("hits").prefix_with("MATERIALIZED")
+    sorted_hits = _ordered(select(*hits.c, func.count().over().label("total")), hits.c[key], hits.c.id, newest_first)
+    rows = list(session.execute(sorted_hits.limit(limit)))
+    people = [Person(**{name: value for name, value in row._mapping.items() if name != "total"}) for row in rows]
+    return people, int(rows[0].total) if rows else 0
+
+
+def _bounded(session: Session, statement: Select[Any], milliseconds: int) -> list[Row[Any]] | None:
+    """``statement``'s rows, or None when it would take more than ``milliseconds`` (it is stopped, in a
+    savepoint: the transaction goes on, its own time limit back)."""
+    before = session.scalar(text("SELECT current_setting('statement_timeout')"))
+    try:
+        with session.begin_nested():
+            session.execute(text("SELECT set_config('statement_timeout', :limit, true)"), {"limit": str(milliseconds)})
+            rows = list(session.execute(statement))
+            session.execute(text("SELECT set_config('statement_timeout', :before, true)"), {"before": before})
+    except OperationalError as error:
+        if not isinstance(error.orig, QueryCanceled):
+            raise
+        return None  # the savepoint's rollback put the time limit back
+    return rows
 
 
 def page(session: Session, course_slug: str, filters: Filters, after: str | None = None,
@@ -165,64 +207,54 @@ def page(session: Session, course_slug: str, filters: Filters, after: str | None
     found: list[Person]
     if filters.order is Order.SIGNUP:
         key, person = subscribers.c.created_at, subscribers.c.id
-        query = _ordered(matching, key, person, filters.newest_first)
+        query = matching
         if after is not None:
             _, at, person_id = _read_cursor(filters.order, after)
             query = query.where(_after(key, person, at, person_id or 0, filters.newest_first))
-        found = _people(session, query, size + 1)
+        found, total = _people(session, query, size + 1, "created_at", filters.newest_first)
         more = len(found) > size
         found = found[:size]
         cursor = _cursor(filters.order, True, found[-1].created_at, found[-1].id) if more and found else None
     else:
-        found, cursor = _by_last_email(session, matching, filters.newest_first, after, size)
+        found, cursor, total = _by_last_email(session, matching, filters.newest_first, after, size)
     if not count:
         return Page(found, cursor, len(found))
-    counted = _count(session, matching)
+    counted = _count(session, matching) if total is None or after is not None else total
     if counted is None:
         return Page(found, cursor, None)
     return Page(found, cursor, min(counted, COUNT_UP_TO), counted > COUNT_UP_TO)
 
 
 def _count(session: Session, matching: Select[tuple[object, ...]]) -> int | None:
-    """How many ``matching`` finds, up to one more than COUNT_UP_TO; None when that takes more than COUNT_MS
-    (the statement is stopped, in a savepoint: the transaction goes on, with its own time limit back)."""
-    before = session.scalar(text("SELECT current_setting('statement_timeout')"))
-    try:
-        with session.begin_nested():
-            session.execute(text("SELECT set_config('statement_timeout', :limit, true)"), {"limit": str(COUNT_MS)})
-            counted = session.scalar(select(func.count()).select_from(matching.limit(COUNT_UP_TO + 1).subquery()))
-            session.execute(text("SELECT set_config('statement_timeout', :before, true)"), {"before": before})
-    except OperationalError as error:
-        if not isinstance(error.orig, QueryCanceled):
-            raise
-        return None  # the savepoint's rollback put the time limit back
-    return int(counted or 0)
+    """How many ``matching`` finds, up to one more than COUNT_UP_TO; None when that takes more than COUNT_MS."""
+    rows = _bounded(session, select(func.count()).select_from(matching.limit(COUNT_UP_TO + 1).subquery()), COUNT_MS)
+    return None if rows is None else int(rows[0][0] or 0)
 
 
 def _by_last_email(session: Session, matching: Select[tuple[object, ...]], newest_first: bool, after: str | None,
-                   size: int) -> tuple[list[Person], str | None]:  # fmt: skip
+                   size: int) -> tuple[list[Person], str | None, int | None]:  # fmt: skip
     """Those who had an email, in the order of their last; then those who had none, newest first."""
     emailed, at, last_id = (True, None, None) if after is None else _read_cursor(Order.LAST_EMAIL, after)
     key, person = progress.c.last_sent_at, progress.c.subscriber_id
     found: list[Person] = []
     if emailed:
-        query = _ordered(matching.where(key.is_not(None)), key, person, newest_first)
+        query = matching.where(key.is_not(None))
         if at is not None and last_id is not None:
             query = query.where(_after(key, person, at, last_id, newest_first))
-        found = _people(session, query, size + 1)
+        found, _ = _people(session, query, size + 1, "last_sent_at", newest_first)
         if len(found) > size:
             last = found[size - 1]
-            return found[:size], _cursor(Order.LAST_EMAIL, True, last.last_sent_at, last.id)
+            return found[:size], _cursor(Order.LAST_EMAIL, True, last.last_sent_at, last.id), None
         last_id = None  # the emailed part ended on this page: those without an email follow from the top
-    unsent = matching.where(key.is_(None)).order_by(subscribers.c.id.desc())
+    unsent = matching.where(key.is_(None))
     if last_id is not None:
         unsent = unsent.where(subscribers.c.id < last_id)
-    rest = _people(session, unsent, size - len(found) + 1)
+    rest, _ = _people(session, unsent, size - len(found) + 1, "id", True)
     found += rest
     if len(found) > size:
         found = found[:size]
-        return found, _cursor(Order.LAST_EMAIL, False, None, found[-1].id)
-    return found, None
+        return found, _cursor(Order.LAST_EMAIL, False, None, found[-1].id), None
+    return found, None, None
 
 
 # --- One person's story ------------------------------------------------------------------------------------

@@ -436,13 +436,10 @@ class Behind:
     n: int
 
 
-def people(
-    session: Session, course: Course, selection: Selection, measure: str, step: int, releases: Iterable[str] | None,
-    key: str | None,
-) -> Iterator[Behind]:  # fmt: skip
-    """Who is behind one figure of the page: the very rows its sum counted, for the selected cohorts.
-    ``releases``: the releases of the version chosen (None: every release; :meth:`Changes.releases`); ``key``:
-    the band, link or movement (None: every one)."""
+def people_query(
+    course: Course, selection: Selection, measure: str, step: int, releases: Iterable[str] | None, key: str | None
+) -> Select[Any]:
+    """The statement of :func:`people`: (subscriber_id, email, enrolment, n) of each row the figure counted."""
     if measure not in MEASURES:
         raise ValueError(f"no figure {measure!r}")
     scope = _scope(course.slug, midnight(selection.first), midnight(selection.last + timedelta(days=7)))
@@ -457,6 +454,18 @@ def people(
         chosen = chosen.where(facts.c.key == key)
     if releases is not None:
         chosen = chosen.where(facts.c.version.in_(list(releases)))
-    chosen = chosen.order_by(facts.c.subscriber_id, facts.c.enrolment)
-    for subscriber_id, email, enrolment, n in session.execute(chosen.execution_options(yield_per=2000)):
+    return chosen
+
+
+def people(
+    session: Session, course: Course, selection: Selection, measure: str, step: int, releases: Iterable[str] | None,
+    key: str | None,
+) -> Iterator[Behind]:  # fmt: skip
+    """Who is behind one figure of the page: the very rows its sum counted, for the selected cohorts.
+    ``releases``: the releases of the version chosen (None: every release; :meth:`Changes.releases`); ``key``:
+    the band, link or movement (None: every one)."""
+    chosen = people_query(course, selection, measure, step, releases, key)
+    chosen = chosen.order_by(chosen.selected_columns[0], chosen.selected_columns[2])
+    for row in session.execute(chosen.execution_options(yield_per=2000)):
+        subscriber_id, email, enrolment, n = row
         yield Behind(int(subscriber_id), email, None if enrolment is None else int(enrolment), int(n))

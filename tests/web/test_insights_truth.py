@@ -5,6 +5,7 @@ the sent emails, feedback as the webhooks record it), then summed and read as th
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from collections.abc import Callable
@@ -294,13 +295,25 @@ def test_every_number_lists_the_people_behind_it(site: Site) -> None:
     rows = list(csv.reader(io.StringIO(listed.text)))
     assert rows[0] == ["subscriber_id", "time_through", "counted"]  # an editor gets no addresses
     assert rows[1:] == [[str(site.subscriber("sam@example.com").id), "1", "1"]]
-    assert "people.csv?course=building-emotional-intimacy&amp;measure=consultation&amp;step=1" in page.text
+    # Each number opens the list of the people behind it: the very ones the CSV holds.
+    link = re.search(r'href="(/studio/subscribers\?course=building-emotional-intimacy&amp;figure=consultation'
+                     r'&amp;figure_step=1[^"]*)"', page.text)  # fmt: skip
+    assert link, "no link from the consultation figure to its people"
+    behind = editor.get(html.unescape(link.group(1)))
+    assert behind.status_code == 200 and "The people behind" in behind.text
+    assert re.findall(r'<th scope="row"><a href="/studio/subscribers/\d+[^"]*">([^<]+)</a>', behind.text) == [
+        "sam@example.com"
+    ]
     reached = list(csv.reader(io.StringIO(editor.get("/studio/insights/people.csv?measure=delivered&step=1").text)))
     assert len(reached) - 1 == 2
     # The scanners' clicks of an email, on any of its links: whose emails they opened, and how often.
     scanned = [row for row in csv.reader(io.StringIO(editor.get(
         "/studio/insights/people.csv?measure=link-scanner&step=1").text))][1:]  # fmt: skip
-    assert scanned == [] and "measure=link-scanner" not in page.text  # nobody's link was opened by a scanner
+    assert scanned == [] and "figure=link-scanner" not in page.text  # nobody's link was opened by a scanner
+    assert editor.get("/studio/subscribers?figure=nonsense&figure_step=1").status_code == 404
+    assert editor.get("/studio/subscribers?figure=delivered&figure_step=999").status_code == 404
+    everyone_reached = editor.get("/studio/subscribers?figure=delivered&figure_step=1").text
+    assert "2 people match" in everyone_reached
     assert editor.get("/studio/insights/people.csv?measure=nonsense&step=1").status_code == 404
     assert editor.get("/studio/insights/people.csv?measure=delivered&step=999").status_code == 404
 

@@ -7,18 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from course.audience import MAX_SEARCH, NOT_STARTED, BadCursor, Filters, Happening, Order, page, person_item, story
 from course.curriculum import Course
 from course.deliveries.suppressions import suppression_reason
 from course.engagement.privacy import erase
+from course.insights.measures import NONE
 from course.insights.reading import step_label
 from course.lifecycle import is_course_email
 from course.models.engagement import EventKind
@@ -43,6 +45,7 @@ from web.context import WebContext
 from web.pages import SEND_TIMES, TIMEZONES
 from web.spreadsheet import SafeWriter
 from web.studio.auth import CSRF, Scope, Scoped, User, Web, check_csrf, studio_page
+from web.studio.insights import checked_figure, figure_people
 
 router = APIRouter(prefix="/studio")
 
@@ -82,8 +85,30 @@ class Chosen:
     place: str = ""
     order: str = Order.SIGNUP.value
     oldest: bool = False
+    # The people behind a figure of the insights (web/studio/insights.py ``people_url``): which, and its weeks.
+    figure: str = ""
+    figure_step: int = NONE
+    key: str | None = None
+    version: str | None = None
+    since: str | None = None
+    until: str | None = None
+    cohort: str | None = None
 
-    def filters(self, course: Course) -> Filters:
+    def behind(self, session: Session, web: WebContext, scope: Scope) -> tuple[Select[Any] | None, str]:
+        """The people behind the chosen figure, and the figure as the page names it (none: everyone)."""
+        if not self.figure:
+            return None, ""
+        figure = checked_figure(scope, self.figure, self.figure_step, self.version, self.key)
+        if figure is None:
+            raise HTTPException(404, "The insights have no such figure.")
+        query, selection = figure_people(session, web, scope, figure, self.since, self.until, self.cohort)
+        email = "" if figure.step == NONE else f" of the {email_label(scope.base, figure.step)} email"
+        detail = "".join(f", {part}" for part in (self.key, self.version and f"version {self.version}") if part)
+        weeks = f"signed up in the week of {selection.first}" if selection.cohort else (
+            f"signed up from the week of {selection.first} to that of {selection.last}")  # fmt: skip
+        return query, f"“{self.figure}”{email}{detail}: people who {weeks}"
+
+    def filters(self, course: Course, among: Select[Any] | None = None) -> Filters:
         """The choices as course/audience.py takes them; 400 for one the page does not offer."""
         if self.place not in ("", NOT_STARTED_VALUE, *(str(step.number) for step in course.steps)):
             raise HTTPException(400, "There is no such email in this course: choose one from the list.")
@@ -93,11 +118,18 @@ class Chosen:
             raise HTTPException(400, "The list sorts by sign-up or by last email.") from None
         place = None if not self.place else NOT_STARTED if self.place == NOT_STARTED_VALUE else int(self.place)
         return Filters(search=self.q, status=_status(self.status), order=order, newest_first=not self.oldest,
-                       place=place)  # fmt: skip
+                       place=place, among=among)  # fmt: skip
 
     def query(self, slug: str, **more: str) -> str:
-        asked = {"course": slug, "q": self.q, "status": self.status, "place": self.place, "order": self.order}
-        return urlencode({**asked, **({"oldest": "true"} if self.oldest else {}), **more})
+        asked: dict[str, object] = {"course": slug, "q": self.q, "status": self.status, "place": self.place,
+                                    "order": self.order}  # fmt: skip
+        if self.oldest:
+            asked["oldest"] = "true"
+        if self.figure:
+            asked |= {"figure": self.figure, "figure_step": self.figure_step}
+            asked |= {name: value for name in ("key", "version", "since", "until", "cohort")
+                      if (value := getattr(self, name)) is not None}  # fmt: skip
+        return urlencode({**asked, **more})
 
 
 def chosen(
@@ -106,8 +138,15 @@ def chosen(
     place: Annotated[str, Query(max_length=10)] = "",
     order: Annotated[str, Query(max_length=20)] = Order.SIGNUP.value,
     oldest: Annotated[bool, Query()] = False,
+    figure: Annotated[str, Query(max_length=40)] = "",
+    figure_step: Annotated[int, Query(ge=-1, le=100_000)] = NONE,
+    key: Annotated[str | None, Query(max_length=120)] = None,
+    version: Annotated[str | None, Query(max_length=40)] = None,
+    since: Annotated[str | None, Query(max_length=20)] = None,
+    until: Annotated[str | None, Query(max_length=20)] = None,
+    cohort: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Chosen:
-    return Chosen(q, status, place, order, oldest)
+    return Chosen(q, status, place, order, oldest, figure, figure_step, key, version, since, until, cohort)
 
 
 Choices = Annotated[Chosen, Depends(chosen)]
@@ -118,9 +157,10 @@ def subscriber_list(
     request: Request, web: Web, user: User, scope: Scoped, choices: Choices,
     after: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:  # fmt: skip
-    filters = choices.filters(scope.base)
     suppressed = None
     with web.session() as session:
+        among, behind = choices.behind(session, web, scope)
+        filters = choices.filters(scope.base, among)
         try:
             found = None if choices.status == ERASED else page(session, scope.slug, filters, after)
         except BadCursor:
@@ -136,6 +176,7 @@ def subscriber_list(
         steps=steps, not_started=NOT_STARTED_VALUE, step_label=lambda number: email_label(scope.base, number),
         next_url=next_url, first_url=f"/studio/subscribers?{choices.query(scope.slug)}" if after else None,
         address=address, suppressed=suppressed, download_url=f"/studio/subscribers.csv?{choices.query(scope.slug)}",
+        behind=behind, everyone_url=f"/studio/subscribers?{urlencode({'course': scope.slug})}",
     )  # fmt: skip
 
 
@@ -151,9 +192,10 @@ def subscriber_export(web: Web, user: User, scope: Scoped, choices: Choices) -> 
     time; for publishers, and written to the audit log with the choices and how many."""
     if not user.may_publish:
         raise HTTPException(403, "Downloading the list is for publishers.")
-    filters = choices.filters(scope.base)
     if choices.status == ERASED:
         raise HTTPException(400, "An erased person leaves nothing to download.")
+    with web.session() as session:  # (checked before the download starts: a refusal is a page, not half a file)
+        filters = choices.filters(scope.base, choices.behind(session, web, scope)[0])
     name = f"people-{scope.slug}-{web.clock():%Y%m%d-%H%M}.csv"
 
     def when(moment: datetime | None) -> str:

@@ -15,7 +15,8 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from course.insights import measures, reading, summing
 from course.insights.measures import MEASURES, Selection
@@ -70,13 +71,13 @@ def insights_page(
     query = _query(figures.selection)
 
     def people_url(figure: Figure) -> str:
-        """Where the people behind a number download (people_csv)."""
-        asked: dict[str, object] = {"course": scope.slug, "measure": figure.measure, "step": figure.step}
+        """Where the people behind a number are listed (web/studio/audience.py, filtered to them)."""
+        asked: dict[str, object] = {"course": scope.slug, "figure": figure.measure, "figure_step": figure.step}
         if figure.key is not None:
             asked["key"] = figure.key
         if figure.version is not None:
             asked["version"] = figure.version
-        return f"/studio/insights/people.csv?{urlencode(asked)}&{query}"
+        return f"/studio/subscribers?{urlencode(asked)}&{query}"
 
     return studio_page(
         web, request, "insights.html", user=user, figures=figures, day=chosen, query=query, people_url=people_url,
@@ -282,6 +283,41 @@ def events_csv(web: Web, user: User, scope: Scoped, since: str | None = None, un
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 
 
+def figure_releases(session: Session, scope: Scope, figure: Figure) -> list[str] | None:
+    """The releases a figure of one version of an email counts (None: every release)."""
+    if figure.version is None:
+        return None
+    known = session.scalars(
+        select(InsightCount.version).distinct().where(
+            InsightCount.course_slug == scope.slug, InsightCount.step == figure.step
+        )
+    ).all()  # fmt: skip
+    email = scope.base.step(figure.step).email
+    return list(Changes.of(session, scope.base).releases(email, figure.version, known))
+
+
+def checked_figure(scope: Scope, measure: str, step: int, version: str | None, key: str | None) -> Figure | None:
+    """A figure of the page as a link names it; None for one the page has not."""
+    if measure not in MEASURES or len(key or "") > 120 or (version is not None and len(version) > 40):
+        return None
+    if step != measures.NONE and step not in {course_step.number for course_step in scope.base.steps}:
+        return None
+    return Figure(measure, step, version, key)
+
+
+def figure_people(
+    session: Session, web: WebContext, scope: Scope, figure: Figure, since: str | None, until: str | None,
+    cohort: str | None,
+) -> tuple[Select[Any], Selection]:  # fmt: skip
+    """The statement of the people behind ``figure`` in the weeks chosen (course/insights/summing.py
+    ``people_query``), and those weeks."""
+    known = reading.cohorts_known(session, scope.base)
+    selection = reading.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
+    releases = figure_releases(session, scope, figure)
+    query = summing.people_query(scope.base, selection, figure.measure, figure.step, releases, figure.key)
+    return query, selection
+
+
 @router.get("/insights/people.csv")
 def people_csv(
     web: Web, user: User, scope: Scoped, measure: str, step: int = measures.NONE, version: str | None = None,
@@ -290,15 +326,14 @@ def people_csv(
 ) -> Response:  # fmt: skip
     """The people behind one number of the page: the very rows its sum counted (course/insights.py
     ``people``), for the chosen weeks. Addresses only for publishers, and their downloads are logged."""
-    if measure not in MEASURES or len(key or "") > 120 or (version is not None and len(version) > 40):
+    checked = checked_figure(scope, measure, step, version, key)
+    if checked is None:
         return Response("No such figure.", status_code=404, media_type="text/plain")
-    if step != measures.NONE and step not in {course_step.number for course_step in scope.base.steps}:
-        return Response("No such email in this course.", status_code=404, media_type="text/plain")
     with web.session() as session:
         known = reading.cohorts_known(session, scope.base)
         selection = reading.selection_of(known[0], _date(since), _date(until), _date(cohort), web.clock().date())
     with_addresses = user.may_publish
-    figure = Figure(measure, step, version, key)
+    figure = checked
     name = f"people-{measure}-{'all' if step == measures.NONE else step}-{selection.first}-{selection.last}"
 
     def rows() -> Iterator[str]:
@@ -306,15 +341,7 @@ def people_csv(
         writer.row(["subscriber_id", *(["email"] if with_addresses else []), "time_through", "counted"])
         listed = 0
         with web.session() as session:
-            releases = None
-            if figure.version is not None:
-                known_releases = session.scalars(
-                    select(InsightCount.version).distinct().where(
-                        InsightCount.course_slug == scope.slug, InsightCount.step == figure.step
-                    )
-                ).all()  # fmt: skip
-                email = scope.base.step(figure.step).email
-                releases = Changes.of(session, scope.base).releases(email, figure.version, known_releases)
+            releases = figure_releases(session, scope, figure)
             found = summing.people(session, scope.base, selection, figure.measure, figure.step, releases, figure.key)
             for behind in found:
                 listed += 1
