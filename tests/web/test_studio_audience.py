@@ -7,6 +7,7 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
@@ -20,6 +21,7 @@ from course.models.deliveries import Delivery
 from course.models.studio import AuditEntry, StudioRole, StudioUser
 from course.models.subscribers import Subscriber
 
+from ..support.naughty import naughty_strings, spread
 from .conftest import Site
 from .test_studio_access import browser, csrf_of, sign_in
 from .test_studio_courses import make_course
@@ -376,3 +378,27 @@ def test_their_last_email_goes_again_as_it_was_made_once_and_only_while_they_are
         assert skipped is not None and skipped.state == "skipped" and "unsubscribed" in (skipped.last_reply or "")
     refused = act(client, site, "alex@example.com", "resend", why="And again")
     assert refused.status_code == 400 and "only a reader on the course" in refused.text.lower()
+
+
+def test_naughty_strings_through_the_lists_choices_and_the_actions_fields_break_nothing(site: Site) -> None:
+    """64 strings of the Big List of Naughty Strings (tests/support/naughty.py) through every choice of the
+    list, its download and each field of the actions: a page, or a plain refusal; never a server error, and
+    no change but one asked for in order."""
+    site.sign_up_and_confirm("alex@example.com")
+    client = signed_in(site, "kayla@example.org", StudioRole.PUBLISHER)
+    url, page = person_page(client, site, "alex@example.com")
+    acting, csrf = url.replace("?", "/act?"), csrf_of(page)
+    choices = ("q", "status", "place", "order", "after", "oldest", "figure", "figure_step", "key", "version", "since",
+               "until", "cohort")  # fmt: skip
+    for value in spread(naughty_strings(), 64):
+        for name in choices:
+            listed = client.get("/studio/subscribers?" + urlencode({name: value}))
+            assert listed.status_code in (200, 400, 404, 422), (name, value, listed.status_code)
+        download = client.get("/studio/subscribers.csv?" + urlencode({"q": value, "status": value[:20]}))
+        assert download.status_code in (200, 400, 422), (value, download.status_code)
+        for fields in ({"action": value, "why": "x"}, {"action": "move", "why": value, "step": value},
+                       {"action": "schedule", "why": "x", "send_time": value, "timezone": value}):  # fmt: skip
+            acted = client.post(acting, data={"csrf": csrf, **fields}, follow_redirects=False)
+            assert acted.status_code in (303, 400, 403, 422), (fields, acted.status_code)
+    alex = site.subscriber("alex@example.com")
+    assert (alex.status, alex.send_time.strftime("%H:%M"), alex.timezone) == ("active", "08:00", "Europe/Paris")
