@@ -126,9 +126,15 @@ def measure_insights(server_url: str, subscribers: int, course_slug: str, say: C
         figures["insight_rows"] = rows
         with studio_client(database_url, course_slug, "bench@example.org", PASSWORD) as client:
             one_week = (now - timedelta(days=60)).date()
+            week = one_week - timedelta(days=one_week.weekday())
             for name, path in (("page_every_week_ms", "/studio/insights"),
                                ("page_one_week_ms", f"/studio/insights?cohort={one_week.isoformat()}&day=3"),
-                               ("csv_days_ms", "/studio/insights.csv?table=days")):  # fmt: skip
+                               ("csv_days_ms", "/studio/insights.csv?table=days"),
+                               # A number of the page opens the list of the people behind it (web/studio/audience.py).
+                               ("people_behind_one_week_ms",
+                                f"/studio/subscribers?figure=exercise&figure_step=3&cohort={week.isoformat()}"),
+                               ("people_behind_every_week_ms",
+                                "/studio/subscribers?figure=delivered&figure_step=3")):  # fmt: skip
                 timings = []
                 for _ in range(5):
                     started = time.perf_counter()

@@ -161,18 +161,19 @@ def _ordered(query: Select[tuple[object, ...]], key: ColumnElement[object], pers
     return query.order_by(key.asc(), person.asc())
 
 
-def _people(session: Session, query: Select[tuple[object, ...]], limit: int, key: str, newest_first: bool
-            ) -> tuple[list[Person], int | None]:  # fmt: skip
+def _people(session: Session, query: Select[tuple[object, ...]], limit: int, key: str, newest_first: bool,
+            *, along: bool = True) -> tuple[list[Person], int | None]:  # fmt: skip
     """The first ``limit`` rows of ``query`` in the order of ``key`` (a column it selects) and the id.
 
     Read along the order's index, a page of common filters is found in its first rows. Filters that are each
     common but rare together (a status and a search whose people do not overlap) would have it read the index
     to its end (2 s at a million, in the plan PostgreSQL chooses, not knowing they are rare together): after
     ORDERED_MS that read is stopped, and the rows are found by the filters' own indexes first, then sorted:
-    then how many they are is known too (the second of the pair; None: not counted)."""
+    then how many they are is known too (the second of the pair; None: not counted). Not ``along``: found by
+    the filters first at once (the people behind a figure: a set worked out whole before any row is read)."""
     columns = query.selected_columns
     ordered = _ordered(query, columns[key], columns["id"], newest_first).limit(limit)
-    found = _bounded(session, ordered, ORDERED_MS)
+    found = _bounded(session, ordered, ORDERED_MS) if along else None
     if found is not None:
         return [Person(**row._mapping) for row in found], None
     hits = query.cte("hits").prefix_with("MATERIALIZED")
@@ -211,12 +212,14 @@ def page(session: Session, course_slug: str, filters: Filters, after: str | None
         if after is not None:
             _, at, person_id = _read_cursor(filters.order, after)
             query = query.where(_after(key, person, at, person_id or 0, filters.newest_first))
-        found, total = _people(session, query, size + 1, "created_at", filters.newest_first)
+        found, total = _people(session, query, size + 1, "created_at", filters.newest_first,
+                               along=filters.among is None)  # fmt: skip
         more = len(found) > size
         found = found[:size]
         cursor = _cursor(filters.order, True, found[-1].created_at, found[-1].id) if more and found else None
     else:
-        found, cursor, total = _by_last_email(session, matching, filters.newest_first, after, size)
+        found, cursor, total = _by_last_email(session, matching, filters.newest_first, after, size,
+                                              along=filters.among is None)  # fmt: skip
     if not count:
         return Page(found, cursor, len(found))
     counted = _count(session, matching) if total is None or after is not None else total
@@ -232,7 +235,7 @@ def _count(session: Session, matching: Select[tuple[object, ...]]) -> int | None
 
 
 def _by_last_email(session: Session, matching: Select[tuple[object, ...]], newest_first: bool, after: str | None,
-                   size: int) -> tuple[list[Person], str | None, int | None]:  # fmt: skip
+                   size: int, *, along: bool = True) -> tuple[list[Person], str | None, int | None]:  # fmt: skip
     """Those who had an email, in the order of their last; then those who had none, newest first."""
     emailed, at, last_id = (True, None, None) if after is None else _read_cursor(Order.LAST_EMAIL, after)
     key, person = progress.c.last_sent_at, progress.c.subscriber_id
@@ -241,7 +244,7 @@ def _by_last_email(session: Session, matching: Select[tuple[object, ...]], newes
         query = matching.where(key.is_not(None))
         if at is not None and last_id is not None:
             query = query.where(_after(key, person, at, last_id, newest_first))
-        found, _ = _people(session, query, size + 1, "last_sent_at", newest_first)
+        found, _ = _people(session, query, size + 1, "last_sent_at", newest_first, along=along)
         if len(found) > size:
             last = found[size - 1]
             return found[:size], _cursor(Order.LAST_EMAIL, True, last.last_sent_at, last.id), None
@@ -249,7 +252,7 @@ def _by_last_email(session: Session, matching: Select[tuple[object, ...]], newes
     unsent = matching.where(key.is_(None))
     if last_id is not None:
         unsent = unsent.where(subscribers.c.id < last_id)
-    rest, _ = _people(session, unsent, size - len(found) + 1, "id", True)
+    rest, _ = _people(session, unsent, size - len(found) + 1, "id", True, along=along)
     found += rest
     if len(found) > size:
         found = found[:size]

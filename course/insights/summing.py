@@ -112,13 +112,18 @@ class _Scope:
     emails: Any
 
 
-def _scope(slug: str, start: datetime, end: datetime) -> _Scope:
+def _scope(slug: str, start: datetime, end: datetime, *, inline: bool = False) -> _Scope:
+    """``inline``: each statement that reads the scope reads it for itself (NOT MATERIALIZED), so that a
+    question about one figure of one email (:func:`people_query`) reads that email's rows only, where a sum
+    of every figure reads the scope's rows once."""
     people = (
         select(Subscriber.id, week_of(Subscriber.created_at).label("cohort"), Subscriber.confirmed_at,
                Subscriber.enrolment)
         .where(Subscriber.course_slug == slug, Subscriber.created_at >= start, Subscriber.created_at < end)
         .cte("people")
     )  # fmt: skip
+    if inline:
+        people = people.prefix_with("NOT MATERIALIZED")
     bounce = Event.kind == EventKind.BOUNCE.value
     returned = (
         select(Event.subscriber_id, Event.enrolment, Event.step,
@@ -141,6 +146,8 @@ def _scope(slug: str, start: datetime, end: datetime) -> _Scope:
                Delivery.state.in_([DeliveryState.SENT.value, DeliveryState.FAILED.value]))
         .cte("emails")
     )  # fmt: skip
+    if inline:
+        emails = emails.prefix_with("NOT MATERIALIZED")
     return _Scope(people, emails)
 
 
@@ -442,7 +449,7 @@ def people_query(
     """The statement of :func:`people`: (subscriber_id, email, enrolment, n) of each row the figure counted."""
     if measure not in MEASURES:
         raise ValueError(f"no figure {measure!r}")
-    scope = _scope(course.slug, midnight(selection.first), midnight(selection.last + timedelta(days=7)))
+    scope = _scope(course.slug, midnight(selection.first), midnight(selection.last + timedelta(days=7)), inline=True)
     sources = _delivery_facts(scope) if measure in DELIVERY_MEASURES else _person_facts(course, scope)
     facts = union_all(*sources).subquery("facts")
     chosen = (
