@@ -53,6 +53,13 @@ def _audience(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _import(arguments: argparse.Namespace) -> int:
+    from bench.imports import measure_import
+
+    measure_import(arguments.postgres, arguments.rows, get_settings().course_slug)
+    return 0
+
+
 def _studio(arguments: argparse.Namespace) -> int:
     from bench.studio import measure_studio
 
@@ -146,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     audience.add_argument("subscribers", type=int, metavar="SUBSCRIBERS", help="people of the course (e.g. 1000000)")
     audience.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL server to create the database on")
     audience.set_defaults(handler=_audience)
+
+    imports = commands.add_parser(
+        "import", help="a list of ROWS people imported into a course, twice (the second: all known)"
+    )
+    imports.add_argument("rows", type=int, metavar="ROWS", help="rows of the file (e.g. 100000)")
+    imports.add_argument("--postgres", default=POSTGRES, help="the PostgreSQL server to create the database on")
+    imports.set_defaults(handler=_import)
 
     studio = commands.add_parser(
         "studio", help="the studio's waits: a preview as typed, a burst of typing, the day-3 change saved and published"

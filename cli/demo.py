@@ -79,6 +79,7 @@ def run(*, day_seconds: int, port: int, fresh: bool, until_complete: bool, email
     except PortInUse as error:
         print(f"course demo: {error}", file=sys.stderr)
         return 1
+    port = int(listener.getsockname()[1])  # the one chosen, for --port 0
     if fresh:
         shutil.rmtree(DEMO_DIR, ignore_errors=True)
         embedded.discard(DEMO_DIR)

@@ -12,7 +12,8 @@ are harmless (the claim skips what the other holds), only pointless.
 
 Beside the tick, a thread of its own sums the studio's insights: every sign-up week as it starts and once
 a day, the weeks still in the course every ``INSIGHTS_REFRESH_SECONDS`` (:mod:`course.insights`). A slow
-sum never delays a tick.
+sum never delays a tick. Another runs the lists the studio imports (:mod:`course.imports`), one at a time,
+a chunk a transaction: a beat that dies leaves its import to be resumed where it stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from course.catalog import course_at, slugs
+from course.imports import run_import, take_next
 from course.insights import measures, summing
 from workers.engine import Runtime, record_tick, tick
 
@@ -36,6 +38,8 @@ def run(runtime: Runtime, stop: threading.Event) -> None:
     """Tick until ``stop`` is set (SIGTERM, Ctrl+C); the tick under way finishes first."""
     insights = threading.Thread(target=refresh_insights, args=(runtime, stop), name="insights", daemon=True)
     insights.start()
+    lists = threading.Thread(target=run_imports, args=(runtime, stop), name="imports", daemon=True)
+    lists.start()
     interval = runtime.settings.tick_interval_seconds
     log.info("beat: a tick now, then every %ss", f"{interval:g}")
     while not stop.is_set():
@@ -84,3 +88,23 @@ def refresh_insights(runtime: Runtime, stop: threading.Event) -> None:
         if everything:
             full_sum_due = started + measures.FULL_SUM_EVERY.total_seconds()
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+IMPORT_POLL_SECONDS = 2.0
+
+
+def run_imports(runtime: Runtime, stop: threading.Event) -> None:
+    """Run each import the studio starts (or one whose runner died), as it comes."""
+    while not stop.is_set():
+        try:
+            with runtime.sessions() as session:
+                import_id = take_next(session, runtime.now())
+                session.commit()
+            if import_id is not None:
+                started = time.monotonic()
+                run_import(runtime.sessions, import_id, runtime.now, runtime.timing)
+                log.info("beat: import %s ran in %.1f s", import_id, time.monotonic() - started)
+                continue
+        except (SQLAlchemyError, OSError) as error:
+            log.error("beat: an import stopped, to be resumed: %s", error)
+        stop.wait(IMPORT_POLL_SECONDS)

@@ -14,7 +14,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "shows every email sent. A sample subscriber signs up and the course arrives in minutes.",
     )
     demo.add_argument("--day-seconds", type=int, default=10, help="length of a course day (default 10)")
-    demo.add_argument("--port", type=int, default=8000, help="web port (default 8000)")
+    demo.add_argument("--port", type=int, default=8000, help="web port (default 8000; 0: a free one, printed)")
     demo.add_argument("--email", default="you@example.com", help="the sample subscriber's address")
     demo.add_argument("--keep", action="store_true", help="keep the previous demo's data instead of starting afresh")
     demo.add_argument("--until-complete", action="store_true", help="stop once the whole course has been sent")

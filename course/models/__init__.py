@@ -14,6 +14,7 @@ from course.models import (  # noqa: F401 - every table registered with the meta
     deliveries,
     engagement,
     feedback,
+    imports,
     insights,
     media,
     studio,

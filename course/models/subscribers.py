@@ -67,6 +67,8 @@ subscribers = Table(
     Column("consent_ip", String(45)),
     Column("consent_user_agent", String(500)),
     Column("consent_form", String(100)),
+    # The list import that added them (course/imports.py); None: they signed up themselves.
+    Column("import_id", Id, ForeignKey("imports.id", ondelete="SET NULL")),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False, default=same_as_created),
     UniqueConstraint("course_slug", "email", name="uq_subscribers_course_email"),
@@ -134,6 +136,7 @@ class Subscriber(Base):
     consent_ip: Mapped[str | None]
     consent_user_agent: Mapped[str | None]
     consent_form: Mapped[str | None]
+    import_id: Mapped[int | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -19,6 +19,7 @@ from ..support.databases import empty_database
 COURSE = Path(sys.executable).parent / "course"
 TABLES = {
     "alembic_version", "answers", "audit_log", "clicked_links", "courses", "deliveries", "events", "feedback_notices",
+    "imports", "import_refusals",
     "insight_cohorts", "insight_counts", "media_files", "progress", "send_batches", "sending_pauses", "signup_requests",
     "studio_sessions", "studio_users", "subscribers", "suppressions", "template_drafts", "template_previews",
     "template_publications", "template_versions",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
+from course.imports import run_import, take_next
 from course.models.subscribers import SignupRequest, Subscriber
 from course.subscriptions import Consent, confirm, subscribe
 from workers.engine import tick
@@ -71,3 +72,33 @@ def test_a_marketer_finds_a_reader_reads_their_story_and_pauses_them(journey: Jo
     with journey.runtime.sessions() as session:
         joanna = session.query(Subscriber).filter_by(email="joanna@example.com").one()
         assert joanna.status == "paused"
+
+
+def test_a_publisher_imports_a_list_on_a_phone(journey: Journey, browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+    make_user(journey)
+    listed = tmp_path / "list.csv"
+    listed.write_text("Email,First name,Time zone\nana@example.org,Ana,Europe/Paris\nnot an address,Sam,\n"
+                      "ana@example.org,Ana,\nlee@example.org,Lee,Asia/Tokyo\n")  # fmt: skip
+    context, page, problems = open_browser(journey, browser, 375)
+    page.goto(journey.base + "/studio/sign-in")
+    sign_in(page)
+    page.goto(journey.base + "/studio/subscribers")
+    page.get_by_role("link", name="Import a list").click()
+    page.get_by_role("heading", name="Import a list").wait_for()
+    check_page(page, ARTEFACTS, "import", 375)
+    page.get_by_label("A CSV file").set_input_files(str(listed))
+    page.get_by_role("button", name="Read it").click()
+    page.get_by_role("heading", name="list.csv").wait_for()
+    expect(page.get_by_role("cell", name="will be added")).to_have_count(2)
+    check_page(page, ARTEFACTS, "import-mapping", 375)
+    page.get_by_role("button", name="Start the import").click()
+    expect(page.get_by_text("Importing:")).to_be_visible()
+    with journey.runtime.sessions() as session:
+        import_id = take_next(session, journey.runtime.now())
+        session.commit()
+    assert import_id is not None
+    run_import(journey.runtime.sessions, import_id, journey.runtime.now, journey.runtime.timing)
+    expect(page.get_by_text("2 added, 2 refused")).to_be_visible(timeout=10_000)  # the page follows it
+    check_page(page, ARTEFACTS, "import-done", 375)
+    assert problems.found == [], problems.found
+    context.close()

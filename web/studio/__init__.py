@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.studio import audience, audit, auth, courses, editor, emails, insights, preview, shape, transfer
+from web.studio import audience, audit, auth, courses, editor, emails, imports, insights, preview, shape, transfer
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
@@ -20,6 +20,7 @@ router.include_router(editor.router)
 router.include_router(preview.router)
 router.include_router(insights.router)
 router.include_router(audience.router)
+router.include_router(imports.router)
 router.include_router(transfer.router)
 
 # The studio's forms that carry files, and how large each may be: the email form, with its images (and
@@ -27,4 +28,5 @@ router.include_router(transfer.router)
 # course from a course file, with the images it holds.
 FILE_FORMS: dict[str, int] = {"/studio/save": 3 * 1024 * 1024, "/studio/publish": 3 * 1024 * 1024,
                               "/studio/course": 3 * 1024 * 1024,
-                              "/studio/courses/new": transfer.MAX_FILE_BYTES + 64 * 1024}  # fmt: skip
+                              "/studio/courses/new": transfer.MAX_FILE_BYTES + 64 * 1024,
+                              "/studio/import": imports.MAX_FILE_BYTES + 64 * 1024}  # fmt: skip

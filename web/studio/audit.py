@@ -31,7 +31,7 @@ ACTIONS = {
     "insights-people": "downloaded the people behind a figure", "create-course": "made a course",
     "save-course": "saved the course's draft",
     **{f"subscriber-{action}": done for action, done in ACTS.items()},
-    "subscribers-export": "downloaded a list of people",
+    "subscribers-export": "downloaded a list of people", "import-start": "started an import",
 }  # fmt: skip
 
 
