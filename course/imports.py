@@ -30,7 +30,7 @@ from course.deliveries.timing import Timing
 from course.lifecycle import EmailKind
 from course.models.deliveries import Suppression
 from course.models.imports import ImportRefusal, ImportState, ListImport
-from course.models.subscribers import Subscriber, email_hash, mailbox_hash
+from course.models.subscribers import Subscriber, SubscriberStatus, email_hash, mailbox_hash
 from course.schedule import Schedule
 from course.subscriptions import InvalidSubscription, check_timezone, clean_first_name, normalise_email, parse_send_time
 
@@ -276,10 +276,12 @@ def take_chunk(session: Session, imported: ListImport, rows: list[tuple[int, lis
                 if (person.timezone, person.send_time) not in firsts:
                     schedule = Schedule.for_subscriber(person.timezone, person.send_time, timing.day_seconds)
                     firsts[(person.timezone, person.send_time)] = schedule.resume_at(now, None)
-            session.execute(_PROGRESS, {"status": "active", "ids": ids,
+            session.execute(_PROGRESS, {"status": SubscriberStatus.ACTIVE.value, "ids": ids,
                                         "next_at": [firsts[(p.timezone, p.send_time)] for p in new]})  # fmt: skip
         else:
-            session.execute(_PROGRESS, {"status": "pending", "ids": ids, "next_at": [None] * len(ids)})
+            session.execute(
+                _PROGRESS, {"status": SubscriberStatus.PENDING.value, "ids": ids, "next_at": [None] * len(ids)}
+            )
             session.execute(_CONFIRMATIONS, {
                 "ids": ids, "mailboxes": [mailbox_hash(person.address, timing.address_key) for person in new],
                 "form": f"import {imported.id}", "now": now, "email": EmailKind.CONFIRMATION.value,

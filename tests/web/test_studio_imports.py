@@ -107,6 +107,8 @@ def test_consent_recorded_starts_them_on_the_course_and_is_asked_for_in_full(sit
         ana = session.scalars(select(Subscriber).where(Subscriber.email == "ana@example.org")).one()
         assert ana.status == "active" and ana.consent_form == "import: The shop's sign-up sheet"
         assert ana.next_send_at is not None
+    story = client.get(f"/studio/subscribers/{ana.id}").text
+    assert "with the consent recorded for the list" in story and "confirmed by the link" not in story
 
 
 def test_a_file_that_is_not_a_list_is_refused_and_nothing_is_made(site: Site) -> None:
